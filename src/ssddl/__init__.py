@@ -1,0 +1,3 @@
+"""ssddl: privacy-preserving distributed deep learning based on secret sharing."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,89 @@
+"""The named exceptions of ssddl.
+
+Every error that a caller can act on is one of these. Messages say what was wrong and what to
+do about it; they never contain a key, a seed, a share, a mask or a raw update.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigurationError",
+    "ForwardSecurityError",
+    "GroupTooSmall",
+    "InvalidCiphertext",
+    "InvalidKey",
+    "InvalidSignature",
+    "MalformedMessage",
+    "NonFiniteError",
+    "ProtocolError",
+    "ReplayedMessage",
+    "RoundAborted",
+    "SSDDLError",
+    "ShareError",
+    "UnexpectedMessage",
+    "UnknownSender",
+]
+
+
+class SSDDLError(Exception):
+    """Base class of every error ssddl raises on purpose."""
+
+
+class ConfigurationError(SSDDLError, ValueError):
+    """A configuration value is out of range or the values do not fit together
+    (for example a fixed-point ring too small for the number of summands)."""
+
+
+class NonFiniteError(SSDDLError, ValueError):
+    """An array that must be finite holds NaN or ±Inf."""
+
+
+class InvalidKey(SSDDLError, ValueError):
+    """A public key is malformed, of the wrong length, or of low order."""
+
+
+class InvalidSignature(SSDDLError):
+    """A signature does not verify under the signer's identity key."""
+
+
+class InvalidCiphertext(SSDDLError):
+    """An AEAD ciphertext failed to authenticate: tampered, truncated, or addressed to
+    another session, round, sender or receiver."""
+
+
+class ShareError(SSDDLError, ValueError):
+    """Shares cannot be made or combined: duplicate or zero evaluation points, too few
+    shares, shapes or dtypes that do not match."""
+
+
+class ForwardSecurityError(SSDDLError):
+    """A forward-secure generator was asked for a round whose state is already erased."""
+
+
+class MalformedMessage(SSDDLError, ValueError):
+    """A wire message could not be decoded, or a decoded message has fields out of range."""
+
+
+class ProtocolError(SSDDLError):
+    """A message or event does not fit the protocol state."""
+
+
+class UnexpectedMessage(ProtocolError):
+    """A message arrived in a stage that does not accept it (out of order)."""
+
+
+class UnknownSender(ProtocolError):
+    """A message came from a participant that is not registered, or not in the round's group."""
+
+
+class ReplayedMessage(ProtocolError):
+    """A message repeats one already accepted, or belongs to a round that is over."""
+
+
+class GroupTooSmall(ProtocolError):
+    """Fewer participants than the configured minimum are available for a round."""
+
+
+class RoundAborted(ProtocolError):
+    """A round could not finish (too many participants vanished); the global model is
+    left unchanged and the next round can start."""
