@@ -1,0 +1,384 @@
+"""Protocol messages: frozen dataclasses with a versioned, pickle-free wire format.
+
+Every message names its session; every message of a round names the round. The sender of a
+participant message is also checked against the transport's own idea of who sent it, so a
+participant cannot speak for another. ``decode_message(msg.encode()) == msg`` for every message.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from enum import IntEnum
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ssddl.exceptions import MalformedMessage
+from ssddl.protocol.wire import FieldType, decode_fields, encode_fields, read_header
+
+__all__ = [
+    "SERVER",
+    "SESSION_ID_SIZE",
+    "KeyAdvert",
+    "KeyDirectory",
+    "Message",
+    "MessageKind",
+    "PlainUpload",
+    "RevealRequest",
+    "RevealResponse",
+    "RoundEnd",
+    "RoundStart",
+    "SessionAnnounce",
+    "SessionEnd",
+    "ShareBundle",
+    "ShareDelivery",
+    "Upload",
+    "decode_message",
+]
+
+#: The server's address; participants are numbered from 1 (their Shamir evaluation points).
+SERVER = 0
+SESSION_ID_SIZE = 16
+MAX_ID = (1 << 31) - 1
+
+U64, BYTES, STR, IDS, BLOBS, ARRAY = (
+    FieldType.U64,
+    FieldType.BYTES,
+    FieldType.STR,
+    FieldType.IDS,
+    FieldType.BLOBS,
+    FieldType.ARRAY,
+)
+
+
+class MessageKind(IntEnum):
+    SESSION_ANNOUNCE = 1
+    KEY_ADVERT = 2
+    KEY_DIRECTORY = 3
+    ROUND_START = 4
+    SHARE_BUNDLE = 5
+    SHARE_DELIVERY = 6
+    UPLOAD = 7
+    PLAIN_UPLOAD = 8
+    REVEAL_REQUEST = 9
+    REVEAL_RESPONSE = 10
+    ROUND_END = 11
+    SESSION_END = 12
+
+
+def _check_id(value: Any, name: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_ID:
+        raise MalformedMessage(f"{name} must be a participant id in [1, {MAX_ID}]")
+
+
+def _check_ids(values: Any, name: str, *, unique: bool = True) -> None:
+    if not isinstance(values, tuple):
+        raise MalformedMessage(f"{name} must be a tuple of participant ids")
+    for v in values:
+        _check_id(v, name)
+    if unique and len(set(values)) != len(values):
+        raise MalformedMessage(f"{name} lists a participant twice")
+
+
+def _check_u64(value: Any, name: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 1 << 64:
+        raise MalformedMessage(f"{name} must be an integer in [0, 2^64)")
+
+
+def _check_array(value: Any, name: str, dtypes: tuple[str, ...]) -> np.ndarray:
+    if not isinstance(value, np.ndarray) or value.ndim != 1:
+        raise MalformedMessage(f"{name} must be a 1-D numpy array")
+    if value.dtype.newbyteorder("=") not in {np.dtype(d) for d in dtypes}:
+        raise MalformedMessage(f"{name} has dtype {value.dtype}; expected one of {dtypes}")
+    view = value.view()
+    view.flags.writeable = False
+    return view
+
+
+def _check_blobs(values: Any, name: str) -> None:
+    if not isinstance(values, tuple) or not all(isinstance(b, bytes) for b in values):
+        raise MalformedMessage(f"{name} must be a tuple of bytes")
+
+
+@dataclass(frozen=True, eq=False)
+class Message:
+    """Base of all messages. Subclasses declare ``KIND`` and ``SCHEMA``."""
+
+    KIND: ClassVar[MessageKind]
+    SCHEMA: ClassVar[tuple[tuple[str, FieldType], ...]]
+
+    session_id: bytes
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.session_id, bytes) or len(self.session_id) != SESSION_ID_SIZE:
+            raise MalformedMessage(f"session_id must be {SESSION_ID_SIZE} bytes")
+        for name, kind in self.SCHEMA:
+            value = getattr(self, name)
+            if kind is U64:
+                _check_u64(value, name)
+            elif kind is IDS:
+                _check_ids(value, name)
+            elif kind is BLOBS:
+                _check_blobs(value, name)
+            elif kind is BYTES and not isinstance(value, bytes):
+                raise MalformedMessage(f"{name} must be bytes")
+            elif kind is STR and not isinstance(value, str):
+                raise MalformedMessage(f"{name} must be a string")
+        if "sender" in {f.name for f in fields(self)}:
+            _check_id(self.sender, "sender")  # type: ignore[attr-defined]
+        self.validate()
+
+    def validate(self) -> None:
+        """Checks beyond the field types (overridden where needed)."""
+
+    def encode(self) -> bytes:
+        return encode_fields(int(self.KIND), self.SCHEMA, self)
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and self.encode() == other.encode()  # type: ignore[attr-defined]
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def describe(self) -> str:
+        """A log-safe one-liner: kind, round and sender, never payloads."""
+        parts = [self.KIND.name.lower()]
+        for name in ("round", "sender"):
+            if hasattr(self, name):
+                parts.append(f"{name}={getattr(self, name)}")
+        return " ".join(parts)
+
+
+@dataclass(frozen=True, eq=False)
+class SessionAnnounce(Message):
+    """Init, server → all: the session id, the published config and the model size."""
+
+    KIND = MessageKind.SESSION_ANNOUNCE
+    SCHEMA = (("session_id", BYTES), ("config", STR), ("model_size", U64), ("participants", IDS))
+    config: str
+    model_size: int
+    participants: tuple[int, ...]
+
+
+@dataclass(frozen=True, eq=False)
+class KeyAdvert(Message):
+    """Init, participant → server: an X25519 public key signed by the identity key."""
+
+    KIND = MessageKind.KEY_ADVERT
+    SCHEMA = (("session_id", BYTES), ("sender", U64), ("exchange_public", BYTES), ("signature", BYTES))
+    sender: int
+    exchange_public: bytes
+    signature: bytes
+
+
+@dataclass(frozen=True, eq=False)
+class KeyDirectory(Message):
+    """Init, server → all: every registered participant's signed X25519 key."""
+
+    KIND = MessageKind.KEY_DIRECTORY
+    SCHEMA = (
+        ("session_id", BYTES),
+        ("participants", IDS),
+        ("exchange_publics", BLOBS),
+        ("signatures", BLOBS),
+    )
+    participants: tuple[int, ...]
+    exchange_publics: tuple[bytes, ...]
+    signatures: tuple[bytes, ...]
+
+    def validate(self) -> None:
+        if not len(self.participants) == len(self.exchange_publics) == len(self.signatures):
+            raise MalformedMessage("participants, exchange_publics and signatures differ in length")
+
+
+@dataclass(frozen=True, eq=False)
+class RoundStart(Message):
+    """SelectGroup, server → each member: the round's group and the global weights."""
+
+    KIND = MessageKind.ROUND_START
+    SCHEMA = (("session_id", BYTES), ("round", U64), ("group", IDS), ("weights", ARRAY))
+    round: int
+    group: tuple[int, ...]
+    weights: np.ndarray
+
+    def validate(self) -> None:
+        object.__setattr__(self, "weights", _check_array(self.weights, "weights", ("float32",)))
+        if tuple(sorted(self.group)) != self.group:
+            raise MalformedMessage("group must be sorted by participant id")
+
+
+@dataclass(frozen=True, eq=False)
+class ShareBundle(Message):
+    """ParaShare (explicit, shamir), member → server: one AEAD ciphertext per other member."""
+
+    KIND = MessageKind.SHARE_BUNDLE
+    SCHEMA = (
+        ("session_id", BYTES),
+        ("round", U64),
+        ("sender", U64),
+        ("receivers", IDS),
+        ("ciphertexts", BLOBS),
+    )
+    round: int
+    sender: int
+    receivers: tuple[int, ...]
+    ciphertexts: tuple[bytes, ...]
+
+    def validate(self) -> None:
+        if len(self.receivers) != len(self.ciphertexts):
+            raise MalformedMessage("receivers and ciphertexts differ in length")
+        if self.sender in self.receivers:
+            raise MalformedMessage("a member does not send a share to itself")
+
+
+@dataclass(frozen=True, eq=False)
+class ShareDelivery(Message):
+    """ParaShare (explicit, shamir), server → member: the contributors of the round and the
+    ciphertexts they addressed to this member."""
+
+    KIND = MessageKind.SHARE_DELIVERY
+    SCHEMA = (
+        ("session_id", BYTES),
+        ("round", U64),
+        ("contributors", IDS),
+        ("senders", IDS),
+        ("ciphertexts", BLOBS),
+    )
+    round: int
+    contributors: tuple[int, ...]
+    senders: tuple[int, ...]
+    ciphertexts: tuple[bytes, ...]
+
+    def validate(self) -> None:
+        if len(self.senders) != len(self.ciphertexts):
+            raise MalformedMessage("senders and ciphertexts differ in length")
+        if not set(self.senders) <= set(self.contributors):
+            raise MalformedMessage("a share comes from a member that is not a contributor")
+
+
+@dataclass(frozen=True, eq=False)
+class Upload(Message):
+    """ParaShare → ParaUpdate, member → server: the aggregate of shares (ring or field words)."""
+
+    KIND = MessageKind.UPLOAD
+    SCHEMA = (("session_id", BYTES), ("round", U64), ("sender", U64), ("payload", ARRAY))
+    round: int
+    sender: int
+    payload: np.ndarray
+
+    def validate(self) -> None:
+        object.__setattr__(
+            self, "payload", _check_array(self.payload, "payload", ("uint32", "uint64"))
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class PlainUpload(Message):
+    """Mode ``plain``, member → server: the clipped change in the clear and its sample count."""
+
+    KIND = MessageKind.PLAIN_UPLOAD
+    SCHEMA = (
+        ("session_id", BYTES),
+        ("round", U64),
+        ("sender", U64),
+        ("num_samples", U64),
+        ("delta", ARRAY),
+    )
+    round: int
+    sender: int
+    num_samples: int
+    delta: np.ndarray
+
+    def validate(self) -> None:
+        object.__setattr__(self, "delta", _check_array(self.delta, "delta", ("float32",)))
+
+
+@dataclass(frozen=True, eq=False)
+class RevealRequest(Message):
+    """Dropout recovery (prg), server → survivor: reveal this round's pair keys with these
+    vanished members (round keys only, never a PRNG state)."""
+
+    KIND = MessageKind.REVEAL_REQUEST
+    SCHEMA = (("session_id", BYTES), ("round", U64), ("dropped", IDS))
+    round: int
+    dropped: tuple[int, ...]
+
+
+@dataclass(frozen=True, eq=False)
+class RevealResponse(Message):
+    """Dropout recovery (prg), survivor → server: one round key per vanished peer."""
+
+    KIND = MessageKind.REVEAL_RESPONSE
+    SCHEMA = (
+        ("session_id", BYTES),
+        ("round", U64),
+        ("sender", U64),
+        ("peers", IDS),
+        ("round_keys", BLOBS),
+    )
+    round: int
+    sender: int
+    peers: tuple[int, ...]
+    round_keys: tuple[bytes, ...]
+
+    def validate(self) -> None:
+        if len(self.peers) != len(self.round_keys):
+            raise MalformedMessage("peers and round_keys differ in length")
+        if any(len(k) != 32 for k in self.round_keys):
+            raise MalformedMessage("every round key must be 32 bytes")
+
+
+class RoundStatus(IntEnum):
+    APPLIED = 0
+    ABORTED = 1
+
+
+@dataclass(frozen=True, eq=False)
+class RoundEnd(Message):
+    """ParaUpdate, server → every participant: the round is over (all PRNGs advance)."""
+
+    KIND = MessageKind.ROUND_END
+    SCHEMA = (("session_id", BYTES), ("round", U64), ("status", U64), ("contributors", IDS))
+    round: int
+    status: int
+    contributors: tuple[int, ...]
+
+    def validate(self) -> None:
+        if self.status not in {s.value for s in RoundStatus}:
+            raise MalformedMessage(f"unknown round status {self.status}")
+
+
+@dataclass(frozen=True, eq=False)
+class SessionEnd(Message):
+    """Server → every participant: no more rounds; erase all key material."""
+
+    KIND = MessageKind.SESSION_END
+    SCHEMA = (("session_id", BYTES), ("rounds", U64))
+    rounds: int
+
+
+MESSAGE_TYPES: dict[int, type[Message]] = {
+    int(cls.KIND): cls
+    for cls in (
+        SessionAnnounce,
+        KeyAdvert,
+        KeyDirectory,
+        RoundStart,
+        ShareBundle,
+        ShareDelivery,
+        Upload,
+        PlainUpload,
+        RevealRequest,
+        RevealResponse,
+        RoundEnd,
+        SessionEnd,
+    )
+}
+
+
+def decode_message(data: bytes) -> Message:
+    """Decode and validate one frame. Raises MalformedMessage for anything off."""
+    kind = read_header(data)
+    cls = MESSAGE_TYPES.get(kind)
+    if cls is None:
+        raise MalformedMessage(f"unknown message kind {kind}")
+    return cls(**decode_fields(data, cls.SCHEMA))

@@ -1,0 +1,159 @@
+"""The versioned, pickle-free wire format of protocol messages.
+
+A frame is::
+
+    magic b"SSDL" | version u8 | kind u8 | field … field
+
+and each field is encoded by its declared type, in declaration order, little-endian:
+
+========== =====================================================================
+``U64``    8 bytes, unsigned
+``BYTES``  u32 length, then the bytes
+``STR``    u32 length, then UTF-8
+``IDS``    u32 count, then count × u64
+``BLOBS``  u32 count, then count × (u32 length, bytes)
+``ARRAY``  u8 dtype code (1 uint32, 2 uint64, 3 float32), u64 count, raw words
+========== =====================================================================
+
+Decoding never trusts a length: every count is checked against the bytes that remain, unknown
+versions, kinds and dtype codes are refused, and trailing bytes are an error. Arrays are read
+with ``np.frombuffer`` (no pickle, no object dtype) and copied so they own their memory.
+"""
+
+from __future__ import annotations
+
+import struct
+from enum import Enum
+from typing import Any
+
+import numpy as np
+
+from ssddl.exceptions import MalformedMessage
+
+__all__ = ["MAGIC", "VERSION", "FieldType", "decode_fields", "encode_fields"]
+
+MAGIC = b"SSDL"
+VERSION = 1
+HEADER = struct.Struct("<4sBB")
+
+_U32 = struct.Struct("<I")
+_U64 = struct.Struct("<Q")
+_DTYPE_CODES = {np.dtype("<u4"): 1, np.dtype("<u8"): 2, np.dtype("<f4"): 3}
+_CODE_DTYPES = {code: dtype for dtype, code in _DTYPE_CODES.items()}
+
+
+class FieldType(Enum):
+    U64 = "u64"
+    BYTES = "bytes"
+    STR = "str"
+    IDS = "ids"
+    BLOBS = "blobs"
+    ARRAY = "array"
+
+
+def _encode_value(kind: FieldType, value: Any, out: list[bytes]) -> None:
+    if kind is FieldType.U64:
+        out.append(_U64.pack(value))
+    elif kind is FieldType.BYTES:
+        out += [_U32.pack(len(value)), bytes(value)]
+    elif kind is FieldType.STR:
+        data = value.encode("utf-8")
+        out += [_U32.pack(len(data)), data]
+    elif kind is FieldType.IDS:
+        out.append(_U32.pack(len(value)))
+        out.append(np.asarray(value, dtype="<u8").tobytes())
+    elif kind is FieldType.BLOBS:
+        out.append(_U32.pack(len(value)))
+        for blob in value:
+            out += [_U32.pack(len(blob)), bytes(blob)]
+    else:
+        array = np.ascontiguousarray(value)
+        dtype = array.dtype.newbyteorder("<")
+        out += [bytes([_DTYPE_CODES[dtype]]), _U64.pack(array.size)]
+        out.append(array.astype(dtype, copy=False).tobytes())
+
+
+def encode_fields(kind_code: int, schema: tuple[tuple[str, FieldType], ...], values: Any) -> bytes:
+    """Encode the fields of ``values`` (an object with the schema's attributes) as a frame."""
+    out = [HEADER.pack(MAGIC, VERSION, kind_code)]
+    for name, kind in schema:
+        _encode_value(kind, getattr(values, name), out)
+    return b"".join(out)
+
+
+class _Reader:
+    def __init__(self, data: bytes) -> None:
+        self.view = memoryview(data)
+        self.pos = 0
+
+    def take(self, n: int, what: str) -> memoryview:
+        if n < 0 or self.pos + n > len(self.view):
+            raise MalformedMessage(
+                f"truncated message: field {what!r} needs {n} bytes at offset {self.pos}, "
+                f"{len(self.view) - self.pos} remain"
+            )
+        chunk = self.view[self.pos : self.pos + n]
+        self.pos += n
+        return chunk
+
+    def u32(self, what: str) -> int:
+        return int(_U32.unpack(self.take(4, what))[0])
+
+    def u64(self, what: str) -> int:
+        return int(_U64.unpack(self.take(8, what))[0])
+
+    def value(self, kind: FieldType, name: str) -> Any:
+        if kind is FieldType.U64:
+            return self.u64(name)
+        if kind is FieldType.BYTES:
+            return bytes(self.take(self.u32(name), name))
+        if kind is FieldType.STR:
+            try:
+                return bytes(self.take(self.u32(name), name)).decode("utf-8")
+            except UnicodeDecodeError:
+                raise MalformedMessage(f"field {name!r} is not valid UTF-8") from None
+        if kind is FieldType.IDS:
+            count = self.u32(name)
+            raw = self.take(8 * count, name)
+            return tuple(int(v) for v in np.frombuffer(raw, dtype="<u8"))
+        if kind is FieldType.BLOBS:
+            count = self.u32(name)
+            if count > len(self.view) - self.pos:
+                raise MalformedMessage(f"field {name!r} claims {count} entries; too few bytes")
+            return tuple(bytes(self.take(self.u32(name), name)) for _ in range(count))
+        code = self.take(1, name)[0]
+        dtype = _CODE_DTYPES.get(code)
+        if dtype is None:
+            raise MalformedMessage(f"field {name!r} has unknown array dtype code {code}")
+        count = self.u64(name)
+        if count > (len(self.view) - self.pos) // dtype.itemsize:
+            raise MalformedMessage(f"field {name!r} claims {count} words; too few bytes")
+        raw = self.take(count * dtype.itemsize, name)
+        return np.frombuffer(raw, dtype=dtype).astype(dtype.newbyteorder("="), copy=True)
+
+
+def read_header(data: bytes) -> int:
+    """Check magic and version; return the kind code."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise MalformedMessage(f"a message must be bytes, got {type(data).__name__}")
+    if len(data) < HEADER.size:
+        raise MalformedMessage(f"message of {len(data)} bytes is shorter than its header")
+    magic, version, kind = HEADER.unpack_from(data)
+    if magic != MAGIC:
+        raise MalformedMessage("not an ssddl message (bad magic bytes)")
+    if version != VERSION:
+        raise MalformedMessage(
+            f"wire version {version} is not supported (this build speaks {VERSION}); "
+            f"run the same ssddl version on every machine"
+        )
+    return int(kind)
+
+
+def decode_fields(data: bytes, schema: tuple[tuple[str, FieldType], ...]) -> dict[str, Any]:
+    """Decode the body of a frame whose header was checked by :func:`read_header`."""
+    reader = _Reader(bytes(data))
+    reader.take(HEADER.size, "header")
+    values = {name: reader.value(kind, name) for name, kind in schema}
+    if reader.pos != len(reader.view):
+        raise MalformedMessage(f"{len(reader.view) - reader.pos} trailing bytes after the message")
+    return values
