@@ -51,7 +51,7 @@ class SimulationConfig:
     vanish: tuple[Vanish, ...] = ()
     validate: bool = False
     progress: bool = False
-    torch_threads: int | None = None
+    torch_threads: int | None = 1  #: small models train fastest on one thread; None = torch default
     insecure_crypto_seed: bytes | None = None
 
     def __post_init__(self) -> None:
@@ -102,6 +102,7 @@ class SimulationResult:
     transport: InMemoryTransport
     model_size: int
     participants: int
+    session_id: bytes
 
     @property
     def final_accuracy(self) -> float:
@@ -269,6 +270,7 @@ def _simulate(
         transport=driver.transport,
         model_size=int(initial.size),
         participants=len(ids),
+        session_id=server.session_id,
     )
 
 

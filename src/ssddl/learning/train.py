@@ -1,0 +1,240 @@
+"""Local training and evaluation of a classifier on an :class:`ArrayDataset`.
+
+Training is reproducible from its ``seed`` (same model, data, config and seed give
+bit-identical parameters in the same process and thread setting) and leaves every global RNG
+state unchanged: minibatch order comes from a ``torch.Generator`` seeded with ``seed``, and the
+whole run happens under ``torch.random.fork_rng`` with the forked global generator also
+seeded, so stochastic layers such as dropout are reproducible too.
+
+``fork_rng`` saves and restores the process-wide torch generator, so do not run
+:func:`train_local` (or :func:`~ssddl.learning.models.build_model`) from several threads at
+once; use one thread or separate processes. On small models also prefer
+``torch.set_num_threads(1)``: intra-op threads do not help them, and when the cores are busy
+with other work they make a training step up to ~100x slower.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ssddl.exceptions import ConfigurationError, NonFiniteError
+from ssddl.learning.data import ArrayDataset
+
+__all__ = ["OPTIMIZERS", "EvalResult", "LocalTrainConfig", "TrainResult", "evaluate", "train_local"]
+
+OPTIMIZERS = ("sgd", "adam")
+
+
+def _is_number(value: object) -> bool:
+    return (
+        not isinstance(value, bool)
+        and isinstance(value, int | float)
+        and math.isfinite(float(value))
+    )
+
+
+def _is_int(value: object) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int)
+
+
+@dataclass(frozen=True)
+class LocalTrainConfig:
+    """How a participant trains locally.
+
+    ``momentum`` is SGD's momentum, and Adam's β1 (Adam's β2 is 0.999). ``weight_decay`` is
+    L2 regularisation as in ``torch.optim``. With ``steps`` set, exactly that many minibatches
+    of ``min(batch_size, N)`` samples are taken from a stream of fresh permutations of the data
+    (``epochs`` is then ignored); otherwise ``epochs`` passes, the last batch of each possibly
+    smaller.
+    """
+
+    optimizer: str = "sgd"
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    epochs: int = 1
+    steps: int | None = None
+    batch_size: int = 32
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigurationError(
+                f"LocalTrainConfig.optimizer must be one of {', '.join(OPTIMIZERS)}, "
+                f"got {self.optimizer!r}"
+            )
+        if not _is_number(self.lr) or self.lr <= 0:
+            raise ConfigurationError(
+                f"LocalTrainConfig.lr must be a finite number > 0, got {self.lr!r}"
+            )
+        if not _is_number(self.momentum) or not 0 <= self.momentum < 1:
+            raise ConfigurationError(
+                f"LocalTrainConfig.momentum must be a number in [0, 1), got {self.momentum!r}"
+            )
+        if not _is_number(self.weight_decay) or self.weight_decay < 0:
+            raise ConfigurationError(
+                f"LocalTrainConfig.weight_decay must be a finite number >= 0, "
+                f"got {self.weight_decay!r}"
+            )
+        if not _is_int(self.epochs) or self.epochs < 1:
+            raise ConfigurationError(
+                f"LocalTrainConfig.epochs must be an integer >= 1, got {self.epochs!r}"
+            )
+        if self.steps is not None and (not _is_int(self.steps) or self.steps < 1):
+            raise ConfigurationError(
+                f"LocalTrainConfig.steps must be None or an integer >= 1, got {self.steps!r}"
+            )
+        if not _is_int(self.batch_size) or self.batch_size < 1:
+            raise ConfigurationError(
+                f"LocalTrainConfig.batch_size must be an integer >= 1, got {self.batch_size!r}"
+            )
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """``steps`` optimizer steps over ``num_samples`` samples; ``mean_loss`` is the training
+    cross-entropy averaged over every sample seen (with the weights of the moment)."""
+
+    num_samples: int
+    steps: int
+    mean_loss: float
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """Mean cross-entropy and accuracy over ``num_samples`` samples."""
+
+    loss: float
+    accuracy: float
+    num_samples: int
+
+
+def _check_seed(seed: object) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or not 0 <= seed < 2**63:
+        raise ConfigurationError(f"seed must be an integer in [0, 2**63), got {seed!r}")
+    return int(seed)
+
+
+def _num_steps(n: int, config: LocalTrainConfig) -> int:
+    if config.steps is not None:
+        return config.steps
+    return config.epochs * -(-n // config.batch_size)
+
+
+def _batches(n: int, config: LocalTrainConfig, gen: torch.Generator) -> Iterator[torch.Tensor]:
+    """The index batches of one training run, drawn lazily from ``gen``."""
+    if config.steps is None:
+        for _ in range(config.epochs):
+            yield from torch.split(torch.randperm(n, generator=gen), config.batch_size)
+        return
+    size = min(config.batch_size, n)
+    stream = torch.empty(0, dtype=torch.int64)
+    for _ in range(config.steps):
+        if stream.numel() < size:
+            stream = torch.cat([stream, torch.randperm(n, generator=gen)])
+        yield stream[:size]
+        stream = stream[size:]
+
+
+def _optimizer(model: nn.Module, config: LocalTrainConfig) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ConfigurationError("the model has no trainable parameters")
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(
+            params,
+            lr=float(config.lr),
+            momentum=float(config.momentum),
+            weight_decay=float(config.weight_decay),
+        )
+    return torch.optim.Adam(
+        params,
+        lr=float(config.lr),
+        betas=(float(config.momentum), 0.999),
+        weight_decay=float(config.weight_decay),
+    )
+
+
+def train_local(
+    model: nn.Module, data: ArrayDataset, config: LocalTrainConfig, *, seed: int
+) -> TrainResult:
+    """Train ``model`` in place on ``data`` with cross-entropy and a fresh optimizer
+    (no state is kept between calls). The model's train/eval mode is restored afterwards.
+
+    A non-finite training loss raises :class:`~ssddl.exceptions.NonFiniteError` (the model is
+    then left as it was at that step: lower the learning rate).
+    """
+    if not isinstance(model, nn.Module):
+        raise ConfigurationError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if not isinstance(data, ArrayDataset):
+        raise ConfigurationError(f"data must be an ArrayDataset, got {type(data).__name__}")
+    if not isinstance(config, LocalTrainConfig):
+        raise ConfigurationError(f"config must be a LocalTrainConfig, got {type(config).__name__}")
+    seed = _check_seed(seed)
+    n = len(data)
+    if n == 0:
+        raise ConfigurationError("cannot train on an empty dataset")
+    x, y = data.to_tensors()
+    was_training = model.training
+    total_loss = 0.0
+    seen = 0
+    steps = 0
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        gen = torch.Generator().manual_seed(seed)
+        total_steps = _num_steps(n, config)
+        optimizer = _optimizer(model, config)
+        model.train()
+        try:
+            for idx in _batches(n, config, gen):
+                optimizer.zero_grad(set_to_none=True)
+                loss = F.cross_entropy(model(x[idx]), y[idx])
+                value = float(loss.detach())
+                if not math.isfinite(value):
+                    raise NonFiniteError(
+                        f"the training loss became non-finite at step {steps + 1} of "
+                        f"{total_steps}; lower the learning rate"
+                    )
+                loss.backward()
+                optimizer.step()
+                total_loss += value * idx.numel()
+                seen += idx.numel()
+                steps += 1
+        finally:
+            model.train(was_training)
+    return TrainResult(num_samples=n, steps=steps, mean_loss=total_loss / seen)
+
+
+def evaluate(model: nn.Module, data: ArrayDataset, *, batch_size: int = 1024) -> EvalResult:
+    """Mean cross-entropy and accuracy of ``model`` on ``data``, in eval mode without
+    gradients (the model's mode is restored afterwards)."""
+    if not isinstance(model, nn.Module):
+        raise ConfigurationError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if not isinstance(data, ArrayDataset):
+        raise ConfigurationError(f"data must be an ArrayDataset, got {type(data).__name__}")
+    if not _is_int(batch_size) or batch_size < 1:
+        raise ConfigurationError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    n = len(data)
+    if n == 0:
+        raise ConfigurationError("cannot evaluate on an empty dataset")
+    was_training = model.training
+    model.eval()
+    total_loss = 0.0
+    correct = 0
+    try:
+        with torch.no_grad():
+            for start in range(0, n, batch_size):
+                xb = torch.from_numpy(data.x[start : start + batch_size].copy())
+                yb = torch.from_numpy(data.y[start : start + batch_size].copy())
+                logits = model(xb)
+                total_loss += float(F.cross_entropy(logits, yb, reduction="sum"))
+                correct += int((logits.argmax(dim=1) == yb).sum())
+    finally:
+        model.train(was_training)
+    return EvalResult(loss=total_loss / n, accuracy=correct / n, num_samples=n)
