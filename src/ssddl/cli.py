@@ -67,8 +67,12 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--rounds", type=int, help="training rounds (default 40)")
     sim.add_argument("--dataset", choices=["digits", "mnist1d", "mnist", "fashion-mnist"])
     sim.add_argument("--data-dir", help="directory of the MNIST/Fashion-MNIST IDX files")
-    sim.add_argument("--download", action="store_true", default=None,
-                     help="fetch missing IDX files into --data-dir (needs network)")
+    sim.add_argument(
+        "--download",
+        action="store_true",
+        default=None,
+        help="fetch missing IDX files into --data-dir (needs network)",
+    )
     sim.add_argument("--partition", choices=["iid", "dirichlet", "shards"])
     sim.add_argument("--alpha", type=float, help="Dirichlet concentration (default 0.5)")
     sim.add_argument("--model", choices=["mlp", "cnn"])
@@ -82,12 +86,19 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--lr", type=float)
     sim.add_argument("--batch-size", type=int)
     sim.add_argument("--optimizer", choices=["sgd", "adam"])
-    sim.add_argument("--validate", action="store_true", default=None,
-                     help="check every round's secure aggregate against the plaintext sum")
+    sim.add_argument(
+        "--validate",
+        action="store_true",
+        default=None,
+        help="check every round's secure aggregate against the plaintext sum",
+    )
     sim.add_argument("--out", type=Path, default=Path("runs/latest"), help="run directory")
     sim.add_argument("--no-progress", action="store_true", help="no progress bar")
-    sim.add_argument("--json", action="store_true",
-                     help="print one JSON summary object as the last line of stdout")
+    sim.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON summary object as the last line of stdout",
+    )
     return parser
 
 

@@ -70,14 +70,21 @@ def make_session(
 
     participants = {
         p: Participant(
-            p, identities[p], roster, trainer_for(p),
-            random=seeded(f"{seed}/p/{p}"), inspector=inspector_for(p),
+            p,
+            identities[p],
+            roster,
+            trainer_for(p),
+            random=seeded(f"{seed}/p/{p}"),
+            inspector=inspector_for(p),
         )
         for p in ids
     }
     server = Server(
-        config, roster, np.zeros(size, dtype=np.float32),
-        selection_rng=np.random.default_rng(0), random=seeded(f"{seed}/server"),
+        config,
+        roster,
+        np.zeros(size, dtype=np.float32),
+        selection_rng=np.random.default_rng(0),
+        random=seeded(f"{seed}/server"),
     )
     transport = transport if transport is not None else InMemoryTransport()
     driver = Driver(server, participants, transport, vanish=vanish)

@@ -22,7 +22,6 @@ from ssddl.protocol import Mode, ProtocolConfig, RoundResult
 from ssddl.protocol import messages as m
 from ssddl.protocol.stages import ServerStage
 from ssddl.runtime import Delivery, InMemoryTransport
-
 from tests.protocol.helpers import make_session, ring_sum
 
 
@@ -60,8 +59,9 @@ def test_wrong_length_upload_is_refused_and_the_round_still_completes():
     short = m.Upload(honest.session_id, honest.round, honest.sender, honest.payload[:-1].copy())
     with pytest.raises(MalformedMessage, match="expected 38 words"):
         session.server.handle(honest.sender, short)
-    wrong_dtype = m.Upload(honest.session_id, honest.round, honest.sender,
-                           honest.payload.astype(np.uint64))
+    wrong_dtype = m.Upload(
+        honest.session_id, honest.round, honest.sender, honest.payload.astype(np.uint64)
+    )
     with pytest.raises(MalformedMessage, match="uint32"):
         session.server.handle(honest.sender, wrong_dtype)
     assert session.server.awaiting() == {1, 2, 3, 4, 5}
@@ -183,7 +183,7 @@ def test_prg_survivors_refuse_reveals_that_leave_too_few():
 
 
 def test_overflowing_configuration_is_refused_at_start():
-    with pytest.raises(ConfigurationError, match="frac_bits|clip|ring_bits"):
+    with pytest.raises(ConfigurationError, match=r"frac_bits|clip|ring_bits"):
         make_session(ProtocolConfig(frac_bits=28, clip=4.0))
     with pytest.raises(ConfigurationError, match="max_samples"):
         ProtocolConfig(max_samples=2**30).resolve(5)
@@ -196,7 +196,7 @@ def test_participant_refuses_an_overflowing_announced_config():
     p = session.participants[1]
     bad = session.server.config.to_dict() | {"frac_bits": 29}
     announce = m.SessionAnnounce(b"\x01" * 16, json.dumps(bad), 37, (1, 2, 3, 4, 5))
-    with pytest.raises(ConfigurationError, match="frac_bits|clip|ring_bits"):
+    with pytest.raises(ConfigurationError, match=r"frac_bits|clip|ring_bits"):
         p.handle(announce)
     assert p.config is None
     unresolved = m.SessionAnnounce(b"\x01" * 16, json.dumps({"mode": "prg"}), 37, (1, 2))
@@ -219,9 +219,12 @@ def test_tampered_share_is_refused_by_its_receiver(mode):
                 return Delivery(delivery.sender, 2, tampered.encode())
         return delivery
 
-    session = make_session(ProtocolConfig(mode=mode, rounds=1, threshold=3) if mode is Mode.SHAMIR
-                           else ProtocolConfig(mode=mode, rounds=1),
-                           transport=InMemoryTransport(interceptor=flip))
+    session = make_session(
+        ProtocolConfig(mode=mode, rounds=1, threshold=3)
+        if mode is Mode.SHAMIR
+        else ProtocolConfig(mode=mode, rounds=1),
+        transport=InMemoryTransport(interceptor=flip),
+    )
     session.driver.init()
     outcome = session.driver.round()
     errors = [(r.at, r.error) for r in session.driver.rejections]
@@ -237,14 +240,20 @@ def test_tampered_share_is_refused_by_its_receiver(mode):
 
 def test_misaddressed_share_is_refused():
     """A ciphertext for member 3 handed to member 2 does not open."""
+
     def swap(delivery: Delivery):
         msg = m.decode_message(delivery.data)
         if isinstance(msg, m.ShareDelivery) and delivery.recipient == 2:
-            return Delivery(0, 2, dataclasses.replace(msg, ciphertexts=tuple(reversed(msg.ciphertexts))).encode())
+            return Delivery(
+                0,
+                2,
+                dataclasses.replace(msg, ciphertexts=tuple(reversed(msg.ciphertexts))).encode(),
+            )
         return delivery
 
-    session = make_session(ProtocolConfig(mode=Mode.EXPLICIT, rounds=1),
-                           transport=InMemoryTransport(interceptor=swap))
+    session = make_session(
+        ProtocolConfig(mode=Mode.EXPLICIT, rounds=1), transport=InMemoryTransport(interceptor=swap)
+    )
     session.driver.init()
     session.driver.round()
     assert [(r.at, r.error) for r in session.driver.rejections] == [(2, "InvalidCiphertext")]
@@ -259,8 +268,9 @@ def test_forged_key_directory_is_refused():
             return Delivery(0, 1, dataclasses.replace(msg, signatures=tuple(sigs)).encode())
         return delivery
 
-    session = make_session(ProtocolConfig(mode=Mode.PRG, rounds=1),
-                           transport=InMemoryTransport(interceptor=forge))
+    session = make_session(
+        ProtocolConfig(mode=Mode.PRG, rounds=1), transport=InMemoryTransport(interceptor=forge)
+    )
     session.driver.init()
     assert [(r.at, r.error) for r in session.driver.rejections] == [(1, InvalidSignature.__name__)]
     assert session.participants[1]._prngs == {}
@@ -272,6 +282,7 @@ def test_server_refuses_bad_construction():
     rng = np.random.default_rng(0)
     with pytest.raises(ConfigurationError, match="float32"):
         from ssddl.protocol import Server
+
         Server(cfg, roster, np.zeros(3), selection_rng=rng)
     with pytest.raises(Exception, match="NaN"):
         Server(cfg, roster, np.array([np.nan], dtype=np.float32), selection_rng=rng)

@@ -62,8 +62,10 @@ def test_upload_round_trip_property(words, round_number, sender):
 
 
 @settings(max_examples=40, deadline=None)
-@given(values=st.lists(st.floats(width=32, allow_nan=False), max_size=30),
-       group=st.lists(st.integers(1, 1000), unique=True, max_size=10))
+@given(
+    values=st.lists(st.floats(width=32, allow_nan=False), max_size=30),
+    group=st.lists(st.integers(1, 1000), unique=True, max_size=10),
+)
 def test_round_start_round_trip_property(values, group):
     msg = m.RoundStart(SID, 1, tuple(sorted(group)), np.array(values, dtype=np.float32))
     back = m.decode_message(msg.encode())

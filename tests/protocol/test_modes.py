@@ -10,7 +10,6 @@ from ssddl.protocol import Mode, ProtocolConfig, RoundResult
 from ssddl.protocol.messages import MessageKind
 from ssddl.protocol.stages import ParticipantStage
 from ssddl.runtime import Vanish, VanishPhase
-
 from tests.protocol.helpers import make_session, ring_sum, synthetic_delta
 
 SECURE = [Mode.PRG, Mode.EXPLICIT, Mode.SHAMIR]
@@ -45,7 +44,9 @@ def test_aggregate_equals_plaintext_sum_bit_for_bit(mode, ring_bits):
 def test_secure_model_matches_plain_within_decoding_bound(mode, weighted):
     cfg = ProtocolConfig(mode=mode, rounds=3, weighted=weighted, max_samples=64)
     secure, _ = run(cfg, rounds=3)
-    plain, _ = run(ProtocolConfig(mode=Mode.PLAIN, rounds=3, weighted=weighted, max_samples=64), rounds=3)
+    plain, _ = run(
+        ProtocolConfig(mode=Mode.PLAIN, rounds=3, weighted=weighted, max_samples=64), rounds=3
+    )
     resolved = secure.server.config
     n = resolved.group_size
     scale = (resolved.max_samples / sum(secure.samples.values())) if weighted else 1.0 / n
@@ -99,8 +100,10 @@ def test_non_finite_update_is_refused_before_sending(mode):
     assert refused and all(r.error == "NonFiniteError" for r in refused)
     assert not any(r.sender == 2 and r.at == 0 for r in session.driver.rejections)
     sent_by_2 = [r for r in session.transport.records if r.sender == 2 and r.round >= 0]
-    assert all(r.kind is not MessageKind.UPLOAD and r.kind is not MessageKind.PLAIN_UPLOAD
-               for r in sent_by_2)
+    assert all(
+        r.kind is not MessageKind.UPLOAD and r.kind is not MessageKind.PLAIN_UPLOAD
+        for r in sent_by_2
+    )
     assert np.isfinite(session.server.weights).all()
     if mode is Mode.EXPLICIT:
         # explicit needs every member: the round ends without touching the model
@@ -118,7 +121,8 @@ def test_non_finite_update_is_refused_before_sending(mode):
 
 def test_prg_dropout_recovery_reveals_round_keys_only():
     session, outcomes = run(
-        ProtocolConfig(mode=Mode.PRG, rounds=2), rounds=2,
+        ProtocolConfig(mode=Mode.PRG, rounds=2),
+        rounds=2,
         vanish=(Vanish(4, 0, VanishPhase.ROUND_START),),
     )
     first = outcomes[0]
@@ -126,8 +130,11 @@ def test_prg_dropout_recovery_reveals_round_keys_only():
     assert first.contributors == (1, 2, 3, 5) and first.dropped == (4,)
     xs = session.plaintexts[0]
     assert np.array_equal(first.aggregate, ring_sum([xs[p] for p in first.contributors]))
-    reveals = [r for r in session.transport.records
-               if r.kind is MessageKind.REVEAL_RESPONSE and r.round == 0]
+    reveals = [
+        r
+        for r in session.transport.records
+        if r.kind is MessageKind.REVEAL_RESPONSE and r.round == 0
+    ]
     assert len(reveals) == 4
     # the survivors' PRNG states moved past the round whose keys were revealed
     for p in (1, 2, 3, 5):
@@ -189,7 +196,9 @@ def test_group_selection_and_prngs_advance_for_everyone(mode):
 def test_decoded_aggregate_is_the_clipped_sum():
     session, (outcome,) = run(ProtocolConfig(mode=Mode.PRG, rounds=1, weighted=False), rounds=1)
     codec = session.server.config.codec()
-    expected = sum(np.clip(synthetic_delta(p, 0, 37), -4, 4).astype(np.float64) for p in range(1, 6))
+    expected = sum(
+        np.clip(synthetic_delta(p, 0, 37), -4, 4).astype(np.float64) for p in range(1, 6)
+    )
     got = decode(outcome.aggregate[:-1], codec)
     assert np.abs(got - expected).max() <= codec.decode_error_bound(5, stochastic=False)
     assert int(outcome.aggregate[-1]) == 5

@@ -11,18 +11,27 @@ from ssddl.protocol import Mode
 from ssddl.protocol.messages import MessageKind as K
 from ssddl.protocol.stages import (
     Control,
-    ParticipantStage as P,
-    ServerStage as S,
     participant_next,
     participant_transitions,
     server_check,
     server_transitions,
 )
+from ssddl.protocol.stages import (
+    ParticipantStage as P,
+)
+from ssddl.protocol.stages import (
+    ServerStage as S,
+)
 
 MODES = list(Mode)
 PARTICIPANT_INBOX = {
-    K.SESSION_ANNOUNCE, K.KEY_DIRECTORY, K.ROUND_START, K.SHARE_DELIVERY,
-    K.REVEAL_REQUEST, K.ROUND_END, K.SESSION_END,
+    K.SESSION_ANNOUNCE,
+    K.KEY_DIRECTORY,
+    K.ROUND_START,
+    K.SHARE_DELIVERY,
+    K.REVEAL_REQUEST,
+    K.ROUND_END,
+    K.SESSION_END,
 }
 
 # The expected tables, written out by hand: a change to the protocol must change both.
@@ -94,7 +103,7 @@ def test_server_matrix(mode):
                 server_check(mode, stage, event)
     assert accepted == len(table)
     # the server never accepts a message a server sends
-    for stage, event in table:
+    for _stage, event in table:
         assert event not in PARTICIPANT_INBOX
     # nothing leaves DONE
     assert not any(stage is S.DONE for stage, _ in table)

@@ -68,8 +68,10 @@ def test_secure_run_equals_plain_run_within_decoding_bound(mode, digits, plain):
 def test_runs_are_reproducible_from_the_seed(digits):
     a = run(Mode.PRG, digits, rounds=2)
     b = run(Mode.PRG, digits, rounds=2)
-    assert torch.equal(torch.cat([p.flatten() for p in a.model.parameters()]),
-                       torch.cat([p.flatten() for p in b.model.parameters()]))
+    assert torch.equal(
+        torch.cat([p.flatten() for p in a.model.parameters()]),
+        torch.cat([p.flatten() for p in b.model.parameters()]),
+    )
     assert [h.accuracy for h in a.history] == [h.accuracy for h in b.history]
 
 
@@ -90,13 +92,24 @@ def test_default_crypto_randomness_does_not_come_from_the_seed(digits):
 def test_prg_upload_bytes_match_plain(digits, plain):
     secure = run(Mode.PRG, digits, rounds=1)
     s = secure.summary()
-    assert s["upload_bytes_per_participant_round"] <= 1.01 * s["plain_upload_bytes_per_participant_round"]
-    assert plain.summary()["upload_bytes_per_participant_round"] == s["plain_upload_bytes_per_participant_round"]
+    assert (
+        s["upload_bytes_per_participant_round"]
+        <= 1.01 * s["plain_upload_bytes_per_participant_round"]
+    )
+    assert (
+        plain.summary()["upload_bytes_per_participant_round"]
+        == s["plain_upload_bytes_per_participant_round"]
+    )
 
 
 def test_shamir_with_members_vanishing(digits):
-    result = run(Mode.SHAMIR, digits, rounds=2, protocol={"threshold": 2},
-                 vanish=(Vanish(2, 0, VanishPhase.AFTER_SHARE), Vanish(3, 1)))
+    result = run(
+        Mode.SHAMIR,
+        digits,
+        rounds=2,
+        protocol={"threshold": 2},
+        vanish=(Vanish(2, 0, VanishPhase.AFTER_SHARE), Vanish(3, 1)),
+    )
     assert [o.status.value for o in result.outcomes] == ["applied", "applied"]
     assert result.outcomes[0].contributors == (1, 2, 3, 4)
     assert result.outcomes[1].contributors == (1, 4)
@@ -104,7 +117,7 @@ def test_shamir_with_members_vanishing(digits):
 
 
 def test_bad_inputs_to_simulate(digits):
-    datasets, test = digits
+    datasets, _test = digits
     with pytest.raises(ConfigurationError, match="datasets"):
         simulate(model(), [], SimulationConfig())
     with pytest.raises(ConfigurationError, match="group_size"):
@@ -118,8 +131,11 @@ def test_bad_inputs_to_simulate(digits):
 def test_top_level_api_in_a_few_lines(digits):
     datasets, test = digits
     result = ssddl.simulate(
-        model(), datasets,
-        ssddl.SimulationConfig(protocol=ssddl.ProtocolConfig(rounds=2), train=ssddl.LocalTrainConfig(epochs=2)),
+        model(),
+        datasets,
+        ssddl.SimulationConfig(
+            protocol=ssddl.ProtocolConfig(rounds=2), train=ssddl.LocalTrainConfig(epochs=2)
+        ),
         test=test,
     )
     assert len(result.history) == 2

@@ -66,7 +66,11 @@ class ExperimentConfig:
                 raise ConfigurationError(f"{name}={value!r} must be an integer >= 1")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ConfigurationError(f"seed={self.seed!r} must be an integer >= 0")
-        if not isinstance(self.alpha, (int, float)) or not math.isfinite(self.alpha) or self.alpha <= 0:
+        if (
+            not isinstance(self.alpha, (int, float))
+            or not math.isfinite(self.alpha)
+            or self.alpha <= 0
+        ):
             raise ConfigurationError(f"alpha={self.alpha!r} must be a number > 0")
         if self.dataset in ("mnist", "fashion-mnist") and self.data_dir is None:
             raise ConfigurationError(
@@ -105,7 +109,8 @@ class ExperimentConfig:
         stray = sorted(set(train) - train_known)
         if stray:
             raise ConfigurationError(
-                f"unknown [train] option(s) {', '.join(stray)}; known: {', '.join(sorted(train_known))}"
+                f"unknown [train] option(s) {', '.join(stray)}; "
+                f"known: {', '.join(sorted(train_known))}"
             )
         try:
             return cls(
@@ -140,7 +145,11 @@ def _toml_value(value: Any) -> str:
 
 def dump_toml(data: dict[str, Any]) -> str:
     """Write a dict of scalars and one level of tables; ``None`` values are left out."""
-    lines = [f"{k} = {_toml_value(v)}" for k, v in data.items() if not isinstance(v, dict) and v is not None]
+    lines = [
+        f"{k} = {_toml_value(v)}"
+        for k, v in data.items()
+        if not isinstance(v, dict) and v is not None
+    ]
     for key, table in data.items():
         if isinstance(table, dict):
             lines += ["", f"[{key}]"]

@@ -56,7 +56,9 @@ def run_experiment(
         shards_per_part=config.shards_per_participant,
     )
     datasets = [split.train.subset(idx) for idx in parts]
-    model = build_model(config.model, split.train.input_shape, split.train.num_classes, seed=config.seed)
+    model = build_model(
+        config.model, split.train.input_shape, split.train.num_classes, seed=config.seed
+    )
     sim = SimulationConfig(
         protocol=config.protocol,
         train=config.train,
@@ -77,14 +79,16 @@ def write_run(out: Path, config: ExperimentConfig, result: SimulationResult) -> 
     (out / "config.toml").write_text(dump_toml(resolved.to_dict()))
     rows = [h.as_row() for h in result.history]
     with open(out / "metrics.csv", "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+        metrics = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        metrics.writeheader()
+        metrics.writerows(rows)
     with open(out / "traffic.csv", "w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["round", "kind", "sender", "recipient", "bytes"])
         for rec in result.transport.records:
-            writer.writerow([rec.round, rec.kind.name.lower(), rec.sender, rec.recipient, rec.nbytes])
+            writer.writerow(
+                [rec.round, rec.kind.name.lower(), rec.sender, rec.recipient, rec.nbytes]
+            )
     summary = result.summary()
     summary["rejections_detail"] = [dataclasses.asdict(r) for r in result.rejections]
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=_json_default) + "\n")
@@ -131,13 +135,15 @@ def markdown_report(config: ExperimentConfig, result: SimulationResult) -> str:
         "",
         f"{config.participants} participants on `{config.dataset}` ({config.partition} partition), "
         f"model `{config.model}` with {s['model_size']:,} parameters, group size "
-        f"{s['group_size']}, {s['rounds']} rounds ({s['rounds_applied']} applied), seed {config.seed}.",
+        f"{s['group_size']}, {s['rounds']} rounds ({s['rounds_applied']} applied), "
+        f"seed {config.seed}.",
         "",
         "| figure | value |",
         "|---|---|",
         f"| final test accuracy | {s['final_accuracy']:.4f} |",
         f"| upload bytes / participant / round | {s['upload_bytes_per_participant_round']:,.0f} |",
-        f"| plain float32 upload of the same model | {s['plain_upload_bytes_per_participant_round']:,} |",
+        "| plain float32 upload of the same model | "
+        f"{s['plain_upload_bytes_per_participant_round']:,} |",
         f"| median round seconds | {s['round_seconds_median']:.3f} |",
         f"| total bytes on the wire | {s['total_bytes']:,} |",
         f"| rejected messages | {s['rejections']} |",

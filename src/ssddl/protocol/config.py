@@ -51,7 +51,7 @@ def _enum(cls: type[Enum], value: Any, field: str) -> Any:
     try:
         return cls(value)
     except ValueError:
-        choices = ", ".join(repr(m.value) for m in cls)  # type: ignore[attr-defined]
+        choices = ", ".join(repr(m.value) for m in cls)
         raise ConfigurationError(f"{field}={value!r} is not one of {choices}") from None
 
 
@@ -203,9 +203,7 @@ class ProtocolConfig:
                 f"{self.max_samples} can overflow ring_bits={self.ring_bits}; "
                 f"lower max_samples or use ring_bits=64"
             )
-        resolved = dataclasses.replace(
-            self, group_size=n, threshold=threshold, frac_bits=frac_bits
-        )
+        resolved = dataclasses.replace(self, group_size=n, threshold=threshold, frac_bits=frac_bits)
         if self.secure:
             resolved.codec().check_capacity(n, modulus=modulus)
         return resolved
@@ -225,7 +223,8 @@ class ProtocolConfig:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ConfigurationError(
-                f"unknown protocol option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+                f"unknown protocol option(s) {', '.join(unknown)}; "
+                f"known: {', '.join(sorted(known))}"
             )
         return cls(**data)
 

@@ -135,7 +135,11 @@ class Message:
         return encode_fields(int(self.KIND), self.SCHEMA, self)
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and self.encode() == other.encode()  # type: ignore[attr-defined]
+        return (
+            isinstance(other, Message)
+            and type(other) is type(self)
+            and (self.encode() == other.encode())
+        )
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -164,7 +168,12 @@ class KeyAdvert(Message):
     """Init, participant → server: an X25519 public key signed by the identity key."""
 
     KIND = MessageKind.KEY_ADVERT
-    SCHEMA = (("session_id", BYTES), ("sender", U64), ("exchange_public", BYTES), ("signature", BYTES))
+    SCHEMA = (
+        ("session_id", BYTES),
+        ("sender", U64),
+        ("exchange_public", BYTES),
+        ("signature", BYTES),
+    )
     sender: int
     exchange_public: bytes
     signature: bytes

@@ -23,7 +23,6 @@ from ssddl.exceptions import (
     GroupTooSmall,
     MalformedMessage,
     NonFiniteError,
-    ProtocolError,
     ReplayedMessage,
     UnexpectedMessage,
     UnknownSender,
@@ -183,8 +182,10 @@ class Participant:
         return [KeyAdvert(self.session_id, self.id, public, signature)]
 
     def _on_key_directory(self, msg: KeyDirectory) -> list[Message]:
-        assert self._exchange is not None
-        entries = dict(zip(msg.participants, zip(msg.exchange_publics, msg.signatures)))
+        if self._exchange is None:
+            raise UnexpectedMessage("no exchange key: the key directory came twice")
+        keys = zip(msg.exchange_publics, msg.signatures, strict=True)
+        entries = dict(zip(msg.participants, keys, strict=True))
         if entries.get(self.id, (None,))[0] != self._exchange.public_bytes:
             raise MalformedMessage(
                 f"the key directory does not carry participant {self.id}'s own key"
@@ -221,13 +222,20 @@ class Participant:
                 f"round {msg.round} has {len(msg.group)} members, more than the announced "
                 f"group_size={config.group_size}"
             )
-        stray = [p for p in msg.group if p not in self.participants or
-                 (config.mode is not Mode.PLAIN and p != self.id and p not in self._prngs)]
+        stray = [
+            p
+            for p in msg.group
+            if p not in self.participants
+            or (config.mode is not Mode.PLAIN and p != self.id and p not in self._prngs)
+        ]
         if stray:
-            raise UnknownSender(f"the group of round {msg.round} holds unregistered members {stray}")
+            raise UnknownSender(
+                f"the group of round {msg.round} holds unregistered members {stray}"
+            )
         if msg.weights.shape != (self.model_size,):
             raise MalformedMessage(
-                f"weights have {msg.weights.size} entries; the session's model has {self.model_size}"
+                f"weights have {msg.weights.size} entries; "
+                f"the session's model has {self.model_size}"
             )
         if not np.isfinite(msg.weights).all():
             raise NonFiniteError("the global weights sent by the server are not finite")
@@ -270,7 +278,7 @@ class Participant:
                 points=msg.group,
                 source=self._random,
             )
-        by_member = dict(zip(msg.group, shares))
+        by_member = dict(zip(msg.group, shares, strict=True))
         self._own_share = by_member[self.id]
         ciphertexts = tuple(
             seal(
@@ -305,7 +313,7 @@ class Participant:
         assert self._own_share is not None
         dtype = self._own_share.dtype
         total = self._own_share.copy()
-        for sender, blob in zip(msg.senders, msg.ciphertexts):
+        for sender, blob in zip(msg.senders, msg.ciphertexts, strict=True):
             plain = open_sealed(
                 self._aead_key(sender),
                 blob,
@@ -325,7 +333,9 @@ class Participant:
                 total += share  # wraps mod 2^ring_bits
             else:
                 if (share >= SHAMIR_PRIME).any():
-                    raise MalformedMessage(f"the share from participant {sender} is not in the field")
+                    raise MalformedMessage(
+                        f"the share from participant {sender} is not in the field"
+                    )
                 total = field_add(total, share)
         self._own_share = None
         self.timings["share"] = self.timings.get("share", 0.0) + perf_counter() - started

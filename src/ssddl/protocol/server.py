@@ -118,7 +118,9 @@ class Server:
         self.model_size = int(weights.size)
         self._rng = selection_rng
         source = random if random is not None else OsRandom()
-        self.session_id = session_id if session_id is not None else source.random_bytes(SESSION_ID_SIZE)
+        self.session_id = (
+            session_id if session_id is not None else source.random_bytes(SESSION_ID_SIZE)
+        )
         if len(self.session_id) != SESSION_ID_SIZE:
             raise ConfigurationError(f"session_id must be {SESSION_ID_SIZE} bytes")
         self.stage = S.CREATED
@@ -126,7 +128,15 @@ class Server:
         self.registered: tuple[int, ...] = ()
         self.history: list[RoundOutcome] = []
         self._adverts: dict[int, KeyAdvert] = {}
-        self._reset_round()
+        # per-round state, cleared by _reset_round
+        self._group: tuple[int, ...] = ()
+        self._contributors: tuple[int, ...] = ()
+        self._received: dict[int, Message] = {}
+        self._expected: set[int] = set()
+        self._dropped: tuple[int, ...] = ()
+        self._uploads_from: tuple[int, ...] = ()
+        self._partial: np.ndarray | None = None
+        self._round_started = perf_counter()
 
     # -- driver calls ----------------------------------------------------------------------
 
@@ -175,8 +185,12 @@ class Server:
 
     @property
     def waiting(self) -> bool:
-        return self.stage in (S.COLLECTING_KEYS, S.COLLECTING_SHARES, S.COLLECTING_UPLOADS,
-                              S.COLLECTING_REVEALS)
+        return self.stage in (
+            S.COLLECTING_KEYS,
+            S.COLLECTING_SHARES,
+            S.COLLECTING_UPLOADS,
+            S.COLLECTING_REVEALS,
+        )
 
     def handle(self, sender: int, message: Message) -> list[Envelope]:
         """Take one message that the transport says came from ``sender``."""
@@ -302,7 +316,9 @@ class Server:
                 bundles[p].ciphertexts[bundles[p].receivers.index(member)] for p in senders
             )
             deliveries.append(
-                Envelope(member, ShareDelivery(self.session_id, self.round, contributors, senders, blobs))
+                Envelope(
+                    member, ShareDelivery(self.session_id, self.round, contributors, senders, blobs)
+                )
             )
         self._contributors = contributors
         self._received = {}
@@ -319,11 +335,15 @@ class Server:
 
     def _close_uploads(self) -> list[Envelope]:
         mode = self.config.mode
-        uploads = dict(sorted(self._received.items()))
+        received = sorted(self._received.items())
         if mode is Mode.PLAIN:
-            if len(uploads) < self.config.min_group_size:
-                return self._abort(f"{len(uploads)} uploads; min_group_size={self.config.min_group_size}")
-            return self._apply_plain(uploads)  # type: ignore[arg-type]
+            plain = {p: m for p, m in received if isinstance(m, PlainUpload)}
+            if len(plain) < self.config.min_group_size:
+                return self._abort(
+                    f"{len(plain)} uploads; min_group_size={self.config.min_group_size}"
+                )
+            return self._apply_plain(plain)
+        uploads = {p: m.payload for p, m in received if isinstance(m, Upload)}
         if mode is Mode.EXPLICIT and len(uploads) < len(self._contributors):
             return self._abort("a member vanished after sharing; explicit mode needs every upload")
         if mode is Mode.SHAMIR:
@@ -332,11 +352,12 @@ class Server:
                 return self._abort(f"{len(uploads)} uploads, threshold is {threshold}")
             points = tuple(uploads)[:threshold]
             field_sum = shamir_reconstruct(
-                [uploads[p].payload for p in points], points, threshold=threshold  # type: ignore[attr-defined]
+                [uploads[p] for p in points], points, threshold=threshold
             )
-            aggregate = field_to_ring(field_sum, self.config.ring_bits)
-            return self._apply_secure(aggregate, self._contributors)
-        aggregate = _ring_sum([m.payload for m in uploads.values()])  # type: ignore[attr-defined]
+            return self._apply_secure(
+                field_to_ring(field_sum, self.config.ring_bits), self._contributors
+            )
+        aggregate = _ring_sum(list(uploads.values()))
         if mode is Mode.EXPLICIT:
             return self._apply_secure(aggregate, self._contributors)
         # prg
@@ -358,13 +379,17 @@ class Server:
         return [Envelope(p, request) for p in survivors]
 
     def _close_reveals(self) -> list[Envelope]:
-        if set(self._received) != set(self._uploads_from):
-            missing = sorted(set(self._uploads_from) - set(self._received))
+        responses = {
+            p: m for p, m in sorted(self._received.items()) if isinstance(m, RevealResponse)
+        }
+        if set(responses) != set(self._uploads_from):
+            missing = sorted(set(self._uploads_from) - set(responses))
             return self._abort(f"members {missing} vanished during dropout recovery")
         aggregate = self._partial
-        assert aggregate is not None
-        for survivor, response in sorted(self._received.items()):
-            for peer, key in zip(response.peers, response.round_keys):  # type: ignore[attr-defined]
+        if aggregate is None:
+            return self._abort("no partial aggregate to recover")
+        for survivor, response in responses.items():
+            for peer, key in zip(response.peers, response.round_keys, strict=True):
                 # the survivor added the pair mask if peer > survivor, subtracted it otherwise
                 sign = -1 if peer > survivor else 1
                 nonce = mask_nonce(self.session_id, self.round, survivor, peer)
@@ -373,8 +398,11 @@ class Server:
 
     # -- ParaUpdate ------------------------------------------------------------------------
 
-    def _apply_secure(self, aggregate: np.ndarray | None, contributors: tuple[int, ...]) -> list[Envelope]:
-        assert aggregate is not None
+    def _apply_secure(
+        self, aggregate: np.ndarray | None, contributors: tuple[int, ...]
+    ) -> list[Envelope]:
+        if aggregate is None:
+            return self._abort("no uploads arrived")
         codec = self.config.codec()
         total = int(aggregate[-1])
         if total < 1 or total >= codec.modulus // 2:
@@ -387,7 +415,8 @@ class Server:
         total = 0
         for msg in uploads.values():
             count = msg.num_samples if self.config.weighted else 1
-            weight = count / self.config.max_samples if self.config.weighted else 1.0  # type: ignore[operator]
+            limit = self.config.max_samples if self.config.weighted else None
+            weight = count / limit if limit else 1.0
             summed += weight * msg.delta.astype(np.float64)
             total += count
         return self._apply(summed, total, tuple(uploads), None)
@@ -409,8 +438,15 @@ class Server:
         dropped = tuple(p for p in self._group if p not in contributors)
         self.history.append(
             RoundOutcome(
-                self.round, RoundResult.APPLIED, self._group, contributors, dropped, total,
-                aggregate, update, seconds=perf_counter() - self._round_started,
+                self.round,
+                RoundResult.APPLIED,
+                self._group,
+                contributors,
+                dropped,
+                total,
+                aggregate,
+                update,
+                seconds=perf_counter() - self._round_started,
             )
         )
         return self._end_round(RoundStatus.APPLIED, contributors)
@@ -418,8 +454,16 @@ class Server:
     def _abort(self, reason: str) -> list[Envelope]:
         self.history.append(
             RoundOutcome(
-                self.round, RoundResult.ABORTED, self._group, (), self._group, 0, None, None,
-                reason=reason, seconds=perf_counter() - self._round_started,
+                self.round,
+                RoundResult.ABORTED,
+                self._group,
+                (),
+                self._group,
+                0,
+                None,
+                None,
+                reason=reason,
+                seconds=perf_counter() - self._round_started,
             )
         )
         return self._end_round(RoundStatus.ABORTED, ())
@@ -440,12 +484,11 @@ class Server:
             self._expected = set(self.roster)
 
     def _reset_round(self) -> None:
-        self._group: tuple[int, ...] = ()
-        self._contributors: tuple[int, ...] = ()
-        self._received: dict[int, Message] = {}
-        self._expected: set[int] = set()
-        self._dropped: tuple[int, ...] = ()
-        self._uploads_from: tuple[int, ...] = ()
-        self._partial: np.ndarray | None = None
+        self._group = ()
+        self._contributors = ()
+        self._received = {}
+        self._expected = set()
+        self._dropped = ()
+        self._uploads_from = ()
+        self._partial = None
         self._round_started = perf_counter()
-

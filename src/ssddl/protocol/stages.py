@@ -101,7 +101,9 @@ def server_transitions(mode: Mode) -> dict[tuple[ServerStage, Event], frozenset[
     if mode is Mode.PRG:
         after_uploads.add(S.COLLECTING_REVEALS)
     table: dict[tuple[ServerStage, Event], frozenset[ServerStage]] = {
-        (S.CREATED, Control.START): frozenset({S.COLLECTING_KEYS} if mode is not Mode.PLAIN else {S.IDLE}),
+        (S.CREATED, Control.START): frozenset(
+            {S.COLLECTING_KEYS} if mode is not Mode.PLAIN else {S.IDLE}
+        ),
         (S.IDLE, Control.START_ROUND): frozenset(
             {S.COLLECTING_SHARES} if relayed else {S.COLLECTING_UPLOADS}
         ),

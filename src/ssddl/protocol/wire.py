@@ -38,8 +38,8 @@ HEADER = struct.Struct("<4sBB")
 
 _U32 = struct.Struct("<I")
 _U64 = struct.Struct("<Q")
-_DTYPE_CODES = {np.dtype("<u4"): 1, np.dtype("<u8"): 2, np.dtype("<f4"): 3}
-_CODE_DTYPES = {code: dtype for dtype, code in _DTYPE_CODES.items()}
+_CODE_DTYPES: dict[int, np.dtype] = {1: np.dtype("<u4"), 2: np.dtype("<u8"), 3: np.dtype("<f4")}
+_DTYPE_CODES = {dtype: code for code, dtype in _CODE_DTYPES.items()}
 
 
 class FieldType(Enum):

@@ -138,8 +138,12 @@ class Driver:
                 continue
             participant = self.participants.get(pid)
             if participant is None:
-                self._reject(pid, delivery.sender, message.KIND.name.lower(),
-                             ConfigurationError(f"no participant {pid}"))
+                self._reject(
+                    pid,
+                    delivery.sender,
+                    message.KIND.name.lower(),
+                    ConfigurationError(f"no participant {pid}"),
+                )
                 continue
             try:
                 replies = participant.handle(message)

@@ -28,7 +28,7 @@ from ssddl.hazmat.sharing import additive_reconstruct
 from ssddl.learning.data import ArrayDataset
 from ssddl.learning.train import LocalTrainConfig, evaluate, train_local
 from ssddl.learning.vector import model_to_vector, vector_to_model
-from ssddl.protocol.config import Mode, ProtocolConfig
+from ssddl.protocol.config import ProtocolConfig
 from ssddl.protocol.participant import LocalUpdate, Participant
 from ssddl.protocol.server import RoundOutcome, RoundResult, Server
 from ssddl.runtime.driver import Driver, Rejection, Vanish
@@ -210,7 +210,10 @@ def _simulate(
         def trainer(weights: np.ndarray, round_number: int) -> LocalUpdate:
             vector_to_model(weights, work_model)
             result = train_local(
-                work_model, data, config.train, seed=_derive(config.seed, "train", pid, round_number)
+                work_model,
+                data,
+                config.train,
+                seed=_derive(config.seed, "train", pid, round_number),
             )
             delta = model_to_vector(work_model) - weights
             return LocalUpdate(delta, result.num_samples, {"loss": result.mean_loss})
@@ -252,9 +255,13 @@ def _simulate(
             started = perf_counter()
             outcome = driver.round()
             elapsed = perf_counter() - started
-            validated = _validate(outcome, plaintexts.pop(outcome.round, {})) if config.validate else None
+            validated = (
+                _validate(outcome, plaintexts.pop(outcome.round, {})) if config.validate else None
+            )
             vector_to_model(server.weights, global_model)
-            metrics = _metrics(outcome, driver, participants, global_model, test, elapsed, validated)
+            metrics = _metrics(
+                outcome, driver, participants, global_model, test, elapsed, validated
+            )
             history.append(metrics)
             if on_round is not None:
                 on_round(metrics)
@@ -300,7 +307,9 @@ def _metrics(
     up = [traffic.get(p, {}).get("up", 0) for p in members]
     down = [traffic.get(p, {}).get("down", 0) for p in members]
     timings = [participants[p].timings for p in outcome.contributors]
-    losses = [participants[p].last_train_metrics.get("loss", float("nan")) for p in outcome.contributors]
+    losses = [
+        participants[p].last_train_metrics.get("loss", float("nan")) for p in outcome.contributors
+    ]
     evaluation = evaluate(model, test) if test is not None else None
     return RoundMetrics(
         round=outcome.round,
@@ -314,8 +323,12 @@ def _metrics(
         download_bytes_mean=float(np.mean(down)) if down else 0.0,
         upload_bytes_max=max(up, default=0),
         total_bytes=sum(r.nbytes for r in driver.transport.records if r.round == outcome.round),
-        train_seconds_mean=float(np.mean([t.get("train", 0.0) for t in timings])) if timings else 0.0,
-        share_seconds_mean=float(np.mean([t.get("share", 0.0) for t in timings])) if timings else 0.0,
+        train_seconds_mean=float(np.mean([t.get("train", 0.0) for t in timings]))
+        if timings
+        else 0.0,
+        share_seconds_mean=float(np.mean([t.get("share", 0.0) for t in timings]))
+        if timings
+        else 0.0,
         server_seconds=driver.server_seconds,
         round_seconds=elapsed,
         validated=validated,
@@ -345,4 +358,3 @@ def _progress(total: int, label: str, *, enabled: bool) -> Any:
         console=Console(stderr=True),
         transient=False,
     )
-
