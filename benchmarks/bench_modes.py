@@ -1,0 +1,90 @@
+"""Round time and bytes of every sharing mode on the embedded default, against plain FedAvg
+measured in the same run.
+
+    python -m benchmarks.bench_modes [--quick] [--rounds N] [--out DIR]
+
+Each mode runs the default experiment (digits, 10 participants, MLP of 85k parameters, same
+seed); the table gives the median round time and the upload per participant and round, each
+as a ratio to mode ``plain``, plus the ParaShare time per participant (encode + mask or split
++ encrypt) — the cost that secret sharing adds on top of training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import statistics
+from pathlib import Path
+from typing import Any
+
+MODES = ("plain", "prg", "explicit", "shamir")
+
+
+def measure(mode: str, rounds: int, participants: int) -> dict[str, Any]:
+    from ssddl.experiments.config import ExperimentConfig
+    from ssddl.experiments.run import run_experiment
+
+    base = ExperimentConfig(participants=participants)
+    config = dataclasses.replace(
+        base, protocol=dataclasses.replace(base.protocol, mode=mode, rounds=rounds)
+    )
+    result = run_experiment(config)
+    summary = result.summary()
+    history = result.history
+    return {
+        "mode": mode,
+        "rounds": rounds,
+        "final_accuracy": summary["final_accuracy"],
+        "round_seconds_median": summary["round_seconds_median"],
+        "train_seconds_median": statistics.median(h.train_seconds_mean for h in history),
+        "share_seconds_median": statistics.median(h.share_seconds_mean for h in history),
+        "server_seconds_median": statistics.median(h.server_seconds for h in history),
+        "upload_bytes": summary["upload_bytes_per_participant_round"],
+        "download_bytes": statistics.fmean(h.download_bytes_mean for h in history),
+        "total_bytes": summary["total_bytes"],
+        "model_size": summary["model_size"],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench_modes", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="10 rounds instead of 40")
+    parser.add_argument("--rounds", type=int)
+    parser.add_argument("--participants", type=int, default=10)
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args(argv)
+    rounds = args.rounds or (10 if args.quick else 40)
+    rows = [measure(mode, rounds, args.participants) for mode in MODES]
+    plain = rows[0]
+    for row in rows:
+        plain_seconds = plain["round_seconds_median"]
+        row["round_time_ratio_vs_plain"] = row["round_seconds_median"] / plain_seconds
+        row["upload_ratio_vs_plain"] = row["upload_bytes"] / plain["upload_bytes"]
+    lines = [
+        f"## Sharing modes on the default run ({args.participants} participants, digits, "
+        f"{plain['model_size']:,} parameters, {rounds} rounds)",
+        "",
+        "| mode | accuracy | median round s | × plain | ParaShare ms / member | server ms "
+        "| upload B / member / round | × plain | download B |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['mode']} | {r['final_accuracy']:.4f} | {r['round_seconds_median']:.4f} "
+            f"| {r['round_time_ratio_vs_plain']:.3f} | {1e3 * r['share_seconds_median']:.2f} "
+            f"| {1e3 * r['server_seconds_median']:.2f} | {r['upload_bytes']:,.0f} "
+            f"| {r['upload_ratio_vs_plain']:.3f} | {r['download_bytes']:,.0f} |"
+        )
+    report = "\n".join(lines) + "\n"
+    print(report)
+    result = {"benchmark": "modes", "rounds": rounds, "rows": rows}
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "bench_modes.json").write_text(json.dumps(result, indent=2) + "\n")
+        (args.out / "bench_modes.md").write_text(report)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

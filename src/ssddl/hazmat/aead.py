@@ -1,0 +1,138 @@
+"""Authenticated encryption of shares sent from one member to another (``explicit`` mode).
+
+ChaCha20-Poly1305 (default) or AES-256-GCM from ``cryptography``, 32-byte key, 12-byte nonce
+supplied by the caller (draw it from a RandomSource, or derive it uniquely per message).
+The associated data binds every ciphertext to its session, round, sender and receiver
+(:func:`share_associated_data`), so a ciphertext replayed into another round, or relayed to
+someone it was not addressed to, fails to open. The sealed blob is
+``nonce (12 bytes) || ciphertext || tag (16 bytes)``.
+
+Associated data, version 1 (all integers big-endian)::
+
+    b"SSDDL-AD" || 0x01 || u32 len(session_id) || session_id
+                || u64 round_number || u64 sender || u64 receiver
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
+
+from ssddl.exceptions import ConfigurationError, InvalidCiphertext
+from ssddl.hazmat._checks import as_bytes, as_key, lp, u64
+
+__all__ = [
+    "AD_VERSION",
+    "NONCE_SIZE",
+    "TAG_SIZE",
+    "AeadAlgorithm",
+    "open_sealed",
+    "seal",
+    "share_associated_data",
+]
+
+KEY_SIZE = 32
+NONCE_SIZE = 12
+TAG_SIZE = 16
+AD_VERSION = 1
+_AD_MAGIC = b"SSDDL-AD"
+
+
+class AeadAlgorithm(str, Enum):
+    """The AEAD used for shares in transit."""
+
+    CHACHA20_POLY1305 = "chacha20-poly1305"
+    AES_256_GCM = "aes-256-gcm"
+
+
+def _as_algorithm(algorithm: Any) -> AeadAlgorithm:
+    try:
+        return AeadAlgorithm(algorithm)
+    except ValueError:
+        raise ConfigurationError(
+            "algorithm must be an AeadAlgorithm ('chacha20-poly1305' or 'aes-256-gcm')"
+        ) from None
+
+
+def _aead(key: bytes, algorithm: AeadAlgorithm) -> ChaCha20Poly1305 | AESGCM:
+    key = as_key(key, "key", KEY_SIZE)
+    if algorithm is AeadAlgorithm.CHACHA20_POLY1305:
+        return ChaCha20Poly1305(key)
+    return AESGCM(key)
+
+
+def share_associated_data(
+    session_id: bytes, round_number: int, sender: int, receiver: int
+) -> bytes:
+    """The versioned, length-prefixed associated data of a share in transit."""
+    return b"".join(
+        (
+            _AD_MAGIC,
+            bytes((AD_VERSION,)),
+            lp(as_bytes(session_id, "session_id")),
+            u64(round_number, "round_number"),
+            u64(sender, "sender"),
+            u64(receiver, "receiver"),
+        )
+    )
+
+
+def seal(
+    key: bytes,
+    plaintext: bytes,
+    *,
+    session_id: bytes,
+    round_number: int,
+    sender: int,
+    receiver: int,
+    nonce: bytes,
+    algorithm: AeadAlgorithm = AeadAlgorithm.CHACHA20_POLY1305,
+) -> bytes:
+    """Encrypt and authenticate ``plaintext``; returns ``nonce || ciphertext || tag``.
+
+    Never reuse a nonce under one key: draw it from a RandomSource (96 random bits) or make
+    it unique per (round, sender, receiver).
+    """
+    aead = _aead(key, _as_algorithm(algorithm))
+    nonce_bytes = as_bytes(nonce, "nonce")
+    if len(nonce_bytes) != NONCE_SIZE:
+        raise ConfigurationError(
+            f"nonce must be exactly {NONCE_SIZE} bytes, got {len(nonce_bytes)}"
+        )
+    ad = share_associated_data(session_id, round_number, sender, receiver)
+    return nonce_bytes + aead.encrypt(nonce_bytes, as_bytes(plaintext, "plaintext"), ad)
+
+
+def open_sealed(
+    key: bytes,
+    blob: bytes,
+    *,
+    session_id: bytes,
+    round_number: int,
+    sender: int,
+    receiver: int,
+    algorithm: AeadAlgorithm = AeadAlgorithm.CHACHA20_POLY1305,
+) -> bytes:
+    """Check and decrypt a blob made by :func:`seal` for exactly this address.
+
+    Raises InvalidCiphertext if it was tampered with, truncated, or sealed for another
+    session, round, sender, receiver, key or algorithm.
+    """
+    aead = _aead(key, _as_algorithm(algorithm))
+    data = as_bytes(blob, "blob", error=InvalidCiphertext)
+    ad = share_associated_data(session_id, round_number, sender, receiver)
+    if len(data) < NONCE_SIZE + TAG_SIZE:
+        raise InvalidCiphertext(
+            f"sealed blob is {len(data)} bytes, shorter than nonce + tag "
+            f"({NONCE_SIZE + TAG_SIZE}); it was truncated — ask the sender again"
+        )
+    try:
+        return aead.decrypt(data[:NONCE_SIZE], data[NONCE_SIZE:], ad)
+    except InvalidTag:
+        raise InvalidCiphertext(
+            "ciphertext failed to authenticate: tampered, truncated, or addressed to another "
+            "session, round, sender or receiver; discard it"
+        ) from None

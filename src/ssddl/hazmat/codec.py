@@ -1,0 +1,268 @@
+"""Fixed-point encoding of real vectors into the ring Z_Q, Q = 2**32 or 2**64.
+
+``encode`` clips each value to ``[-C, C]``, scales it by ``2**f`` and rounds it to an integer
+``k`` with ``|k| <= C * 2**f``; the ring word is ``k mod Q`` (two's complement). ``decode``
+reads a word as a signed integer in ``[-Q/2, Q/2)`` and divides by ``2**f``. Ring words add
+modulo Q, so the sum of n encodings decodes to the sum of the n clipped values provided
+``n * C * 2**f < Q/2`` (:meth:`FixedPoint.check_capacity`).
+
+Precision. The input is converted to float64 and clipped; multiplying by ``2**f`` is exact.
+Rounding is done in float64 on ``y = x * 2**f`` and the integer is formed in int64, never in
+float64 near ``2**63`` (the configuration guarantees ``|y| <= C * 2**f < Q/2``):
+
+* nearest: ``rint(y)`` (ties to even), ``|k - y| <= 1/2``;
+* stochastic: ``k = floor(y) + [u < y - floor(y)]`` with ``u`` uniform in ``[0, 1)`` from the
+  caller's generator, so ``E[k] = y`` (up to the 2**-53 grid of ``u``) and ``|k - y| < 1``.
+  ``floor(y)`` and ``y - floor(y)`` are exact in float64, so this never overflows.
+
+For Q = 2**64 the int64 result is *viewed* as uint64 (two's complement is reduction mod
+2**64); for Q = 2**32 it is masked to 32 bits and cast.
+
+Decode error bound (:meth:`FixedPoint.decode_error_bound`). For a sum of n encodings whose
+true total satisfies the capacity condition,
+
+    |decode(sum) - sum(clip(x_i))| <= n * 2**-(f+1)   (nearest)
+                                      n * 2**-f       (stochastic)
+                                      + e_conv,
+
+where ``e_conv`` is the float64 rounding of the final int -> float conversion: zero when the
+integer sum is below 2**53 in magnitude (always so for Q = 2**32), else at most
+``(n*C*2**f + n) * 2**-53 / 2**f``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+
+from ssddl.exceptions import ConfigurationError, NonFiniteError, ShareError
+from ssddl.hazmat.rand import RING_BITS, ring_dtype
+
+__all__ = [
+    "FixedPoint",
+    "decode",
+    "encode",
+    "ring_add",
+    "ring_sub",
+    "ring_sum",
+]
+
+_FLOAT64_EXACT = 1 << 53
+
+
+@dataclass(frozen=True)
+class FixedPoint:
+    """Parameters of the fixed-point code: ring size, fractional bits and clip bound."""
+
+    ring_bits: int = 32
+    frac_bits: int = 20
+    clip: float = 4.0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.ring_bits, bool) or self.ring_bits not in RING_BITS:
+            raise ConfigurationError(
+                "FixedPoint.ring_bits must be 32 or 64; use 64 for more headroom"
+            )
+        if isinstance(self.frac_bits, bool) or not isinstance(self.frac_bits, int):
+            raise ConfigurationError("FixedPoint.frac_bits must be an int")
+        if not 0 <= self.frac_bits < self.ring_bits - 1:
+            raise ConfigurationError(
+                f"FixedPoint.frac_bits must satisfy 0 <= frac_bits < ring_bits - 1 = "
+                f"{self.ring_bits - 1}; got {self.frac_bits}"
+            )
+        if isinstance(self.clip, bool) or not isinstance(self.clip, (int, float)):
+            raise ConfigurationError("FixedPoint.clip must be a positive finite float")
+        if not (math.isfinite(self.clip) and self.clip > 0):
+            raise ConfigurationError("FixedPoint.clip must be a positive finite float")
+        object.__setattr__(self, "clip", float(self.clip))
+        try:
+            self.check_capacity(1)
+        except ConfigurationError as exc:
+            raise ConfigurationError(
+                f"FixedPoint cannot hold even one clipped value: {exc}"
+            ) from None
+
+    @property
+    def modulus(self) -> int:
+        """Q = 2**ring_bits."""
+        return 1 << self.ring_bits
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        """numpy dtype of the ring words (uint32 or uint64)."""
+        return ring_dtype(self.ring_bits)
+
+    @property
+    def scale(self) -> float:
+        """2**frac_bits."""
+        return float(1 << self.frac_bits)
+
+    def check_capacity(
+        self, summands: int, *, weight_bound: float = 1.0, modulus: int | None = None
+    ) -> None:
+        """Raise ConfigurationError unless ``summands * weight_bound * clip * 2**f < modulus / 2``.
+
+        ``modulus`` defaults to Q; pass ``SHAMIR_PRIME`` when the sum is taken in that field.
+        ``weight_bound`` bounds per-summand weights when a weighted sum is shared.
+        """
+        if isinstance(summands, bool) or not isinstance(summands, int) or summands < 1:
+            raise ConfigurationError("summands must be a positive int (the number of addends)")
+        if isinstance(weight_bound, bool) or not isinstance(weight_bound, (int, float)):
+            raise ConfigurationError("weight_bound must be a positive finite number")
+        if not (math.isfinite(weight_bound) and weight_bound > 0):
+            raise ConfigurationError("weight_bound must be a positive finite number")
+        mod = self.modulus if modulus is None else modulus
+        if isinstance(mod, bool) or not isinstance(mod, int) or mod < 2:
+            raise ConfigurationError("modulus must be an int >= 2")
+        # Exact comparison with rationals: a float product could round across the bound.
+        needed = Fraction(summands) * Fraction(weight_bound) * Fraction(self.clip)
+        if needed * (1 << self.frac_bits) * 2 >= mod:
+            shown = f"2**{mod.bit_length() - 1}" if mod & (mod - 1) == 0 else str(mod)
+            raise ConfigurationError(
+                "fixed-point capacity exceeded: summands * weight_bound * clip * 2**frac_bits "
+                f"must stay below modulus/2 (summands={summands}, weight_bound={weight_bound}, "
+                f"clip={self.clip}, frac_bits={self.frac_bits}, modulus={shown}); "
+                "use fewer frac_bits, a smaller clip, or ring_bits=64"
+            )
+
+    def decode_error_bound(self, summands: int, *, stochastic: bool) -> float:
+        """Largest ``|decode(sum of encodings) - sum of clipped inputs|`` for ``summands`` terms.
+
+        ``summands * 2**-(f+1)`` for nearest rounding, ``summands * 2**-f`` for stochastic
+        rounding, plus the float64 conversion term described in the module docstring (zero
+        unless the integer sum can reach 2**53).
+        """
+        if isinstance(summands, bool) or not isinstance(summands, int) or summands < 1:
+            raise ConfigurationError("summands must be a positive int (the number of addends)")
+        per_term = 2.0**-self.frac_bits if stochastic else 2.0 ** -(self.frac_bits + 1)
+        bound = summands * per_term
+        max_int = summands * self.clip * self.scale + summands
+        if max_int >= _FLOAT64_EXACT:
+            bound += max_int * 2.0**-53 / self.scale
+        return bound
+
+
+def _as_real_array(values: Any) -> np.ndarray:
+    arr = np.asarray(values)
+    if arr.dtype.kind not in "fiub":
+        raise ConfigurationError(
+            f"values must be a real (float or integer) array, got dtype {arr.dtype}; "
+            "convert it with np.asarray(values, dtype=np.float64)"
+        )
+    return arr.astype(np.float64, copy=False)
+
+
+def _check_finite(arr: np.ndarray, name: str) -> None:
+    finite = np.isfinite(arr)
+    if not finite.all():
+        bad = ~finite
+        count = int(np.count_nonzero(bad))
+        first = np.unravel_index(int(np.argmax(bad)), arr.shape) if arr.ndim else ()
+        raise NonFiniteError(
+            f"{name} holds {count} non-finite (NaN or inf) entr{'y' if count == 1 else 'ies'}, "
+            f"first at index {tuple(int(i) for i in first)}; check the training step "
+            "(learning rate, loss scaling) before sharing"
+        )
+
+
+def encode(
+    values: np.ndarray, codec: FixedPoint, *, rng: np.random.Generator | None = None
+) -> np.ndarray:
+    """Encode a real array into ring words of ``codec`` (same shape).
+
+    Values are clipped to ``[-clip, clip]``. With ``rng=None`` rounding is to nearest (ties to
+    even); with a ``numpy.random.Generator`` it is stochastic and unbiased. NaN or inf raise
+    :class:`NonFiniteError`.
+    """
+    if not isinstance(codec, FixedPoint):
+        raise ConfigurationError("codec must be a FixedPoint")
+    if rng is not None and not isinstance(rng, np.random.Generator):
+        raise ConfigurationError(
+            "rng must be a numpy.random.Generator (for stochastic rounding) or None"
+        )
+    x = _as_real_array(values)
+    _check_finite(x, "values")
+    y = np.clip(x, -codec.clip, codec.clip) * codec.scale
+    if rng is None:
+        k = np.rint(y).astype(np.int64)
+    else:
+        low = np.floor(y)
+        up = rng.random(size=y.shape) < (y - low)
+        k = low.astype(np.int64)
+        k += up
+    k = np.asarray(k)
+    if codec.ring_bits == 64:
+        return k.view(np.uint64)
+    k &= np.int64(0xFFFFFFFF)
+    return k.astype(np.uint32)
+
+
+def _check_words(words: Any, dtype: np.dtype[Any] | None, name: str) -> np.ndarray:
+    if not isinstance(words, np.ndarray):
+        raise ShareError(f"{name} must be a numpy array of ring words (uint32 or uint64)")
+    if dtype is None:
+        if words.dtype not in (np.dtype(np.uint32), np.dtype(np.uint64)):
+            raise ShareError(
+                f"{name} must have dtype uint32 or uint64 (ring words), got {words.dtype}"
+            )
+    elif words.dtype != dtype:
+        raise ShareError(
+            f"{name} has dtype {words.dtype} but the codec's ring words are {dtype}; "
+            "decode with the FixedPoint that encoded them"
+        )
+    return words
+
+
+def decode(words: np.ndarray, codec: FixedPoint) -> np.ndarray:
+    """Decode ring words to float64: signed (two's complement) value divided by ``2**f``."""
+    if not isinstance(codec, FixedPoint):
+        raise ConfigurationError("codec must be a FixedPoint")
+    w = _check_words(words, codec.dtype, "words")
+    signed = w.view(np.int64 if codec.ring_bits == 64 else np.int32)
+    return signed.astype(np.float64) / codec.scale
+
+
+def _check_pair(a: Any, b: Any) -> tuple[np.ndarray, np.ndarray]:
+    a = _check_words(a, None, "a")
+    b = _check_words(b, None, "b")
+    if a.dtype != b.dtype:
+        raise ShareError(f"ring operands differ in dtype ({a.dtype} vs {b.dtype}); use one ring")
+    if a.shape != b.shape:
+        raise ShareError(f"ring operands differ in shape ({a.shape} vs {b.shape})")
+    return a, b
+
+
+def ring_add(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``(a + b) mod Q`` elementwise; same dtype (uint32/uint64) and shape required."""
+    a, b = _check_pair(a, b)
+    return np.add(a, b, out=np.empty_like(a))
+
+
+def ring_sub(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``(a - b) mod Q`` elementwise; same dtype (uint32/uint64) and shape required."""
+    a, b = _check_pair(a, b)
+    return np.subtract(a, b, out=np.empty_like(a))
+
+
+def ring_sum(arrays: Sequence[np.ndarray]) -> np.ndarray:
+    """Sum of one or more ring arrays mod Q (a new array)."""
+    if isinstance(arrays, np.ndarray):
+        raise ShareError("ring_sum takes a sequence of arrays, not one array")
+    items = list(arrays)
+    if not items:
+        raise ShareError("ring_sum needs at least one array (the ring is unknown otherwise)")
+    total = np.array(_check_words(items[0], None, "arrays[0]"), copy=True)
+    for index, item in enumerate(items[1:], start=1):
+        _check_words(item, None, f"arrays[{index}]")
+        if item.dtype != total.dtype or item.shape != total.shape:
+            raise ShareError(
+                f"arrays[{index}] has dtype {item.dtype} and shape {item.shape}, but arrays[0] "
+                f"has {total.dtype} and {total.shape}; all summands must be in one ring"
+            )
+        np.add(total, item, out=total)
+    return total

@@ -1,0 +1,350 @@
+"""Mask expansion: a 256-bit key and a 96-bit nonce become M uniform ring words.
+
+The stream is AES-256-CTR (default) or ChaCha20 from ``cryptography``, its bytes read as
+little-endian words (:func:`words_from_bytes`, a bijection, so every ring value including
+``2**bits - 1`` is reachable and uniform). Stream layout, fixed because vectors pin it:
+
+* AES-256-CTR: counter block = ``nonce (12 bytes) || counter (4 bytes, big-endian)``, from 0;
+* ChaCha20 (RFC 8439 block function): ``counter (4 bytes, little-endian) || nonce``, from 0.
+
+A stream is at most 2**32 blocks (64 GiB for AES, 256 GiB for ChaCha20); longer requests are
+refused rather than letting the counter run into the nonce.
+
+Memory. :func:`accumulate_keystream` adds or subtracts the stream into an existing vector in
+place, ``chunk_words`` words at a time: the keystream goes through one reusable chunk buffer
+(``encryptor.update_into`` over a zero chunk), and a wrapping ``numpy.add``/``subtract`` folds
+it into the matching slice of the vector. Extra memory is two chunk buffers per worker, never
+an M-sized temporary.
+
+Speed. One thread alternates keystream generation and the fold, and the fold must stream the
+whole vector through memory, which the raw cipher does not; for vectors of at least
+:data:`AUTO_PARALLEL_BYTES` the default (``workers=None``) therefore cuts the vector into
+64-byte-aligned segments, each expanded from its own counter offset, the first in the calling
+thread and the others in a small reused pool of helper threads (``cryptography`` and numpy
+release the GIL). Any number of workers gives the same result.
+Results measured on the project machines are in ``benchmarks/bench_hazmat.py``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from enum import Enum
+from typing import Any
+
+import numpy as np
+from cryptography.hazmat.primitives.ciphers import Cipher, CipherContext, algorithms, modes
+
+from ssddl.exceptions import ConfigurationError, ShareError
+from ssddl.hazmat._checks import as_bytes, as_int, as_key, lp, u64
+from ssddl.hazmat.rand import ring_dtype, words_from_bytes
+
+__all__ = [
+    "AUTO_PARALLEL_BYTES",
+    "DEFAULT_CHUNK_WORDS",
+    "MAX_AUTO_WORKERS",
+    "NONCE_SIZE",
+    "StreamCipher",
+    "accumulate_keystream",
+    "derive_nonce",
+    "iter_keystream_words",
+    "keystream_words",
+    "words_from_bytes",
+]
+
+NONCE_SIZE = 12
+KEY_SIZE = 32
+DEFAULT_CHUNK_WORDS = 1 << 16
+_MAX_BLOCKS = 1 << 32
+_ALIGN_BYTES = 64  # a multiple of both block sizes: segments can start at any such offset
+_NONCE_LABEL = b"ssddl/prg-nonce/v1"
+#: Below this many bytes of mask, ``accumulate_keystream(workers=None)`` uses one thread.
+AUTO_PARALLEL_BYTES = 3 << 20
+#: At most this many threads when ``workers=None``.
+MAX_AUTO_WORKERS = 4
+
+
+class StreamCipher(str, Enum):
+    """The keystream generator behind a mask."""
+
+    AES_CTR = "aes-256-ctr"
+    CHACHA20 = "chacha20"
+
+    @property
+    def block_size(self) -> int:
+        """Bytes per counter increment: 16 for AES, 64 for ChaCha20."""
+        return 16 if self is StreamCipher.AES_CTR else 64
+
+
+def _as_cipher(cipher: Any) -> StreamCipher:
+    try:
+        return StreamCipher(cipher)
+    except ValueError:
+        raise ConfigurationError(
+            "cipher must be a StreamCipher ('aes-256-ctr' or 'chacha20')"
+        ) from None
+
+
+def _as_nonce(nonce: Any) -> bytes:
+    value = as_bytes(nonce, "nonce")
+    if len(value) != NONCE_SIZE:
+        raise ConfigurationError(
+            f"nonce must be exactly {NONCE_SIZE} bytes, got {len(value)}; make it with "
+            "derive_nonce()"
+        )
+    return value
+
+
+def _as_chunk_words(chunk_words: Any) -> int:
+    return as_int(chunk_words, "chunk_words", low=1)
+
+
+def _check_length(count: int, itemsize: int, cipher: StreamCipher) -> None:
+    if count * itemsize > _MAX_BLOCKS * cipher.block_size:
+        raise ConfigurationError(
+            f"count is too large for one {cipher.value} stream (at most 2**32 blocks of "
+            f"{cipher.block_size} bytes); split the vector and use one nonce per part"
+        )
+
+
+def _encryptor(key: bytes, nonce: bytes, cipher: StreamCipher, block: int = 0) -> CipherContext:
+    """An encryptor positioned at counter ``block`` of the stream."""
+    if cipher is StreamCipher.AES_CTR:
+        return Cipher(algorithms.AES(key), modes.CTR(nonce + block.to_bytes(4, "big"))).encryptor()
+    return Cipher(algorithms.ChaCha20(key, block.to_bytes(4, "little") + nonce), None).encryptor()
+
+
+def derive_nonce(
+    session_id: bytes, round_number: int, sender: int, receiver: int, purpose: str
+) -> bytes:
+    """A 12-byte nonce bound to session, round, ordered pair and purpose.
+
+    The first 12 bytes of SHA-256 over ``b"ssddl/prg-nonce/v1"``, the length-prefixed session
+    id, round, sender and receiver (8 bytes big-endian each) and the length-prefixed UTF-8
+    purpose.
+    """
+    if not isinstance(purpose, str) or not purpose:
+        raise ConfigurationError("purpose must be a non-empty str, e.g. 'mask'")
+    encoded = b"".join(
+        (
+            _NONCE_LABEL,
+            lp(as_bytes(session_id, "session_id")),
+            u64(round_number, "round_number"),
+            u64(sender, "sender"),
+            u64(receiver, "receiver"),
+            lp(purpose.encode("utf-8")),
+        )
+    )
+    return hashlib.sha256(encoded).digest()[:NONCE_SIZE]
+
+
+def keystream_words(
+    key: bytes,
+    nonce: bytes,
+    count: int,
+    ring_bits: int,
+    *,
+    cipher: StreamCipher = StreamCipher.AES_CTR,
+) -> np.ndarray:
+    """The first ``count`` words of the stream as a new uint32/uint64 array."""
+    key = as_key(key, "key", KEY_SIZE)
+    nonce = _as_nonce(nonce)
+    count = as_int(count, "count")
+    dtype = ring_dtype(ring_bits)
+    cipher = _as_cipher(cipher)
+    _check_length(count, dtype.itemsize, cipher)
+    out = np.empty(count, dtype=dtype.newbyteorder("<"))
+    raw = out.view(np.uint8).data
+    encryptor = _encryptor(key, nonce, cipher)
+    step = DEFAULT_CHUNK_WORDS * dtype.itemsize
+    zeros = memoryview(bytes(min(step, len(raw))))
+    for start in range(0, len(raw), step):
+        stop = min(start + step, len(raw))
+        encryptor.update_into(zeros[: stop - start], raw[start:stop])
+    return out.astype(dtype, copy=False)
+
+
+def iter_keystream_words(
+    key: bytes,
+    nonce: bytes,
+    count: int,
+    ring_bits: int,
+    *,
+    cipher: StreamCipher = StreamCipher.AES_CTR,
+    chunk_words: int = DEFAULT_CHUNK_WORDS,
+) -> Iterator[np.ndarray]:
+    """The first ``count`` words of the stream in chunks of at most ``chunk_words`` words.
+
+    Each chunk is a new array (safe to keep); concatenated they equal
+    :func:`keystream_words`. Arguments are checked when this is called, not on first use.
+    """
+    key = as_key(key, "key", KEY_SIZE)
+    nonce = _as_nonce(nonce)
+    count = as_int(count, "count")
+    ring_dtype(ring_bits)
+    cipher = _as_cipher(cipher)
+    chunk_words = _as_chunk_words(chunk_words)
+    _check_length(count, ring_dtype(ring_bits).itemsize, cipher)
+    return _iter_chunks(key, nonce, count, ring_bits, cipher, chunk_words)
+
+
+def _iter_chunks(
+    key: bytes, nonce: bytes, count: int, ring_bits: int, cipher: StreamCipher, chunk_words: int
+) -> Iterator[np.ndarray]:
+    itemsize = ring_dtype(ring_bits).itemsize
+    encryptor = _encryptor(key, nonce, cipher)
+    zeros = bytes(min(chunk_words, count) * itemsize)
+    for start in range(0, count, chunk_words):
+        size = min(chunk_words, count - start) * itemsize
+        yield words_from_bytes(encryptor.update(zeros[:size]), ring_bits)
+
+
+class _HelperThreads:
+    """A lazily made, reused pool of helper threads for :func:`accumulate_keystream`.
+
+    Starting threads on every call would cost about as much as expanding a 10**6-word mask.
+    The pool holds no data between calls. It is remade after ``os.fork`` (threads do not
+    survive a fork) and when more helpers are asked for than it has.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+        self._pid = 0
+        self._size = 0
+
+    def get(self, helpers: int) -> ThreadPoolExecutor:
+        with self._lock:
+            pid = os.getpid()
+            if self._pool is None or self._pid != pid or self._size < helpers:
+                old = self._pool if self._pid == pid else None
+                self._pool = ThreadPoolExecutor(
+                    max_workers=helpers, thread_name_prefix="ssddl-keystream"
+                )
+                self._pid, self._size = pid, helpers
+                if old is not None:
+                    old.shutdown(wait=False)  # queued work still runs, then its threads end
+            return self._pool
+
+
+_helpers = _HelperThreads()
+
+
+def _available_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not available on this platform
+        return os.cpu_count() or 1
+
+
+def _auto_workers(nbytes: int) -> int:
+    """One worker for small vectors (a thread costs more than it saves), else one per CPU."""
+    if nbytes < AUTO_PARALLEL_BYTES:
+        return 1
+    return max(1, min(MAX_AUTO_WORKERS, _available_cpus()))
+
+
+def _accumulate_segment(
+    acc: np.ndarray,
+    key: bytes,
+    nonce: bytes,
+    cipher: StreamCipher,
+    block: int,
+    subtract: bool,
+    chunk_words: int,
+) -> None:
+    """Fold the stream from counter ``block`` on into the 1-D slice ``acc``, in place."""
+    count = acc.size
+    if count == 0:
+        return
+    itemsize = acc.dtype.itemsize
+    chunk_words = min(chunk_words, count)
+    zeros = memoryview(bytes(chunk_words * itemsize))
+    buffer = np.empty(chunk_words * itemsize, dtype=np.uint8)
+    stream = buffer.view(acc.dtype.newbyteorder("<"))
+    raw = buffer.data
+    fold = np.subtract if subtract else np.add
+    update_into = _encryptor(key, nonce, cipher, block).update_into
+    full = count // chunk_words
+    if full and acc.flags.c_contiguous:
+        for row in acc[: full * chunk_words].reshape(full, chunk_words):
+            update_into(zeros, raw)
+            fold(row, stream, out=row)
+    else:
+        for start in range(0, full * chunk_words, chunk_words):
+            update_into(zeros, raw)
+            row = acc[start : start + chunk_words]
+            fold(row, stream, out=row)
+    rest = count - full * chunk_words
+    if rest:
+        update_into(zeros[: rest * itemsize], raw[: rest * itemsize])
+        tail = acc[full * chunk_words :]
+        fold(tail, stream[:rest], out=tail)
+
+
+def accumulate_keystream(
+    acc: np.ndarray,
+    key: bytes,
+    nonce: bytes,
+    *,
+    sign: int,
+    cipher: StreamCipher = StreamCipher.AES_CTR,
+    chunk_words: int = DEFAULT_CHUNK_WORDS,
+    workers: int | None = None,
+) -> None:
+    """``acc += sign * stream`` in place (mod Q), for the first ``acc.size`` stream words.
+
+    ``acc`` must be a writeable 1-D uint32/uint64 array; ``sign`` is +1 or -1. Memory beyond
+    ``acc`` is two chunk buffers per worker. ``workers`` threads share the work (the result is
+    identical for any number); ``None`` picks one worker below :data:`AUTO_PARALLEL_BYTES`
+    and otherwise up to :data:`MAX_AUTO_WORKERS`, one per available CPU.
+    """
+    if not isinstance(acc, np.ndarray):
+        raise ShareError("acc must be a numpy array of ring words (uint32 or uint64)")
+    if acc.dtype not in (np.dtype(np.uint32), np.dtype(np.uint64)):
+        raise ShareError(f"acc must have dtype uint32 or uint64 (ring words), got {acc.dtype}")
+    if acc.ndim != 1:
+        raise ShareError(f"acc must be 1-D, got {acc.ndim} dimensions; pass acc.reshape(-1)")
+    if not acc.flags.writeable:
+        raise ShareError("acc must be writeable; pass a copy (acc.copy())")
+    if isinstance(sign, bool) or not isinstance(sign, (int, np.integer)) or sign not in (1, -1):
+        raise ConfigurationError("sign must be +1 (add the stream) or -1 (subtract it)")
+    key = as_key(key, "key", KEY_SIZE)
+    nonce = _as_nonce(nonce)
+    cipher = _as_cipher(cipher)
+    chunk_words = _as_chunk_words(chunk_words)
+    itemsize = acc.dtype.itemsize
+    if workers is None:
+        workers = _auto_workers(acc.size * itemsize)
+    workers = as_int(workers, "workers", low=1)
+    _check_length(acc.size, itemsize, cipher)
+    subtract = sign == -1
+
+    align = _ALIGN_BYTES // itemsize
+    per_worker = -(-acc.size // workers)
+    per_worker = -(-per_worker // align) * align
+    if workers == 1 or per_worker >= acc.size:
+        _accumulate_segment(acc, key, nonce, cipher, 0, subtract, chunk_words)
+        return
+    jobs = [
+        (acc[start : start + per_worker], start * itemsize // cipher.block_size)
+        for start in range(0, acc.size, per_worker)
+    ]
+    futures = [
+        _helpers.get(len(jobs) - 1).submit(
+            _accumulate_segment, segment, key, nonce, cipher, block, subtract, chunk_words
+        )
+        for segment, block in jobs[1:]
+    ]
+    try:
+        segment, block = jobs[0]
+        _accumulate_segment(segment, key, nonce, cipher, block, subtract, chunk_words)
+    finally:
+        # every helper is done with ``acc`` before this returns or raises
+        errors = [future.exception() for future in futures]
+    for error in errors:
+        if error is not None:
+            raise error

@@ -1,0 +1,189 @@
+"""Sources of randomness, and uniform sampling of ring words and bounded integers.
+
+Every mask, share, key and nonce in ssddl comes from a :class:`RandomSource` passed in by the
+caller. The default is :class:`OsRandom` (``os.urandom``). :class:`InsecureSeededRandom` is a
+deterministic AES-256-CTR stream for tests and recorded transcripts only: it warns with
+:class:`InsecureRandomWarning` every time one is made. Nothing here touches the global
+``numpy.random`` or ``random`` state.
+
+Bytes become ring words through :func:`words_from_bytes`, which reads them as little-endian
+unsigned words. That map is a bijection from ``k * w`` bytes onto ``k`` words of ``8w`` bits,
+so uniform bytes give words uniform over the *whole* ring, top value ``2**bits - 1`` included.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+from ssddl.exceptions import ConfigurationError
+from ssddl.hazmat._checks import as_int
+
+__all__ = [
+    "InsecureRandomWarning",
+    "InsecureSeededRandom",
+    "OsRandom",
+    "RandomSource",
+    "random_below",
+    "random_words",
+    "ring_dtype",
+    "words_from_bytes",
+]
+
+RING_BITS = (32, 64)
+_SEED_SIZE = 32
+
+
+class InsecureRandomWarning(UserWarning):
+    """An :class:`InsecureSeededRandom` was made: its output is predictable from its seed."""
+
+
+@runtime_checkable
+class RandomSource(Protocol):
+    """Anything that returns ``n`` random bytes on request."""
+
+    def random_bytes(self, n: int) -> bytes:
+        """Return exactly ``n`` bytes."""
+        ...
+
+
+def _check_count(value: Any, name: str) -> int:
+    """``value`` as a non-negative int, else ConfigurationError naming ``name``."""
+    return as_int(value, name)
+
+
+def ring_dtype(ring_bits: int) -> np.dtype[Any]:
+    """The numpy dtype of words of the ring Z_(2**ring_bits): uint32 or uint64."""
+    if isinstance(ring_bits, bool) or ring_bits not in RING_BITS:
+        raise ConfigurationError(
+            "ring_bits must be 32 or 64 (the ring Z_Q with Q = 2**32 or 2**64); "
+            "pick ring_bits=64 if 32 bits are too few for your values"
+        )
+    return np.dtype(np.uint32) if ring_bits == 32 else np.dtype(np.uint64)
+
+
+def words_from_bytes(data: bytes | bytearray | memoryview, ring_bits: int) -> np.ndarray:
+    """Read ``data`` as little-endian unsigned words of ``ring_bits`` bits.
+
+    A bijection: ``len(data)`` must be a multiple of ``ring_bits // 8``; the result is a new,
+    writable, native-order uint32/uint64 array of ``len(data) // (ring_bits // 8)`` words.
+    """
+    dtype = ring_dtype(ring_bits)
+    view = memoryview(data).cast("B")
+    if len(view) % dtype.itemsize:
+        raise ConfigurationError(
+            f"data must hold a whole number of {dtype.itemsize}-byte words for "
+            f"ring_bits={ring_bits}; its length is {len(view)} bytes"
+        )
+    little = np.frombuffer(view, dtype=dtype.newbyteorder("<"))
+    return little.astype(dtype, copy=True)
+
+
+class OsRandom:
+    """Cryptographic randomness from the operating system (``os.urandom``). The default."""
+
+    def random_bytes(self, n: int) -> bytes:
+        """Return ``n`` bytes from ``os.urandom``."""
+        return os.urandom(_check_count(n, "n"))
+
+    def __repr__(self) -> str:
+        return "OsRandom()"
+
+
+class InsecureSeededRandom:
+    """A DETERMINISTIC byte stream for tests and recorded transcripts. NOT FOR REAL USE.
+
+    The output is the AES-256-CTR keystream under the 32-byte ``seed`` (all-zero counter
+    block), so anyone who knows the seed knows every mask, share and key drawn from it.
+    Construction warns with :class:`InsecureRandomWarning`.
+    """
+
+    def __init__(self, seed: bytes) -> None:
+        if not isinstance(seed, (bytes, bytearray, memoryview)):
+            raise ConfigurationError(
+                f"seed must be {_SEED_SIZE} bytes, got type {type(seed).__name__}"
+            )
+        if len(seed) != _SEED_SIZE:
+            raise ConfigurationError(
+                f"seed must be exactly {_SEED_SIZE} bytes, got {len(seed)}; "
+                "derive one with hashlib.sha256(label).digest()"
+            )
+        warnings.warn(
+            "InsecureSeededRandom is predictable from its seed; use it only in tests and "
+            "transcripts, never to protect real data (use OsRandom)",
+            InsecureRandomWarning,
+            stacklevel=2,
+        )
+        cipher = Cipher(algorithms.AES(bytes(seed)), modes.CTR(bytes(16)))
+        self._encryptor = cipher.encryptor()
+
+    def random_bytes(self, n: int) -> bytes:
+        """Return the next ``n`` bytes of the seeded stream."""
+        return self._encryptor.update(bytes(_check_count(n, "n")))
+
+    def __repr__(self) -> str:
+        return "InsecureSeededRandom(<seed hidden>)"
+
+
+def _check_source(source: Any) -> RandomSource:
+    if not callable(getattr(source, "random_bytes", None)):
+        raise ConfigurationError(
+            "source must be a RandomSource (an object with random_bytes(n)); pass OsRandom()"
+        )
+    return source
+
+
+def _draw(source: RandomSource, n: int) -> bytes:
+    data = source.random_bytes(n)
+    if len(data) != n:
+        raise ConfigurationError(
+            f"source.random_bytes({n}) returned {len(data)} bytes; a RandomSource must "
+            "return exactly the number of bytes asked for"
+        )
+    return data
+
+
+def random_words(source: RandomSource, count: int, ring_bits: int) -> np.ndarray:
+    """``count`` words uniform over the whole ring Z_(2**ring_bits), as uint32/uint64."""
+    count = _check_count(count, "count")
+    dtype = ring_dtype(ring_bits)
+    return words_from_bytes(_draw(_check_source(source), count * dtype.itemsize), ring_bits)
+
+
+def random_below(source: RandomSource, count: int, bound: int) -> np.ndarray:
+    """``count`` integers uniform in ``[0, bound)``, as uint64, by rejection sampling.
+
+    Each candidate is 8 bytes read little-endian and masked to ``(bound - 1).bit_length()``
+    bits; candidates ``>= bound`` are dropped, so at least half are kept. ``bound`` may be
+    anything from 1 to ``2**64``; for ``bound == 1`` nothing is drawn.
+    """
+    count = _check_count(count, "count")
+    bound = _check_count(bound, "bound")
+    if not 1 <= bound <= 1 << 64:
+        raise ConfigurationError("bound must satisfy 1 <= bound <= 2**64")
+    source = _check_source(source)
+    out = np.zeros(count, dtype=np.uint64)
+    if bound == 1 or count == 0:
+        return out
+    bits = (bound - 1).bit_length()
+    span = 1 << bits
+    mask = np.uint64(span - 1)
+    filled = 0
+    while filled < count:
+        need = count - filled
+        # Enough candidates to finish in one draw most of the time: the expected number of
+        # rejects, a quarter more, and a few spare unless nothing is ever rejected.
+        expected_rejects = -(-need * (span - bound) // bound)
+        draw = need + expected_rejects + expected_rejects // 4 + (8 if span != bound else 0)
+        candidates = words_from_bytes(_draw(source, 8 * draw), 64)
+        candidates &= mask
+        if span != bound:
+            candidates = candidates[candidates < np.uint64(bound)]
+        take = min(need, candidates.size)
+        out[filled : filled + take] = candidates[:take]
+        filled += take
+    return out

@@ -1,0 +1,485 @@
+"""Additive and Shamir sharing, field arithmetic, ring <-> field, mask cancellation."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from collections.abc import Sequence
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+import ssddl.hazmat.sharing as sharing_module
+from ssddl.exceptions import ConfigurationError, ShareError
+from ssddl.hazmat import (
+    SHAMIR_PRIME,
+    FixedPoint,
+    ForwardSecurePRNG,
+    InsecureSeededRandom,
+    OsRandom,
+    accumulate_keystream,
+    additive_reconstruct,
+    additive_split,
+    derive_nonce,
+    encode,
+    field_add,
+    field_from_signed,
+    field_mul,
+    field_sub,
+    field_to_ring,
+    field_to_signed,
+    lagrange_coefficients_at_zero,
+    random_below,
+    ring_sum,
+    ring_to_field,
+    shamir_reconstruct,
+    shamir_split,
+)
+
+pytestmark = pytest.mark.filterwarnings("ignore::ssddl.hazmat.InsecureRandomWarning")
+
+P = SHAMIR_PRIME
+EDGE = [0, 1, 2, 3, P - 1, P - 2, P // 2, P // 2 + 1, 2**31 - 1, 2**31, 2**30, 2**60, 2**61 - 2]
+field_ints = st.one_of(st.sampled_from(EDGE), st.integers(0, P - 1))
+
+
+def seeded(label: str) -> InsecureSeededRandom:
+    return InsecureSeededRandom(hashlib.sha256(label.encode()).digest())
+
+
+def field_array(values: Sequence[int]) -> np.ndarray:
+    return np.array(values, dtype=np.uint64)
+
+
+# --- additive ------------------------------------------------------------------------------
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    ring_bits=st.sampled_from([32, 64]),
+    shape=hnp.array_shapes(min_dims=1, max_dims=2, min_side=0, max_side=6),
+    n=st.integers(1, 6),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_additive_split_reconstructs(
+    ring_bits: int, shape: tuple[int, ...], n: int, seed: int
+) -> None:
+    dtype = np.uint32 if ring_bits == 32 else np.uint64
+    secret = np.random.default_rng(seed).integers(0, 2**ring_bits, shape, dtype=dtype)
+    shares = additive_split(secret, n, seeded(f"additive {seed}"))
+    assert len(shares) == n
+    assert all(s.dtype == secret.dtype and s.shape == secret.shape for s in shares)
+    assert np.array_equal(additive_reconstruct(shares), secret)
+    if n > 1 and secret.size >= 4:
+        assert not np.array_equal(shares[0], secret)  # a share is not the secret
+
+
+def test_additive_one_share_is_a_copy() -> None:
+    secret = np.arange(5, dtype=np.uint32)
+    (only,) = additive_split(secret, 1, OsRandom())
+    assert np.array_equal(only, secret) and only is not secret
+
+
+def test_additive_errors() -> None:
+    with pytest.raises(ShareError, match="ring words"):
+        additive_split(np.zeros(3, dtype=np.int64), 2, OsRandom())
+    with pytest.raises(ShareError, match="ring words"):
+        additive_split([1, 2], 2, OsRandom())  # type: ignore[arg-type]
+    for n in (0, -1):
+        with pytest.raises(ShareError, match="n must be at least 1"):
+            additive_split(np.zeros(3, dtype=np.uint32), n, OsRandom())
+    for n in (2.0, True):
+        with pytest.raises(ShareError, match="n must be an int"):
+            additive_split(np.zeros(3, dtype=np.uint32), n, OsRandom())  # type: ignore[arg-type]
+    with pytest.raises(ShareError):
+        additive_reconstruct([])
+    with pytest.raises(ShareError):
+        additive_reconstruct([np.zeros(3, np.uint32), np.zeros(3, np.uint64)])
+
+
+# --- pairwise mask cancellation (the prg mode) ---------------------------------------------
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    n=st.integers(2, 5),
+    length=st.integers(0, 40),
+    ring_bits=st.sampled_from([32, 64]),
+    round_number=st.integers(0, 5),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_pairwise_masks_cancel(
+    n: int, length: int, ring_bits: int, round_number: int, seed: int
+) -> None:
+    dtype = np.uint32 if ring_bits == 32 else np.uint64
+    rng = np.random.default_rng(seed)
+    inputs = [rng.integers(0, 2**ring_bits, length, dtype=dtype) for _ in range(n)]
+    pair_seeds = {
+        (i, j): hashlib.sha256(f"{seed} {i} {j}".encode()).digest()
+        for i in range(n)
+        for j in range(i + 1, n)
+    }
+    uploads = []
+    for i in range(n):
+        upload = inputs[i].copy()
+        for j in range(n):
+            if i == j:
+                continue
+            low, high = min(i, j), max(i, j)
+            key = ForwardSecurePRNG(pair_seeds[(low, high)]).take_round_key(round_number)
+            nonce = derive_nonce(b"cancel", round_number, low, high, "mask")
+            # m_ij for i < j: member i adds it, member j subtracts it
+            accumulate_keystream(upload, key, nonce, sign=1 if i < j else -1, chunk_words=7)
+        uploads.append(upload)
+    if length:
+        assert not np.array_equal(uploads[0], inputs[0])
+    assert np.array_equal(ring_sum(uploads), ring_sum(inputs))
+
+
+# --- field arithmetic ----------------------------------------------------------------------
+
+
+@settings(max_examples=200, deadline=None)
+@given(a=st.lists(field_ints, max_size=20), b=field_ints, data=st.data())
+def test_field_ops_match_python_ints(a: list[int], b: int, data: st.DataObject) -> None:
+    other = data.draw(st.lists(field_ints, min_size=len(a), max_size=len(a)))
+    av, ov = field_array(a), field_array(other)
+    assert field_add(av, ov).tolist() == [(x + y) % P for x, y in zip(a, other, strict=True)]
+    assert field_sub(av, ov).tolist() == [(x - y) % P for x, y in zip(a, other, strict=True)]
+    assert field_mul(av, ov).tolist() == [(x * y) % P for x, y in zip(a, other, strict=True)]
+    assert field_add(av, b).tolist() == [(x + b) % P for x in a]
+    assert field_sub(av, b).tolist() == [(x - b) % P for x in a]
+    assert field_mul(av, b).tolist() == [(x * b) % P for x in a]
+
+
+def test_field_mul_all_edge_pairs() -> None:
+    a = field_array([x for x in EDGE for _ in EDGE])
+    b = field_array([y for _ in EDGE for y in EDGE])
+    assert field_mul(a, b).tolist() == [(x * y) % P for x in EDGE for y in EDGE]
+    for scalar in EDGE:
+        assert field_mul(a, scalar).tolist() == [(x * scalar) % P for x in a.tolist()]
+    block = a.copy()
+    sharing_module._mul_scalar_inplace(block, P - 1, sharing_module._Scratch(block.size))
+    assert block.tolist() == [(x * (P - 1)) % P for x in a.tolist()]
+
+
+def test_field_ops_keep_shapes_and_accept_0d() -> None:
+    a = np.array(P - 1, dtype=np.uint64)
+    assert field_add(a, np.array(3, dtype=np.uint64)).tolist() == 2
+    assert field_mul(a, 2).shape == ()
+    grid = field_array(range(6)).reshape(2, 3)
+    assert field_mul(grid, grid).tolist() == [[0, 1, 4], [9, 16, 25]]
+    assert field_sub(grid, np.uint64(1)).tolist()[0][0] == P - 1
+
+
+def test_field_op_errors() -> None:
+    good = field_array([1, 2])
+    with pytest.raises(ShareError, match=">= p"):
+        field_add(field_array([P]), field_array([1]))
+    with pytest.raises(ShareError, match="uint64"):
+        field_mul(np.array([1, 2], dtype=np.int64), good)
+    with pytest.raises(ShareError, match="shape"):
+        field_sub(good, field_array([1, 2, 3]))
+    with pytest.raises(ShareError, match="field element"):
+        field_mul(good, P)
+    with pytest.raises(ShareError, match="field element"):
+        field_mul(good, -1)
+    with pytest.raises(ShareError, match="bool"):
+        field_add(good, True)
+    with pytest.raises(ShareError):
+        field_add(good, 1.5)  # type: ignore[arg-type]
+    with pytest.raises(ShareError, match="uint64 array"):
+        field_add(3, good)  # type: ignore[arg-type]
+
+
+# --- ring <-> field ------------------------------------------------------------------------
+
+
+@settings(max_examples=100, deadline=None)
+@given(values=st.lists(st.integers(-(P // 2), P // 2), max_size=20))
+def test_signed_lift_round_trip(values: list[int]) -> None:
+    field = field_from_signed(np.array(values, dtype=np.int64))
+    assert field.dtype == np.uint64
+    assert field.tolist() == [v % P for v in values]
+    assert field_to_signed(field).tolist() == values
+
+
+def test_field_from_signed_reduces_and_accepts_small_dtypes() -> None:
+    assert field_from_signed(np.array([-1, P, P + 5, -P], dtype=np.int64)).tolist() == [
+        P - 1,
+        0,
+        5,
+        0,
+    ]
+    assert field_from_signed(np.array([-3], dtype=np.int8)).tolist() == [P - 3]
+    assert field_from_signed(np.array([7], dtype=np.uint32)).tolist() == [7]
+    with pytest.raises(ShareError, match="ambiguous"):
+        field_from_signed(np.array([1], dtype=np.uint64))
+    with pytest.raises(ShareError, match="integer"):
+        field_from_signed(np.array([1.0]))
+
+
+@settings(max_examples=100, deadline=None)
+@given(words=st.lists(st.integers(0, 2**32 - 1), max_size=20))
+def test_ring32_to_field_round_trip(words: list[int]) -> None:
+    array = np.array(words, dtype=np.uint32)
+    field = ring_to_field(array)
+    signed = [w - 2**32 if w >= 2**31 else w for w in words]
+    assert field.tolist() == [s % P for s in signed]
+    assert np.array_equal(field_to_ring(field, 32), array)
+
+
+@settings(max_examples=100, deadline=None)
+@given(signed=st.lists(st.integers(-(P // 2), P // 2), max_size=20))
+def test_ring64_to_field_round_trip(signed: list[int]) -> None:
+    array = np.array([s % 2**64 for s in signed], dtype=np.uint64)
+    field = ring_to_field(array)
+    assert field.tolist() == [s % P for s in signed]
+    assert np.array_equal(field_to_ring(field, 64), array)
+
+
+def test_ring_to_field_refuses_words_outside_half_p() -> None:
+    for word in (P // 2 + 1, 2**63, 2**64 - P // 2 - 1, 2**63 - 1):
+        with pytest.raises(ShareError, match="outside") as info:
+            ring_to_field(np.array([0, word], dtype=np.uint64))
+        assert "1 word(s)" in str(info.value)
+        assert str(word) not in str(info.value)
+    ring_to_field(np.array([P // 2, 2**64 - P // 2], dtype=np.uint64))
+    with pytest.raises(ShareError, match="ring words"):
+        ring_to_field(np.array([1], dtype=np.int64))
+    with pytest.raises(ConfigurationError, match="ring_bits"):
+        field_to_ring(field_array([1]), 16)
+
+
+@pytest.mark.parametrize("ring_bits", [32, 64])
+@settings(max_examples=30, deadline=None)
+@given(data=st.data())
+def test_shamir_over_encoded_vectors_is_bit_exact_in_the_ring(
+    ring_bits: int, data: st.DataObject
+) -> None:
+    codec = FixedPoint(ring_bits=ring_bits, frac_bits=16 if ring_bits == 32 else 40, clip=8.0)
+    n = data.draw(st.integers(2, 5))
+    t = data.draw(st.integers(1, n))
+    codec.check_capacity(n, modulus=P)
+    length = data.draw(st.integers(0, 6))
+    floats = st.floats(-20, 20, allow_nan=False)
+    inputs = [data.draw(hnp.arrays(np.float64, length, elements=floats)) for _ in range(n)]
+    words = [encode(x, codec) for x in inputs]
+    points = list(range(1, n + 1))
+    # member i shares its vector; member j adds the shares it receives and uploads the sum
+    dealt = [
+        shamir_split(ring_to_field(w), threshold=t, points=points, source=seeded(f"m{i}"))
+        for i, w in enumerate(words)
+    ]
+    uploads = []
+    for j in range(n):
+        total = dealt[0][j]
+        for i in range(1, n):
+            total = field_add(total, dealt[i][j])
+        uploads.append(total)
+    chosen = data.draw(st.permutations(range(n)))[:t]
+    field_sum = shamir_reconstruct(
+        [uploads[j] for j in chosen], [points[j] for j in chosen], threshold=t
+    )
+    assert np.array_equal(field_to_ring(field_sum, ring_bits), ring_sum(words))
+
+
+# --- Shamir --------------------------------------------------------------------------------
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n=st.integers(1, 6),
+    data=st.data(),
+    secret=st.lists(field_ints, min_size=0, max_size=8),
+)
+def test_every_t_subset_reconstructs(n: int, data: st.DataObject, secret: list[int]) -> None:
+    t = data.draw(st.integers(1, n))
+    points = data.draw(
+        st.lists(st.integers(1, P - 1), min_size=n, max_size=n, unique=True)
+        | st.just(list(range(1, n + 1)))
+    )
+    value = field_array(secret)
+    shares = shamir_split(value, threshold=t, points=points, source=seeded(f"{n} {secret}"))
+    assert len(shares) == n
+    assert all(s.dtype == np.uint64 and s.shape == value.shape for s in shares)
+    for subset in itertools.combinations(range(n), t):
+        order = data.draw(st.permutations(subset))
+        got = shamir_reconstruct(
+            [shares[k] for k in order], [points[k] for k in order], threshold=t
+        )
+        assert np.array_equal(got, value)
+    # more shares than needed: the first t are used
+    got = shamir_reconstruct(shares, points, threshold=t)
+    assert np.array_equal(got, value)
+
+
+def test_shares_lie_on_a_polynomial_of_degree_t_minus_1() -> None:
+    secret = field_array([5, P - 1])
+    points = [1, 2, 3, 4, 5, 6]
+    shares = shamir_split(secret, threshold=3, points=points, source=seeded("poly"))
+    for column in range(2):
+        ys = [int(s[column]) for s in shares]
+        # any 3 points fix the polynomial; the other 3 must lie on it
+        lam = lagrange_coefficients_at_zero(points[:3])
+        assert sum(c * y for c, y in zip(lam, ys[:3], strict=True)) % P == int(secret[column])
+        for x, y in zip(points[3:], ys[3:], strict=True):
+            interpolated = 0
+            for j, (xj, yj) in enumerate(zip(points[:3], ys[:3], strict=True)):
+                num, den = 1, 1
+                for m, xm in enumerate(points[:3]):
+                    if m != j:
+                        num = num * (x - xm) % P
+                        den = den * (xj - xm) % P
+                interpolated += yj * num * pow(den, -1, P)
+            assert interpolated % P == y
+
+
+def test_threshold_one_shares_are_the_secret() -> None:
+    secret = field_array([1, 2, 3])
+    shares = shamir_split(secret, threshold=1, points=[4, 9], source=OsRandom())
+    assert all(np.array_equal(s, secret) for s in shares)
+
+
+def test_large_vectors_cross_blocks() -> None:
+    size = 3 * sharing_module._BLOCK + 17
+    secret = random_below(seeded("big secret"), size, P).reshape(size)
+    shares = shamir_split(secret, threshold=3, points=[3, 5, 2**40, P - 1], source=seeded("big"))
+    got = shamir_reconstruct(shares[1:], [5, 2**40, P - 1], threshold=3)
+    assert np.array_equal(got, secret)
+    # spot-check the blocked Horner evaluation against Python ints
+    for index in (0, sharing_module._BLOCK - 1, sharing_module._BLOCK, size - 1):
+        lam = lagrange_coefficients_at_zero([3, 5, 2**40])
+        ys = [int(s[index]) for s in shares[:3]]
+        assert sum(c * y for c, y in zip(lam, ys, strict=True)) % P == int(secret[index])
+
+
+def test_t_minus_1_shares_are_independent_of_the_secret_exactly(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """For fixed points x_1..x_{t-1}, the map from coefficients (c_1..c_{t-1}) to shares
+    (f(x_1)..f(x_{t-1})) is s + V c with V = [x_i^k] invertible (Vandermonde of distinct
+    non-zero points). So for two secrets s, s', the coefficients c' = c + V^-1 (s - s') give
+    s' exactly the same t-1 shares, and c -> c' is a bijection of GF(p)^(t-1): with uniform
+    coefficients both secrets give the same distribution of t-1 shares. Check that map on
+    the implementation, for random c."""
+    t = 4
+    points = [3, 11, 2**40]  # t - 1 of them
+    rng = np.random.default_rng(5)
+    for _ in range(5):
+        c = [int(v) for v in rng.integers(0, P, t - 1, dtype=np.uint64)]
+        s, s2 = (int(v) for v in rng.integers(0, P, 2, dtype=np.uint64))
+        # solve V d = (s - s2) for d in GF(p): Gaussian elimination with Python ints
+        matrix = [[pow(x, k, P) for k in range(1, t)] + [(s - s2) % P] for x in points]
+        for col in range(t - 1):
+            pivot = next(r for r in range(col, t - 1) if matrix[r][col])
+            matrix[col], matrix[pivot] = matrix[pivot], matrix[col]
+            inv = pow(matrix[col][col], -1, P)
+            matrix[col] = [v * inv % P for v in matrix[col]]
+            for r in range(t - 1):
+                if r != col and matrix[r][col]:
+                    f = matrix[r][col]
+                    matrix[r] = [
+                        (a - f * b) % P for a, b in zip(matrix[r], matrix[col], strict=True)
+                    ]
+        d = [matrix[r][-1] for r in range(t - 1)]
+        c2 = [(a + b) % P for a, b in zip(c, d, strict=True)]
+
+        def run(secret: int, coefficients: list[int]) -> list[int]:
+            queue = [np.array([v], dtype=np.uint64) for v in coefficients]
+            monkeypatch.setattr(sharing_module, "random_below", lambda *a: queue.pop(0))
+            shares = shamir_split(
+                field_array([secret]), threshold=t, points=[*points, 99], source=OsRandom()
+            )
+            return [int(x[0]) for x in shares[: t - 1]]  # the t - 1 shares a coalition holds
+
+        assert run(s, c) == run(s2, c2)
+        assert run(s, c) != run(s2, c)  # control: the coefficients really came from the queue
+
+
+def test_t_minus_1_shares_look_uniform_for_two_secrets() -> None:
+    # Fixed seeds: the statistics are fixed numbers (no flakes). The top 4 bits of one share
+    # (t = 2) of secret 0 and of secret p - 1 must both look uniform.
+    for secret in (0, P - 1):
+        shares = shamir_split(
+            field_array([secret] * 20_000), threshold=2, points=[1, 2], source=seeded("indep")
+        )
+        top = (shares[0] >> np.uint64(57)).astype(np.int64)
+        counts = np.bincount(top, minlength=16)
+        expected = counts.sum() / 16
+        assert float(((counts - expected) ** 2 / expected).sum()) < 80.0
+
+
+def test_lagrange_coefficients_sum_to_one_and_match_definition() -> None:
+    for points in ([1], [1, 2], [1, 2, 3, 4, 5], [7, 2**40, P - 1]):
+        lam = lagrange_coefficients_at_zero(points)
+        assert sum(lam) % P == 1
+        for j, xj in enumerate(points):
+            num = den = 1
+            for m, xm in enumerate(points):
+                if m != j:
+                    num, den = num * xm % P, den * (xm - xj) % P
+            assert lam[j] == num * pow(den, -1, P) % P
+
+
+@pytest.mark.parametrize(
+    ("points", "message"),
+    [
+        ([1, 2, 2], "duplicate"),
+        ([0, 1, 2], "is 0"),
+        ([1, -2, 3], "0 < point < p"),
+        ([1, P, 3], "0 < point < p"),
+        ([1, 2.0, 3], "must be an int"),
+        ([1, True, 3], "must be an int"),
+        ("123", "sequence"),
+    ],
+)
+def test_bad_points(points: object, message: str) -> None:
+    secret = field_array([1])
+    with pytest.raises(ShareError, match=message):
+        shamir_split(secret, threshold=1, points=points, source=OsRandom())  # type: ignore[arg-type]
+    if isinstance(points, list):
+        with pytest.raises(ShareError, match=message):
+            shamir_reconstruct([secret] * len(points), points, threshold=1)
+        with pytest.raises(ShareError, match=message):
+            lagrange_coefficients_at_zero(points)
+
+
+@pytest.mark.parametrize("threshold", [0, -1, 4, 2.0, True])
+def test_bad_threshold(threshold: object) -> None:
+    with pytest.raises(ShareError, match="threshold"):
+        shamir_split(field_array([1]), threshold=threshold, points=[1, 2, 3], source=OsRandom())  # type: ignore[arg-type]
+
+
+def test_shamir_split_secret_errors() -> None:
+    with pytest.raises(ShareError, match=">= p"):
+        shamir_split(field_array([P]), threshold=1, points=[1], source=OsRandom())
+    with pytest.raises(ShareError, match="uint64"):
+        shamir_split(np.array([1], np.uint32), threshold=1, points=[1], source=OsRandom())
+    with pytest.raises(ConfigurationError, match="RandomSource"):
+        shamir_split(field_array([1]), threshold=2, points=[1, 2], source=None)  # type: ignore[arg-type]
+
+
+def test_shamir_reconstruct_errors() -> None:
+    shares = shamir_split(field_array([1, 2]), threshold=2, points=[1, 2, 3], source=OsRandom())
+    with pytest.raises(ShareError, match="too few shares: got 1, the threshold is 2"):
+        shamir_reconstruct(shares[:1], [1], threshold=2)
+    with pytest.raises(ShareError, match="one point per share"):
+        shamir_reconstruct(shares, [1, 2], threshold=2)
+    with pytest.raises(ShareError, match="threshold must be at least 1"):
+        shamir_reconstruct(shares, [1, 2, 3], threshold=0)
+    with pytest.raises(ShareError, match="threshold must be an int"):
+        shamir_reconstruct(shares, [1, 2, 3], threshold=2.0)  # type: ignore[arg-type]
+    with pytest.raises(ShareError, match="shape"):
+        shamir_reconstruct([shares[0], field_array([1, 2, 3])], [1, 2], threshold=2)
+    with pytest.raises(ShareError, match=r"shares\[1\] holds 1 value"):
+        shamir_reconstruct([shares[0], field_array([1, P])], [1, 2], threshold=2)
+    with pytest.raises(ShareError, match="sequence of arrays"):
+        shamir_reconstruct(shares[0], [1, 2], threshold=2)  # type: ignore[arg-type]
+    with pytest.raises(ShareError, match="duplicate"):
+        shamir_reconstruct(shares[:2], [1, 1], threshold=2)
+    with pytest.raises(ShareError, match="empty"):
+        lagrange_coefficients_at_zero([])
