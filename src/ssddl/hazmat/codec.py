@@ -187,18 +187,21 @@ def encode(
         )
     x = _as_real_array(values)
     _check_finite(x, "values")
-    y = np.clip(x, -codec.clip, codec.clip) * codec.scale
+    # One float64 temporary, worked on in place: this runs once per member and round.
+    y = np.clip(x, -codec.clip, codec.clip, out=np.empty_like(x))
+    np.multiply(y, codec.scale, out=y)
     if rng is None:
-        k = np.rint(y).astype(np.int64)
+        np.rint(y, out=y)
+        k = y.astype(np.int64)
     else:
         low = np.floor(y)
-        up = rng.random(size=y.shape) < (y - low)
+        np.subtract(y, low, out=y)  # the fractional part, exact in float64
         k = low.astype(np.int64)
-        k += up
+        k += rng.random(size=y.shape) < y
     k = np.asarray(k)
     if codec.ring_bits == 64:
         return k.view(np.uint64)
-    k &= np.int64(0xFFFFFFFF)
+    # int64 -> uint32 is reduction mod 2**32 (a C conversion to an unsigned type)
     return k.astype(np.uint32)
 
 

@@ -432,7 +432,7 @@ class Participant:
     def _encode(self, delta: np.ndarray, count: int) -> np.ndarray:
         config = self._config()
         codec = config.codec()
-        values = np.clip(delta.astype(np.float64), -config.clip, config.clip)
+        values = np.clip(delta, -config.clip, config.clip, out=np.empty(delta.shape, np.float64))
         if config.weighted:
             values *= count / config.max_samples  # type: ignore[operator]
         rng = self._rounding_rng if config.rounding is Rounding.STOCHASTIC else None

@@ -9,7 +9,7 @@ envelopes to send. A message that does not fit raises a named error and changes 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
 from time import perf_counter
@@ -26,7 +26,7 @@ from ssddl.exceptions import (
     UnexpectedMessage,
     UnknownSender,
 )
-from ssddl.hazmat.codec import decode
+from ssddl.hazmat.codec import decode, ring_sum
 from ssddl.hazmat.prg import accumulate_keystream
 from ssddl.hazmat.rand import OsRandom, RandomSource
 from ssddl.hazmat.sharing import SHAMIR_PRIME, field_to_ring, shamir_reconstruct
@@ -80,16 +80,6 @@ class RoundOutcome:
     update: np.ndarray | None  #: the float change applied to the model
     reason: str = ""
     seconds: float = 0.0
-
-
-def _ring_sum(vectors: Sequence[np.ndarray]) -> np.ndarray | None:
-    """Σ of ring vectors, wrapping in their dtype, accumulated in one buffer."""
-    if not vectors:
-        return None
-    total = vectors[0].copy()
-    for vector in vectors[1:]:
-        total += vector
-    return total
 
 
 class Server:
@@ -357,7 +347,7 @@ class Server:
             return self._apply_secure(
                 field_to_ring(field_sum, self.config.ring_bits), self._contributors
             )
-        aggregate = _ring_sum(list(uploads.values()))
+        aggregate = ring_sum(list(uploads.values())) if uploads else None
         if mode is Mode.EXPLICIT:
             return self._apply_secure(aggregate, self._contributors)
         # prg

@@ -22,9 +22,9 @@ import torch
 from torch import nn
 
 from ssddl.exceptions import ConfigurationError
+from ssddl.hazmat.codec import ring_sum
 from ssddl.hazmat.keys import IdentityKey
 from ssddl.hazmat.rand import InsecureSeededRandom, OsRandom, RandomSource
-from ssddl.hazmat.sharing import additive_reconstruct
 from ssddl.learning.data import ArrayDataset
 from ssddl.learning.train import LocalTrainConfig, evaluate, train_local
 from ssddl.learning.vector import model_to_vector, vector_to_model
@@ -285,7 +285,7 @@ def _validate(outcome: RoundOutcome, plaintexts: dict[int, np.ndarray]) -> bool 
     """CrypTen-style validation: the secure aggregate must equal Σ x_i bit for bit."""
     if outcome.status is not RoundResult.APPLIED or outcome.aggregate is None:
         return None
-    expected = additive_reconstruct([plaintexts[p] for p in outcome.contributors])
+    expected = ring_sum([plaintexts[p] for p in outcome.contributors])
     if not np.array_equal(expected, outcome.aggregate):
         raise ValidationError(
             f"round {outcome.round}: the secure aggregate differs from the plaintext sum"
