@@ -1,0 +1,88 @@
+"""A recorded protocol transcript: every frame of a small seeded session, per mode.
+
+With all randomness seeded (``InsecureSeededRandom``, tests only) a session is deterministic,
+so a refactor must reproduce it byte for byte (STYLE.md §4). The file stores, per mode, the
+SHA-256 of every frame with its sender and recipient, and the final weights.
+
+    python -m tests.vectors.transcript           # check the file against the code
+    python -m tests.vectors.transcript --write   # rewrite it, only when the wire must change
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from ssddl.protocol import Mode, ProtocolConfig
+from ssddl.protocol.messages import MessageKind
+from ssddl.runtime import Delivery, InMemoryTransport, Vanish, VanishPhase
+from tests.protocol.helpers import make_session
+
+PATH = Path(__file__).resolve().parent / "protocol_transcript.json"
+
+#: (mode, extra config, vanishing participants): each mode once, plus dropout recovery paths
+CASES: dict[str, tuple[Mode, dict[str, Any], tuple[Vanish, ...]]] = {
+    "prg": (Mode.PRG, {}, ()),
+    "prg-dropout": (Mode.PRG, {}, (Vanish(3, 1, VanishPhase.ROUND_START),)),
+    "explicit": (Mode.EXPLICIT, {}, ()),
+    "shamir-dropout": (Mode.SHAMIR, {"threshold": 2}, (Vanish(4, 0, VanishPhase.AFTER_SHARE),)),
+    "plain": (Mode.PLAIN, {}, ()),
+}
+
+
+def record(name: str) -> dict[str, Any]:
+    mode, extra, vanish = CASES[name]
+    frames: list[str] = []
+
+    def tap(delivery: Delivery) -> Delivery:
+        digest = hashlib.sha256(delivery.data).hexdigest()
+        kind = MessageKind(delivery.data[5]).name.lower()
+        frames.append(
+            f"{kind}:{delivery.sender}>{delivery.recipient}:{len(delivery.data)}:{digest}"
+        )
+        return delivery
+
+    config = ProtocolConfig(mode=mode, rounds=2, group_size=3, **extra)
+    session = make_session(
+        config,
+        n=4,
+        size=9,
+        vanish=vanish,
+        seed=f"transcript/{name}",
+        transport=InMemoryTransport(interceptor=tap),
+    )
+    session.driver.init()
+    for _ in range(2):
+        session.driver.round()
+    session.driver.finish()
+    return {
+        "frames": frames,
+        "weights": session.server.weights.tobytes().hex(),
+        "statuses": [o.status.value for o in session.server.history],
+    }
+
+
+def record_all() -> dict[str, Any]:
+    return {name: record(name) for name in CASES}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--write", action="store_true")
+    args = parser.parse_args(argv)
+    data = record_all()
+    if args.write:
+        PATH.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+        print(f"wrote {PATH}")
+        return 0
+    same = json.loads(PATH.read_text()) == data
+    print("transcript matches" if same else "transcript DIFFERS")
+    return 0 if same else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
