@@ -18,7 +18,7 @@ from ssddl.learning.data import DATASETS
 from ssddl.learning.models import MODELS
 from ssddl.learning.partition import PARTITIONS
 from ssddl.learning.train import LocalTrainConfig
-from ssddl.protocol.config import ProtocolConfig
+from ssddl.protocol.config import ProtocolConfig, check_known_options
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -94,24 +94,11 @@ class ExperimentConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ExperimentConfig:
+        check_known_options(data, cls, "experiment")
         data = dict(data)
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigurationError(
-                f"unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
-            )
         protocol = data.pop("protocol", {})
         train = data.pop("train", {})
-        if not isinstance(protocol, dict) or not isinstance(train, dict):
-            raise ConfigurationError("[protocol] and [train] must be tables")
-        train_known = {f.name for f in dataclasses.fields(LocalTrainConfig)}
-        stray = sorted(set(train) - train_known)
-        if stray:
-            raise ConfigurationError(
-                f"unknown [train] option(s) {', '.join(stray)}; "
-                f"known: {', '.join(sorted(train_known))}"
-            )
+        check_known_options(train, LocalTrainConfig, "train")
         try:
             return cls(
                 **data,

@@ -20,7 +20,7 @@ from ssddl.hazmat.codec import FixedPoint
 from ssddl.hazmat.prg import StreamCipher
 from ssddl.hazmat.sharing import SHAMIR_PRIME
 
-__all__ = ["Aggregation", "Mode", "ProtocolConfig", "Rounding"]
+__all__ = ["Aggregation", "Mode", "ProtocolConfig", "Rounding", "check_known_options"]
 
 #: No point in more fractional bits than a float32 mantissa carries.
 MAX_AUTO_FRAC_BITS = 24
@@ -43,6 +43,18 @@ class Rounding(str, Enum):
 class Aggregation(str, Enum):
     MEAN = "mean"  #: w += server_lr * (weighted) mean of the changes
     SUM = "sum"  #: w += server_lr * sum of the changes (DSSGD-style summation)
+
+
+def check_known_options(data: dict[str, Any], cls: type, section: str) -> None:
+    """Refuse keys of ``data`` that are not fields of the dataclass ``cls``, naming them."""
+    if not isinstance(data, dict):
+        raise ConfigurationError(f"[{section}] must be a table of options")
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigurationError(
+            f"unknown {section} option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+        )
 
 
 def _enum(cls: type[Enum], value: Any, field: str) -> Any:
@@ -219,13 +231,7 @@ class ProtocolConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ProtocolConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigurationError(
-                f"unknown protocol option(s) {', '.join(unknown)}; "
-                f"known: {', '.join(sorted(known))}"
-            )
+        check_known_options(data, cls, "protocol")
         return cls(**data)
 
     def canonical_json(self) -> str:

@@ -1,4 +1,4 @@
-"""Protocol messages: frozen dataclasses with a versioned, pickle-free wire format.
+"""Protocol messages: frozen dataclasses with a versioned, explicit byte format.
 
 Every message names its session; every message of a round names the round. The sender of a
 participant message is also checked against the transport's own idea of who sent it, so a

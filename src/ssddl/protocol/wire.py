@@ -1,4 +1,4 @@
-"""The versioned, pickle-free wire format of protocol messages.
+"""The versioned, explicit wire format of protocol messages (no object serialisation).
 
 A frame is::
 
@@ -17,7 +17,7 @@ and each field is encoded by its declared type, in declaration order, little-end
 
 Decoding never trusts a length: every count is checked against the bytes that remain, unknown
 versions, kinds and dtype codes are refused, and trailing bytes are an error. Arrays are read
-with ``np.frombuffer`` (no pickle, no object dtype) and copied so they own their memory.
+with ``np.frombuffer`` (never an object dtype) and copied so they own their memory.
 """
 
 from __future__ import annotations
