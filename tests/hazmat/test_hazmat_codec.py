@@ -300,3 +300,19 @@ def test_ring_arithmetic_errors() -> None:
         ring_sum(a32)  # type: ignore[arg-type]
     with pytest.raises(ShareError, match=r"arrays\[2\]"):
         ring_sum([a32, a32, a64])
+
+
+@pytest.mark.parametrize("ring_bits", [32, 64])
+@pytest.mark.parametrize("stochastic", [False, True])
+def test_encode_into_out_gives_the_same_words(ring_bits, stochastic):
+    codec = FixedPoint(ring_bits=ring_bits, frac_bits=16, clip=3.0)
+    values = np.linspace(-5.0, 5.0, 101)
+    rng = (lambda: np.random.default_rng(7)) if stochastic else (lambda: None)
+    expected = encode(values, codec, rng=rng())
+    out = np.full(101, 12345, dtype=codec.dtype)
+    assert encode(values, codec, rng=rng(), out=out) is out
+    assert np.array_equal(out, expected)
+    with pytest.raises(ShareError, match="out must be"):
+        encode(values, codec, out=np.empty(100, dtype=codec.dtype))
+    with pytest.raises(ShareError, match="out must be"):
+        encode(values, codec, out=np.empty(101, dtype=np.float64))

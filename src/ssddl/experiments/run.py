@@ -115,11 +115,13 @@ def plot_history(history: list[RoundMetrics], path: Path, *, title: str) -> None
     acc_ax.set_ylabel("test accuracy")
     acc_ax.set_ylim(0, 1)
     acc_ax.grid(alpha=0.3)
-    bytes_ax.plot(rounds, [h.upload_bytes_mean / 1e3 for h in history], label="upload / member")
-    bytes_ax.plot(rounds, [h.download_bytes_mean / 1e3 for h in history], label="download / member")
+    up = [h.upload_bytes_mean / 1e3 for h in history]
+    down = [h.download_bytes_mean / 1e3 for h in history]
+    bytes_ax.plot(rounds, up, marker="o", markersize=3, label="upload / member")
+    bytes_ax.plot(rounds, down, linestyle="--", marker="x", markersize=3, label="download / member")
     bytes_ax.set_xlabel("round")
     bytes_ax.set_ylabel("kB")
-    bytes_ax.set_ylim(bottom=0)
+    bytes_ax.set_ylim(0, 1.2 * max([*up, *down, 1e-3]))
     bytes_ax.legend()
     bytes_ax.grid(alpha=0.3)
     fig.suptitle(title)

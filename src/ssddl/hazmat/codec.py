@@ -171,13 +171,18 @@ def _check_finite(arr: np.ndarray, name: str) -> None:
 
 
 def encode(
-    values: np.ndarray, codec: FixedPoint, *, rng: np.random.Generator | None = None
+    values: np.ndarray,
+    codec: FixedPoint,
+    *,
+    rng: np.random.Generator | None = None,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Encode a real array into ring words of ``codec`` (same shape).
 
     Values are clipped to ``[-clip, clip]``. With ``rng=None`` rounding is to nearest (ties to
     even); with a ``numpy.random.Generator`` it is stochastic and unbiased. NaN or inf raise
-    :class:`NonFiniteError`.
+    :class:`NonFiniteError`. ``out``, if given, is a writeable array of the codec's dtype and
+    the values' shape that receives the words (and is returned), sparing an allocation.
     """
     if not isinstance(codec, FixedPoint):
         raise ConfigurationError("codec must be a FixedPoint")
@@ -186,23 +191,29 @@ def encode(
             "rng must be a numpy.random.Generator (for stochastic rounding) or None"
         )
     x = _as_real_array(values)
+    if out is not None and (
+        not isinstance(out, np.ndarray) or out.dtype != codec.dtype or out.shape != x.shape
+    ):
+        raise ShareError(
+            f"out must be a {codec.dtype} array of shape {x.shape} (the codec's ring words)"
+        )
     _check_finite(x, "values")
     # One float64 temporary, worked on in place: this runs once per member and round.
     y = np.clip(x, -codec.clip, codec.clip, out=np.empty_like(x))
     np.multiply(y, codec.scale, out=y)
     if rng is None:
         np.rint(y, out=y)
-        k = y.astype(np.int64)
     else:
         low = np.floor(y)
         np.subtract(y, low, out=y)  # the fractional part, exact in float64
-        k = low.astype(np.int64)
-        k += rng.random(size=y.shape) < y
-    k = np.asarray(k)
-    if codec.ring_bits == 64:
-        return k.view(np.uint64)
-    # int64 -> uint32 is reduction mod 2**32 (a C conversion to an unsigned type)
-    return k.astype(np.uint32)
+        np.add(low, rng.random(size=y.shape) < y, out=y)
+    # |y| <= clip * 2**f < Q/2, so y is an exact integer of the signed type of the ring
+    # width; its two's-complement bits are the ring word (reduction mod Q).
+    signed = np.int64 if codec.ring_bits == 64 else np.int32
+    if out is None:
+        return np.asarray(y.astype(signed)).view(codec.dtype)
+    np.copyto(out.view(signed), y, casting="unsafe")
+    return out
 
 
 def _check_words(words: Any, dtype: np.dtype[Any] | None, name: str) -> np.ndarray:

@@ -136,6 +136,7 @@ class Participant:
         self._round_keys: dict[int, bytes] = {}
         self._own_share: np.ndarray | None = None
         self._revealed = False
+        self._scratch: np.ndarray | None = None
         self.timings: dict[str, float] = {}
         self.last_train_metrics: Mapping[str, float] = {}
 
@@ -432,13 +433,15 @@ class Participant:
     def _encode(self, delta: np.ndarray, count: int) -> np.ndarray:
         config = self._config()
         codec = config.codec()
-        values = np.clip(delta, -config.clip, config.clip, out=np.empty(delta.shape, np.float64))
+        if self._scratch is None or self._scratch.shape != delta.shape:
+            self._scratch = np.empty(delta.shape, dtype=np.float64)  # reused every round
+        values = np.clip(delta, -config.clip, config.clip, out=self._scratch)
         if config.weighted:
             values *= count / config.max_samples  # type: ignore[operator]
         rng = self._rounding_rng if config.rounding is Rounding.STOCHASTIC else None
         if config.rounding is Rounding.STOCHASTIC and rng is None:
             rng = np.random.default_rng(int.from_bytes(self._random.random_bytes(16), "little"))
         x = np.empty(self.model_size + 1, dtype=codec.dtype)
-        x[:-1] = encode(values, codec, rng=rng)
+        encode(values, codec, rng=rng, out=x[:-1])
         x[-1] = count if config.weighted else 1
         return x
