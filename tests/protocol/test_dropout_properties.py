@@ -9,7 +9,6 @@ from hypothesis import strategies as st
 
 from ssddl.protocol import Mode, ProtocolConfig, RoundResult
 from ssddl.runtime import Vanish, VanishPhase
-
 from tests.protocol.helpers import make_session, ring_sum
 
 
