@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ssddl import __version__
 from ssddl.exceptions import SSDDLError
 
 __all__ = ["main"]
@@ -51,6 +52,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="ssddl",
         description="Privacy-preserving distributed deep learning based on secret sharing.",
     )
+    parser.add_argument("--version", action="version", version=f"ssddl {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     sim = sub.add_parser(
         "simulate",

@@ -33,7 +33,8 @@ class VanishPhase(str, Enum):
 
 @dataclass(frozen=True)
 class Vanish:
-    """Participant ``participant`` disappears for good in round ``round`` at ``phase``."""
+    """Participant ``participant`` disappears for good at ``phase`` of the first round, from
+    ``round`` on, whose group it is in; from then on it answers nothing."""
 
     participant: int
     round: int
