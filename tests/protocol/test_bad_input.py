@@ -18,7 +18,7 @@ from ssddl.exceptions import (
     UnexpectedMessage,
     UnknownSender,
 )
-from ssddl.protocol import Mode, ProtocolConfig, RoundResult
+from ssddl.protocol import Mode, ProtocolConfig, RoundStatus
 from ssddl.protocol import messages as m
 from ssddl.protocol.stages import ServerStage
 from ssddl.runtime import Delivery, InMemoryTransport
@@ -35,7 +35,7 @@ def finish_round_exactly(session):
     """Let the open round finish and check it lost nothing."""
     session.driver._run_phases()
     outcome = session.server.history[-1]
-    assert outcome.status is RoundResult.APPLIED
+    assert outcome.status is RoundStatus.APPLIED
     xs = session.plaintexts[outcome.round]
     assert np.array_equal(outcome.aggregate, ring_sum([xs[p] for p in outcome.contributors]))
     return outcome
@@ -230,11 +230,11 @@ def test_tampered_share_is_refused_by_its_receiver(mode):
     errors = [(r.at, r.error) for r in session.driver.rejections]
     assert errors == [(2, "InvalidCiphertext")]
     if mode is Mode.SHAMIR:  # 4 of 5 uploads are still above the threshold
-        assert outcome.status is RoundResult.APPLIED
+        assert outcome.status is RoundStatus.APPLIED
         xs = session.plaintexts[0]
         assert np.array_equal(outcome.aggregate, ring_sum([xs[p] for p in range(1, 6)]))
     else:
-        assert outcome.status is RoundResult.ABORTED
+        assert outcome.status is RoundStatus.ABORTED
     assert InvalidCiphertext.__name__ == "InvalidCiphertext"
 
 

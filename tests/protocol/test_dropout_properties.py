@@ -7,7 +7,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ssddl.protocol import Mode, ProtocolConfig, RoundResult
+from ssddl.protocol import Mode, ProtocolConfig, RoundStatus
 from ssddl.runtime import Vanish, VanishPhase
 from tests.protocol.helpers import make_session, ring_sum
 
@@ -35,7 +35,7 @@ def test_any_dropout_pattern_gives_the_exact_sum_or_a_clean_abort(scenario):
     weights_before = session.server.weights.copy()
     for _ in range(2):
         outcome = session.driver.round()
-        if outcome.status is RoundResult.ABORTED:
+        if outcome.status is RoundStatus.ABORTED:
             assert np.array_equal(session.server.weights, weights_before)
             continue
         assert len(outcome.contributors) >= config.min_group_size
@@ -61,5 +61,5 @@ def test_rounds_without_dropouts_never_abort(n, data):
     session = make_session(ProtocolConfig(mode=mode, rounds=1), n=n, size=5)
     session.driver.init()
     outcome = session.driver.round()
-    assert outcome.status is RoundResult.APPLIED
+    assert outcome.status is RoundStatus.APPLIED
     assert outcome.contributors == tuple(range(1, n + 1))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from ssddl.hazmat.codec import decode
-from ssddl.protocol import Mode, ProtocolConfig, RoundResult
+from ssddl.protocol import Mode, ProtocolConfig, RoundStatus
 from ssddl.protocol.messages import MessageKind
 from ssddl.protocol.stages import ParticipantStage
 from ssddl.runtime import Vanish, VanishPhase
@@ -30,7 +30,7 @@ def run(config: ProtocolConfig, rounds: int = 2, **kw):
 def test_aggregate_equals_plaintext_sum_bit_for_bit(mode, ring_bits):
     session, outcomes = run(ProtocolConfig(mode=mode, ring_bits=ring_bits, rounds=2))
     for outcome in outcomes:
-        assert outcome.status is RoundResult.APPLIED
+        assert outcome.status is RoundStatus.APPLIED
         xs = session.plaintexts[outcome.round]
         assert sorted(xs) == list(outcome.contributors) == [1, 2, 3, 4, 5]
         expected = ring_sum([xs[p] for p in outcome.contributors])
@@ -107,9 +107,9 @@ def test_non_finite_update_is_refused_before_sending(mode):
     assert np.isfinite(session.server.weights).all()
     if mode is Mode.EXPLICIT:
         # explicit needs every member: the round ends without touching the model
-        assert [o.status for o in outcomes] == [RoundResult.ABORTED] * 2
+        assert [o.status for o in outcomes] == [RoundStatus.ABORTED] * 2
     else:
-        assert all(o.status is RoundResult.APPLIED for o in outcomes)
+        assert all(o.status is RoundStatus.APPLIED for o in outcomes)
         assert all(2 not in o.contributors for o in outcomes)
         for o in outcomes:
             assert o.contributors == (1, 3, 4, 5)
@@ -126,7 +126,7 @@ def test_prg_dropout_recovery_reveals_round_keys_only():
         vanish=(Vanish(4, 0, VanishPhase.ROUND_START),),
     )
     first = outcomes[0]
-    assert first.status is RoundResult.APPLIED
+    assert first.status is RoundStatus.APPLIED
     assert first.contributors == (1, 2, 3, 5) and first.dropped == (4,)
     xs = session.plaintexts[0]
     assert np.array_equal(first.aggregate, ring_sum([xs[p] for p in first.contributors]))
@@ -147,7 +147,7 @@ def test_shamir_survives_members_vanishing_after_sharing(vanished):
     cfg = ProtocolConfig(mode=Mode.SHAMIR, rounds=1, threshold=3)
     gone = tuple(Vanish(p, 0, VanishPhase.AFTER_SHARE) for p in range(5, 5 - vanished, -1))
     session, (outcome,) = run(cfg, rounds=1, vanish=gone)
-    assert outcome.status is RoundResult.APPLIED
+    assert outcome.status is RoundStatus.APPLIED
     assert outcome.contributors == (1, 2, 3, 4, 5)  # all shared: all changes count
     xs = session.plaintexts[0]
     assert np.array_equal(outcome.aggregate, ring_sum([xs[p] for p in range(1, 6)]))
@@ -157,14 +157,14 @@ def test_shamir_aborts_below_threshold_and_keeps_the_model():
     cfg = ProtocolConfig(mode=Mode.SHAMIR, rounds=1, threshold=3)
     gone = tuple(Vanish(p, 0, VanishPhase.AFTER_SHARE) for p in (3, 4, 5))
     session, (outcome,) = run(cfg, rounds=1, vanish=gone)
-    assert outcome.status is RoundResult.ABORTED
+    assert outcome.status is RoundStatus.ABORTED
     assert not session.server.weights.any()
 
 
 def test_shamir_member_vanishing_before_sharing_is_left_out():
     cfg = ProtocolConfig(mode=Mode.SHAMIR, rounds=1, threshold=3)
     session, (outcome,) = run(cfg, rounds=1, vanish=(Vanish(2, 0),))
-    assert outcome.status is RoundResult.APPLIED
+    assert outcome.status is RoundStatus.APPLIED
     assert outcome.contributors == (1, 3, 4, 5)
     xs = session.plaintexts[0]
     assert np.array_equal(outcome.aggregate, ring_sum([xs[p] for p in outcome.contributors]))
@@ -173,9 +173,9 @@ def test_shamir_member_vanishing_before_sharing_is_left_out():
 def test_explicit_member_vanishing_aborts_the_round_and_the_next_round_runs():
     cfg = ProtocolConfig(mode=Mode.EXPLICIT, rounds=2, min_group_size=2)
     session, outcomes = run(cfg, rounds=2, vanish=(Vanish(3, 0, VanishPhase.AFTER_SHARE),))
-    assert outcomes[0].status is RoundResult.ABORTED
+    assert outcomes[0].status is RoundStatus.ABORTED
     # round 1 selects all registered; 3 is gone, so explicit aborts again
-    assert outcomes[1].status is RoundResult.ABORTED
+    assert outcomes[1].status is RoundStatus.ABORTED
     assert not session.server.weights.any()
 
 
@@ -184,7 +184,7 @@ def test_group_selection_and_prngs_advance_for_everyone(mode):
     cfg = ProtocolConfig(mode=mode, rounds=3, group_size=3)
     session, outcomes = run(cfg, rounds=3, n=6)
     for o in outcomes:
-        assert len(o.group) == 3 and o.status is RoundResult.APPLIED
+        assert len(o.group) == 3 and o.status is RoundStatus.APPLIED
         xs = session.plaintexts[o.round]
         assert np.array_equal(o.aggregate, ring_sum([xs[p] for p in o.contributors]))
     for p in session.participants.values():

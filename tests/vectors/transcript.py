@@ -62,7 +62,7 @@ def record(name: str) -> dict[str, Any]:
     return {
         "frames": frames,
         "weights": session.server.weights.tobytes().hex(),
-        "statuses": [o.status.value for o in session.server.history],
+        "statuses": [o.status.name.lower() for o in session.server.history],
     }
 
 

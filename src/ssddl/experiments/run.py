@@ -25,6 +25,7 @@ from ssddl.experiments.config import ExperimentConfig, dump_toml
 from ssddl.learning.data import DatasetSplit, load_dataset
 from ssddl.learning.models import build_model
 from ssddl.learning.partition import partition
+from ssddl.protocol.messages import RoundStatus
 from ssddl.runtime.driver import Vanish
 from ssddl.runtime.simulate import RoundMetrics, SimulationConfig, SimulationResult, simulate
 
@@ -155,7 +156,7 @@ def markdown_report(config: ExperimentConfig, result: SimulationResult) -> str:
         "Per-round figures are in `metrics.csv`, every message's size in `traffic.csv`, the "
         "resolved configuration in `config.toml`.",
     ]
-    aborted = [o for o in result.outcomes if o.status.value == "aborted"]
+    aborted = [o for o in result.outcomes if o.status is RoundStatus.ABORTED]
     if aborted:
         lines += ["", "## Aborted rounds", ""]
         lines += [f"- round {o.round}: {o.reason}" for o in aborted]

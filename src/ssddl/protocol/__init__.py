@@ -5,9 +5,9 @@ messages, and LocalTrain is a callback handed to each participant.
 """
 
 from ssddl.protocol.config import Aggregation, Mode, ProtocolConfig, Rounding
-from ssddl.protocol.messages import Message, MessageKind, decode_message
+from ssddl.protocol.messages import Message, MessageKind, RoundStatus, decode_message
 from ssddl.protocol.participant import LocalUpdate, Participant, Trainer
-from ssddl.protocol.server import Envelope, RoundOutcome, RoundResult, Server
+from ssddl.protocol.server import Envelope, RoundOutcome, Server
 from ssddl.protocol.stages import Control, ParticipantStage, ServerStage
 
 __all__ = [
@@ -22,7 +22,7 @@ __all__ = [
     "ParticipantStage",
     "ProtocolConfig",
     "RoundOutcome",
-    "RoundResult",
+    "RoundStatus",
     "Rounding",
     "Server",
     "ServerStage",

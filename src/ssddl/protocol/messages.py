@@ -28,6 +28,7 @@ __all__ = [
     "RevealResponse",
     "RoundEnd",
     "RoundStart",
+    "RoundStatus",
     "SessionAnnounce",
     "SessionEnd",
     "ShareBundle",
@@ -337,6 +338,8 @@ class RevealResponse(Message):
 
 
 class RoundStatus(IntEnum):
+    """How a round ended: sent in RoundEnd and kept in the server's history."""
+
     APPLIED = 0
     ABORTED = 1
 

@@ -65,15 +65,11 @@ from ssddl.protocol.messages import (
 )
 from ssddl.protocol.stages import ParticipantStage, participant_next
 
-__all__ = ["LocalUpdate", "Participant", "Trainer", "mask_nonce", "pair_key_purposes"]
+__all__ = ["LocalUpdate", "Participant", "Trainer", "mask_nonce"]
 
 FSPRNG_PURPOSE = b"ssddl/fsprng/v1"
 SHARE_AEAD_PURPOSE = b"ssddl/share-aead/v1"
 MASK_PURPOSE = "mask"
-
-
-def pair_key_purposes() -> tuple[bytes, bytes]:
-    return FSPRNG_PURPOSE, SHARE_AEAD_PURPOSE
 
 
 def mask_nonce(session_id: bytes, round_number: int, a: int, b: int) -> bytes:
@@ -311,7 +307,8 @@ class Participant:
                 f"are {expected}; every contributor's share is needed"
             )
         started = perf_counter()
-        assert self._own_share is not None
+        if self._own_share is None:
+            raise UnexpectedMessage(f"round {msg.round}: no own share to add the delivery to")
         dtype = self._own_share.dtype
         total = self._own_share.copy()
         for sender, blob in zip(msg.senders, msg.ciphertexts, strict=True):

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import Enum
 from time import perf_counter
 from typing import NamedTuple
 
@@ -51,7 +50,7 @@ from ssddl.protocol.messages import (
 from ssddl.protocol.participant import mask_nonce
 from ssddl.protocol.stages import Control, ServerStage, server_check
 
-__all__ = ["Envelope", "RoundOutcome", "Server"]
+__all__ = ["Envelope", "RoundOutcome", "RoundStatus", "Server"]
 
 S = ServerStage
 
@@ -61,17 +60,12 @@ class Envelope(NamedTuple):
     message: Message
 
 
-class RoundResult(str, Enum):
-    APPLIED = "applied"
-    ABORTED = "aborted"
-
-
 @dataclass(frozen=True)
 class RoundOutcome:
     """What the server learned and did in one round (no participant's own values)."""
 
     round: int
-    status: RoundResult
+    status: RoundStatus
     group: tuple[int, ...]
     contributors: tuple[int, ...]
     dropped: tuple[int, ...]
@@ -429,7 +423,7 @@ class Server:
         self.history.append(
             RoundOutcome(
                 self.round,
-                RoundResult.APPLIED,
+                RoundStatus.APPLIED,
                 self._group,
                 contributors,
                 dropped,
@@ -445,7 +439,7 @@ class Server:
         self.history.append(
             RoundOutcome(
                 self.round,
-                RoundResult.ABORTED,
+                RoundStatus.ABORTED,
                 self._group,
                 (),
                 self._group,

@@ -6,6 +6,7 @@ The tables are data: a pure function looks a (stage, event) pair up and raises
 
 from __future__ import annotations
 
+import functools
 from enum import Enum
 
 from ssddl.exceptions import UnexpectedMessage
@@ -56,9 +57,10 @@ S = ServerStage
 Event = K | Control
 
 
+@functools.cache
 def participant_transitions(mode: Mode) -> dict[tuple[ParticipantStage, K], ParticipantStage]:
     """Every (stage, incoming message kind) a participant accepts in ``mode``, and the stage
-    it moves to."""
+    it moves to. Built once per mode (cached): do not mutate the result."""
     relayed = mode in (Mode.EXPLICIT, Mode.SHAMIR)
     table = {
         (P.CREATED, K.SESSION_ANNOUNCE): P.KEYED,
@@ -92,6 +94,7 @@ def participant_next(mode: Mode, stage: ParticipantStage, kind: K) -> Participan
     return target
 
 
+@functools.cache
 def server_transitions(mode: Mode) -> dict[tuple[ServerStage, Event], frozenset[ServerStage]]:
     """Every (stage, event) the server accepts in ``mode`` and the stages it may move to
     (which one depends on whether the phase is complete)."""

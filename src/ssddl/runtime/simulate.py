@@ -8,6 +8,7 @@ only ``insecure_crypto_seed`` (for tests and recorded transcripts) derives them 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import statistics
@@ -29,8 +30,9 @@ from ssddl.learning.data import ArrayDataset
 from ssddl.learning.train import LocalTrainConfig, evaluate, train_local
 from ssddl.learning.vector import model_to_vector, vector_to_model
 from ssddl.protocol.config import ProtocolConfig
+from ssddl.protocol.messages import RoundStatus
 from ssddl.protocol.participant import LocalUpdate, Participant
-from ssddl.protocol.server import RoundOutcome, RoundResult, Server
+from ssddl.protocol.server import RoundOutcome, Server
 from ssddl.runtime.driver import Driver, Rejection, Vanish
 from ssddl.runtime.transport import InMemoryTransport
 
@@ -113,7 +115,7 @@ class SimulationResult:
         return plain_upload_size(self.model_size)
 
     def summary(self) -> dict[str, Any]:
-        applied = [h for h in self.history if h.status == RoundResult.APPLIED.value]
+        applied = [h for h in self.history if h.status == "applied"]
         up = [h.upload_bytes_mean for h in applied]
         return {
             "mode": self.config.mode.value,
@@ -283,7 +285,7 @@ def _simulate(
 
 def _validate(outcome: RoundOutcome, plaintexts: dict[int, np.ndarray]) -> bool | None:
     """CrypTen-style validation: the secure aggregate must equal Σ x_i bit for bit."""
-    if outcome.status is not RoundResult.APPLIED or outcome.aggregate is None:
+    if outcome.status is not RoundStatus.APPLIED or outcome.aggregate is None:
         return None
     expected = ring_sum([plaintexts[p] for p in outcome.contributors])
     if not np.array_equal(expected, outcome.aggregate):
@@ -313,7 +315,7 @@ def _metrics(
     evaluation = evaluate(model, test) if test is not None else None
     return RoundMetrics(
         round=outcome.round,
-        status=outcome.status.value,
+        status=outcome.status.name.lower(),
         group_size=len(members),
         contributors=len(outcome.contributors),
         accuracy=evaluation.accuracy if evaluation else float("nan"),
@@ -335,17 +337,9 @@ def _metrics(
     )
 
 
-class _NoProgress:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-
 def _progress(total: int, label: str, *, enabled: bool) -> Any:
     if not enabled:
-        return _NoProgress()
+        return contextlib.nullcontext()
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
