@@ -6,15 +6,27 @@ The safe entry points live here::
     result = ssddl.simulate(model, datasets, ssddl.SimulationConfig(), test=test_set)
 
 Protocol pieces are in :mod:`ssddl.protocol`, raw primitives in :mod:`ssddl.hazmat`.
+Importing ``ssddl`` loads no torch: the names that need it are loaded on first use.
 """
 
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
 from ssddl.exceptions import ConfigurationError, SSDDLError
-from ssddl.learning.train import LocalTrainConfig
-from ssddl.protocol.config import Mode, ProtocolConfig
-from ssddl.runtime.driver import Vanish
-from ssddl.runtime.simulate import SimulationConfig, SimulationResult, simulate
 
 __version__ = "0.1.0"
+
+_LAZY = {
+    "LocalTrainConfig": "ssddl.learning.train",
+    "Mode": "ssddl.protocol.config",
+    "ProtocolConfig": "ssddl.protocol.config",
+    "SimulationConfig": "ssddl.runtime.simulate",
+    "SimulationResult": "ssddl.runtime.simulate",
+    "Vanish": "ssddl.runtime.inmemory",
+    "simulate": "ssddl.runtime.simulate",
+}
 
 __all__ = [
     "ConfigurationError",
@@ -28,3 +40,14 @@ __all__ = [
     "__version__",
     "simulate",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ssddl' has no attribute {name!r}")
+    return getattr(import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

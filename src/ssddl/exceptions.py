@@ -17,11 +17,11 @@ __all__ = [
     "NonFiniteError",
     "ProtocolError",
     "ReplayedMessage",
-    "RoundAborted",
     "SSDDLError",
     "ShareError",
     "UnexpectedMessage",
     "UnknownSender",
+    "ValidationError",
 ]
 
 
@@ -84,6 +84,6 @@ class GroupTooSmall(ProtocolError):
     """Fewer participants than the configured minimum are available for a round."""
 
 
-class RoundAborted(ProtocolError):
-    """A round could not finish (too many participants vanished); the global model is
-    left unchanged and the next round can start."""
+class ValidationError(SSDDLError):
+    """Validation mode found a secure aggregate that differs from the plaintext sum: a bug
+    in a scheme or a runtime, never a user's mistake."""

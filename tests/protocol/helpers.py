@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ssddl.hazmat.codec import ring_sum  # noqa: F401  (re-exported for the tests)
-from ssddl.hazmat.keys import IdentityKey
 from ssddl.hazmat.rand import InsecureSeededRandom
-from ssddl.protocol import LocalUpdate, Participant, ProtocolConfig, Server
-from ssddl.runtime import Driver, InMemoryTransport, Vanish
+from ssddl.protocol import LocalUpdate, Participant, ProtocolConfig, Server, UniformSubset
+from ssddl.runtime import Driver, InMemoryExchange, LiveHost, PersistedHost, make_members
+from ssddl.runtime.inmemory import Fault
 
 
 def seeded(label: str) -> InsecureSeededRandom:
@@ -32,9 +32,14 @@ class Session:
     server: Server
     participants: dict[int, Participant]
     driver: Driver
-    transport: InMemoryTransport
+    transport: InMemoryExchange
     plaintexts: dict[int, dict[int, np.ndarray]] = field(default_factory=dict)
     samples: dict[int, int] = field(default_factory=dict)
+
+    def participant(self, pid: int) -> Participant:
+        """The participant as it is now (hosts that persist rebuild it per message)."""
+        host = self.transport.hosts[pid]
+        return host.participant  # type: ignore[attr-defined,no-any-return]
 
 
 def make_session(
@@ -42,18 +47,21 @@ def make_session(
     n: int = 5,
     size: int = 37,
     *,
-    vanish: tuple[Vanish, ...] = (),
+    vanish: tuple[Fault, ...] = (),
     bad: dict[int, str] | None = None,
     seed: str = "s",
-    transport: InMemoryTransport | None = None,
+    transport: InMemoryExchange | None = None,
+    persisted: bool = False,
 ) -> Session:
-    """``bad[pid]`` = "nan" makes that participant's trainer return a NaN entry."""
+    """``bad[pid]`` = "nan" makes that participant's trainer return a NaN entry.
+    ``persisted`` keeps every participant as state bytes, rebuilt for every message.
+    ``vanish`` takes any in-memory faults (Vanish, Delay, Drop, Duplicate, Reorder)."""
     bad = bad or {}
     if config.weighted and config.max_samples is None:
         config = dataclasses.replace(config, max_samples=64)
     ids = list(range(1, n + 1))
-    identities = {p: IdentityKey.generate(seeded(f"{seed}/id/{p}")) for p in ids}
-    roster = {p: k.public_bytes for p, k in identities.items()}
+    members = make_members(ids, lambda p: seeded(f"{seed}/id/{p}"))
+    identities, roster = members.identities, members.roster
     plaintexts: dict[int, dict[int, np.ndarray]] = {}
     samples = {p: 10 + 7 * p for p in ids}
 
@@ -69,24 +77,41 @@ def make_session(
     def inspector_for(pid: int):
         return lambda r, x: plaintexts.setdefault(r, {}).__setitem__(pid, x)
 
-    participants = {
-        p: Participant(
-            p,
-            identities[p],
+    randoms = {p: seeded(f"{seed}/p/{p}") for p in ids}
+
+    def build(pid: int) -> Participant:
+        return Participant(
+            pid,
+            identities[pid],
             roster,
-            trainer_for(p),
-            random=seeded(f"{seed}/p/{p}"),
-            inspector=inspector_for(p),
+            trainer_for(pid),
+            random=randoms[pid],
+            inspector=inspector_for(pid),
         )
-        for p in ids
-    }
+
+    def rebuild(pid: int):
+        return lambda state: Participant.restore(
+            state,
+            identities[pid],
+            roster,
+            trainer_for(pid),
+            random=randoms[pid],
+            inspector=inspector_for(pid),
+        )
+
+    participants = {p: build(p) for p in ids}
     server = Server(
         config,
         roster,
         np.zeros(size, dtype=np.float32),
-        selection_rng=np.random.default_rng(0),
+        selection=UniformSubset(np.random.default_rng(0)),
         random=seeded(f"{seed}/server"),
     )
-    transport = transport if transport is not None else InMemoryTransport()
-    driver = Driver(server, participants, transport, vanish=vanish)
+    transport = transport if transport is not None else InMemoryExchange()
+    for p, participant in participants.items():
+        transport.hosts[p] = (
+            PersistedHost(participant, rebuild(p)) if persisted else LiveHost(participant)
+        )
+    transport.faults = (*transport.faults, *vanish)
+    driver = Driver(server, transport)
     return Session(server, participants, driver, transport, plaintexts, samples)

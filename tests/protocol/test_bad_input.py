@@ -21,7 +21,7 @@ from ssddl.exceptions import (
 from ssddl.protocol import Mode, ProtocolConfig, RoundStatus
 from ssddl.protocol import messages as m
 from ssddl.protocol.stages import ServerStage
-from ssddl.runtime import Delivery, InMemoryTransport
+from ssddl.runtime import Frame, InMemoryExchange
 from tests.protocol.helpers import make_session, ring_sum
 
 
@@ -33,7 +33,7 @@ def started(mode=Mode.PRG, **kw):
 
 def finish_round_exactly(session):
     """Let the open round finish and check it lost nothing."""
-    session.driver._run_phases()
+    session.driver.run()
     outcome = session.server.history[-1]
     assert outcome.status is RoundStatus.APPLIED
     xs = session.plaintexts[outcome.round]
@@ -45,9 +45,7 @@ def open_round(session):
     """Start a round and let every participant answer, but keep the uploads back."""
     held = []
     session.transport.interceptor = lambda d: (held.append(d), None)[1] if d.recipient == 0 else d
-    session.driver.transport.round = session.server.round + 1
-    session.driver._send(session.server.start_round())
-    session.driver._pump()
+    assert session.driver.start_round() == []
     session.transport.interceptor = None
     return held
 
@@ -74,8 +72,8 @@ def test_wrong_length_upload_is_refused_and_the_round_still_completes():
 def test_malformed_frames_are_rejected_by_the_driver():
     session = started()
     held = open_round(session)
-    session.transport.inject(Delivery(1, 0, b"garbage"))
-    session.transport.inject(Delivery(1, 0, held[0].data[:-3]))
+    session.transport.inject(Frame(1, 0, b"garbage"))
+    session.transport.inject(Frame(1, 0, held[0].data[:-3]))
     for d in held:
         session.transport.inject(d)
     finish_round_exactly(session)
@@ -108,13 +106,14 @@ def test_replayed_and_stale_messages():
         session.transport.inject(d)
     finish_round_exactly(session)
     # the same upload again, in the next round
-    session.driver.transport.round = session.server.round + 1
-    session.driver._send(session.server.start_round())
+    replies = session.driver.start_round()
     with pytest.raises(ReplayedMessage, match="is for round 0, round 1 is open"):
         session.server.handle(first.sender, first)
     other = dataclasses.replace(first, session_id=b"\x99" * 16)
     with pytest.raises(ReplayedMessage, match="another session"):
         session.server.handle(first.sender, other)
+    for frame in replies:
+        session.transport.inject(frame)
     finish_round_exactly(session)
 
 
@@ -161,7 +160,7 @@ def test_group_below_minimum():
     small = m.RoundStart(sid, 0, (1, 2), np.zeros(37, dtype=np.float32))
     with pytest.raises(GroupTooSmall, match="min_group_size=3"):
         p.handle(small)
-    assert all(prng.round == 0 for prng in p._prngs.values())  # no key was used
+    assert all(r == 0 for r in p.pair_rounds.values())  # no key was used
     with pytest.raises(ConfigurationError, match="min_group_size"):
         ProtocolConfig(min_group_size=6).resolve(5)
     with pytest.raises(ConfigurationError, match="min_group_size"):
@@ -209,21 +208,21 @@ def test_participant_refuses_an_overflowing_announced_config():
 
 @pytest.mark.parametrize("mode", [Mode.EXPLICIT, Mode.SHAMIR])
 def test_tampered_share_is_refused_by_its_receiver(mode):
-    def flip(delivery: Delivery):
-        if delivery.recipient == 2:
-            msg = m.decode_message(delivery.data)
+    def flip(frame: Frame):
+        if frame.recipient == 2:
+            msg = m.decode_message(frame.data)
             if isinstance(msg, m.ShareDelivery):
                 blob = bytearray(msg.ciphertexts[0])
                 blob[20] ^= 1
                 tampered = dataclasses.replace(msg, ciphertexts=(bytes(blob), *msg.ciphertexts[1:]))
-                return Delivery(delivery.sender, 2, tampered.encode())
-        return delivery
+                return Frame(frame.sender, 2, tampered.encode())
+        return frame
 
     session = make_session(
         ProtocolConfig(mode=mode, rounds=1, threshold=3)
         if mode is Mode.SHAMIR
         else ProtocolConfig(mode=mode, rounds=1),
-        transport=InMemoryTransport(interceptor=flip),
+        transport=InMemoryExchange(interceptor=flip),
     )
     session.driver.init()
     outcome = session.driver.round()
@@ -241,18 +240,18 @@ def test_tampered_share_is_refused_by_its_receiver(mode):
 def test_misaddressed_share_is_refused():
     """A ciphertext for member 3 handed to member 2 does not open."""
 
-    def swap(delivery: Delivery):
-        msg = m.decode_message(delivery.data)
-        if isinstance(msg, m.ShareDelivery) and delivery.recipient == 2:
-            return Delivery(
+    def swap(frame: Frame):
+        msg = m.decode_message(frame.data)
+        if isinstance(msg, m.ShareDelivery) and frame.recipient == 2:
+            return Frame(
                 0,
                 2,
                 dataclasses.replace(msg, ciphertexts=tuple(reversed(msg.ciphertexts))).encode(),
             )
-        return delivery
+        return frame
 
     session = make_session(
-        ProtocolConfig(mode=Mode.EXPLICIT, rounds=1), transport=InMemoryTransport(interceptor=swap)
+        ProtocolConfig(mode=Mode.EXPLICIT, rounds=1), transport=InMemoryExchange(interceptor=swap)
     )
     session.driver.init()
     session.driver.round()
@@ -260,31 +259,33 @@ def test_misaddressed_share_is_refused():
 
 
 def test_forged_key_directory_is_refused():
-    def forge(delivery: Delivery):
-        msg = m.decode_message(delivery.data)
-        if isinstance(msg, m.KeyDirectory) and delivery.recipient == 1:
+    def forge(frame: Frame):
+        msg = m.decode_message(frame.data)
+        if isinstance(msg, m.KeyDirectory) and frame.recipient == 1:
             sigs = list(msg.signatures)
             sigs[1] = bytes(64)
-            return Delivery(0, 1, dataclasses.replace(msg, signatures=tuple(sigs)).encode())
-        return delivery
+            return Frame(0, 1, dataclasses.replace(msg, signatures=tuple(sigs)).encode())
+        return frame
 
     session = make_session(
-        ProtocolConfig(mode=Mode.PRG, rounds=1), transport=InMemoryTransport(interceptor=forge)
+        ProtocolConfig(mode=Mode.PRG, rounds=1), transport=InMemoryExchange(interceptor=forge)
     )
     session.driver.init()
     assert [(r.at, r.error) for r in session.driver.rejections] == [(1, InvalidSignature.__name__)]
-    assert session.participants[1]._prngs == {}
+    assert session.participants[1].pair_rounds == {}
 
 
 def test_server_refuses_bad_construction():
+    from ssddl.protocol import UniformSubset
+
     cfg = ProtocolConfig(max_samples=64)
     roster = {1: b"a" * 32, 2: b"b" * 32}
-    rng = np.random.default_rng(0)
+    rng = UniformSubset(np.random.default_rng(0))
     with pytest.raises(ConfigurationError, match="float32"):
         from ssddl.protocol import Server
 
-        Server(cfg, roster, np.zeros(3), selection_rng=rng)
+        Server(cfg, roster, np.zeros(3), selection=rng)
     with pytest.raises(Exception, match="NaN"):
-        Server(cfg, roster, np.array([np.nan], dtype=np.float32), selection_rng=rng)
+        Server(cfg, roster, np.array([np.nan], dtype=np.float32), selection=rng)
     with pytest.raises(ConfigurationError, match="roster"):
-        Server(cfg, {0: b"x" * 32}, np.zeros(3, dtype=np.float32), selection_rng=rng)
+        Server(cfg, {0: b"x" * 32}, np.zeros(3, dtype=np.float32), selection=rng)

@@ -138,7 +138,7 @@ def test_prg_dropout_recovery_reveals_round_keys_only():
     assert len(reveals) == 4
     # the survivors' PRNG states moved past the round whose keys were revealed
     for p in (1, 2, 3, 5):
-        assert all(prng.round >= 1 for prng in session.participants[p]._prngs.values())
+        assert all(r >= 1 for r in session.participants[p].pair_rounds.values())
 
 
 @pytest.mark.parametrize("vanished", [1, 2])
@@ -189,7 +189,7 @@ def test_group_selection_and_prngs_advance_for_everyone(mode):
         assert np.array_equal(o.aggregate, ring_sum([xs[p] for p in o.contributors]))
     for p in session.participants.values():
         assert p.stage is ParticipantStage.READY
-        assert all(prng.round == 3 for prng in p._prngs.values())
+        assert all(r == 3 for r in p.pair_rounds.values())
     assert len({o.group for o in outcomes}) > 1
 
 
@@ -209,4 +209,4 @@ def test_session_end_erases_key_material():
     session.driver.finish()
     for p in session.participants.values():
         assert p.stage is ParticipantStage.DONE
-        assert p._prngs == {} and p._round_keys == {}
+        assert p.pair_rounds == {} and p.round_keys == {}

@@ -19,7 +19,7 @@ from typing import Any
 
 from ssddl.protocol import Mode, ProtocolConfig
 from ssddl.protocol.messages import MessageKind
-from ssddl.runtime import Delivery, InMemoryTransport, Vanish, VanishPhase
+from ssddl.runtime import Frame, InMemoryExchange, Vanish, VanishPhase
 from tests.protocol.helpers import make_session
 
 PATH = Path(__file__).resolve().parent / "protocol_transcript.json"
@@ -34,17 +34,17 @@ CASES: dict[str, tuple[Mode, dict[str, Any], tuple[Vanish, ...]]] = {
 }
 
 
-def record(name: str) -> dict[str, Any]:
+def record(name: str, *, persisted: bool = False) -> dict[str, Any]:
+    """Every frame of case ``name``; ``persisted`` rebuilds each participant from its state
+    bytes for every message (it must not change a single frame)."""
     mode, extra, vanish = CASES[name]
     frames: list[str] = []
 
-    def tap(delivery: Delivery) -> Delivery:
-        digest = hashlib.sha256(delivery.data).hexdigest()
-        kind = MessageKind(delivery.data[5]).name.lower()
-        frames.append(
-            f"{kind}:{delivery.sender}>{delivery.recipient}:{len(delivery.data)}:{digest}"
-        )
-        return delivery
+    def tap(frame: Frame) -> Frame:
+        digest = hashlib.sha256(frame.data).hexdigest()
+        kind = MessageKind(frame.data[5]).name.lower()
+        frames.append(f"{kind}:{frame.sender}>{frame.recipient}:{len(frame.data)}:{digest}")
+        return frame
 
     config = ProtocolConfig(mode=mode, rounds=2, group_size=3, **extra)
     session = make_session(
@@ -53,7 +53,8 @@ def record(name: str) -> dict[str, Any]:
         size=9,
         vanish=vanish,
         seed=f"transcript/{name}",
-        transport=InMemoryTransport(interceptor=tap),
+        transport=InMemoryExchange(interceptor=tap),
+        persisted=persisted,
     )
     session.driver.init()
     for _ in range(2):

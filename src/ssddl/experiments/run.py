@@ -12,10 +12,11 @@ The run directory holds files a person can open:
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from ssddl.learning.data import DatasetSplit, load_dataset
 from ssddl.learning.models import build_model
 from ssddl.learning.partition import partition
 from ssddl.protocol.messages import RoundStatus
-from ssddl.runtime.driver import Vanish
+from ssddl.runtime.inmemory import Vanish
 from ssddl.runtime.simulate import RoundMetrics, SimulationConfig, SimulationResult, simulate
 
 __all__ = ["load_split", "run_experiment", "write_run"]
@@ -66,17 +67,56 @@ def run_experiment(
         seed=config.seed,
         vanish=vanish,
         validate=config.validate,
-        progress=progress,
     )
-    result = simulate(model, datasets, sim, test=split.test, on_round=on_round)
+    with _progress(config.protocol.rounds, config.protocol.mode, enabled=progress) as report:
+        result = simulate(
+            model, datasets, sim, test=split.test, on_round=_both(report, on_round)
+        )
     if out_dir is not None:
         write_run(Path(out_dir), config, result)
     return result
 
 
+def _both(
+    first: Callable[[RoundMetrics], None] | None, second: Callable[[RoundMetrics], None] | None
+) -> Callable[[RoundMetrics], None] | None:
+    hooks = [h for h in (first, second) if h is not None]
+    if not hooks:
+        return None
+
+    def both(metrics: RoundMetrics) -> None:
+        for hook in hooks:
+            hook(metrics)
+
+    return both
+
+
+@contextlib.contextmanager
+def _progress(
+    total: int, label: str, *, enabled: bool
+) -> Iterator[Callable[[RoundMetrics], None] | None]:
+    """A rich progress bar on stderr fed by the simulator's per-round reports."""
+    if not enabled:
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn(f"[bold]{label}[/bold]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+    ) as bar:
+        task = bar.add_task("rounds", total=total)
+        yield lambda m: bar.update(task, advance=1, description=f"acc {m.accuracy:.3f}")
+
+
 def write_run(out: Path, config: ExperimentConfig, result: SimulationResult) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    resolved = dataclasses.replace(config, protocol=result.config)
+    resolved = dataclasses.replace(config, protocol=result.config.config())
     (out / "config.toml").write_text(dump_toml(resolved.to_dict()))
     rows = [h.as_row() for h in result.history]
     with open(out / "metrics.csv", "w", newline="") as fh:
@@ -93,7 +133,7 @@ def write_run(out: Path, config: ExperimentConfig, result: SimulationResult) -> 
     summary = result.summary()
     summary["rejections_detail"] = [dataclasses.asdict(r) for r in result.rejections]
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=_json_default) + "\n")
-    plot_history(result.history, out / "plot.png", title=f"ssddl {result.config.mode.value}")
+    plot_history(result.history, out / "plot.png", title=f"ssddl {result.config.mode}")
     (out / "report.md").write_text(markdown_report(config, result))
 
 

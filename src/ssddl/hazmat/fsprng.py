@@ -100,6 +100,13 @@ class ForwardSecurePRNG:
         self.advance()
         return key
 
+    def export_state(self) -> bytes:
+        """sigma_r, for persisting the generator between messages (a secret: whoever holds it
+        can compute every round key from round r on). Rebuild with
+        ``ForwardSecurePRNG(state, start_round=r)``."""
+        self._check_live()
+        return bytes(self._state)
+
     def erase(self) -> None:
         """Zero the state; every later call raises ForwardSecurityError."""
         for index in range(len(self._state)):

@@ -140,6 +140,11 @@ class ExchangeKey:
         """The 32-byte raw public key (u-coordinate, little-endian)."""
         return self._key.public_key().public_bytes_raw()
 
+    def private_bytes(self) -> bytes:
+        """The 32-byte X25519 scalar, for persisting a participant between two messages of
+        Init (a secret: keep it only as long as the key directory has not arrived)."""
+        return self._key.private_bytes_raw()
+
     def _shared(self, peer_public: bytes) -> bytes:
         check_exchange_public(peer_public)
         try:

@@ -1,8 +1,15 @@
 """Typed, frozen, validated configuration of one SSDDL session (DESIGN.md §2).
 
-The server fixes a :class:`ProtocolConfig` and publishes it with the session id; every
-participant checks it before taking part. ``resolve`` turns the user's config into the one that
-actually runs (group size, threshold and fractional bits filled in and checked for overflow).
+Two types, one per moment:
+
+- :class:`ProtocolConfig` is what a user writes: automatic fields may be left as ``None``.
+- :class:`SessionParams` is what actually runs, returned by ``ProtocolConfig.resolve`` for a
+  number of registered participants: every field filled in and the whole configuration checked
+  for overflow. The server publishes it in ``SessionAnnounce``; every participant checks it.
+
+What depends on the sharing mode (which thresholds exist, the smallest safe group, the modulus
+the sum lives in) is asked of the mode's scheme (:mod:`ssddl.protocol.schemes`), never decided
+here by name.
 """
 
 from __future__ import annotations
@@ -14,20 +21,27 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from ssddl.exceptions import ConfigurationError
+from ssddl.exceptions import ConfigurationError, MalformedMessage
 from ssddl.hazmat.aead import AeadAlgorithm
 from ssddl.hazmat.codec import FixedPoint
 from ssddl.hazmat.prg import StreamCipher
-from ssddl.hazmat.sharing import SHAMIR_PRIME
+from ssddl.validators import check_bool, check_enum, check_float, check_int
 
-__all__ = ["Aggregation", "Mode", "ProtocolConfig", "Rounding", "check_known_options"]
+__all__ = [
+    "Aggregation",
+    "Mode",
+    "ProtocolConfig",
+    "Rounding",
+    "SessionParams",
+    "check_known_options",
+]
 
 #: No point in more fractional bits than a float32 mantissa carries.
 MAX_AUTO_FRAC_BITS = 24
 
 
 class Mode(str, Enum):
-    """How a participant's parameter change reaches the server."""
+    """The names of the built-in sharing schemes (``ProtocolConfig.mode`` holds the name)."""
 
     PRG = "prg"  #: pairwise shares regenerated from forward-secure PRNGs; one ring vector up
     EXPLICIT = "explicit"  #: fresh additive shares sent encrypted through the server
@@ -57,41 +71,20 @@ def check_known_options(data: dict[str, Any], cls: type, section: str) -> None:
         )
 
 
-def _enum(cls: type[Enum], value: Any, field: str) -> Any:
-    if isinstance(value, cls):
-        return value
-    try:
-        return cls(value)
-    except ValueError:
-        choices = ", ".join(repr(m.value) for m in cls)
-        raise ConfigurationError(f"{field}={value!r} is not one of {choices}") from None
+def _scheme(mode: Any) -> Any:
+    from ssddl.protocol.schemes import get_scheme  # the registry imports this module
 
-
-def _int(value: Any, field: str, low: int, high: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigurationError(f"{field} must be an integer, got {type(value).__name__}")
-    if value < low or (high is not None and value > high):
-        bound = f">= {low}" if high is None else f"in [{low}, {high}]"
-        raise ConfigurationError(f"{field}={value} is out of range: it must be {bound}")
-    return value
-
-
-def _float(value: Any, field: str, *, positive: bool = True) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigurationError(f"{field} must be a number, got {type(value).__name__}")
-    value = float(value)
-    if not math.isfinite(value) or (positive and value <= 0):
-        raise ConfigurationError(f"{field}={value} must be a finite number > 0")
-    return value
+    return get_scheme(mode)
 
 
 @dataclass(frozen=True)
 class ProtocolConfig:
-    """Everything the server fixes in Init and publishes to the participants.
+    """Everything the server fixes in Init, as the user wrote it.
 
+    ``mode`` names a registered sharing scheme (``ssddl.protocol.schemes.scheme_names()``).
     ``frac_bits=None`` picks the largest number of fractional bits (at most 24) for which the
-    sum of a full group cannot overflow the ring; ``threshold=None`` picks ``n // 2 + 1``;
-    ``group_size=None`` selects every registered participant each round.
+    sum of a full group cannot overflow the ring; ``threshold=None`` lets the scheme pick
+    (``n // 2 + 1`` for shamir); ``group_size=None`` selects every registered participant.
 
     With ``weighted=True`` each member scales its change by ``num_samples / max_samples``
     and puts ``num_samples`` in the shared vector, so the server learns only the total count.
@@ -100,7 +93,7 @@ class ProtocolConfig:
     smallest power of two that holds the largest local dataset.
     """
 
-    mode: Mode = Mode.PRG
+    mode: str = Mode.PRG.value
     rounds: int = 20
     group_size: int | None = None
     min_group_size: int = 2
@@ -117,62 +110,56 @@ class ProtocolConfig:
     aead: AeadAlgorithm = AeadAlgorithm.CHACHA20_POLY1305
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "mode", _enum(Mode, self.mode, "mode"))
-        object.__setattr__(self, "rounding", _enum(Rounding, self.rounding, "rounding"))
-        object.__setattr__(self, "aggregation", _enum(Aggregation, self.aggregation, "aggregation"))
-        object.__setattr__(self, "cipher", _enum(StreamCipher, self.cipher, "cipher"))
-        object.__setattr__(self, "aead", _enum(AeadAlgorithm, self.aead, "aead"))
-        _int(self.rounds, "rounds", 1)
-        _int(self.min_group_size, "min_group_size", 1)
-        if self.mode in (Mode.PRG, Mode.EXPLICIT) and self.min_group_size < 2:
+        scheme = _scheme(self.mode)
+        object.__setattr__(self, "mode", scheme.name)
+        object.__setattr__(self, "rounding", check_enum(Rounding, self.rounding, "rounding"))
+        object.__setattr__(
+            self, "aggregation", check_enum(Aggregation, self.aggregation, "aggregation")
+        )
+        object.__setattr__(self, "cipher", check_enum(StreamCipher, self.cipher, "cipher"))
+        object.__setattr__(self, "aead", check_enum(AeadAlgorithm, self.aead, "aead"))
+        check_int(self.rounds, "rounds", low=1)
+        check_int(self.min_group_size, "min_group_size", low=1)
+        if self.min_group_size < scheme.min_group_floor:
             raise ConfigurationError(
                 f"min_group_size={self.min_group_size} lets one member's change be the whole "
-                f"aggregate in mode {self.mode.value!r}; use min_group_size >= 2"
+                f"aggregate in mode {scheme.name!r}; use min_group_size >= "
+                f"{scheme.min_group_floor}"
             )
         if self.group_size is not None:
-            _int(self.group_size, "group_size", self.min_group_size)
+            check_int(self.group_size, "group_size", low=self.min_group_size)
         if self.threshold is not None:
-            _int(self.threshold, "threshold", 1)
-            if self.mode is not Mode.SHAMIR:
-                raise ConfigurationError(
-                    f"threshold is only used in mode 'shamir', not {self.mode.value!r}; drop it"
+            check_int(self.threshold, "threshold", low=1)
+            if not scheme.uses_threshold:
+                from ssddl.protocol.schemes import get_scheme, scheme_names
+
+                users = " or ".join(
+                    repr(n) for n in scheme_names() if get_scheme(n).uses_threshold
                 )
-        if self.ring_bits not in (32, 64):
+                raise ConfigurationError(
+                    f"threshold is only used in mode {users}, not {scheme.name!r}; drop it"
+                )
+        if self.ring_bits not in (32, 64) or isinstance(self.ring_bits, bool):
             raise ConfigurationError(f"ring_bits={self.ring_bits!r} must be 32 or 64")
         if self.frac_bits is not None:
-            _int(self.frac_bits, "frac_bits", 0, self.ring_bits - 2)
-        object.__setattr__(self, "clip", _float(self.clip, "clip"))
-        object.__setattr__(self, "server_lr", _float(self.server_lr, "server_lr"))
-        if not isinstance(self.weighted, bool):
-            raise ConfigurationError("weighted must be true or false")
+            check_int(self.frac_bits, "frac_bits", low=0, high=self.ring_bits - 2)
+        object.__setattr__(self, "clip", check_float(self.clip, "clip", positive=True))
+        object.__setattr__(
+            self, "server_lr", check_float(self.server_lr, "server_lr", positive=True)
+        )
+        check_bool(self.weighted, "weighted")
         if self.max_samples is not None:
-            _int(self.max_samples, "max_samples", 1)
+            check_int(self.max_samples, "max_samples", low=1)
 
-    # -- derived -------------------------------------------------------------------------
-
-    @property
-    def secure(self) -> bool:
-        return self.mode is not Mode.PLAIN
-
-    @property
-    def capacity_modulus(self) -> int:
-        """The modulus the signed sum must stay inside: Q, or also the Shamir prime."""
-        q = 1 << self.ring_bits
-        return min(q, SHAMIR_PRIME) if self.mode is Mode.SHAMIR else q
-
-    def codec(self) -> FixedPoint:
-        if self.frac_bits is None:
-            raise ConfigurationError("frac_bits is unresolved; call resolve() first")
-        return FixedPoint(ring_bits=self.ring_bits, frac_bits=self.frac_bits, clip=self.clip)
-
-    def resolve(self, num_participants: int, *, max_samples: int | None = None) -> ProtocolConfig:
-        """Fill in the automatic fields for ``num_participants`` registered participants and
-        check that the configuration cannot overflow. ``max_samples`` is used when the
-        config leaves it unset. Raises ConfigurationError naming the field to change."""
-        _int(num_participants, "participants", 1)
+    def resolve(self, num_participants: int, *, max_samples: int | None = None) -> SessionParams:
+        """The parameters that run for ``num_participants`` registered participants: automatic
+        fields filled in, overflow checked. ``max_samples`` is used when the config leaves it
+        unset. Raises ConfigurationError naming the field to change."""
+        check_int(num_participants, "participants", low=1)
         if self.max_samples is None and max_samples is not None:
-            _int(max_samples, "max_samples", 1)
+            check_int(max_samples, "max_samples", low=1)
             return dataclasses.replace(self, max_samples=max_samples).resolve(num_participants)
+        scheme = _scheme(self.mode)
         n = num_participants if self.group_size is None else self.group_size
         if n > num_participants:
             raise ConfigurationError(
@@ -184,55 +171,153 @@ class ProtocolConfig:
                 f"{n} participants per round is below min_group_size={self.min_group_size}; "
                 f"add participants or lower min_group_size"
             )
-        threshold = self.threshold
-        if self.mode is Mode.SHAMIR:
-            threshold = n // 2 + 1 if threshold is None else threshold
-            if threshold > n:
-                raise ConfigurationError(
-                    f"threshold={threshold} exceeds the group size {n}; use threshold <= {n}"
-                )
+        threshold = scheme.resolve_threshold(self.threshold, n)
+        modulus = scheme.capacity_modulus(self.ring_bits)
         frac_bits = self.frac_bits
-        modulus = self.capacity_modulus
-        if self.mode is Mode.PLAIN and frac_bits is None:
-            frac_bits = MAX_AUTO_FRAC_BITS  # unused for transport, kept for symmetric reports
-        elif frac_bits is None:
-            # largest f with n * clip * 2^f < modulus / 2
-            room = modulus / 2 / (n * self.clip)
-            if room <= 1:
-                raise ConfigurationError(
-                    f"ring_bits={self.ring_bits} cannot hold the sum of {n} values clipped to "
-                    f"{self.clip}; use a smaller clip or ring_bits=64"
-                )
-            frac_bits = min(MAX_AUTO_FRAC_BITS, math.floor(math.log2(room) - 1e-12))
+        if frac_bits is None:
+            frac_bits = (
+                _auto_frac_bits(n, self.clip, modulus, self.ring_bits)
+                if scheme.secure
+                else MAX_AUTO_FRAC_BITS  # unused for transport, kept for symmetric reports
+            )
         if self.weighted and self.max_samples is None:
             raise ConfigurationError(
                 "max_samples is unset: with weighted=true give a public upper bound on a "
                 "participant's sample count (or weighted=false)"
             )
-        if self.weighted and n * self.max_samples >= (1 << self.ring_bits) // 2:  # type: ignore[operator]
+        max_samples_resolved = self.max_samples if self.max_samples is not None else 1
+        if self.weighted and n * max_samples_resolved >= (1 << self.ring_bits) // 2:
             raise ConfigurationError(
                 f"the total sample count of {n} participants with max_samples="
                 f"{self.max_samples} can overflow ring_bits={self.ring_bits}; "
                 f"lower max_samples or use ring_bits=64"
             )
-        resolved = dataclasses.replace(self, group_size=n, threshold=threshold, frac_bits=frac_bits)
-        if self.secure:
-            resolved.codec().check_capacity(n, modulus=modulus)
-        return resolved
+        params = SessionParams(
+            mode=self.mode,
+            rounds=self.rounds,
+            group_size=n,
+            min_group_size=self.min_group_size,
+            threshold=threshold,
+            ring_bits=self.ring_bits,
+            frac_bits=frac_bits,
+            clip=self.clip,
+            rounding=self.rounding,
+            weighted=self.weighted,
+            max_samples=max_samples_resolved,
+            aggregation=self.aggregation,
+            server_lr=self.server_lr,
+            cipher=self.cipher,
+            aead=self.aead,
+            max_samples_given=self.max_samples is not None,
+        )
+        if scheme.secure:
+            params.codec().check_capacity(n, modulus=modulus)
+        return params
 
-    # -- serialisation (published in SessionAnnounce; written to run directories) ------------
+    # -- serialisation (written to run directories) ---------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            out[f.name] = value.value if isinstance(value, Enum) else value
-        return out
+        return _as_dict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ProtocolConfig:
         check_known_options(data, cls, "protocol")
         return cls(**data)
 
+
+def _auto_frac_bits(n: int, clip: float, modulus: int, ring_bits: int) -> int:
+    """The largest f <= 24 with n * clip * 2^f < modulus / 2."""
+    room = modulus / 2 / (n * clip)
+    if room <= 1:
+        raise ConfigurationError(
+            f"ring_bits={ring_bits} cannot hold the sum of {n} values clipped to "
+            f"{clip}; use a smaller clip or ring_bits=64"
+        )
+    return min(MAX_AUTO_FRAC_BITS, math.floor(math.log2(room) - 1e-12))
+
+
+def _as_dict(obj: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(obj):
+        if not f.metadata.get("published", True):
+            continue
+        value = getattr(obj, f.name)
+        out[f.name] = value.value if isinstance(value, Enum) else value
+    return out
+
+
+@dataclass(frozen=True)
+class SessionParams:
+    """The resolved configuration of a session: what the server publishes and what runs.
+
+    Every field is set. ``threshold`` is 0 in schemes that use none (it is published as
+    ``null`` there). ``max_samples`` is 1 when ``weighted`` is false and none was given.
+    """
+
+    mode: str
+    rounds: int
+    group_size: int
+    min_group_size: int
+    threshold: int
+    ring_bits: int
+    frac_bits: int
+    clip: float
+    rounding: Rounding
+    weighted: bool
+    max_samples: int
+    aggregation: Aggregation
+    server_lr: float
+    cipher: StreamCipher
+    aead: AeadAlgorithm
+    max_samples_given: bool = dataclasses.field(default=True, metadata={"published": False})
+
+    @property
+    def secure(self) -> bool:
+        return bool(_scheme(self.mode).secure)
+
+    @property
+    def capacity_modulus(self) -> int:
+        """The modulus the signed sum must stay inside: Q, or also the scheme's field."""
+        return int(_scheme(self.mode).capacity_modulus(self.ring_bits))
+
+    def codec(self) -> FixedPoint:
+        return FixedPoint(ring_bits=self.ring_bits, frac_bits=self.frac_bits, clip=self.clip)
+
+    def config(self) -> ProtocolConfig:
+        """The same values as an explicit ProtocolConfig (resolving it gives these back)."""
+        data = self.to_dict()
+        if not self.max_samples_given:
+            data["max_samples"] = None
+        return ProtocolConfig.from_dict(data)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The published form; schemes without a threshold publish ``threshold: null``."""
+        out = _as_dict(self)
+        if not self.threshold:
+            out["threshold"] = None
+        if not self.max_samples_given:
+            out["max_samples"] = None
+        return out
+
     def canonical_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def from_announcement(cls, text: str, num_participants: int) -> SessionParams:
+        """Parse and re-check a published configuration (MalformedMessage if it is not a
+        resolved configuration; ConfigurationError if it could overflow)."""
+        try:
+            data = json.loads(text)
+            if not isinstance(data, dict):
+                raise TypeError("not an object")
+            config = ProtocolConfig.from_dict(data)
+        except (ValueError, TypeError) as exc:
+            raise MalformedMessage(f"the announced configuration is invalid: {exc}") from None
+        if config.group_size is None or config.frac_bits is None:
+            raise MalformedMessage("the announced configuration is not resolved")
+        if config.weighted and config.max_samples is None:
+            raise MalformedMessage("the announced configuration is not resolved (max_samples)")
+        params = config.resolve(num_participants)
+        if config.threshold is None and params.threshold:
+            raise MalformedMessage("the announced configuration is not resolved (threshold)")
+        return params

@@ -1,27 +1,51 @@
-"""Runtimes that move protocol messages: the in-process simulator (counts every byte)."""
+"""Runtimes that move protocol messages: the Grid-shaped seam, the in-memory exchange that
+counts every byte and injects faults, session assembly, and the in-process simulator.
 
-from ssddl.runtime.driver import Driver, Rejection, Vanish, VanishPhase
-from ssddl.runtime.simulate import (
-    RoundMetrics,
-    SimulationConfig,
-    SimulationResult,
-    ValidationError,
-    simulate,
+The seam (``exchange``), the in-memory exchange and session assembly need no torch; the
+simulator does (``import ssddl.runtime`` loads it; import the submodules to avoid that).
+"""
+
+from __future__ import annotations
+
+from ssddl.runtime.exchange import Driver, Exchange, Frame, Rejection
+from ssddl.runtime.inmemory import (
+    Delay,
+    Drop,
+    Duplicate,
+    Fault,
+    InMemoryExchange,
+    LiveHost,
+    PersistedHost,
+    Reorder,
+    TrafficRecord,
+    Vanish,
+    VanishPhase,
 )
-from ssddl.runtime.transport import Delivery, InMemoryTransport, TrafficRecord, Transport
+from ssddl.runtime.session import Members, NodeMap, make_members
+from ssddl.runtime.simulate import RoundMetrics, SimulationConfig, SimulationResult, simulate
 
 __all__ = [
-    "Delivery",
+    "Delay",
     "Driver",
-    "InMemoryTransport",
+    "Drop",
+    "Duplicate",
+    "Exchange",
+    "Fault",
+    "Frame",
+    "InMemoryExchange",
+    "LiveHost",
+    "Members",
+    "NodeMap",
+    "PersistedHost",
     "Rejection",
+    "Reorder",
     "RoundMetrics",
     "SimulationConfig",
     "SimulationResult",
     "TrafficRecord",
-    "Transport",
-    "ValidationError",
     "Vanish",
     "VanishPhase",
+    "make_members",
     "simulate",
 ]
+

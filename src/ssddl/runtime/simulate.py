@@ -8,8 +8,8 @@ only ``insecure_crypto_seed`` (for tests and recorded transcripts) derives them 
 
 from __future__ import annotations
 
-import contextlib
 import copy
+import dataclasses
 import hashlib
 import statistics
 import warnings
@@ -22,25 +22,27 @@ import numpy as np
 import torch
 from torch import nn
 
-from ssddl.exceptions import ConfigurationError
+from ssddl.exceptions import ConfigurationError, ValidationError
 from ssddl.hazmat.codec import ring_sum
-from ssddl.hazmat.keys import IdentityKey
 from ssddl.hazmat.rand import InsecureSeededRandom, OsRandom, RandomSource
 from ssddl.learning.data import ArrayDataset
 from ssddl.learning.train import LocalTrainConfig, evaluate, train_local
 from ssddl.learning.vector import model_to_vector, vector_to_model
-from ssddl.protocol.config import ProtocolConfig
+from ssddl.protocol.config import ProtocolConfig, SessionParams
+from ssddl.protocol.localtrain import LocalUpdate
 from ssddl.protocol.messages import RoundStatus
-from ssddl.protocol.participant import LocalUpdate, Participant
+from ssddl.protocol.participant import Participant
+from ssddl.protocol.select import UniformSubset
 from ssddl.protocol.server import RoundOutcome, Server
-from ssddl.runtime.driver import Driver, Rejection, Vanish
-from ssddl.runtime.transport import InMemoryTransport
+from ssddl.runtime.exchange import Driver, Rejection
+from ssddl.runtime.inmemory import Fault, InMemoryExchange, LiveHost, Vanish
+from ssddl.runtime.session import make_members
+from ssddl.validators import check_int
 
 __all__ = ["RoundMetrics", "SimulationConfig", "SimulationResult", "ValidationError", "simulate"]
 
-
-class ValidationError(AssertionError):
-    """Validation mode found a secure aggregate that differs from the plaintext sum."""
+#: setup progress: (stage name, done, total)
+SetupCallback = Callable[[str, int, int], None]
 
 
 @dataclass(frozen=True)
@@ -51,22 +53,21 @@ class SimulationConfig:
     train: LocalTrainConfig = field(default_factory=LocalTrainConfig)
     seed: int = 0
     vanish: tuple[Vanish, ...] = ()
+    faults: tuple[Fault, ...] = ()  #: other injected faults (delay, drop, duplicate, reorder)
     validate: bool = False
-    progress: bool = False
     torch_threads: int | None = 1  #: small models train fastest on one thread; None = torch default
-    insecure_crypto_seed: bytes | None = None
+    insecure_crypto_seed: bytes | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.protocol, ProtocolConfig):
             raise ConfigurationError("protocol must be a ProtocolConfig")
         if not isinstance(self.train, LocalTrainConfig):
             raise ConfigurationError("train must be a LocalTrainConfig")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ConfigurationError(f"seed={self.seed!r} must be an integer >= 0")
+        check_int(self.seed, "seed", low=0)
         if self.insecure_crypto_seed is not None and len(self.insecure_crypto_seed) != 32:
             raise ConfigurationError("insecure_crypto_seed must be 32 bytes (tests only)")
-        if self.torch_threads is not None and self.torch_threads < 1:
-            raise ConfigurationError("torch_threads must be >= 1")
+        if self.torch_threads is not None:
+            check_int(self.torch_threads, "torch_threads", low=1)
 
 
 @dataclass(frozen=True)
@@ -97,11 +98,11 @@ class RoundMetrics:
 @dataclass
 class SimulationResult:
     model: nn.Module
-    config: ProtocolConfig  #: the resolved protocol configuration that ran
+    config: SessionParams  #: the resolved protocol configuration that ran
     history: list[RoundMetrics]
     outcomes: list[RoundOutcome]
     rejections: list[Rejection]
-    transport: InMemoryTransport
+    transport: InMemoryExchange  #: the exchange that carried every frame (its traffic log)
     model_size: int
     participants: int
     session_id: bytes
@@ -118,7 +119,7 @@ class SimulationResult:
         applied = [h for h in self.history if h.status == "applied"]
         up = [h.upload_bytes_mean for h in applied]
         return {
-            "mode": self.config.mode.value,
+            "mode": self.config.mode,
             "participants": self.participants,
             "group_size": self.config.group_size,
             "threshold": self.config.threshold,
@@ -163,11 +164,14 @@ def simulate(
     *,
     test: ArrayDataset | None = None,
     on_round: Callable[[RoundMetrics], None] | None = None,
+    on_setup: SetupCallback | None = None,
 ) -> SimulationResult:
     """Train ``model`` with one participant per dataset under the SSDDL protocol.
 
     ``model`` is the initial global model w⁰ (left untouched; the result holds a trained
-    copy). Participant ``i`` (numbered from 1) holds ``datasets[i-1]``.
+    copy). Participant ``i`` (numbered from 1) holds ``datasets[i-1]``. The runtime draws
+    nothing on a screen: ``on_setup(stage, done, total)`` reports setup progress and
+    ``on_round(metrics)`` every finished round.
     """
     config = config if config is not None else SimulationConfig()
     if not datasets:
@@ -184,7 +188,7 @@ def simulate(
     if config.torch_threads is not None:
         torch.set_num_threads(config.torch_threads)
     try:
-        return _simulate(model, datasets, config, test, on_round)
+        return _simulate(model, datasets, config, test, on_round, on_setup)
     finally:
         torch.set_num_threads(previous_threads)
 
@@ -195,15 +199,25 @@ def _simulate(
     config: SimulationConfig,
     test: ArrayDataset | None,
     on_round: Callable[[RoundMetrics], None] | None,
+    on_setup: SetupCallback | None,
 ) -> SimulationResult:
     global_model = copy.deepcopy(model)
     work_model = copy.deepcopy(model)
     initial = model_to_vector(global_model)
     ids = list(range(1, len(datasets) + 1))
     largest = max(len(d) for d in datasets)
-    protocol = config.protocol.resolve(len(ids), max_samples=1 << (largest - 1).bit_length())
-    identities = {p: IdentityKey.generate(_crypto_source(config, 1000 + p)) for p in ids}
-    roster = {p: key.public_bytes for p, key in identities.items()}
+    protocol = config.protocol
+    if protocol.max_samples is None:
+        protocol = dataclasses.replace(protocol, max_samples=1 << (largest - 1).bit_length())
+    protocol.resolve(len(ids))  # refuse a bad configuration before any key is made
+    members = make_members(
+        ids,
+        lambda p: _crypto_source(config, 1000 + p),
+        progress=(lambda done, total: on_setup("identity keys", done, total))
+        if on_setup is not None
+        else None,
+    )
+    identities, roster = members.identities, members.roster
     plaintexts: dict[int, dict[int, np.ndarray]] = {}
 
     def make_trainer(pid: int) -> Callable[[np.ndarray, int], LocalUpdate]:
@@ -243,32 +257,32 @@ def _simulate(
         protocol,
         roster,
         initial,
-        selection_rng=np.random.default_rng(_derive(config.seed, "select")),
+        selection=UniformSubset(np.random.default_rng(_derive(config.seed, "select"))),
         random=_crypto_source(config, 0),
     )
-    driver = Driver(server, participants, vanish=config.vanish)
+    exchange = InMemoryExchange(
+        {p: LiveHost(participant) for p, participant in participants.items()},
+        faults=(*config.vanish, *config.faults),
+    )
+    driver = Driver(server, exchange)
+    if on_setup is not None:
+        on_setup("key agreement", 0, len(ids))
     driver.init()
+    if on_setup is not None:
+        on_setup("key agreement", len(ids), len(ids))
     history: list[RoundMetrics] = []
-    rounds = server.config.rounds
-    progress = _progress(rounds, server.config.mode.value, enabled=config.progress)
-    with progress as bar:
-        task = bar.add_task("rounds", total=rounds) if bar is not None else None
-        for _ in range(rounds):
-            started = perf_counter()
-            outcome = driver.round()
-            elapsed = perf_counter() - started
-            validated = (
-                _validate(outcome, plaintexts.pop(outcome.round, {})) if config.validate else None
-            )
-            vector_to_model(server.weights, global_model)
-            metrics = _metrics(
-                outcome, driver, participants, global_model, test, elapsed, validated
-            )
-            history.append(metrics)
-            if on_round is not None:
-                on_round(metrics)
-            if bar is not None and task is not None:
-                bar.update(task, advance=1, description=f"acc {metrics.accuracy:.3f}")
+    for _ in range(server.config.rounds):
+        started = perf_counter()
+        outcome = driver.round()
+        elapsed = perf_counter() - started
+        validated = (
+            _validate(outcome, plaintexts.pop(outcome.round, {})) if config.validate else None
+        )
+        vector_to_model(server.weights, global_model)
+        metrics = _metrics(outcome, driver, exchange, participants, global_model, test, elapsed)
+        history.append(dataclasses.replace(metrics, validated=validated))
+        if on_round is not None:
+            on_round(history[-1])
     driver.finish()
     return SimulationResult(
         model=global_model,
@@ -276,7 +290,7 @@ def _simulate(
         history=history,
         outcomes=list(server.history),
         rejections=list(driver.rejections),
-        transport=driver.transport,
+        transport=exchange,
         model_size=int(initial.size),
         participants=len(ids),
         session_id=server.session_id,
@@ -298,14 +312,14 @@ def _validate(outcome: RoundOutcome, plaintexts: dict[int, np.ndarray]) -> bool 
 def _metrics(
     outcome: RoundOutcome,
     driver: Driver,
+    exchange: InMemoryExchange,
     participants: dict[int, Participant],
     model: nn.Module,
     test: ArrayDataset | None,
     elapsed: float,
-    validated: bool | None,
 ) -> RoundMetrics:
     members = outcome.group
-    traffic = driver.transport.bytes_by_participant(outcome.round)
+    traffic = exchange.bytes_by_participant(outcome.round)
     up = [traffic.get(p, {}).get("up", 0) for p in members]
     down = [traffic.get(p, {}).get("down", 0) for p in members]
     timings = [participants[p].timings for p in outcome.contributors]
@@ -324,7 +338,7 @@ def _metrics(
         upload_bytes_mean=float(np.mean(up)) if up else 0.0,
         download_bytes_mean=float(np.mean(down)) if down else 0.0,
         upload_bytes_max=max(up, default=0),
-        total_bytes=sum(r.nbytes for r in driver.transport.records if r.round == outcome.round),
+        total_bytes=sum(r.nbytes for r in exchange.records if r.round == outcome.round),
         train_seconds_mean=float(np.mean([t.get("train", 0.0) for t in timings]))
         if timings
         else 0.0,
@@ -333,22 +347,4 @@ def _metrics(
         else 0.0,
         server_seconds=driver.server_seconds,
         round_seconds=elapsed,
-        validated=validated,
-    )
-
-
-def _progress(total: int, label: str, *, enabled: bool) -> Any:
-    if not enabled:
-        return contextlib.nullcontext()
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    return Progress(
-        TextColumn(f"[bold]{label}[/bold]"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.description}"),
-        TimeElapsedColumn(),
-        console=Console(stderr=True),
-        transient=False,
     )

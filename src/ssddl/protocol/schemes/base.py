@@ -1,0 +1,127 @@
+"""The shape of a sharing scheme (ParaShare), shared by the participant and the server.
+
+A scheme is a stateless object: every piece of round state it needs lives in the participant's
+``scheme_state`` or the server round's ``data`` (both persisted through the scheme's own
+``encode_*``/``decode_*``), so the same scheme object serves every participant and session.
+
+What a scheme provides:
+
+- configuration rules: whether it needs pair keys, uses a threshold, the smallest safe group,
+  the modulus its sum lives in;
+- the round part of both stage tables (Init and the end of a session are common to all);
+- participant side: ``contribute`` (from the checked local change to the first message of
+  ParaShare) and handlers for the scheme's own message kinds;
+- server side: checks of the scheme's messages and the close of each of its phases, which
+  ends in ``server.apply_secure`` / ``server.apply_plain`` (ParaUpdate) or ``server.abort``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from ssddl.exceptions import ConfigurationError
+from ssddl.protocol.messages import Message, MessageKind
+from ssddl.protocol.stages import Event, ParticipantStage, ServerStage
+
+if TYPE_CHECKING:
+    from ssddl.protocol.participant import Participant
+    from ssddl.protocol.server import Envelope, Server
+
+__all__ = [
+    "ParticipantHandler",
+    "Scheme",
+    "ServerCheck",
+    "ServerCloser",
+]
+
+ParticipantHandler = Callable[["Participant", Any], list[Message]]
+ServerCheck = Callable[["Server", Any], None]
+ServerCloser = Callable[["Server"], list["Envelope"]]
+
+P = ParticipantStage
+S = ServerStage
+
+
+class Scheme(ABC):
+    """Base class of sharing schemes. Subclasses set the class attributes and override the
+    hooks they use; the defaults describe a scheme with pair keys and no threshold."""
+
+    #: the mode name users select (``ProtocolConfig(mode=name)``)
+    name: ClassVar[str]
+    #: a secure scheme encodes into the ring and is checked for overflow
+    secure: ClassVar[bool] = True
+    #: members agree pair keys in Init (X25519 + forward-secure PRNGs)
+    needs_keys: ClassVar[bool] = True
+    #: the scheme takes a threshold (``ProtocolConfig.threshold``)
+    uses_threshold: ClassVar[bool] = False
+    #: the smallest ``min_group_size`` that keeps one member's change hidden
+    min_group_floor: ClassVar[int] = 1
+    #: the server stage a round starts in (after SelectGroup)
+    first_stage: ClassVar[ServerStage] = ServerStage.COLLECTING_UPLOADS
+
+    # -- configuration ---------------------------------------------------------------------
+
+    def resolve_threshold(self, threshold: int | None, group_size: int) -> int:
+        """The threshold that runs (0 = the scheme has none)."""
+        if threshold is not None:
+            raise ConfigurationError(f"threshold is not used in mode {self.name!r}; drop it")
+        return 0
+
+    def capacity_modulus(self, ring_bits: int) -> int:
+        """The modulus the signed sum of a full group must stay inside."""
+        return 1 << ring_bits
+
+    # -- stage tables (the round part) -------------------------------------------------------
+
+    @abstractmethod
+    def participant_table(self) -> dict[tuple[ParticipantStage, MessageKind], ParticipantStage]:
+        """Every (stage, message kind) of a round the participant accepts, and where it goes.
+        Must contain ``(READY, ROUND_START)``."""
+
+    @abstractmethod
+    def server_table(self) -> dict[tuple[ServerStage, Event], frozenset[ServerStage]]:
+        """Every (stage, event) of a round the server accepts, and the stages it may reach."""
+
+    # -- participant side ------------------------------------------------------------------
+
+    @abstractmethod
+    def contribute(self, participant: Participant, delta: np.ndarray, count: int) -> list[Message]:
+        """ParaShare's first step: the member's messages for its checked local change."""
+
+    def participant_handlers(self) -> Mapping[MessageKind, ParticipantHandler]:
+        """Handlers of the scheme's own server → participant messages."""
+        return {}
+
+    def encode_participant_state(self, state: Any) -> bytes:
+        """The scheme's participant round state as bytes (``b""`` for none)."""
+        if state is not None:
+            raise ConfigurationError(f"scheme {self.name!r} keeps no participant state")
+        return b""
+
+    def decode_participant_state(self, data: bytes) -> Any:
+        return None
+
+    # -- server side -----------------------------------------------------------------------
+
+    def server_checks(self) -> Mapping[MessageKind, ServerCheck]:
+        """Validators of the scheme's participant → server messages (raise, never store)."""
+        return {}
+
+    def server_closers(self) -> Mapping[ServerStage, ServerCloser]:
+        """What ends each of the scheme's server phases."""
+        return {}
+
+    def encode_server_data(self, data: Any) -> bytes:
+        if data is not None:
+            raise ConfigurationError(f"scheme {self.name!r} keeps no server round data")
+        return b""
+
+    def decode_server_data(self, data: bytes) -> Any:
+        return None
+
+    def __repr__(self) -> str:
+        return f"<scheme {self.name!r}>"

@@ -1,0 +1,45 @@
+"""Mode ``explicit``: fresh additive shares from the OS CSPRNG, sealed and relayed.
+
+Every member's sum of shares is needed: a member lost after sharing takes the others' shares
+with it, so the round aborts (the model is left unchanged).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ssddl.hazmat.codec import ring_sum
+from ssddl.hazmat.sharing import additive_split
+from ssddl.protocol.schemes._relayed import RelayedScheme, contributors_of
+
+if TYPE_CHECKING:
+    from ssddl.protocol.participant import Participant
+    from ssddl.protocol.server import Envelope, Server
+
+__all__ = ["SCHEME", "ExplicitScheme"]
+
+
+class ExplicitScheme(RelayedScheme):
+    name = "explicit"
+    min_group_floor = 2
+
+    def split(self, participant: Participant, x: np.ndarray) -> list[np.ndarray]:
+        return additive_split(x, len(participant.group), participant.random)
+
+    def add(self, total: np.ndarray, share: np.ndarray, sender: int) -> np.ndarray:
+        total += share  # wraps mod 2^ring_bits
+        return total
+
+    def needed(self, server: Server) -> int:
+        return len(server.open.group)  # a vanished member takes others' shares with it
+
+    def aggregate(self, server: Server, uploads: dict[int, np.ndarray]) -> list[Envelope]:
+        contributors = contributors_of(server)
+        if len(uploads) < len(contributors):
+            return server.abort("a member vanished after sharing; explicit mode needs every upload")
+        return server.apply_secure(ring_sum(list(uploads.values())), contributors)
+
+
+SCHEME = ExplicitScheme()

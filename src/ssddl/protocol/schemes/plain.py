@@ -1,0 +1,79 @@
+"""Mode ``plain``: no sharing. The clipped change goes up in the clear — the reference every
+secure mode is checked against, never a private mode."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ssddl.exceptions import MalformedMessage, NonFiniteError
+from ssddl.protocol.messages import Message, MessageKind, PlainUpload
+from ssddl.protocol.schemes.base import Scheme, ServerCheck, ServerCloser
+from ssddl.protocol.stages import Control, Event, ParticipantStage, ServerStage
+
+if TYPE_CHECKING:
+    from ssddl.protocol.participant import Participant
+    from ssddl.protocol.server import Envelope, Server
+
+__all__ = ["SCHEME", "PlainScheme"]
+
+K = MessageKind
+P = ParticipantStage
+S = ServerStage
+
+
+class PlainScheme(Scheme):
+    name = "plain"
+    secure = False
+    needs_keys = False
+
+    def participant_table(self) -> dict[tuple[ParticipantStage, MessageKind], ParticipantStage]:
+        return {(P.READY, K.ROUND_START): P.UPLOADED}
+
+    def server_table(self) -> dict[tuple[ServerStage, Event], frozenset[ServerStage]]:
+        return {
+            (S.COLLECTING_UPLOADS, K.PLAIN_UPLOAD): frozenset({S.COLLECTING_UPLOADS, S.IDLE}),
+            (S.COLLECTING_UPLOADS, Control.DEADLINE): frozenset({S.IDLE}),
+        }
+
+    def contribute(self, participant: Participant, delta: np.ndarray, count: int) -> list[Message]:
+        clip = participant.params.clip
+        clipped = np.clip(delta, -clip, clip).astype(np.float32)
+        return [
+            PlainUpload(participant.session_id, participant.round, participant.id, count, clipped)
+        ]
+
+    def server_checks(self) -> Mapping[MessageKind, ServerCheck]:
+        return {K.PLAIN_UPLOAD: _check}
+
+    def server_closers(self) -> Mapping[ServerStage, ServerCloser]:
+        return {S.COLLECTING_UPLOADS: _close}
+
+
+def _check(server: Server, msg: PlainUpload) -> None:
+    if msg.delta.shape != (server.model_size,):
+        raise MalformedMessage(
+            f"upload from participant {msg.sender} has {msg.delta.size} entries; "
+            f"expected {server.model_size}"
+        )
+    if not np.isfinite(msg.delta).all():
+        raise NonFiniteError(f"upload from participant {msg.sender} is not finite")
+    if np.abs(msg.delta).max(initial=0.0) > server.config.clip:
+        raise MalformedMessage(f"upload from participant {msg.sender} exceeds clip")
+    limit = server.config.max_samples if server.config.weighted else None
+    if msg.num_samples < 1 or (limit is not None and msg.num_samples > limit):
+        raise MalformedMessage(f"upload from participant {msg.sender}: bad num_samples")
+
+
+def _close(server: Server) -> list[Envelope]:
+    uploads = server.received(PlainUpload)
+    if len(uploads) < server.config.min_group_size:
+        return server.abort(
+            f"{len(uploads)} uploads; min_group_size={server.config.min_group_size}"
+        )
+    return server.apply_plain(uploads)
+
+
+SCHEME = PlainScheme()

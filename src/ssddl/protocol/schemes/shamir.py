@@ -1,0 +1,76 @@
+"""Mode ``shamir``: Shamir t-of-n shares over GF(2^61 − 1), sealed and relayed.
+
+Each contributor uploads the sum of the shares it received, a share of Σ x_i; any t uploads
+give the sum by Lagrange interpolation at 0, so members lost after sharing still count.
+Ring words are lifted to signed field elements and back, so the sum must fit min(Q, p)/2.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ssddl.exceptions import ConfigurationError, MalformedMessage
+from ssddl.hazmat.sharing import (
+    SHAMIR_PRIME,
+    field_add,
+    field_to_ring,
+    ring_to_field,
+    shamir_reconstruct,
+    shamir_split,
+)
+from ssddl.protocol.schemes._relayed import RelayedScheme, contributors_of
+
+if TYPE_CHECKING:
+    from ssddl.protocol.participant import Participant
+    from ssddl.protocol.server import Envelope, Server
+
+__all__ = ["SCHEME", "ShamirScheme"]
+
+
+class ShamirScheme(RelayedScheme):
+    name = "shamir"
+    uses_threshold = True
+    field_upload = True
+
+    def resolve_threshold(self, threshold: int | None, group_size: int) -> int:
+        resolved = group_size // 2 + 1 if threshold is None else threshold
+        if resolved > group_size:
+            raise ConfigurationError(
+                f"threshold={resolved} exceeds the group size {group_size}; "
+                f"use threshold <= {group_size}"
+            )
+        return resolved
+
+    def capacity_modulus(self, ring_bits: int) -> int:
+        return min(1 << ring_bits, SHAMIR_PRIME)
+
+    def split(self, participant: Participant, x: np.ndarray) -> list[np.ndarray]:
+        return shamir_split(
+            ring_to_field(x),
+            threshold=participant.params.threshold,
+            points=participant.group,
+            source=participant.random,
+        )
+
+    def add(self, total: np.ndarray, share: np.ndarray, sender: int) -> np.ndarray:
+        if (share >= SHAMIR_PRIME).any():
+            raise MalformedMessage(f"the share from participant {sender} is not in the field")
+        return field_add(total, share)
+
+    def needed(self, server: Server) -> int:
+        return max(server.config.threshold, server.config.min_group_size)
+
+    def aggregate(self, server: Server, uploads: dict[int, np.ndarray]) -> list[Envelope]:
+        threshold = server.config.threshold
+        if len(uploads) < threshold:
+            return server.abort(f"{len(uploads)} uploads, threshold is {threshold}")
+        points = tuple(uploads)[:threshold]
+        field_sum = shamir_reconstruct([uploads[p] for p in points], points, threshold=threshold)
+        return server.apply_secure(
+            field_to_ring(field_sum, server.config.ring_bits), contributors_of(server)
+        )
+
+
+SCHEME = ShamirScheme()

@@ -1,0 +1,187 @@
+"""Persistable protocol state: records in the versioned, pickle-free wire format.
+
+A participant is its :class:`ParticipantState` plus pure handlers, so a runtime that keeps no
+Python objects between messages (a Flower ClientApp runs every message in a fresh process) can
+save the bytes after each message and rebuild the participant from them. The server's session
+and round state serialise the same way (:class:`ServerState`).
+
+A state record is a frame of the wire format with a *record* kind (128 and up), so a state blob
+can never be taken for a message nor a message for a state. Decoding checks everything a
+message decoder checks: lengths, versions, kinds, trailing bytes.
+
+**The participant state is a secret.** It holds the current forward-secure PRNG states of every
+pair and, while a round is open, that round's pair keys and the participant's own share —
+never a PRNG state or round key of a round that has ended. Protecting it at rest (encryption,
+file permissions, the SuperNode's storage) is the runtime's job.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar, TypeVar
+
+import numpy as np
+
+from ssddl.exceptions import MalformedMessage
+from ssddl.protocol.wire import FieldType, decode_fields, encode_fields, read_header
+
+__all__ = ["ParticipantState", "Record", "ServerState", "decode_record", "record_kind"]
+
+U64, BYTES, STR, IDS, BLOBS, ARRAY = (
+    FieldType.U64,
+    FieldType.BYTES,
+    FieldType.STR,
+    FieldType.IDS,
+    FieldType.BLOBS,
+    FieldType.ARRAY,
+)
+
+#: Record kinds start here; message kinds stay below.
+FIRST_RECORD_KIND = 128
+
+R = TypeVar("R", bound="Record")
+_RECORDS: dict[int, type[Record]] = {}
+
+
+def record_kind(cls: type[R]) -> type[R]:
+    """Class decorator: register a record type under its unique ``KIND``."""
+    if cls.KIND < FIRST_RECORD_KIND or cls.KIND > 255:
+        raise ValueError(f"record kinds are in [{FIRST_RECORD_KIND}, 255]")
+    if _RECORDS.get(cls.KIND, cls) is not cls:
+        raise ValueError(f"record kind {cls.KIND} is taken by {_RECORDS[cls.KIND].__name__}")
+    _RECORDS[cls.KIND] = cls
+    return cls
+
+
+@dataclass(frozen=True, repr=False)
+class Record:
+    """A frozen dataclass whose ``SCHEMA`` fields travel in the wire format."""
+
+    KIND: ClassVar[int]
+    SCHEMA: ClassVar[tuple[tuple[str, FieldType], ...]]
+
+    def to_bytes(self) -> bytes:
+        return encode_fields(self.KIND, self.SCHEMA, self)
+
+    @classmethod
+    def from_bytes(cls: type[R], data: bytes) -> R:
+        kind = read_header(data)
+        if kind != cls.KIND:
+            raise MalformedMessage(
+                f"expected a {cls.__name__} record (kind {cls.KIND}), got kind {kind}"
+            )
+        try:
+            return cls(**decode_fields(data, cls.SCHEMA))
+        except (TypeError, ValueError) as exc:
+            raise MalformedMessage(f"a {cls.__name__} record is invalid: {exc}") from None
+
+    def __repr__(self) -> str:  # state may hold secrets: never print field values
+        return f"{type(self).__name__}(<{len(self.to_bytes())} bytes>)"
+
+
+def decode_record(data: bytes) -> Record:
+    """Decode any registered record (MalformedMessage for anything else)."""
+    kind = read_header(data)
+    cls = _RECORDS.get(kind)
+    if cls is None:
+        raise MalformedMessage(f"kind {kind} is not a state record")
+    return cls.from_bytes(data)
+
+
+@record_kind
+@dataclass(frozen=True, repr=False)
+class ParticipantState(Record):
+    """Everything a participant needs between two messages, besides its identity key, the
+    roster and its LocalTrain callback (which the runtime supplies on every rebuild).
+
+    ``round_plus_one`` is the last round the participant took part in, plus one (0 = none).
+    Pair PRNGs are ``(peer, round, state)`` triples: the generator of the pair with ``peer``
+    stands at ``round`` with state σ_round. ``round_keys`` exist only while a round is open.
+    ``scheme_state`` is the sharing scheme's own round state (its own record), or empty.
+    """
+
+    KIND: ClassVar[int] = 128
+    SCHEMA: ClassVar[tuple[tuple[str, FieldType], ...]] = (
+        ("participant_id", U64),
+        ("stage", STR),
+        ("config", STR),
+        ("session_id", BYTES),
+        ("model_size", U64),
+        ("participants", IDS),
+        ("exchange_private", BYTES),
+        ("prng_peers", IDS),
+        ("prng_rounds", IDS),
+        ("prng_states", BLOBS),
+        ("round_plus_one", U64),
+        ("group", IDS),
+        ("round_key_peers", IDS),
+        ("round_keys", BLOBS),
+        ("scheme_state", BYTES),
+    )
+    participant_id: int
+    stage: str
+    config: str
+    session_id: bytes
+    model_size: int
+    participants: tuple[int, ...]
+    exchange_private: bytes
+    prng_peers: tuple[int, ...]
+    prng_rounds: tuple[int, ...]
+    prng_states: tuple[bytes, ...]
+    round_plus_one: int
+    group: tuple[int, ...]
+    round_key_peers: tuple[int, ...]
+    round_keys: tuple[bytes, ...]
+    scheme_state: bytes
+
+    def __post_init__(self) -> None:
+        if not len(self.prng_peers) == len(self.prng_rounds) == len(self.prng_states):
+            raise MalformedMessage("the PRNG peers, rounds and states differ in length")
+        if len(self.round_key_peers) != len(self.round_keys):
+            raise MalformedMessage("round_key_peers and round_keys differ in length")
+        if any(len(s) != 32 for s in (*self.prng_states, *self.round_keys)):
+            raise MalformedMessage("every PRNG state and round key must be 32 bytes")
+
+
+@record_kind
+@dataclass(frozen=True, repr=False)
+class ServerState(Record):
+    """The server's session and open round. Messages received in the open round are kept as
+    their frames; ``scheme_data`` is the scheme's own round record, or empty."""
+
+    KIND: ClassVar[int] = 129
+    SCHEMA: ClassVar[tuple[tuple[str, FieldType], ...]] = (
+        ("config", STR),
+        ("session_id", BYTES),
+        ("stage", STR),
+        ("round_plus_one", U64),
+        ("weights", ARRAY),
+        ("registered", IDS),
+        ("advert_frames", BLOBS),
+        ("selection", STR),
+        ("group", IDS),
+        ("expected", IDS),
+        ("received_from", IDS),
+        ("received_frames", BLOBS),
+        ("scheme_data", BYTES),
+    )
+    config: str
+    session_id: bytes
+    stage: str
+    round_plus_one: int
+    weights: np.ndarray
+    registered: tuple[int, ...]
+    advert_frames: tuple[bytes, ...]
+    selection: str
+    group: tuple[int, ...]
+    expected: tuple[int, ...]
+    received_from: tuple[int, ...]
+    received_frames: tuple[bytes, ...]
+    scheme_data: bytes = field(default=b"")
+
+    def __post_init__(self) -> None:
+        if len(self.received_from) != len(self.received_frames):
+            raise MalformedMessage("received_from and received_frames differ in length")
+        if not isinstance(self.weights, np.ndarray) or self.weights.dtype != np.float32:
+            raise MalformedMessage("the server weights must be a float32 vector")
+
