@@ -22,10 +22,10 @@ _LAZY = {
     "LocalTrainConfig": "ssddl.learning.train",
     "Mode": "ssddl.protocol.config",
     "ProtocolConfig": "ssddl.protocol.config",
-    "SimulationConfig": "ssddl.runtime.simulate",
-    "SimulationResult": "ssddl.runtime.simulate",
+    "SimulationConfig": "ssddl.runtime.simulator",
+    "SimulationResult": "ssddl.runtime.simulator",
     "Vanish": "ssddl.runtime.inmemory",
-    "simulate": "ssddl.runtime.simulate",
+    "simulate": "ssddl.runtime.simulator",
 }
 
 __all__ = [

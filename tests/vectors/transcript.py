@@ -62,8 +62,8 @@ def record(name: str, *, persisted: bool = False) -> dict[str, Any]:
     session.driver.finish()
     return {
         "frames": frames,
-        "weights": session.server.weights.tobytes().hex(),
-        "statuses": [o.status.name.lower() for o in session.server.history],
+        "weights": session.driver.server.weights.tobytes().hex(),
+        "statuses": [o.status.name.lower() for o in session.driver.server.history],
     }
 
 

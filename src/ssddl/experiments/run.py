@@ -28,7 +28,7 @@ from ssddl.learning.models import build_model
 from ssddl.learning.partition import partition
 from ssddl.protocol.messages import RoundStatus
 from ssddl.runtime.inmemory import Vanish
-from ssddl.runtime.simulate import RoundMetrics, SimulationConfig, SimulationResult, simulate
+from ssddl.runtime.simulator import RoundMetrics, SimulationConfig, SimulationResult, simulate
 
 __all__ = ["load_split", "run_experiment", "write_run"]
 

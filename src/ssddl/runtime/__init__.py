@@ -2,10 +2,14 @@
 counts every byte and injects faults, session assembly, and the in-process simulator.
 
 The seam (``exchange``), the in-memory exchange and session assembly need no torch; the
-simulator does (``import ssddl.runtime`` loads it; import the submodules to avoid that).
+simulator (``ssddl.runtime.simulator``) does, and is loaded on first use of its names, so a
+process that only moves messages (a Flower ClientApp, say) never pays for it.
 """
 
 from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
 
 from ssddl.runtime.exchange import Driver, Exchange, Frame, Rejection
 from ssddl.runtime.inmemory import (
@@ -22,7 +26,13 @@ from ssddl.runtime.inmemory import (
     VanishPhase,
 )
 from ssddl.runtime.session import Members, NodeMap, make_members
-from ssddl.runtime.simulate import RoundMetrics, SimulationConfig, SimulationResult, simulate
+
+_LAZY = {
+    "RoundMetrics": "ssddl.runtime.simulator",
+    "SimulationConfig": "ssddl.runtime.simulator",
+    "SimulationResult": "ssddl.runtime.simulator",
+    "simulate": "ssddl.runtime.simulator",
+}
 
 __all__ = [
     "Delay",
@@ -49,3 +59,10 @@ __all__ = [
     "simulate",
 ]
 
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ssddl.runtime' has no attribute {name!r}")
+    return getattr(import_module(module), name)
