@@ -113,7 +113,7 @@ def test_config_defaults() -> None:
     ],
 )
 def test_config_rejects(field: str, value: object) -> None:
-    with pytest.raises(ConfigurationError, match=f"LocalTrainConfig.{field} must be"):
+    with pytest.raises(ConfigurationError, match=f"^{field}"):
         LocalTrainConfig(**{field: value})  # type: ignore[arg-type]
 
 

@@ -12,6 +12,7 @@ import math
 import numpy as np
 
 from ssddl.exceptions import ConfigurationError
+from ssddl.validators import check_int
 
 __all__ = [
     "PARTITIONS",
@@ -37,9 +38,9 @@ def _check_labels(labels: object) -> np.ndarray:
 
 
 def _check_positive_int(value: object, field: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise ConfigurationError(f"{field} must be an integer >= 1, got {value!r}")
-    return int(value)
+    if isinstance(value, np.integer):
+        value = int(value)
+    return check_int(value, field, low=1)
 
 
 def _check_rng(rng: object) -> np.random.Generator:

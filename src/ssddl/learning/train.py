@@ -26,22 +26,11 @@ from torch import nn
 
 from ssddl.exceptions import ConfigurationError, NonFiniteError
 from ssddl.learning.data import ArrayDataset
+from ssddl.validators import check_choice, check_float, check_int
 
 __all__ = ["OPTIMIZERS", "EvalResult", "LocalTrainConfig", "TrainResult", "evaluate", "train_local"]
 
 OPTIMIZERS = ("sgd", "adam")
-
-
-def _is_number(value: object) -> bool:
-    return (
-        not isinstance(value, bool)
-        and isinstance(value, int | float)
-        and math.isfinite(float(value))
-    )
-
-
-def _is_int(value: object) -> bool:
-    return not isinstance(value, bool) and isinstance(value, int)
 
 
 @dataclass(frozen=True)
@@ -64,36 +53,18 @@ class LocalTrainConfig:
     batch_size: int = 32
 
     def __post_init__(self) -> None:
-        if self.optimizer not in OPTIMIZERS:
+        check_choice(self.optimizer, "optimizer", OPTIMIZERS)
+        check_float(self.lr, "lr", positive=True)
+        check_float(self.momentum, "momentum", low=0.0)
+        if self.momentum >= 1:
             raise ConfigurationError(
-                f"LocalTrainConfig.optimizer must be one of {', '.join(OPTIMIZERS)}, "
-                f"got {self.optimizer!r}"
+                f"momentum={self.momentum} is out of range: it must be in [0, 1)"
             )
-        if not _is_number(self.lr) or self.lr <= 0:
-            raise ConfigurationError(
-                f"LocalTrainConfig.lr must be a finite number > 0, got {self.lr!r}"
-            )
-        if not _is_number(self.momentum) or not 0 <= self.momentum < 1:
-            raise ConfigurationError(
-                f"LocalTrainConfig.momentum must be a number in [0, 1), got {self.momentum!r}"
-            )
-        if not _is_number(self.weight_decay) or self.weight_decay < 0:
-            raise ConfigurationError(
-                f"LocalTrainConfig.weight_decay must be a finite number >= 0, "
-                f"got {self.weight_decay!r}"
-            )
-        if not _is_int(self.epochs) or self.epochs < 1:
-            raise ConfigurationError(
-                f"LocalTrainConfig.epochs must be an integer >= 1, got {self.epochs!r}"
-            )
-        if self.steps is not None and (not _is_int(self.steps) or self.steps < 1):
-            raise ConfigurationError(
-                f"LocalTrainConfig.steps must be None or an integer >= 1, got {self.steps!r}"
-            )
-        if not _is_int(self.batch_size) or self.batch_size < 1:
-            raise ConfigurationError(
-                f"LocalTrainConfig.batch_size must be an integer >= 1, got {self.batch_size!r}"
-            )
+        check_float(self.weight_decay, "weight_decay", low=0.0)
+        check_int(self.epochs, "epochs", low=1)
+        if self.steps is not None:
+            check_int(self.steps, "steps", low=1)
+        check_int(self.batch_size, "batch_size", low=1)
 
 
 @dataclass(frozen=True)
@@ -218,8 +189,7 @@ def evaluate(model: nn.Module, data: ArrayDataset, *, batch_size: int = 1024) ->
         raise ConfigurationError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if not isinstance(data, ArrayDataset):
         raise ConfigurationError(f"data must be an ArrayDataset, got {type(data).__name__}")
-    if not _is_int(batch_size) or batch_size < 1:
-        raise ConfigurationError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    check_int(batch_size, "batch_size", low=1)
     n = len(data)
     if n == 0:
         raise ConfigurationError("cannot evaluate on an empty dataset")
