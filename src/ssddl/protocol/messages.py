@@ -14,7 +14,18 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ssddl.exceptions import MalformedMessage
-from ssddl.protocol.wire import FieldType, decode_fields, encode_fields, read_header
+from ssddl.protocol.wire import (
+    ARRAY,
+    BLOBS,
+    BYTES,
+    IDS,
+    STR,
+    U64,
+    FieldType,
+    decode_fields,
+    encode_fields,
+    read_header,
+)
 
 __all__ = [
     "SERVER",
@@ -41,15 +52,6 @@ __all__ = [
 SERVER = 0
 SESSION_ID_SIZE = 16
 MAX_ID = (1 << 31) - 1
-
-U64, BYTES, STR, IDS, BLOBS, ARRAY = (
-    FieldType.U64,
-    FieldType.BYTES,
-    FieldType.STR,
-    FieldType.IDS,
-    FieldType.BLOBS,
-    FieldType.ARRAY,
-)
 
 
 class MessageKind(IntEnum):

@@ -23,18 +23,20 @@ from typing import ClassVar, TypeVar
 import numpy as np
 
 from ssddl.exceptions import MalformedMessage
-from ssddl.protocol.wire import FieldType, decode_fields, encode_fields, read_header
+from ssddl.protocol.wire import (
+    ARRAY,
+    BLOBS,
+    BYTES,
+    IDS,
+    STR,
+    U64,
+    FieldType,
+    decode_fields,
+    encode_fields,
+    read_header,
+)
 
 __all__ = ["ParticipantState", "Record", "ServerState", "decode_record", "record_kind"]
-
-U64, BYTES, STR, IDS, BLOBS, ARRAY = (
-    FieldType.U64,
-    FieldType.BYTES,
-    FieldType.STR,
-    FieldType.IDS,
-    FieldType.BLOBS,
-    FieldType.ARRAY,
-)
 
 #: Record kinds start here; message kinds stay below.
 FIRST_RECORD_KIND = 128

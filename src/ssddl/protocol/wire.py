@@ -30,7 +30,19 @@ import numpy as np
 
 from ssddl.exceptions import MalformedMessage
 
-__all__ = ["MAGIC", "VERSION", "FieldType", "decode_fields", "encode_fields"]
+__all__ = [
+    "ARRAY",
+    "BLOBS",
+    "BYTES",
+    "IDS",
+    "MAGIC",
+    "STR",
+    "U64",
+    "VERSION",
+    "FieldType",
+    "decode_fields",
+    "encode_fields",
+]
 
 MAGIC = b"SSDL"
 VERSION = 1
@@ -49,6 +61,16 @@ class FieldType(Enum):
     IDS = "ids"
     BLOBS = "blobs"
     ARRAY = "array"
+
+
+U64, BYTES, STR, IDS, BLOBS, ARRAY = (
+    FieldType.U64,
+    FieldType.BYTES,
+    FieldType.STR,
+    FieldType.IDS,
+    FieldType.BLOBS,
+    FieldType.ARRAY,
+)
 
 
 def _encode_value(kind: FieldType, value: Any, out: list[bytes]) -> None:

@@ -32,7 +32,8 @@ from ssddl.protocol.schemes._common import check_upload
 from ssddl.protocol.schemes.base import ParticipantHandler, Scheme, ServerCheck, ServerCloser
 from ssddl.protocol.server import Envelope
 from ssddl.protocol.stages import Control, Event, ParticipantStage, ServerStage
-from ssddl.protocol.state import ARRAY, IDS, Record, record_kind
+from ssddl.protocol.state import Record, record_kind
+from ssddl.protocol.wire import ARRAY, IDS
 
 if TYPE_CHECKING:
     from ssddl.protocol.participant import Participant
