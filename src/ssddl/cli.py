@@ -16,6 +16,7 @@ from typing import Any
 
 from ssddl import __version__
 from ssddl.exceptions import SSDDLError
+from ssddl.protocol.schemes import scheme_names
 
 __all__ = ["main"]
 
@@ -61,7 +62,7 @@ def _parser() -> argparse.ArgumentParser:
         "(config.toml, metrics.csv, traffic.csv, summary.json, plot.png, report.md).",
     )
     sim.add_argument("--config", type=Path, help="a TOML file; command-line options override it")
-    sim.add_argument("--mode", choices=["prg", "explicit", "shamir", "plain"])
+    sim.add_argument("--mode", choices=scheme_names())
     sim.add_argument("--participants", type=int, help="number of participants (default 10)")
     sim.add_argument("--group-size", type=int, help="members per round (default: all)")
     sim.add_argument("--min-group-size", type=int)
