@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import sys
 import warnings
+from collections.abc import Iterator
 
+import numpy as np
 import pytest
+import torch
+from torch import nn
 
 from ssddl.baselines.he import (
     BFVBackend,
@@ -18,6 +22,14 @@ from ssddl.baselines.he import (
     PaillierBackend,
 )
 from ssddl.hazmat.codec import FixedPoint
+from ssddl.learning import (
+    MLP,
+    ArrayDataset,
+    DatasetSplit,
+    LocalTrainConfig,
+    load_digits,
+    partition,
+)
 
 # TenSEAL has wheels for Python >= 3.11 only; there it must be installed (no silent skip).
 if sys.version_info < (3, 11):  # pragma: no cover
@@ -54,3 +66,35 @@ def bfv() -> BFVBackend:
 @pytest.fixture(scope="session")
 def bfv_keys(bfv: BFVBackend) -> HEKeyPair:
     return bfv.keygen()
+
+
+# --- a small learning task: digits, 4 participants, an MLP of 2,410 parameters -------------
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_torch_thread() -> Iterator[None]:
+    # Small models train fastest on one thread, and other jobs share the cores.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def digits() -> DatasetSplit:
+    return load_digits(seed=0)
+
+
+@pytest.fixture(scope="session")
+def participants(digits: DatasetSplit) -> list[ArrayDataset]:
+    parts = partition(digits.train.y, 4, "iid", rng=np.random.default_rng(0))
+    return [digits.train.subset(p) for p in parts]
+
+
+def small_mlp(seed: int = 0) -> nn.Module:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return MLP(64, 10, hidden=(32,))
+
+
+TRAIN = LocalTrainConfig(lr=0.05, epochs=1, batch_size=32)
