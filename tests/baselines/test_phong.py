@@ -110,7 +110,8 @@ def test_phong_trains_on_bfv_ciphertexts(
     record = result.history[0]
     # One ciphertext vector either way (SEAL compresses, so sizes vary by a few bytes).
     assert record.upload_bytes == pytest.approx(record.download_bytes, rel=0.01)
-    assert record.upload_bytes > 20 * 4 * before.size  # far more than the float32 model
+    # One 4096-slot ciphertext for 2,410 weights: several times the float32 model.
+    assert record.upload_bytes > 5 * 4 * before.size
     np.testing.assert_array_equal(model_to_vector(model), before)
 
 
