@@ -246,14 +246,10 @@ def test_dssgd_trains_better_than_chance(
 ) -> None:
     model = small_mlp()
     before = model_to_vector(model)
-    result = train_dssgd(
-        model,
-        participants,
-        TRAIN,
-        DSSGDConfig(theta_u=theta_u),
-        rounds=3,
-        seed=0,
-        test=digits.test,
+    config = DSSGDConfig(theta_u=theta_u)
+    result, again = (
+        train_dssgd(m, participants, TRAIN, config, rounds=3, seed=0, test=digits.test)
+        for m in (model, small_mlp())
     )
     assert result.history[-1].accuracy is not None and result.history[-1].accuracy > 0.5
     assert result.local_accuracy[-1] is not None and result.local_accuracy[-1] > 0.5
@@ -262,15 +258,6 @@ def test_dssgd_trains_better_than_chance(
     assert result.history[0].upload_bytes == sparse_message_bytes(k)
     assert result.history[0].download_bytes == sparse_message_bytes(size)
     np.testing.assert_array_equal(model_to_vector(model), before)  # the caller's model
-    again = train_dssgd(
-        small_mlp(),
-        participants,
-        TRAIN,
-        DSSGDConfig(theta_u=theta_u),
-        rounds=3,
-        seed=0,
-        test=digits.test,
-    )
     assert [h.accuracy for h in again.history] == [h.accuracy for h in result.history]
 
 
