@@ -1,0 +1,14 @@
+"""Baselines that SSDDL is compared against, as pure building blocks.
+
+* :mod:`ssddl.baselines.reference` — centralized training (all data pooled) and standalone
+  training (each participant alone).
+* :mod:`ssddl.baselines.dssgd` — DSSGD (Shokri & Shmatikov, CCS 2015): selective sparse
+  upload of the largest parameter changes, partial download, optional clipping and Laplace
+  noise.
+* :mod:`ssddl.baselines.phong` — Phong et al. (IEEE TIFS 2018): one key pair shared by all
+  participants, encrypted updates added by the server onto encrypted global weights.
+* :mod:`ssddl.baselines.he` — the additively homomorphic back ends behind it: Paillier
+  (``phe`` + ``gmpy2``) and BFV (TenSEAL), from the ``he`` extra.
+
+Nothing here imports the SSDDL protocol; the runners plug these into the same scheme slot.
+"""
