@@ -1,0 +1,379 @@
+"""Secure aggregation on Flower's simulation engine: Flower's SecAgg+ against plain FedAvg
+(and SSDDL, once its entry is plugged in), through the same engine and the same harness.
+
+    python -m benchmarks.bench_flower [--quick] [--rounds R] [--out DIR]
+    python -m benchmarks --only flower --quick
+
+For every N (clients) and M (model entries) each entry runs in a fresh subprocess: Flower's
+``run_simulation`` (Ray, kept on 127.0.0.1, one CPU per client actor), N virtual SuperNodes
+whose client returns a fixed float32 vector of M entries, R aggregation rounds. Measured:
+
+* seconds per aggregation round — from the strategy's ``configure_fit`` (the first message of
+  a round) to its ``aggregate_fit`` (the aggregate is ready), median over rounds 2..R (round 1
+  pays Ray's actor start-up);
+* bytes uploaded per client per round — payload bytes of every reply a client sends during
+  those rounds (arrays, config/metric values), counted by wrapping the ServerApp's grid.
+
+Ratios are against plain FedAvg measured in the same run. Entries:
+
+* ``fedavg``  — legacy ``DefaultWorkflow`` + ``FedAvg``, plain ``NumPyClient``;
+* ``secagg+`` — ``DefaultWorkflow(fit_workflow=SecAggPlusWorkflow(num_shares=7,
+  reconstruction_threshold=4))`` + ``secaggplus_mod`` (Flower's SecAgg+ exists only on the
+  legacy API);
+* ``ssddl``   — the slot :func:`ssddl_entry`; returns None until the protocol wiring lands.
+
+A subprocess is used because Ray is initialised once per process; its process group is
+killed by pid when it ends.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import io
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from benchmarks import environment, markdown_table, write_report
+
+NUM_SHARES = 7
+THRESHOLD = 4
+FULL_N = (5, 10, 20)
+FULL_M = (100_000, 1_000_000)
+QUICK_N = (5, 10)
+QUICK_M = (100_000,)
+
+
+@dataclass(frozen=True)
+class Spec:
+    entry: str
+    n: int
+    m: int
+    rounds: int
+    seed: int = 7
+
+
+@dataclass
+class RoundClock:
+    """Per-round wall time and the payload bytes moved while a round is open."""
+
+    seconds: list[float] = field(default_factory=list)
+    up: list[int] = field(default_factory=list)
+    down: list[int] = field(default_factory=list)
+    _start: float | None = None
+
+    def begin(self) -> None:
+        self._start = time.perf_counter()
+        self.up.append(0)
+        self.down.append(0)
+
+    def end(self) -> None:
+        if self._start is not None:
+            self.seconds.append(time.perf_counter() - self._start)
+            self._start = None
+
+    def count(self, up: int, down: int) -> None:
+        if self._start is not None:
+            self.up[-1] += up
+            self.down[-1] += down
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A protocol under test: ``server(grid, context, spec, clock)`` runs ``spec.rounds``
+    aggregation rounds, calling ``clock.begin()``/``clock.end()`` around each; ``client(spec)``
+    returns the ClientApp."""
+
+    name: str
+    server: Callable[[Any, Any, Spec, RoundClock], None]
+    client: Callable[[Spec], Any]
+
+
+# -- payload accounting --------------------------------------------------------------------
+
+
+def _value_bytes(value: Any) -> int:
+    if isinstance(value, (bytes, str)):
+        return len(value.encode() if isinstance(value, str) else value)
+    if isinstance(value, list):
+        return sum(_value_bytes(v) for v in value)
+    return 8  # int, float, bool: one word
+
+
+def content_bytes(content: Any) -> int:
+    """Payload bytes of a Flower ``RecordDict``: array data plus config/metric values."""
+    total = 0
+    for record in content.array_records.values():
+        total += sum(len(array.data) for array in record.values())
+    for cfg in (*content.config_records.values(), *content.metric_records.values()):
+        total += sum(_value_bytes(v) for v in cfg.values())
+    return total
+
+
+def count_traffic(grid: Any, clock: RoundClock) -> None:
+    """Wrap ``grid.send_and_receive`` so that every round's payload bytes reach ``clock``."""
+    inner = grid.send_and_receive
+
+    def send_and_receive(messages: Any, *, timeout: float | None = None) -> Any:
+        messages = list(messages)
+        down = sum(content_bytes(m.content) for m in messages)
+        replies = list(inner(messages, timeout=timeout))
+        up = sum(content_bytes(r.content) for r in replies if r.has_content())
+        clock.count(up, down)
+        return replies
+
+    grid.send_and_receive = send_and_receive
+
+
+# -- the Flower entries (imported in the worker only) -------------------------------------
+
+
+def _client_vector(spec: Spec, node_id: int) -> Any:
+    import numpy as np
+
+    rng = np.random.default_rng([spec.seed, node_id % (1 << 63)])
+    return rng.normal(0.0, 0.5, size=spec.m).astype(np.float32)
+
+
+def _legacy_client(spec: Spec, *, secagg: bool) -> Any:
+    from flwr.client import ClientApp, NumPyClient
+    from flwr.client.mod import secaggplus_mod
+
+    class Client(NumPyClient):  # type: ignore[misc]
+        def __init__(self, node_id: int) -> None:
+            self.node_id = node_id
+
+        def fit(self, parameters: Any, config: Any) -> Any:
+            return [_client_vector(spec, self.node_id)], 1, {}
+
+    def client_fn(context: Any) -> Any:
+        return Client(context.node_id).to_client()
+
+    return ClientApp(client_fn=client_fn, mods=[secaggplus_mod] if secagg else [])
+
+
+def _legacy_server(spec: Spec, grid: Any, context: Any, clock: RoundClock, secagg: bool) -> None:
+    import numpy as np
+    from flwr.common import ndarrays_to_parameters
+    from flwr.server import LegacyContext, ServerConfig
+    from flwr.server.strategy import FedAvg
+    from flwr.server.workflow import DefaultWorkflow, SecAggPlusWorkflow
+
+    class TimedFedAvg(FedAvg):  # type: ignore[misc]
+        def configure_fit(self, server_round: int, parameters: Any, client_manager: Any) -> Any:
+            clock.begin()
+            return super().configure_fit(server_round, parameters, client_manager)
+
+        def aggregate_fit(self, server_round: int, results: Any, failures: Any) -> Any:
+            out = super().aggregate_fit(server_round, results, failures)
+            clock.end()
+            return out
+
+    strategy = TimedFedAvg(
+        fraction_fit=1.0,
+        fraction_evaluate=0.0,
+        min_fit_clients=spec.n,
+        min_available_clients=spec.n,
+        initial_parameters=ndarrays_to_parameters([np.zeros(spec.m, dtype=np.float32)]),
+    )
+    fit_workflow = (
+        SecAggPlusWorkflow(num_shares=NUM_SHARES, reconstruction_threshold=THRESHOLD, timeout=600)
+        if secagg
+        else None
+    )
+    legacy = LegacyContext(context, config=ServerConfig(num_rounds=spec.rounds), strategy=strategy)
+    DefaultWorkflow(fit_workflow=fit_workflow)(grid, legacy)
+
+
+def ssddl_entry() -> Entry | None:
+    """The SSDDL slot: return an :class:`Entry` once the protocol runs on Flower."""
+    return None
+
+
+def entries() -> dict[str, Entry]:
+    found = {
+        "fedavg": Entry(
+            "fedavg",
+            lambda g, c, s, k: _legacy_server(s, g, c, k, secagg=False),
+            lambda s: _legacy_client(s, secagg=False),
+        ),
+        "secagg+": Entry(
+            "secagg+",
+            lambda g, c, s, k: _legacy_server(s, g, c, k, secagg=True),
+            lambda s: _legacy_client(s, secagg=True),
+        ),
+    }
+    slot = ssddl_entry()
+    if slot is not None:
+        found[slot.name] = slot
+    return found
+
+
+def worker(spec: Spec, out: Path) -> None:
+    """Run one (entry, N, M) point in this process and write its JSON to ``out``."""
+    from flwr.serverapp import ServerApp
+    from flwr.simulation import run_simulation
+
+    entry = entries()[spec.entry]
+    clock = RoundClock()
+    server_app = ServerApp()
+
+    @server_app.main()
+    def _main(grid: Any, context: Any) -> None:
+        count_traffic(grid, clock)
+        entry.server(grid, context, spec, clock)
+
+    run_simulation(
+        server_app=server_app,
+        client_app=entry.client(spec),
+        num_supernodes=spec.n,
+        backend_config={
+            "client_resources": {"num_cpus": 1, "num_gpus": 0.0},
+            "init_args": {"num_cpus": os.cpu_count() or 1, "include_dashboard": False},
+        },
+    )
+    out.write_text(json.dumps({"spec": asdict(spec), "clock": {
+        "seconds": clock.seconds, "up": clock.up, "down": clock.down}}))  # fmt: skip
+
+
+# -- the driver ----------------------------------------------------------------------------
+
+
+def run_point(spec: Spec, scratch: Path, limit: float) -> dict[str, Any]:
+    out = scratch / f"{spec.entry}-{spec.n}-{spec.m}.json"
+    env = dict(os.environ)
+    env.update(
+        {
+            "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",  # Ray binds 127.0.0.1, not 0.0.0.0
+            "RAY_USAGE_STATS_ENABLED": "0",
+            "FLWR_TELEMETRY_ENABLED": "0",
+            "FLWR_DISABLE_UPDATE_CHECK": "1",
+            "FLWR_HOME": str(scratch / "flwr-home"),
+            "RAY_TMPDIR": str(scratch),
+        }
+    )
+    argv = [sys.executable, "-m", "benchmarks.bench_flower", "--worker", json.dumps(asdict(spec)),
+            "--worker-out", str(out)]  # fmt: skip
+    started = time.perf_counter()
+    with open(scratch / f"{spec.entry}-{spec.n}-{spec.m}.log", "wb") as log:
+        proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)  # fmt: skip
+        try:
+            proc.wait(timeout=limit)
+        except subprocess.TimeoutExpired:
+            pass
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)  # Ray leftovers in the worker's group
+            proc.wait()
+    row: dict[str, Any] = {"entry": spec.entry, "n": spec.n, "m": spec.m,
+                           "wall_seconds": time.perf_counter() - started}  # fmt: skip
+    if proc.returncode != 0 or not out.exists():
+        row["error"] = f"exit code {proc.returncode}; log in {scratch}"
+        return row
+    clock = json.loads(out.read_text())["clock"]
+    measured = clock["seconds"][1:] or clock["seconds"]
+    rounds = len(measured)
+    row["round_seconds"] = statistics.median(measured)
+    row["upload_bytes_per_client"] = sum(clock["up"][-rounds:]) / (rounds * spec.n)
+    row["download_bytes_per_client"] = sum(clock["down"][-rounds:]) / (rounds * spec.n)
+    row["rounds_measured"] = rounds
+    return row
+
+
+def add_ratios(rows: list[dict[str, Any]]) -> None:
+    base = {(r["n"], r["m"]): r for r in rows if r["entry"] == "fedavg" and "error" not in r}
+    for r in rows:
+        plain = base.get((r["n"], r["m"]))
+        if plain is None or "error" in r:
+            continue
+        r["time_vs_fedavg"] = r["round_seconds"] / plain["round_seconds"]
+        r["upload_vs_fedavg"] = r["upload_bytes_per_client"] / plain["upload_bytes_per_client"]
+
+
+def render(rows: list[dict[str, Any]], rounds: int) -> tuple[str, str]:
+    headers = ["entry", "N", "M", "s / round", "× FedAvg", "upload B / client / round",
+               "× FedAvg"]  # fmt: skip
+    table = []
+    for r in rows:
+        if "error" in r:
+            table.append([r["entry"], r["n"], r["m"], r["error"], "", "", ""])
+            continue
+        table.append([
+            r["entry"], r["n"], f"{r['m']:,}", f"{r['round_seconds']:.3f}",
+            f"{r.get('time_vs_fedavg', float('nan')):.2f}",
+            f"{r['upload_bytes_per_client']:,.0f}",
+            f"{r.get('upload_vs_fedavg', float('nan')):.2f}",
+        ])  # fmt: skip
+    md = (
+        f"## Secure aggregation on Flower's simulation engine ({rounds} rounds, median of "
+        f"rounds 2..{rounds}; SecAgg+ num_shares={NUM_SHARES}, threshold={THRESHOLD})\n\n"
+        + markdown_table(headers, table)
+        + "\n"
+    )
+    buffer = io.StringIO()
+    fields = ["entry", "n", "m", "round_seconds", "time_vs_fedavg", "upload_bytes_per_client",
+              "upload_vs_fedavg", "download_bytes_per_client", "rounds_measured", "wall_seconds",
+              "error"]  # fmt: skip
+    writer = csv.DictWriter(buffer, fieldnames=fields, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    return md, buffer.getvalue()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench_flower", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="N in {5, 10}, M = 10^5")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--n", type=int, action="append", help="numbers of clients")
+    parser.add_argument("--m", type=int, action="append", help="model sizes")
+    parser.add_argument("--limit", type=float, default=900.0, help="seconds per point")
+    parser.add_argument("--out", type=Path)
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--worker-out", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        worker(Spec(**json.loads(args.worker)), args.worker_out)
+        return 0
+    try:
+        import flwr  # noqa: F401
+    except ImportError:
+        print("bench_flower: needs the 'flower' extra (pip install -e '.[flower]')")
+        return 1
+    if args.rounds < 2:
+        parser.error("--rounds must be >= 2 (round 1 pays Ray's start-up and is not measured)")
+    ns = tuple(args.n or (QUICK_N if args.quick else FULL_N))
+    ms = tuple(args.m or (QUICK_M if args.quick else FULL_M))
+    names = list(entries())
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="ssddl-bench-", dir="/tmp") as tmp:
+        for m in ms:
+            for n in ns:
+                for name in names:
+                    row = run_point(Spec(name, n, m, args.rounds), Path(tmp), args.limit)
+                    print(json.dumps(row), flush=True)
+                    rows.append(row)
+    add_ratios(rows)
+    md, table_csv = render(rows, args.rounds)
+    print(md)
+    if args.out is not None:
+        payload = {"benchmark": "flower", "environment": environment(), "rounds": args.rounds,
+                   "rows": rows}  # fmt: skip
+        write_report(args.out, "bench_flower", payload, md)
+        (args.out / "bench_flower.csv").write_text(table_csv)
+    return 0 if all("error" not in r for r in rows) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
