@@ -34,9 +34,19 @@ from ssddl.protocol.messages import RoundStatus
 from ssddl.protocol.participant import LocalUpdate, Participant
 from ssddl.protocol.server import RoundOutcome, Server
 from ssddl.runtime.driver import Driver, Rejection, Vanish
-from ssddl.runtime.transport import InMemoryTransport
+from ssddl.runtime.transport import Delivery, InMemoryTransport, TrafficRecord
 
-__all__ = ["RoundMetrics", "SimulationConfig", "SimulationResult", "ValidationError", "simulate"]
+__all__ = [
+    "RoundMetrics",
+    "SimulationConfig",
+    "SimulationResult",
+    "SimulationState",
+    "ValidationError",
+    "simulate",
+]
+
+#: (stage name, done, total): setup progress, reported while identities and keys are set up.
+SetupCallback = Callable[[str, int, int], None]
 
 
 class ValidationError(AssertionError):
@@ -135,6 +145,49 @@ class SimulationResult:
         }
 
 
+@dataclass(frozen=True)
+class SimulationState:
+    """Where a simulation stands after round ``round``: everything a checkpoint needs to
+    continue bit-identically, and nothing secret (no key, seed, share or round key).
+
+    ``selection_state`` and ``rounding_states`` are the ``bit_generator.state`` dicts of the
+    server's group-selection generator and of each participant's rounding generator; they are
+    derived from the public ``seed`` and hold no key material. ``traffic`` holds the frames
+    sent since the previous state (Init's frames come with the first one).
+    """
+
+    round: int  #: the last finished round (-1: none yet)
+    weights: np.ndarray  #: the global weights after it (float32)
+    selection_state: dict[str, Any]
+    rounding_states: dict[int, dict[str, Any]]
+    outcome: RoundOutcome | None = None
+    traffic: tuple[TrafficRecord, ...] = ()
+
+
+class _SetupProgress(InMemoryTransport):
+    """Counts the frames handed to participants during Init, to report setup progress."""
+
+    def __init__(self, report: SetupCallback, total: int) -> None:
+        super().__init__()
+        self._report = report
+        self._total = total
+        self._done = 0
+
+    def receive(self) -> Delivery | None:
+        delivery = super().receive()
+        if delivery is not None and self.round == -1 and delivery.recipient != 0:
+            self._report("key agreement", self._done, self._total)
+            self._done += 1
+        return delivery
+
+
+def resolve_protocol(protocol: ProtocolConfig, datasets: Sequence[ArrayDataset]) -> ProtocolConfig:
+    """The protocol config a simulation of ``datasets`` runs: ``max_samples``, when unset, is
+    the smallest power of two that holds the largest local dataset."""
+    largest = max(len(d) for d in datasets)
+    return protocol.resolve(len(datasets), max_samples=1 << (largest - 1).bit_length())
+
+
 def plain_upload_size(model_size: int) -> int:
     from ssddl.protocol.messages import PlainUpload
 
@@ -163,11 +216,22 @@ def simulate(
     *,
     test: ArrayDataset | None = None,
     on_round: Callable[[RoundMetrics], None] | None = None,
+    on_setup: SetupCallback | None = None,
+    on_state: Callable[[SimulationState], None] | None = None,
+    resume: SimulationState | None = None,
+    device: str | torch.device | None = None,
 ) -> SimulationResult:
     """Train ``model`` with one participant per dataset under the SSDDL protocol.
 
     ``model`` is the initial global model w⁰ (left untouched; the result holds a trained
     copy). Participant ``i`` (numbered from 1) holds ``datasets[i-1]``.
+
+    ``on_setup(stage, done, total)`` reports progress while identities and keys are set up;
+    ``on_state`` receives a :class:`SimulationState` after every round. ``resume`` continues
+    from such a state: a fresh key session, then rounds ``resume.round + 1`` on from its
+    weights and generator states (in the default rounding the result is bit-identical to an
+    uninterrupted run, whatever the keys). ``device`` is where local training runs (the
+    protocol always runs on the CPU); ``None`` means the CPU.
     """
     config = config if config is not None else SimulationConfig()
     if not datasets:
@@ -184,9 +248,41 @@ def simulate(
     if config.torch_threads is not None:
         torch.set_num_threads(config.torch_threads)
     try:
-        return _simulate(model, datasets, config, test, on_round)
+        return _simulate(
+            model,
+            datasets,
+            config,
+            test,
+            on_round,
+            _Hooks(on_setup, on_state, resume, torch.device(device) if device else None),
+        )
     finally:
         torch.set_num_threads(previous_threads)
+
+
+@dataclass(frozen=True)
+class _Hooks:
+    on_setup: SetupCallback | None = None
+    on_state: Callable[[SimulationState], None] | None = None
+    resume: SimulationState | None = None
+    device: torch.device | None = None
+
+
+def _identities(
+    config: SimulationConfig, ids: list[int], on_setup: SetupCallback | None
+) -> dict[int, IdentityKey]:
+    identities = {}
+    for done, p in enumerate(ids):
+        if on_setup is not None and done % 50 == 0:
+            on_setup("identity keys", done, len(ids))
+        identities[p] = IdentityKey.generate(_crypto_source(config, 1000 + p))
+    if on_setup is not None:
+        on_setup("identity keys", len(ids), len(ids))
+    return identities
+
+
+def _generator_state(rng: np.random.Generator) -> dict[str, Any]:
+    return dict(copy.deepcopy(dict(rng.bit_generator.state)))
 
 
 def _simulate(
@@ -195,14 +291,26 @@ def _simulate(
     config: SimulationConfig,
     test: ArrayDataset | None,
     on_round: Callable[[RoundMetrics], None] | None,
+    hooks: _Hooks | None = None,
 ) -> SimulationResult:
+    hooks = hooks if hooks is not None else _Hooks()
     global_model = copy.deepcopy(model)
     work_model = copy.deepcopy(model)
     initial = model_to_vector(global_model)
+    resume = hooks.resume
+    if resume is not None:
+        if resume.weights.shape != initial.shape or resume.weights.dtype != np.float32:
+            raise ConfigurationError(
+                f"the resumed weights hold {resume.weights.size} values, the model "
+                f"{initial.size}: resume with the model and config of the checkpointed run"
+            )
+        initial = resume.weights.copy()
+        vector_to_model(initial, global_model)
+    if hooks.device is not None:
+        work_model.to(hooks.device)
     ids = list(range(1, len(datasets) + 1))
-    largest = max(len(d) for d in datasets)
-    protocol = config.protocol.resolve(len(ids), max_samples=1 << (largest - 1).bit_length())
-    identities = {p: IdentityKey.generate(_crypto_source(config, 1000 + p)) for p in ids}
+    protocol = resolve_protocol(config.protocol, datasets)
+    identities = _identities(config, ids, hooks.on_setup)
     roster = {p: key.public_bytes for p, key in identities.items()}
     plaintexts: dict[int, dict[int, np.ndarray]] = {}
 
@@ -216,6 +324,7 @@ def _simulate(
                 data,
                 config.train,
                 seed=_derive(config.seed, "train", pid, round_number),
+                device=hooks.device,
             )
             delta = model_to_vector(work_model) - weights
             return LocalUpdate(delta, result.num_samples, {"loss": result.mean_loss})
@@ -227,6 +336,12 @@ def _simulate(
             return None
         return lambda r, x: plaintexts.setdefault(r, {}).__setitem__(pid, x)
 
+    rounding_rngs = {p: np.random.default_rng(_derive(config.seed, "rounding", p)) for p in ids}
+    selection_rng = np.random.default_rng(_derive(config.seed, "select"))
+    if resume is not None:
+        selection_rng.bit_generator.state = resume.selection_state
+        for p, state in resume.rounding_states.items():
+            rounding_rngs[p].bit_generator.state = state
     participants = {
         p: Participant(
             p,
@@ -234,7 +349,7 @@ def _simulate(
             roster,
             make_trainer(p),
             random=_crypto_source(config, p),
-            rounding_rng=np.random.default_rng(_derive(config.seed, "rounding", p)),
+            rounding_rng=rounding_rngs[p],
             inspector=make_inspector(p),
         )
         for p in ids
@@ -243,17 +358,30 @@ def _simulate(
         protocol,
         roster,
         initial,
-        selection_rng=np.random.default_rng(_derive(config.seed, "select")),
+        selection_rng=selection_rng,
         random=_crypto_source(config, 0),
     )
-    driver = Driver(server, participants, vanish=config.vanish)
+    transport = (
+        _SetupProgress(hooks.on_setup, len(ids) * (1 if not protocol.secure else 2))
+        if hooks.on_setup is not None
+        else None
+    )
+    driver = Driver(server, participants, transport, vanish=config.vanish)
     driver.init()
+    if hooks.on_setup is not None:
+        total = len(ids) * (1 if not protocol.secure else 2)
+        hooks.on_setup("key agreement", total, total)
+    first = 0
+    if resume is not None:
+        first = resume.round + 1
+        server.round = resume.round  # the next start_round opens round resume.round + 1
     history: list[RoundMetrics] = []
     rounds = server.config.rounds
+    reported = 0
     progress = _progress(rounds, server.config.mode.value, enabled=config.progress)
     with progress as bar:
         task = bar.add_task("rounds", total=rounds) if bar is not None else None
-        for _ in range(rounds):
+        for _ in range(first, rounds):
             started = perf_counter()
             outcome = driver.round()
             elapsed = perf_counter() - started
@@ -267,6 +395,19 @@ def _simulate(
             history.append(metrics)
             if on_round is not None:
                 on_round(metrics)
+            if hooks.on_state is not None:
+                records = driver.transport.records
+                hooks.on_state(
+                    SimulationState(
+                        round=outcome.round,
+                        weights=server.weights.copy(),
+                        selection_state=_generator_state(selection_rng),
+                        rounding_states={p: _generator_state(r) for p, r in rounding_rngs.items()},
+                        outcome=outcome,
+                        traffic=tuple(records[reported:]),
+                    )
+                )
+                reported = len(records)
             if bar is not None and task is not None:
                 bar.update(task, advance=1, description=f"acc {metrics.accuracy:.3f}")
     driver.finish()
