@@ -8,7 +8,6 @@ import json
 import struct
 
 import numpy as np
-import pytest
 
 from ssddl.cli import main
 

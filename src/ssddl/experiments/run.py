@@ -372,6 +372,7 @@ class _RunDirectory:
                 spec = self.vanish.get(pid)
                 if spec is not None and outcome.round >= spec.round:
                     p.gone.add(pid)
+        p.rejections += [dataclasses.asdict(r) for r in state.rejections]
         with open(self.out / "traffic.csv", "a", newline="") as fh:
             csv.writer(fh).writerows(_traffic_rows(state.traffic))
         self._write_metrics()

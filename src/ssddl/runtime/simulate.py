@@ -153,7 +153,8 @@ class SimulationState:
     ``selection_state`` and ``rounding_states`` are the ``bit_generator.state`` dicts of the
     server's group-selection generator and of each participant's rounding generator; they are
     derived from the public ``seed`` and hold no key material. ``traffic`` holds the frames
-    sent since the previous state (Init's frames come with the first one).
+    sent since the previous state (Init's frames come with the first one), ``rejections``
+    the messages refused since then.
     """
 
     round: int  #: the last finished round (-1: none yet)
@@ -162,6 +163,7 @@ class SimulationState:
     rounding_states: dict[int, dict[str, Any]]
     outcome: RoundOutcome | None = None
     traffic: tuple[TrafficRecord, ...] = ()
+    rejections: tuple[Rejection, ...] = ()
 
 
 class _SetupProgress(InMemoryTransport):
@@ -377,7 +379,7 @@ def _simulate(
         server.round = resume.round  # the next start_round opens round resume.round + 1
     history: list[RoundMetrics] = []
     rounds = server.config.rounds
-    reported = 0
+    reported = refused = 0
     progress = _progress(rounds, server.config.mode.value, enabled=config.progress)
     with progress as bar:
         task = bar.add_task("rounds", total=rounds) if bar is not None else None
@@ -405,9 +407,10 @@ def _simulate(
                         rounding_states={p: _generator_state(r) for p, r in rounding_rngs.items()},
                         outcome=outcome,
                         traffic=tuple(records[reported:]),
+                        rejections=tuple(driver.rejections[refused:]),
                     )
                 )
-                reported = len(records)
+                reported, refused = len(records), len(driver.rejections)
             if bar is not None and task is not None:
                 bar.update(task, advance=1, description=f"acc {metrics.accuracy:.3f}")
     driver.finish()
