@@ -24,7 +24,7 @@ from ssddl import __version__
 from ssddl.exceptions import SSDDLError
 from ssddl.experiments.options import OPTIONS, Option, cli_words
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "main", "reference_markdown"]
 
 EXIT_OK = 0
 EXIT_NOTHING_APPLIED = 1
@@ -125,6 +125,42 @@ def build_parser() -> argparse.ArgumentParser:
             if spec.section == section:
                 _add_option(group, spec)
     return parser
+
+
+def reference_markdown() -> str:
+    """``docs/reference/options.md``: every flag of ``ssddl simulate`` and its TOML key,
+    generated from the parser and :data:`OPTIONS` (a test fails when the file drifts)."""
+    commands = next(
+        a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)
+    )
+    sim = commands.choices["simulate"]
+    by_dest = {spec.dest: spec for spec in OPTIONS}
+    lines = [
+        "# `ssddl simulate` options",
+        "",
+        "<!-- generated from src/ssddl/cli.py and src/ssddl/experiments/options.py; regenerate "
+        "with: python -c 'from ssddl.cli import reference_markdown as r; "
+        "print(r(), end=\"\")' > docs/reference/options.md -->",
+        "",
+        "Every option can be given on the command line or as a key of a `--config` TOML file "
+        "(top-level keys, or in the `[protocol]` / `[train]` section); the command line wins. "
+        "An option that does not apply to the chosen mode, dataset or partition is refused "
+        "with exit status 2.",
+    ]
+    for group in sim._action_groups:
+        actions = [a for a in group._group_actions if a.option_strings and a.dest != "help"]
+        if not actions:
+            continue
+        lines += ["", f"## {group.title}", "", "| flag | TOML key | choices | meaning |"]
+        lines.append("|---|---|---|---|")
+        for action in actions:
+            flags = ", ".join(f"`{f}`" for f in action.option_strings)
+            spec = by_dest.get(action.dest)
+            key = f"`{spec.key}`" if spec is not None else "—"
+            choices = ", ".join(spec.choices) if spec is not None and spec.choices else ""
+            text = (action.help or "").replace("|", "\\|")
+            lines.append(f"| {flags} | {key} | {choices} | {text} |")
+    return "\n".join(lines) + "\n"
 
 
 def _chosen(args: argparse.Namespace) -> dict[str, Any]:
