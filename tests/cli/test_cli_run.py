@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -239,9 +240,10 @@ def test_resume_after_interruption_ends_with_the_same_model(tmp_path, capsys, un
         "started",
         "wall_seconds",
     }
-    assert sorted(p.name for p in (out / "checkpoint").iterdir()) == sorted(
-        ["state.json", state["weights_file"]]
-    )
+    names = {p.name for p in (out / "checkpoint").iterdir()}
+    assert {"state.json", state["weights_file"]} <= names
+    # a kill between the weights and state.json may leave the next round's weights file
+    assert all(n == "state.json" or re.fullmatch(r"weights-\d+\.npy", n) for n in names)
     assert main(["simulate", "--resume", str(out), "--no-progress"]) == 0
     capsys.readouterr()
     _same_model(out, uninterrupted)

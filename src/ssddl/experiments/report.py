@@ -200,6 +200,7 @@ def plot_run(
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, (acc_ax, loss_ax, bytes_ax) = plt.subplots(1, 3, figsize=(14, 4))
     for ax, key, label in ((acc_ax, "accuracy", "test accuracy"), (loss_ax, "loss", "test loss")):
@@ -219,6 +220,7 @@ def plot_run(
             )
             ax.legend()
         ax.set_xlabel("round")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
     acc_ax.set_ylim(0, 1)

@@ -325,7 +325,14 @@ class _RunDirectory:
         # keep the traffic of the finished rounds only
         with open(self.out / "traffic.csv", newline="") as fh:
             kept = [r for r in csv.reader(fh)][1:]
-        kept = [r for r in kept if int(r[0]) <= data["round"]]
+        kept = [  # a kill may have cut the last line short
+            r
+            for r in kept
+            if len(r) == len(_TRAFFIC_HEADER)
+            and r[4].isdigit()
+            and r[0].lstrip("-").isdigit()
+            and int(r[0]) <= data["round"]
+        ]
         with open(self.out / "traffic.csv", "w", newline="") as fh:
             writer = csv.writer(fh)
             writer.writerow(_TRAFFIC_HEADER)
