@@ -52,6 +52,7 @@ def test_json_stdout_is_one_object_and_compare_plain(tmp_path, capsys):
     summary = json.loads(stdout)  # the whole of stdout parses
     assert stdout.count("\n") == 1
     assert "rounds: 2/2" in err and "final test accuracy" in err
+    assert "identity keys: 3/3" in err and "key agreement: 6/6" in err  # setup is never silent
     assert summary["compare"]["plain_final_accuracy"] is not None
     assert abs(summary["compare"]["accuracy_difference"]) <= 0.05
     assert summary["validation"] == {"ran": True, "passed": True}
@@ -301,3 +302,14 @@ def test_checkpoint_weights_are_plain_npy(tmp_path):
     state = json.loads((tmp_path / "checkpoint" / "state.json").read_text())
     weights = np.load(tmp_path / "checkpoint" / state["weights_file"], allow_pickle=False)
     assert weights.dtype == np.float32 and state["round"] == 1
+
+
+def test_a_long_setup_is_announced_before_it_starts():
+    from ssddl.cli import _setup_warning
+    from ssddl.experiments.config import ExperimentConfig
+
+    assert _setup_warning(ExperimentConfig.from_choices({"participants": 10})) is None
+    note = _setup_warning(ExperimentConfig.from_choices({"participants": 500}))
+    assert note is not None and "500 participants" in note and "roughly" in note
+    plain = ExperimentConfig.from_choices({"participants": 500, "protocol.mode": "plain"})
+    assert _setup_warning(plain) is None
