@@ -1,175 +1,411 @@
 """The ``ssddl`` command: a thin layer over :mod:`ssddl.experiments`.
 
 ``ssddl simulate`` runs the SSDDL protocol in one process and writes a run directory.
-Options given on the command line override those of ``--config FILE.toml``.
+Options given on the command line override those of ``--config FILE.toml``. Every option is
+described once, in :data:`ssddl.experiments.options.OPTIONS`; this module builds the parser
+from it and imports torch only once a run starts, so ``--help`` and ``--version`` are quick.
+
+Exit status: 0 done; 1 the run finished but applied no round; 2 a bad option, file or
+directory (one line on stderr naming it and the fix); 130 interrupted (Ctrl-C), with what
+finished written.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
+import shlex
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from ssddl import __version__
 from ssddl.exceptions import SSDDLError
-from ssddl.protocol.schemes import scheme_names
+from ssddl.experiments.options import OPTIONS, Option, cli_words
 
-__all__ = ["main"]
+__all__ = ["build_parser", "main", "reference_markdown"]
 
-#: command-line option -> (section of the config, key)
-_OVERRIDES = {
-    "dataset": (None, "dataset"),
-    "data_dir": (None, "data_dir"),
-    "download": (None, "download"),
-    "participants": (None, "participants"),
-    "partition": (None, "partition"),
-    "alpha": (None, "alpha"),
-    "model": (None, "model"),
-    "seed": (None, "seed"),
-    "validate": (None, "validate"),
-    "mode": ("protocol", "mode"),
-    "rounds": ("protocol", "rounds"),
-    "group_size": ("protocol", "group_size"),
-    "min_group_size": ("protocol", "min_group_size"),
-    "threshold": ("protocol", "threshold"),
-    "ring_bits": ("protocol", "ring_bits"),
-    "frac_bits": ("protocol", "frac_bits"),
-    "clip": ("protocol", "clip"),
-    "cipher": ("protocol", "cipher"),
-    "epochs": ("train", "epochs"),
-    "steps": ("train", "steps"),
-    "lr": ("train", "lr"),
-    "batch_size": ("train", "batch_size"),
-    "optimizer": ("train", "optimizer"),
-}
+EXIT_OK = 0
+EXIT_NOTHING_APPLIED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+#: Setup seconds per pair of participants (X25519 + HKDF + signature checks), measured on a
+#: 2-core machine; used only to warn before a long setup.
+_SETUP_SECONDS_PER_PAIR = 1.9e-4
+_WARN_SETUP_SECONDS = 10.0
+
+#: run options that are not part of the configuration: (flags, keywords for add_argument)
+RUN_FLAGS: tuple[tuple[str, dict[str, Any]], ...] = (
+    (
+        "--config",
+        {
+            "metavar": "FILE.toml",
+            "help": "read options from a TOML file (a run's config.toml repeats that run); "
+            "options given on the command line override it",
+        },
+    ),
+    (
+        "--resume",
+        {
+            "metavar": "DIR",
+            "help": "continue the interrupted run in DIR from its last checkpoint, with the "
+            "options in DIR/config.toml; ends with the same model as an uninterrupted run",
+        },
+    ),
+    (
+        "--out",
+        {
+            "metavar": "DIR",
+            "help": "run directory to write (created if missing; checked before training) "
+            "(default: runs/latest)",
+        },
+    ),
+    (
+        "--json",
+        {
+            "action": "store_true",
+            "help": "write only one JSON summary object to stdout; the table and progress "
+            "go to stderr",
+        },
+    ),
+    (
+        "--no-progress",
+        {"action": "store_true", "help": "do not show setup and round progress"},
+    ),
+)
 
 
-def _parser() -> argparse.ArgumentParser:
+def _help(spec: Option) -> str:
+    return f"{spec.help} (default: {spec.default_text()})"
+
+
+def _add_option(group: argparse._ArgumentGroup, spec: Option) -> None:
+    kwargs: dict[str, Any] = {"dest": spec.dest, "default": None, "help": _help(spec)}
+    if spec.type is bool:
+        kwargs["action"] = argparse.BooleanOptionalAction
+    else:
+        kwargs["type"] = spec.type
+        kwargs["metavar"] = spec.metavar
+        if spec.choices is not None:
+            kwargs["choices"] = [spec.type(c) for c in spec.choices]
+            kwargs["metavar"] = "{" + ",".join(spec.choices) + "}"
+    group.add_argument(spec.flag, **kwargs)
+
+
+_GROUPS = (
+    (None, "data, model and run"),
+    ("protocol", "protocol (TOML section [protocol])"),
+    ("train", "local training (TOML section [train])"),
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ssddl",
         description="Privacy-preserving distributed deep learning based on secret sharing.",
     )
     parser.add_argument("--version", action="version", version=f"ssddl {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sim = sub.add_parser(
         "simulate",
-        help="run participants and server in one process",
+        help="run participants and server in one process and write a run directory",
         description="Run the SSDDL protocol in one process and write a run directory "
-        "(config.toml, metrics.csv, traffic.csv, summary.json, plot.png, report.md).",
+        "(config.toml, metrics.csv, traffic.csv, summary.json, plot.png, report.md, model.pt, "
+        "model.safetensors, checkpoint/). Exit status: 0 done, 1 no round applied, 2 bad "
+        "input, 130 interrupted.",
     )
-    sim.add_argument("--config", type=Path, help="a TOML file; command-line options override it")
-    sim.add_argument("--mode", choices=scheme_names())
-    sim.add_argument("--participants", type=int, help="number of participants (default 10)")
-    sim.add_argument("--group-size", type=int, help="members per round (default: all)")
-    sim.add_argument("--min-group-size", type=int)
-    sim.add_argument("--threshold", type=int, help="shamir threshold t (default n//2+1)")
-    sim.add_argument("--rounds", type=int, help="training rounds (default 40)")
-    sim.add_argument("--dataset", choices=["digits", "mnist1d", "mnist", "fashion-mnist"])
-    sim.add_argument("--data-dir", help="directory of the MNIST/Fashion-MNIST IDX files")
-    sim.add_argument(
-        "--download",
-        action="store_true",
-        default=None,
-        help="fetch missing IDX files into --data-dir (needs network)",
-    )
-    sim.add_argument("--partition", choices=["iid", "dirichlet", "shards"])
-    sim.add_argument("--alpha", type=float, help="Dirichlet concentration (default 0.5)")
-    sim.add_argument("--model", choices=["mlp", "cnn"])
-    sim.add_argument("--seed", type=int, help="seed for data, model, training and selection")
-    sim.add_argument("--ring-bits", type=int, choices=[32, 64])
-    sim.add_argument("--frac-bits", type=int)
-    sim.add_argument("--clip", type=float)
-    sim.add_argument("--cipher", choices=["aes-256-ctr", "chacha20"])
-    sim.add_argument("--epochs", type=int, help="local epochs per round (default 5)")
-    sim.add_argument("--steps", type=int)
-    sim.add_argument("--lr", type=float)
-    sim.add_argument("--batch-size", type=int)
-    sim.add_argument("--optimizer", choices=["sgd", "adam"])
-    sim.add_argument(
-        "--validate",
-        action="store_true",
-        default=None,
-        help="check every round's secure aggregate against the plaintext sum",
-    )
-    sim.add_argument("--out", type=Path, default=Path("runs/latest"), help="run directory")
-    sim.add_argument("--no-progress", action="store_true", help="no progress bar")
-    sim.add_argument(
-        "--json",
-        action="store_true",
-        help="print one JSON summary object as the last line of stdout",
-    )
+    run = sim.add_argument_group("run")
+    for flag, kwargs in RUN_FLAGS:
+        run.add_argument(flag, **kwargs)
+    for section, title in _GROUPS:
+        group = sim.add_argument_group(title)
+        for spec in OPTIONS:
+            if spec.section == section:
+                _add_option(group, spec)
     return parser
 
 
-def _experiment_config(args: argparse.Namespace) -> Any:
-    from ssddl.experiments.config import DEFAULT_EPOCHS, DEFAULT_ROUNDS, ExperimentConfig, load_toml
-
-    data: dict[str, Any] = load_toml(args.config) if args.config else {}
-    for option, (section, key) in _OVERRIDES.items():
-        value = getattr(args, option)
-        if value is None:
+def reference_markdown() -> str:
+    """``docs/reference/options.md``: every flag of ``ssddl simulate`` and its TOML key,
+    generated from the parser and :data:`OPTIONS` (a test fails when the file drifts)."""
+    commands = next(
+        a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)
+    )
+    sim = commands.choices["simulate"]
+    by_dest = {spec.dest: spec for spec in OPTIONS}
+    lines = [
+        "# `ssddl simulate` options",
+        "",
+        "<!-- generated from src/ssddl/cli.py and src/ssddl/experiments/options.py; regenerate "
+        "with: python -c 'from ssddl.cli import reference_markdown as r; "
+        "print(r(), end=\"\")' > docs/reference/options.md -->",
+        "",
+        "Every option can be given on the command line or as a key of a `--config` TOML file "
+        "(top-level keys, or in the `[protocol]` / `[train]` section); the command line wins. "
+        "An option that does not apply to the chosen mode, dataset or partition is refused "
+        "with exit status 2.",
+    ]
+    for group in sim._action_groups:
+        actions = [a for a in group._group_actions if a.option_strings and a.dest != "help"]
+        if not actions:
             continue
-        target = data if section is None else data.setdefault(section, {})
-        target[key] = value
-    data.setdefault("protocol", {}).setdefault("rounds", DEFAULT_ROUNDS)
-    data.setdefault("train", {}).setdefault("epochs", DEFAULT_EPOCHS)
-    return ExperimentConfig.from_dict(data)
+        lines += ["", f"## {group.title}", "", "| flag | TOML key | choices | meaning |"]
+        lines.append("|---|---|---|---|")
+        for action in actions:
+            flags = ", ".join(f"`{f}`" for f in action.option_strings)
+            spec = by_dest.get(action.dest)
+            key = f"`{spec.key}`" if spec is not None else "—"
+            choices = ", ".join(spec.choices) if spec is not None and spec.choices else ""
+            text = (action.help or "").replace("|", "\\|")
+            lines.append(f"| {flags} | {key} | {choices} | {text} |")
+    return "\n".join(lines) + "\n"
 
 
-def _print_summary(summary: dict[str, Any], out: Path) -> None:
+def _chosen(args: argparse.Namespace) -> dict[str, Any]:
+    """The options the user chose: the config file's, overridden by the command line."""
+    from ssddl.experiments.config import flatten, load_toml
+
+    chosen: dict[str, Any] = {}
+    if args.config is not None:
+        chosen = flatten(load_toml(args.config), args.config)
+    for spec in OPTIONS:
+        value = getattr(args, spec.dest)
+        if value is not None:
+            chosen[spec.key] = value
+    return chosen
+
+
+def _resume_choices(args: argparse.Namespace) -> dict[str, Any]:
+    from ssddl.experiments.config import flatten, load_toml
+
+    given = [spec.flag for spec in OPTIONS if getattr(args, spec.dest) is not None]
+    if args.config is not None:
+        given.append("--config")
+    if args.out is not None:
+        given.append("--out")
+    if given:
+        raise SSDDLError(
+            f"--resume continues a run with its own options; drop {', '.join(given)} "
+            f"(or start a new run with --config DIR/config.toml)"
+        )
+    directory = Path(args.resume)
+    if not directory.is_dir():
+        raise SSDDLError(f"--resume {args.resume} is not a run directory; give one")
+    path = directory / "config.toml"
+    if not path.is_file():
+        raise SSDDLError(f"--resume {args.resume} holds no config.toml: not a run directory")
+    return flatten(load_toml(path), str(path))
+
+
+class _Reporter:
+    """Setup and round progress on stderr: a live bar on a terminal, lines otherwise."""
+
+    def __init__(self, stream: TextIO, *, enabled: bool, rounds: int, label: str) -> None:
+        self.stream = stream
+        self.enabled = enabled
+        self.rounds = rounds
+        self.label = label
+        self.live = enabled and stream.isatty()
+        self._bar: Any = None
+        self._tasks: dict[str, Any] = {}
+        self._last: dict[str, int] = {}
+        self.before_setup: str | None = None  #: printed once, when setup starts
+
+    def __enter__(self) -> _Reporter:
+        if self.live:
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+
+            self._bar = Progress(
+                TextColumn("[bold]{task.fields[stage]}[/bold]"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.description}"),
+                TimeElapsedColumn(),
+                console=Console(file=self.stream),
+            )
+            self._bar.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(None, None, None)
+
+    def _update(self, stage: str, done: int, total: int, text: str = "") -> None:
+        if not self.enabled:
+            return
+        if self._bar is not None:
+            task = self._tasks.get(stage)
+            if task is None:
+                task = self._bar.add_task(text, total=total, stage=stage)
+                self._tasks[stage] = task
+            self._bar.update(task, completed=done, description=text)
+            return
+        step = max(1, total // 10)
+        if done == total or done - self._last.get(stage, -step) >= step:
+            self._last[stage] = done
+            print(f"{stage}: {done}/{total} {text}".rstrip(), file=self.stream, flush=True)
+
+    def setup(self, stage: str, done: int, total: int) -> None:
+        if self.before_setup is not None:
+            self.note(self.before_setup)
+            self.before_setup = None
+        self._update(stage, done, total)
+
+    def round(self, metrics: Any) -> None:
+        done = metrics.round + 1
+        self._update(f"{self.label} rounds", done, self.rounds, f"acc {metrics.accuracy:.3f}")
+
+    def note(self, text: str) -> None:
+        if self._bar is not None:
+            self._bar.console.print(text, highlight=False, markup=False)
+        else:
+            print(text, file=self.stream, flush=True)
+
+
+def _print_table(summary: dict[str, Any], stream: TextIO) -> None:
     from rich.console import Console
     from rich.table import Table
+
+    def fmt(value: Any, spec: str) -> str:
+        return "—" if value is None else format(value, spec)
 
     table = Table(title=f"ssddl simulate — {summary['mode']}")
     table.add_column("figure")
     table.add_column("value", justify="right")
     rows = [
         ("participants / group", f"{summary['participants']} / {summary['group_size']}"),
-        ("rounds (applied)", f"{summary['rounds']} ({summary['rounds_applied']})"),
+        (
+            "rounds run (applied) / planned",
+            f"{summary['rounds']} ({summary['rounds_applied']}) / {summary['rounds_planned']}",
+        ),
         ("model parameters", f"{summary['model_size']:,}"),
-        ("final test accuracy", f"{summary['final_accuracy']:.4f}"),
+        ("final test accuracy", fmt(summary["final_accuracy"], ".4f")),
+    ]
+    if "compare" in summary:
+        rows.append(
+            ("accuracy − plain reference", fmt(summary["compare"]["accuracy_difference"], "+.4f"))
+        )
+    rows += [
         ("upload B / participant / round", f"{summary['upload_bytes_per_participant_round']:,.0f}"),
         ("plain float32 upload B", f"{summary['plain_upload_bytes_per_participant_round']:,}"),
-        ("median round s", f"{summary['round_seconds_median']:.3f}"),
+        ("median round s", fmt(summary["round_seconds_median"], ".3f")),
+        ("wall time s", f"{summary['wall_seconds']:.1f}"),
         ("rejected messages", str(summary["rejections"])),
-        ("run directory", str(out)),
+        ("run directory", summary["out"]),
     ]
     for name, value in rows:
         table.add_row(name, value)
-    Console(highlight=False).print(table)
+    Console(file=stream, highlight=False).print(table)
 
 
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
+def _setup_warning(config: Any) -> str | None:
+    if not config.protocol.secure:
         return None
-    return value
+    n = config.participants
+    seconds = _SETUP_SECONDS_PER_PAIR * n * (n - 1)
+    if seconds < _WARN_SETUP_SECONDS:
+        return None
+    return (
+        f"note: key setup for {n} participants takes roughly {seconds:,.0f} s before the first "
+        f"round (it grows with the square of --participants); progress is shown as it goes"
+    )
 
 
-def _simulate(args: argparse.Namespace) -> int:
-    from ssddl.experiments.run import run_experiment
+def _no_round_applied(summary: dict[str, Any]) -> str:
+    reasons = sorted({o["reason"] for o in summary["aborted"] if o.get("reason")})
+    errors = sorted({f"{r['error']}: {r['detail']}" for r in summary.get("rejections_detail", [])})
+    why = "; ".join(reasons + errors[:3]) or "every round aborted"
+    return (
+        f"no round was applied ({summary['rounds']} run): {cli_words(why)}. "
+        f"The model is unchanged; see {summary['out']}/report.md"
+    )
 
-    config = _experiment_config(args)
-    result = run_experiment(config, args.out, progress=not args.no_progress)
-    summary = result.summary()
-    _print_summary(summary, args.out)
+
+def _simulate(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from ssddl.experiments.config import ExperimentConfig
+    from ssddl.experiments.run import json_safe, prepare_out_dir, run_in_directory
+
+    resume = args.resume is not None
+    chosen = _resume_choices(args) if resume else _chosen(args)
+    config = ExperimentConfig.from_choices(chosen)
+    out = prepare_out_dir(
+        args.resume if resume else (args.out if args.out is not None else "runs/latest")
+    )
+    err = sys.stderr
+    table_stream = err if args.json else sys.stdout
+    command = "ssddl " + shlex.join(argv)
+    with _Reporter(
+        err,
+        enabled=not args.no_progress,
+        rounds=config.protocol.rounds,
+        label=config.protocol.mode,
+    ) as reporter:
+        reporter.before_setup = _setup_warning(config)
+        compare: Callable[[], None] = lambda: reporter.note(  # noqa: E731
+            "running the plain reference with the same seeds (--compare plain)"
+        )
+        outcome = run_in_directory(
+            config,
+            out,
+            chosen=chosen,
+            command=command,
+            resume=resume,
+            on_round=reporter.round,
+            on_setup=reporter.setup,
+            on_compare=compare,
+        )
+    summary = outcome.summary
+    _print_table(summary, table_stream)
     if args.json:
-        print(json.dumps({k: _finite(v) for k, v in summary.items()}, sort_keys=True))
-    return 0
+        line = json_safe(_json_line(summary))
+        print(json.dumps(line, sort_keys=True, allow_nan=False), flush=True)
+    if outcome.interrupted:
+        print(
+            f"ssddl: interrupted after {summary['rounds']} of {summary['rounds_planned']} "
+            f"rounds; what finished is written to {out}. Continue with: "
+            f"ssddl simulate --resume {shlex.quote(str(out))}",
+            file=err,
+        )
+        return EXIT_INTERRUPTED
+    if summary["rounds_applied"] == 0:
+        print(f"ssddl: error: {_no_round_applied(summary)}", file=err)
+        return EXIT_NOTHING_APPLIED
+    if summary["rounds_applied"] < summary["rounds"]:
+        print(
+            f"ssddl: warning: {summary['rounds'] - summary['rounds_applied']} of "
+            f"{summary['rounds']} rounds were aborted; reasons in {out}/report.md",
+            file=err,
+        )
+    return EXIT_OK
+
+
+def _json_line(summary: dict[str, Any]) -> dict[str, Any]:
+    drop = {"rejections_detail"}
+    return {k: v for k, v in summary.items() if k not in drop}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
     try:
         if args.command == "simulate":
-            return _simulate(args)
+            return _simulate(args, argv)
     except SSDDLError as exc:
-        print(f"ssddl: error: {exc}", file=sys.stderr)
-        return 2
-    return 1  # pragma: no cover - argparse rejects unknown commands
+        print(f"ssddl: error: {cli_words(str(exc))}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("ssddl: interrupted before training started; nothing was written", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return EXIT_USAGE  # pragma: no cover - argparse rejects unknown commands
 
 
 if __name__ == "__main__":  # pragma: no cover

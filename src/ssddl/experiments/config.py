@@ -1,12 +1,15 @@
 """The configuration of one experiment run, read from TOML and command-line options.
 
-A run's resolved configuration is written back as ``config.toml`` in its run directory and can
-be passed again with ``--config`` to repeat the run.
+What the user chose (and only that) is written back as ``config.toml`` in the run directory:
+passed again with ``--config`` it repeats the run, and other options can be changed on top of
+it. The resolved values (group size, threshold, fractional bits, ...) go to ``summary.json``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import math
 import sys
 from dataclasses import dataclass, field
@@ -14,6 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from ssddl.exceptions import ConfigurationError
+from ssddl.experiments.options import (
+    DEFAULT_EPOCHS,
+    DEFAULT_ROUNDS,
+    DEVICE_CHOICES,
+    DROPOUT_PHASES,
+    OPTIONS,
+    check_applicable,
+)
 from ssddl.learning.data import DATASETS
 from ssddl.learning.models import MODELS
 from ssddl.learning.partition import PARTITIONS
@@ -25,11 +36,18 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["ExperimentConfig", "dump_toml", "load_toml"]
+__all__ = [
+    "DEFAULT_EPOCHS",
+    "DEFAULT_ROUNDS",
+    "ExperimentConfig",
+    "choices_hash",
+    "dump_toml",
+    "flatten",
+    "load_toml",
+    "nest",
+]
 
-#: The embedded default (digits, 10 participants, prg) reaches test accuracy >= 0.95 with these.
-DEFAULT_ROUNDS = 40
-DEFAULT_EPOCHS = 5
+_SECTIONS = ("protocol", "train")
 
 
 @dataclass(frozen=True)
@@ -46,6 +64,11 @@ class ExperimentConfig:
     model: str = "mlp"
     seed: int = 0
     validate: bool = False
+    dropout: float = 0.0  #: fraction of participants that vanish for good, each at a random round
+    dropout_at: str = "round_start"  #: a VanishPhase value
+    compare: str | None = None  #: "plain": also run the plain reference with the same seeds
+    threads: int = 1  #: torch threads for local training
+    device: str = "cpu"  #: cpu, cuda or auto: where local training runs
     protocol: ProtocolConfig = field(default_factory=lambda: ProtocolConfig(rounds=DEFAULT_ROUNDS))
     train: LocalTrainConfig = field(default_factory=lambda: LocalTrainConfig(epochs=DEFAULT_EPOCHS))
 
@@ -66,6 +89,29 @@ class ExperimentConfig:
                 raise ConfigurationError(f"{name}={value!r} must be an integer >= 1")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ConfigurationError(f"seed={self.seed!r} must be an integer >= 0")
+        for name in ("validate", "download"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigurationError(f"{name}={getattr(self, name)!r} must be true or false")
+        if self.data_dir is not None and (not isinstance(self.data_dir, str) or not self.data_dir):
+            raise ConfigurationError(f"data_dir={self.data_dir!r} must be a directory path")
+        if (
+            isinstance(self.dropout, bool)
+            or not isinstance(self.dropout, (int, float))
+            or not 0 <= self.dropout < 1
+        ):
+            raise ConfigurationError(f"dropout={self.dropout!r} must be a number in [0, 1)")
+        if self.dropout_at not in DROPOUT_PHASES:
+            raise ConfigurationError(
+                f"dropout_at={self.dropout_at!r} is not one of {', '.join(DROPOUT_PHASES)}"
+            )
+        if self.compare not in (None, "plain"):
+            raise ConfigurationError(f"compare={self.compare!r} must be 'plain' or unset")
+        if isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1:
+            raise ConfigurationError(f"threads={self.threads!r} must be an integer >= 1")
+        if self.device not in DEVICE_CHOICES:
+            raise ConfigurationError(
+                f"device={self.device!r} is not one of {', '.join(DEVICE_CHOICES)}"
+            )
         if (
             not isinstance(self.alpha, (int, float))
             or not math.isfinite(self.alpha)
@@ -74,8 +120,8 @@ class ExperimentConfig:
             raise ConfigurationError(f"alpha={self.alpha!r} must be a number > 0")
         if self.dataset in ("mnist", "fashion-mnist") and self.data_dir is None:
             raise ConfigurationError(
-                f"dataset={self.dataset!r} reads IDX files: give data_dir (--data-dir DIR), "
-                f"and download=true (--download) to fetch them when online"
+                f"dataset={self.dataset!r} reads IDX files: give data_dir, the directory "
+                f"that holds (or, with download, will hold) them"
             )
         # fail before any data is loaded (max_samples, if unset, is fixed from the data later)
         self.protocol.resolve(self.participants, max_samples=1)
@@ -94,11 +140,16 @@ class ExperimentConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ExperimentConfig:
+        """From a nested dict as in ``config.toml``; unset rounds/epochs take the experiment
+        defaults (40 rounds, 5 epochs), not the library's."""
         check_known_options(data, cls, "experiment")
         data = dict(data)
-        protocol = data.pop("protocol", {})
-        train = data.pop("train", {})
+        protocol = dict(data.pop("protocol", {}))
+        train = dict(data.pop("train", {}))
+        check_known_options(protocol, ProtocolConfig, "protocol")
         check_known_options(train, LocalTrainConfig, "train")
+        protocol.setdefault("rounds", DEFAULT_ROUNDS)
+        train.setdefault("epochs", DEFAULT_EPOCHS)
         try:
             return cls(
                 **data,
@@ -108,15 +159,95 @@ class ExperimentConfig:
         except TypeError as exc:
             raise ConfigurationError(f"bad configuration: {exc}") from None
 
+    @classmethod
+    def from_choices(cls, chosen: dict[str, Any]) -> ExperimentConfig:
+        """From the options a user chose (flat ``section.name`` keys); an option that does
+        not apply to the others (``alpha`` with the iid partition, ...) is refused."""
+        check_applicable(chosen)
+        return cls.from_dict(nest(chosen))
+
+
+def flatten(data: Any, source: str) -> dict[str, Any]:
+    """A nested TOML dict -> flat ``section.name`` keys, refusing unknown keys and
+    non-table sections with a message naming ``source`` (the file) and the key."""
+    known = {o.key for o in OPTIONS}
+    if not isinstance(data, dict):
+        raise ConfigurationError(f"config file {source}: must be a TOML table of options")
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if key in _SECTIONS:
+            if not isinstance(value, dict):
+                raise ConfigurationError(
+                    f"config file {source}: `{key}` must be a table (a [{key}] section of "
+                    f"options), got {type(value).__name__} {value!r}"
+                )
+            for name, inner in value.items():
+                flat[f"{key}.{name}"] = inner
+        elif isinstance(value, dict):
+            raise ConfigurationError(
+                f"config file {source}: unknown section [{key}]; sections are "
+                f"{', '.join(f'[{s}]' for s in _SECTIONS)}"
+            )
+        else:
+            flat[key] = value
+    unknown = sorted(set(flat) - known)
+    if unknown:
+        names = ", ".join(_where(k) for k in unknown)
+        raise ConfigurationError(
+            f"config file {source}: unknown option(s) {names}; see docs/reference/options.md "
+            f"for the keys (known in this section: {_known_like(unknown[0], known)})"
+        )
+    return flat
+
+
+def _where(key: str) -> str:
+    section, _, name = key.rpartition(".")
+    return f"{name!r} in [{section}]" if section else f"{name!r} at the top level"
+
+
+def _known_like(key: str, known: set[str]) -> str:
+    section = key.rpartition(".")[0]
+    names = sorted(k.rpartition(".")[2] for k in known if k.rpartition(".")[0] == section)
+    return ", ".join(names)
+
+
+def nest(flat: dict[str, Any]) -> dict[str, Any]:
+    """Flat ``section.name`` keys -> the nested dict of ``config.toml``."""
+    out: dict[str, Any] = {}
+    for key, value in flat.items():
+        section, _, name = key.rpartition(".")
+        target = out.setdefault(section, {}) if section else out
+        target[name] = value
+    return out
+
+
+def choices_hash(chosen: dict[str, Any]) -> str:
+    """SHA-256 of the chosen options, to tie a checkpoint to its configuration."""
+    text = json.dumps(chosen, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
 
 def load_toml(path: str | Path) -> dict[str, Any]:
     try:
         with open(path, "rb") as fh:
             return tomllib.load(fh)
     except FileNotFoundError:
-        raise ConfigurationError(f"config file {path} does not exist") from None
+        raise ConfigurationError(
+            f"config file {path} does not exist; give the path of a .toml file"
+        ) from None
+    except IsADirectoryError:
+        raise ConfigurationError(
+            f"config file {path} is a directory; give a .toml file (a run directory holds "
+            f"one: {Path(path) / 'config.toml'})"
+        ) from None
+    except PermissionError:
+        raise ConfigurationError(f"config file {path} cannot be read: permission denied") from None
+    except UnicodeDecodeError:
+        raise ConfigurationError(f"config file {path} is not UTF-8 text TOML") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigurationError(f"config file {path} is not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigurationError(f"config file {path} cannot be read: {exc.strerror}") from None
 
 
 def _toml_value(value: Any) -> str:

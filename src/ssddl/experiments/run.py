@@ -2,35 +2,92 @@
 
 The run directory holds files a person can open:
 
-- ``config.toml``  the resolved configuration (pass it back with ``--config`` to repeat the run)
-- ``metrics.csv``  one row per round: accuracy, loss, bytes up/down, seconds per phase
-- ``summary.json`` the figures of the whole run
-- ``traffic.csv``  bytes per round, message kind, sender and recipient
-- ``plot.png``     accuracy and upload bytes over rounds
-- ``report.md``    a short Markdown report
+- ``config.toml``        the options the user chose (``--config`` it to repeat the run)
+- ``metrics.csv``        one row per round: accuracy, loss, bytes up/down, seconds per phase
+- ``traffic.csv``        bytes per round, message kind, sender and recipient
+- ``summary.json``       the figures of the run, the resolved configuration, the guarantee
+- ``plot.png``           accuracy and loss against rounds, bytes by message kind
+- ``report.md``          a short Markdown report
+- ``model.pt``           the trained model's state dict (``torch.load(..., weights_only=True)``)
+- ``model.safetensors``  the same tensors in the safetensors format
+- ``checkpoint/``        the state after the last finished round, for ``--resume``
+
+The directory is checked and written to before any training, metrics and traffic are written
+after every round, so an interrupted run keeps what it finished.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import csv
 import dataclasses
+import datetime
 import json
-from collections.abc import Callable, Iterator
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+from torch import nn
 
-from ssddl.experiments.config import ExperimentConfig, dump_toml
-from ssddl.learning.data import DatasetSplit, load_dataset
+from ssddl.exceptions import ConfigurationError
+from ssddl.experiments.config import ExperimentConfig, choices_hash, dump_toml, nest
+from ssddl.experiments.report import (
+    decoding_error_bound,
+    guarantee,
+    markdown_report,
+    plot_run,
+    summarize,
+)
+from ssddl.learning.data import ArrayDataset, DatasetSplit, load_dataset
 from ssddl.learning.models import build_model
 from ssddl.learning.partition import partition
-from ssddl.protocol.messages import RoundStatus
-from ssddl.runtime.inmemory import Vanish
-from ssddl.runtime.simulator import RoundMetrics, SimulationConfig, SimulationResult, simulate
+from ssddl.learning.vector import vector_to_model
+from ssddl.protocol.config import Mode, ProtocolConfig, SessionParams
+from ssddl.runtime.inmemory import TrafficRecord, Vanish, VanishPhase
+from ssddl.runtime.simulator import (
+    RoundMetrics,
+    SetupCallback,
+    SimulationConfig,
+    SimulationResult,
+    SimulationState,
+    plain_upload_size,
+    resolve_protocol,
+    simulate,
+)
 
-__all__ = ["load_split", "run_experiment", "write_run"]
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "Prepared",
+    "RunOutcome",
+    "dropout_schedule",
+    "json_safe",
+    "load_split",
+    "prepare",
+    "prepare_out_dir",
+    "run_experiment",
+    "run_in_directory",
+]
+
+CHECKPOINT_FORMAT = "ssddl-checkpoint/1"
+_RUN_FILES = (
+    "metrics.csv",
+    "traffic.csv",
+    "summary.json",
+    "plot.png",
+    "report.md",
+    "model.pt",
+    "model.safetensors",
+    "compare-plain.csv",
+)
+_TRAFFIC_HEADER = ["round", "kind", "sender", "recipient", "bytes"]
 
 
 def load_split(config: ExperimentConfig) -> DatasetSplit:
@@ -39,15 +96,49 @@ def load_split(config: ExperimentConfig) -> DatasetSplit:
     )
 
 
-def run_experiment(
-    config: ExperimentConfig,
-    out_dir: str | Path | None = None,
-    *,
-    progress: bool = False,
-    vanish: tuple[Vanish, ...] = (),
-    on_round: Callable[[RoundMetrics], None] | None = None,
-) -> SimulationResult:
-    """Run one simulation as ``config`` says; write the run directory if ``out_dir`` is set."""
+def resolve_device(name: str) -> torch.device:
+    """``cpu``, ``cuda`` (refused without a CUDA device) or ``auto``."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigurationError(
+            "device='cuda' but no CUDA device is available here; use device cpu or auto"
+        )
+    return torch.device(name)
+
+
+def dropout_schedule(config: ExperimentConfig) -> tuple[Vanish, ...]:
+    """Each participant vanishes for good with probability ``dropout``, at a round drawn
+    uniformly from the run's rounds; reproducible from ``seed``."""
+    if config.dropout <= 0:
+        return ()
+    rng = np.random.default_rng([config.seed, 0xD809])  # public, like data order
+    phase = VanishPhase(config.dropout_at)
+    out = []
+    for p in range(1, config.participants + 1):
+        vanishes = rng.random() < config.dropout
+        at = int(rng.integers(0, config.protocol.rounds))
+        if vanishes:
+            out.append(Vanish(p, at, phase))
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """The data, model and simulation settings of a run, ready to simulate."""
+
+    config: ExperimentConfig
+    split: DatasetSplit
+    datasets: list[ArrayDataset]
+    model: nn.Module
+    sim: SimulationConfig
+    protocol: SessionParams  #: the resolved parameters that run
+    device: torch.device
+
+
+def prepare(config: ExperimentConfig, *, vanish: tuple[Vanish, ...] | None = None) -> Prepared:
+    """Everything before training; every error a user can cause is raised here."""
+    device = resolve_device(config.device)
     split = load_split(config)
     parts = partition(
         split.train.y,
@@ -65,139 +156,464 @@ def run_experiment(
         protocol=config.protocol,
         train=config.train,
         seed=config.seed,
-        vanish=vanish,
+        vanish=dropout_schedule(config) if vanish is None else vanish,
         validate=config.validate,
+        torch_threads=config.threads,
     )
-    with _progress(config.protocol.rounds, config.protocol.mode, enabled=progress) as report:
-        result = simulate(
-            model, datasets, sim, test=split.test, on_round=_both(report, on_round)
-        )
-    if out_dir is not None:
-        write_run(Path(out_dir), config, result)
-    return result
+    return Prepared(
+        config,
+        split,
+        datasets,
+        model,
+        sim,
+        resolve_protocol(config.protocol, datasets).resolve(len(datasets)),
+        device,
+    )
 
 
-def _both(
-    first: Callable[[RoundMetrics], None] | None, second: Callable[[RoundMetrics], None] | None
-) -> Callable[[RoundMetrics], None] | None:
-    hooks = [h for h in (first, second) if h is not None]
-    if not hooks:
+def run_experiment(
+    config: ExperimentConfig,
+    *,
+    vanish: tuple[Vanish, ...] | None = None,
+    on_round: Callable[[RoundMetrics], None] | None = None,
+    on_setup: SetupCallback | None = None,
+) -> SimulationResult:
+    """Run one simulation as ``config`` says, in memory (no run directory)."""
+    prep = prepare(config, vanish=vanish)
+    return simulate(
+        prep.model,
+        prep.datasets,
+        prep.sim,
+        test=prep.split.test,
+        on_round=on_round,
+        on_setup=on_setup,
+        device=prep.device,
+    )
+
+
+def prepare_out_dir(out: str) -> Path:
+    """Check that ``out`` can be a run directory, create it and prove it writable — before
+    any training. Raises ConfigurationError naming ``--out`` and the fix."""
+    if not out or not out.strip():
+        raise ConfigurationError("--out is empty; give a directory path such as runs/mine")
+    path = Path(out).expanduser()
+    if path.exists() and not path.is_dir():
+        raise ConfigurationError(f"--out {out} is an existing file; give a directory path")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except (FileExistsError, NotADirectoryError):
+        raise ConfigurationError(
+            f"--out {out}: a parent of it is a file, not a directory; give another path"
+        ) from None
+    except PermissionError:
+        raise ConfigurationError(
+            f"--out {out} is not writable (permission denied); give a directory you can write"
+        ) from None
+    except OSError as exc:
+        raise ConfigurationError(
+            f"--out {out} cannot be created or written ({exc.strerror}); give another path"
+        ) from None
+    return path
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def json_safe(value: Any) -> Any:
+    if isinstance(value, float) and not np.isfinite(value):
         return None
-
-    def both(metrics: RoundMetrics) -> None:
-        for hook in hooks:
-            hook(metrics)
-
-    return both
-
-
-@contextlib.contextmanager
-def _progress(
-    total: int, label: str, *, enabled: bool
-) -> Iterator[Callable[[RoundMetrics], None] | None]:
-    """A rich progress bar on stderr fed by the simulator's per-round reports."""
-    if not enabled:
-        yield None
-        return
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    with Progress(
-        TextColumn(f"[bold]{label}[/bold]"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.description}"),
-        TimeElapsedColumn(),
-        console=Console(stderr=True),
-    ) as bar:
-        task = bar.add_task("rounds", total=total)
-        yield lambda m: bar.update(task, advance=1, description=f"acc {m.accuracy:.3f}")
-
-
-def write_run(out: Path, config: ExperimentConfig, result: SimulationResult) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    resolved = dataclasses.replace(config, protocol=result.config.config())
-    (out / "config.toml").write_text(dump_toml(resolved.to_dict()))
-    rows = [h.as_row() for h in result.history]
-    with open(out / "metrics.csv", "w", newline="") as fh:
-        metrics = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        metrics.writeheader()
-        metrics.writerows(rows)
-    with open(out / "traffic.csv", "w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["round", "kind", "sender", "recipient", "bytes"])
-        for rec in result.transport.records:
-            writer.writerow(
-                [rec.round, rec.kind.name.lower(), rec.sender, rec.recipient, rec.nbytes]
-            )
-    summary = result.summary()
-    summary["rejections_detail"] = [dataclasses.asdict(r) for r in result.rejections]
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=_json_default) + "\n")
-    plot_history(result.history, out / "plot.png", title=f"ssddl {result.config.mode}")
-    (out / "report.md").write_text(markdown_report(config, result))
-
-
-def _json_default(value: Any) -> Any:
     if isinstance(value, (np.integer, np.floating)):
-        return value.item()
-    return str(value)
+        return json_safe(value.item())
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
 
 
-def plot_history(history: list[RoundMetrics], path: Path, *, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rounds = [h.round for h in history]
-    fig, (acc_ax, bytes_ax) = plt.subplots(1, 2, figsize=(10, 4))
-    acc_ax.plot(rounds, [h.accuracy for h in history], marker="o", markersize=3)
-    acc_ax.set_xlabel("round")
-    acc_ax.set_ylabel("test accuracy")
-    acc_ax.set_ylim(0, 1)
-    acc_ax.grid(alpha=0.3)
-    up = [h.upload_bytes_mean / 1e3 for h in history]
-    down = [h.download_bytes_mean / 1e3 for h in history]
-    bytes_ax.plot(rounds, up, marker="o", markersize=3, label="upload / member")
-    bytes_ax.plot(rounds, down, linestyle="--", marker="x", markersize=3, label="download / member")
-    bytes_ax.set_xlabel("round")
-    bytes_ax.set_ylabel("kB")
-    bytes_ax.set_ylim(0, 1.2 * max([*up, *down, 1e-3]))
-    bytes_ax.legend()
-    bytes_ax.grid(alpha=0.3)
-    fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+def _row_from_json(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: (float("nan") if v is None and k != "validated" else v) for k, v in row.items()}
 
 
-def markdown_report(config: ExperimentConfig, result: SimulationResult) -> str:
-    s = result.summary()
-    lines = [
-        f"# ssddl run — mode `{s['mode']}`",
-        "",
-        f"{config.participants} participants on `{config.dataset}` ({config.partition} partition), "
-        f"model `{config.model}` with {s['model_size']:,} parameters, group size "
-        f"{s['group_size']}, {s['rounds']} rounds ({s['rounds_applied']} applied), "
-        f"seed {config.seed}.",
-        "",
-        "| figure | value |",
-        "|---|---|",
-        f"| final test accuracy | {s['final_accuracy']:.4f} |",
-        f"| upload bytes / participant / round | {s['upload_bytes_per_participant_round']:,.0f} |",
-        "| plain float32 upload of the same model | "
-        f"{s['plain_upload_bytes_per_participant_round']:,} |",
-        f"| median round seconds | {s['round_seconds_median']:.3f} |",
-        f"| total bytes on the wire | {s['total_bytes']:,} |",
-        f"| rejected messages | {s['rejections']} |",
-        "",
-        "![accuracy and bytes](plot.png)",
-        "",
-        "Per-round figures are in `metrics.csv`, every message's size in `traffic.csv`, the "
-        "resolved configuration in `config.toml`.",
-    ]
-    aborted = [o for o in result.outcomes if o.status is RoundStatus.ABORTED]
-    if aborted:
-        lines += ["", "## Aborted rounds", ""]
-        lines += [f"- round {o.round}: {o.reason}" for o in aborted]
-    return "\n".join(lines) + "\n"
+@dataclass
+class RunOutcome:
+    """What a run left behind: its summary (as in ``summary.json``) and whether it was cut."""
+
+    out: Path
+    summary: dict[str, Any]
+    interrupted: bool = False
+
+
+@dataclass
+class _Progress:
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    outcomes: list[dict[str, Any]] = field(default_factory=list)
+    rejections: list[dict[str, Any]] = field(default_factory=list)
+    gone: set[int] = field(default_factory=set)
+    state: SimulationState | None = None
+    wall_before: float = 0.0  #: seconds spent by earlier (resumed-from) processes
+
+
+def _traffic_rows(records: Iterable[TrafficRecord]) -> list[list[Any]]:
+    return [[r.round, r.kind.name.lower(), r.sender, r.recipient, r.nbytes] for r in records]
+
+
+def _save_model(weights: np.ndarray, model: nn.Module, out: Path) -> None:
+    from safetensors.torch import save_file
+
+    trained = copy.deepcopy(model)
+    vector_to_model(weights, trained)
+    state = {k: v.detach().cpu().contiguous() for k, v in trained.state_dict().items()}
+    torch.save(state, out / "model.pt")
+    save_file(state, str(out / "model.safetensors"))
+
+
+class _RunDirectory:
+    """Writes a run directory round by round, and its checkpoint."""
+
+    def __init__(self, out: Path, prep: Prepared, chosen: dict[str, Any], command: str) -> None:
+        self.out = out
+        self.prep = prep
+        self.chosen = chosen
+        self.command = command
+        self.ckpt = out / "checkpoint"
+        self.started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+        self.clock = time.perf_counter()
+        self.progress = _Progress()
+        self.vanish = {v.participant: v for v in prep.sim.vanish}
+
+    # -- start -----------------------------------------------------------------------------
+
+    def start_fresh(self) -> None:
+        for name in _RUN_FILES:
+            with contextlib.suppress(FileNotFoundError):
+                (self.out / name).unlink()
+        shutil.rmtree(self.ckpt, ignore_errors=True)
+        self.ckpt.mkdir()
+        (self.out / "config.toml").write_text(dump_toml(nest(self.chosen)))
+        with open(self.out / "traffic.csv", "w", newline="") as fh:
+            csv.writer(fh).writerow(_TRAFFIC_HEADER)
+
+    def load_checkpoint(self) -> SimulationState:
+        state_file = self.ckpt / "state.json"
+        if not state_file.is_file():
+            raise ConfigurationError(
+                f"--resume {self.out}: no checkpoint/state.json (the run finished no round); "
+                f"start it again without --resume"
+            )
+        data = json.loads(state_file.read_text())
+        if data.get("format") != CHECKPOINT_FORMAT:
+            raise ConfigurationError(f"--resume {self.out}: unknown checkpoint format")
+        if data["config_sha256"] != choices_hash(self.chosen):
+            raise ConfigurationError(
+                f"--resume {self.out}: config.toml changed since the checkpoint was written; "
+                f"restore it or start a new run"
+            )
+        if data["round"] + 1 >= self.prep.protocol.rounds:
+            raise ConfigurationError(
+                f"--resume {self.out}: the run already finished all "
+                f"{self.prep.protocol.rounds} rounds; nothing to resume"
+            )
+        weights = np.load(self.ckpt / data["weights_file"], allow_pickle=False)
+        p = self.progress
+        p.rows = [_row_from_json(r) for r in data["history"]]
+        p.outcomes = data["outcomes"]
+        p.rejections = data["rejections"]
+        p.gone = set(data["gone"])
+        p.wall_before = float(data["wall_seconds"])
+        self.started = data["started"]
+        # keep the traffic of the finished rounds only
+        with open(self.out / "traffic.csv", newline="") as fh:
+            kept = [r for r in csv.reader(fh)][1:]
+        kept = [  # a kill may have cut the last line short
+            r
+            for r in kept
+            if len(r) == len(_TRAFFIC_HEADER)
+            and r[4].isdigit()
+            and r[0].lstrip("-").isdigit()
+            and int(r[0]) <= data["round"]
+        ]
+        with open(self.out / "traffic.csv", "w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(_TRAFFIC_HEADER)
+            writer.writerows(kept)
+        state = SimulationState(
+            round=int(data["round"]),
+            weights=weights.astype(np.float32, copy=False),
+            selection_state=data["selection_state"],
+            rounding_states={int(k): v for k, v in data["rounding_states"].items()},
+        )
+        p.state = state
+        return state
+
+    def resumed_vanish(self, after: int) -> tuple[Vanish, ...]:
+        """Participants already gone vanish at once; the rest keep their schedule."""
+        out = []
+        for pid, spec in self.vanish.items():
+            if pid in self.progress.gone:
+                out.append(Vanish(pid, after + 1, VanishPhase.ROUND_START))
+            else:
+                out.append(spec)
+        return tuple(out)
+
+    # -- every round -----------------------------------------------------------------------
+
+    def on_round(self, metrics: RoundMetrics) -> None:
+        self.progress.rows.append(metrics.as_row())
+
+    def on_state(self, state: SimulationState) -> None:
+        p = self.progress
+        p.state = state
+        outcome = state.outcome
+        if outcome is not None:
+            p.outcomes.append(
+                {
+                    "round": outcome.round,
+                    "status": outcome.status.name.lower(),
+                    "reason": outcome.reason,
+                    "group": list(outcome.group),
+                    "contributors": list(outcome.contributors),
+                }
+            )
+            for pid in outcome.group:
+                spec = self.vanish.get(pid)
+                if spec is not None and outcome.round >= spec.round:
+                    p.gone.add(pid)
+        p.rejections += [dataclasses.asdict(r) for r in state.rejections]
+        with open(self.out / "traffic.csv", "a", newline="") as fh:
+            csv.writer(fh).writerows(_traffic_rows(state.traffic))
+        self._write_metrics()
+        self._write_checkpoint(state)
+
+    def _write_metrics(self) -> None:
+        rows = self.progress.rows
+        if not rows:
+            return
+        with open(self.out / "metrics.csv", "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+
+    def _write_checkpoint(self, state: SimulationState) -> None:
+        name = f"weights-{state.round}.npy"
+        with open(self.ckpt / f".{name}.tmp", "wb") as fh:
+            np.save(fh, state.weights, allow_pickle=False)
+        os.replace(self.ckpt / f".{name}.tmp", self.ckpt / name)
+        p = self.progress
+        data = {
+            "format": CHECKPOINT_FORMAT,
+            "round": state.round,
+            "rounds": self.prep.protocol.rounds,
+            "config_sha256": choices_hash(self.chosen),
+            "weights_file": name,
+            "selection_state": state.selection_state,
+            "rounding_states": {str(k): v for k, v in state.rounding_states.items()},
+            # local training builds a fresh optimizer every round and the server keeps none:
+            # there is no optimizer state to save
+            "optimizer_state": None,
+            "history": json_safe(p.rows),
+            "outcomes": p.outcomes,
+            "rejections": p.rejections,
+            "gone": sorted(p.gone),
+            "started": self.started,
+            "wall_seconds": self.wall_seconds(),
+        }
+        _atomic_write(self.ckpt / "state.json", json.dumps(data, indent=1).encode())
+        for old in self.ckpt.glob("weights-*.npy"):
+            if old.name != name:
+                old.unlink()
+
+    def wall_seconds(self) -> float:
+        return self.progress.wall_before + time.perf_counter() - self.clock
+
+    # -- end -------------------------------------------------------------------------------
+
+    def finish(
+        self,
+        *,
+        interrupted: bool,
+        resumed_from: int | None,
+        reference: Sequence[dict[str, Any]] = (),
+    ) -> dict[str, Any]:
+        """Write model, summary, plot and report from what finished so far."""
+        prep, p = self.prep, self.progress
+        last = p.state.round if p.state is not None else -1
+        p.rows = [r for r in p.rows if r["round"] <= last]  # Ctrl-C may cut a round short
+        if p.state is not None:
+            _save_model(p.state.weights, prep.model, self.out)
+        self._write_metrics()
+        traffic = self._read_traffic()
+        model_size = sum(int(t.numel()) for t in prep.model.parameters())
+        summary = summarize(
+            p.rows,
+            protocol=prep.protocol,
+            participants=prep.config.participants,
+            model_size=model_size,
+            plain_upload_bytes=plain_upload_size(model_size),
+            total_bytes=sum(b for (_, _, _, _, b) in traffic),
+            rejections=len(p.rejections),
+        )
+        validated = [r.get("validated") for r in p.rows if r["status"] == "applied"]
+        summary.update(
+            {
+                "version": _version(),
+                "command": self.command,
+                "started": self.started,
+                "wall_seconds": self.wall_seconds(),
+                "interrupted": interrupted,
+                "out": str(self.out),
+                "guarantee": guarantee(prep.protocol),
+                "decoding_error_bound": decoding_error_bound(
+                    prep.protocol, [len(d) for d in prep.datasets]
+                ),
+                "validation": {
+                    "ran": prep.config.validate,
+                    "passed": bool(validated) and all(v in (True, "True") for v in validated)
+                    if prep.config.validate
+                    else None,
+                },
+                "device": str(prep.device),
+                "threads": prep.config.threads,
+                "dropouts": [
+                    {"participant": v.participant, "round": v.round, "phase": v.phase.value}
+                    for v in prep.sim.vanish
+                ],
+                "config": nest(self.chosen),
+                "resolved_config": _resolved(prep),
+                "rejections_detail": p.rejections,
+                "aborted": [o for o in p.outcomes if o["status"] != "applied"],
+            }
+        )
+        if resumed_from is not None:
+            summary["resumed"] = {"from_round": resumed_from}
+        if reference:
+            plain = reference[-1]["accuracy"] if reference else None
+            mine = summary["final_accuracy"]
+            summary["compare"] = {
+                "plain_final_accuracy": plain,
+                "accuracy_difference": None if mine is None or plain is None else mine - plain,
+            }
+            _write_rows(self.out / "compare-plain.csv", reference)
+        _atomic_write(
+            self.out / "summary.json",
+            (json.dumps(json_safe(summary), indent=2) + "\n").encode(),
+        )
+        if p.rows:
+            plot_run(
+                p.rows,
+                self.out / "plot.png",
+                title=f"ssddl {prep.protocol.mode}",
+                bytes_by_kind=_bytes_by_kind(traffic),
+                reference=reference,
+            )
+        (self.out / "report.md").write_text(markdown_report(summary, summary["aborted"]))
+        return summary
+
+    def _read_traffic(self) -> list[tuple[int, str, int, int, int]]:
+        with open(self.out / "traffic.csv", newline="") as fh:
+            rows = list(csv.reader(fh))[1:]
+        return [(int(r[0]), r[1], int(r[2]), int(r[3]), int(r[4])) for r in rows]
+
+
+def _resolved(prep: Prepared) -> dict[str, Any]:
+    data = prep.config.to_dict()
+    data["protocol"] = prep.protocol.to_dict()
+    data["device"] = str(prep.device)
+    return json_safe(data)
+
+
+def _write_rows(path: Path, rows: Sequence[dict[str, Any]]) -> None:
+    with open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _bytes_by_kind(traffic: Iterable[tuple[int, str, int, int, int]]) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {}
+    for _, kind, sender, _, nbytes in traffic:
+        direction = "down" if sender == 0 else "up"
+        bucket = out.setdefault(kind, {})
+        bucket[direction] = bucket.get(direction, 0) + nbytes
+    return out
+
+
+def _version() -> str:
+    from ssddl import __version__
+
+    return __version__
+
+
+def plain_reference(config: ExperimentConfig) -> list[dict[str, Any]]:
+    """The rows of the same run in mode plain, with the same seeds and dropouts."""
+    keep = {f.name: getattr(config.protocol, f.name) for f in dataclasses.fields(ProtocolConfig)}
+    for name in ("threshold", "ring_bits", "frac_bits", "rounding", "cipher", "aead"):
+        keep.pop(name)
+    keep["mode"] = Mode.PLAIN
+    plain = dataclasses.replace(
+        config, protocol=ProtocolConfig(**keep), validate=False, compare=None
+    )
+    return [m.as_row() for m in run_experiment(plain, vanish=dropout_schedule(config)).history]
+
+
+def run_in_directory(
+    config: ExperimentConfig,
+    out: Path,
+    *,
+    chosen: dict[str, Any],
+    command: str,
+    resume: bool = False,
+    on_round: Callable[[RoundMetrics], None] | None = None,
+    on_setup: SetupCallback | None = None,
+    on_compare: Callable[[], None] | None = None,
+) -> RunOutcome:
+    """Run ``config`` writing ``out`` round by round; with ``resume`` continue the run whose
+    checkpoint is in ``out``. Ctrl-C (KeyboardInterrupt) ends the run with what finished
+    written and ``RunOutcome.interrupted`` set."""
+    prep = prepare(config)
+    directory = _RunDirectory(out, prep, chosen, command)
+    start: SimulationState | None = None
+    if resume:
+        start = directory.load_checkpoint()
+        prep = dataclasses.replace(
+            prep, sim=dataclasses.replace(prep.sim, vanish=directory.resumed_vanish(start.round))
+        )
+    else:
+        directory.start_fresh()
+
+    def round_done(metrics: RoundMetrics) -> None:
+        directory.on_round(metrics)
+        if on_round is not None:
+            on_round(metrics)
+
+    interrupted = False
+    reference: list[dict[str, Any]] = []
+    try:
+        simulate(
+            prep.model,
+            prep.datasets,
+            prep.sim,
+            test=prep.split.test,
+            on_round=round_done,
+            on_setup=on_setup,
+            on_state=directory.on_state,
+            resume=start,
+            device=prep.device,
+        )
+        if config.compare == "plain":
+            if on_compare is not None:
+                on_compare()
+            reference = plain_reference(config)
+    except KeyboardInterrupt:
+        interrupted = True
+    summary = directory.finish(
+        interrupted=interrupted,
+        resumed_from=None if start is None else start.round,
+        reference=reference,
+    )
+    return RunOutcome(out, summary, interrupted)

@@ -133,10 +133,17 @@ def _optimizer(model: nn.Module, config: LocalTrainConfig) -> torch.optim.Optimi
 
 
 def train_local(
-    model: nn.Module, data: ArrayDataset, config: LocalTrainConfig, *, seed: int
+    model: nn.Module,
+    data: ArrayDataset,
+    config: LocalTrainConfig,
+    *,
+    seed: int,
+    device: torch.device | None = None,
 ) -> TrainResult:
     """Train ``model`` in place on ``data`` with cross-entropy and a fresh optimizer
     (no state is kept between calls). The model's train/eval mode is restored afterwards.
+
+    ``device``: where the minibatches go; the model must already be there (default: CPU).
 
     A non-finite training loss raises :class:`~ssddl.exceptions.NonFiniteError` (the model is
     then left as it was at that step: lower the learning rate).
@@ -152,6 +159,8 @@ def train_local(
     if n == 0:
         raise ConfigurationError("cannot train on an empty dataset")
     x, y = data.to_tensors()
+    if device is not None:
+        x, y = x.to(device), y.to(device)
     was_training = model.training
     total_loss = 0.0
     seen = 0
@@ -165,6 +174,8 @@ def train_local(
         try:
             for idx in _batches(n, config, gen):
                 optimizer.zero_grad(set_to_none=True)
+                if device is not None:
+                    idx = idx.to(device)
                 loss = F.cross_entropy(model(x[idx]), y[idx])
                 value = float(loss.detach())
                 if not math.isfinite(value):

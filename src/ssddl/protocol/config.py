@@ -151,6 +151,11 @@ class ProtocolConfig:
         if self.max_samples is not None:
             check_int(self.max_samples, "max_samples", low=1)
 
+    @property
+    def secure(self) -> bool:
+        """Whether the mode hides a participant's change (``plain`` does not)."""
+        return bool(_scheme(self.mode).secure)
+
     def resolve(self, num_participants: int, *, max_samples: int | None = None) -> SessionParams:
         """The parameters that run for ``num_participants`` registered participants: automatic
         fields filled in, overflow checked. ``max_samples`` is used when the config leaves it

@@ -34,12 +34,20 @@ from ssddl.protocol.messages import RoundStatus
 from ssddl.protocol.participant import Participant
 from ssddl.protocol.select import UniformSubset
 from ssddl.protocol.server import RoundOutcome, Server
-from ssddl.runtime.exchange import Driver, Rejection
-from ssddl.runtime.inmemory import Fault, InMemoryExchange, LiveHost, Vanish
+from ssddl.runtime.exchange import Driver, Frame, Rejection
+from ssddl.runtime.inmemory import Fault, InMemoryExchange, LiveHost, TrafficRecord, Vanish
 from ssddl.runtime.session import make_members
 from ssddl.validators import check_int
 
-__all__ = ["RoundMetrics", "SimulationConfig", "SimulationResult", "ValidationError", "simulate"]
+__all__ = [
+    "RoundMetrics",
+    "SimulationConfig",
+    "SimulationResult",
+    "SimulationState",
+    "ValidationError",
+    "resolve_protocol",
+    "simulate",
+]
 
 #: setup progress: (stage name, done, total)
 SetupCallback = Callable[[str, int, int], None]
@@ -136,6 +144,62 @@ class SimulationResult:
         }
 
 
+@dataclass(frozen=True)
+class SimulationState:
+    """Where a simulation stands after round ``round``: everything a checkpoint needs to
+    continue bit-identically, and nothing secret (no key, seed, share or round key).
+
+    ``selection_state`` and ``rounding_states`` are the ``bit_generator.state`` dicts of the
+    server's group-selection generator and of each participant's rounding generator; they are
+    derived from the public ``seed`` and hold no key material. ``traffic`` holds the frames
+    sent since the previous state (Init's frames come with the first one), ``rejections``
+    the messages refused since then.
+    """
+
+    round: int  #: the last finished round (-1: none yet)
+    weights: np.ndarray = field(repr=False)  #: the global weights after it (float32)
+    selection_state: dict[str, Any] = field(repr=False)
+    rounding_states: dict[int, dict[str, Any]] = field(repr=False)
+    outcome: RoundOutcome | None = None
+    traffic: tuple[TrafficRecord, ...] = field(default=(), repr=False)
+    rejections: tuple[Rejection, ...] = ()
+
+
+def resolve_protocol(protocol: ProtocolConfig, datasets: Sequence[ArrayDataset]) -> ProtocolConfig:
+    """The protocol config a simulation of ``datasets`` runs: ``max_samples``, when unset, is
+    the smallest power of two that holds the largest local dataset (checked by resolving)."""
+    if protocol.max_samples is None:
+        largest = max(len(d) for d in datasets)
+        protocol = dataclasses.replace(protocol, max_samples=1 << (largest - 1).bit_length())
+    protocol.resolve(len(datasets))  # refuse a bad configuration before any key is made
+    return protocol
+
+
+@dataclass(frozen=True)
+class _Hooks:
+    on_setup: SetupCallback | None = None
+    on_state: Callable[[SimulationState], None] | None = None
+    resume: SimulationState | None = None
+    device: torch.device | None = None
+
+
+def _generator_state(rng: np.random.Generator) -> dict[str, Any]:
+    return dict(copy.deepcopy(dict(rng.bit_generator.state)))
+
+
+def _setup_counter(report: SetupCallback, total: int) -> Callable[[Frame], Frame]:
+    """An interceptor that reports key-agreement progress as Init frames reach members."""
+    done = [0]
+
+    def count(frame: Frame) -> Frame:
+        if frame.recipient != 0 and done[0] < total:
+            done[0] += 1
+            report("key agreement", done[0], total)
+        return frame
+
+    return count
+
+
 def plain_upload_size(model_size: int) -> int:
     from ssddl.protocol.messages import PlainUpload
 
@@ -165,6 +229,9 @@ def simulate(
     test: ArrayDataset | None = None,
     on_round: Callable[[RoundMetrics], None] | None = None,
     on_setup: SetupCallback | None = None,
+    on_state: Callable[[SimulationState], None] | None = None,
+    resume: SimulationState | None = None,
+    device: str | torch.device | None = None,
 ) -> SimulationResult:
     """Train ``model`` with one participant per dataset under the SSDDL protocol.
 
@@ -172,6 +239,12 @@ def simulate(
     copy). Participant ``i`` (numbered from 1) holds ``datasets[i-1]``. The runtime draws
     nothing on a screen: ``on_setup(stage, done, total)`` reports setup progress and
     ``on_round(metrics)`` every finished round.
+
+    ``on_state`` receives a :class:`SimulationState` after every round. ``resume`` continues
+    from such a state: a fresh key session, then rounds ``resume.round + 1`` on from its
+    weights and generator states (the secure aggregate is exact whatever the keys, so the
+    result is bit-identical to an uninterrupted run). ``device`` is where local training runs
+    (the protocol always runs on the CPU); ``None`` means the CPU.
     """
     config = config if config is not None else SimulationConfig()
     if not datasets:
@@ -188,7 +261,8 @@ def simulate(
     if config.torch_threads is not None:
         torch.set_num_threads(config.torch_threads)
     try:
-        return _simulate(model, datasets, config, test, on_round, on_setup)
+        hooks = _Hooks(on_setup, on_state, resume, torch.device(device) if device else None)
+        return _simulate(model, datasets, config, test, on_round, hooks)
     finally:
         torch.set_num_threads(previous_threads)
 
@@ -199,23 +273,18 @@ def _simulate(
     config: SimulationConfig,
     test: ArrayDataset | None,
     on_round: Callable[[RoundMetrics], None] | None,
-    on_setup: SetupCallback | None,
+    hooks: _Hooks,
 ) -> SimulationResult:
+    on_setup = hooks.on_setup
     global_model = copy.deepcopy(model)
     work_model = copy.deepcopy(model)
-    initial = model_to_vector(global_model)
+    initial = _initial_weights(global_model, hooks.resume)
+    if hooks.device is not None:
+        work_model.to(hooks.device)
     ids = list(range(1, len(datasets) + 1))
-    largest = max(len(d) for d in datasets)
-    protocol = config.protocol
-    if protocol.max_samples is None:
-        protocol = dataclasses.replace(protocol, max_samples=1 << (largest - 1).bit_length())
-    protocol.resolve(len(ids))  # refuse a bad configuration before any key is made
+    protocol = resolve_protocol(config.protocol, datasets)
     members = make_members(
-        ids,
-        lambda p: _crypto_source(config, 1000 + p),
-        progress=(lambda done, total: on_setup("identity keys", done, total))
-        if on_setup is not None
-        else None,
+        ids, lambda p: _crypto_source(config, 1000 + p), progress=_stage(on_setup, "identity keys")
     )
     identities, roster = members.identities, members.roster
     plaintexts: dict[int, dict[int, np.ndarray]] = {}
@@ -230,6 +299,7 @@ def _simulate(
                 data,
                 config.train,
                 seed=_derive(config.seed, "train", pid, round_number),
+                device=hooks.device,
             )
             delta = model_to_vector(work_model) - weights
             return LocalUpdate(delta, result.num_samples, {"loss": result.mean_loss})
@@ -241,6 +311,7 @@ def _simulate(
             return None
         return lambda r, x: plaintexts.setdefault(r, {}).__setitem__(pid, x)
 
+    selection_rng, rounding_rngs = _generators(config.seed, ids, hooks.resume)
     participants = {
         p: Participant(
             p,
@@ -248,7 +319,7 @@ def _simulate(
             roster,
             make_trainer(p),
             random=_crypto_source(config, p),
-            rounding_rng=np.random.default_rng(_derive(config.seed, "rounding", p)),
+            rounding_rng=rounding_rngs[p],
             inspector=make_inspector(p),
         )
         for p in ids
@@ -257,7 +328,7 @@ def _simulate(
         protocol,
         roster,
         initial,
-        selection=UniformSubset(np.random.default_rng(_derive(config.seed, "select"))),
+        selection=UniformSubset(selection_rng),
         random=_crypto_source(config, 0),
     )
     exchange = InMemoryExchange(
@@ -265,13 +336,14 @@ def _simulate(
         faults=(*config.vanish, *config.faults),
     )
     driver = Driver(server, exchange)
-    if on_setup is not None:
-        on_setup("key agreement", 0, len(ids))
-    driver.init()
-    if on_setup is not None:
-        on_setup("key agreement", len(ids), len(ids))
+    _init(driver, exchange, on_setup, len(ids) * (2 if server.scheme.needs_keys else 1))
+    first = 0
+    if hooks.resume is not None:
+        first = hooks.resume.round + 1
+        server.round = hooks.resume.round  # the next start_round opens round resume.round + 1
     history: list[RoundMetrics] = []
-    for _ in range(server.config.rounds):
+    report_state = _StateReporter(hooks.on_state, driver, exchange, selection_rng, rounding_rngs)
+    for _ in range(first, server.config.rounds):
         started = perf_counter()
         outcome = driver.round()
         elapsed = perf_counter() - started
@@ -283,6 +355,7 @@ def _simulate(
         history.append(dataclasses.replace(metrics, validated=validated))
         if on_round is not None:
             on_round(history[-1])
+        report_state(outcome)
     driver.finish()
     return SimulationResult(
         model=global_model,
@@ -295,6 +368,88 @@ def _simulate(
         participants=len(ids),
         session_id=server.session_id,
     )
+
+
+def _stage(on_setup: SetupCallback | None, stage: str) -> Callable[[int, int], None] | None:
+    if on_setup is None:
+        return None
+    return lambda done, total: on_setup(stage, done, total)
+
+
+def _generators(
+    seed: int, ids: list[int], resume: SimulationState | None
+) -> tuple[np.random.Generator, dict[int, np.random.Generator]]:
+    """Group selection and per-participant rounding generators (public, from ``seed``), at
+    the state a resumed run left them in."""
+    rounding = {p: np.random.default_rng(_derive(seed, "rounding", p)) for p in ids}
+    selection = np.random.default_rng(_derive(seed, "select"))
+    if resume is not None:
+        selection.bit_generator.state = resume.selection_state
+        for p, state in resume.rounding_states.items():
+            rounding[p].bit_generator.state = state
+    return selection, rounding
+
+
+def _init(
+    driver: Driver, exchange: InMemoryExchange, on_setup: SetupCallback | None, frames: int
+) -> None:
+    """Init, reporting key-agreement progress as its frames reach the members."""
+    if on_setup is not None:
+        exchange.interceptor = _setup_counter(on_setup, frames)
+    try:
+        driver.init()
+    finally:
+        exchange.interceptor = None
+    if on_setup is not None:
+        on_setup("key agreement", frames, frames)
+
+
+class _StateReporter:
+    """Hands a :class:`SimulationState` to ``on_state`` after every round."""
+
+    def __init__(
+        self,
+        on_state: Callable[[SimulationState], None] | None,
+        driver: Driver,
+        exchange: InMemoryExchange,
+        selection: np.random.Generator,
+        rounding: dict[int, np.random.Generator],
+    ) -> None:
+        self._on_state = on_state
+        self._driver, self._exchange = driver, exchange
+        self._selection, self._rounding = selection, rounding
+        self._reported = self._refused = 0
+
+    def __call__(self, outcome: RoundOutcome) -> None:
+        if self._on_state is None:
+            return
+        rejections = self._driver.rejections
+        records = self._exchange.records
+        self._on_state(
+            SimulationState(
+                round=outcome.round,
+                weights=self._driver.server.weights.copy(),
+                selection_state=_generator_state(self._selection),
+                rounding_states={p: _generator_state(r) for p, r in self._rounding.items()},
+                outcome=outcome,
+                traffic=tuple(records[self._reported :]),
+                rejections=tuple(rejections[self._refused :]),
+            )
+        )
+        self._reported, self._refused = len(records), len(rejections)
+
+
+def _initial_weights(model: nn.Module, resume: SimulationState | None) -> np.ndarray:
+    initial = model_to_vector(model)
+    if resume is None:
+        return initial
+    if resume.weights.shape != initial.shape or resume.weights.dtype != np.float32:
+        raise ConfigurationError(
+            f"the resumed weights hold {resume.weights.size} values, the model "
+            f"{initial.size}: resume with the model and config of the checkpointed run"
+        )
+    vector_to_model(resume.weights, model)
+    return resume.weights.copy()
 
 
 def _validate(outcome: RoundOutcome, plaintexts: dict[int, np.ndarray]) -> bool | None:

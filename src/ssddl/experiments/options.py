@@ -1,0 +1,422 @@
+"""Every option of an experiment, in one table: the command-line flags, the TOML keys, their
+help text and defaults, and which options apply to which mode, dataset and partition.
+
+The CLI parser, the option checks and ``docs/reference/options.md`` are all built from
+:data:`OPTIONS`, so they cannot drift apart. This module imports no torch: ``ssddl --help``
+answers at once. Choices come from the enums of the protocol and runtime layers; the learning
+layer's names (datasets, models, partitions, optimizers) are repeated here because importing
+them loads torch — a test checks that both lists agree.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from ssddl.exceptions import ConfigurationError
+from ssddl.hazmat.aead import AeadAlgorithm
+from ssddl.hazmat.prg import StreamCipher
+from ssddl.protocol.config import Aggregation, Mode, Rounding
+from ssddl.protocol.schemes import scheme_names
+
+__all__ = [
+    "DATASET_CHOICES",
+    "DEVICE_CHOICES",
+    "DROPOUT_PHASES",
+    "MODEL_CHOICES",
+    "OPTIMIZER_CHOICES",
+    "OPTIONS",
+    "PARTITION_CHOICES",
+    "Option",
+    "check_applicable",
+    "cli_words",
+    "option",
+]
+
+#: The same names as ssddl.learning.data.DATASETS etc. (tests/cli checks they agree).
+DATASET_CHOICES = ("digits", "mnist1d", "mnist", "fashion-mnist")
+MODEL_CHOICES = ("mlp", "cnn")
+PARTITION_CHOICES = ("iid", "dirichlet", "shards")
+OPTIMIZER_CHOICES = ("sgd", "adam")
+#: The values of ssddl.runtime.inmemory.VanishPhase.
+DROPOUT_PHASES = ("round_start", "after_share")
+DEVICE_CHOICES = ("cpu", "cuda", "auto")
+IDX_DATASETS = ("mnist", "fashion-mnist")
+
+#: The embedded default (digits, 10 participants, prg) reaches test accuracy >= 0.95 with these.
+DEFAULT_ROUNDS = 40
+DEFAULT_EPOCHS = 5
+
+
+def _values(enum: type[Enum]) -> tuple[str, ...]:
+    return tuple(str(member.value) for member in enum)
+
+
+#: (effective values by key) -> why the option does not apply, or None when it does
+Rule = Callable[[Mapping[str, Any]], "str | None"]
+
+
+def _only(key: str, allowed: tuple[Any, ...], what: str) -> Rule:
+    def rule(values: Mapping[str, Any]) -> str | None:
+        if values[key] in allowed:
+            return None
+        return f"it is only used {what}, not with {_flag(key)} {values[key]}"
+
+    return rule
+
+
+def _not_plain(values: Mapping[str, Any]) -> str | None:
+    if values["protocol.mode"] != Mode.PLAIN.value:
+        return None
+    return "mode plain sends float32 changes with no fixed-point encoding"
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option: ``key`` is its TOML path (``section.name`` or ``name``)."""
+
+    key: str
+    help: str
+    type: type
+    default: Any = None
+    choices: tuple[str, ...] | None = None
+    metavar: str | None = None
+    #: why the option does not apply to the other values of a run (None: it always applies)
+    applies: Rule | None = None
+
+    @property
+    def name(self) -> str:
+        return self.key.rpartition(".")[2]
+
+    @property
+    def section(self) -> str | None:
+        return self.key.partition(".")[0] if "." in self.key else None
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def dest(self) -> str:
+        return self.name
+
+    def default_text(self) -> str:
+        if self.default is None:
+            return "unset"
+        if isinstance(self.default, bool):
+            return "on" if self.default else "off"
+        return str(self.default)
+
+
+OPTIONS: tuple[Option, ...] = (
+    # -- data, model, participants ----------------------------------------------------------
+    Option(
+        "dataset",
+        "the data the participants hold",
+        str,
+        "digits",
+        DATASET_CHOICES,
+    ),
+    Option(
+        "data_dir",
+        "directory of the four MNIST/Fashion-MNIST IDX files (raw or .gz)",
+        str,
+        None,
+        metavar="DIR",
+        applies=_only("dataset", IDX_DATASETS, "with --dataset mnist or fashion-mnist"),
+    ),
+    Option(
+        "download",
+        "fetch missing IDX files into --data-dir (needs the network)",
+        bool,
+        False,
+        applies=_only("dataset", IDX_DATASETS, "with --dataset mnist or fashion-mnist"),
+    ),
+    Option("participants", "how many participants take part", int, 10, metavar="N"),
+    Option(
+        "partition",
+        "how the training set is split among participants: iid, label-skewed "
+        "Dirichlet(--alpha), or label shards",
+        str,
+        "iid",
+        PARTITION_CHOICES,
+    ),
+    Option(
+        "alpha",
+        "Dirichlet concentration: small values give each participant few classes",
+        float,
+        0.5,
+        metavar="A",
+        applies=_only("partition", ("dirichlet",), "with --partition dirichlet"),
+    ),
+    Option(
+        "shards_per_participant",
+        "label shards each participant gets",
+        int,
+        2,
+        metavar="K",
+        applies=_only("partition", ("shards",), "with --partition shards"),
+    ),
+    Option("model", "the network every participant trains", str, "mlp", MODEL_CHOICES),
+    Option(
+        "seed",
+        "seed of the data split, model, training and group selection (never of keys)",
+        int,
+        0,
+        metavar="S",
+    ),
+    Option(
+        "validate",
+        "check every round's secure sum against the plaintext sum, bit for bit",
+        bool,
+        False,
+        applies=lambda v: (
+            None
+            if v["protocol.mode"] != Mode.PLAIN.value
+            else "mode plain has no secure sum to check"
+        ),
+    ),
+    Option(
+        "dropout",
+        "fraction of participants that vanish for good, each at a random round",
+        float,
+        0.0,
+        metavar="RATE",
+    ),
+    Option(
+        "dropout_at",
+        "when a vanishing participant stops answering: at the round's start, or after its "
+        "first reply (its shares or upload)",
+        str,
+        "round_start",
+        DROPOUT_PHASES,
+        applies=lambda v: None if v["dropout"] > 0 else "no participant vanishes: give --dropout",
+    ),
+    Option(
+        "compare",
+        "also run the plain reference with the same seeds and report the accuracy difference",
+        str,
+        None,
+        ("plain",),
+        applies=lambda v: (
+            None
+            if v["protocol.mode"] != Mode.PLAIN.value
+            else "the run already is the plain reference"
+        ),
+    ),
+    Option(
+        "threads",
+        "CPU threads for local training (1 is fastest for small models)",
+        int,
+        1,
+        metavar="N",
+    ),
+    Option(
+        "device",
+        "where local training runs (the protocol stays on the CPU); auto picks cuda if present",
+        str,
+        "cpu",
+        DEVICE_CHOICES,
+    ),
+    # -- protocol ---------------------------------------------------------------------------
+    Option(
+        "protocol.mode",
+        "how a participant's change reaches the server: prg masks, explicit shares, "
+        "Shamir shares, or plain (no protection)",
+        str,
+        Mode.PRG.value,
+        scheme_names(),
+    ),
+    Option("protocol.rounds", "training rounds", int, DEFAULT_ROUNDS, metavar="R"),
+    Option(
+        "protocol.group_size",
+        "members selected per round (unset: every participant)",
+        int,
+        None,
+        metavar="N",
+    ),
+    Option(
+        "protocol.min_group_size",
+        "fewest members a round may aggregate (at least 2 in modes prg and explicit)",
+        int,
+        2,
+        metavar="N",
+    ),
+    Option(
+        "protocol.threshold",
+        "Shamir threshold t: any t uploads give the sum (unset: group size // 2 + 1)",
+        int,
+        None,
+        metavar="T",
+        applies=_only("protocol.mode", (Mode.SHAMIR.value,), "with --mode shamir"),
+    ),
+    Option(
+        "protocol.ring_bits",
+        "bits of the ring Z_Q the changes are encoded in",
+        int,
+        32,
+        ("32", "64"),
+        applies=_not_plain,
+    ),
+    Option(
+        "protocol.frac_bits",
+        "fractional bits of the fixed-point encoding (unset: the most that cannot overflow)",
+        int,
+        None,
+        metavar="F",
+        applies=_not_plain,
+    ),
+    Option(
+        "protocol.clip",
+        "each change is clipped to [-C, C] per coordinate before it is encoded",
+        float,
+        4.0,
+        metavar="C",
+    ),
+    Option(
+        "protocol.rounding",
+        "how a change is rounded to fixed point",
+        str,
+        Rounding.NEAREST.value,
+        _values(Rounding),
+        applies=_not_plain,
+    ),
+    Option(
+        "protocol.weighted",
+        "weight each change by its participant's sample count (the server learns only the total)",
+        bool,
+        True,
+    ),
+    Option(
+        "protocol.max_samples",
+        "public bound on one participant's sample count (unset: the next power of two above "
+        "the largest local dataset)",
+        int,
+        None,
+        metavar="N",
+        applies=lambda v: None if v["protocol.weighted"] else "it is only used with --weighted",
+    ),
+    Option(
+        "protocol.aggregation",
+        "the server applies the mean or the sum of the changes",
+        str,
+        Aggregation.MEAN.value,
+        _values(Aggregation),
+    ),
+    Option(
+        "protocol.server_lr",
+        "the server's step: w += server_lr x the aggregate change",
+        float,
+        1.0,
+        metavar="LR",
+    ),
+    Option(
+        "protocol.cipher",
+        "stream cipher that expands the pairwise masks",
+        str,
+        StreamCipher.AES_CTR.value,
+        _values(StreamCipher),
+        applies=_only("protocol.mode", (Mode.PRG.value,), "with --mode prg"),
+    ),
+    Option(
+        "protocol.aead",
+        "authenticated cipher that encrypts shares relayed by the server",
+        str,
+        AeadAlgorithm.CHACHA20_POLY1305.value,
+        _values(AeadAlgorithm),
+        applies=_only(
+            "protocol.mode", (Mode.EXPLICIT.value, Mode.SHAMIR.value), "with --mode explicit/shamir"
+        ),
+    ),
+    # -- local training ---------------------------------------------------------------------
+    Option("train.optimizer", "local optimizer", str, "sgd", OPTIMIZER_CHOICES),
+    Option("train.lr", "local learning rate", float, 0.05, metavar="LR"),
+    Option(
+        "train.momentum",
+        "SGD momentum, or Adam's beta1 (in [0, 1))",
+        float,
+        0.9,
+        metavar="M",
+    ),
+    Option("train.weight_decay", "L2 regularisation of local training", float, 0.0, metavar="WD"),
+    Option(
+        "train.epochs", "local passes over the data per round", int, DEFAULT_EPOCHS, metavar="E"
+    ),
+    Option(
+        "train.steps",
+        "local minibatch steps per round, instead of --epochs",
+        int,
+        None,
+        metavar="K",
+    ),
+    Option("train.batch_size", "local minibatch size", int, 32, metavar="B"),
+)
+
+_BY_KEY = {o.key: o for o in OPTIONS}
+
+
+def option(key: str) -> Option:
+    return _BY_KEY[key]
+
+
+def _flag(key: str) -> str:
+    return _BY_KEY[key].flag if key in _BY_KEY else key
+
+
+def effective(chosen: Mapping[str, Any]) -> dict[str, Any]:
+    """Every option's value: the chosen ones (flat ``section.name`` keys), else the default."""
+    values = {o.key: o.default for o in OPTIONS}
+    values.update(chosen)
+    return values
+
+
+def check_applicable(chosen: Mapping[str, Any]) -> None:
+    """Refuse a chosen option that does nothing with the other values (flat keys)."""
+    values = effective(chosen)
+    for key in chosen:
+        spec = _BY_KEY.get(key)
+        if spec is None or spec.applies is None:
+            continue
+        reason = spec.applies(values)
+        if reason is not None:
+            raise ConfigurationError(f"{spec.flag} does not apply: {reason}; drop it")
+    if "train.steps" in chosen and "train.epochs" in chosen:
+        raise ConfigurationError(
+            "--steps and --epochs both set the length of local training; give one of them"
+        )
+
+
+#: API words in library messages -> the words of a command-line user
+_PHRASES = (
+    ("load with download=True", "pass --download"),
+    ("load with download=False", "run without --download"),
+    (
+        "use a larger alpha, fewer parts or a smaller min_size",
+        "use a larger --alpha or fewer --participants",
+    ),
+    ("use fewer parts or a smaller min_size", "use fewer --participants"),
+    ("use fewer parts or fewer shards_per_part", "use fewer --participants or shards"),
+    ("shards_per_part", "shards_per_participant"),
+)
+
+
+def cli_words(message: str) -> str:
+    """Rewrite a library error message in the words of a command-line user: ``lr=5``,
+    ``LocalTrainConfig.lr`` and ``group_size`` become ``--lr=5``, ``--lr``, ``--group-size``.
+    Messages about a config file's keys (starting with "config file") are left alone."""
+    if message.startswith("config file"):
+        return message
+    for old, new in _PHRASES:
+        message = message.replace(old, new)
+    message = re.sub(
+        r"LocalTrainConfig\.(\w+)", lambda m: "--" + m.group(1).replace("_", "-"), message
+    )
+    for spec in sorted(OPTIONS, key=lambda o: len(o.name), reverse=True):
+        if "_" in spec.name:
+            message = re.sub(rf"(?<![\w-]){spec.name}\b", spec.flag, message)
+        else:
+            message = re.sub(rf"(?<![\w-]){spec.name}(?==)", spec.flag, message)
+    return message

@@ -1,0 +1,240 @@
+"""What a run directory says about a run: the mode's guarantee, the decoding error bound,
+the summary figures, ``report.md`` and ``plot.png``."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ssddl.protocol.config import Aggregation, Mode, Rounding, SessionParams
+
+__all__ = ["decoding_error_bound", "guarantee", "markdown_report", "plot_run", "summarize"]
+
+
+def guarantee(protocol: SessionParams) -> dict[str, Any]:
+    """What mode ``protocol.mode`` protects against, for the resolved ``protocol``:
+    ``collusion_bound`` members of a round's group may collude with the server and still
+    learn nothing beyond the sum; ``dropout_bound`` members may vanish and the round still
+    applies the exact sum of the rest."""
+    n = protocol.group_size or 0
+    floor = protocol.min_group_size
+    if protocol.mode == Mode.PRG:
+        return {
+            "collusion_bound": n - 2,
+            "dropout_bound": max(0, n - floor),
+            "text": f"the server colluding with up to {n - 2} of the {n} members learns only "
+            f"the sum; members lost before upload are recovered (the survivors reveal that "
+            f"round's pair keys) while at least {floor} upload",
+        }
+    if protocol.mode == Mode.EXPLICIT:
+        return {
+            "collusion_bound": n - 2,
+            "dropout_bound": 0,
+            "text": f"the server colluding with up to {n - 2} of the {n} members learns only "
+            f"the sum; a member lost after sharing aborts the round (model unchanged)",
+        }
+    if protocol.mode == Mode.SHAMIR:
+        t = protocol.threshold or 1
+        needed = max(t, floor)
+        return {
+            "collusion_bound": t - 1,
+            "dropout_bound": n - needed,
+            "text": f"the server colluding with up to {t - 1} members learns only the sum; "
+            f"any {needed} uploads of the {n} give the exact sum",
+        }
+    return {
+        "collusion_bound": 0,
+        "dropout_bound": max(0, n - floor),
+        "text": "no protection: every change is sent in the clear (the reference run)",
+    }
+
+
+def decoding_error_bound(protocol: SessionParams, sizes: Sequence[int]) -> float:
+    """Largest per-coordinate difference between the update a secure mode applies and the
+    plain one, from fixed-point rounding: ``n·2^-(f+1)·max_samples/Σn_i`` for the weighted
+    mean of a group of ``n`` (the smallest ``n`` local datasets give the worst ``Σn_i``);
+    stochastic rounding doubles it; 0 in mode plain."""
+    if protocol.mode == Mode.PLAIN or protocol.frac_bits is None:
+        return 0.0
+    n = protocol.group_size or len(sizes)
+    per_value = 2.0 ** -(
+        protocol.frac_bits + (0 if protocol.rounding is Rounding.STOCHASTIC else 1)
+    )
+    if protocol.weighted and protocol.max_samples is not None:
+        smallest_total = sum(sorted(sizes)[:n])
+        bound = n * per_value * protocol.max_samples / smallest_total
+    else:
+        bound = per_value
+    if protocol.aggregation is Aggregation.SUM:
+        bound *= n
+    return bound * protocol.server_lr
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def summarize(
+    rows: Sequence[dict[str, Any]],
+    *,
+    protocol: SessionParams,
+    participants: int,
+    model_size: int,
+    plain_upload_bytes: int,
+    total_bytes: int,
+    rejections: int,
+) -> dict[str, Any]:
+    """The figures of a run from its per-round rows (as in ``metrics.csv``)."""
+    applied = [r for r in rows if r["status"] == "applied"]
+    up = [r["upload_bytes_mean"] for r in applied]
+    last = rows[-1] if rows else {}
+    return {
+        "mode": protocol.mode,
+        "participants": participants,
+        "group_size": protocol.group_size,
+        "threshold": protocol.threshold or None,
+        "rounds": len(rows),
+        "rounds_planned": protocol.rounds,
+        "rounds_applied": len(applied),
+        "final_accuracy": _finite(last.get("accuracy")),
+        "final_loss": _finite(last.get("loss")),
+        "model_size": model_size,
+        "upload_bytes_per_participant_round": statistics.fmean(up) if up else 0.0,
+        "plain_upload_bytes_per_participant_round": plain_upload_bytes,
+        "round_seconds_median": statistics.median(r["round_seconds"] for r in rows)
+        if rows
+        else None,
+        "rejections": rejections,
+        "total_bytes": total_bytes,
+    }
+
+
+def _fmt(value: Any, spec: str = "") -> str:
+    return "—" if value is None else format(value, spec)
+
+
+def markdown_report(summary: dict[str, Any], aborted: Sequence[dict[str, Any]]) -> str:
+    s = summary
+    c = s["resolved_config"]
+    validation = s["validation"]
+    if not validation["ran"]:
+        checked = "not run (pass --validate to check every round)"
+    else:
+        checked = "passed in every applied round" if validation["passed"] else "FAILED"
+    g = s["guarantee"]
+    lines = [
+        f"# ssddl run — mode `{s['mode']}`",
+        "",
+        f"{s['participants']} participants on `{c['dataset']}` ({c['partition']} partition), "
+        f"model `{c['model']}` with {s['model_size']:,} parameters, group size "
+        f"{s['group_size']}, {s['rounds']} of {s['rounds_planned']} rounds run "
+        f"({s['rounds_applied']} applied), seed {c['seed']}.",
+        "",
+        f"**Guarantee.** {g['text']} (collusion bound {g['collusion_bound']}, dropout bound "
+        f"{g['dropout_bound']}).",
+        "",
+        "| figure | value |",
+        "|---|---|",
+        f"| final test accuracy | {_fmt(s['final_accuracy'], '.4f')} |",
+    ]
+    if "compare" in s:
+        cmp = s["compare"]
+        lines += [
+            "| plain reference accuracy (same seeds) | "
+            f"{_fmt(cmp['plain_final_accuracy'], '.4f')} |",
+            f"| accuracy difference (this − plain) | {_fmt(cmp['accuracy_difference'], '+.4f')} |",
+        ]
+    lines += [
+        f"| decoding error bound per coordinate | {s['decoding_error_bound']:.3g} |",
+        f"| validation against the plaintext sum | {checked} |",
+        f"| upload bytes / participant / round | {s['upload_bytes_per_participant_round']:,.0f} |",
+        "| plain float32 upload of the same model | "
+        f"{s['plain_upload_bytes_per_participant_round']:,} |",
+        f"| median round seconds | {_fmt(s['round_seconds_median'], '.3f')} |",
+        f"| total bytes on the wire | {s['total_bytes']:,} |",
+        f"| rejected messages | {s['rejections']} |",
+        f"| vanished participants (simulated) | {len(s['dropouts'])} |",
+        f"| ssddl version | {s['version']} |",
+        f"| started | {s['started']} |",
+        f"| wall time | {s['wall_seconds']:.1f} s |",
+        "",
+        f"Command: `{s['command']}`",
+        "",
+        "![accuracy, loss and bytes](plot.png)",
+        "",
+        "Per-round figures are in `metrics.csv`, every message's size in `traffic.csv`, the "
+        "options you chose in `config.toml` (pass it back with `--config` to repeat the run), "
+        "the resolved values in `summary.json`, the trained model in `model.pt` / "
+        "`model.safetensors`.",
+    ]
+    if s.get("interrupted"):
+        lines += [
+            "",
+            f"**Interrupted** after round {s['rounds'] - 1}: continue with "
+            f"`ssddl simulate --resume {s['out']}`.",
+        ]
+    if s.get("resumed"):
+        lines += ["", f"Resumed from the checkpoint of round {s['resumed']['from_round']}."]
+    if aborted:
+        lines += ["", "## Aborted rounds", ""]
+        lines += [f"- round {o['round']}: {o['reason']}" for o in aborted]
+    return "\n".join(lines) + "\n"
+
+
+def plot_run(
+    rows: Sequence[dict[str, Any]],
+    path: Path,
+    *,
+    title: str,
+    bytes_by_kind: dict[str, dict[str, int]],
+    reference: Sequence[dict[str, Any]] = (),
+) -> None:
+    """Accuracy and loss against rounds (with the plain reference, if given) and a bar of
+    the bytes of each message kind, split by direction."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    fig, (acc_ax, loss_ax, bytes_ax) = plt.subplots(1, 3, figsize=(14, 4))
+    for ax, key, label in ((acc_ax, "accuracy", "test accuracy"), (loss_ax, "loss", "test loss")):
+        ax.plot(
+            [r["round"] for r in rows],
+            [r[key] for r in rows],
+            marker="o",
+            markersize=3,
+            label=title,
+        )
+        if reference:
+            ax.plot(
+                [r["round"] for r in reference],
+                [r[key] for r in reference],
+                linestyle="--",
+                label="plain reference",
+            )
+            ax.legend()
+        ax.set_xlabel("round")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    acc_ax.set_ylim(0, 1)
+    kinds = sorted(bytes_by_kind)
+    up = [bytes_by_kind[k].get("up", 0) / 1e3 for k in kinds]
+    down = [bytes_by_kind[k].get("down", 0) / 1e3 for k in kinds]
+    positions = range(len(kinds))
+    bytes_ax.bar(positions, up, label="to the server")
+    bytes_ax.bar(positions, down, bottom=up, label="from the server")
+    bytes_ax.set_xticks(list(positions), kinds, rotation=30, ha="right")
+    bytes_ax.set_ylabel("kB over the run")
+    bytes_ax.set_title("bytes by message kind")
+    bytes_ax.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
