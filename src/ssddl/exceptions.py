@@ -15,6 +15,7 @@ __all__ = [
     "InvalidSignature",
     "MalformedMessage",
     "NonFiniteError",
+    "PolicyViolation",
     "ProtocolError",
     "ReplayedMessage",
     "SSDDLError",
@@ -78,6 +79,11 @@ class UnknownSender(ProtocolError):
 
 class ReplayedMessage(ProtocolError):
     """A message repeats one already accepted, or belongs to a round that is over."""
+
+
+class PolicyViolation(ProtocolError):
+    """The server asked for something outside the participant's own policy (a mode, a
+    threshold, a group size, a recovery or a round number it does not accept)."""
 
 
 class GroupTooSmall(ProtocolError):

@@ -12,6 +12,7 @@ import numpy as np
 from ssddl.hazmat.codec import ring_sum  # noqa: F401  (re-exported for the tests)
 from ssddl.hazmat.rand import InsecureSeededRandom
 from ssddl.protocol import LocalUpdate, Participant, ProtocolConfig, Server, UniformSubset
+from ssddl.protocol.policy import ParticipantPolicy
 from ssddl.runtime import Driver, InMemoryExchange, LiveHost, PersistedHost, make_members
 from ssddl.runtime.inmemory import Fault
 
@@ -52,10 +53,13 @@ def make_session(
     seed: str = "s",
     transport: InMemoryExchange | None = None,
     persisted: bool = False,
+    policy: ParticipantPolicy | None = None,
 ) -> Session:
     """``bad[pid]`` = "nan" makes that participant's trainer return a NaN entry.
     ``persisted`` keeps every participant as state bytes, rebuilt for every message.
-    ``vanish`` takes any in-memory faults (Vanish, Delay, Drop, Duplicate, Reorder)."""
+    ``vanish`` takes any in-memory faults (Vanish, Delay, Drop, Duplicate, Reorder).
+    ``policy`` is every participant's own policy; by default the one that accepts exactly
+    ``config`` (as the simulator gives them)."""
     bad = bad or {}
     if config.weighted and config.max_samples is None:
         config = dataclasses.replace(config, max_samples=64)
@@ -78,6 +82,7 @@ def make_session(
         return lambda r, x: plaintexts.setdefault(r, {}).__setitem__(pid, x)
 
     randoms = {p: seeded(f"{seed}/p/{p}") for p in ids}
+    policy = policy if policy is not None else ParticipantPolicy.for_config(config)
 
     def build(pid: int) -> Participant:
         return Participant(
@@ -87,6 +92,7 @@ def make_session(
             trainer_for(pid),
             random=randoms[pid],
             inspector=inspector_for(pid),
+            policy=policy,
         )
 
     def rebuild(pid: int):
@@ -97,6 +103,7 @@ def make_session(
             trainer_for(pid),
             random=randoms[pid],
             inspector=inspector_for(pid),
+            policy=policy,
         )
 
     participants = {p: build(p) for p in ids}

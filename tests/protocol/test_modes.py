@@ -73,7 +73,7 @@ def test_prg_upload_is_one_ring_vector_no_larger_than_plain():
     plain, _ = run(ProtocolConfig(mode=Mode.PLAIN, rounds=1), rounds=1, size=size)
     up = prg.transport.bytes_by_participant(0)
     up_plain = plain.transport.bytes_by_participant(0)
-    uploads = [r for r in prg.transport.records if r.kind is MessageKind.UPLOAD]
+    uploads = [r for r in prg.transport.records if r.kind is MessageKind.MASKED_UPLOAD]
     assert len(uploads) == 5  # exactly one upload per participant per round
     for p in range(1, 6):
         assert up[p]["up"] <= 1.01 * up_plain[p]["up"]
@@ -119,9 +119,9 @@ def test_non_finite_update_is_refused_before_sending(mode):
                 assert np.array_equal(o.aggregate, ring_sum([xs[p] for p in o.contributors]))
 
 
-def test_prg_dropout_recovery_reveals_round_keys_only():
+def test_prg_unsafe_recovery_reveals_round_keys_only():
     session, outcomes = run(
-        ProtocolConfig(mode=Mode.PRG, rounds=2),
+        ProtocolConfig(mode=Mode.PRG, rounds=2, recovery="unsafe-reveal-keys"),
         rounds=2,
         vanish=(Vanish(4, 0, VanishPhase.ROUND_START),),
     )

@@ -36,10 +36,10 @@ class OffsetScheme(Scheme):
     min_group_floor = 2
     OFFSET = 0x5A5A5A5A
 
-    def participant_table(self):
+    def participant_table(self, variant):
         return {(P.READY, K.ROUND_START): P.UPLOADED}
 
-    def server_table(self):
+    def server_table(self, variant):
         return {
             (S.COLLECTING_UPLOADS, K.UPLOAD): frozenset({S.COLLECTING_UPLOADS, S.IDLE}),
             (S.COLLECTING_UPLOADS, Control.DEADLINE): frozenset({S.IDLE}),

@@ -32,16 +32,27 @@ def test_every_byte_is_counted_per_kind_participant_and_round():
     records = session.transport.records
     assert {r.round for r in records} == {-1, 0, 1}
     by_kind = session.transport.bytes_by_kind(0)
-    assert set(by_kind) == {"round_start", "upload", "round_end"}
+    assert set(by_kind) == {
+        "round_start",
+        "masked_upload",
+        "unmask_request",
+        "unmask_response",
+        "round_end",
+    }
     per = session.transport.bytes_by_participant(0)
-    uploads = [r for r in records if r.round == 0 and r.kind is MessageKind.UPLOAD]
+    ups = {MessageKind.MASKED_UPLOAD, MessageKind.UNMASK_RESPONSE}
+    uploads = [r for r in records if r.round == 0 and r.kind in ups]
     assert sum(p["up"] for p in per.values()) == sum(r.nbytes for r in uploads)
     assert session.transport.total_bytes() == sum(r.nbytes for r in records)
 
 
 @pytest.mark.parametrize("mode", [Mode.PRG, Mode.SHAMIR, Mode.PLAIN])
 def test_a_delayed_upload_misses_the_deadline_and_is_refused_late(mode):
-    kind = MessageKind.PLAIN_UPLOAD if mode is Mode.PLAIN else MessageKind.UPLOAD
+    kind = {
+        Mode.PLAIN: MessageKind.PLAIN_UPLOAD,
+        Mode.PRG: MessageKind.MASKED_UPLOAD,
+        Mode.SHAMIR: MessageKind.UPLOAD,
+    }[mode]
     session, (outcome,) = run(mode, faults=(Delay(3, 0, kind),), rounds=1)
     assert outcome.status is RoundStatus.APPLIED
     assert 3 not in outcome.contributors or mode is Mode.SHAMIR
@@ -65,7 +76,7 @@ def test_a_dropped_frame_to_a_member_is_a_dropout(mode):
 
 @pytest.mark.parametrize("mode", SECURE)
 def test_a_duplicated_reply_is_refused_once_and_changes_nothing(mode):
-    kind = MessageKind.UPLOAD if mode is Mode.PRG else MessageKind.SHARE_BUNDLE
+    kind = MessageKind.MASKED_UPLOAD if mode is Mode.PRG else MessageKind.SHARE_BUNDLE
     session, (outcome,) = run(mode, faults=(Duplicate(4, 0, kind),))
     assert outcome.status is RoundStatus.APPLIED and exact(session, outcome)
     assert [(r.sender, r.error) for r in session.driver.rejections] == [(4, "ReplayedMessage")]

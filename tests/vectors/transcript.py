@@ -28,8 +28,21 @@ PATH = Path(__file__).resolve().parent / "protocol_transcript.json"
 CASES: dict[str, tuple[Mode, dict[str, Any], tuple[Vanish, ...]]] = {
     "prg": (Mode.PRG, {}, ()),
     "prg-dropout": (Mode.PRG, {}, (Vanish(3, 1, VanishPhase.ROUND_START),)),
+    "prg-consistency": (
+        Mode.PRG,
+        {"consistency": True},
+        (Vanish(2, 1, VanishPhase.ROUND_START),),
+    ),
+    "prg-unsafe-reveal": (
+        Mode.PRG,
+        {"recovery": "unsafe-reveal-keys"},
+        (Vanish(3, 1, VanishPhase.ROUND_START),),
+    ),
+    "prg-no-recovery": (Mode.PRG, {"recovery": "none"}, ()),
     "explicit": (Mode.EXPLICIT, {}, ()),
+    "explicit-consistency": (Mode.EXPLICIT, {"consistency": True}, ()),
     "shamir-dropout": (Mode.SHAMIR, {"threshold": 2}, (Vanish(4, 0, VanishPhase.AFTER_SHARE),)),
+    "shamir-consistency": (Mode.SHAMIR, {"consistency": True}, ()),
     "plain": (Mode.PLAIN, {}, ()),
 }
 

@@ -19,7 +19,7 @@ from typing import Any
 from ssddl.exceptions import ConfigurationError
 from ssddl.hazmat.aead import AeadAlgorithm
 from ssddl.hazmat.prg import StreamCipher
-from ssddl.protocol.config import Aggregation, Mode, Rounding
+from ssddl.protocol.config import Aggregation, Mode, Recovery, Rounding
 from ssddl.protocol.schemes import scheme_names
 
 __all__ = [
@@ -66,6 +66,18 @@ def _only(key: str, allowed: tuple[Any, ...], what: str) -> Rule:
         return f"it is only used {what}, not with {_flag(key)} {values[key]}"
 
     return rule
+
+
+def _threshold_applies(values: Mapping[str, Any]) -> str | None:
+    mode = values["protocol.mode"]
+    if mode == Mode.SHAMIR.value:
+        return None
+    if mode == Mode.PRG.value and values.get("protocol.recovery") in (None, "double-mask"):
+        return None
+    return (
+        f"it is only used with --mode shamir, or --mode prg with --recovery double-mask, "
+        f"not with --mode {mode}"
+    )
 
 
 def _not_plain(values: Mapping[str, Any]) -> str | None:
@@ -247,11 +259,29 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "protocol.threshold",
-        "Shamir threshold t: any t uploads give the sum (unset: group size // 2 + 1)",
+        "threshold t: in shamir any t uploads give the sum; in prg with double masking t "
+        "survivors unmask a self-mask (unset: group size // 2 + 1)",
         int,
         None,
         metavar="T",
-        applies=_only("protocol.mode", (Mode.SHAMIR.value,), "with --mode shamir"),
+        applies=_threshold_applies,
+    ),
+    Option(
+        "protocol.recovery",
+        "prg only: what a missing upload does — double-mask (late uploads stay masked), none "
+        "(the round aborts, as in the paper), unsafe-reveal-keys (a late upload is unmasked)",
+        str,
+        None,
+        _values(Recovery),
+        applies=_only("protocol.mode", (Mode.PRG.value,), "with --mode prg"),
+    ),
+    Option(
+        "protocol.consistency",
+        "against a server that lies: members reveal nothing for a round until t of them have "
+        "signed the same survivor set (one more round trip; needs t > group size / 2)",
+        bool,
+        False,
+        applies=_not_plain,
     ),
     Option(
         "protocol.ring_bits",
@@ -327,9 +357,7 @@ OPTIONS: tuple[Option, ...] = (
         str,
         AeadAlgorithm.CHACHA20_POLY1305.value,
         _values(AeadAlgorithm),
-        applies=_only(
-            "protocol.mode", (Mode.EXPLICIT.value, Mode.SHAMIR.value), "with --mode explicit/shamir"
-        ),
+        applies=_not_plain,
     ),
     # -- local training ---------------------------------------------------------------------
     Option("train.optimizer", "local optimizer", str, "sgd", OPTIMIZER_CHOICES),

@@ -10,45 +10,24 @@ from pathlib import Path
 from typing import Any
 
 from ssddl.protocol.config import Aggregation, Mode, Rounding, SessionParams
+from ssddl.protocol.schemes import get_scheme
 
 __all__ = ["decoding_error_bound", "guarantee", "markdown_report", "plot_run", "summarize"]
 
 
 def guarantee(protocol: SessionParams) -> dict[str, Any]:
-    """What mode ``protocol.mode`` protects against, for the resolved ``protocol``:
-    ``collusion_bound`` members of a round's group may collude with the server and still
-    learn nothing beyond the sum; ``dropout_bound`` members may vanish and the round still
-    applies the exact sum of the rest."""
-    n = protocol.group_size or 0
-    floor = protocol.min_group_size
-    if protocol.mode == Mode.PRG:
-        return {
-            "collusion_bound": n - 2,
-            "dropout_bound": max(0, n - floor),
-            "text": f"the server colluding with up to {n - 2} of the {n} members learns only "
-            f"the sum; members lost before upload are recovered (the survivors reveal that "
-            f"round's pair keys) while at least {floor} upload",
-        }
-    if protocol.mode == Mode.EXPLICIT:
-        return {
-            "collusion_bound": n - 2,
-            "dropout_bound": 0,
-            "text": f"the server colluding with up to {n - 2} of the {n} members learns only "
-            f"the sum; a member lost after sharing aborts the round (model unchanged)",
-        }
-    if protocol.mode == Mode.SHAMIR:
-        t = protocol.threshold or 1
-        needed = max(t, floor)
-        return {
-            "collusion_bound": t - 1,
-            "dropout_bound": n - needed,
-            "text": f"the server colluding with up to {t - 1} members learns only the sum; "
-            f"any {needed} uploads of the {n} give the exact sum",
-        }
+    """What the resolved session protects, as its scheme states it: ``collusion_bound``
+    members of a round's group may collude with the server and still learn nothing beyond
+    the sum; ``dropout_bound`` members may vanish and the round still applies the exact sum
+    of the rest; ``round_trips`` a round takes after Init."""
+    stated = get_scheme(protocol.mode).guarantee(protocol)
     return {
-        "collusion_bound": 0,
-        "dropout_bound": max(0, n - floor),
-        "text": "no protection: every change is sent in the clear (the reference run)",
+        "collusion_bound": stated.collusion_bound,
+        "dropout_bound": stated.dropout_bound,
+        "round_trips": stated.round_trips,
+        "recovery": protocol.recovery.value,
+        "consistency_check": protocol.consistency,
+        "text": stated.text,
     }
 
 

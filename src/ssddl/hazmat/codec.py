@@ -105,7 +105,9 @@ class FixedPoint:
     def check_capacity(
         self, summands: int, *, weight_bound: float = 1.0, modulus: int | None = None
     ) -> None:
-        """Raise ConfigurationError unless ``summands * weight_bound * clip * 2**f < modulus / 2``.
+        """Raise ConfigurationError unless
+        ``summands * (floor(weight_bound * clip * 2**f) + 1) < modulus / 2`` (the + 1 is the
+        rounding slack: an encoding can exceed ``clip * 2**f`` by one unit).
 
         ``modulus`` defaults to Q; pass ``SHAMIR_PRIME`` when the sum is taken in that field.
         ``weight_bound`` bounds per-summand weights when a weighted sum is shared.
@@ -120,12 +122,17 @@ class FixedPoint:
         if isinstance(mod, bool) or not isinstance(mod, int) or mod < 2:
             raise ConfigurationError("modulus must be an int >= 2")
         # Exact comparison with rationals: a float product could round across the bound.
-        needed = Fraction(summands) * Fraction(weight_bound) * Fraction(self.clip)
-        if needed * (1 << self.frac_bits) * 2 >= mod:
+        # Rounding adds up to one unit to each encoding, so a summand's magnitude is at most
+        # floor(weight_bound * clip * 2^f) + 1 (the "+ 1" is the rounding slack).
+        largest = math.floor(
+            Fraction(weight_bound) * Fraction(self.clip) * (1 << self.frac_bits)
+        ) + 1
+        if summands * largest * 2 >= mod:
             shown = f"2**{mod.bit_length() - 1}" if mod & (mod - 1) == 0 else str(mod)
             raise ConfigurationError(
-                "fixed-point capacity exceeded: summands * weight_bound * clip * 2**frac_bits "
-                f"must stay below modulus/2 (summands={summands}, weight_bound={weight_bound}, "
+                "fixed-point capacity exceeded: summands * (floor(weight_bound * clip * "
+                f"2**frac_bits) + 1) must stay below modulus/2 (summands={summands}, "
+                f"weight_bound={weight_bound}, "
                 f"clip={self.clip}, frac_bits={self.frac_bits}, modulus={shown}); "
                 "use fewer frac_bits, a smaller clip, or ring_bits=64"
             )

@@ -3,12 +3,14 @@
 State sigma_r (32 bytes). Each round r:
 
     k_r         = HMAC-SHA256(sigma_r, b"mask")   round key, expands the round's mask
+    e_r         = HMAC-SHA256(sigma_r, b"share")  share key, seals the pair's shares
     sigma_{r+1} = HMAC-SHA256(sigma_r, b"next")   next state; sigma_r is then overwritten
 
 HMAC-SHA256 is a PRF, so sigma_{r+1} and k_r look independent and random to anyone without
 sigma_r, and sigma_r cannot be recovered from sigma_{r+1} or k_r: a state leaked at round r
 reveals the keys of rounds >= r only (forward security). A round key may be revealed (to
-unmask a dropped member's pair) without revealing any other round.
+unmask a dropped member's pair) without revealing any other round, nor the round's share key:
+the two are independent PRF outputs, so shares sealed under e_r stay sealed.
 
 The state lives in a ``bytearray`` that is overwritten in place when the generator advances
 and zeroed by :meth:`ForwardSecurePRNG.erase`. Python cannot promise that no copy survives
@@ -27,7 +29,11 @@ __all__ = ["ForwardSecurePRNG", "prf"]
 
 STATE_SIZE = 32
 MASK_LABEL = b"mask"
+SHARE_LABEL = b"share"
 NEXT_LABEL = b"next"
+#: the farthest a generator jumps in one call unless told otherwise (a round number from the
+#: network is bounded by the caller's policy; this bounds the work of one call regardless)
+MAX_JUMP = 1 << 20
 
 
 def prf(key: bytes | bytearray, label: bytes) -> bytes:
@@ -80,8 +86,15 @@ class ForwardSecurePRNG:
         self._state[:] = prf(self._state, NEXT_LABEL)
         self._round += 1
 
-    def jump_to(self, r: int) -> None:
-        """Advance to round ``r``; a round already passed raises ForwardSecurityError."""
+    def share_key(self) -> bytes:
+        """e_r for the current round r (does not advance)."""
+        self._check_live()
+        return prf(self._state, SHARE_LABEL)
+
+    def jump_to(self, r: int, *, max_steps: int = MAX_JUMP) -> None:
+        """Advance to round ``r``; a round already passed, or more than ``max_steps`` ahead,
+        raises ForwardSecurityError (so a round number from the network cannot make it loop
+        for ever)."""
         self._check_live()
         target = as_int(r, "r")
         if target < self._round:
@@ -89,6 +102,11 @@ class ForwardSecurePRNG:
                 f"round {target} is already erased (the generator is at round {self._round}); "
                 "forward security forbids going back — ask for round "
                 f"{self._round} or later"
+            )
+        if target - self._round > max_steps:
+            raise ForwardSecurityError(
+                f"round {target} is more than {max_steps} rounds ahead of round {self._round}; "
+                "refusing to jump that far"
             )
         while self._round < target:
             self.advance()
@@ -106,6 +124,13 @@ class ForwardSecurePRNG:
         ``ForwardSecurePRNG(state, start_round=r)``."""
         self._check_live()
         return bytes(self._state)
+
+    def take_round_keys(self, r: int) -> tuple[bytes, bytes]:
+        """Jump to round ``r``, return (k_r, e_r) and advance past round r."""
+        self.jump_to(r)
+        keys = self.round_key(), self.share_key()
+        self.advance()
+        return keys
 
     def erase(self) -> None:
         """Zero the state; every later call raises ForwardSecurityError."""

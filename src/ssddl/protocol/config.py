@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -31,6 +30,7 @@ __all__ = [
     "Aggregation",
     "Mode",
     "ProtocolConfig",
+    "Recovery",
     "Rounding",
     "SessionParams",
     "check_known_options",
@@ -47,6 +47,15 @@ class Mode(str, Enum):
     EXPLICIT = "explicit"  #: fresh additive shares sent encrypted through the server
     SHAMIR = "shamir"  #: Shamir t-of-n shares; any t uploads give the sum (dropout-tolerant)
     PLAIN = "plain"  #: no sharing: the reference the secure modes are checked against
+
+
+class Recovery(str, Enum):
+    """What mode ``prg`` does when a member's upload does not arrive."""
+
+    #: self-masks + seed shares (Bonawitz et al.): a late upload stays masked
+    DOUBLE_MASK = "double-mask"
+    NONE = "none"  #: the paper's behaviour: a dropout aborts the round
+    UNSAFE_REVEAL = "unsafe-reveal-keys"  #: reveal pair keys only: a LATE upload is unmasked
 
 
 class Rounding(str, Enum):
@@ -108,6 +117,8 @@ class ProtocolConfig:
     server_lr: float = 1.0
     cipher: StreamCipher = StreamCipher.AES_CTR
     aead: AeadAlgorithm = AeadAlgorithm.CHACHA20_POLY1305
+    recovery: Recovery | None = None
+    consistency: bool = False
 
     def __post_init__(self) -> None:
         scheme = _scheme(self.mode)
@@ -128,16 +139,22 @@ class ProtocolConfig:
             )
         if self.group_size is not None:
             check_int(self.group_size, "group_size", low=self.min_group_size)
+        if self.recovery is not None:
+            object.__setattr__(self, "recovery", check_enum(Recovery, self.recovery, "recovery"))
+        recovery = scheme.resolve_recovery(self.recovery)  # None: the scheme's default
+        check_bool(self.consistency, "consistency")
+        if self.consistency and recovery is Recovery.UNSAFE_REVEAL:
+            raise ConfigurationError(
+                "consistency=true protects the double-mask recovery; with recovery "
+                "'unsafe-reveal-keys' use recovery 'double-mask' instead"
+            )
         if self.threshold is not None:
-            check_int(self.threshold, "threshold", low=1)
-            if not scheme.uses_threshold:
-                from ssddl.protocol.schemes import get_scheme, scheme_names
-
-                users = " or ".join(
-                    repr(n) for n in scheme_names() if get_scheme(n).uses_threshold
-                )
+            # threshold 1 would make every share the secret itself: refused everywhere
+            check_int(self.threshold, "threshold", low=2)
+            if not scheme.takes_threshold(recovery):
                 raise ConfigurationError(
-                    f"threshold is only used in mode {users}, not {scheme.name!r}; drop it"
+                    f"threshold is only used in mode 'shamir' and in mode 'prg' with "
+                    f"recovery 'double-mask', not here ({scheme.name!r}); drop it"
                 )
         if self.ring_bits not in (32, 64) or isinstance(self.ring_bits, bool):
             raise ConfigurationError(f"ring_bits={self.ring_bits!r} must be 32 or 64")
@@ -176,7 +193,13 @@ class ProtocolConfig:
                 f"{n} participants per round is below min_group_size={self.min_group_size}; "
                 f"add participants or lower min_group_size"
             )
-        threshold = scheme.resolve_threshold(self.threshold, n)
+        recovery = scheme.resolve_recovery(self.recovery)
+        threshold = scheme.resolve_threshold(self.threshold, n, recovery)
+        if self.consistency and threshold and 2 * threshold <= n:
+            raise ConfigurationError(
+                f"consistency=true needs threshold > group size / 2 (got threshold="
+                f"{threshold} for groups of {n}); raise threshold to {n // 2 + 1} or more"
+            )
         modulus = scheme.capacity_modulus(self.ring_bits)
         frac_bits = self.frac_bits
         if frac_bits is None:
@@ -191,7 +214,7 @@ class ProtocolConfig:
                 "participant's sample count (or weighted=false)"
             )
         max_samples_resolved = self.max_samples if self.max_samples is not None else 1
-        if self.weighted and n * max_samples_resolved >= (1 << self.ring_bits) // 2:
+        if self.weighted and n * max_samples_resolved >= modulus // 2:
             raise ConfigurationError(
                 f"the total sample count of {n} participants with max_samples="
                 f"{self.max_samples} can overflow ring_bits={self.ring_bits}; "
@@ -213,10 +236,13 @@ class ProtocolConfig:
             server_lr=self.server_lr,
             cipher=self.cipher,
             aead=self.aead,
+            recovery=recovery,
+            consistency=self.consistency,
             max_samples_given=self.max_samples is not None,
         )
         if scheme.secure:
             params.codec().check_capacity(n, modulus=modulus)
+        scheme.check_params(params)
         return params
 
     # -- serialisation (written to run directories) ---------------------------------------
@@ -231,14 +257,22 @@ class ProtocolConfig:
 
 
 def _auto_frac_bits(n: int, clip: float, modulus: int, ring_bits: int) -> int:
-    """The largest f <= 24 with n * clip * 2^f < modulus / 2."""
-    room = modulus / 2 / (n * clip)
-    if room <= 1:
-        raise ConfigurationError(
-            f"ring_bits={ring_bits} cannot hold the sum of {n} values clipped to "
-            f"{clip}; use a smaller clip or ring_bits=64"
-        )
-    return min(MAX_AUTO_FRAC_BITS, math.floor(math.log2(room) - 1e-12))
+    """The largest f <= 24 for which n encodings of values clipped to ``clip`` (each up to
+    floor(clip * 2^f) + 1 after rounding) sum below modulus / 2."""
+    for frac_bits in range(MAX_AUTO_FRAC_BITS, -1, -1):
+        if frac_bits > ring_bits - 2:
+            continue
+        try:
+            FixedPoint(ring_bits=ring_bits, frac_bits=frac_bits, clip=clip).check_capacity(
+                n, modulus=modulus
+            )
+        except ConfigurationError:
+            continue
+        return frac_bits
+    raise ConfigurationError(
+        f"ring_bits={ring_bits} cannot hold the sum of {n} values clipped to "
+        f"{clip}; use a smaller clip or ring_bits=64"
+    )
 
 
 def _as_dict(obj: Any) -> dict[str, Any]:
@@ -274,6 +308,8 @@ class SessionParams:
     server_lr: float
     cipher: StreamCipher
     aead: AeadAlgorithm
+    recovery: Recovery
+    consistency: bool
     max_samples_given: bool = dataclasses.field(default=True, metadata={"published": False})
 
     @property
@@ -284,6 +320,12 @@ class SessionParams:
     def capacity_modulus(self) -> int:
         """The modulus the signed sum must stay inside: Q, or also the scheme's field."""
         return int(_scheme(self.mode).capacity_modulus(self.ring_bits))
+
+    @property
+    def consistency_threshold(self) -> int:
+        """How many members must sign a set in the consistency check: the threshold, or a
+        majority of the group where the scheme has none."""
+        return self.threshold if self.threshold else self.group_size // 2 + 1
 
     def codec(self) -> FixedPoint:
         return FixedPoint(ring_bits=self.ring_bits, frac_bits=self.frac_bits, clip=self.clip)

@@ -30,8 +30,11 @@ from ssddl.protocol.wire import (
 __all__ = [
     "SERVER",
     "SESSION_ID_SIZE",
+    "ConsistencyRequest",
+    "ConsistencySignature",
     "KeyAdvert",
     "KeyDirectory",
+    "MaskedUpload",
     "Message",
     "MessageKind",
     "PlainUpload",
@@ -44,6 +47,8 @@ __all__ = [
     "SessionEnd",
     "ShareBundle",
     "ShareDelivery",
+    "UnmaskRequest",
+    "UnmaskResponse",
     "Upload",
     "decode_message",
 ]
@@ -67,6 +72,11 @@ class MessageKind(IntEnum):
     REVEAL_RESPONSE = 10
     ROUND_END = 11
     SESSION_END = 12
+    MASKED_UPLOAD = 13
+    CONSISTENCY_REQUEST = 14
+    CONSISTENCY_SIGNATURE = 15
+    UNMASK_REQUEST = 16
+    UNMASK_RESPONSE = 17
 
 
 def _check_id(value: Any, name: str) -> None:
@@ -153,6 +163,10 @@ class Message:
             if hasattr(self, name):
                 parts.append(f"{name}={getattr(self, name)}")
         return " ".join(parts)
+
+    def __repr__(self) -> str:
+        # Messages carry masked vectors, shares, keys: a repr never prints a field's value.
+        return f"<{self.describe()} ({len(self.encode())} bytes)>"
 
 
 @dataclass(frozen=True, eq=False)
@@ -254,17 +268,22 @@ class ShareDelivery(Message):
         ("contributors", IDS),
         ("senders", IDS),
         ("ciphertexts", BLOBS),
+        ("signers", IDS),
+        ("signatures", BLOBS),
     )
     round: int
     contributors: tuple[int, ...]
     senders: tuple[int, ...]
     ciphertexts: tuple[bytes, ...]
+    signers: tuple[int, ...] = ()  #: with the consistency check: who signed the contributors
+    signatures: tuple[bytes, ...] = ()
 
     def validate(self) -> None:
         if len(self.senders) != len(self.ciphertexts):
             raise MalformedMessage("senders and ciphertexts differ in length")
         if not set(self.senders) <= set(self.contributors):
             raise MalformedMessage("a share comes from a member that is not a contributor")
+        _check_signatures(self.signers, self.signatures)
 
 
 @dataclass(frozen=True, eq=False)
@@ -339,6 +358,145 @@ class RevealResponse(Message):
             raise MalformedMessage("every round key must be 32 bytes")
 
 
+def _check_signatures(signers: tuple[int, ...], signatures: tuple[bytes, ...]) -> None:
+    if len(signers) != len(signatures):
+        raise MalformedMessage("signers and signatures differ in length")
+    if any(len(sig) != 64 for sig in signatures):
+        raise MalformedMessage("every signature must be 64 bytes (Ed25519)")
+
+
+@dataclass(frozen=True, eq=False)
+class MaskedUpload(Message):
+    """ParaShare with double masking (prg), member → server: the doubly masked vector
+    ``x_i + PRG(s_i) ± pair masks`` and one sealed Shamir share of the self-mask seed s_i per
+    other member of the group (the server relays a share only when it asks for it)."""
+
+    KIND = MessageKind.MASKED_UPLOAD
+    SCHEMA = (
+        ("session_id", BYTES),
+        ("round", U64),
+        ("sender", U64),
+        ("payload", ARRAY),
+        ("receivers", IDS),
+        ("seed_shares", BLOBS),
+    )
+    round: int
+    sender: int
+    payload: np.ndarray
+    receivers: tuple[int, ...]
+    seed_shares: tuple[bytes, ...]
+
+    def validate(self) -> None:
+        object.__setattr__(
+            self, "payload", _check_array(self.payload, "payload", ("uint32", "uint64"))
+        )
+        if len(self.receivers) != len(self.seed_shares):
+            raise MalformedMessage("receivers and seed_shares differ in length")
+        if self.sender in self.receivers:
+            raise MalformedMessage("a member does not send a seed share to itself")
+
+
+@dataclass(frozen=True, eq=False)
+class ConsistencyRequest(Message):
+    """Consistency check, server → member: sign this set (survivors, or contributors) and
+    the members it leaves out, before anything is revealed for the round."""
+
+    KIND = MessageKind.CONSISTENCY_REQUEST
+    SCHEMA = (("session_id", BYTES), ("round", U64), ("included", IDS), ("excluded", IDS))
+    round: int
+    included: tuple[int, ...]
+    excluded: tuple[int, ...]
+
+    def validate(self) -> None:
+        if set(self.included) & set(self.excluded):
+            raise MalformedMessage("a member cannot be both included and excluded")
+
+
+@dataclass(frozen=True, eq=False)
+class ConsistencySignature(Message):
+    """Consistency check, member → server: an Ed25519 signature (identity key) over the
+    session, round and the included/excluded sets."""
+
+    KIND = MessageKind.CONSISTENCY_SIGNATURE
+    SCHEMA = (("session_id", BYTES), ("round", U64), ("sender", U64), ("signature", BYTES))
+    round: int
+    sender: int
+    signature: bytes
+
+    def validate(self) -> None:
+        if len(self.signature) != 64:
+            raise MalformedMessage("a consistency signature is 64 bytes (Ed25519)")
+
+
+@dataclass(frozen=True, eq=False)
+class UnmaskRequest(Message):
+    """Double masking (prg), server → survivor: the members that uploaded (``survivors``:
+    send your share of their self-mask seed, sealed ones relayed here) and those that did not
+    (``dropped``: reveal this round's pair keys with them). With the consistency check, the
+    signatures of at least t members over exactly these sets."""
+
+    KIND = MessageKind.UNMASK_REQUEST
+    SCHEMA = (
+        ("session_id", BYTES),
+        ("round", U64),
+        ("survivors", IDS),
+        ("dropped", IDS),
+        ("senders", IDS),
+        ("seed_shares", BLOBS),
+        ("signers", IDS),
+        ("signatures", BLOBS),
+    )
+    round: int
+    survivors: tuple[int, ...]
+    dropped: tuple[int, ...]
+    senders: tuple[int, ...]
+    seed_shares: tuple[bytes, ...]
+    signers: tuple[int, ...] = ()
+    signatures: tuple[bytes, ...] = ()
+
+    def validate(self) -> None:
+        if set(self.survivors) & set(self.dropped):
+            raise MalformedMessage("a member cannot be both a survivor and dropped")
+        if len(self.senders) != len(self.seed_shares):
+            raise MalformedMessage("senders and seed_shares differ in length")
+        if not set(self.senders) <= set(self.survivors):
+            raise MalformedMessage("a seed share is relayed from a member that is not a survivor")
+        _check_signatures(self.signers, self.signatures)
+
+
+@dataclass(frozen=True, eq=False)
+class UnmaskResponse(Message):
+    """Double masking (prg), survivor → server: its shares of the survivors' seeds and its
+    round keys with the dropped members — never both for one member."""
+
+    KIND = MessageKind.UNMASK_RESPONSE
+    SCHEMA = (
+        ("session_id", BYTES),
+        ("round", U64),
+        ("sender", U64),
+        ("share_owners", IDS),
+        ("seed_shares", BLOBS),
+        ("key_peers", IDS),
+        ("round_keys", BLOBS),
+    )
+    round: int
+    sender: int
+    share_owners: tuple[int, ...]
+    seed_shares: tuple[bytes, ...]
+    key_peers: tuple[int, ...]
+    round_keys: tuple[bytes, ...]
+
+    def validate(self) -> None:
+        if len(self.share_owners) != len(self.seed_shares):
+            raise MalformedMessage("share_owners and seed_shares differ in length")
+        if len(self.key_peers) != len(self.round_keys):
+            raise MalformedMessage("key_peers and round_keys differ in length")
+        if set(self.share_owners) & set(self.key_peers):
+            raise MalformedMessage("a member's seed share and its pair key are never both sent")
+        if any(len(k) != 32 for k in self.round_keys):
+            raise MalformedMessage("every round key must be 32 bytes")
+
+
 class RoundStatus(IntEnum):
     """How a round ended: sent in RoundEnd and kept in the server's history."""
 
@@ -385,6 +543,11 @@ MESSAGE_TYPES: dict[int, type[Message]] = {
         RevealResponse,
         RoundEnd,
         SessionEnd,
+        MaskedUpload,
+        ConsistencyRequest,
+        ConsistencySignature,
+        UnmaskRequest,
+        UnmaskResponse,
     )
 }
 

@@ -45,6 +45,7 @@ from ssddl.protocol.messages import (
     SessionAnnounce,
     SessionEnd,
 )
+from ssddl.protocol.policy import ParticipantPolicy
 from ssddl.protocol.schemes import Scheme, get_scheme
 from ssddl.protocol.stages import ParticipantStage, participant_next
 from ssddl.protocol.state import ParticipantState
@@ -68,6 +69,7 @@ class Participant:
         random: RandomSource | None = None,
         rounding_rng: np.random.Generator | None = None,
         inspector: Inspector | None = None,
+        policy: ParticipantPolicy | None = None,
     ) -> None:
         if participant_id not in roster:
             raise ConfigurationError(f"participant {participant_id} is not in the roster")
@@ -82,6 +84,7 @@ class Participant:
         self.random: RandomSource = random if random is not None else OsRandom()
         self._rounding_rng = rounding_rng
         self._inspector = inspector
+        self.policy = policy if policy is not None else ParticipantPolicy()
         # -- protocol state (everything below is in to_bytes) --
         self.stage = ParticipantStage.CREATED
         self.config: SessionParams | None = None
@@ -92,7 +95,9 @@ class Participant:
         self._prngs: dict[int, ForwardSecurePRNG] = {}
         self.round = -1
         self.group: tuple[int, ...] = ()
-        self.round_keys: dict[int, bytes] = {}
+        self.round_keys: dict[int, bytes] = {}  #: pair mask keys of the open round
+        self.share_keys: dict[int, bytes] = {}  #: pair share-sealing keys of the open round
+        self.signed_set: tuple[int, ...] = ()  #: the set signed this round (consistency check)
         self.scheme_state: Any = None
         # -- per-message scratch, not state --
         self._scratch: np.ndarray | None = None
@@ -124,13 +129,13 @@ class Participant:
 
     def handle(self, message: Message) -> list[Message]:
         """Process one message from the server; return the replies to send to it."""
-        mode = self.config.mode if self.config is not None else "prg"
+        mode: Any = self.config if self.config is not None else "prg"
         if not isinstance(message, SessionAnnounce) and message.session_id != self.session_id:
             raise ReplayedMessage(f"{message.describe()} belongs to another session")
         participant_next(mode, self.stage, message.KIND)  # refuses out-of-order messages
         replies = self._handler(message.KIND)(message)
         # the announcement fixes the scheme, and with it the stage that follows
-        self.stage = participant_next(self.params.mode, self.stage, message.KIND)
+        self.stage = participant_next(self.params, self.stage, message.KIND)
         return replies
 
     def _handler(self, kind: MessageKind) -> Handler:
@@ -147,6 +152,7 @@ class Participant:
     def _on_session_announce(self, msg: SessionAnnounce) -> list[Message]:
         check_announced_members(msg, self.id, self._roster)
         params = SessionParams.from_announcement(msg.config, len(msg.participants))
+        self.policy.check_session(params)  # before any key is made
         self.config = params
         self.session_id = msg.session_id
         self.model_size = msg.model_size
@@ -187,7 +193,9 @@ class Participant:
         if self.scheme.needs_keys:
             for peer in msg.group:
                 if peer != self.id:
-                    self.round_keys[peer] = self._prngs[peer].take_round_key(msg.round)
+                    mask, share = self._prngs[peer].take_round_keys(msg.round)
+                    self.round_keys[peer] = mask
+                    self.share_keys[peer] = share
         replies = self.scheme.contribute(self, delta, count)
         self.timings = {"train": trained - started, "share": perf_counter() - trained}
         return replies
@@ -196,6 +204,7 @@ class Participant:
         params = self.params
         if msg.round <= self.round:
             raise ReplayedMessage(f"round {msg.round} is not after round {self.round}")
+        self.policy.check_round(msg.round, len(msg.group))
         if self.id not in msg.group:
             raise UnknownSender(f"participant {self.id} is not in the group of round {msg.round}")
         if len(msg.group) < params.min_group_size:
@@ -231,6 +240,7 @@ class Participant:
     def _on_round_end(self, msg: RoundEnd) -> list[Message]:
         if msg.round < self.round:
             raise ReplayedMessage(f"round {msg.round} ended before round {self.round}")
+        self.policy.check_round(msg.round)  # bounds the PRNG jump below
         self.round = msg.round
         self._forget_round()
         for prng in self._prngs.values():  # all states advance, also when not selected
@@ -274,8 +284,18 @@ class Participant:
             self._inspector(self.round, x.copy())
         return x
 
+    def sign(self, message: bytes) -> bytes:
+        """An Ed25519 signature with the identity key (the consistency check)."""
+        return self._identity.sign(message)
+
+    @property
+    def roster(self) -> Mapping[int, bytes]:
+        return self._roster
+
     def _forget_round(self) -> None:
         self.round_keys.clear()
+        self.share_keys.clear()
+        self.signed_set = ()
         self.scheme_state = None
         self.group = ()
 
@@ -311,6 +331,8 @@ class Participant:
             group=self.group,
             round_key_peers=tuple(self.round_keys),
             round_keys=tuple(self.round_keys.values()),
+            share_keys=tuple(self.share_keys[p] for p in self.round_keys),
+            signed=self.signed_set,
             scheme_state=scheme_state,
         ).to_bytes()
 
@@ -325,6 +347,7 @@ class Participant:
         random: RandomSource | None = None,
         rounding_rng: np.random.Generator | None = None,
         inspector: Inspector | None = None,
+        policy: ParticipantPolicy | None = None,
     ) -> Participant:
         """Rebuild a participant from :meth:`to_bytes` (MalformedMessage if the bytes are
         not a valid state of this participant)."""
@@ -337,6 +360,7 @@ class Participant:
             random=random,
             rounding_rng=rounding_rng,
             inspector=inspector,
+            policy=policy,
         )
         participant._load(state)
         return participant
@@ -362,5 +386,7 @@ class Participant:
         self.round = state.round_plus_one - 1
         self.group = state.group
         self.round_keys = dict(zip(state.round_key_peers, state.round_keys, strict=True))
+        self.share_keys = dict(zip(state.round_key_peers, state.share_keys, strict=True))
+        self.signed_set = state.signed
         if self.config is not None:
             self.scheme_state = self.scheme.decode_participant_state(state.scheme_state)

@@ -37,6 +37,7 @@ from ssddl.exceptions import (
     UnknownSender,
 )
 from ssddl.hazmat.codec import decode
+from ssddl.hazmat.keys import verify_exchange_key
 from ssddl.hazmat.rand import OsRandom, RandomSource
 from ssddl.protocol.config import ProtocolConfig, SessionParams
 from ssddl.protocol.init import key_directory
@@ -166,8 +167,12 @@ class Server:
         return [Envelope(p, announce) for p in self.roster]
 
     def _on_advert(self, msg: KeyAdvert) -> None:
+        """A bad signature drops only its sender from the session, not everyone's directory."""
         if len(msg.exchange_public) != 32 or len(msg.signature) != 64:
             raise MalformedMessage("a key advert needs a 32-byte key and a 64-byte signature")
+        verify_exchange_key(
+            self.roster[msg.sender], self.session_id, msg.sender, msg.exchange_public, msg.signature
+        )
 
     def _close_keys(self) -> list[Envelope]:
         adverts = {
@@ -188,7 +193,7 @@ class Server:
 
     def start_round(self) -> list[Envelope]:
         """SelectGroup: pick the round's group and send it the global weights."""
-        server_check(self.config.mode, self.stage, Control.START_ROUND)
+        server_check(self.config, self.stage, Control.START_ROUND)
         size = min(self.config.group_size, len(self.registered))
         if size < self.config.min_group_size:
             raise GroupTooSmall(
@@ -216,7 +221,7 @@ class Server:
         """Take one message that the transport says came from ``sender``."""
         if message.session_id != self.session_id:
             raise ReplayedMessage(f"{message.describe()} belongs to another session")
-        targets = server_check(self.config.mode, self.stage, message.KIND)
+        targets = server_check(self.config, self.stage, message.KIND)
         self._check_sender(sender, message)
         self._checks[message.KIND](message)  # validates fully before storing
         self.open.received[sender] = message
@@ -245,7 +250,7 @@ class Server:
 
     def deadline(self) -> list[Envelope]:
         """The wait for the current phase is over: go on with what arrived."""
-        server_check(self.config.mode, self.stage, Control.DEADLINE)
+        server_check(self.config, self.stage, Control.DEADLINE)
         return self._closers[self.stage]()
 
     def next_phase(
@@ -348,7 +353,7 @@ class Server:
     # -- helpers ---------------------------------------------------------------------------
 
     def _move(self, event: Control, target: ServerStage) -> None:
-        if target not in server_check(self.config.mode, self.stage, event):
+        if target not in server_check(self.config, self.stage, event):
             raise UnexpectedMessage(f"the server cannot move to {target.value} on {event.value}")
         self.stage = target
 

@@ -9,10 +9,12 @@ The tests walk the whole matrix of every registered scheme.
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
 from ssddl.exceptions import UnexpectedMessage
+from ssddl.protocol.config import Recovery, SessionParams
 from ssddl.protocol.messages import MessageKind as K
 
 __all__ = [
@@ -20,6 +22,7 @@ __all__ = [
     "Event",
     "ParticipantStage",
     "ServerStage",
+    "Variant",
     "participant_next",
     "participant_transitions",
     "server_check",
@@ -32,7 +35,9 @@ class ParticipantStage(Enum):
     KEYED = "keyed"  #: key advertised, waiting for the key directory (Init)
     READY = "ready"  #: between rounds (SelectGroup)
     SHARED = "shared"  #: shares sent, waiting for the shares addressed to it (ParaShare)
+    SIGNED = "signed"  #: signed the round's set (consistency check), waiting for the request
     UPLOADED = "uploaded"  #: aggregate of shares uploaded, waiting for the round's end
+    UNMASKED = "unmasked"  #: answered the round's one unmask (or reveal) request
     DONE = "done"  #: session over; key material erased
 
 
@@ -42,7 +47,9 @@ class ServerStage(Enum):
     IDLE = "idle"  #: between rounds
     COLLECTING_SHARES = "collecting_shares"  #: ParaShare relay (explicit, shamir)
     COLLECTING_UPLOADS = "collecting_uploads"  #: ParaShare → ParaUpdate
-    COLLECTING_REVEALS = "collecting_reveals"  #: dropout recovery (prg)
+    COLLECTING_SIGNATURES = "collecting_signatures"  #: consistency check
+    COLLECTING_UNMASK = "collecting_unmask"  #: double masking: seed shares and pair keys (prg)
+    COLLECTING_REVEALS = "collecting_reveals"  #: dropout recovery (prg, unsafe-reveal-keys)
     DONE = "done"
 
 
@@ -60,14 +67,41 @@ S = ServerStage
 Event = K | Control
 
 
+@dataclass(frozen=True)
+class Variant:
+    """What of a session's parameters shapes the stage tables besides the mode."""
+
+    recovery: Recovery
+    consistency: bool = False
+
+    @classmethod
+    def of(cls, params: SessionParams) -> Variant:
+        return cls(params.recovery, params.consistency)
+
+
 def _scheme(mode: Any) -> Any:
     from ssddl.protocol.schemes import get_scheme
 
-    return get_scheme(mode)
+    return get_scheme(mode.mode if isinstance(mode, SessionParams) else mode)
+
+
+def _resolve(mode: Any, variant: Variant | None) -> tuple[Any, Variant]:
+    """The scheme and the variant: from resolved parameters, or a mode name with the
+    scheme's defaults (its default recovery, no consistency check)."""
+    scheme = _scheme(mode)
+    if variant is None:
+        variant = (
+            Variant.of(mode)
+            if isinstance(mode, SessionParams)
+            else Variant(scheme.resolve_recovery(None))
+        )
+    return scheme, variant
 
 
 @functools.cache
-def _participant_table(scheme: Any) -> dict[tuple[ParticipantStage, K], ParticipantStage]:
+def _participant_table(
+    scheme: Any, variant: Variant
+) -> dict[tuple[ParticipantStage, K], ParticipantStage]:
     if scheme.needs_keys:
         table = {
             (P.CREATED, K.SESSION_ANNOUNCE): P.KEYED,
@@ -81,18 +115,23 @@ def _participant_table(scheme: Any) -> dict[tuple[ParticipantStage, K], Particip
         (P.UPLOADED, K.ROUND_END): P.READY,
         (P.READY, K.SESSION_END): P.DONE,
     }
-    table |= scheme.participant_table()
+    table |= scheme.participant_table(variant)
     return table
 
 
-def participant_transitions(mode: Any) -> dict[tuple[ParticipantStage, K], ParticipantStage]:
+def participant_transitions(
+    mode: Any, variant: Variant | None = None
+) -> dict[tuple[ParticipantStage, K], ParticipantStage]:
     """Every (stage, incoming message kind) a participant accepts in ``mode`` (a scheme
-    name), and the stage it moves to. Built once per scheme object: do not mutate the result."""
-    return _participant_table(_scheme(mode))
+    name, or resolved parameters), and the stage it moves to. Built once per scheme and
+    variant: do not mutate the result."""
+    return _participant_table(*_resolve(mode, variant))
 
 
-def participant_next(mode: Any, stage: ParticipantStage, kind: K) -> ParticipantStage:
-    target = participant_transitions(mode).get((stage, kind))
+def participant_next(
+    mode: Any, stage: ParticipantStage, kind: K, variant: Variant | None = None
+) -> ParticipantStage:
+    target = participant_transitions(mode, variant).get((stage, kind))
     if target is None:
         raise UnexpectedMessage(
             f"a participant in stage {stage.value!r} does not accept {kind.name.lower()} "
@@ -102,7 +141,9 @@ def participant_next(mode: Any, stage: ParticipantStage, kind: K) -> Participant
 
 
 @functools.cache
-def _server_table(scheme: Any) -> dict[tuple[ServerStage, Event], frozenset[ServerStage]]:
+def _server_table(
+    scheme: Any, variant: Variant
+) -> dict[tuple[ServerStage, Event], frozenset[ServerStage]]:
     table: dict[tuple[ServerStage, Event], frozenset[ServerStage]] = {
         (S.CREATED, Control.START): frozenset(
             {S.COLLECTING_KEYS} if scheme.needs_keys else {S.IDLE}
@@ -113,19 +154,23 @@ def _server_table(scheme: Any) -> dict[tuple[ServerStage, Event], frozenset[Serv
     if scheme.needs_keys:
         table[(S.COLLECTING_KEYS, K.KEY_ADVERT)] = frozenset({S.COLLECTING_KEYS, S.IDLE})
         table[(S.COLLECTING_KEYS, Control.DEADLINE)] = frozenset({S.IDLE, S.DONE})
-    table |= scheme.server_table()
+    table |= scheme.server_table(variant)
     return table
 
 
-def server_transitions(mode: Any) -> dict[tuple[ServerStage, Event], frozenset[ServerStage]]:
+def server_transitions(
+    mode: Any, variant: Variant | None = None
+) -> dict[tuple[ServerStage, Event], frozenset[ServerStage]]:
     """Every (stage, event) the server accepts in ``mode`` and the stages it may move to
     (which one depends on whether the phase is complete)."""
-    return _server_table(_scheme(mode))
+    return _server_table(*_resolve(mode, variant))
 
 
-def server_check(mode: Any, stage: ServerStage, event: Event) -> frozenset[ServerStage]:
+def server_check(
+    mode: Any, stage: ServerStage, event: Event, variant: Variant | None = None
+) -> frozenset[ServerStage]:
     """The stages the server may move to on ``event``; UnexpectedMessage if none."""
-    targets = server_transitions(mode).get((stage, event))
+    targets = server_transitions(mode, variant).get((stage, event))
     if targets is None:
         raise UnexpectedMessage(
             f"the server in stage {stage.value!r} does not accept {event.name.lower()} in mode "

@@ -118,6 +118,8 @@ class ParticipantState(Record):
         ("group", IDS),
         ("round_key_peers", IDS),
         ("round_keys", BLOBS),
+        ("share_keys", BLOBS),
+        ("signed", IDS),
         ("scheme_state", BYTES),
     )
     participant_id: int
@@ -134,14 +136,16 @@ class ParticipantState(Record):
     group: tuple[int, ...]
     round_key_peers: tuple[int, ...]
     round_keys: tuple[bytes, ...]
+    share_keys: tuple[bytes, ...]
+    signed: tuple[int, ...]
     scheme_state: bytes
 
     def __post_init__(self) -> None:
         if not len(self.prng_peers) == len(self.prng_rounds) == len(self.prng_states):
             raise MalformedMessage("the PRNG peers, rounds and states differ in length")
-        if len(self.round_key_peers) != len(self.round_keys):
-            raise MalformedMessage("round_key_peers and round_keys differ in length")
-        if any(len(s) != 32 for s in (*self.prng_states, *self.round_keys)):
+        if not len(self.round_key_peers) == len(self.round_keys) == len(self.share_keys):
+            raise MalformedMessage("round_key_peers, round_keys and share_keys differ in length")
+        if any(len(s) != 32 for s in (*self.prng_states, *self.round_keys, *self.share_keys)):
             raise MalformedMessage("every PRNG state and round key must be 32 bytes")
 
 

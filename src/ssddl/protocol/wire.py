@@ -45,7 +45,7 @@ __all__ = [
 ]
 
 MAGIC = b"SSDL"
-VERSION = 1
+VERSION = 2
 HEADER = struct.Struct("<4sBB")
 
 _U32 = struct.Struct("<I")

@@ -32,6 +32,7 @@ from ssddl.protocol.config import ProtocolConfig, SessionParams
 from ssddl.protocol.localtrain import LocalUpdate
 from ssddl.protocol.messages import RoundStatus
 from ssddl.protocol.participant import Participant
+from ssddl.protocol.policy import ParticipantPolicy
 from ssddl.protocol.select import UniformSubset
 from ssddl.protocol.server import RoundOutcome, Server
 from ssddl.runtime.exchange import Driver, Frame, Rejection
@@ -321,6 +322,7 @@ def _simulate(
             random=_crypto_source(config, p),
             rounding_rng=rounding_rngs[p],
             inspector=make_inspector(p),
+            policy=ParticipantPolicy.for_config(protocol),
         )
         for p in ids
     }

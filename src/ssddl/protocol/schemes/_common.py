@@ -1,22 +1,53 @@
-"""Pieces several schemes share: the upload check and round-data records."""
+"""Pieces several schemes share: upload checks, sealing between members, the consistency
+phase on the server, and the guarantee a scheme states."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ssddl.exceptions import MalformedMessage
+from ssddl.hazmat.aead import open_sealed, seal
+from ssddl.hazmat.keys import derive_key, verify_signature
 from ssddl.hazmat.sharing import SHAMIR_PRIME
-from ssddl.protocol.messages import Upload
+from ssddl.protocol.consistency import statement
+from ssddl.protocol.messages import ConsistencyRequest, ConsistencySignature
 
 if TYPE_CHECKING:
-    from ssddl.protocol.server import Server
+    from ssddl.protocol.participant import Participant
+    from ssddl.protocol.server import Envelope, Server
 
-__all__ = ["check_upload"]
+__all__ = [
+    "SHARE_AEAD_PURPOSE",
+    "Guarantee",
+    "check_signature",
+    "check_upload",
+    "close_signatures",
+    "open_from",
+    "request_signatures",
+    "seal_for",
+]
+
+SHARE_AEAD_PURPOSE = b"ssddl/share-aead/v1"
 
 
-def check_upload(server: Server, msg: Upload, *, field: bool) -> None:
+@dataclass(frozen=True)
+class Guarantee:
+    """What a resolved session protects: up to ``collusion_bound`` members of a round's
+    group may collude with the server and learn nothing beyond the sum; up to
+    ``dropout_bound`` may vanish and the round still applies the exact sum of the rest;
+    ``round_trips`` server↔member exchanges a round takes after Init."""
+
+    collusion_bound: int
+    dropout_bound: int
+    round_trips: int
+    text: str
+
+
+def check_upload(server: Server, msg: Any, *, field: bool) -> None:
     """An upload is one word per parameter plus the count word: ring words, or field words
     below the Shamir prime when ``field``."""
     dtype = np.dtype(np.uint64) if field else server.config.codec().dtype
@@ -27,3 +58,80 @@ def check_upload(server: Server, msg: Upload, *, field: bool) -> None:
         )
     if field and (msg.payload >= SHAMIR_PRIME).any():
         raise MalformedMessage(f"upload from participant {msg.sender} is not in the field")
+
+
+# -- sealing between two members of a round --------------------------------------------------
+
+
+def _aead_key(participant: Participant, peer: int) -> bytes:
+    """The pair's AEAD key of the round, from the pair's *share* key: revealing the round's
+    mask key (dropout recovery) does not open the pair's sealed shares."""
+    return derive_key(participant.share_keys[peer], SHARE_AEAD_PURPOSE, participant.session_id)
+
+
+def seal_for(participant: Participant, peer: int, plaintext: bytes) -> bytes:
+    return seal(
+        _aead_key(participant, peer),
+        plaintext,
+        session_id=participant.session_id,
+        round_number=participant.round,
+        sender=participant.id,
+        receiver=peer,
+        nonce=participant.random.random_bytes(12),
+        algorithm=participant.params.aead,
+    )
+
+
+def open_from(participant: Participant, sender: int, blob: bytes) -> bytes:
+    return open_sealed(
+        _aead_key(participant, sender),
+        blob,
+        session_id=participant.session_id,
+        round_number=participant.round,
+        sender=sender,
+        receiver=participant.id,
+        algorithm=participant.params.aead,
+    )
+
+
+# -- the consistency phase, server side -------------------------------------------------------
+
+
+def request_signatures(
+    server: Server, included: tuple[int, ...], excluded: tuple[int, ...], data: Any
+) -> list[Envelope]:
+    """Open the signature phase: every included member is asked to sign (included,
+    excluded). ``data`` (the scheme's round data) must carry ``included`` and ``excluded``."""
+    from ssddl.protocol.server import Envelope
+    from ssddl.protocol.stages import ServerStage
+
+    request = ConsistencyRequest(server.session_id, server.round, included, excluded)
+    return server.next_phase(
+        ServerStage.COLLECTING_SIGNATURES,
+        frozenset(included),
+        [Envelope(p, request) for p in included],
+        data,
+    )
+
+
+def check_signature(server: Server, msg: ConsistencySignature) -> None:
+    """A member's signature must verify over exactly the sets the server asked about; a bad
+    one is refused and drops only its sender."""
+    data = server.open.data
+    message = statement(server.session_id, server.round, data.included, data.excluded)
+    verify_signature(server.roster[msg.sender], message, msg.signature)
+
+
+def close_signatures(
+    server: Server,
+    go_on: Callable[[Server, tuple[int, ...], tuple[bytes, ...]], list[Envelope]],
+) -> list[Envelope]:
+    """End the signature phase: with at least t signatures, go on; else abort the round."""
+    signatures = server.received(ConsistencySignature)
+    needed = server.config.consistency_threshold
+    if len(signatures) < needed:
+        return server.abort(
+            f"{len(signatures)} members signed the round's set; {needed} are needed"
+        )
+    signers = tuple(signatures)
+    return go_on(server, signers, tuple(signatures[p].signature for p in signers))

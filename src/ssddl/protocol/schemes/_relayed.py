@@ -1,11 +1,13 @@
 """Schemes whose shares travel through the server: ``explicit`` and ``shamir``.
 
 Round: each member splits x_i into one share per member, seals every share for its receiver
-(AEAD under a key derived from the pair's round key; associated data = session, round,
-sender, receiver) and sends the bundle; the server relays to each contributor the ciphertexts
-addressed to it; each contributor opens them, adds them to its own share and uploads the sum.
-A subclass says how to split and how to add two shares, and how many contributors the round
-needs.
+(AEAD under a key derived from the pair's share key of the round; associated data = session,
+round, sender, receiver) and sends the bundle; the server relays to each contributor the
+ciphertexts addressed to it; each contributor opens them, adds them to its own share and
+uploads the sum. A member refuses a contributor list that does not split the group or is
+shorter than the round needs; with the consistency check it also needs the list signed by at
+least t members (one more round trip). A subclass says how to split and add shares, how many
+contributors a round needs, and how the server turns uploads into the sum.
 """
 
 from __future__ import annotations
@@ -18,30 +20,36 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from ssddl.exceptions import MalformedMessage, UnexpectedMessage, UnknownSender
-from ssddl.hazmat.aead import open_sealed, seal
-from ssddl.hazmat.keys import derive_key
+from ssddl.exceptions import MalformedMessage, UnexpectedMessage
+from ssddl.protocol.config import SessionParams
+from ssddl.protocol.consistency import answer_request, check_partition, check_signed
 from ssddl.protocol.messages import (
     Message,
     MessageKind,
     ShareBundle,
     ShareDelivery,
     Upload,
+    decode_message,
 )
-from ssddl.protocol.schemes._common import check_upload
+from ssddl.protocol.schemes._common import (
+    check_signature,
+    check_upload,
+    close_signatures,
+    open_from,
+    request_signatures,
+    seal_for,
+)
 from ssddl.protocol.schemes.base import ParticipantHandler, Scheme, ServerCheck, ServerCloser
 from ssddl.protocol.server import Envelope
-from ssddl.protocol.stages import Control, Event, ParticipantStage, ServerStage
+from ssddl.protocol.stages import Control, Event, ParticipantStage, ServerStage, Variant
 from ssddl.protocol.state import Record, record_kind
-from ssddl.protocol.wire import ARRAY, IDS
+from ssddl.protocol.wire import ARRAY, BLOBS, IDS
 
 if TYPE_CHECKING:
     from ssddl.protocol.participant import Participant
     from ssddl.protocol.server import Server
 
-__all__ = ["SHARE_AEAD_PURPOSE", "RelayedScheme"]
-
-SHARE_AEAD_PURPOSE = b"ssddl/share-aead/v1"
+__all__ = ["RelayedScheme"]
 
 K = MessageKind
 P = ParticipantStage
@@ -61,17 +69,19 @@ class _OwnShare(Record):
 @record_kind
 @dataclass(frozen=True, repr=False)
 class _Contributors(Record):
+    """The server's data after the shares phase: who shared (``included``) and who did not,
+    and — until they are delivered — the bundles' frames."""
+
     KIND: ClassVar[int] = 151
-    SCHEMA: ClassVar = (("contributors", IDS),)
-    contributors: tuple[int, ...]
-
-
-def aead_key(participant: Participant, peer: int) -> bytes:
-    return derive_key(participant.round_keys[peer], SHARE_AEAD_PURPOSE, participant.session_id)
+    SCHEMA: ClassVar = (("included", IDS), ("excluded", IDS), ("bundles", BLOBS))
+    included: tuple[int, ...]
+    excluded: tuple[int, ...]
+    bundles: tuple[bytes, ...] = ()
 
 
 class RelayedScheme(Scheme):
     first_stage = ServerStage.COLLECTING_SHARES
+    field_upload: ClassVar[bool] = False
 
     @abstractmethod
     def split(self, participant: Participant, x: np.ndarray) -> list[np.ndarray]:
@@ -82,30 +92,48 @@ class RelayedScheme(Scheme):
         """``total + share`` in the scheme's algebra (the share is checked first)."""
 
     @abstractmethod
-    def needed(self, server: Server) -> int:
+    def needed(self, params: SessionParams, group_size: int) -> int:
         """How many members must have shared for the round to go on."""
 
     @abstractmethod
     def aggregate(self, server: Server, uploads: dict[int, np.ndarray]) -> list[Envelope]:
         """ParaUpdate from the uploads of the contributors."""
 
-    def participant_table(self) -> dict[tuple[ParticipantStage, MessageKind], ParticipantStage]:
-        return {
+    # -- stage tables ------------------------------------------------------------------------
+
+    def participant_table(
+        self, variant: Variant
+    ) -> dict[tuple[ParticipantStage, MessageKind], ParticipantStage]:
+        asked = P.SIGNED if variant.consistency else P.SHARED
+        table = {
             (P.READY, K.ROUND_START): P.SHARED,
-            (P.SHARED, K.SHARE_DELIVERY): P.UPLOADED,
+            (asked, K.SHARE_DELIVERY): P.UPLOADED,
             (P.SHARED, K.ROUND_END): P.READY,  # round aborted before delivery
         }
+        if variant.consistency:
+            table |= {
+                (P.SHARED, K.CONSISTENCY_REQUEST): P.SIGNED,
+                (P.SIGNED, K.ROUND_END): P.READY,
+            }
+        return table
 
-    def server_table(self) -> dict[tuple[ServerStage, Event], frozenset[ServerStage]]:
-        after_shares = frozenset({S.COLLECTING_UPLOADS, S.IDLE})
-        return {
-            (S.COLLECTING_SHARES, K.SHARE_BUNDLE): frozenset(
-                {S.COLLECTING_SHARES, S.COLLECTING_UPLOADS}
-            ),
-            (S.COLLECTING_SHARES, Control.DEADLINE): after_shares,
-            (S.COLLECTING_UPLOADS, K.UPLOAD): after_shares,
+    def server_table(
+        self, variant: Variant
+    ) -> dict[tuple[ServerStage, Event], frozenset[ServerStage]]:
+        after_shares = S.COLLECTING_SIGNATURES if variant.consistency else S.COLLECTING_UPLOADS
+        table: dict[tuple[ServerStage, Event], frozenset[ServerStage]] = {
+            (S.COLLECTING_SHARES, K.SHARE_BUNDLE): frozenset({S.COLLECTING_SHARES, after_shares}),
+            (S.COLLECTING_SHARES, Control.DEADLINE): frozenset({after_shares, S.IDLE}),
+            (S.COLLECTING_UPLOADS, K.UPLOAD): frozenset({S.COLLECTING_UPLOADS, S.IDLE}),
             (S.COLLECTING_UPLOADS, Control.DEADLINE): frozenset({S.IDLE}),
         }
+        if variant.consistency:
+            signed = frozenset({S.COLLECTING_SIGNATURES, S.COLLECTING_UPLOADS, S.IDLE})
+            table |= {
+                (S.COLLECTING_SIGNATURES, K.CONSISTENCY_SIGNATURE): signed,
+                (S.COLLECTING_SIGNATURES, Control.DEADLINE): signed - {S.COLLECTING_SIGNATURES},
+            }
+        return table
 
     # -- participant -----------------------------------------------------------------------
 
@@ -116,17 +144,7 @@ class RelayedScheme(Scheme):
         participant.scheme_state = by_member[participant.id]
         others = tuple(p for p in group if p != participant.id)
         ciphertexts = tuple(
-            seal(
-                aead_key(participant, peer),
-                by_member[peer].astype(by_member[peer].dtype.newbyteorder("<")).tobytes(),
-                session_id=participant.session_id,
-                round_number=participant.round,
-                sender=participant.id,
-                receiver=peer,
-                nonce=participant.random.random_bytes(12),
-                algorithm=participant.params.aead,
-            )
-            for peer in others
+            seal_for(participant, peer, _little_endian(by_member[peer])) for peer in others
         )
         bundle = ShareBundle(
             participant.session_id, participant.round, participant.id, others, ciphertexts
@@ -134,16 +152,25 @@ class RelayedScheme(Scheme):
         return [bundle]
 
     def participant_handlers(self) -> Mapping[MessageKind, ParticipantHandler]:
-        return {K.SHARE_DELIVERY: self._on_delivery}
+        return {K.SHARE_DELIVERY: self._on_delivery, K.CONSISTENCY_REQUEST: self._on_request}
+
+    def _on_request(self, participant: Participant, msg: Any) -> list[Message]:
+        needed = self.needed(participant.params, len(participant.group))
+        return answer_request(participant, msg, at_least=needed, what="contributors")
 
     def _on_delivery(self, participant: Participant, msg: ShareDelivery) -> list[Message]:
         participant.check_round(msg.round)
-        if participant.id not in msg.contributors or not set(msg.contributors) <= set(
-            participant.group
-        ):
-            raise UnknownSender(
-                f"the contributors of round {msg.round} do not fit its group {participant.group}"
-            )
+        group = participant.group
+        excluded = tuple(p for p in group if p not in msg.contributors)
+        check_partition(
+            group,
+            msg.contributors,
+            excluded,
+            member=participant.id,
+            at_least=self.needed(participant.params, len(group)),
+            what="contributors",
+        )
+        check_signed(participant, msg.contributors, excluded, msg.signers, msg.signatures)
         expected = sorted(p for p in msg.contributors if p != participant.id)
         if sorted(msg.senders) != expected:
             raise MalformedMessage(
@@ -156,15 +183,7 @@ class RelayedScheme(Scheme):
             raise UnexpectedMessage(f"round {msg.round}: no own share to add the delivery to")
         total = own.copy()
         for sender, blob in zip(msg.senders, msg.ciphertexts, strict=True):
-            plain = open_sealed(
-                aead_key(participant, sender),
-                blob,
-                session_id=participant.session_id,
-                round_number=msg.round,
-                sender=sender,
-                receiver=participant.id,
-                algorithm=participant.params.aead,
-            )
+            plain = open_from(participant, sender, blob)
             if len(plain) != total.nbytes:
                 raise MalformedMessage(
                     f"the share from participant {sender} has {len(plain)} bytes; "
@@ -186,35 +205,63 @@ class RelayedScheme(Scheme):
     # -- server ----------------------------------------------------------------------------
 
     def server_checks(self) -> Mapping[MessageKind, ServerCheck]:
-        return {K.SHARE_BUNDLE: _check_bundle, K.UPLOAD: self._check_upload}
+        return {
+            K.SHARE_BUNDLE: _check_bundle,
+            K.UPLOAD: self._check_upload,
+            K.CONSISTENCY_SIGNATURE: check_signature,
+        }
 
     def _check_upload(self, server: Server, msg: Upload) -> None:
         check_upload(server, msg, field=self.field_upload)
 
-    field_upload: ClassVar[bool] = False
-
     def server_closers(self) -> Mapping[ServerStage, ServerCloser]:
-        return {S.COLLECTING_SHARES: self._close_shares, S.COLLECTING_UPLOADS: self._close_uploads}
+        return {
+            S.COLLECTING_SHARES: self._close_shares,
+            S.COLLECTING_SIGNATURES: lambda server: close_signatures(server, self._deliver),
+            S.COLLECTING_UPLOADS: self._close_uploads,
+        }
 
     def _close_shares(self, server: Server) -> list[Envelope]:
-        bundles = server.received(ShareBundle)
-        contributors = tuple(bundles)
-        needed = self.needed(server)
+        contributors = tuple(server.received(ShareBundle))
+        needed = self.needed(server.config, len(server.open.group))
         if len(contributors) < needed:
             return server.abort(
                 f"{len(contributors)} of {len(server.open.group)} members shared; "
                 f"{needed} are needed"
             )
+        excluded = tuple(p for p in server.open.group if p not in contributors)
+        frames = tuple(m.encode() for m in server.received(ShareBundle).values())
+        data = _Contributors(contributors, excluded, frames)
+        if server.config.consistency:  # the bundles wait in the round's data
+            return request_signatures(server, contributors, excluded, data)
+        return self._deliver(server, (), (), data)
+
+    def _deliver(
+        self,
+        server: Server,
+        signers: tuple[int, ...],
+        signatures: tuple[bytes, ...],
+        data: _Contributors | None = None,
+    ) -> list[Envelope]:
+        data = data if data is not None else server.open.data
+        decoded = [decode_message(frame) for frame in data.bundles]
+        bundles = {m.sender: m for m in decoded if isinstance(m, ShareBundle)}
+        contributors = data.included
         deliveries = []
-        for member in contributors:
+        for member in signers if server.config.consistency else contributors:
             senders = tuple(p for p in contributors if p != member)
             blobs = tuple(
                 bundles[p].ciphertexts[bundles[p].receivers.index(member)] for p in senders
             )
-            delivery = ShareDelivery(server.session_id, server.round, contributors, senders, blobs)
+            delivery = ShareDelivery(
+                server.session_id, server.round, contributors, senders, blobs, signers, signatures
+            )
             deliveries.append(Envelope(member, delivery))
         return server.next_phase(
-            S.COLLECTING_UPLOADS, frozenset(contributors), deliveries, _Contributors(contributors)
+            S.COLLECTING_UPLOADS,
+            frozenset(contributors),
+            deliveries,
+            _Contributors(contributors, data.excluded),
         )
 
     def _close_uploads(self, server: Server) -> list[Envelope]:
@@ -228,9 +275,13 @@ class RelayedScheme(Scheme):
         return _Contributors.from_bytes(data) if data else None
 
 
+def _little_endian(share: np.ndarray) -> bytes:
+    return share.astype(share.dtype.newbyteorder("<")).tobytes()
+
+
 def contributors_of(server: Server) -> tuple[int, ...]:
     data: _Contributors = server.open.data
-    return data.contributors
+    return data.included
 
 
 def _check_bundle(server: Server, msg: ShareBundle) -> None:

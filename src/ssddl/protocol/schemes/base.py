@@ -24,8 +24,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from ssddl.exceptions import ConfigurationError
+from ssddl.protocol.config import Recovery, SessionParams
 from ssddl.protocol.messages import Message, MessageKind
-from ssddl.protocol.stages import Event, ParticipantStage, ServerStage
+from ssddl.protocol.schemes._common import Guarantee
+from ssddl.protocol.stages import Event, ParticipantStage, ServerStage, Variant
 
 if TYPE_CHECKING:
     from ssddl.protocol.participant import Participant
@@ -65,11 +67,31 @@ class Scheme(ABC):
 
     # -- configuration ---------------------------------------------------------------------
 
-    def resolve_threshold(self, threshold: int | None, group_size: int) -> int:
-        """The threshold that runs (0 = the scheme has none)."""
-        if threshold is not None:
-            raise ConfigurationError(f"threshold is not used in mode {self.name!r}; drop it")
-        return 0
+    def resolve_recovery(self, recovery: Recovery | None) -> Recovery:
+        """The dropout recovery that runs; only ``none`` unless the scheme offers others."""
+        if recovery not in (None, Recovery.NONE):
+            raise ConfigurationError(
+                f"recovery={getattr(recovery, 'value', recovery)!r} is only used in mode "
+                f"'prg', not {self.name!r}; drop it"
+            )
+        return Recovery.NONE
+
+    def takes_threshold(self, recovery: Recovery) -> bool:
+        """Whether a threshold is part of this scheme (with this recovery)."""
+        return self.uses_threshold
+
+    def resolve_threshold(self, threshold: int | None, group_size: int, recovery: Recovery) -> int:
+        """The threshold that runs (0 = the scheme has none): ``group_size // 2 + 1`` unless
+        given, and never above the group size."""
+        if not self.takes_threshold(recovery):
+            return 0
+        resolved = group_size // 2 + 1 if threshold is None else threshold
+        if resolved > group_size:
+            raise ConfigurationError(
+                f"threshold={resolved} exceeds the group size {group_size}; "
+                f"use threshold <= {group_size}"
+            )
+        return resolved
 
     def capacity_modulus(self, ring_bits: int) -> int:
         """The modulus the signed sum of a full group must stay inside."""
@@ -77,13 +99,31 @@ class Scheme(ABC):
 
     # -- stage tables (the round part) -------------------------------------------------------
 
+    def check_params(self, params: SessionParams) -> None:
+        """Refuse resolved parameters the scheme cannot run (ConfigurationError)."""
+        return None
+
+    def guarantee(self, params: SessionParams) -> Guarantee:
+        """What a session with these parameters protects (stated in reports and docs)."""
+        n = params.group_size
+        return Guarantee(
+            n - 2,
+            0,
+            1,
+            f"the server colluding with up to {n - 2} of the {n} members learns only the sum",
+        )
+
     @abstractmethod
-    def participant_table(self) -> dict[tuple[ParticipantStage, MessageKind], ParticipantStage]:
+    def participant_table(
+        self, variant: Variant
+    ) -> dict[tuple[ParticipantStage, MessageKind], ParticipantStage]:
         """Every (stage, message kind) of a round the participant accepts, and where it goes.
         Must contain ``(READY, ROUND_START)``."""
 
     @abstractmethod
-    def server_table(self) -> dict[tuple[ServerStage, Event], frozenset[ServerStage]]:
+    def server_table(
+        self, variant: Variant
+    ) -> dict[tuple[ServerStage, Event], frozenset[ServerStage]]:
         """Every (stage, event) of a round the server accepts, and the stages it may reach."""
 
     # -- participant side ------------------------------------------------------------------

@@ -12,6 +12,8 @@ import numpy as np
 
 from ssddl.hazmat.codec import ring_sum
 from ssddl.hazmat.sharing import additive_split
+from ssddl.protocol.config import SessionParams
+from ssddl.protocol.schemes._common import Guarantee
 from ssddl.protocol.schemes._relayed import RelayedScheme, contributors_of
 
 if TYPE_CHECKING:
@@ -32,8 +34,18 @@ class ExplicitScheme(RelayedScheme):
         total += share  # wraps mod 2^ring_bits
         return total
 
-    def needed(self, server: Server) -> int:
-        return len(server.open.group)  # a vanished member takes others' shares with it
+    def needed(self, params: SessionParams, group_size: int) -> int:
+        return group_size  # a vanished member takes others' shares with it
+
+    def guarantee(self, params: SessionParams) -> Guarantee:
+        n = params.group_size
+        return Guarantee(
+            n - 2,
+            0,
+            3 if params.consistency else 2,
+            f"the server colluding with up to {n - 2} of the {n} members learns only the sum; "
+            f"a member lost after sharing aborts the round (model unchanged)",
+        )
 
     def aggregate(self, server: Server, uploads: dict[int, np.ndarray]) -> list[Envelope]:
         contributors = contributors_of(server)

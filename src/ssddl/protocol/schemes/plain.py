@@ -9,9 +9,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ssddl.exceptions import MalformedMessage, NonFiniteError
+from ssddl.protocol.config import SessionParams
 from ssddl.protocol.messages import Message, MessageKind, PlainUpload
+from ssddl.protocol.schemes._common import Guarantee
 from ssddl.protocol.schemes.base import Scheme, ServerCheck, ServerCloser
-from ssddl.protocol.stages import Control, Event, ParticipantStage, ServerStage
+from ssddl.protocol.stages import Control, Event, ParticipantStage, ServerStage, Variant
 
 if TYPE_CHECKING:
     from ssddl.protocol.participant import Participant
@@ -29,10 +31,22 @@ class PlainScheme(Scheme):
     secure = False
     needs_keys = False
 
-    def participant_table(self) -> dict[tuple[ParticipantStage, MessageKind], ParticipantStage]:
+    def guarantee(self, params: SessionParams) -> Guarantee:
+        return Guarantee(
+            0,
+            params.group_size - params.min_group_size,
+            1,
+            "no protection: every change is sent in the clear (the reference run)",
+        )
+
+    def participant_table(
+        self, variant: Variant
+    ) -> dict[tuple[ParticipantStage, MessageKind], ParticipantStage]:
         return {(P.READY, K.ROUND_START): P.UPLOADED}
 
-    def server_table(self) -> dict[tuple[ServerStage, Event], frozenset[ServerStage]]:
+    def server_table(
+        self, variant: Variant
+    ) -> dict[tuple[ServerStage, Event], frozenset[ServerStage]]:
         return {
             (S.COLLECTING_UPLOADS, K.PLAIN_UPLOAD): frozenset({S.COLLECTING_UPLOADS, S.IDLE}),
             (S.COLLECTING_UPLOADS, Control.DEADLINE): frozenset({S.IDLE}),

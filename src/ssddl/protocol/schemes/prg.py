@@ -1,9 +1,24 @@
 """Mode ``prg`` (default): pairwise shares regenerated from forward-secure PRNGs.
 
 Member i uploads ``u_i = x_i + Σ_{j>i} m_ij − Σ_{j<i} m_ij``; the masks cancel in the sum, so
-one ring vector goes up and no share crosses the network. A member lost before its upload is
-recovered from: the survivors reveal their round keys with it (never a PRNG state), and the
-server removes the survivors' halves of those pair masks.
+no share of the vector crosses the network. What happens when an upload does not arrive is
+the session's ``recovery``:
+
+``double-mask`` (default; Bonawitz et al. 2017, §4)
+    Each member also adds a self-mask PRG(s_i) from a fresh 32-byte seed and sends, with its
+    upload, one Shamir share (threshold t) of s_i per member, sealed for it. After uploads
+    close, every survivor receives the sealed seed shares of the other survivors and returns
+    them opened, plus its round keys with the members that did not upload — never both for
+    one member, and it answers one such request per round. An upload that arrives late was
+    declared dropped: its seed is never revealed, so it is never unmasked. Two round trips per
+    round after Init (three with the consistency check); no per-round key agreement — the
+    pair keys come from the forward-secure PRNGs set up once at Init.
+``none`` (the paper)
+    A member that does not upload aborts the round.
+``unsafe-reveal-keys``
+    Survivors reveal their round keys with the vanished members. Cheap, but a server that
+    receives the "vanished" member's upload late can then unmask it: only for a server that
+    is trusted not to do that.
 """
 
 from __future__ import annotations
@@ -14,33 +29,105 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from ssddl.exceptions import GroupTooSmall, MalformedMessage, ReplayedMessage, UnknownSender
+from ssddl.exceptions import (
+    GroupTooSmall,
+    MalformedMessage,
+    UnknownSender,
+)
 from ssddl.hazmat.codec import ring_sum
+from ssddl.hazmat.keys import derive_key
+from ssddl.hazmat.prg import accumulate_keystream, derive_nonce
+from ssddl.hazmat.sharing import SHAMIR_PRIME, shamir_reconstruct, shamir_split
+from ssddl.protocol.config import Recovery, SessionParams
+from ssddl.protocol.consistency import answer_request, check_partition, check_signed
 from ssddl.protocol.masks import apply_pair_masks, remove_pair_mask
-from ssddl.protocol.messages import Message, MessageKind, RevealRequest, RevealResponse, Upload
-from ssddl.protocol.schemes._common import check_upload
+from ssddl.protocol.messages import (
+    MaskedUpload,
+    Message,
+    MessageKind,
+    RevealRequest,
+    RevealResponse,
+    UnmaskRequest,
+    UnmaskResponse,
+    Upload,
+)
+from ssddl.protocol.schemes._common import (
+    Guarantee,
+    check_signature,
+    check_upload,
+    close_signatures,
+    open_from,
+    request_signatures,
+    seal_for,
+)
 from ssddl.protocol.schemes.base import ParticipantHandler, Scheme, ServerCheck, ServerCloser
 from ssddl.protocol.server import Envelope
-from ssddl.protocol.stages import Control, Event, ParticipantStage, ServerStage
+from ssddl.protocol.stages import Control, Event, ParticipantStage, ServerStage, Variant
 from ssddl.protocol.state import Record, record_kind
-from ssddl.protocol.wire import ARRAY, IDS, U64
+from ssddl.protocol.wire import ARRAY, BLOBS, BYTES, IDS
 
 if TYPE_CHECKING:
     from ssddl.protocol.participant import Participant
     from ssddl.protocol.server import Server
 
-__all__ = ["SCHEME", "PrgScheme"]
+__all__ = ["SCHEME", "PrgScheme", "seed_from_field", "seed_to_field"]
 
 K = MessageKind
 P = ParticipantStage
 S = ServerStage
 
+SEED_SIZE = 32
+SEED_WORDS = 5  #: a 32-byte seed as five field elements of at most 7 bytes (< 2^56 < p)
+SHARE_SIZE = 8 * SEED_WORDS
+SELF_MASK_PURPOSE = b"ssddl/self-mask/v1"
+
+
+def seed_to_field(seed: bytes) -> np.ndarray:
+    """32 bytes as five GF(p) elements (7, 7, 7, 7 and 4 bytes, little-endian)."""
+    chunks = [seed[k : k + 7] for k in range(0, SEED_SIZE, 7)]
+    return np.array([int.from_bytes(c, "little") for c in chunks], dtype=np.uint64)
+
+
+def seed_from_field(words: np.ndarray) -> bytes:
+    sizes = [7, 7, 7, 7, 4]
+    if any(int(w) >= 1 << (8 * n) for w, n in zip(words, sizes, strict=True)):
+        raise MalformedMessage("the reconstructed self-mask seed is out of range (a bad share)")
+    return b"".join(int(w).to_bytes(n, "little") for w, n in zip(words, sizes, strict=True))
+
+
+def _share_bytes(share: np.ndarray) -> bytes:
+    return share.astype("<u8").tobytes()
+
+
+def _share_from_bytes(data: bytes, owner: int) -> np.ndarray:
+    if len(data) != SHARE_SIZE:
+        raise MalformedMessage(f"the seed share of participant {owner} is not {SHARE_SIZE} bytes")
+    share = np.frombuffer(data, dtype="<u8").astype(np.uint64)
+    if (share >= SHAMIR_PRIME).any():
+        raise MalformedMessage(f"the seed share of participant {owner} is not in the field")
+    return share
+
+
+def apply_self_mask(
+    vector: np.ndarray,
+    seed: bytes,
+    *,
+    session_id: bytes,
+    round_number: int,
+    owner: int,
+    params: SessionParams,
+    sign: int,
+) -> None:
+    """Add (``sign`` = +1) or remove (−1) the member's self-mask PRG(s_i) in place."""
+    key = derive_key(seed, SELF_MASK_PURPOSE, session_id)
+    nonce = derive_nonce(session_id, round_number, owner, owner, "self-mask")
+    accumulate_keystream(vector, key, nonce, sign=sign, cipher=params.cipher)
+
 
 @record_kind
 @dataclass(frozen=True, repr=False)
 class _Recovery(Record):
-    """The server's data while it waits for round keys: the partial sum of the uploads,
-    who uploaded, who vanished."""
+    """The server's data while it waits for round keys (unsafe-reveal-keys)."""
 
     KIND: ClassVar[int] = 140
     SCHEMA: ClassVar = (("partial", ARRAY), ("uploaded", IDS), ("dropped", IDS))
@@ -51,80 +138,223 @@ class _Recovery(Record):
 
 @record_kind
 @dataclass(frozen=True, repr=False)
-class _Revealed(Record):
+class _OwnSeedShare(Record):
+    """The member's own share of its self-mask seed, kept until the round ends (a secret)."""
+
     KIND: ClassVar[int] = 141
-    SCHEMA: ClassVar = (("revealed", U64),)
-    revealed: int
+    SCHEMA: ClassVar = (("share", BYTES),)
+    share: bytes
+
+
+@record_kind
+@dataclass(frozen=True, repr=False)
+class _Unmask(Record):
+    """The server's data after uploads close (double-mask): the sum of the uploads, who
+    uploaded (``included``) and who did not (``excluded``), the sealed seed shares as
+    (from, to, blob), and — with the consistency check — the signatures over the sets."""
+
+    KIND: ClassVar[int] = 142
+    SCHEMA: ClassVar = (
+        ("partial", ARRAY),
+        ("included", IDS),
+        ("excluded", IDS),
+        ("share_from", IDS),
+        ("share_to", IDS),
+        ("shares", BLOBS),
+        ("signers", IDS),
+        ("signatures", BLOBS),
+    )
+    partial: np.ndarray
+    included: tuple[int, ...]
+    excluded: tuple[int, ...]
+    share_from: tuple[int, ...]
+    share_to: tuple[int, ...]
+    shares: tuple[bytes, ...]
+    signers: tuple[int, ...] = ()
+    signatures: tuple[bytes, ...] = ()
 
 
 class PrgScheme(Scheme):
     name = "prg"
     min_group_floor = 2
 
-    def participant_table(self) -> dict[tuple[ParticipantStage, MessageKind], ParticipantStage]:
-        return {
-            (P.READY, K.ROUND_START): P.UPLOADED,
-            (P.UPLOADED, K.REVEAL_REQUEST): P.UPLOADED,
-        }
+    # -- configuration -------------------------------------------------------------------
 
-    def server_table(self) -> dict[tuple[ServerStage, Event], frozenset[ServerStage]]:
-        after = frozenset({S.COLLECTING_UPLOADS, S.IDLE, S.COLLECTING_REVEALS})
-        return {
-            (S.COLLECTING_UPLOADS, K.UPLOAD): after,
-            (S.COLLECTING_UPLOADS, Control.DEADLINE): after - {S.COLLECTING_UPLOADS},
-            (S.COLLECTING_REVEALS, K.REVEAL_RESPONSE): frozenset({S.COLLECTING_REVEALS, S.IDLE}),
-            (S.COLLECTING_REVEALS, Control.DEADLINE): frozenset({S.IDLE}),
-        }
+    def resolve_recovery(self, recovery: Recovery | None) -> Recovery:
+        return Recovery.DOUBLE_MASK if recovery is None else recovery
+
+    def takes_threshold(self, recovery: Recovery) -> bool:
+        return recovery is Recovery.DOUBLE_MASK
+
+    def guarantee(self, params: SessionParams) -> Guarantee:
+        n, t, floor = params.group_size, params.threshold, params.min_group_size
+        if params.recovery is Recovery.DOUBLE_MASK:
+            trips = 3 if params.consistency else 2
+            return Guarantee(
+                min(n - 2, t - 1),
+                n - max(t, floor),
+                trips,
+                f"the server colluding with up to {min(n - 2, t - 1)} of the {n} members learns "
+                f"only the sum of the uploads; up to {n - max(t, floor)} members may vanish "
+                f"before uploading, and a late upload is never unmasked (double masking, "
+                f"t={t})" + ("; the survivor set is signed by t members" if trips == 3 else ""),
+            )
+        if params.recovery is Recovery.NONE:
+            return Guarantee(
+                n - 2,
+                0,
+                1,
+                f"the server colluding with up to {n - 2} of the {n} members learns only the "
+                f"sum; a member that does not upload aborts the round (model unchanged)",
+            )
+        return Guarantee(
+            n - 2,
+            n - floor,
+            2,
+            f"the server colluding with up to {n - 2} of the {n} members learns only the sum, "
+            f"if it is honest about dropouts: an upload that arrives after the survivors "
+            f"revealed their keys with its sender is unmasked (unsafe-reveal-keys)",
+        )
+
+    # -- stage tables ----------------------------------------------------------------------
+
+    def participant_table(
+        self, params: Variant
+    ) -> dict[tuple[ParticipantStage, MessageKind], ParticipantStage]:
+        table = {(P.READY, K.ROUND_START): P.UPLOADED}
+        if params.recovery is Recovery.UNSAFE_REVEAL:
+            table |= {
+                (P.UPLOADED, K.REVEAL_REQUEST): P.UNMASKED,
+                (P.UNMASKED, K.ROUND_END): P.READY,
+            }
+        elif params.recovery is Recovery.DOUBLE_MASK:
+            asked = P.SIGNED if params.consistency else P.UPLOADED
+            table |= {(asked, K.UNMASK_REQUEST): P.UNMASKED, (P.UNMASKED, K.ROUND_END): P.READY}
+            if params.consistency:
+                table |= {
+                    (P.UPLOADED, K.CONSISTENCY_REQUEST): P.SIGNED,
+                    (P.SIGNED, K.ROUND_END): P.READY,
+                }
+        return table
+
+    def server_table(
+        self, params: Variant
+    ) -> dict[tuple[ServerStage, Event], frozenset[ServerStage]]:
+        upload = K.MASKED_UPLOAD if params.recovery is Recovery.DOUBLE_MASK else K.UPLOAD
+        after = {S.COLLECTING_UPLOADS, S.IDLE}
+        table: dict[tuple[ServerStage, Event], frozenset[ServerStage]] = {}
+        if params.recovery is Recovery.UNSAFE_REVEAL:
+            after.add(S.COLLECTING_REVEALS)
+            table |= {
+                (S.COLLECTING_REVEALS, K.REVEAL_RESPONSE): frozenset(
+                    {S.COLLECTING_REVEALS, S.IDLE}
+                ),
+                (S.COLLECTING_REVEALS, Control.DEADLINE): frozenset({S.IDLE}),
+            }
+        elif params.recovery is Recovery.DOUBLE_MASK:
+            after.add(S.COLLECTING_SIGNATURES if params.consistency else S.COLLECTING_UNMASK)
+            table |= {
+                (S.COLLECTING_UNMASK, K.UNMASK_RESPONSE): frozenset({S.COLLECTING_UNMASK, S.IDLE}),
+                (S.COLLECTING_UNMASK, Control.DEADLINE): frozenset({S.IDLE}),
+            }
+            if params.consistency:
+                signed = frozenset({S.COLLECTING_SIGNATURES, S.COLLECTING_UNMASK, S.IDLE})
+                table |= {
+                    (S.COLLECTING_SIGNATURES, K.CONSISTENCY_SIGNATURE): signed,
+                    (S.COLLECTING_SIGNATURES, Control.DEADLINE): signed - {S.COLLECTING_SIGNATURES},
+                }
+        table[(S.COLLECTING_UPLOADS, upload)] = frozenset(after)
+        table[(S.COLLECTING_UPLOADS, Control.DEADLINE)] = frozenset(after - {S.COLLECTING_UPLOADS})
+        return table
 
     # -- participant -----------------------------------------------------------------------
 
     def contribute(self, participant: Participant, delta: np.ndarray, count: int) -> list[Message]:
         x = participant.encode_update(delta, count)
         params = participant.params
+        session, round_number, me = participant.session_id, participant.round, participant.id
         apply_pair_masks(
             x,
             participant.round_keys,
-            owner=participant.id,
-            session_id=participant.session_id,
-            round_number=participant.round,
+            owner=me,
+            session_id=session,
+            round_number=round_number,
             cipher=params.cipher,
         )
-        participant.scheme_state = False  # no keys revealed yet this round
-        return [Upload(participant.session_id, participant.round, participant.id, x)]
+        if params.recovery is not Recovery.DOUBLE_MASK:
+            return [Upload(session, round_number, me, x)]
+        seed = participant.random.random_bytes(SEED_SIZE)
+        apply_self_mask(
+            x,
+            seed,
+            session_id=session,
+            round_number=round_number,
+            owner=me,
+            params=params,
+            sign=1,
+        )
+        group = participant.group
+        shares = shamir_split(
+            seed_to_field(seed),
+            threshold=params.threshold,
+            points=group,
+            source=participant.random,
+        )
+        by_member = dict(zip(group, shares, strict=True))
+        participant.scheme_state = _share_bytes(by_member[me])
+        others = tuple(p for p in group if p != me)
+        sealed = tuple(seal_for(participant, p, _share_bytes(by_member[p])) for p in others)
+        return [MaskedUpload(session, round_number, me, x, others, sealed)]
 
     def participant_handlers(self) -> Mapping[MessageKind, ParticipantHandler]:
-        return {K.REVEAL_REQUEST: _reveal}
+        return {
+            K.REVEAL_REQUEST: _reveal,
+            K.CONSISTENCY_REQUEST: _sign_survivors,
+            K.UNMASK_REQUEST: _unmask,
+        }
 
     def encode_participant_state(self, state: Any) -> bytes:
-        return b"" if state is None else _Revealed(int(bool(state))).to_bytes()
+        return b"" if state is None else _OwnSeedShare(state).to_bytes()
 
     def decode_participant_state(self, data: bytes) -> Any:
-        return bool(_Revealed.from_bytes(data).revealed) if data else None
+        return _OwnSeedShare.from_bytes(data).share if data else None
 
     # -- server ----------------------------------------------------------------------------
 
     def server_checks(self) -> Mapping[MessageKind, ServerCheck]:
         return {
             K.UPLOAD: lambda server, msg: check_upload(server, msg, field=False),
+            K.MASKED_UPLOAD: _check_masked_upload,
             K.REVEAL_RESPONSE: _check_reveal,
+            K.CONSISTENCY_SIGNATURE: check_signature,
+            K.UNMASK_RESPONSE: _check_unmask_response,
         }
 
     def server_closers(self) -> Mapping[ServerStage, ServerCloser]:
-        return {S.COLLECTING_UPLOADS: _close_uploads, S.COLLECTING_REVEALS: _close_reveals}
+        return {
+            S.COLLECTING_UPLOADS: _close_uploads,
+            S.COLLECTING_REVEALS: _close_reveals,
+            S.COLLECTING_SIGNATURES: lambda server: close_signatures(server, _ask_unmask),
+            S.COLLECTING_UNMASK: _close_unmask,
+        }
 
     def encode_server_data(self, data: Any) -> bytes:
         return b"" if data is None else data.to_bytes()
 
     def decode_server_data(self, data: bytes) -> Any:
-        return _Recovery.from_bytes(data) if data else None
+        if not data:
+            return None
+        record = _Recovery if data[5] == _Recovery.KIND else _Unmask
+        return record.from_bytes(data)
+
+
+# -- participant handlers ------------------------------------------------------------------
 
 
 def _reveal(participant: Participant, msg: RevealRequest) -> list[Message]:
-    """Reveal this round's pair keys with the members the server says vanished."""
+    """unsafe-reveal-keys: reveal this round's pair keys with the members said to be gone."""
     params = participant.params
     participant.check_round(msg.round)
-    if participant.scheme_state:
-        raise ReplayedMessage(f"round {msg.round}'s keys were already revealed once")
     group = participant.group
     if participant.id in msg.dropped or not set(msg.dropped) <= set(group):
         raise UnknownSender(
@@ -137,11 +367,65 @@ def _reveal(participant: Participant, msg: RevealRequest) -> list[Message]:
             f"round {msg.round}: revealing keys would leave {survivors} survivors, below "
             f"min_group_size={params.min_group_size}; refused"
         )
-    participant.scheme_state = True
     keys = tuple(participant.round_keys[p] for p in msg.dropped)
-    return [
-        RevealResponse(participant.session_id, msg.round, participant.id, msg.dropped, keys)
-    ]
+    return [RevealResponse(participant.session_id, msg.round, participant.id, msg.dropped, keys)]
+
+
+def _needed(params: SessionParams) -> int:
+    return max(params.threshold, params.min_group_size)
+
+
+def _sign_survivors(participant: Participant, msg: Any) -> list[Message]:
+    return answer_request(participant, msg, at_least=_needed(participant.params), what="survivors")
+
+
+def _unmask(participant: Participant, msg: UnmaskRequest) -> list[Message]:
+    """Open the survivors' seed shares and reveal the round keys with the dropped members:
+    never both for one member (the sets are disjoint), once per round (the stage)."""
+    participant.check_round(msg.round)
+    check_partition(
+        participant.group,
+        msg.survivors,
+        msg.dropped,
+        member=participant.id,
+        at_least=_needed(participant.params),
+        what="survivors",
+    )
+    check_signed(participant, msg.survivors, msg.dropped, msg.signers, msg.signatures)
+    owners: list[int] = [participant.id]
+    shares: list[bytes] = [participant.scheme_state]
+    for sender, blob in zip(msg.senders, msg.seed_shares, strict=True):
+        if sender == participant.id:
+            raise MalformedMessage("a member's own seed share is never relayed back to it")
+        opened = open_from(participant, sender, blob)
+        _share_from_bytes(opened, sender)
+        owners.append(sender)
+        shares.append(opened)
+    keys = tuple(participant.round_keys[p] for p in msg.dropped)
+    response = UnmaskResponse(
+        participant.session_id,
+        msg.round,
+        participant.id,
+        tuple(owners),
+        tuple(shares),
+        msg.dropped,
+        keys,
+    )
+    participant.scheme_state = None
+    return [response]
+
+
+# -- server ----------------------------------------------------------------------------------
+
+
+def _check_masked_upload(server: Server, msg: MaskedUpload) -> None:
+    check_upload(server, msg, field=False)
+    others = tuple(p for p in server.open.group if p != msg.sender)
+    if tuple(sorted(msg.receivers)) != others:
+        raise MalformedMessage(
+            f"participant {msg.sender} sealed seed shares for {sorted(msg.receivers)}; the "
+            f"other members are {list(others)}"
+        )
 
 
 def _check_reveal(server: Server, msg: RevealResponse) -> None:
@@ -153,17 +437,44 @@ def _check_reveal(server: Server, msg: RevealResponse) -> None:
         )
 
 
+def _check_unmask_response(server: Server, msg: UnmaskResponse) -> None:
+    data: _Unmask = server.open.data
+    if tuple(msg.key_peers) != data.excluded:
+        raise MalformedMessage(
+            f"participant {msg.sender} revealed keys for {list(msg.key_peers)}; asked for "
+            f"{list(data.excluded)}"
+        )
+    if not set(msg.share_owners) <= set(data.included):
+        raise MalformedMessage(f"participant {msg.sender} sent seed shares of non-survivors")
+    for owner, share in zip(msg.share_owners, msg.seed_shares, strict=True):
+        _share_from_bytes(share, owner)
+
+
 def _close_uploads(server: Server) -> list[Envelope]:
-    uploads = {p: m.payload for p, m in server.received(Upload).items()}
-    aggregate = ring_sum(list(uploads.values())) if uploads else None
+    params = server.config
+    kind = MaskedUpload if params.recovery is Recovery.DOUBLE_MASK else Upload
+    uploads = server.received(kind)
+    aggregate = ring_sum([m.payload for m in uploads.values()]) if uploads else None
     survivors = tuple(uploads)
     dropped = tuple(p for p in server.open.group if p not in uploads)
+    if params.recovery is Recovery.DOUBLE_MASK:
+        if len(survivors) < _needed(params) or aggregate is None:
+            return server.abort(f"{len(survivors)} uploads; {_needed(params)} are needed")
+        data = _Unmask(
+            aggregate,
+            survivors,
+            dropped,
+            *_flatten_shares(uploads),
+        )
+        if params.consistency:
+            return request_signatures(server, survivors, dropped, data)
+        return _ask_unmask(server, (), (), data)
     if not dropped:
         return server.apply_secure(aggregate, survivors)
-    if len(survivors) < server.config.min_group_size or aggregate is None:
-        return server.abort(
-            f"{len(survivors)} uploads; min_group_size={server.config.min_group_size}"
-        )
+    if params.recovery is Recovery.NONE:
+        return server.abort(f"members {list(dropped)} did not upload; recovery is 'none'")
+    if len(survivors) < params.min_group_size or aggregate is None:
+        return server.abort(f"{len(survivors)} uploads; min_group_size={params.min_group_size}")
     request = RevealRequest(server.session_id, server.round, dropped)
     return server.next_phase(
         S.COLLECTING_REVEALS,
@@ -171,6 +482,114 @@ def _close_uploads(server: Server) -> list[Envelope]:
         [Envelope(p, request) for p in survivors],
         _Recovery(aggregate, survivors, dropped),
     )
+
+
+def _flatten_shares(
+    uploads: Mapping[int, MaskedUpload],
+) -> tuple[tuple[int, ...], tuple[int, ...], tuple[bytes, ...]]:
+    triples = [
+        (sender, receiver, blob)
+        for sender, msg in uploads.items()
+        for receiver, blob in zip(msg.receivers, msg.seed_shares, strict=True)
+    ]
+    return (
+        tuple(t[0] for t in triples),
+        tuple(t[1] for t in triples),
+        tuple(t[2] for t in triples),
+    )
+
+
+def _ask_unmask(
+    server: Server,
+    signers: tuple[int, ...],
+    signatures: tuple[bytes, ...],
+    data: _Unmask | None = None,
+) -> list[Envelope]:
+    """Send every survivor (every signer, with the consistency check) its unmask request."""
+    if data is None:
+        data = server.open.data
+    data = _Unmask(
+        data.partial,
+        data.included,
+        data.excluded,
+        data.share_from,
+        data.share_to,
+        data.shares,
+        signers,
+        signatures,
+    )
+    asked = signers if server.config.consistency else data.included
+    envelopes = []
+    for member in asked:
+        relayed = [
+            (sender, blob)
+            for sender, receiver, blob in zip(
+                data.share_from, data.share_to, data.shares, strict=True
+            )
+            if receiver == member and sender in data.included
+        ]
+        request = UnmaskRequest(
+            server.session_id,
+            server.round,
+            data.included,
+            data.excluded,
+            tuple(s for s, _ in relayed),
+            tuple(b for _, b in relayed),
+            signers,
+            signatures,
+        )
+        envelopes.append(Envelope(member, request))
+    return server.next_phase(S.COLLECTING_UNMASK, frozenset(asked), envelopes, data)
+
+
+def _close_unmask(server: Server) -> list[Envelope]:
+    """Rebuild each survivor's seed from t shares and take its self-mask out; take the
+    survivors' halves of the pair masks with the dropped members out; apply the sum."""
+    data: _Unmask = server.open.data
+    params = server.config
+    responses = server.received(UnmaskResponse)
+    if data.excluded and set(responses) != set(data.included):
+        missing = sorted(set(data.included) - set(responses))
+        return server.abort(
+            f"members {missing} vanished while unmasking; their pair keys with the members "
+            f"that did not upload are needed"
+        )
+    shares: dict[int, list[tuple[int, np.ndarray]]] = {p: [] for p in data.included}
+    for holder, response in responses.items():
+        for owner, share in zip(response.share_owners, response.seed_shares, strict=True):
+            shares[owner].append((holder, _share_from_bytes(share, owner)))
+    short = [p for p, got in shares.items() if len(got) < params.threshold]
+    if short:
+        return server.abort(
+            f"too few seed shares to unmask members {short} (threshold {params.threshold})"
+        )
+    aggregate = data.partial.copy()
+    for owner, got in shares.items():
+        points = tuple(holder for holder, _ in got[: params.threshold])
+        words = shamir_reconstruct(
+            [share for _, share in got[: params.threshold]], points, threshold=params.threshold
+        )
+        apply_self_mask(
+            aggregate,
+            seed_from_field(words),
+            session_id=server.session_id,
+            round_number=server.round,
+            owner=owner,
+            params=params,
+            sign=-1,
+        )
+    for survivor, response in responses.items():
+        for peer, key in zip(response.key_peers, response.round_keys, strict=True):
+            remove_pair_mask(
+                aggregate,
+                key,
+                owner=survivor,
+                peer=peer,
+                session_id=server.session_id,
+                round_number=server.round,
+                cipher=params.cipher,
+            )
+    return server.apply_secure(aggregate, data.included)
 
 
 def _close_reveals(server: Server) -> list[Envelope]:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ssddl.exceptions import ConfigurationError, MalformedMessage
+from ssddl.exceptions import MalformedMessage
 from ssddl.hazmat.sharing import (
     SHAMIR_PRIME,
     field_add,
@@ -20,6 +20,8 @@ from ssddl.hazmat.sharing import (
     shamir_reconstruct,
     shamir_split,
 )
+from ssddl.protocol.config import SessionParams
+from ssddl.protocol.schemes._common import Guarantee
 from ssddl.protocol.schemes._relayed import RelayedScheme, contributors_of
 
 if TYPE_CHECKING:
@@ -33,15 +35,6 @@ class ShamirScheme(RelayedScheme):
     name = "shamir"
     uses_threshold = True
     field_upload = True
-
-    def resolve_threshold(self, threshold: int | None, group_size: int) -> int:
-        resolved = group_size // 2 + 1 if threshold is None else threshold
-        if resolved > group_size:
-            raise ConfigurationError(
-                f"threshold={resolved} exceeds the group size {group_size}; "
-                f"use threshold <= {group_size}"
-            )
-        return resolved
 
     def capacity_modulus(self, ring_bits: int) -> int:
         return min(1 << ring_bits, SHAMIR_PRIME)
@@ -59,8 +52,19 @@ class ShamirScheme(RelayedScheme):
             raise MalformedMessage(f"the share from participant {sender} is not in the field")
         return field_add(total, share)
 
-    def needed(self, server: Server) -> int:
-        return max(server.config.threshold, server.config.min_group_size)
+    def needed(self, params: SessionParams, group_size: int) -> int:
+        return max(params.threshold, params.min_group_size)
+
+    def guarantee(self, params: SessionParams) -> Guarantee:
+        n, t = params.group_size, params.threshold
+        needed = self.needed(params, n)
+        return Guarantee(
+            t - 1,
+            n - needed,
+            3 if params.consistency else 2,
+            f"the server colluding with up to {t - 1} members learns only the sum; any "
+            f"{needed} uploads of the {n} give the exact sum",
+        )
 
     def aggregate(self, server: Server, uploads: dict[int, np.ndarray]) -> list[Envelope]:
         threshold = server.config.threshold
