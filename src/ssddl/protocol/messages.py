@@ -168,6 +168,10 @@ class Message:
         # Messages carry masked vectors, shares, keys: a repr never prints a field's value.
         return f"<{self.describe()} ({len(self.encode())} bytes)>"
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.__repr__ = Message.__repr__  # type: ignore[method-assign]  # before @dataclass
+
 
 @dataclass(frozen=True, eq=False)
 class SessionAnnounce(Message):

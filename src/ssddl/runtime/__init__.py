@@ -23,6 +23,7 @@ from ssddl.runtime.inmemory import (
     Reorder,
     TrafficRecord,
     Vanish,
+    VanishAt,
     VanishPhase,
 )
 from ssddl.runtime.session import Members, NodeMap, make_members
@@ -54,6 +55,7 @@ __all__ = [
     "SimulationResult",
     "TrafficRecord",
     "Vanish",
+    "VanishAt",
     "VanishPhase",
     "make_members",
     "simulate",

@@ -36,6 +36,7 @@ __all__ = [
     "Reorder",
     "TrafficRecord",
     "Vanish",
+    "VanishAt",
     "VanishPhase",
 ]
 
@@ -100,6 +101,16 @@ class Vanish:
 
 
 @dataclass(frozen=True)
+class VanishAt:
+    """Participant ``participant`` disappears for good when a frame of ``kind`` reaches it in
+    round ``round`` (it never handles that frame nor anything after): a dropout at any stage."""
+
+    participant: int
+    round: int
+    kind: MessageKind
+
+
+@dataclass(frozen=True)
 class Delay:
     """``participant``'s reply of ``kind`` in ``round`` misses the deadline: the server sees
     it only with the next batch, after it has gone on without it."""
@@ -135,7 +146,7 @@ class Reorder:
     round: int
 
 
-Fault = Vanish | Delay | Drop | Duplicate | Reorder
+Fault = Vanish | VanishAt | Delay | Drop | Duplicate | Reorder
 
 
 @dataclass(frozen=True)
@@ -250,6 +261,9 @@ class InMemoryExchange:
     def _vanishes(self, pid: int, kind: str, *, before: bool) -> bool:
         """True if ``pid`` is gone (or goes now) and must not see this frame."""
         if pid in self.gone:
+            return True
+        if before and self._fault(VanishAt, pid, kind):
+            self.gone.add(pid)
             return True
         spec = next(
             (f for f in self.faults if isinstance(f, Vanish) and f.participant == pid), None

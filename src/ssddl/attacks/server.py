@@ -1,0 +1,506 @@
+"""A server that lies, played against the real participants.
+
+Each attack drives real :class:`~ssddl.protocol.participant.Participant` objects through the
+in-memory exchange — the same code a deployment runs — while the server's side is replaced, at
+the point of the attack, by an adversary that sends whatever it likes. An attack succeeds only if
+it recovers a member's encoded update x_i exactly from what the participants sent it. Every attack
+returns an :class:`AttackResult` naming what stopped it: a protocol error a participant raised,
+or the mechanism that left the adversary short.
+
+The attacks (``run_server_attacks``):
+
+``late_upload``
+    A member's upload "arrives late": the server declares it dropped, completes dropout
+    recovery, then reads the late upload and removes every mask it learned.
+``inconsistent_unmask``
+    The server shows each member a different survivor set, so that for one target it collects
+    both t shares of the self-mask seed and every pair key (succeeds without the consistency
+    check; the attack run here has the check on, as the docs prescribe against a lying server).
+``inconsistent_contributors``
+    In ``shamir``, each member is given a different contributor list (the lists of issue 7:
+    {1,2,3,4}, {1..5}, {1..5}, {1,2,3,4}, {5}); the server then solves the linear system its
+    uploads give for one member's update.
+``announce_plain``, ``threshold_one``, ``tiny_group``, ``huge_round``
+    The server announces a session or round outside the participants' policy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ssddl.hazmat.rand import InsecureSeededRandom, OsRandom, RandomSource
+from ssddl.hazmat.sharing import SHAMIR_PRIME, field_to_ring, shamir_reconstruct
+from ssddl.protocol.config import ProtocolConfig, Recovery
+from ssddl.protocol.localtrain import LocalUpdate
+from ssddl.protocol.masks import remove_pair_mask
+from ssddl.protocol.messages import (
+    SERVER,
+    ConsistencyRequest,
+    ConsistencySignature,
+    MaskedUpload,
+    Message,
+    RoundEnd,
+    RoundStart,
+    SessionAnnounce,
+    ShareBundle,
+    ShareDelivery,
+    UnmaskRequest,
+    UnmaskResponse,
+    Upload,
+    decode_message,
+)
+from ssddl.protocol.participant import Participant
+from ssddl.protocol.policy import ParticipantPolicy
+from ssddl.protocol.schemes.prg import apply_self_mask, seed_from_field
+from ssddl.protocol.select import UniformSubset
+from ssddl.protocol.server import Server
+from ssddl.runtime.exchange import Driver, Frame
+from ssddl.runtime.inmemory import Delay, InMemoryExchange, LiveHost
+from ssddl.runtime.session import make_members
+
+__all__ = [
+    "AttackResult",
+    "Session",
+    "inconsistent_contributors",
+    "inconsistent_unmask",
+    "late_upload",
+    "policy_attacks",
+    "run_server_attacks",
+    "session",
+]
+
+
+@dataclass(frozen=True)
+class AttackResult:
+    """``unmasked``: the adversary recovered a member's encoded update exactly.
+    ``stopped_by``: the error class a participant raised, or the mechanism that left the
+    adversary short (None when the attack succeeded)."""
+
+    name: str
+    unmasked: bool
+    stopped_by: str | None
+    detail: str
+
+
+@dataclass
+class Session:
+    """Real participants behind an in-memory exchange, a server, and the true encodings x_i
+    (kept by an inspector hook — the ground truth an attack is judged against)."""
+
+    server: Server
+    participants: dict[int, Participant]
+    exchange: InMemoryExchange
+    driver: Driver
+    truth: dict[int, dict[int, np.ndarray]] = field(default_factory=dict)
+
+    def send(self, recipient: int, message: Message) -> list[Message]:
+        """The adversary talks to one member directly: its replies, or [] if it refused
+        (the refusal is in ``exchange.rejections``)."""
+        frames = self.exchange.send_and_receive(
+            [Frame(SERVER, recipient, message.encode())], timeout=None, round_number=0
+        )
+        return [decode_message(f.data) for f in frames]
+
+    def last_refusal(self) -> str | None:
+        return self.exchange.rejections[-1].error if self.exchange.rejections else None
+
+
+def _source(label: str, secure: bool) -> RandomSource:
+    if secure:
+        return OsRandom()
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return InsecureSeededRandom(hashlib.sha256(label.encode()).digest())
+
+
+def session(
+    config: ProtocolConfig,
+    n: int = 5,
+    size: int = 64,
+    *,
+    seed: int = 0,
+    policy: ParticipantPolicy | None = None,
+    faults: tuple[Delay, ...] = (),
+    seeded_crypto: bool = False,
+    init: bool = True,
+) -> Session:
+    """``n`` participants with synthetic updates of ``size`` values; Init done unless
+    ``init`` is false."""
+    if config.weighted and config.max_samples is None:
+        config = dataclasses.replace(config, max_samples=64)
+    ids = list(range(1, n + 1))
+    members = make_members(ids, lambda p: _source(f"attack/{seed}/id/{p}", not seeded_crypto))
+    truth: dict[int, dict[int, np.ndarray]] = {}
+    policy = policy if policy is not None else ParticipantPolicy.for_config(config)
+
+    def trainer_for(pid: int) -> Callable[[np.ndarray, int], LocalUpdate]:
+        def trainer(weights: np.ndarray, round_number: int) -> LocalUpdate:
+            rng = np.random.default_rng([seed, pid, round_number])
+            return LocalUpdate((rng.standard_normal(size) * 0.5).astype(np.float32), 10 + pid)
+
+        return trainer
+
+    def keep(pid: int) -> Callable[[int, np.ndarray], None]:
+        return lambda r, x: truth.setdefault(r, {}).__setitem__(pid, x)
+
+    participants = {
+        p: Participant(
+            p,
+            members.identities[p],
+            members.roster,
+            trainer_for(p),
+            random=_source(f"attack/{seed}/p/{p}", not seeded_crypto),
+            inspector=keep(p),
+            policy=policy,
+        )
+        for p in ids
+    }
+    server = Server(
+        config,
+        members.roster,
+        np.zeros(size, dtype=np.float32),
+        selection=UniformSubset(np.random.default_rng(seed)),
+        random=_source(f"attack/{seed}/server", not seeded_crypto),
+    )
+    exchange = InMemoryExchange({p: LiveHost(q) for p, q in participants.items()}, faults=faults)
+    driver = Driver(server, exchange)
+    if init:
+        driver.init()
+    return Session(server, participants, exchange, driver, truth)
+
+
+# -- late upload ---------------------------------------------------------------------------
+
+
+def late_upload(recovery: str = "double-mask", *, n: int = 5, target: int = 3) -> AttackResult:
+    """The target's upload is delayed past the deadline; after recovery the server reads it
+    and removes every mask it learned during recovery."""
+    config = ProtocolConfig(mode="prg", rounds=1, recovery=Recovery(recovery))
+    kind = MaskedUpload.KIND if recovery == "double-mask" else Upload.KIND
+    seen: list[Message] = []
+    s = session(config, n, faults=(Delay(target, 0, kind),))
+
+    def watch(frame: Frame) -> Frame:  # the curious server reads everything it receives
+        if frame.recipient == SERVER:
+            seen.append(decode_message(frame.data))
+        return frame
+
+    s.exchange.interceptor = watch
+    outcome = s.driver.round()
+    late = [m for m in seen if isinstance(m, MaskedUpload | Upload) and m.sender == target]
+    if outcome.status.name != "APPLIED" or target in outcome.contributors or not late:
+        return AttackResult("late_upload", False, "no late upload", f"outcome {outcome.status}")
+    estimate = late[-1].payload.copy()
+    keys = _revealed_keys(seen, target)
+    for peer, key in keys.items():
+        remove_pair_mask(
+            estimate,
+            key,
+            owner=target,
+            peer=peer,
+            session_id=s.server.session_id,
+            round_number=0,
+            cipher=s.server.config.cipher,
+        )
+    seed = _seed_of(seen, target, s)
+    if seed is not None:
+        apply_self_mask(
+            estimate,
+            seed,
+            session_id=s.server.session_id,
+            round_number=0,
+            owner=target,
+            params=s.server.config,
+            sign=-1,
+        )
+    truth = s.truth[0][target]
+    unmasked = bool(np.array_equal(estimate, truth))
+    stopped = (
+        None
+        if unmasked
+        else ("double masking: no share of a dropped member's self-mask seed is ever sent")
+    )
+    detail = f"pair keys learned for {len(keys)} of {n - 1} peers; seed shares of the target: 0"
+    return AttackResult("late_upload", unmasked, stopped, detail)
+
+
+def _revealed_keys(seen: list[Message], target: int) -> dict[int, bytes]:
+    keys: dict[int, bytes] = {}
+    for m in seen:
+        peers = getattr(m, "key_peers", getattr(m, "peers", ()))
+        values = getattr(m, "round_keys", ())
+        for peer, key in zip(peers, values, strict=False):
+            if peer == target:
+                keys[m.sender] = key  # type: ignore[attr-defined]
+    return keys
+
+
+def _pair_keys_of(responses: Mapping[int, UnmaskResponse], target: int) -> dict[int, bytes]:
+    """Every pair key of ``target`` that the responses reveal: its own (with the peers it was
+    told dropped) and the peers' (that were told it dropped)."""
+    keys: dict[int, bytes] = {}
+    for sender, response in responses.items():
+        for peer, key in zip(response.key_peers, response.round_keys, strict=True):
+            if sender == target:
+                keys[peer] = key
+            elif peer == target:
+                keys[sender] = key
+    return keys
+
+
+def _seed_of(seen: list[Message], target: int, s: Session) -> bytes | None:
+    """The target's self-mask seed, if the server holds t of its shares (it never should)."""
+    shares = [
+        (m.sender, share)
+        for m in seen
+        if isinstance(m, UnmaskResponse)
+        for owner, share in zip(m.share_owners, m.seed_shares, strict=True)
+        if owner == target
+    ]
+    t = s.server.config.threshold
+    if t == 0 or len(shares) < t:
+        return None
+    words = shamir_reconstruct(
+        [np.frombuffer(v, dtype="<u8").astype(np.uint64) for _, v in shares[:t]],
+        [p for p, _ in shares[:t]],
+        threshold=t,
+    )
+    return seed_from_field(words)
+
+
+# -- inconsistent unmask requests ----------------------------------------------------------
+
+
+#: member -> (survivors it is shown); the rest of the group is "dropped" for it. Target 1:
+#: members 1, 4, 5 return shares of s_1 (t = 3) while 1, 2, 3 reveal every pair key of 1.
+_UNMASK_PLAN = {1: (1, 2, 3), 2: (2, 3, 4), 3: (3, 4, 5), 4: (1, 4, 5), 5: (1, 4, 5)}
+
+
+def inconsistent_unmask(*, consistency: bool = True, target: int = 1) -> AttackResult:
+    config = ProtocolConfig(mode="prg", rounds=1, consistency=consistency)
+    s = session(config, 5)
+    group = tuple(range(1, 6))
+    uploads: dict[int, MaskedUpload] = {}
+    for p in group:
+        start = RoundStart(s.server.session_id, 0, group, s.server.weights)
+        for reply in s.send(p, start):
+            if isinstance(reply, MaskedUpload):
+                uploads[p] = reply
+    signatures: dict[tuple[int, ...], dict[int, bytes]] = {}
+    refusal = None
+    if consistency:  # collect what signatures the members give for their own sets
+        for p, survivors in _UNMASK_PLAN.items():
+            dropped = tuple(q for q in group if q not in survivors)
+            ask = ConsistencyRequest(s.server.session_id, 0, survivors, dropped)
+            for reply in s.send(p, ask):
+                if isinstance(reply, ConsistencySignature):
+                    signatures.setdefault(survivors, {})[p] = reply.signature
+    responses: dict[int, UnmaskResponse] = {}
+    for p, survivors in _UNMASK_PLAN.items():
+        dropped = tuple(q for q in group if q not in survivors)
+        relayed = [
+            (q, uploads[q].seed_shares[uploads[q].receivers.index(p)]) for q in survivors if q != p
+        ]
+        signed = signatures.get(survivors, {})
+        request = UnmaskRequest(
+            s.server.session_id,
+            0,
+            survivors,
+            dropped,
+            tuple(q for q, _ in relayed),
+            tuple(b for _, b in relayed),
+            tuple(signed),
+            tuple(signed.values()),
+        )
+        replies = s.send(p, request)
+        if not replies:
+            refusal = s.last_refusal()
+        for reply in replies:
+            if isinstance(reply, UnmaskResponse):
+                responses[p] = reply
+    estimate = uploads[target].payload.copy()
+    pair_keys = _pair_keys_of(responses, target)
+    for peer, key in pair_keys.items():
+        remove_pair_mask(
+            estimate,
+            key,
+            owner=target,
+            peer=peer,
+            session_id=s.server.session_id,
+            round_number=0,
+            cipher=s.server.config.cipher,
+        )
+    seed = _seed_of(list(responses.values()), target, s)
+    if seed is not None:
+        apply_self_mask(
+            estimate,
+            seed,
+            session_id=s.server.session_id,
+            round_number=0,
+            owner=target,
+            params=s.server.config,
+            sign=-1,
+        )
+    complete = seed is not None and len(pair_keys) == len(group) - 1
+    unmasked = complete and bool(np.array_equal(estimate, s.truth[0][target]))
+    name = "inconsistent_unmask" if consistency else "inconsistent_unmask_unchecked"
+    return AttackResult(
+        name,
+        unmasked,
+        None if unmasked else (refusal or "too few seed shares"),
+        f"{len(responses)} of 5 members answered; seed shares of the target: "
+        f"{sum(target in r.share_owners for r in responses.values())}",
+    )
+
+
+# -- inconsistent contributor lists (shamir) -------------------------------------------------
+
+_LISTS = {1: (1, 2, 3, 4), 2: (1, 2, 3, 4, 5), 3: (1, 2, 3, 4, 5), 4: (1, 2, 3, 4), 5: (5,)}
+
+
+def inconsistent_contributors(*, consistency: bool = False, target: int = 5) -> AttackResult:
+    config = ProtocolConfig(mode="shamir", rounds=1, threshold=3, consistency=consistency)
+    s = session(config, 5)
+    group = tuple(range(1, 6))
+    bundles: dict[int, ShareBundle] = {}
+    for p in group:
+        for reply in s.send(p, RoundStart(s.server.session_id, 0, group, s.server.weights)):
+            if isinstance(reply, ShareBundle):
+                bundles[p] = reply
+    uploads: dict[int, tuple[tuple[int, ...], np.ndarray]] = {}
+    refusals: list[str] = []
+    for p, contributors in _LISTS.items():
+        if consistency:
+            excluded = tuple(q for q in group if q not in contributors)
+            s.send(p, ConsistencyRequest(s.server.session_id, 0, contributors, excluded))
+        senders = tuple(q for q in contributors if q != p)
+        blobs = tuple(bundles[q].ciphertexts[bundles[q].receivers.index(p)] for q in senders)
+        delivery = ShareDelivery(s.server.session_id, 0, contributors, senders, blobs)
+        replies = s.send(p, delivery)
+        if not replies:
+            refusals.append(s.last_refusal() or "?")
+        for reply in replies:
+            if isinstance(reply, Upload):
+                uploads[p] = (contributors, reply.payload)
+    estimate = solve_for_member(uploads, target, threshold=3)
+    truth = s.truth[0][target]
+    unmasked = estimate is not None and bool(
+        np.array_equal(field_to_ring(estimate, config.ring_bits), truth)
+    )
+    return AttackResult(
+        "inconsistent_contributors",
+        unmasked,
+        None if unmasked else (refusals[0] if refusals else "the system is underdetermined"),
+        f"{len(uploads)} of 5 members uploaded; refusals: {refusals}",
+    )
+
+
+def solve_for_member(
+    uploads: Mapping[int, tuple[tuple[int, ...], np.ndarray]], target: int, *, threshold: int
+) -> np.ndarray | None:
+    """Member j's upload is Σ_{i ∈ C_j} f_i(j) with f_i of degree t − 1 and f_i(0) = x_i.
+    Solve, over GF(p), for x_target if the uploads determine it; None if they do not."""
+    members = sorted({i for contributors, _ in uploads.values() for i in contributors})
+    unknowns = [(i, k) for i in members for k in range(threshold)]
+    rows = []
+    values = []
+    for j, (contributors, payload) in sorted(uploads.items()):
+        rows.append([pow(j, k, SHAMIR_PRIME) if i in contributors else 0 for i, k in unknowns])
+        values.append(payload.astype(object))
+    if (target, 0) not in unknowns:
+        return None
+    goal = [1 if u == (target, 0) else 0 for u in unknowns]
+    combination = _express(rows, goal)
+    if combination is None:
+        return None
+    total = np.zeros(len(values[0]), dtype=object)
+    for c, v in zip(combination, values, strict=True):
+        total = (total + c * v) % SHAMIR_PRIME
+    return total.astype(np.uint64)
+
+
+def _express(rows: list[list[int]], goal: list[int]) -> list[int] | None:
+    """Coefficients c with Σ c_j rows[j] = goal over GF(p), or None (Gaussian elimination)."""
+    p = SHAMIR_PRIME
+    m, width = len(rows), len(goal)
+    # solve A^T c = goal: augment the transposed system
+    matrix = [[rows[j][u] % p for j in range(m)] + [goal[u] % p] for u in range(width)]
+    pivots: list[int] = []
+    r = 0
+    for col in range(m):
+        pivot = next((i for i in range(r, width) if matrix[i][col]), None)
+        if pivot is None:
+            continue
+        matrix[r], matrix[pivot] = matrix[pivot], matrix[r]
+        inv = pow(matrix[r][col], p - 2, p)
+        matrix[r] = [v * inv % p for v in matrix[r]]
+        for i in range(width):
+            if i != r and matrix[i][col]:
+                f = matrix[i][col]
+                matrix[i] = [(a - f * b) % p for a, b in zip(matrix[i], matrix[r], strict=True)]
+        pivots.append(col)
+        r += 1
+    if any(row[-1] and not any(row[:-1]) for row in matrix):
+        return None  # inconsistent: the goal is not in the row space
+    solution = [0] * m
+    for i, col in enumerate(pivots):
+        solution[col] = matrix[i][-1]
+    return solution
+
+
+# -- announcements outside the participants' policy ------------------------------------------
+
+
+def policy_attacks() -> dict[str, AttackResult]:
+    """A server announcing plain, a threshold of 1, a tiny group or a far round number."""
+    results: dict[str, AttackResult] = {}
+    honest = ProtocolConfig(mode="shamir", rounds=2, threshold=3, min_group_size=4)
+    published = honest.resolve(5, max_samples=64).to_dict()
+    announcements = {
+        "announce_plain": ProtocolConfig(mode="plain", max_samples=64).resolve(5).to_dict(),
+        "threshold_one": published | {"threshold": 1},
+        "small_groups": published | {"min_group_size": 2},
+    }
+    for name, params in announcements.items():
+        s = session(honest, 5, init=False)
+        announce = SessionAnnounce(b"\x01" * 16, json.dumps(params), 64, (1, 2, 3, 4, 5))
+        replies = s.send(1, announce)
+        results[name] = AttackResult(
+            name, bool(replies), None if replies else s.last_refusal(), json.dumps(params)
+        )
+    s = session(ProtocolConfig(mode="prg", rounds=2, group_size=5, min_group_size=4), 5)
+    tiny = RoundStart(s.server.session_id, 0, (1, 2), s.server.weights)
+    replies = s.send(1, tiny)
+    results["tiny_group"] = AttackResult(
+        "tiny_group", bool(replies), None if replies else s.last_refusal(), "group of 2"
+    )
+    far = RoundEnd(s.server.session_id, 2**40, 0, ())
+    replies_far = s.send(1, far)
+    refused = s.last_refusal()
+    advanced = max(s.participants[1].pair_rounds.values()) > 1
+    results["huge_round"] = AttackResult(
+        "huge_round", advanced, None if advanced else refused, f"round {2**40}"
+    )
+    del replies_far
+    return results
+
+
+def run_server_attacks(quick: bool = False) -> dict[str, AttackResult]:
+    """Every lying-server attack against the defences the docs prescribe; a result with
+    ``unmasked=True`` is a broken guarantee."""
+    results = {
+        "late_upload": late_upload("double-mask"),
+        "inconsistent_unmask": inconsistent_unmask(consistency=True),
+        "inconsistent_contributors": inconsistent_contributors(consistency=False),
+        "inconsistent_contributors_checked": inconsistent_contributors(consistency=True),
+    }
+    results |= policy_attacks()
+    return results
