@@ -18,22 +18,31 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-MODES = ("plain", "prg", "explicit", "shamir")
+#: (label, protocol options): every mode, and prg with each recovery and the consistency check
+MODES: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("plain", {"mode": "plain"}),
+    ("prg (double-mask)", {"mode": "prg"}),
+    ("prg (double-mask + consistency)", {"mode": "prg", "consistency": True}),
+    ("prg (recovery none)", {"mode": "prg", "recovery": "none"}),
+    ("prg (unsafe-reveal-keys)", {"mode": "prg", "recovery": "unsafe-reveal-keys"}),
+    ("explicit", {"mode": "explicit"}),
+    ("shamir", {"mode": "shamir"}),
+)
 
 
-def measure(mode: str, rounds: int, participants: int) -> dict[str, Any]:
+def measure(label: str, options: dict[str, Any], rounds: int, participants: int) -> dict[str, Any]:
     from ssddl.experiments.config import ExperimentConfig
     from ssddl.experiments.run import run_experiment
 
     base = ExperimentConfig(participants=participants)
     config = dataclasses.replace(
-        base, protocol=dataclasses.replace(base.protocol, mode=mode, rounds=rounds)
+        base, protocol=dataclasses.replace(base.protocol, rounds=rounds, **options)
     )
     result = run_experiment(config)
     summary = result.summary()
     history = result.history
     return {
-        "mode": mode,
+        "mode": label,
         "rounds": rounds,
         "final_accuracy": summary["final_accuracy"],
         "round_seconds_median": summary["round_seconds_median"],
@@ -55,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     rounds = args.rounds or (10 if args.quick else 40)
-    rows = [measure(mode, rounds, args.participants) for mode in MODES]
+    rows = [measure(label, options, rounds, args.participants) for label, options in MODES]
     plain = rows[0]
     for row in rows:
         plain_seconds = plain["round_seconds_median"]
