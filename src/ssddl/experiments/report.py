@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ssddl.protocol.config import Aggregation, Mode, Rounding, SessionParams
 from ssddl.protocol.schemes import get_scheme
 
@@ -206,11 +208,13 @@ def plot_run(
     kinds = sorted(bytes_by_kind)
     up = [bytes_by_kind[k].get("up", 0) / 1e3 for k in kinds]
     down = [bytes_by_kind[k].get("down", 0) / 1e3 for k in kinds]
-    positions = range(len(kinds))
-    bytes_ax.bar(positions, up, label="to the server")
-    bytes_ax.bar(positions, down, bottom=up, label="from the server")
+    positions = np.arange(len(kinds))
+    # side by side on a log scale: a 300 kB upload and a 100-byte key advert both show
+    bytes_ax.bar(positions - 0.2, up, width=0.4, label="to the server")
+    bytes_ax.bar(positions + 0.2, down, width=0.4, label="from the server")
+    bytes_ax.set_yscale("log")
     bytes_ax.set_xticks(list(positions), kinds, rotation=30, ha="right")
-    bytes_ax.set_ylabel("kB over the run")
+    bytes_ax.set_ylabel("kB over the run (log scale)")
     bytes_ax.set_title("bytes by message kind")
     bytes_ax.legend()
     fig.suptitle(title)
