@@ -27,7 +27,7 @@ import numpy as np
 
 from ssddl.exceptions import ConfigurationError
 from ssddl.hazmat.codec import decode
-from ssddl.hazmat.sharing import field_to_ring
+from ssddl.hazmat.sharing import SHAMIR_PRIME, field_to_ring
 from ssddl.protocol.config import SessionParams
 
 __all__ = [
@@ -37,14 +37,16 @@ __all__ = [
     "layer_slices",
     "random_guess_pvalue",
     "score",
+    "simulated_words",
     "update_as_seen",
+    "words_as_update",
 ]
 
 
 @dataclass(frozen=True)
 class InputReconstruction:
-    """The recovered input (clipped to [0, 1]), the neuron whose ratio was used (−1: none
-    had a non-zero bias change) and how many entries of the row could be read."""
+    """The recovered input (clipped to [0, 1]), the strongest neuron (−1: no non-zero bias
+    change was received) and how many inputs could be read from a ratio."""
 
     x: np.ndarray = field(repr=False)
     neuron: int
@@ -75,8 +77,9 @@ def first_layer_recovery(
 
     ``weight`` and ``bias`` locate the first layer's ``(out, in)`` weight matrix (row-major)
     and its ``out`` biases in the flat vector; ``known`` (same shape as ``update``) marks the
-    entries the server actually received (DSSGD uploads only some) — unknown ones read as 0.
-    The neuron with the largest known bias change is used.
+    entries the server actually received (DSSGD uploads only some). Each input is read
+    from the neuron with the largest bias change among those whose weight entry for it was
+    received; an input no such neuron covers is guessed 0.
     """
     values = np.asarray(update, dtype=np.float64)
     if values.ndim != 1:
@@ -94,14 +97,17 @@ def first_layer_recovery(
     w_known = mask[weight].reshape(b.size, in_features)
     b_known = mask[bias]
     strength = np.where(b_known & np.isfinite(b), np.abs(b), 0.0)
-    k = int(np.argmax(strength))
-    if strength[k] == 0.0:
+    if not strength.any():
         return InputReconstruction(np.zeros(in_features), -1, 0)
-    row = w.reshape(b.size, in_features)[k]
+    # per input: the strongest neuron whose bias and weight entry were both received
+    usable = w_known & (strength[:, None] > 0.0)
+    best = np.argmax(np.where(usable, strength[:, None], -1.0), axis=0)
+    readable = usable[best, np.arange(in_features)]
+    rows = w.reshape(b.size, in_features)[best, np.arange(in_features)]
     with np.errstate(all="ignore"):
-        ratio = np.where(w_known[k], row / b[k], 0.0)
+        ratio = np.where(readable, rows / b[best], 0.0)
     x = np.clip(np.nan_to_num(ratio, nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0)
-    return InputReconstruction(x, k, int(w_known[k].sum()))
+    return InputReconstruction(x, int(np.argmax(strength)), int(readable.sum()))
 
 
 def score(reconstruction: np.ndarray, truth: np.ndarray) -> Score:
@@ -129,18 +135,32 @@ def random_guess_pvalue(
 
 def update_as_seen(message: Any, params: SessionParams) -> np.ndarray:
     """The float vector a server reads as a member's update from its upload message: the
-    plain change, or the upload's ring words (field words for shamir, mapped back to the
-    ring) decoded with the session's fixed-point code, count word dropped."""
+    plain change, or the upload's words decoded as an update (:func:`words_as_update`)."""
     delta = getattr(message, "delta", None)
     if delta is not None:
         return np.asarray(delta, dtype=np.float64)
     payload = getattr(message, "payload", None)
     if payload is None:
         raise ConfigurationError(f"{type(message).__name__} carries no update")
-    words = np.asarray(payload)
+    return words_as_update(np.asarray(payload), params)
+
+
+def words_as_update(words: np.ndarray, params: SessionParams) -> np.ndarray:
+    """Upload words read as an update: ring words (field words for shamir, mapped back to
+    the ring) decoded with the session's fixed-point code, count word dropped."""
     if params.mode == "shamir":  # field words: shares of the sum live in GF(p)
         words = field_to_ring(words, params.ring_bits)
     return decode(words[:-1], params.codec())
+
+
+def simulated_words(params: SessionParams, size: int, rng: np.random.Generator) -> np.ndarray:
+    """A simulator's upload: ``size`` uniform words of the ring (of the field for shamir) —
+    what a view that carries nothing about the input looks like. Public randomness: this is
+    a statistical reference, never a mask."""
+    if params.mode == "shamir":
+        return rng.integers(0, SHAMIR_PRIME, size, dtype=np.uint64)
+    dtype = params.codec().dtype
+    return rng.integers(0, 1 << params.ring_bits, size, dtype=np.uint64).astype(dtype)
 
 
 def layer_slices(shapes: Mapping[str, tuple[int, ...]]) -> dict[str, slice]:
