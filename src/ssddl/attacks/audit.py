@@ -176,6 +176,43 @@ class AuditReport:
             "seconds": round(self.seconds, 2),
         }
 
+    def json_summary(self) -> dict[str, Any]:
+        """:meth:`summary` with every non-finite number as null (strict JSON)."""
+        clean: dict[str, Any] = json.loads(
+            json.dumps(self.summary(), default=_json_default), parse_constant=lambda _c: None
+        )
+        return clean
+
+    def failed_claims(self) -> list[str]:
+        """Every privacy claim the measurements contradict (empty: all held)."""
+        failed: list[str] = []
+        recovery = self.input_recovery()
+        if recovery.get("plain", 1.0) >= 1e-4:
+            failed.append("first-layer recovery is not exact on the plain view")
+        for mode in SSDDL_MODES:
+            if self.p_sim.get(mode, 1.0) < ALPHA:
+                failed.append(f"first-layer recovery beats a random view on {mode}")
+        for row in self.recovery:
+            secure = row.scheme in SSDDL_MODES
+            if secure and row.success:
+                failed.append(
+                    f"{row.attack} reconstructed member {row.participant} in {row.scheme}"
+                )
+            if row.attack in ("DLG", "iDLG") and row.scheme == "plain" and not row.success:
+                failed.append(f"{row.attack} failed on the plain view of member {row.participant}")
+        for c in self.coalition:
+            last = max(r.c for r in self.coalition if r.mode == c.mode)
+            if c.c <= c.bound and (c.recovered or not c.indistinguishable):
+                failed.append(f"{c.mode}: a coalition of c={c.c} learned about the target")
+            if c.c == last and not c.recovered:
+                failed.append(f"{c.mode}: c={c.c} did not recover the target (bound not tight)")
+        failed += [
+            f"server attack {k} unmasked" for k, v in self.server_attacks.items() if v["unmasked"]
+        ]
+        if self.phong and not self.phong["all_decrypted"]:
+            failed.append("Phong's shared key did not decrypt every other participant")
+        return failed
+
     def markdown(self) -> str:
         return "\n".join(_markdown(self))
 
