@@ -49,16 +49,18 @@ def idlg_label(update: np.ndarray, model: nn.Module) -> int:
 
 
 def _split(vector: np.ndarray, model: nn.Module) -> list[torch.Tensor]:
+    params = list(model.parameters())
+    total = sum(p.numel() for p in params)
+    if total != vector.size:
+        raise ConfigurationError(
+            f"the update holds {vector.size} values, the model {total} parameters"
+        )
     out = []
     start = 0
-    for p in model.parameters():
+    for p in params:
         n = p.numel()
         out.append(torch.as_tensor(vector[start : start + n], dtype=torch.float64).view_as(p))
         start += n
-    if start != vector.size:
-        raise ConfigurationError(
-            f"the update holds {vector.size} values, the model {start} parameters"
-        )
     return out
 
 
