@@ -457,6 +457,12 @@ def _fmt(value: float) -> str:
     return f"{value:.3g}"
 
 
+def _short(text: str, limit: int = 90) -> str:
+    """One table cell: no pipes or newlines, at most ``limit`` characters."""
+    flat = " ".join(str(text).replace("|", "/").split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
 def _markdown(report: AuditReport) -> list[str]:
     lines = [
         "# Privacy audit",
@@ -517,7 +523,7 @@ def _markdown(report: AuditReport) -> list[str]:
         lines += ["| attack | unmasked anything | stopped by | detail |", "|---|---|---|---|"]
         lines += [
             f"| {name} | {'YES' if r['unmasked'] else 'no'} | {r['stopped_by'] or '—'} | "
-            f"{r['detail']} |"
+            f"{_short(r['detail'])} |"
             for name, r in report.server_attacks.items()
         ]
     lines += ["", "## Phong et al.: one colluder's copy of the shared key", ""]
