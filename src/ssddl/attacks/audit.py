@@ -299,13 +299,18 @@ def _simulated_p(params: SessionParams, v: _Victims, real_mse: float, draws: int
         words = simulated_words(params, int(np.prod(shape)) + 1, rng)  # + the count word
         return words_as_update(words, params).reshape(shape)
 
-    biases = uniform((draws, members, hidden))
-    rows = uniform((draws, members, inputs))
-    pivot = np.take_along_axis(biases, np.argmax(np.abs(biases), axis=-1)[..., None], axis=-1)
-    with np.errstate(all="ignore"):
-        guess = np.clip(np.nan_to_num(rows / pivot, nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0)
-    mse = np.mean((guess - v.xs[None, :, :]) ** 2, axis=(1, 2))
-    return float((np.count_nonzero(mse <= real_mse) + 1) / (draws + 1))
+    hits = 0
+    for start in range(0, draws, 5000):  # chunks keep the memory small
+        chunk = min(5000, draws - start)
+        biases = uniform((chunk, members, hidden))
+        rows = uniform((chunk, members, inputs))
+        best = np.argmax(np.abs(biases), axis=-1)[..., None]
+        pivot = np.take_along_axis(biases, best, axis=-1)
+        with np.errstate(all="ignore"):
+            ratio = np.nan_to_num(rows / pivot, nan=0.0, posinf=1.0, neginf=0.0)
+        mse = np.mean((np.clip(ratio, 0.0, 1.0) - v.xs[None, :, :]) ** 2, axis=(1, 2))
+        hits += int(np.count_nonzero(mse <= real_mse))
+    return float((hits + 1) / (draws + 1))
 
 
 def _session(mode: str, v: _Victims, config: AuditConfig) -> RecordedRun:
