@@ -124,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
         for spec in OPTIONS:
             if spec.section == section:
                 _add_option(group, spec)
+    _add_audit_parser(sub)
     return parser
 
 
@@ -388,6 +389,51 @@ def _simulate(args: argparse.Namespace, argv: Sequence[str]) -> int:
     return EXIT_OK
 
 
+def _add_audit_parser(sub: Any) -> None:
+    audit = sub.add_parser(
+        "audit",
+        help="run the published attacks against what the server and its colluders see",
+        description="Run first-layer input recovery, DLG/iDLG, coalitions of the server with "
+        "c participants, lying-server strategies and Phong's shared-key attack on real runs; "
+        "write report.md, audit.json and reconstructions.png. Exit status: 0 every claim "
+        "held, 1 a claim failed (listed on stderr), 2 bad input.",
+    )
+    audit.add_argument(
+        "--quick", action="store_true", help="a smaller audit (about a minute; default ~10 min)"
+    )
+    audit.add_argument(
+        "--out",
+        metavar="DIR",
+        default="runs/audit",
+        help="directory to write (default: runs/audit)",
+    )
+    audit.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object as the last line of stdout; tables go to stderr",
+    )
+
+
+def _audit(args: argparse.Namespace) -> int:
+    from ssddl.attacks.audit import run_audit
+
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        print(f"ssddl: error: --out {out} is a file; give a directory", file=sys.stderr)
+        return EXIT_USAGE
+    report = run_audit(quick=args.quick, progress=lambda line: print(line, file=sys.stderr))
+    report.write(out)
+    table = sys.stderr if args.json else sys.stdout
+    print(report.markdown(), file=table)
+    print(f"ssddl: audit written to {out}", file=sys.stderr)
+    failed = report.failed_claims()
+    for claim in failed:
+        print(f"ssddl: claim failed: {claim}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(report.json_summary(), sort_keys=True, allow_nan=False), flush=True)
+    return EXIT_NOTHING_APPLIED if failed else EXIT_OK
+
+
 def _json_line(summary: dict[str, Any]) -> dict[str, Any]:
     drop = {"rejections_detail"}
     return {k: v for k, v in summary.items() if k not in drop}
@@ -399,6 +445,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "simulate":
             return _simulate(args, argv)
+        if args.command == "audit":
+            return _audit(args)
     except SSDDLError as exc:
         print(f"ssddl: error: {cli_words(str(exc))}", file=sys.stderr)
         return EXIT_USAGE

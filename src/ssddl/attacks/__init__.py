@@ -1,4 +1,48 @@
-"""Attacks that test SSDDL's privacy claims against what the server and its colluders see.
+"""Attacks on what the server and its colluders see (issue 11): the evidence for the privacy
+claims, run on the real transcript, not on a model of it.
 
-Research code, apart from the core: the protocol never imports it (a layer test checks).
+* :mod:`ssddl.attacks.views` — record a run: every frame the server receives and sends,
+  decoded, per round; a coalition's states (round keys, share keys, own shares, updates).
+* :mod:`ssddl.attacks.inversion` — first-layer input recovery ``x = ΔW_k / Δb_k`` and scores.
+* :mod:`ssddl.attacks.dlg` — DLG and iDLG gradient inversion.
+* :mod:`ssddl.attacks.coalition` — the server plus c colluders against one honest member.
+* :mod:`ssddl.attacks.phong` — Phong et al.'s shared key: one colluder decrypts everyone.
+* :mod:`ssddl.attacks.server` — a server that lies, played against the real participants.
+* :mod:`ssddl.attacks.audit` — all of it as one report (``ssddl audit``).
+
+Nothing in the protocol or the runtime imports this package.
 """
+
+from ssddl.attacks.inversion import (
+    InputReconstruction,
+    Score,
+    first_layer_recovery,
+    random_guess_pvalue,
+    score,
+    update_as_seen,
+)
+from ssddl.attacks.views import (
+    CoalitionView,
+    MemberState,
+    RecordedRun,
+    ServerFrame,
+    ServerView,
+    ViewRecorder,
+    record_run,
+)
+
+__all__ = [
+    "CoalitionView",
+    "InputReconstruction",
+    "MemberState",
+    "RecordedRun",
+    "Score",
+    "ServerFrame",
+    "ServerView",
+    "ViewRecorder",
+    "first_layer_recovery",
+    "random_guess_pvalue",
+    "record_run",
+    "score",
+    "update_as_seen",
+]

@@ -1,0 +1,101 @@
+"""The victim the audit attacks: a small model and a single-sample LocalTrain.
+
+A two-layer network with a sigmoid between the layers (as in Zhu et al.'s DLG experiments:
+a smooth activation makes gradient matching well posed), trained by the library's own
+:func:`~ssddl.learning.train_local` for one plain SGD step on one sample — the update the
+first-layer attack reads exactly and gradient inversion inverts.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from ssddl.attacks.inversion import layer_slices
+from ssddl.exceptions import ConfigurationError
+from ssddl.learning import ArrayDataset, LocalTrainConfig, model_to_vector, train_local
+from ssddl.learning import vector_to_model as load_vector
+from ssddl.protocol.localtrain import LocalUpdate
+
+__all__ = ["FirstLayer", "SmallNet", "first_layer", "one_step_config", "single_sample_trainer"]
+
+
+class SmallNet(nn.Module):
+    """``in_features -> hidden`` (sigmoid) ``-> num_classes`` logits."""
+
+    def __init__(self, in_features: int, num_classes: int, hidden: int = 32) -> None:
+        super().__init__()
+        for name, value in (
+            ("in_features", in_features),
+            ("num_classes", num_classes),
+            ("hidden", hidden),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigurationError(f"SmallNet {name} must be an int >= 1, got {value!r}")
+        self.first = nn.Linear(in_features, hidden)
+        self.second = nn.Linear(hidden, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.second(torch.sigmoid(self.first(x.flatten(1))))
+        return out
+
+    @classmethod
+    def seeded(cls, in_features: int, num_classes: int, *, seed: int, hidden: int = 32) -> SmallNet:
+        """Initialised from ``seed`` without touching the global torch RNG."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return cls(in_features, num_classes, hidden)
+
+
+@dataclass(frozen=True)
+class FirstLayer:
+    """Where the first linear layer lies in the flat parameter vector."""
+
+    weight: slice
+    bias: slice
+    in_features: int
+
+
+def first_layer(model: nn.Module) -> FirstLayer:
+    """The first ``nn.Linear`` of ``model`` (its weight and bias come first in the vector)."""
+    shapes = {name: tuple(p.shape) for name, p in model.named_parameters()}
+    names = list(shapes)
+    if len(names) < 2 or len(shapes[names[0]]) != 2 or shapes[names[1]] != shapes[names[0]][:1]:
+        raise ConfigurationError(
+            "the model's first parameters must be a linear layer's weight (out, in) and bias"
+        )
+    slices = layer_slices(shapes)
+    return FirstLayer(slices[names[0]], slices[names[1]], shapes[names[0]][1])
+
+
+def one_step_config(lr: float) -> LocalTrainConfig:
+    """One plain SGD step on one sample: the update is exactly ``−lr · ∇``."""
+    return LocalTrainConfig(optimizer="sgd", lr=lr, momentum=0.0, steps=1, batch_size=1)
+
+
+def single_sample_trainer(
+    model: nn.Module, x: np.ndarray, label: int, num_classes: int, *, lr: float, seed: int = 0
+) -> Callable[[np.ndarray, int], LocalUpdate]:
+    """A LocalTrain callback: load the global weights into a private copy of ``model``,
+    take one SGD step on ``(x, label)``, return the change."""
+    data = ArrayDataset(
+        np.asarray(x, dtype=np.float32).reshape(1, -1),
+        np.array([label], dtype=np.int64),
+        num_classes,
+        "audit",
+    )
+    config = one_step_config(lr)
+    work = copy.deepcopy(model)
+
+    def trainer(weights: np.ndarray, round_number: int) -> LocalUpdate:
+        load_vector(weights, work)
+        train_local(work, data, config, seed=seed + round_number)
+        delta = model_to_vector(work) - weights
+        return LocalUpdate(delta, 1)
+
+    return trainer

@@ -1,0 +1,37 @@
+"""``ssddl audit --quick --json``: the report files and the JSON summary's contract."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from ssddl.attacks import audit
+from ssddl.cli import main
+
+
+def test_the_quick_audit_writes_its_report_and_prints_the_summary_last(
+    tmp_path, capsys, monkeypatch
+):
+    seeded = audit.AuditConfig.quick(crypto_seed=hashlib.sha256(b"tests/cli-audit").digest())
+    monkeypatch.setattr(audit.AuditConfig, "quick", classmethod(lambda cls, **kw: seeded))
+    out = tmp_path / "audit"
+    assert main(["audit", "--quick", "--out", str(out), "--json"]) == 0
+    stdout = capsys.readouterr().out
+    summary = json.loads(stdout.strip().splitlines()[-1])
+    recovery = summary["input_recovery"]
+    assert set(recovery) >= {"plain", "dssgd", "prg", "explicit", "shamir"}
+    assert recovery["plain"] < 1e-4
+    assert all(recovery[m] > 0.5 for m in ("prg", "explicit", "shamir"))
+    assert summary["coalition"] == {"0": False, "1": False, "2": False, "3": False, "4": True}
+    assert summary["coalition_by_mode"]["shamir"]["3"] is True
+    assert all(not unmasked for unmasked in summary["server_attacks"].values())
+    assert {p.name for p in out.iterdir()} == {"report.md", "audit.json", "reconstructions.png"}
+    assert (out / "reconstructions.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "| first-layer | plain | 4/4 |" in (out / "report.md").read_text()
+
+
+def test_an_out_path_that_is_a_file_is_refused(tmp_path, capsys):
+    target = tmp_path / "file"
+    target.write_text("x")
+    assert main(["audit", "--quick", "--out", str(target)]) == 2
+    assert "--out" in capsys.readouterr().err
