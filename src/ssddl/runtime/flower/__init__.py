@@ -11,13 +11,14 @@ Importing this package does not import ``flwr``; the functions that need it impo
 
 from __future__ import annotations
 
-from ssddl.runtime.flower._seam import Exchange, Frame
+from ssddl.runtime.exchange import Exchange, Frame, Rejection
 from ssddl.runtime.flower.certs import NodeKey, TLSMaterial, make_node_key, make_tls_material
 from ssddl.runtime.flower.client import FrameHandler, answer, frame_mod, frame_query
-from ssddl.runtime.flower.exchange import BatchReport, FlowerExchange, Rejection
+from ssddl.runtime.flower.exchange import BatchReport, ErrorReply, FlowerExchange
 
 __all__ = [
     "BatchReport",
+    "ErrorReply",
     "Exchange",
     "FlowerExchange",
     "Frame",
