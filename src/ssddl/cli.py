@@ -124,7 +124,61 @@ def build_parser() -> argparse.ArgumentParser:
         for spec in OPTIONS:
             if spec.section == section:
                 _add_option(group, spec)
+    _add_keys_parser(sub)
     return parser
+
+
+def _add_keys_parser(sub: Any) -> None:
+    keys = sub.add_parser(
+        "keys",
+        help="key material for participants on separate machines (Flower)",
+        description="Write identity keys and a roster (gen) or throw-away TLS certificates "
+        "and SuperNode keys for 127.0.0.1 (certs). Exit status: 0 done, 2 bad input.",
+    )
+    what = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    gen = what.add_parser(
+        "gen",
+        help="Ed25519 identity keys (participant-<id>.key, mode 0600) and roster.json",
+    )
+    gen.add_argument("--participants", type=int, required=True, metavar="N")
+    gen.add_argument("--out", type=Path, required=True, metavar="DIR")
+    certs = what.add_parser(
+        "certs",
+        help="a CA, a server certificate for 127.0.0.1 and optional SuperNode auth keys",
+    )
+    certs.add_argument("--out", type=Path, required=True, metavar="DIR")
+    certs.add_argument(
+        "--supernodes", type=int, default=0, metavar="N",
+        help="also write N SuperNode authentication key pairs (supernode-<i>, .pub)",
+    )  # fmt: skip
+
+
+def _keys(args: argparse.Namespace) -> int:
+    """``ssddl keys gen|certs``: files only, printed one per line (never key material)."""
+    from ssddl.exceptions import ConfigurationError
+    from ssddl.runtime.keyfiles import write_identities
+
+    out = Path(args.out)
+    if args.keys_command == "gen":
+        written = write_identities(out, args.participants)
+        for path in (*written.keys.values(), written.roster):
+            print(path)
+        return EXIT_OK
+    from ssddl.runtime.flower.certs import make_node_key, make_tls_material
+
+    if args.supernodes < 0:
+        raise ConfigurationError("--supernodes must be >= 0")
+    if not out.is_dir():
+        raise ConfigurationError(f"--out {str(out)!r} is not a directory; create it first")
+    existing = [p for p in ("ca.crt", "server.pem", "server.key") if (out / p).exists()]
+    if existing:
+        raise ConfigurationError(f"{out / existing[0]} already exists: use an empty directory")
+    tls = make_tls_material(out)
+    print(f"{tls.ca_cert}\n{tls.server_cert}\n{tls.server_key}")
+    for i in range(1, args.supernodes + 1):
+        node = make_node_key(out, f"supernode-{i}")
+        print(f"{node.private_key}\n{node.public_key}")
+    return EXIT_OK
 
 
 def reference_markdown() -> str:
@@ -397,6 +451,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "simulate":
             return _simulate(args, argv)
+        if args.command == "keys":
+            return _keys(args)
     except SSDDLError as exc:
         print(f"ssddl: error: {cli_words(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
