@@ -22,19 +22,28 @@ from flwr.simulation import run_simulation
 from ssddl_flower_app import client_app, server_app
 
 
+def _with(context: Context, run: dict[str, Any]) -> Context:
+    """The same node and state (one RecordDict object), with ``run`` as its run config."""
+    return Context(
+        run_id=context.run_id,
+        node_id=context.node_id,
+        node_config=context.node_config,
+        state=context.state,
+        run_config=run,
+    )
+
+
 def main(num_nodes: int, run: dict[str, Any]) -> None:
     server = ServerApp()
 
     @server.main()
     def _main(grid: Grid, context: Context) -> None:
-        context.run_config = run
-        server_app.main(grid, context)
+        server_app.main(grid, _with(context, run))
 
     client = ClientApp()
 
     def delegate(message: Message, context: Context) -> Message:
-        context.run_config = run
-        return client_app.app(message, context)
+        return client_app.app(message, _with(context, run))
 
     client.query("ssddl")(delegate)
     client.evaluate()(delegate)
