@@ -80,7 +80,7 @@ def main(grid: Grid, context: Context) -> None:
         if record is None:
             return
         np.save(record / f"round-{outcome.round}.npy", arrays_to_vector(arrays), allow_pickle=False)
-        line = {"round": outcome.round, "contributors": list(outcome.contributors),
+        line = {"round": outcome.round, "members": list(outcome.contributors),
                 **outcome_metrics(outcome)}  # fmt: skip
         with open(record / "rounds.jsonl", "a", encoding="utf-8") as handle:
             handle.write(json.dumps(line) + "\n")
