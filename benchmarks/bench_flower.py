@@ -20,7 +20,9 @@ Ratios are against plain FedAvg measured in the same run. Entries:
 * ``secagg+`` — ``DefaultWorkflow(fit_workflow=SecAggPlusWorkflow(num_shares=7,
   reconstruction_threshold=4))`` + ``secaggplus_mod`` (Flower's SecAgg+ exists only on the
   legacy API);
-* ``ssddl``   — the slot :func:`ssddl_entry`; returns None until the protocol wiring lands.
+* ``ssddl``   — SSDDL mode ``prg`` with double masking (``ssddl.runtime.flower``: the
+  ``SSDDLSession`` workflow + ``SSDDLClient`` ClientApp), two round trips per round;
+* ``ssddl-none`` — the same with recovery ``none`` (the paper's: one round trip per round).
 
 A subprocess is used because Ray is initialised once per process; its process group is
 killed by pid when it ends.
@@ -196,9 +198,86 @@ def _legacy_server(spec: Spec, grid: Any, context: Any, clock: RoundClock, secag
     DefaultWorkflow(fit_workflow=fit_workflow)(grid, legacy)
 
 
-def ssddl_entry() -> Entry | None:
-    """The SSDDL slot: return an :class:`Entry` once the protocol runs on Flower."""
-    return None
+def _ssddl_keys(spec: Spec) -> Path:
+    """Identity keys for the N virtual nodes (written once per worker, read by the actors)."""
+    from ssddl.runtime.keyfiles import write_identities
+
+    directory = Path(tempfile.mkdtemp(prefix="ssddl-bench-keys-", dir="/tmp"))
+    write_identities(directory, spec.n)
+    return directory
+
+
+def _ssddl_client(spec: Spec, keys: Path) -> Any:
+    from flwr.clientapp import ClientApp
+
+    from ssddl.protocol.localtrain import LocalUpdate
+    from ssddl.protocol.policy import ParticipantPolicy
+    from ssddl.runtime.flower import NodeSettings, SSDDLClient
+    from ssddl.runtime.keyfiles import identity_file, load_identity, load_roster
+
+    def settings(context: Any) -> NodeSettings:
+        part = int(context.node_config["partition-id"])
+        return NodeSettings(
+            identity=load_identity(identity_file(keys, part + 1)),
+            roster=load_roster(keys / "roster.json"),
+            policy=ParticipantPolicy(),
+        )
+
+    def train(weights: Any, round_number: int, participant: int, context: Any) -> LocalUpdate:
+        return LocalUpdate(_client_vector(spec, participant), 1)
+
+    client = SSDDLClient(train, settings=settings)
+    app = ClientApp()
+    app.query("ssddl")(client.query)
+    return app
+
+
+def _ssddl_server(
+    spec: Spec, grid: Any, context: Any, clock: RoundClock, keys: Path, recovery: str
+) -> None:
+    import numpy as np
+    from flwr.app import ArrayRecord
+
+    from ssddl.protocol.config import ProtocolConfig
+    from ssddl.runtime.flower import SSDDLSession, WorkflowConfig
+    from ssddl.runtime.keyfiles import load_roster
+
+    protocol = ProtocolConfig(mode="prg", rounds=spec.rounds, recovery=recovery, max_samples=1)
+    config = WorkflowConfig(
+        protocol,
+        load_roster(keys / "roster.json"),
+        stage_timeout=600.0,
+        discovery_timeout=600.0,
+        poll_interval=None,  # the in-memory grid's own 0.1 s pull, as for the other entries
+    )
+    session = SSDDLSession(config)
+    session.open(grid, ArrayRecord(numpy_ndarrays=[np.zeros(spec.m, dtype=np.float32)]))
+    try:
+        for _ in range(spec.rounds):
+            clock.begin()
+            outcome = session.round()
+            clock.end()
+            if len(outcome.contributors) != spec.n:
+                raise RuntimeError(f"round {outcome.round}: {outcome.status.name}")
+    finally:
+        session.close()
+
+
+def ssddl_entry(recovery: str = "double-mask") -> Entry | None:
+    """SSDDL mode ``prg`` through the Flower workflow and ClientApp (``query.ssddl``)."""
+    keys: dict[str, Path] = {}
+
+    def key_dir(spec: Spec) -> Path:
+        if "dir" not in keys:
+            keys["dir"] = _ssddl_keys(spec)
+        return keys["dir"]
+
+    name = "ssddl" if recovery == "double-mask" else f"ssddl-{recovery}"
+    return Entry(
+        name,
+        lambda g, c, s, k: _ssddl_server(s, g, c, k, key_dir(s), recovery),
+        lambda s: _ssddl_client(s, key_dir(s)),
+    )
 
 
 def entries() -> dict[str, Entry]:
@@ -214,9 +293,10 @@ def entries() -> dict[str, Entry]:
             lambda s: _legacy_client(s, secagg=True),
         ),
     }
-    slot = ssddl_entry()
-    if slot is not None:
-        found[slot.name] = slot
+    for recovery in ("double-mask", "none"):
+        slot = ssddl_entry(recovery)
+        if slot is not None:
+            found[slot.name] = slot
     return found
 
 
@@ -300,21 +380,32 @@ def add_ratios(rows: list[dict[str, Any]]) -> None:
             continue
         r["time_vs_fedavg"] = r["round_seconds"] / plain["round_seconds"]
         r["upload_vs_fedavg"] = r["upload_bytes_per_client"] / plain["upload_bytes_per_client"]
+    secagg = {(r["n"], r["m"]): r for r in rows if r["entry"] == "secagg+" and "error" not in r}
+    for r in rows:
+        other = secagg.get((r["n"], r["m"]))
+        if other is None or "error" in r or not r["entry"].startswith("ssddl"):
+            continue
+        r["time_vs_secagg"] = r["round_seconds"] / other["round_seconds"]
+        r["upload_vs_secagg"] = r["upload_bytes_per_client"] / other["upload_bytes_per_client"]
 
 
 def render(rows: list[dict[str, Any]], rounds: int) -> tuple[str, str]:
-    headers = ["entry", "N", "M", "s / round", "× FedAvg", "upload B / client / round",
-               "× FedAvg"]  # fmt: skip
+    headers = ["entry", "N", "M", "s / round", "× FedAvg", "× SecAgg+",
+               "upload B / client / round", "× FedAvg", "× SecAgg+"]  # fmt: skip
     table = []
     for r in rows:
         if "error" in r:
-            table.append([r["entry"], r["n"], r["m"], r["error"], "", "", ""])
+            table.append([r["entry"], r["n"], r["m"], r["error"], "", "", "", "", ""])
             continue
+
+        def ratio(key: str, row: dict[str, Any] = r) -> str:
+            return f"{row[key]:.2f}" if key in row else ""
+
         table.append([
             r["entry"], r["n"], f"{r['m']:,}", f"{r['round_seconds']:.3f}",
-            f"{r.get('time_vs_fedavg', float('nan')):.2f}",
+            ratio("time_vs_fedavg"), ratio("time_vs_secagg"),
             f"{r['upload_bytes_per_client']:,.0f}",
-            f"{r.get('upload_vs_fedavg', float('nan')):.2f}",
+            ratio("upload_vs_fedavg"), ratio("upload_vs_secagg"),
         ])  # fmt: skip
     md = (
         f"## Secure aggregation on Flower's simulation engine ({rounds} rounds, median of "
@@ -323,9 +414,9 @@ def render(rows: list[dict[str, Any]], rounds: int) -> tuple[str, str]:
         + "\n"
     )
     buffer = io.StringIO()
-    fields = ["entry", "n", "m", "round_seconds", "time_vs_fedavg", "upload_bytes_per_client",
-              "upload_vs_fedavg", "download_bytes_per_client", "rounds_measured", "wall_seconds",
-              "error"]  # fmt: skip
+    fields = ["entry", "n", "m", "round_seconds", "time_vs_fedavg", "time_vs_secagg",
+              "upload_bytes_per_client", "upload_vs_fedavg", "upload_vs_secagg",
+              "download_bytes_per_client", "rounds_measured", "wall_seconds", "error"]  # fmt: skip
     writer = csv.DictWriter(buffer, fieldnames=fields, extrasaction="ignore")
     writer.writeheader()
     writer.writerows(rows)
@@ -340,6 +431,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--m", type=int, action="append", help="model sizes")
     parser.add_argument("--limit", type=float, default=900.0, help="seconds per point")
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--entry", action="append", help="run only these entries")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--worker-out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -355,7 +447,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--rounds must be >= 2 (round 1 pays Ray's start-up and is not measured)")
     ns = tuple(args.n or (QUICK_N if args.quick else FULL_N))
     ms = tuple(args.m or (QUICK_M if args.quick else FULL_M))
-    names = list(entries())
+    names = [n for n in entries() if not args.entry or n in args.entry or n == "fedavg"]
     rows = []
     with tempfile.TemporaryDirectory(prefix="ssddl-bench-", dir="/tmp") as tmp:
         for m in ms:

@@ -14,12 +14,24 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "ssddl"
 #: layer -> the ssddl packages (and third-party roots) it must never import
 FORBIDDEN = {
     "hazmat": {
-        "ssddl.protocol", "ssddl.learning", "ssddl.runtime", "ssddl.baselines",
-        "ssddl.attacks", "ssddl.cli", "ssddl.experiments", "torch",
+        "ssddl.protocol",
+        "ssddl.learning",
+        "ssddl.runtime",
+        "ssddl.baselines",
+        "ssddl.attacks",
+        "ssddl.cli",
+        "ssddl.experiments",
+        "torch",
     },
     "protocol": {
-        "ssddl.learning", "ssddl.runtime", "ssddl.baselines", "ssddl.attacks", "ssddl.cli",
-        "ssddl.experiments", "torch", "flwr",
+        "ssddl.learning",
+        "ssddl.runtime",
+        "ssddl.baselines",
+        "ssddl.attacks",
+        "ssddl.cli",
+        "ssddl.experiments",
+        "torch",
+        "flwr",
     },
     "learning": {"ssddl.protocol", "ssddl.runtime", "ssddl.cli", "ssddl.experiments"},
     "runtime": {"ssddl.cli", "ssddl.experiments", "ssddl.attacks"},

@@ -125,15 +125,67 @@ def build_parser() -> argparse.ArgumentParser:
             if spec.section == section:
                 _add_option(group, spec)
     _add_audit_parser(sub)
+    _add_keys_parser(sub)
     return parser
+
+
+def _add_keys_parser(sub: Any) -> None:
+    keys = sub.add_parser(
+        "keys",
+        help="key material for participants on separate machines (Flower)",
+        description="Write identity keys and a roster (gen) or throw-away TLS certificates "
+        "and SuperNode keys for 127.0.0.1 (certs). Exit status: 0 done, 2 bad input.",
+    )
+    what = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    gen = what.add_parser(
+        "gen",
+        help="Ed25519 identity keys (participant-<id>.key, mode 0600) and roster.json",
+    )
+    gen.add_argument("--participants", type=int, required=True, metavar="N")
+    gen.add_argument("--out", type=Path, required=True, metavar="DIR")
+    certs = what.add_parser(
+        "certs",
+        help="a CA, a server certificate for 127.0.0.1 and optional SuperNode auth keys",
+    )
+    certs.add_argument("--out", type=Path, required=True, metavar="DIR")
+    certs.add_argument(
+        "--supernodes", type=int, default=0, metavar="N",
+        help="also write N SuperNode authentication key pairs (supernode-<i>, .pub)",
+    )  # fmt: skip
+
+
+def _keys(args: argparse.Namespace) -> int:
+    """``ssddl keys gen|certs``: files only, printed one per line (never key material)."""
+    from ssddl.exceptions import ConfigurationError
+    from ssddl.runtime.keyfiles import write_identities
+
+    out = Path(args.out)
+    if args.keys_command == "gen":
+        written = write_identities(out, args.participants)
+        for path in (*written.keys.values(), written.roster):
+            print(path)
+        return EXIT_OK
+    from ssddl.runtime.flower.certs import make_node_key, make_tls_material
+
+    if args.supernodes < 0:
+        raise ConfigurationError("--supernodes must be >= 0")
+    if not out.is_dir():
+        raise ConfigurationError(f"--out {str(out)!r} is not a directory; create it first")
+    existing = [p for p in ("ca.crt", "server.pem", "server.key") if (out / p).exists()]
+    if existing:
+        raise ConfigurationError(f"{out / existing[0]} already exists: use an empty directory")
+    tls = make_tls_material(out)
+    print(f"{tls.ca_cert}\n{tls.server_cert}\n{tls.server_key}")
+    for i in range(1, args.supernodes + 1):
+        node = make_node_key(out, f"supernode-{i}")
+        print(f"{node.private_key}\n{node.public_key}")
+    return EXIT_OK
 
 
 def reference_markdown() -> str:
     """``docs/reference/options.md``: every flag of ``ssddl simulate`` and its TOML key,
     generated from the parser and :data:`OPTIONS` (a test fails when the file drifts)."""
-    commands = next(
-        a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)
-    )
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
     sim = commands.choices["simulate"]
     by_dest = {spec.dest: spec for spec in OPTIONS}
     lines = [
@@ -141,7 +193,7 @@ def reference_markdown() -> str:
         "",
         "<!-- generated from src/ssddl/cli.py and src/ssddl/experiments/options.py; regenerate "
         "with: python -c 'from ssddl.cli import reference_markdown as r; "
-        "print(r(), end=\"\")' > docs/reference/options.md -->",
+        'print(r(), end="")\' > docs/reference/options.md -->',
         "",
         "Every option can be given on the command line or as a key of a `--config` TOML file "
         "(top-level keys, or in the `[protocol]` / `[train]` section); the command line wins. "
@@ -447,6 +499,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _simulate(args, argv)
         if args.command == "audit":
             return _audit(args)
+        if args.command == "keys":
+            return _keys(args)
     except SSDDLError as exc:
         print(f"ssddl: error: {cli_words(str(exc))}", file=sys.stderr)
         return EXIT_USAGE

@@ -5,6 +5,7 @@ error replies from node id 1). No Flower processes: these run in well under a se
 from __future__ import annotations
 
 import struct
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -70,6 +71,18 @@ class FakeGrid:
             replies += make(messages)
         return replies
 
+    def push_messages(self, messages: Any) -> list[str]:
+        self.pushed = self.send_and_receive(messages, timeout=None)
+        self.sent_groups = [m.metadata.group_id for m in messages]
+        return [r.metadata.reply_to_message_id for r in self.pushed] + ["never-answered"]
+
+    def pull_messages(self, message_ids: Any) -> list[Message]:
+        self.pulls = getattr(self, "pulls", 0) + 1
+        wanted = set(message_ids)
+        out = [r for r in self.pushed if r.metadata.reply_to_message_id in wanted]
+        self.pushed = []  # each reply is pulled once
+        return out
+
 
 def make(handler: Any = counter, nodes: dict[int, int] = NODES) -> tuple[FakeGrid, FlowerExchange]:
     grid = FakeGrid(frame_query(handler), set(nodes.values()))
@@ -134,7 +147,7 @@ def test_handler_errors_become_error_replies_without_payload_and_keep_state() ->
     replies = ex.send_and_receive([Frame(0, 1, b"reject"), Frame(0, 2, b"crash")], timeout=1.0)
     assert replies == []
     assert ex.last_batch is not None and ex.last_batch.rejected == (1, 2)
-    (r1, r2) = ex.rejections
+    (r1, r2) = ex.errors
     assert (r1.participant, r1.code) == (1, ERROR_REJECTED)
     assert r1.reason == "ProtocolError: refused frame 'reject'"
     assert (r2.participant, r2.code) == (2, ERROR_INTERNAL)
@@ -192,7 +205,7 @@ def test_superlink_error_reply_is_a_rejection_for_the_target() -> None:
 
     grid.extra.append(offline)
     ex.send_and_receive([Frame(0, p, value(p)) for p in NODES], timeout=1.0)
-    assert ex.rejections[-1].participant == 3 and ex.rejections[-1].code == 5
+    assert ex.errors[-1].participant == 3 and ex.errors[-1].code == 5
     assert ex.last_batch is not None and ex.last_batch.rejected == (3,)
 
 
@@ -200,7 +213,7 @@ def test_malformed_reply_content_is_a_rejection() -> None:
     grid = FakeGrid(lambda m, c: Message(RecordDict(), reply_to=m), {9001})
     ex = FlowerExchange(grid, {1: 9001})
     assert ex.send_and_receive([Frame(0, 1, b"a")], timeout=1.0) == []
-    assert ex.rejections[0].code == ERROR_MALFORMED
+    assert ex.errors[0].code == ERROR_MALFORMED
 
 
 def test_ssddl_frames_are_counted_by_kind() -> None:
@@ -289,6 +302,34 @@ def test_invalid_signature_text_reaches_the_server() -> None:
 
     _, ex = make(picky)
     ex.send_and_receive([Frame(0, 2, b"a")], timeout=1.0)
-    assert ex.rejections[0].reason == (
-        "InvalidSignature: key advert of participant 2 does not verify"
+    assert ex.errors[0].reason == ("InvalidSignature: key advert of participant 2 does not verify")
+
+
+def test_poll_interval_pulls_until_the_timeout_and_labels_the_round() -> None:
+    grid = FakeGrid(frame_query(counter), set(NODES.values()))
+    ex = FlowerExchange(grid, NODES, poll_interval=0.05)
+    started = time.monotonic()
+    replies = ex.send_and_receive(
+        [Frame(0, p, value(p)) for p in NODES], timeout=0.3, round_number=4
     )
+    assert 0.25 <= time.monotonic() - started < 2.0  # one message id never answers
+    assert sorted({f.sender for f in replies}) == [1, 2, 3]
+    assert grid.sent_groups == ["4", "4", "4"] and grid.pulls >= 3
+
+
+def test_error_replies_reach_the_driver_as_rejections() -> None:
+    from ssddl.runtime.exchange import Rejection
+
+    _, ex = make()
+    ex.send_and_receive(
+        [Frame(0, 1, b"reject"), Frame(0, 2, b"crash")], timeout=1.0, round_number=2
+    )
+    assert ex.rejections == [
+        Rejection(2, 1, 0, "opaque", "ProtocolError", "refused frame 'reject'"),
+        Rejection(2, 2, 0, "opaque", "FlowerError102", "internal error (RuntimeError)"),
+    ]
+
+
+def test_bad_poll_interval_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="poll_interval"):
+        FlowerExchange(FakeGrid(frame_query(counter), set()), NODES, poll_interval=0)

@@ -121,9 +121,7 @@ def test_a_server_rebuilt_before_every_message_gives_the_recorded_transcript(nam
 
     def patched(*args, **kw):
         session = original(*args, **kw)
-        session.driver = RebuildingDriver(
-            session.server, session.transport, session.server.roster
-        )
+        session.driver = RebuildingDriver(session.server, session.transport, session.server.roster)
         return session
 
     transcript.make_session = patched

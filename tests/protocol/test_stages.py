@@ -97,9 +97,9 @@ CASES = sorted(EXPECTED_PARTICIPANT, key=str)
 
 def test_default_variants():
     assert participant_transitions(Mode.PRG) == EXPECTED_PARTICIPANT[(Mode.PRG, Variant(DM))]
-    assert participant_transitions(Mode.SHAMIR) == EXPECTED_PARTICIPANT[
-        (Mode.SHAMIR, Variant(NONE))
-    ]
+    assert (
+        participant_transitions(Mode.SHAMIR) == EXPECTED_PARTICIPANT[(Mode.SHAMIR, Variant(NONE))]
+    )
 
 
 @pytest.mark.parametrize("mode,variant", CASES, ids=str)

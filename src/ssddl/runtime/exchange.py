@@ -76,6 +76,12 @@ class Driver:
     A phase ends when every awaited reply has arrived, or when a batch's replies are in and
     the server still waits (the exchange's timeout passed): then the server's ``deadline()``
     goes on with what arrived.
+
+    ``defer_idle=True`` saves round trips on a slow transport: frames the server sends when
+    it waits for nothing (the key directory, a round's end, the session's end) expect no
+    reply, so they are held and go out in front of the next batch to the same recipients
+    (in order: every participant handles its frames in sequence); :meth:`finish` sends what
+    is still held.
     """
 
     #: a phase that keeps producing work this many times over is a bug, not a network
@@ -88,8 +94,11 @@ class Driver:
         *,
         timeout: float | None = None,
         on_outcome: Callable[[RoundOutcome], None] | None = None,
+        defer_idle: bool = False,
     ) -> None:
         self.server = server
+        self.defer_idle = defer_idle
+        self._held: list[Frame] = []
         self.exchange = exchange
         self.timeout = timeout
         self.server_rejections: list[Rejection] = []
@@ -123,6 +132,17 @@ class Driver:
 
     def finish(self) -> None:
         self.run(self._timed(self.server.finish))
+        self.flush()
+
+    def flush(self) -> None:
+        """Send the frames held by ``defer_idle`` (their replies, if any, are fed as usual)."""
+        held, self._held = self._held, []
+        if held:
+            self.feed(
+                self.exchange.send_and_receive(
+                    held, timeout=self.timeout, round_number=self._round_label
+                )
+            )
 
     def start_round(self) -> list[Frame]:
         """SelectGroup only: send the round's start and return the replies unprocessed
@@ -162,6 +182,11 @@ class Driver:
 
     def _send(self, envelopes: Sequence[Envelope]) -> list[Frame]:
         frames = [Frame(SERVER, env.recipient, env.message.encode()) for env in envelopes]
+        if self.defer_idle:
+            if not self.server.waiting:
+                self._held += frames
+                return []
+            frames, self._held = self._held + frames, []
         return self.exchange.send_and_receive(
             frames, timeout=self.timeout, round_number=self._round_label
         )

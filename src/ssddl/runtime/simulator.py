@@ -26,10 +26,10 @@ from ssddl.exceptions import ConfigurationError, ValidationError
 from ssddl.hazmat.codec import ring_sum
 from ssddl.hazmat.rand import InsecureSeededRandom, OsRandom, RandomSource
 from ssddl.learning.data import ArrayDataset
-from ssddl.learning.train import LocalTrainConfig, evaluate, train_local
+from ssddl.learning.train import LocalTrainConfig, evaluate
 from ssddl.learning.vector import model_to_vector, vector_to_model
 from ssddl.protocol.config import ProtocolConfig, SessionParams
-from ssddl.protocol.localtrain import LocalUpdate
+from ssddl.protocol.localtrain import Trainer
 from ssddl.protocol.messages import RoundStatus
 from ssddl.protocol.participant import Participant
 from ssddl.protocol.policy import ParticipantPolicy
@@ -37,7 +37,9 @@ from ssddl.protocol.select import UniformSubset
 from ssddl.protocol.server import RoundOutcome, Server
 from ssddl.runtime.exchange import Driver, Frame, Rejection
 from ssddl.runtime.inmemory import Fault, InMemoryExchange, LiveHost, TrafficRecord, Vanish
+from ssddl.runtime.seeds import rounding_rng, selection_rng
 from ssddl.runtime.session import make_members
+from ssddl.runtime.training import model_trainer
 from ssddl.validators import check_int
 
 __all__ = [
@@ -208,11 +210,6 @@ def plain_upload_size(model_size: int) -> int:
     return len(probe.encode())
 
 
-def _derive(seed: int, *parts: object) -> int:
-    digest = hashlib.sha256(repr((seed, *parts)).encode()).digest()
-    return int.from_bytes(digest[:8], "little") >> 1  # 63 bits: a valid torch seed
-
-
 def _crypto_source(config: SimulationConfig, who: int) -> RandomSource:
     if config.insecure_crypto_seed is None:
         return OsRandom()
@@ -290,22 +287,15 @@ def _simulate(
     identities, roster = members.identities, members.roster
     plaintexts: dict[int, dict[int, np.ndarray]] = {}
 
-    def make_trainer(pid: int) -> Callable[[np.ndarray, int], LocalUpdate]:
-        data = datasets[pid - 1]
-
-        def trainer(weights: np.ndarray, round_number: int) -> LocalUpdate:
-            vector_to_model(weights, work_model)
-            result = train_local(
-                work_model,
-                data,
-                config.train,
-                seed=_derive(config.seed, "train", pid, round_number),
-                device=hooks.device,
-            )
-            delta = model_to_vector(work_model) - weights
-            return LocalUpdate(delta, result.num_samples, {"loss": result.mean_loss})
-
-        return trainer
+    def make_trainer(pid: int) -> Trainer:
+        return model_trainer(
+            work_model,
+            datasets[pid - 1],
+            config.train,
+            seed=config.seed,
+            participant=pid,
+            device=hooks.device,
+        )
 
     def make_inspector(pid: int) -> Callable[[int, np.ndarray], None] | None:
         if not config.validate:
@@ -383,8 +373,8 @@ def _generators(
 ) -> tuple[np.random.Generator, dict[int, np.random.Generator]]:
     """Group selection and per-participant rounding generators (public, from ``seed``), at
     the state a resumed run left them in."""
-    rounding = {p: np.random.default_rng(_derive(seed, "rounding", p)) for p in ids}
-    selection = np.random.default_rng(_derive(seed, "select"))
+    rounding = {p: rounding_rng(seed, p) for p in ids}
+    selection = selection_rng(seed)
     if resume is not None:
         selection.bit_generator.state = resume.selection_state
         for p, state in resume.rounding_states.items():

@@ -11,8 +11,9 @@ SuperLink only stores when it equals the destination of the message it answers (
 SuperNode authentication, the node is the holder of a registered key). Nothing is read from
 the payload for that. Replies that do not answer a message of this batch, come from a node
 outside the mapping, or answer a node's message twice are dropped and counted in
-:attr:`FlowerExchange.dropped`. Error replies are kept as :class:`Rejection` values (code and
-reason, no payload).
+:attr:`FlowerExchange.dropped`. Error replies are kept as :class:`ErrorReply` values (Flower's
+code and reason, no payload) and, for the :class:`~ssddl.runtime.exchange.Driver`, as
+:class:`~ssddl.runtime.exchange.Rejection` values in :attr:`FlowerExchange.rejections`.
 """
 
 from __future__ import annotations
@@ -26,17 +27,18 @@ from typing import Any
 
 from ssddl.exceptions import ConfigurationError, MalformedMessage
 from ssddl.protocol.messages import SERVER
+from ssddl.runtime.exchange import Frame, Rejection
 from ssddl.runtime.flower._records import (
     ERROR_MALFORMED,
+    ERROR_REJECTED,
     FRAMES,
     RECORD,
     check_message_type,
     frame_kind,
     frames_in,
 )
-from ssddl.runtime.flower._seam import Frame
 
-__all__ = ["BatchReport", "FlowerExchange", "Rejection"]
+__all__ = ["BatchReport", "ErrorReply", "FlowerExchange"]
 
 #: The node id Flower uses for the SuperLink itself (``flwr.common.constant``): error replies
 #: the SuperLink makes on a node's behalf (node offline, message expired) come from it.
@@ -44,7 +46,7 @@ SUPERLINK_NODE_ID = 1
 
 
 @dataclass(frozen=True)
-class Rejection:
+class ErrorReply:
     """An error reply: which participant's message failed, Flower's error code and reason."""
 
     participant: int
@@ -93,6 +95,11 @@ class FlowerExchange:
     Flower's HTTP grid pulls every 3 s, so a call can return up to one pull interval after
     its timeout. ``ttl`` (seconds) is the lifetime of each outgoing message at the SuperLink
     (Flower's default, 12 h, when None). ``kind_of`` names a frame's kind for the byte counts.
+
+    ``poll_interval`` (seconds): when set, a call pushes its messages and pulls replies at
+    this interval itself (``grid.push_messages`` / ``grid.pull_messages``) instead of calling
+    ``grid.send_and_receive``, whose HTTP implementation sleeps 3 s between pulls.
+    Each call's messages carry ``group_id = str(round_number)`` (−1 for Init).
     """
 
     def __init__(
@@ -105,6 +112,7 @@ class FlowerExchange:
         ttl: float | None = None,
         kind_of: Callable[[bytes], str] = frame_kind,
         clock: Callable[[], float] = time.monotonic,
+        poll_interval: float | None = None,
     ) -> None:
         try:
             self.message_type = check_message_type(message_type)
@@ -116,13 +124,22 @@ class FlowerExchange:
             if ttl <= 0:
                 raise ConfigurationError(f"ttl must be > 0 seconds, got {ttl!r}")
         self.ttl = ttl
+        if poll_interval is not None:
+            self._check_timeout(poll_interval, "poll_interval")
+            if poll_interval <= 0:
+                raise ConfigurationError(
+                    f"poll_interval must be > 0 seconds, got {poll_interval!r}"
+                )
+        self.poll_interval = poll_interval
         self._grid = grid
         self._node_of = _check_node_ids(node_ids)
         self._pid_of = {nid: pid for pid, nid in self._node_of.items()}
         self._kind_of = kind_of
         self._clock = clock
         self._batches = 0
-        #: Every error reply so far, in arrival order.
+        #: Every error reply so far, in arrival order (Flower's code and reason).
+        self.errors: list[ErrorReply] = []
+        #: The same error replies as the Driver reports refusals (round, participant, error).
         self.rejections: list[Rejection] = []
         #: Replies dropped, by reason: ``unknown_node``, ``unmatched``, ``sender_mismatch``,
         #: ``duplicate``.
@@ -130,6 +147,8 @@ class FlowerExchange:
         #: Frame payload bytes by (protocol id, kind, "up" | "down").
         self.traffic: Counter[tuple[int, str, str]] = Counter()
         self.last_batch: BatchReport | None = None
+        self._round = -1
+        self._first_kind: dict[int, str] = {}
 
     @property
     def node_ids(self) -> dict[int, int]:
@@ -150,7 +169,9 @@ class FlowerExchange:
 
     # -- the seam --------------------------------------------------------------------------
 
-    def send_and_receive(self, frames: Sequence[Frame], *, timeout: float | None) -> list[Frame]:
+    def send_and_receive(
+        self, frames: Sequence[Frame], *, timeout: float | None, round_number: int = -1
+    ) -> list[Frame]:
         wait = self.default_timeout if timeout is None else self._check_timeout(timeout, "timeout")
         batches = self._group(frames)
         if not batches:
@@ -158,10 +179,12 @@ class FlowerExchange:
         from flwr.app import ConfigRecord, Message, RecordDict
 
         self._batches += 1
+        self._round = round_number
+        self._first_kind = {pid: self._kind_of(datas[0]) for pid, datas in batches.items()}
         outgoing = []
         for pid, datas in batches.items():
             content = RecordDict({RECORD: ConfigRecord({FRAMES: datas})})
-            kwargs: dict[str, Any] = {"group_id": f"ssddl-{self._batches}"}
+            kwargs: dict[str, Any] = {"group_id": str(round_number)}
             if self.ttl is not None:
                 kwargs["ttl"] = self.ttl
             outgoing.append(Message(content, self._node_of[pid], self.message_type, **kwargs))
@@ -169,7 +192,10 @@ class FlowerExchange:
                 self.traffic[(pid, self._kind_of(data), "down")] += len(data)
 
         started = self._clock()
-        replies = list(self._grid.send_and_receive(outgoing, timeout=wait))
+        if self.poll_interval is None:
+            replies = list(self._grid.send_and_receive(outgoing, timeout=wait))
+        else:
+            replies = self._push_and_pull(outgoing, wait, self.poll_interval)
         seconds = self._clock() - started
         # Message ids are assigned by the grid when it pushes (they are content hashes).
         target_of = {msg.metadata.message_id: msg.metadata.dst_node_id for msg in outgoing}
@@ -183,6 +209,27 @@ class FlowerExchange:
             seconds=seconds,
         )
         return received
+
+    def _push_and_pull(self, outgoing: list[Any], wait: float, interval: float) -> list[Any]:
+        pending = set(self._grid.push_messages(outgoing))
+        deadline = self._clock() + wait
+        replies: list[Any] = []
+        while True:
+            pulled = list(self._grid.pull_messages(pending))
+            replies += pulled
+            pending -= {m.metadata.reply_to_message_id for m in pulled}
+            if not pending or self._clock() >= deadline:
+                return replies
+            time.sleep(min(interval, max(0.0, deadline - self._clock())))
+
+    def _refused(self, pid: int, code: int, reason: str) -> None:
+        """Record an error reply, for Flower (code) and for the Driver (error class)."""
+        self.errors.append(ErrorReply(pid, code, reason))
+        name, sep, detail = reason.partition(": ")
+        if code != ERROR_REJECTED or not sep or not name.isidentifier():
+            name, detail = f"FlowerError{code}", reason
+        kind = self._first_kind.get(pid, "opaque")
+        self.rejections.append(Rejection(self._round, pid, SERVER, kind, name, detail))
 
     def _group(self, frames: Iterable[Frame]) -> dict[int, list[bytes]]:
         batches: dict[int, list[bytes]] = {}
@@ -224,7 +271,7 @@ class FlowerExchange:
                     self.dropped["sender_mismatch"] += 1
                     continue
                 error = reply.error
-                self.rejections.append(Rejection(pid, int(error.code), str(error.reason or "")))
+                self._refused(pid, int(error.code), str(error.reason or ""))
                 rejected.add(pid)
                 continue
             if meta.src_node_id not in self._pid_of:
@@ -236,7 +283,7 @@ class FlowerExchange:
             try:
                 datas = frames_in(reply.content)
             except MalformedMessage as exc:
-                self.rejections.append(Rejection(pid, ERROR_MALFORMED, str(exc)))
+                self._refused(pid, ERROR_MALFORMED, str(exc))
                 rejected.add(pid)
                 continue
             replied.add(pid)

@@ -76,7 +76,7 @@ def run(grid: Grid, settings: Mapping[str, Any]) -> None:
         out,
         {
             "event": "done",
-            "rejections": [[r.participant, r.code, r.reason] for r in exchange.rejections],
+            "rejections": [[r.participant, r.code, r.reason] for r in exchange.errors],
             "dropped": dict(exchange.dropped),
             "bytes": {str(p): v for p, v in exchange.bytes_by_participant().items()},
         },

@@ -1,0 +1,1 @@
+"""The digits MLP trained with SSDDL on Flower: a ServerApp and a ClientApp."""

@@ -1,0 +1,387 @@
+"""The ClientApp side of SSDDL on Flower: a participant that lives in ``context.state``.
+
+A node's participant is its persisted state bytes plus the protocol's own handlers
+(:class:`~ssddl.protocol.participant.Participant`): every message rebuilds it from
+``context.state``, hands it the frames, and saves it again — the deployment engine runs every
+message in a fresh ClientApp process. What the participant trusts comes from the node itself,
+never from the server: its identity key, the roster and its :class:`ParticipantPolicy` are
+read by a *settings loader* (default :func:`node_settings`: the node's ``--node-config``).
+
+LocalTrain is the ClientApp's own training:
+
+* :class:`SSDDLClient` ``(train=fn)``: ``fn(weights, round, participant, context) ->
+  LocalUpdate`` (the flat float32 global weights in, the change and the sample count out;
+  ``participant`` is the node's protocol id); register
+  ``client.query`` with ``@app.query("ssddl")``;
+* :func:`ssddl_mod` ``(template=...)``: a Flower ``Mod`` for a Message-API ClientApp whose
+  ``@app.train()`` function trains: the mod answers ``query.ssddl`` itself and, when the
+  participant trains, calls ``call_next`` with a ``train`` message holding the global model
+  as an ``ArrayRecord`` (laid out like ``template(context)``) and a ``ConfigRecord`` with
+  ``server-round``; the reply's ``ArrayRecord`` and its ``MetricRecord["num-examples"]`` are
+  the update (Flower's own conventions).
+
+A ``query.ssddl`` message whose content holds the ConfigRecord ``"ssddl.hello"`` is the
+workflow's discovery: the node answers with the protocol id its identity key has in its
+roster, and that public key, so the server can map Flower node ids to protocol ids (the
+signed key advert in Init then proves the claim).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import struct
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ssddl.exceptions import ConfigurationError, MalformedMessage
+from ssddl.hazmat.keys import IdentityKey
+from ssddl.protocol.config import Recovery
+from ssddl.protocol.localtrain import LocalUpdate
+from ssddl.protocol.messages import decode_message
+from ssddl.protocol.participant import Participant
+from ssddl.protocol.policy import DEFAULT_MAX_ROUND, SECURE_MODES, ParticipantPolicy
+from ssddl.runtime.flower.client import answer
+from ssddl.runtime.keyfiles import identity_file, load_identity, load_roster, participant_id
+from ssddl.runtime.seeds import rounding_rng
+
+__all__ = [
+    "HELLO",
+    "NodeSettings",
+    "SSDDLClient",
+    "TrainFn",
+    "arrays_to_vector",
+    "node_settings",
+    "policy_from_config",
+    "simulation_settings",
+    "ssddl_mod",
+    "vector_to_arrays",
+]
+
+#: The ConfigRecord that marks the workflow's discovery message (and its reply).
+HELLO = "ssddl.hello"
+
+#: LocalTrain of a ClientApp: (flat global weights, round, protocol id, context) -> update
+TrainFn = Callable[[np.ndarray, int, int, Any], LocalUpdate]
+
+
+@dataclass(frozen=True)
+class NodeSettings:
+    """What a node trusts, from its own configuration and files."""
+
+    identity: IdentityKey = field(repr=False)
+    roster: Mapping[int, bytes] = field(repr=False)
+    policy: ParticipantPolicy
+    #: public seed of the stochastic-rounding generator (None: fresh OS randomness)
+    seed: int | None = None
+
+    @property
+    def participant(self) -> int:
+        return participant_id(self.identity, dict(self.roster))
+
+
+def _names(value: Any, key: str) -> tuple[str, ...]:
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigurationError(f"node config {key} must be a comma-separated list of names")
+    return tuple(v.strip() for v in value.split(",") if v.strip())
+
+
+def _int(config: Mapping[str, Any], key: str, default: int) -> int:
+    value = config.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigurationError(f"node config {key} must be an integer, got {value!r}")
+    return value
+
+
+def policy_from_config(config: Mapping[str, Any]) -> ParticipantPolicy:
+    """A :class:`ParticipantPolicy` from node-config keys (each optional):
+    ``ssddl-modes`` ("prg,shamir"), ``ssddl-min-threshold``, ``ssddl-min-group-size``,
+    ``ssddl-max-round``, ``ssddl-recoveries`` ("double-mask,none") and
+    ``ssddl-require-consistency`` (true/false)."""
+    defaults = ParticipantPolicy()
+    modes = _names(config.get("ssddl-modes", ",".join(SECURE_MODES)), "ssddl-modes")
+    recoveries = _names(
+        config.get("ssddl-recoveries", ",".join(r.value for r in defaults.recoveries)),
+        "ssddl-recoveries",
+    )
+    consistency = config.get("ssddl-require-consistency", False)
+    if not isinstance(consistency, bool):
+        raise ConfigurationError("node config ssddl-require-consistency must be true or false")
+    try:
+        parsed = tuple(Recovery(r) for r in recoveries)
+    except ValueError:
+        raise ConfigurationError(
+            f"node config ssddl-recoveries {recoveries!r}: use names from "
+            f"{', '.join(r.value for r in Recovery)}"
+        ) from None
+    return ParticipantPolicy(
+        modes=modes,
+        min_threshold=_int(config, "ssddl-min-threshold", defaults.min_threshold),
+        min_group_size=_int(config, "ssddl-min-group-size", defaults.min_group_size),
+        max_round=_int(config, "ssddl-max-round", DEFAULT_MAX_ROUND),
+        recoveries=parsed,
+        require_consistency=consistency,
+    )
+
+
+def simulation_settings(context: Any) -> NodeSettings:
+    """Settings for Flower's simulation engine, where every virtual node is on this machine
+    and has only ``partition-id`` in its node config: the key of partition ``k`` is
+    ``participant-<k+1>.key`` in the run config's ``ssddl-keys-dir`` (with its
+    ``roster.json``); the policy keys and ``seed`` come from the run config. Use
+    :func:`node_settings` for real nodes."""
+    run = context.run_config
+    directory = run.get("ssddl-keys-dir")
+    part = context.node_config.get("partition-id")
+    if not isinstance(directory, str) or not directory or not isinstance(part, int):
+        raise ConfigurationError(
+            "simulation_settings needs run config ssddl-keys-dir and node config partition-id"
+        )
+    seed = run.get("seed")
+    return NodeSettings(
+        identity=load_identity(identity_file(Path(directory), part + 1)),
+        roster=load_roster(Path(directory) / "roster.json"),
+        policy=policy_from_config(run),
+        seed=seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
+    )
+
+
+def node_settings(context: Any) -> NodeSettings:
+    """The default settings loader: the node's own ``--node-config``, with
+    ``ssddl-identity-key`` (path of its ``participant-<id>.key``), ``ssddl-roster`` (path of
+    ``roster.json``), the policy keys of :func:`policy_from_config` and ``ssddl-seed``."""
+    config = context.node_config
+    for key in ("ssddl-identity-key", "ssddl-roster"):
+        if not isinstance(config.get(key), str):
+            raise ConfigurationError(
+                f"node config {key} is missing: start the SuperNode with --node-config "
+                f"\"{key}='<path>'\" (files from 'ssddl keys gen')"
+            )
+    seed = config.get("ssddl-seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+        raise ConfigurationError("node config ssddl-seed must be a non-negative integer")
+    return NodeSettings(
+        identity=load_identity(config["ssddl-identity-key"]),
+        roster=load_roster(config["ssddl-roster"]),
+        policy=policy_from_config(config),
+        seed=seed,
+    )
+
+
+# -- persisted state: the participant's bytes and its public rounding generator ------------
+
+_LENGTH = struct.Struct(">I")
+
+
+def _pack(participant: bytes, rounding: str) -> bytes:
+    return _LENGTH.pack(len(participant)) + participant + rounding.encode()
+
+
+def _unpack(state: bytes) -> tuple[bytes, str]:
+    if len(state) < _LENGTH.size:
+        raise MalformedMessage("the persisted ssddl state is truncated")
+    (size,) = _LENGTH.unpack_from(state)
+    if len(state) < _LENGTH.size + size:
+        raise MalformedMessage("the persisted ssddl state is truncated")
+    try:
+        return state[4 : 4 + size], state[4 + size :].decode()
+    except UnicodeDecodeError:
+        raise MalformedMessage("the persisted rounding state is not text") from None
+
+
+class SSDDLClient:
+    """A node's participant: a ``FrameHandler`` plus the discovery answer.
+
+    ``train`` is LocalTrain (see :data:`TrainFn`); ``settings`` loads what the node trusts
+    from its own config (default :func:`node_settings`).
+    """
+
+    def __init__(
+        self,
+        train: TrainFn | None = None,
+        *,
+        settings: Callable[[Any], NodeSettings] = node_settings,
+    ) -> None:
+        if train is not None and not callable(train):
+            raise ConfigurationError("train must be a callable (weights, round, context)")
+        if not callable(settings):
+            raise ConfigurationError("settings must be a callable (context) -> NodeSettings")
+        self._train = train
+        self._settings = settings
+
+    def handle(
+        self,
+        state: bytes | None,
+        frames: list[bytes],
+        context: Any,
+        train: TrainFn | None = None,
+    ) -> tuple[bytes, list[bytes]]:
+        """The ``FrameHandler``: rebuild the participant, handle ``frames`` in order, save."""
+        settings = self._settings(context)
+        pid = settings.participant
+        train = train if train is not None else self._train
+        if train is None:
+            raise ConfigurationError("no LocalTrain: pass train= or use ssddl_mod")
+        rng = rounding_rng(settings.seed, pid) if settings.seed is not None else None
+        saved, rounding = _unpack(state) if state is not None else (b"", "")
+        if rng is not None and rounding:
+            try:
+                rng.bit_generator.state = json.loads(rounding)
+            except (ValueError, TypeError, KeyError):
+                raise MalformedMessage("the persisted rounding state is invalid") from None
+
+        def trainer(weights: np.ndarray, round_number: int) -> LocalUpdate:
+            return train(weights, round_number, pid, context)
+
+        if saved:
+            participant = Participant.restore(
+                saved,
+                settings.identity,
+                settings.roster,
+                trainer,
+                rounding_rng=rng,
+                policy=settings.policy,
+            )
+            if participant.id != pid:
+                raise ConfigurationError("the saved state belongs to another participant")
+        else:
+            participant = Participant(
+                pid,
+                settings.identity,
+                settings.roster,
+                trainer,
+                rounding_rng=rng,
+                policy=settings.policy,
+            )
+        replies: list[bytes] = []
+        for frame in frames:
+            replies += [m.encode() for m in participant.handle(decode_message(frame))]
+        kept = json.dumps(rng.bit_generator.state) if rng is not None else ""
+        return _pack(participant.to_bytes(), kept), replies
+
+    def hello(self, message: Any, context: Any) -> Any:
+        """Answer the discovery message: this node's protocol id and public key."""
+        from flwr.app import ConfigRecord, Error, Message, RecordDict
+
+        try:
+            settings = self._settings(context)
+            pid = settings.participant
+        except Exception as exc:  # the reason names the node's own config problem only
+            reason = (
+                f"{type(exc).__name__}: {exc}"
+                if isinstance(exc, ConfigurationError)
+                else (f"internal error ({type(exc).__name__})")
+            )
+            return Message(Error(code=100, reason=reason), reply_to=message)
+        record = ConfigRecord({"participant": pid, "public-key": settings.identity.public_bytes})
+        return Message(RecordDict({HELLO: record}), reply_to=message)
+
+    def answer(self, message: Any, context: Any, train: TrainFn | None = None) -> Any:
+        if HELLO in message.content.config_records:
+            return self.hello(message, context)
+
+        def handler(
+            state: bytes | None, frames: list[bytes], ctx: Any
+        ) -> tuple[bytes, list[bytes]]:
+            return self.handle(state, frames, ctx, train)
+
+        return answer(message, context, handler)
+
+    def query(self, message: Any, context: Any) -> Any:
+        """Register with ``@app.query("ssddl")``."""
+        return self.answer(message, context)
+
+
+# -- the Mod form: LocalTrain through the ClientApp's own train function --------------------
+
+
+def arrays_to_vector(arrays: Any) -> np.ndarray:
+    """A Flower ``ArrayRecord`` as one flat float32 vector (its arrays in key order)."""
+    parts = [np.asarray(a, dtype=np.float32).ravel() for a in arrays.to_numpy_ndarrays()]
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
+
+
+def vector_to_arrays(vector: np.ndarray, template: Any) -> Any:
+    """A flat vector as an ``ArrayRecord`` with the keys and shapes of ``template``."""
+    from flwr.app import Array, ArrayRecord
+
+    out = ArrayRecord()
+    offset = 0
+    for key, array in template.items():
+        shape = tuple(array.shape)
+        size = int(np.prod(shape)) if shape else 1
+        if offset + size > vector.size:
+            raise ConfigurationError("the model vector is shorter than the template's arrays")
+        out[key] = Array(np.asarray(vector[offset : offset + size], np.float32).reshape(shape))
+        offset += size
+    if offset != vector.size:
+        raise ConfigurationError(
+            f"the model vector has {vector.size} entries, the template {offset}: the "
+            "ClientApp's template must be the model the ServerApp started from"
+        )
+    return out
+
+
+def call_next_trainer(
+    message: Any, call_next: Callable[[Any, Any], Any], template: Callable[[Any], Any]
+) -> TrainFn:
+    """LocalTrain that asks the rest of the ClientApp to train (a ``train`` message)."""
+    from flwr.app import ConfigRecord, Message, RecordDict
+
+    def train(
+        weights: np.ndarray, round_number: int, participant: int, context: Any
+    ) -> LocalUpdate:
+        arrays = vector_to_arrays(weights, template(context))
+        content = RecordDict(
+            {"arrays": arrays, "config": ConfigRecord({"server-round": round_number + 1})}
+        )
+        metadata = copy.copy(message.metadata)
+        metadata.message_type = "train"
+        train_message: Any = Message(content, metadata=metadata)  # type: ignore[call-overload]
+        reply = call_next(train_message, context)
+        if reply.has_error():
+            raise ConfigurationError(f"the ClientApp's train function failed: {reply.error.reason}")
+        trained = reply.content.array_records
+        metrics = reply.content.metric_records
+        if not trained or not metrics:
+            raise ConfigurationError(
+                "the ClientApp's train reply needs an ArrayRecord and a MetricRecord with "
+                "'num-examples'"
+            )
+        record = next(iter(metrics.values()))
+        count = record.get("num-examples")
+        if isinstance(count, float) and count.is_integer():
+            count = int(count)
+        vector = arrays_to_vector(next(iter(trained.values())))
+        if vector.shape != weights.shape:
+            raise ConfigurationError("the trained model has another size than the global one")
+        loss = {k: float(v) for k, v in record.items() if isinstance(v, (int, float))}
+        return LocalUpdate(vector - weights, count, loss)
+
+    return train
+
+
+def ssddl_mod(
+    template: Callable[[Any], Any],
+    *,
+    settings: Callable[[Any], NodeSettings] = node_settings,
+    message_type: str = "query.ssddl",
+) -> Callable[[Any, Any, Callable[[Any, Any], Any]], Any]:
+    """A Flower ``Mod``: answers ``message_type`` with the node's participant, whose
+    LocalTrain is the ClientApp's ``train`` function (through ``call_next``);
+    ``template(context)`` gives an ``ArrayRecord`` shaped like the model. Every other
+    message passes through."""
+    if not callable(template):
+        raise ConfigurationError("template must be a callable (context) -> ArrayRecord")
+    client = SSDDLClient(settings=settings)
+
+    def mod(message: Any, context: Any, call_next: Callable[[Any, Any], Any]) -> Any:
+        if message.metadata.message_type != message_type:
+            return call_next(message, context)
+        return client.answer(message, context, call_next_trainer(message, call_next, template))
+
+    return mod

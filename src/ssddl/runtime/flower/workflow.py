@@ -1,0 +1,375 @@
+"""The ServerApp side of SSDDL on Flower: Init, rounds and the end through the protocol's
+:class:`~ssddl.runtime.exchange.Driver` over :class:`FlowerExchange` — no protocol logic here.
+
+* :class:`SSDDLSession` — one SSDDL session on a Flower ``Grid``: discovery (which Flower node
+  holds which roster key), Init, one :meth:`~SSDDLSession.round` at a time, the end.
+* :func:`start` — the Message-API loop: like ``Strategy.start`` of
+  ``flwr.serverapp.strategy`` (``FedAvg`` and friends), except that training and
+  aggregation are SSDDL's: the strategy picks the round's nodes (``configure_train``), SSDDL
+  aggregates securely, and the strategy's evaluation (``configure_evaluate`` /
+  ``aggregate_evaluate``) and ``evaluate_fn`` run as usual. Returns Flower's ``Result``.
+* :class:`SSDDLFitWorkflow` — the same session as the ``fit_workflow`` of Flower's legacy
+  ``DefaultWorkflow`` with a ``LegacyContext`` and a legacy strategy's ``configure_fit``.
+
+Every stage has a timeout (:class:`WorkflowConfig`); nothing waits forever.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ssddl.exceptions import ConfigurationError, GroupTooSmall
+from ssddl.hazmat.rand import OsRandom, RandomSource
+from ssddl.protocol.config import ProtocolConfig
+from ssddl.protocol.messages import RoundStatus
+from ssddl.protocol.select import SelectionPolicy, UniformSubset
+from ssddl.protocol.server import RoundOutcome, Server
+from ssddl.protocol.stages import ServerStage
+from ssddl.runtime.exchange import Driver
+from ssddl.runtime.flower.exchange import FlowerExchange
+from ssddl.runtime.flower.mod import HELLO, arrays_to_vector, vector_to_arrays
+from ssddl.runtime.seeds import selection_rng
+from ssddl.validators import check_int
+
+__all__ = [
+    "SSDDLFitWorkflow",
+    "SSDDLSession",
+    "StrategySelection",
+    "WorkflowConfig",
+    "discover",
+    "start",
+]
+
+
+def _seconds(value: Any, name: str, *, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ConfigurationError(f"{name} must be a number of seconds > 0, got {value!r}")
+
+
+@dataclass(frozen=True)
+class WorkflowConfig:
+    """The ServerApp's side of a session: the protocol, the public roster, the timeouts.
+
+    ``stage_timeout``: the longest wait for one protocol phase's replies (a node that has not
+    answered by then is a dropout). ``discovery_timeout``: the longest wait for the roster's
+    nodes to connect and answer who they are (the session goes on with those that did).
+    ``evaluate_timeout``: the strategy's evaluation round trip. ``poll_interval``: how often
+    replies are pulled (Flower's HTTP grid pulls every 3 s). ``seed``: the public seed of
+    SSDDL's own group selection (used when no strategy picks the nodes).
+    """
+
+    protocol: ProtocolConfig
+    roster: Mapping[int, bytes] = field(repr=False)
+    seed: int = 0
+    stage_timeout: float = 120.0
+    discovery_timeout: float = 120.0
+    evaluate_timeout: float = 120.0
+    poll_interval: float | None = 0.5
+    message_type: str = "query.ssddl"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.protocol, ProtocolConfig):
+            raise ConfigurationError("protocol must be a ProtocolConfig")
+        if not isinstance(self.roster, Mapping) or not self.roster:
+            raise ConfigurationError("roster must be a non-empty {participant id: public key}")
+        check_int(self.seed, "seed", low=0)
+        for name in ("stage_timeout", "discovery_timeout", "evaluate_timeout"):
+            _seconds(getattr(self, name), name)
+        _seconds(self.poll_interval, "poll_interval", allow_none=True)
+
+
+class StrategySelection:
+    """SelectGroup by a Flower strategy: the group is the registered participants among the
+    nodes the strategy sampled for the round (:meth:`choose` before each round)."""
+
+    def __init__(self) -> None:
+        self._next: tuple[int, ...] | None = None
+
+    def choose(self, participants: Iterable[int]) -> None:
+        self._next = tuple(sorted(set(participants)))
+
+    def select(self, registered: tuple[int, ...], size: int, round_number: int) -> tuple[int, ...]:
+        chosen, self._next = self._next, None
+        if chosen is None:
+            return registered
+        return tuple(p for p in registered if p in chosen)
+
+    def state(self) -> str:
+        return ""
+
+    def restore(self, state: str) -> None:
+        return None
+
+
+def discover(
+    grid: Any,
+    roster: Mapping[int, bytes],
+    *,
+    timeout: float,
+    message_type: str = "query.ssddl",
+    poll_interval: float = 0.5,
+) -> dict[int, int]:
+    """Which Flower node holds which roster key: ``{protocol id: Flower node id}``.
+
+    Waits (at most ``timeout``) until as many nodes as the roster has are connected, asks
+    each who it is, and keeps the nodes whose claimed id and public key match the roster.
+    Two nodes claiming one id are both left out. The claim is only a routing hint: Init's
+    key advert is signed with the identity key, so a wrong claim fails there.
+    """
+    from flwr.app import ConfigRecord, Message, RecordDict
+
+    deadline = time.monotonic() + timeout
+    nodes = sorted(grid.get_node_ids())
+    while len(nodes) < len(roster) and time.monotonic() < deadline:
+        time.sleep(poll_interval)
+        nodes = sorted(grid.get_node_ids())
+    messages = [
+        Message(RecordDict({HELLO: ConfigRecord({"v": 1})}), node, message_type) for node in nodes
+    ]
+    left = max(0.0, deadline - time.monotonic())
+    replies = grid.send_and_receive(messages, timeout=max(left, poll_interval)) if nodes else []
+    claims: dict[int, list[int]] = {}
+    for reply in replies:
+        if reply.has_error() or HELLO not in reply.content.config_records:
+            continue
+        record = reply.content.config_records[HELLO]
+        pid, public = record.get("participant"), record.get("public-key")
+        if isinstance(pid, int) and roster.get(pid) == public:
+            claims.setdefault(pid, []).append(reply.metadata.src_node_id)
+    return {pid: found[0] for pid, found in sorted(claims.items()) if len(set(found)) == 1}
+
+
+class SSDDLSession:
+    """One SSDDL session on a Flower grid: :meth:`open`, :meth:`round` ×R, :meth:`close`."""
+
+    def __init__(
+        self,
+        config: WorkflowConfig,
+        *,
+        selection: SelectionPolicy | None = None,
+        random: RandomSource | None = None,
+        exchange_hook: Callable[[FlowerExchange], None] | None = None,
+    ) -> None:
+        if not isinstance(config, WorkflowConfig):
+            raise ConfigurationError("config must be a WorkflowConfig")
+        self.config = config
+        self.selection = (
+            selection if selection is not None else UniformSubset(selection_rng(config.seed))
+        )
+        self._random = random if random is not None else OsRandom()
+        self.driver: Driver | None = None
+        self.exchange: FlowerExchange | None = None
+        self.node_ids: dict[int, int] = {}
+        self._template: Any = None
+        self._exchange_hook = exchange_hook
+
+    @property
+    def server(self) -> Server:
+        if self.driver is None:
+            raise ConfigurationError("the session is not open: call open(grid, arrays) first")
+        return self.driver.server
+
+    def open(self, grid: Any, initial_arrays: Any) -> None:
+        """Discovery and Init: who is who, then the signed key registration."""
+        cfg = self.config
+        interval = cfg.poll_interval or 0.5
+        self.node_ids = discover(
+            grid,
+            cfg.roster,
+            timeout=cfg.discovery_timeout,
+            message_type=cfg.message_type,
+            poll_interval=interval,
+        )
+        if len(self.node_ids) < cfg.protocol.min_group_size:
+            raise GroupTooSmall(
+                f"only {len(self.node_ids)} of the roster's {len(cfg.roster)} nodes answered "
+                f"within discovery_timeout={cfg.discovery_timeout} s; min_group_size="
+                f"{cfg.protocol.min_group_size}"
+            )
+        self._template = initial_arrays
+        weights = arrays_to_vector(initial_arrays)
+        roster = {pid: cfg.roster[pid] for pid in self.node_ids}
+        server = Server(
+            cfg.protocol, roster, weights, selection=self.selection, random=self._random
+        )
+        self.exchange = FlowerExchange(
+            grid,
+            self.node_ids,
+            message_type=cfg.message_type,
+            default_timeout=cfg.stage_timeout,
+            poll_interval=cfg.poll_interval,
+        )
+        if self._exchange_hook is not None:
+            self._exchange_hook(self.exchange)  # instrumentation: wrap or observe the exchange
+        self.driver = Driver(server, self.exchange, timeout=cfg.stage_timeout, defer_idle=True)
+        self.driver.init()
+        if server.stage is ServerStage.DONE:
+            self.driver.flush()
+            refused = sorted({f"{r.at}: {r.error}" for r in self.driver.rejections})
+            raise GroupTooSmall(
+                f"only {len(server.registered)} participants registered keys in Init; "
+                f"min_group_size={cfg.protocol.min_group_size} (refusals: "
+                f"{'; '.join(refused) or 'none'})"
+            )
+
+    def participants_of(self, node_ids: Iterable[int]) -> tuple[int, ...]:
+        """The protocol ids of Flower nodes (nodes outside the session are left out)."""
+        of = {node: pid for pid, node in self.node_ids.items()}
+        return tuple(sorted(of[n] for n in node_ids if n in of))
+
+    def round(self, node_ids: Iterable[int] | None = None) -> RoundOutcome:
+        """One round; ``node_ids`` (with a :class:`StrategySelection`) are the sampled nodes."""
+        if node_ids is not None:
+            if not isinstance(self.selection, StrategySelection):
+                raise ConfigurationError("node_ids need the session's StrategySelection")
+            self.selection.choose(self.participants_of(node_ids))
+        if self.driver is None:
+            raise ConfigurationError("the session is not open: call open(grid, arrays) first")
+        return self.driver.round()
+
+    @property
+    def arrays(self) -> Any:
+        """The global model as an ``ArrayRecord`` laid out like the initial one."""
+        return vector_to_arrays(self.server.weights, self._template)
+
+    def close(self) -> None:
+        if self.driver is not None and self.server.stage is not ServerStage.DONE:
+            self.driver.finish()
+
+
+def outcome_metrics(outcome: RoundOutcome) -> dict[str, int | float]:
+    """What the server learned about a round, as Flower metrics (no participant's values)."""
+    return {
+        "applied": int(outcome.status is RoundStatus.APPLIED),
+        "group": len(outcome.group),
+        "contributors": len(outcome.contributors),
+        "dropped": len(outcome.dropped),
+        "num-examples": int(outcome.total_samples),
+    }
+
+
+def start(
+    grid: Any,
+    config: WorkflowConfig,
+    initial_arrays: Any,
+    *,
+    strategy: Any = None,
+    train_config: Any = None,
+    evaluate_config: Any = None,
+    evaluate_fn: Callable[[int, Any], Any] | None = None,
+    on_round: Callable[[RoundOutcome, Any], None] | None = None,
+    exchange_hook: Callable[[FlowerExchange], None] | None = None,
+) -> Any:
+    """Run ``config.protocol.rounds`` SSDDL rounds on ``grid``; return Flower's ``Result``.
+
+    With a Message-API ``strategy`` (e.g. ``flwr.serverapp.strategy.FedAvg``) the strategy
+    samples each round's nodes through ``configure_train`` (its train messages themselves
+    are not sent: SSDDL carries the round) and evaluates through ``configure_evaluate`` /
+    ``aggregate_evaluate``; ``evaluate_fn(round, arrays)`` is centralized evaluation, called
+    before the first round and after each. ``on_round(outcome, arrays)`` sees every round.
+    Flower's round numbers start at 1, SSDDL's at 0. ``exchange_hook(exchange)`` is called
+    once the session's :class:`FlowerExchange` exists (to instrument it).
+    """
+    from flwr.app import ConfigRecord, MetricRecord
+    from flwr.serverapp.strategy import Result
+
+    session = SSDDLSession(
+        config,
+        selection=StrategySelection() if strategy is not None else None,
+        exchange_hook=exchange_hook,
+    )
+    result = Result()
+    result.arrays = initial_arrays
+    if evaluate_fn is not None:
+        first = evaluate_fn(0, initial_arrays)
+        if first is not None:
+            result.evaluate_metrics_serverapp[0] = first
+    session.open(grid, initial_arrays)
+    try:
+        for current in range(1, config.protocol.rounds + 1):
+            arrays = result.arrays
+            sampled = None
+            if strategy is not None:
+                train = ConfigRecord() if train_config is None else train_config
+                sampled = [m.metadata.dst_node_id for m in strategy.configure_train(
+                    current, arrays, train, grid)]  # fmt: skip
+            outcome = session.round(sampled)
+            result.arrays = arrays = session.arrays
+            result.train_metrics_clientapp[current] = MetricRecord(dict(outcome_metrics(outcome)))
+            if on_round is not None:
+                on_round(outcome, arrays)
+            if strategy is not None:
+                _evaluate(grid, strategy, current, arrays, evaluate_config, config, result)
+            if evaluate_fn is not None:
+                metrics = evaluate_fn(current, arrays)
+                if metrics is not None:
+                    result.evaluate_metrics_serverapp[current] = metrics
+    finally:
+        session.close()
+    return result
+
+
+def _evaluate(
+    grid: Any,
+    strategy: Any,
+    current: int,
+    arrays: Any,
+    evaluate_config: Any,
+    config: WorkflowConfig,
+    result: Any,
+) -> None:
+    from flwr.app import ConfigRecord
+
+    cfg = ConfigRecord() if evaluate_config is None else evaluate_config
+    messages = list(strategy.configure_evaluate(current, arrays, cfg, grid))
+    if not messages:
+        return
+    replies = grid.send_and_receive(messages, timeout=config.evaluate_timeout)
+    metrics = strategy.aggregate_evaluate(current, replies)
+    if metrics is not None:
+        result.evaluate_metrics_clientapp[current] = metrics
+
+
+class SSDDLFitWorkflow:
+    """The ``fit_workflow`` of Flower's legacy ``DefaultWorkflow``: each call runs one SSDDL
+    round on the nodes the legacy strategy's ``configure_fit`` sampled and writes the new
+    global parameters back into the ``LegacyContext``'s state; the first call opens the
+    session, the last (round ``num_rounds``) closes it."""
+
+    def __init__(self, config: WorkflowConfig) -> None:
+        self.session = SSDDLSession(config, selection=StrategySelection())
+        self.config = config
+
+    def __call__(self, grid: Any, context: Any) -> None:
+        from flwr.common import compat
+        from flwr.server.compat.legacy_context import LegacyContext
+        from flwr.server.workflow.constant import MAIN_CONFIGS_RECORD, MAIN_PARAMS_RECORD, Key
+
+        if not isinstance(context, LegacyContext):
+            raise ConfigurationError("SSDDLFitWorkflow runs inside DefaultWorkflow (LegacyContext)")
+        current: Any = context.state.config_records[MAIN_CONFIGS_RECORD][Key.CURRENT_ROUND]
+        arrays = context.state.array_records[MAIN_PARAMS_RECORD]
+        if self.session.driver is None:
+            self.session = SSDDLSession(
+                dataclasses.replace(self.config, protocol=dataclasses.replace(
+                    self.config.protocol, rounds=context.config.num_rounds)),
+                selection=StrategySelection(),
+            )  # fmt: skip
+            self.session.open(grid, arrays)
+        parameters = compat.arrayrecord_to_parameters(arrays, keep_input=True)
+        instructions = context.strategy.configure_fit(
+            server_round=current, parameters=parameters, client_manager=context.client_manager
+        )
+        outcome = self.session.round([proxy.node_id for proxy, _ in instructions])
+        context.state.array_records[MAIN_PARAMS_RECORD] = self.session.arrays
+        context.history.add_metrics_distributed_fit(
+            server_round=current, metrics=dict(outcome_metrics(outcome))
+        )
+        if current >= context.config.num_rounds:
+            self.session.close()

@@ -1,0 +1,331 @@
+"""The SSDDL workflow and ClientApp in one process, over a grid that hands every message to
+the example app's ClientApp with a per-node Context (state kept, as a SuperNode keeps it).
+
+The global model after every round must be bit-identical to ``ssddl.simulate`` with the same
+seed and configuration — with Flower's FedAvg sampling and evaluating, with SSDDL's own
+selection, with an even group size, and with a node that stops answering mid-round.
+"""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
+
+import numpy as np
+import pytest
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message, RecordDict
+
+from ssddl.exceptions import ConfigurationError, InvalidKey
+from ssddl.runtime.exchange import frame_kind
+from ssddl.runtime.flower import WorkflowConfig, start
+from ssddl.runtime.flower.mod import (
+    HELLO,
+    arrays_to_vector,
+    node_settings,
+    policy_from_config,
+    vector_to_arrays,
+)
+from ssddl.runtime.flower.workflow import SSDDLFitWorkflow  # noqa: F401  (import works)
+from ssddl.runtime.inmemory import Vanish, VanishPhase
+from ssddl.runtime.keyfiles import load_identity, load_roster, write_identities
+
+APP_DIR = Path(__file__).resolve().parents[2] / "examples" / "flower-app"
+sys.path.insert(0, str(APP_DIR))
+
+from ssddl_flower_app import client_app, task  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("task_identity")
+
+
+def run_config(**overrides: Any) -> dict[str, Any]:
+    data = tomllib.loads((APP_DIR / "pyproject.toml").read_text())
+    run = dict(data["tool"]["flwr"]["app"]["config"])
+    run.update(overrides)
+    return run
+
+
+class NodeGrid:
+    """Delivers messages to the example ClientApp; ``mute`` silences a node from a given
+    point on (a node that dies)."""
+
+    def __init__(self, keys: Path, run: dict[str, Any], n: int) -> None:
+        self.contexts = {
+            1000 + 7 * k: Context(
+                run_id=7,
+                node_id=1000 + 7 * k,
+                node_config={
+                    "ssddl-identity-key": str(keys / f"participant-{k + 1}.key"),
+                    "ssddl-roster": str(keys / "roster.json"),
+                    "partition-id": k,
+                    "num-partitions": n,
+                },
+                state=RecordDict(),
+                run_config=run,
+            )
+            for k in range(n)
+        }
+        self.mute: Callable[[int, Message], bool] = lambda node, msg: False
+        self.kinds: list[str] = []
+        self._replies: list[Message] = []
+
+    def get_node_ids(self) -> list[int]:
+        return list(self.contexts)
+
+    def send_and_receive(self, messages: Any, *, timeout: float | None = None) -> list[Message]:
+        replies = []
+        for msg in messages:
+            msg.metadata.__dict__["_message_id"] = uuid.uuid4().hex
+            node = msg.metadata.dst_node_id
+            if self.mute(node, msg):
+                continue
+            if "ssddl" in msg.content.config_records:
+                frames = msg.content.config_records["ssddl"]["frames"]
+                self.kinds += [frame_kind(f) for f in frames]  # type: ignore[union-attr]
+            replies.append(client_app.app(msg, self.contexts[node]))
+        return replies
+
+    def push_messages(self, messages: Any) -> list[str]:
+        self._replies = self.send_and_receive(messages)
+        ids = [m.metadata.message_id for m in messages]
+        return ids
+
+    def pull_messages(self, ids: Any) -> list[Message]:
+        out, self._replies = self._replies, []
+        return out
+
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("keys")
+    write_identities(directory, 4)
+    return directory
+
+
+def simulated(run: dict[str, Any], n: int, vanish: tuple[Vanish, ...] = ()) -> list[np.ndarray]:
+    import ssddl
+
+    seed = int(run["seed"])
+    weights: list[np.ndarray] = []
+    config = ssddl.SimulationConfig(
+        protocol=task.protocol_config(run), train=task.train_config(run), seed=seed, vanish=vanish
+    )
+    ssddl.simulate(
+        task.model(seed),
+        [task.local_data(seed, k, n) for k in range(n)],
+        config,
+        on_state=lambda s: weights.append(s.weights.copy()),
+    )
+    return weights
+
+
+def flower(
+    keys: Path, run: dict[str, Any], n: int, *, strategy: Any = None, mute: Any = None
+) -> tuple[list[np.ndarray], Any, NodeGrid]:
+    grid = NodeGrid(keys, run, n)
+    if mute is not None:
+        grid.mute = mute
+    roster = {p: k for p, k in load_roster(keys / "roster.json").items() if p <= n}
+    config = WorkflowConfig(
+        task.protocol_config(run), roster, stage_timeout=1.0, discovery_timeout=1.0
+    )
+    net = task.model(int(run["seed"]))
+    initial = ArrayRecord(numpy_ndarrays=[p.detach().numpy() for p in net.parameters()])
+    weights: list[np.ndarray] = []
+    result = start(
+        grid,
+        config,
+        initial,
+        strategy=strategy,
+        on_round=lambda outcome, arrays: weights.append(arrays_to_vector(arrays)),
+    )
+    return weights, result, grid
+
+
+def assert_identical(a: list[np.ndarray], b: list[np.ndarray]) -> None:
+    assert len(a) == len(b) and a
+    for x, y in zip(a, b, strict=True):
+        assert x.dtype == y.dtype == np.float32
+        assert np.array_equal(x, y)
+    assert not np.array_equal(a[0], a[-1])  # the model did move
+
+
+def test_prg_with_fedavg_is_bit_identical_to_the_simulator_and_evaluates(keys: Path) -> None:
+    from flwr.serverapp.strategy import FedAvg
+
+    run = run_config(**{"num-server-rounds": 2})
+    strategy = FedAvg(fraction_train=1.0, fraction_evaluate=1.0, min_available_nodes=2)
+    weights, result, grid = flower(keys, run, 3, strategy=strategy)
+    assert_identical(weights, simulated(run, 3))
+    assert "round_start" in grid.kinds and "unmask_request" in grid.kinds
+    assert sorted(result.evaluate_metrics_clientapp) == [1, 2]
+    assert 0.0 < result.evaluate_metrics_clientapp[2]["accuracy"] <= 1.0
+    assert result.train_metrics_clientapp[2]["contributors"] == 3
+    # round ends and the key directory ride with the next batch: 2 round trips per round
+    assert np.array_equal(arrays_to_vector(result.arrays), weights[-1])
+
+
+def test_shamir_even_group_is_bit_identical(keys: Path) -> None:
+    run = run_config(**{"mode": "shamir", "threshold": 3, "num-server-rounds": 2,
+                        "num-partitions": 4, "min-group-size": 3})  # fmt: skip
+    weights, _, _ = flower(keys, run, 4)
+    assert_identical(weights, simulated(run, 4))
+
+
+def test_node_silent_after_its_upload_is_a_dropout_and_the_next_round_proceeds(
+    keys: Path,
+) -> None:
+    run = run_config(**{"num-server-rounds": 3})
+    dead = 1000 + 7 * 2  # participant 3
+    seen: list[str] = []
+
+    def mute(node: int, msg: Message) -> bool:
+        if node != dead or "ssddl" not in msg.content.config_records:
+            return False
+        kinds = [frame_kind(f) for f in msg.content.config_records["ssddl"]["frames"]]
+        seen.extend(k for k in kinds if k == "unmask_request")
+        return len(seen) >= 2  # round 0's unmask answered; round 1's is not
+
+    # muted from round 1's unmask on: its upload arrived, then it was gone
+    weights, result, _ = flower(keys, run, 3, mute=mute)
+    expected = simulated(run, 3, (Vanish(3, 1, VanishPhase.AFTER_SHARE),))
+    assert_identical(weights, expected)
+    metrics = result.train_metrics_clientapp
+    assert [metrics[r]["applied"] for r in (1, 2, 3)] == [1, 1, 1]
+    assert metrics[2]["contributors"] == 3 and metrics[3]["contributors"] == 2
+
+
+def test_discovery_keeps_only_roster_keys(keys: Path, tmp_path: Path) -> None:
+    run = run_config()
+    grid = NodeGrid(keys, run, 3)
+    other = tmp_path / "other"
+    other.mkdir()
+    write_identities(other, 1)
+    intruder = grid.contexts[1014]
+    intruder.node_config["ssddl-identity-key"] = str(other / "participant-1.key")
+    from ssddl.runtime.flower.workflow import discover
+
+    found = discover(grid, load_roster(keys / "roster.json"), timeout=0.5, poll_interval=0.1)
+    assert found == {1: 1000, 2: 1007}
+
+
+def test_hello_reports_the_roster_id_of_the_node_key(keys: Path) -> None:
+    grid = NodeGrid(keys, run_config(), 3)
+    msg = Message(RecordDict({HELLO: ConfigRecord({"v": 1})}), 1007, "query.ssddl")
+    msg.metadata.__dict__["_message_id"] = "m1"
+    reply = client_app.app(msg, grid.contexts[1007])
+    record = reply.content.config_records[HELLO]
+    assert record["participant"] == 2
+    assert record["public-key"] == load_roster(keys / "roster.json")[2]
+
+
+def test_node_settings_come_from_the_node_config(keys: Path, tmp_path: Path) -> None:
+    grid = NodeGrid(keys, run_config(), 3)
+    context = grid.contexts[1000]
+    context.node_config["ssddl-modes"] = "shamir"
+    context.node_config["ssddl-min-group-size"] = 3
+    settings = node_settings(context)
+    assert settings.participant == 1
+    assert settings.policy.modes == ("shamir",) and settings.policy.min_group_size == 3
+    del context.node_config["ssddl-roster"]
+    with pytest.raises(ConfigurationError, match="ssddl-roster"):
+        node_settings(context)
+    with pytest.raises(ConfigurationError, match="ssddl-recoveries"):
+        policy_from_config({"ssddl-recoveries": "maybe"})
+
+
+def test_policy_from_the_node_refuses_the_announced_mode(keys: Path) -> None:
+    run = run_config(**{"mode": "shamir"})
+    grid = NodeGrid(keys, run, 3)
+    for context in grid.contexts.values():
+        context.node_config["ssddl-modes"] = "prg"
+    roster = load_roster(keys / "roster.json")
+    config = WorkflowConfig(
+        task.protocol_config(run),
+        {p: roster[p] for p in (1, 2, 3)},
+        stage_timeout=0.5,
+        discovery_timeout=0.5,
+    )
+    net = task.model(0)
+    initial = ArrayRecord(numpy_ndarrays=[p.detach().numpy() for p in net.parameters()])
+    from ssddl.exceptions import GroupTooSmall
+
+    with pytest.raises(GroupTooSmall, match="PolicyViolation"):  # nobody registers keys
+        start(grid, config, initial)
+
+
+def test_key_files(keys: Path, tmp_path: Path) -> None:
+    key = keys / "participant-1.key"
+    assert key.stat().st_mode & 0o777 == 0o600
+    assert load_identity(key).public_bytes == load_roster(keys / "roster.json")[1]
+    with pytest.raises(ConfigurationError, match="already exists"):
+        write_identities(keys, 2)
+    loose = tmp_path / "loose.key"
+    loose.write_bytes(key.read_bytes())
+    loose.chmod(0o644)
+    with pytest.raises(ConfigurationError, match="chmod 600"):
+        load_identity(loose)
+    bad = tmp_path / "bad.key"
+    bad.write_bytes(b"not a key")
+    bad.chmod(0o600)
+    with pytest.raises(InvalidKey):
+        load_identity(bad)
+    (tmp_path / "roster.json").write_text('{"format": "other"}')
+    with pytest.raises(ConfigurationError, match="format"):
+        load_roster(tmp_path / "roster.json")
+
+
+def test_vector_arrays_round_trip_and_size_check() -> None:
+    template = ArrayRecord(numpy_ndarrays=[np.zeros((2, 3), np.float32), np.zeros(4, np.float32)])
+    vector = np.arange(10, dtype=np.float32)
+    arrays = vector_to_arrays(vector, template)
+    assert np.array_equal(arrays_to_vector(arrays), vector)
+    with pytest.raises(ConfigurationError, match="template"):
+        vector_to_arrays(np.zeros(11, np.float32), template)
+
+
+def test_mod_trains_through_call_next(keys: Path) -> None:
+    from flwr.app import MetricRecord
+
+    from ssddl.runtime.flower import ssddl_mod
+
+    grid = NodeGrid(keys, run_config(), 3)
+    template = ArrayRecord(numpy_ndarrays=[np.zeros(3, np.float32)])
+    calls: list[str] = []
+
+    def call_next(message: Message, context: Context) -> Message:
+        calls.append(message.metadata.message_type)
+        arrays = message.content["arrays"]
+        trained = vector_to_arrays(arrays_to_vector(arrays) + 0.5, arrays)
+        content = RecordDict({"arrays": trained, "metrics": MetricRecord({"num-examples": 8})})
+        return Message(content, reply_to=message)
+
+    mod = ssddl_mod(lambda context: template)
+    from ssddl.runtime.flower.mod import call_next_trainer
+
+    msg = Message(RecordDict({"ssddl": ConfigRecord({"frames": []})}), 1000, "query.ssddl")
+    msg.metadata.__dict__["_message_id"] = "m2"
+    update = call_next_trainer(msg, call_next, lambda c: template)(
+        np.zeros(3, np.float32), 0, 1, grid.contexts[1000]
+    )
+    assert calls == ["train"] and update.num_samples == 8
+    assert np.allclose(update.delta, 0.5)
+    # other message types pass through the mod; query.ssddl is answered by it
+    other = Message(RecordDict({"arrays": template}), 1000, "train")
+    other.metadata.__dict__["_message_id"] = "m3"
+    mod(other, grid.contexts[1000], call_next)
+    assert calls == ["train", "train"]
+    answered = mod(msg, grid.contexts[1000], call_next)
+    assert not answered.has_error() and calls == ["train", "train"]
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_path() -> Iterator[None]:
+    yield
