@@ -130,9 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
 def reference_markdown() -> str:
     """``docs/reference/options.md``: every flag of ``ssddl simulate`` and its TOML key,
     generated from the parser and :data:`OPTIONS` (a test fails when the file drifts)."""
-    commands = next(
-        a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)
-    )
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
     sim = commands.choices["simulate"]
     by_dest = {spec.dest: spec for spec in OPTIONS}
     lines = [
@@ -140,7 +138,7 @@ def reference_markdown() -> str:
         "",
         "<!-- generated from src/ssddl/cli.py and src/ssddl/experiments/options.py; regenerate "
         "with: python -c 'from ssddl.cli import reference_markdown as r; "
-        "print(r(), end=\"\")' > docs/reference/options.md -->",
+        'print(r(), end="")\' > docs/reference/options.md -->',
         "",
         "Every option can be given on the command line or as a key of a `--config` TOML file "
         "(top-level keys, or in the `[protocol]` / `[train]` section); the command line wins. "

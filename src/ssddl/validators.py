@@ -32,9 +32,7 @@ def check_int(value: Any, field: str, *, low: int | None = None, high: int | Non
     if isinstance(value, bool) or not isinstance(value, int):
         raise ConfigurationError(f"{field} must be an integer, got {type(value).__name__}")
     if (low is not None and value < low) or (high is not None and value > high):
-        raise ConfigurationError(
-            f"{field}={value} is out of range: it must be {_range(low, high)}"
-        )
+        raise ConfigurationError(f"{field}={value} is out of range: it must be {_range(low, high)}")
     return value
 
 

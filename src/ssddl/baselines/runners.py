@@ -43,6 +43,7 @@ from ssddl.baselines.phong import (
     phong_max_summands,
     server_add,
 )
+from ssddl.baselines.schemes import RUNNER_MODES
 from ssddl.exceptions import ConfigurationError
 from ssddl.hazmat.codec import FixedPoint, decode, encode, ring_sum
 from ssddl.learning import (
@@ -65,7 +66,7 @@ __all__ = [
 ]
 
 #: the modes run here (not protocol schemes)
-RUNNERS = ("centralized", "standalone", "phong-paillier", "phong-bfv", "dssgd-rr")
+RUNNERS = RUNNER_MODES
 
 #: the columns of ``metrics.csv`` (the simulator's RoundMetrics fields, in order)
 ROW_FIELDS = (

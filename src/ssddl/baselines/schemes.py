@@ -48,12 +48,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BASELINE_SCHEMES",
+    "RUNNER_MODES",
     "DSSGDScheme",
     "FedAvgScheme",
     "FedSGDScheme",
     "dssgd_mode",
     "fedsgd_train_config",
     "register_baseline_schemes",
+    "runner_guarantee",
 ]
 
 K = MessageKind
@@ -62,6 +64,30 @@ S = ServerStage
 
 #: the names of the baseline schemes registered at import (parameterized DSSGD modes aside)
 BASELINE_SCHEMES = ("fedavg", "fedsgd", "dssgd")
+#: the baselines that run outside the protocol (:mod:`ssddl.baselines.runners`)
+RUNNER_MODES = ("centralized", "standalone", "phong-paillier", "phong-bfv", "dssgd-rr")
+
+
+def runner_guarantee(mode: str, participants: int) -> Guarantee:
+    """What a runner mode protects, in the terms of :class:`Guarantee`."""
+    n = participants
+    if mode == "centralized":
+        return Guarantee(0, 0, 0, "none: all the data sit in one place")
+    if mode == "standalone":
+        return Guarantee(n, n, 0, "everything: nothing is shared (and nothing is learned jointly)")
+    if mode in ("phong-paillier", "phong-bfv"):
+        return Guarantee(
+            0,
+            n - 1,
+            1,
+            "the server alone sees ciphertexts only; colluding with any one participant it "
+            "holds the shared secret key and decrypts every member's update",
+        )
+    if mode == "dssgd-rr":
+        return Guarantee(
+            0, n - 1, n, "none: the server sees each selected change in the clear, in turn"
+        )
+    raise ConfigurationError(f"mode={mode!r} is not one of {', '.join(RUNNER_MODES)}")
 
 
 class FedAvgScheme(PlainScheme):

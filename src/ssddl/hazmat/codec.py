@@ -124,9 +124,9 @@ class FixedPoint:
         # Exact comparison with rationals: a float product could round across the bound.
         # Rounding adds up to one unit to each encoding, so a summand's magnitude is at most
         # floor(weight_bound * clip * 2^f) + 1 (the "+ 1" is the rounding slack).
-        largest = math.floor(
-            Fraction(weight_bound) * Fraction(self.clip) * (1 << self.frac_bits)
-        ) + 1
+        largest = (
+            math.floor(Fraction(weight_bound) * Fraction(self.clip) * (1 << self.frac_bits)) + 1
+        )
         if summands * largest * 2 >= mod:
             shown = f"2**{mod.bit_length() - 1}" if mod & (mod - 1) == 0 else str(mod)
             raise ConfigurationError(

@@ -100,8 +100,7 @@ class ParticipantPolicy:
         """Refuse a round number beyond ``max_round`` or a group below ``min_group_size``."""
         if round_number > self.max_round:
             raise PolicyViolation(
-                f"round {round_number} is beyond this participant's max_round="
-                f"{self.max_round}"
+                f"round {round_number} is beyond this participant's max_round={self.max_round}"
             )
         if group_size is not None and group_size < self.min_group_size:
             raise GroupTooSmall(

@@ -175,9 +175,7 @@ class Server:
         )
 
     def _close_keys(self) -> list[Envelope]:
-        adverts = {
-            p: m for p, m in sorted(self.open.received.items()) if isinstance(m, KeyAdvert)
-        }
+        adverts = {p: m for p, m in sorted(self.open.received.items()) if isinstance(m, KeyAdvert)}
         self.registered = tuple(adverts)
         if len(self.registered) < self.config.min_group_size:
             self.stage = S.DONE

@@ -190,4 +190,3 @@ class ServerState(Record):
             raise MalformedMessage("received_from and received_frames differ in length")
         if not isinstance(self.weights, np.ndarray) or self.weights.dtype != np.float32:
             raise MalformedMessage("the server weights must be a float32 vector")
-
