@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import torch
 from torch import nn
 
 from ssddl.baselines._train import check_training_inputs, derive_seed, fresh_copy, pool
@@ -108,6 +109,9 @@ class RunnerConfig:
     he_key_bits: int = 2048
     he_poly_degree: int = 4096
     he_real_rounds: int | None = None
+    #: in a real round, members that encrypt their own update (None: all); the others' sum
+    #: goes in as one encryption, so E(w) stays exact
+    he_real_participants: int | None = None
     dssgd: DSSGDConfig = field(default_factory=DSSGDConfig)
     insecure_test_key: bool = False  #: Paillier keys below 2048 bits (tests only)
 
@@ -119,6 +123,8 @@ class RunnerConfig:
         if self.he_real_rounds is not None:
             # at least one real round: it measures the ciphertext sizes and seconds
             check_int(self.he_real_rounds, "he_real_rounds", low=1)
+        if self.he_real_participants is not None:
+            check_int(self.he_real_participants, "he_real_participants", low=1)
         if not isinstance(self.dssgd, DSSGDConfig):
             raise ConfigurationError("dssgd must be a DSSGDConfig")
         self.codec()  # checks ring_bits, frac_bits, clip
@@ -219,6 +225,22 @@ def run_baseline(
     if not isinstance(config, RunnerConfig):
         raise ConfigurationError("config must be a RunnerConfig")
     items = check_training_inputs(model, datasets, config.train, config.seed, rounds=config.rounds)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the simulator: small models train fastest on one thread
+    try:
+        return _dispatch(mode, model, items, config, test, on_round)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _dispatch(
+    mode: str,
+    model: nn.Module,
+    items: list[ArrayDataset],
+    config: RunnerConfig,
+    test: ArrayDataset | None,
+    on_round: RowCallback | None,
+) -> BaselineRun:
     if mode == "centralized":
         return _centralized(model, items, config, test, on_round)
     if mode == "standalone":
@@ -351,6 +373,7 @@ def _phong(
     work = fresh_copy(model)
     initial = model_to_vector(work)
     real_rounds = config.rounds if config.he_real_rounds is None else config.he_real_rounds
+    sampled = n if config.he_real_participants is None else min(n, config.he_real_participants)
     words = encode(initial.astype(np.float64), codec)  # the clear twin of E(w)
     encrypted_w = encrypt_weights(backend, keys.public, initial)
     rows: list[dict[str, Any]] = []
@@ -385,17 +408,22 @@ def _phong(
             delta = model_to_vector(work).astype(np.float64) - current.astype(np.float64)
             train_s.append(time.perf_counter() - mark)
             mark = time.perf_counter()
-            if real:
+            if real and index < sampled:
                 upload = encrypt_update(backend, keys.public, delta, scale=1.0 / n)
                 uploads.append(backend.ciphertext_to_bytes(upload))
                 enc_s.append(time.perf_counter() - mark)
             else:
                 clear_updates.append(encode(delta * float(1.0 / n), codec))  # as encrypt_update
+        if real and clear_updates:  # the members outside the sample, as one encryption
+            rest = backend.encrypt(keys.public, ring_sum(clear_updates))
+            uploads_rest = [backend.ciphertext_to_bytes(rest)]
+        else:
+            uploads_rest = []
         mark = time.perf_counter()
         if real and encrypted_w is not None:
-            for blob in uploads:
+            for blob in uploads + uploads_rest:
                 encrypted_w = server_add(backend, server_public, encrypted_w, blob)
-            server_s = time.perf_counter() - mark
+            server_s = (time.perf_counter() - mark) * n / (len(uploads) + len(uploads_rest))
             measured["enc"] += enc_s
             measured["add"].append(server_s)
             sizes["up"] = statistics.mode(len(u) for u in uploads)
@@ -403,7 +431,10 @@ def _phong(
             words = ring_sum([words, *clear_updates])
             server_s = statistics.fmean(measured["add"]) if measured["add"] else 0.0
             enc_s = [statistics.fmean(measured["enc"])] * n if measured["enc"] else [0.0] * n
-        up_bytes = [len(u) for u in uploads] if real else [sizes.get("up", 0)] * n
+        if real:
+            enc_s += [statistics.fmean(enc_s)] * (n - len(enc_s))
+        real_up = [len(u) for u in uploads] if real else []
+        up_bytes = real_up + [sizes.get("up", 0)] * (n - len(real_up))
         down_bytes = sizes.get("down", 0)
         seconds = time.perf_counter() - started
         if real and encrypted_w is not None:  # the clear twin follows E(w) (not timed)
@@ -426,7 +457,8 @@ def _phong(
     weights = decode(words, codec).astype(np.float32)
     extra = {
         "backend": repr(backend),
-        "real_rounds": real_rounds,
+        "real_rounds": min(real_rounds, config.rounds),
+        "real_participants": sampled,
         "keygen_seconds": keygen_seconds,
         "public_key_bytes": len(public_wire),
         "max_summands": backend.max_summands,

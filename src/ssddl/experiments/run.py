@@ -667,8 +667,10 @@ def run_baseline_experiment(
     *,
     on_round: Callable[[RoundMetrics], None] | None = None,
     prep: Prepared | None = None,
+    runner: Any = None,
 ) -> Any:
-    """Run a runner mode (``config.runner``) in memory; returns its BaselineRun."""
+    """Run a runner mode (``config.runner``) in memory; returns its BaselineRun. ``runner``
+    (a RunnerConfig) replaces the one made from ``config``."""
     from ssddl.baselines.runners import run_baseline
 
     if config.runner is None:
@@ -678,7 +680,7 @@ def run_baseline_experiment(
         config.runner,
         prep.model,
         prep.datasets,
-        runner_config(config),
+        runner_config(config) if runner is None else runner,
         test=prep.split.test,
         on_round=None if on_round is None else (lambda row: on_round(metrics_of(row))),
     )
