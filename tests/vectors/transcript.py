@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import ssddl.baselines.schemes  # noqa: F401  (registers the baseline schemes)
 from ssddl.protocol import Mode, ProtocolConfig
 from ssddl.protocol.messages import MessageKind
 from ssddl.runtime import Frame, InMemoryExchange, Vanish, VanishPhase
@@ -25,7 +26,7 @@ from tests.protocol.helpers import make_session
 PATH = Path(__file__).resolve().parent / "protocol_transcript.json"
 
 #: (mode, extra config, vanishing participants): each mode once, plus dropout recovery paths
-CASES: dict[str, tuple[Mode, dict[str, Any], tuple[Vanish, ...]]] = {
+CASES: dict[str, tuple[Mode | str, dict[str, Any], tuple[Vanish, ...]]] = {
     "prg": (Mode.PRG, {}, ()),
     "prg-dropout": (Mode.PRG, {}, (Vanish(3, 1, VanishPhase.ROUND_START),)),
     "prg-consistency": (
@@ -44,6 +45,7 @@ CASES: dict[str, tuple[Mode, dict[str, Any], tuple[Vanish, ...]]] = {
     "shamir-dropout": (Mode.SHAMIR, {"threshold": 2}, (Vanish(4, 0, VanishPhase.AFTER_SHARE),)),
     "shamir-consistency": (Mode.SHAMIR, {"consistency": True}, ()),
     "plain": (Mode.PLAIN, {}, ()),
+    "dssgd": ("dssgd", {}, ()),  # a baseline scheme from ssddl.baselines: the slot is the same
 }
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ssddl.baselines.schemes import RUNNER_MODES
 from ssddl.exceptions import ConfigurationError
 from ssddl.experiments.options import (
     DEFAULT_EPOCHS,
@@ -71,8 +72,39 @@ class ExperimentConfig:
     device: str = "cpu"  #: cpu, cuda or auto: where local training runs
     protocol: ProtocolConfig = field(default_factory=lambda: ProtocolConfig(rounds=DEFAULT_ROUNDS))
     train: LocalTrainConfig = field(default_factory=lambda: LocalTrainConfig(epochs=DEFAULT_EPOCHS))
+    #: a baseline run outside the protocol (ssddl.baselines.runners.RUNNERS); its rounds,
+    #: clip and fixed point come from ``protocol`` (whose mode is then a stand-in)
+    runner: str | None = None
+    theta_u: float = 0.1  #: DSSGD
+    theta_d: float = 1.0
+    gamma: float | None = None
+    laplace_scale: float | None = None
+    he_key_bits: int = 2048  #: Phong
+    he_poly_degree: int = 4096
+    he_real_rounds: int | None = None
+
+    @property
+    def mode(self) -> str:
+        """The mode the user chose: a protocol scheme or a runner."""
+        return self.runner if self.runner is not None else self.protocol.mode
+
+    def dssgd_config(self) -> Any:
+        from ssddl.baselines.dssgd import DSSGDConfig
+
+        return DSSGDConfig(self.theta_u, self.theta_d, self.gamma, self.laplace_scale)
 
     def __post_init__(self) -> None:
+        if self.runner is not None and self.runner not in RUNNER_MODES:
+            raise ConfigurationError(
+                f"runner={self.runner!r} is not one of {', '.join(RUNNER_MODES)}"
+            )
+        if self.protocol.mode == "dssgd" or self.runner == "dssgd-rr":
+            dssgd = self.dssgd_config()  # checks the DSSGD options
+            if self.runner is None:
+                from ssddl.baselines.schemes import dssgd_mode
+
+                mode = dssgd_mode(dssgd)
+                object.__setattr__(self, "protocol", dataclasses.replace(self.protocol, mode=mode))
         if self.dataset not in DATASETS:
             raise ConfigurationError(
                 f"dataset={self.dataset!r} is not one of {', '.join(DATASETS)}"
@@ -135,6 +167,9 @@ class ExperimentConfig:
                 continue
             out[f.name] = getattr(self, f.name)
         out["protocol"] = self.protocol.to_dict()
+        runner = out.pop("runner")
+        if runner is not None:
+            out["protocol"]["mode"] = runner
         out["train"] = dataclasses.asdict(self.train)
         return out
 
@@ -150,6 +185,11 @@ class ExperimentConfig:
         check_known_options(train, LocalTrainConfig, "train")
         protocol.setdefault("rounds", DEFAULT_ROUNDS)
         train.setdefault("epochs", DEFAULT_EPOCHS)
+        if protocol.get("mode") in RUNNER_MODES:
+            # the protocol section still gives rounds, clip and fixed point; the mode that
+            # checks them is a stand-in without keys or threshold
+            data["runner"] = protocol.pop("mode")
+            protocol["mode"] = "fedavg"
         try:
             return cls(
                 **data,

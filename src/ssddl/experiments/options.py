@@ -16,11 +16,12 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+from ssddl.baselines.schemes import RUNNER_MODES
 from ssddl.exceptions import ConfigurationError
 from ssddl.hazmat.aead import AeadAlgorithm
 from ssddl.hazmat.prg import StreamCipher
 from ssddl.protocol.config import Aggregation, Mode, Recovery, Rounding
-from ssddl.protocol.schemes import scheme_names
+from ssddl.protocol.schemes import get_scheme, scheme_names
 
 __all__ = [
     "DATASET_CHOICES",
@@ -80,10 +81,23 @@ def _threshold_applies(values: Mapping[str, Any]) -> str | None:
     )
 
 
+_DSSGD_MODES = ("dssgd", "dssgd-rr")
+_PHONG_MODES = ("phong-paillier", "phong-bfv")
+
+
+def _in_clear(mode: str) -> bool:
+    """The mode sends changes in the clear (plain, FedAvg, FedSGD, DSSGD): no fixed point."""
+    try:
+        return not get_scheme(mode).secure
+    except ConfigurationError:  # a baseline runner, not a scheme
+        return False
+
+
 def _not_plain(values: Mapping[str, Any]) -> str | None:
-    if values["protocol.mode"] != Mode.PLAIN.value:
+    mode = values["protocol.mode"]
+    if not _in_clear(mode):
         return None
-    return "mode plain sends float32 changes with no fixed-point encoding"
+    return f"mode {mode} sends float32 changes in the clear, with no fixed-point encoding"
 
 
 @dataclass(frozen=True)
@@ -187,8 +201,8 @@ OPTIONS: tuple[Option, ...] = (
         False,
         applies=lambda v: (
             None
-            if v["protocol.mode"] != Mode.PLAIN.value
-            else "mode plain has no secure sum to check"
+            if not _in_clear(v["protocol.mode"])
+            else f"mode {v['protocol.mode']} has no secure sum to check"
         ),
     ),
     Option(
@@ -233,14 +247,73 @@ OPTIONS: tuple[Option, ...] = (
         "cpu",
         DEVICE_CHOICES,
     ),
+    # -- baselines --------------------------------------------------------------------------
+    Option(
+        "theta_u",
+        "DSSGD: fraction of the parameters each upload carries (largest changes)",
+        float,
+        0.1,
+        metavar="F",
+        applies=_only("protocol.mode", _DSSGD_MODES, "with --mode dssgd or dssgd-rr"),
+    ),
+    Option(
+        "theta_d",
+        "DSSGD: fraction of the parameters downloaded (1 in mode dssgd; below 1 use dssgd-rr)",
+        float,
+        1.0,
+        metavar="F",
+        applies=_only("protocol.mode", _DSSGD_MODES, "with --mode dssgd or dssgd-rr"),
+    ),
+    Option(
+        "gamma",
+        "DSSGD: clip every uploaded value to [-gamma, gamma] (unset: no clipping)",
+        float,
+        None,
+        metavar="G",
+        applies=_only("protocol.mode", _DSSGD_MODES, "with --mode dssgd or dssgd-rr"),
+    ),
+    Option(
+        "laplace_scale",
+        "DSSGD: scale b of the Laplace noise added to every uploaded value (unset: none)",
+        float,
+        None,
+        metavar="B",
+        applies=_only("protocol.mode", _DSSGD_MODES, "with --mode dssgd or dssgd-rr"),
+    ),
+    Option(
+        "he_key_bits",
+        "Phong with Paillier: key size (2048: ~112-bit security; 3072: 128-bit)",
+        int,
+        2048,
+        ("2048", "3072", "4096"),
+        applies=_only("protocol.mode", ("phong-paillier",), "with --mode phong-paillier"),
+    ),
+    Option(
+        "he_poly_degree",
+        "Phong with BFV: ring dimension N (128-bit security with SEAL's default moduli)",
+        int,
+        4096,
+        ("4096", "8192", "16384"),
+        applies=_only("protocol.mode", ("phong-bfv",), "with --mode phong-bfv"),
+    ),
+    Option(
+        "he_real_rounds",
+        "Phong: rounds run on real ciphertexts; the rest run the same fixed-point sums in the "
+        "clear (unset: all)",
+        int,
+        None,
+        metavar="K",
+        applies=_only("protocol.mode", _PHONG_MODES, "with --mode phong-paillier or phong-bfv"),
+    ),
     # -- protocol ---------------------------------------------------------------------------
     Option(
         "protocol.mode",
         "how a participant's change reaches the server: prg masks, explicit shares, "
-        "Shamir shares, or plain (no protection)",
+        "Shamir shares, or plain (no protection); or a baseline: fedavg, fedsgd, dssgd "
+        "(parallel), dssgd-rr (round robin), phong-paillier, phong-bfv, centralized, standalone",
         str,
         Mode.PRG.value,
-        scheme_names(),
+        (*scheme_names(), *RUNNER_MODES),
     ),
     Option("protocol.rounds", "training rounds", int, DEFAULT_ROUNDS, metavar="R"),
     Option(

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from ssddl.protocol.config import Aggregation, Mode, Rounding, SessionParams
+from ssddl.protocol.config import Aggregation, Rounding, SessionParams
 from ssddl.protocol.schemes import get_scheme
 
 __all__ = ["decoding_error_bound", "guarantee", "markdown_report", "plot_run", "summarize"]
@@ -38,7 +38,7 @@ def decoding_error_bound(protocol: SessionParams, sizes: Sequence[int]) -> float
     plain one, from fixed-point rounding: ``n·2^-(f+1)·max_samples/Σn_i`` for the weighted
     mean of a group of ``n`` (the smallest ``n`` local datasets give the worst ``Σn_i``);
     stochastic rounding doubles it; 0 in mode plain."""
-    if protocol.mode == Mode.PLAIN or protocol.frac_bits is None:
+    if not get_scheme(protocol.mode).secure or protocol.frac_bits is None:
         return 0.0
     n = protocol.group_size or len(sizes)
     per_value = 2.0 ** -(

@@ -37,6 +37,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ssddl.baselines.schemes import fedsgd_train_config, runner_guarantee
 from ssddl.exceptions import ConfigurationError
 from ssddl.experiments.config import ExperimentConfig, choices_hash, dump_toml, nest
 from ssddl.experiments.report import (
@@ -154,7 +155,9 @@ def prepare(config: ExperimentConfig, *, vanish: tuple[Vanish, ...] | None = Non
     )
     sim = SimulationConfig(
         protocol=config.protocol,
-        train=config.train,
+        train=fedsgd_train_config(config.train, datasets)
+        if config.mode == "fedsgd"
+        else config.train,
         seed=config.seed,
         vanish=dropout_schedule(config) if vanish is None else vanish,
         validate=config.validate,
@@ -439,6 +442,7 @@ class _RunDirectory:
         interrupted: bool,
         resumed_from: int | None,
         reference: Sequence[dict[str, Any]] = (),
+        overrides: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Write model, summary, plot and report from what finished so far."""
         prep, p = self.prep, self.progress
@@ -499,6 +503,7 @@ class _RunDirectory:
                 "accuracy_difference": None if mine is None or plain is None else mine - plain,
             }
             _write_rows(self.out / "compare-plain.csv", reference)
+        summary.update(overrides or {})
         _atomic_write(
             self.out / "summary.json",
             (json.dumps(json_safe(summary), indent=2) + "\n").encode(),
@@ -507,7 +512,7 @@ class _RunDirectory:
             plot_run(
                 p.rows,
                 self.out / "plot.png",
-                title=f"ssddl {prep.protocol.mode}",
+                title=f"ssddl {summary['mode']}",
                 bytes_by_kind=_bytes_by_kind(traffic),
                 reference=reference,
             )
@@ -575,6 +580,15 @@ def run_in_directory(
     """Run ``config`` writing ``out`` round by round; with ``resume`` continue the run whose
     checkpoint is in ``out``. Ctrl-C (KeyboardInterrupt) ends the run with what finished
     written and ``RunOutcome.interrupted`` set."""
+    if config.runner is not None:
+        if resume:
+            raise ConfigurationError(
+                f"--resume: mode {config.runner} runs outside the protocol and keeps no "
+                f"checkpoint; start it again"
+            )
+        return _run_baseline_in_directory(
+            config, config.runner, out, chosen=chosen, command=command, on_round=on_round
+        )
     prep = prepare(config)
     directory = _RunDirectory(out, prep, chosen, command)
     start: SimulationState | None = None
@@ -616,4 +630,114 @@ def run_in_directory(
         resumed_from=None if start is None else start.round,
         reference=reference,
     )
+    return RunOutcome(out, summary, interrupted)
+
+
+# -- baselines that run outside the protocol ---------------------------------------------------
+
+
+def runner_config(config: ExperimentConfig) -> Any:
+    """The :class:`~ssddl.baselines.runners.RunnerConfig` of a runner mode's experiment: the
+    protocol section's rounds and fixed point (16 fractional bits unless given), the
+    baseline options."""
+    from ssddl.baselines.runners import RunnerConfig
+
+    p = config.protocol
+    return RunnerConfig(
+        rounds=p.rounds,
+        train=config.train,
+        seed=config.seed,
+        ring_bits=p.ring_bits,
+        frac_bits=16 if p.frac_bits is None else p.frac_bits,
+        clip=p.clip,
+        he_key_bits=config.he_key_bits,
+        he_poly_degree=config.he_poly_degree,
+        he_real_rounds=config.he_real_rounds,
+        dssgd=config.dssgd_config(),
+    )
+
+
+def metrics_of(row: dict[str, Any]) -> RoundMetrics:
+    """A runner's row as the simulator's RoundMetrics (extra columns dropped)."""
+    return RoundMetrics(**{f.name: row[f.name] for f in dataclasses.fields(RoundMetrics)})
+
+
+def run_baseline_experiment(
+    config: ExperimentConfig,
+    *,
+    on_round: Callable[[RoundMetrics], None] | None = None,
+    prep: Prepared | None = None,
+    runner: Any = None,
+) -> Any:
+    """Run a runner mode (``config.runner``) in memory; returns its BaselineRun. ``runner``
+    (a RunnerConfig) replaces the one made from ``config``."""
+    from ssddl.baselines.runners import run_baseline
+
+    if config.runner is None:
+        raise ConfigurationError("run_baseline_experiment needs a runner mode")
+    prep = prepare(config) if prep is None else prep
+    return run_baseline(
+        config.runner,
+        prep.model,
+        prep.datasets,
+        runner_config(config) if runner is None else runner,
+        test=prep.split.test,
+        on_round=None if on_round is None else (lambda row: on_round(metrics_of(row))),
+    )
+
+
+def _run_baseline_in_directory(
+    config: ExperimentConfig,
+    mode: str,
+    out: Path,
+    *,
+    chosen: dict[str, Any],
+    command: str,
+    on_round: Callable[[RoundMetrics], None] | None,
+) -> RunOutcome:
+    """A runner mode writes the same run directory as ``simulate`` (no checkpoint)."""
+    from ssddl.baselines.runners import run_baseline
+
+    prep = prepare(config)
+    directory = _RunDirectory(out, prep, chosen, command)
+    directory.start_fresh()
+    shutil.rmtree(directory.ckpt, ignore_errors=True)
+
+    def round_done(row: dict[str, Any]) -> None:
+        directory.progress.rows.append(row)
+        if on_round is not None:
+            on_round(metrics_of(row))
+
+    interrupted = False
+    overrides: dict[str, Any] = {"mode": mode}
+    try:
+        run = run_baseline(
+            mode,
+            prep.model,
+            prep.datasets,
+            runner_config(config),
+            test=prep.split.test,
+            on_round=round_done,
+        )
+    except KeyboardInterrupt:
+        interrupted = True
+    else:
+        with open(out / "traffic.csv", "a", newline="") as fh:
+            csv.writer(fh).writerows(run.traffic)
+        directory.progress.state = SimulationState(
+            round=len(run.rows) - 1, weights=run.weights, selection_state={}, rounding_states={}
+        )
+        overrides["baseline"] = json_safe(run.extra)
+    stated = runner_guarantee(mode, config.participants)
+    overrides["guarantee"] = {
+        "collusion_bound": stated.collusion_bound,
+        "dropout_bound": stated.dropout_bound,
+        "round_trips": stated.round_trips,
+        "recovery": "none",
+        "consistency_check": False,
+        "text": stated.text,
+    }
+    overrides["decoding_error_bound"] = 0.0
+    overrides["resolved_config"] = json_safe(config.to_dict())
+    summary = directory.finish(interrupted=interrupted, resumed_from=None, overrides=overrides)
     return RunOutcome(out, summary, interrupted)

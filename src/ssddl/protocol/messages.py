@@ -47,6 +47,7 @@ __all__ = [
     "SessionEnd",
     "ShareBundle",
     "ShareDelivery",
+    "SparseUpload",
     "UnmaskRequest",
     "UnmaskResponse",
     "Upload",
@@ -77,6 +78,7 @@ class MessageKind(IntEnum):
     CONSISTENCY_SIGNATURE = 15
     UNMASK_REQUEST = 16
     UNMASK_RESPONSE = 17
+    SPARSE_UPLOAD = 18
 
 
 def _check_id(value: Any, name: str) -> None:
@@ -532,6 +534,36 @@ class SessionEnd(Message):
     rounds: int
 
 
+@dataclass(frozen=True, eq=False)
+class SparseUpload(Message):
+    """Baseline DSSGD (``ssddl.baselines``), member → server: the selected entries of the
+    change in the clear — strictly increasing parameter indices (uint32) and their float32
+    values — and the sample count. 8 bytes per selected entry on the wire."""
+
+    KIND = MessageKind.SPARSE_UPLOAD
+    SCHEMA = (
+        ("session_id", BYTES),
+        ("round", U64),
+        ("sender", U64),
+        ("num_samples", U64),
+        ("indices", ARRAY),
+        ("values", ARRAY),
+    )
+    round: int
+    sender: int
+    num_samples: int
+    indices: np.ndarray
+    values: np.ndarray
+
+    def validate(self) -> None:
+        object.__setattr__(self, "indices", _check_array(self.indices, "indices", ("uint32",)))
+        object.__setattr__(self, "values", _check_array(self.values, "values", ("float32",)))
+        if self.indices.shape != self.values.shape:
+            raise MalformedMessage("indices and values differ in length")
+        if self.indices.size > 1 and not (np.diff(self.indices.astype(np.int64)) > 0).all():
+            raise MalformedMessage("indices must be strictly increasing")
+
+
 MESSAGE_TYPES: dict[int, type[Message]] = {
     int(cls.KIND): cls
     for cls in (
@@ -552,6 +584,7 @@ MESSAGE_TYPES: dict[int, type[Message]] = {
         ConsistencySignature,
         UnmaskRequest,
         UnmaskResponse,
+        SparseUpload,
     )
 }
 
