@@ -23,7 +23,7 @@ the session's ``recovery``:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -578,17 +578,8 @@ def _close_unmask(server: Server) -> list[Envelope]:
             params=params,
             sign=-1,
         )
-    for survivor, response in responses.items():
-        for peer, key in zip(response.key_peers, response.round_keys, strict=True):
-            remove_pair_mask(
-                aggregate,
-                key,
-                owner=survivor,
-                peer=peer,
-                session_id=server.session_id,
-                round_number=server.round,
-                cipher=params.cipher,
-            )
+    revealed = {p: zip(r.key_peers, r.round_keys, strict=True) for p, r in responses.items()}
+    _remove_revealed(server, aggregate, revealed)
     return server.apply_secure(aggregate, data.included)
 
 
@@ -599,8 +590,18 @@ def _close_reveals(server: Server) -> list[Envelope]:
         missing = sorted(set(recovery.uploaded) - set(responses))
         return server.abort(f"members {missing} vanished during dropout recovery")
     aggregate = recovery.partial.copy()
-    for survivor, response in responses.items():
-        for peer, key in zip(response.peers, response.round_keys, strict=True):
+    revealed = {p: zip(r.peers, r.round_keys, strict=True) for p, r in responses.items()}
+    _remove_revealed(server, aggregate, revealed)
+    return server.apply_secure(aggregate, recovery.uploaded)
+
+
+def _remove_revealed(
+    server: Server, aggregate: np.ndarray, revealed: Mapping[int, Iterable[tuple[int, bytes]]]
+) -> None:
+    """Take each survivor's half of its pair masks with the members that did not upload out
+    of ``aggregate``: ``revealed[survivor]`` holds (peer, round key) pairs."""
+    for survivor, pairs in revealed.items():
+        for peer, key in pairs:
             remove_pair_mask(
                 aggregate,
                 key,
@@ -610,7 +611,6 @@ def _close_reveals(server: Server) -> list[Envelope]:
                 round_number=server.round,
                 cipher=server.config.cipher,
             )
-    return server.apply_secure(aggregate, recovery.uploaded)
 
 
 SCHEME = PrgScheme()
