@@ -40,7 +40,13 @@ from ssddl.hazmat.prg import accumulate_keystream, derive_nonce
 from ssddl.hazmat.sharing import SHAMIR_PRIME, shamir_reconstruct, shamir_split
 from ssddl.protocol.config import Recovery, SessionParams
 from ssddl.protocol.consistency import answer_request, check_partition, check_signed
-from ssddl.protocol.masks import apply_pair_masks, remove_pair_mask
+from ssddl.protocol.masks import (
+    PendingMask,
+    Stream,
+    pair_streams,
+    remove_pair_mask,
+    start_mask,
+)
 from ssddl.protocol.messages import (
     MaskedUpload,
     Message,
@@ -108,6 +114,12 @@ def _share_from_bytes(data: bytes, owner: int) -> np.ndarray:
     return share
 
 
+def self_stream(seed: bytes, *, session_id: bytes, round_number: int, owner: int) -> Stream:
+    """The member's self-mask PRG(s_i) of the round as a (key, nonce, +1) stream."""
+    key = derive_key(seed, SELF_MASK_PURPOSE, session_id)
+    return key, derive_nonce(session_id, round_number, owner, owner, "self-mask"), 1
+
+
 def apply_self_mask(
     vector: np.ndarray,
     seed: bytes,
@@ -119,8 +131,7 @@ def apply_self_mask(
     sign: int,
 ) -> None:
     """Add (``sign`` = +1) or remove (−1) the member's self-mask PRG(s_i) in place."""
-    key = derive_key(seed, SELF_MASK_PURPOSE, session_id)
-    nonce = derive_nonce(session_id, round_number, owner, owner, "self-mask")
+    key, nonce, _ = self_stream(seed, session_id=session_id, round_number=round_number, owner=owner)
     accumulate_keystream(vector, key, nonce, sign=sign, cipher=params.cipher)
 
 
@@ -269,30 +280,35 @@ class PrgScheme(Scheme):
 
     # -- participant -----------------------------------------------------------------------
 
+    def precompute(
+        self, participant: Participant, round_number: int, round_keys: Mapping[int, bytes]
+    ) -> PendingMask:
+        """Start building the member's combined mask (pair masks and, with double masking,
+        the self-mask from a fresh seed) from the round keys alone, in the background."""
+        params = participant.params
+        session, me = participant.session_id, participant.id
+        streams = pair_streams(round_keys, owner=me, session_id=session, round_number=round_number)
+        seed = None
+        if params.recovery is Recovery.DOUBLE_MASK:
+            seed = participant.random.random_bytes(SEED_SIZE)
+            # first: the combined mask starts from a stream with sign +1 (no fold)
+            streams.insert(
+                0, self_stream(seed, session_id=session, round_number=round_number, owner=me)
+            )
+        size = participant.model_size + 1
+        return start_mask(size, params.codec().dtype, streams, params.cipher, seed=seed)
+
     def contribute(self, participant: Participant, delta: np.ndarray, count: int) -> list[Message]:
-        x = participant.encode_update(delta, count)
         params = participant.params
         session, round_number, me = participant.session_id, participant.round, participant.id
-        apply_pair_masks(
-            x,
-            participant.round_keys,
-            owner=me,
-            session_id=session,
-            round_number=round_number,
-            cipher=params.cipher,
-        )
-        if params.recovery is not Recovery.DOUBLE_MASK:
+        pending = participant.take_precomputed()
+        if pending is None:
+            pending = self.precompute(participant, round_number, participant.round_keys)
+        x = participant.encode_update(delta, count)
+        pending.add_to(x)  # every pair mask and the self-mask at once
+        if params.recovery is not Recovery.DOUBLE_MASK or pending.seed is None:
             return [Upload(session, round_number, me, x)]
-        seed = participant.random.random_bytes(SEED_SIZE)
-        apply_self_mask(
-            x,
-            seed,
-            session_id=session,
-            round_number=round_number,
-            owner=me,
-            params=params,
-            sign=1,
-        )
+        seed, pending.seed = pending.seed, None
         group = participant.group
         shares = shamir_split(
             seed_to_field(seed),
