@@ -124,7 +124,21 @@ def build_parser() -> argparse.ArgumentParser:
         for spec in OPTIONS:
             if spec.section == section:
                 _add_option(group, spec)
+    _add_bench_parser(sub)
     return parser
+
+
+def _add_bench_parser(sub: Any) -> None:
+    bench = sub.add_parser(
+        "bench",
+        help="measure prg against plain FedAvg and write BENCHMARKS.md (source checkout)",
+        description="Run the performance benchmarks (round time of every mode as a ratio to "
+        "plain FedAvg, mask throughput against raw AES-CTR, scaling with N) and write "
+        "BENCHMARKS.md with PNG plots. Needs the benchmarks/ directory of a source checkout.",
+    )
+    bench.add_argument("--quick", action="store_true", help="small sizes (under 3 minutes)")
+    bench.add_argument("--json", action="store_true", help="print one JSON object last")
+    bench.add_argument("--out", type=Path, default=Path("."), help="where BENCHMARKS.md goes")
 
 
 def reference_markdown() -> str:
@@ -388,6 +402,25 @@ def _simulate(args: argparse.Namespace, argv: Sequence[str]) -> int:
     return EXIT_OK
 
 
+def _bench(args: argparse.Namespace) -> int:
+    """``ssddl bench``: a thin layer over ``benchmarks.bench_perf.main``."""
+    try:
+        from benchmarks import bench_perf
+    except ImportError:
+        checkout = Path(__file__).resolve().parents[2]
+        if not (checkout / "benchmarks" / "bench_perf.py").is_file():
+            print(
+                "ssddl: error: the benchmarks/ directory was not found; run `ssddl bench` "
+                "from a source checkout of ssddl",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
+        sys.path.insert(0, str(checkout))
+        from benchmarks import bench_perf
+    argv = ["--out", str(args.out)] + ["--quick"] * args.quick + ["--json"] * args.json
+    return int(bench_perf.main(argv))
+
+
 def _json_line(summary: dict[str, Any]) -> dict[str, Any]:
     drop = {"rejections_detail"}
     return {k: v for k, v in summary.items() if k not in drop}
@@ -399,6 +432,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "simulate":
             return _simulate(args, argv)
+        if args.command == "bench":
+            return _bench(args)
     except SSDDLError as exc:
         print(f"ssddl: error: {cli_words(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
