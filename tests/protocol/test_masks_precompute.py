@@ -92,3 +92,18 @@ def test_encode_with_scratch_equals_encode_without(stochastic):
     assert np.array_equal(plain, into)
     with pytest.raises(ShareError, match="scratch must be"):
         encode(values, codec, scratch=np.zeros(513, dtype=np.float32))
+
+
+@pytest.mark.parametrize(("n", "t"), [(2, 1), (2, 2), (5, 3), (40, 21)])
+def test_split_seed_equals_shamir_split_from_the_same_draws(n, t):
+    from ssddl.hazmat.sharing import shamir_reconstruct, shamir_split
+    from ssddl.protocol.schemes.prg import seed_to_field, split_seed
+    from tests.protocol.helpers import seeded
+
+    seed = hashlib.sha256(b"seed").digest()
+    points = list(range(3, 3 + 2 * n, 2))
+    fast = split_seed(seed, threshold=t, points=points, source=seeded("a"))
+    reference = shamir_split(seed_to_field(seed), threshold=t, points=points, source=seeded("a"))
+    assert all(np.array_equal(a, b) for a, b in zip(fast, reference, strict=True))
+    back = shamir_reconstruct(fast[-t:], points[-t:], threshold=t)
+    assert np.array_equal(back, seed_to_field(seed))
