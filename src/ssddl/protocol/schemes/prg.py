@@ -602,11 +602,7 @@ def _close_unmask(server: Server) -> list[Envelope]:
             f"too few seed shares to unmask members {short} (threshold {params.threshold})"
         )
     aggregate = data.partial.copy()
-    for owner, got in shares.items():
-        points = tuple(holder for holder, _ in got[: params.threshold])
-        words = shamir_reconstruct(
-            [share for _, share in got[: params.threshold]], points, threshold=params.threshold
-        )
+    for owner, words in _reconstruct_seeds(shares, params.threshold).items():
         apply_self_mask(
             aggregate,
             seed_from_field(words),
@@ -628,6 +624,24 @@ def _close_unmask(server: Server) -> list[Envelope]:
                 cipher=params.cipher,
             )
     return server.apply_secure(aggregate, data.included)
+
+
+def _reconstruct_seeds(
+    shares: Mapping[int, list[tuple[int, np.ndarray]]], threshold: int
+) -> dict[int, np.ndarray]:
+    """Each owner's seed words from its first ``threshold`` shares. Owners whose shares came
+    from the same holders are reconstructed together (one set of Lagrange coefficients)."""
+    batches: dict[tuple[int, ...], list[int]] = {}
+    for owner, got in shares.items():
+        batches.setdefault(tuple(holder for holder, _ in got[:threshold]), []).append(owner)
+    seeds: dict[int, np.ndarray] = {}
+    for points, owners in batches.items():
+        stacked = [
+            np.stack([shares[owner][index][1] for owner in owners]) for index in range(threshold)
+        ]
+        words = shamir_reconstruct(stacked, points, threshold=threshold)
+        seeds |= dict(zip(owners, words, strict=True))
+    return seeds
 
 
 def _close_reveals(server: Server) -> list[Envelope]:
