@@ -46,6 +46,7 @@ from ssddl.protocol.messages import (
     SessionAnnounce,
     SessionEnd,
 )
+from ssddl.protocol.pairing import pairing_graph
 from ssddl.protocol.policy import ParticipantPolicy
 from ssddl.protocol.schemes import Scheme, get_scheme
 from ssddl.protocol.stages import ParticipantStage, participant_next
@@ -176,9 +177,19 @@ class Participant:
             participant_id=self.id,
             participants=self.participants,
             roster=self._roster,
+            peers=self._graph_peers(msg),
         )
         self._exchange = None  # the pair secrets now live only inside the PRNG states
         return []
+
+    def _graph_peers(self, msg: KeyDirectory) -> frozenset[int] | None:
+        """With sparse pairing, this member's neighbours on the session's graph over the
+        registered members (keys are agreed only with them); None: every member."""
+        degree = self.params.degree
+        if not degree:
+            return None
+        graph = pairing_graph(self.session_id, tuple(msg.participants), degree)
+        return graph.get(self.id, frozenset())
 
     # -- SelectGroup + LocalTrain + ParaShare ----------------------------------------------
 
@@ -200,7 +211,7 @@ class Participant:
         self.scheme_state = None
         if self.scheme.needs_keys:
             for peer in msg.group:
-                if peer != self.id:
+                if peer != self.id and peer in self._prngs:  # sparse: neighbours only
                     mask, share = self._prngs[peer].take_round_keys(msg.round)
                     self.round_keys[peer] = mask
                     self.share_keys[peer] = share
@@ -219,7 +230,7 @@ class Participant:
             return None
         keys = {}
         for peer in msg.group:
-            if peer != self.id:
+            if peer != self.id and peer in self._prngs:
                 prng = self._prngs[peer]
                 copy = ForwardSecurePRNG(prng.export_state(), start_round=prng.round)
                 keys[peer] = copy.take_round_keys(msg.round)[0]
@@ -252,7 +263,7 @@ class Participant:
                 f"round {msg.round} has {len(msg.group)} members, more than the announced "
                 f"group_size={params.group_size}"
             )
-        keyed = self.scheme.needs_keys
+        keyed = self.scheme.needs_keys and not params.degree  # sparse: not every pair
         stray = [
             p
             for p in msg.group

@@ -23,6 +23,7 @@ the session's ``recovery``:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -59,6 +60,7 @@ from ssddl.protocol.messages import (
     UnmaskResponse,
     Upload,
 )
+from ssddl.protocol.pairing import FAILURE_BITS, SECURITY_BITS, pairing_graph
 from ssddl.protocol.schemes._common import (
     Guarantee,
     check_signature,
@@ -213,6 +215,7 @@ class _Unmask(Record):
 class PrgScheme(Scheme):
     name = "prg"
     min_group_floor = 2
+    sparse_pairing = True  #: large groups may pair along a random k-regular graph
 
     # -- configuration -------------------------------------------------------------------
 
@@ -224,6 +227,8 @@ class PrgScheme(Scheme):
 
     def guarantee(self, params: SessionParams) -> Guarantee:
         n, t, floor = params.group_size, params.threshold, params.min_group_size
+        if params.degree:
+            return _sparse_guarantee(params)
         if params.recovery is Recovery.DOUBLE_MASK:
             trips = 3 if params.consistency else 2
             return Guarantee(
@@ -334,13 +339,14 @@ class PrgScheme(Scheme):
         if params.recovery is not Recovery.DOUBLE_MASK or pending.seed is None:
             return [Upload(session, round_number, me, x)]
         seed, pending.seed = pending.seed, None
-        group = participant.group
+        # the seed is shared with the member's pairs in the group (sparse: its neighbours)
+        holders = tuple(p for p in participant.group if p == me or p in participant.round_keys)
         shares = split_seed(
-            seed, threshold=params.threshold, points=group, source=participant.random
+            seed, threshold=params.threshold, points=holders, source=participant.random
         )
-        by_member = dict(zip(group, shares, strict=True))
+        by_member = dict(zip(holders, shares, strict=True))
         participant.scheme_state = _share_bytes(by_member[me])
-        others = tuple(p for p in group if p != me)
+        others = tuple(p for p in holders if p != me)
         sealed = tuple(seal_for(participant, p, _share_bytes(by_member[p])) for p in others)
         return [MaskedUpload(session, round_number, me, x, others, sealed)]
 
@@ -384,6 +390,28 @@ class PrgScheme(Scheme):
             return None
         record = _Recovery if data[5] == _Recovery.KIND else _Unmask
         return record.from_bytes(data)
+
+
+def _sparse_guarantee(params: SessionParams) -> Guarantee:
+    n, k, t = params.group_size, params.degree, params.threshold
+    corrupt = math.floor(params.corrupt_fraction * n)
+    dropped = math.floor(params.dropout_fraction * n)
+    double = params.recovery is Recovery.DOUBLE_MASK
+    return Guarantee(
+        corrupt,
+        dropped if double else 0,
+        2 if double else 1,
+        f"sparse pairing (k={k} neighbours of {n}, seed threshold t={t}): except with "
+        f"probability below 2^-{SECURITY_BITS} over the public pairing graph, the server "
+        f"colluding with up to {corrupt} members chosen before the session learns only the "
+        f"sum of the uploads; "
+        + (
+            f"up to {dropped} members may vanish (the round fails with probability below "
+            f"2^-{FAILURE_BITS}), and a late upload is never unmasked"
+            if double
+            else "a member that does not upload aborts the round"
+        ),
+    )
 
 
 # -- participant handlers ------------------------------------------------------------------
@@ -439,15 +467,15 @@ def _unmask(participant: Participant, msg: UnmaskRequest) -> list[Message]:
         _share_from_bytes(opened, sender)
         owners.append(sender)
         shares.append(opened)
-    keys = tuple(participant.round_keys[p] for p in msg.dropped)
+    key_peers = tuple(p for p in msg.dropped if p in participant.round_keys)  # pairs only
     response = UnmaskResponse(
         participant.session_id,
         msg.round,
         participant.id,
         tuple(owners),
         tuple(shares),
-        msg.dropped,
-        keys,
+        key_peers,
+        tuple(participant.round_keys[p] for p in key_peers),
     )
     participant.scheme_state = None
     return [response]
@@ -456,9 +484,20 @@ def _unmask(participant: Participant, msg: UnmaskRequest) -> list[Message]:
 # -- server ----------------------------------------------------------------------------------
 
 
+def _pairs_of(server: Server, member: int) -> frozenset[int] | None:
+    """The members ``member`` pairs with under sparse pairing (None: everyone)."""
+    degree = server.config.degree
+    if not degree:
+        return None
+    return pairing_graph(server.session_id, tuple(server.registered), degree)[member]
+
+
 def _check_masked_upload(server: Server, msg: MaskedUpload) -> None:
     check_upload(server, msg, field=False)
-    others = tuple(p for p in server.open.group if p != msg.sender)
+    pairs = _pairs_of(server, msg.sender)
+    others = tuple(
+        p for p in server.open.group if p != msg.sender and (pairs is None or p in pairs)
+    )
     if tuple(sorted(msg.receivers)) != others:
         raise MalformedMessage(
             f"participant {msg.sender} sealed seed shares for {sorted(msg.receivers)}; the "
@@ -477,10 +516,12 @@ def _check_reveal(server: Server, msg: RevealResponse) -> None:
 
 def _check_unmask_response(server: Server, msg: UnmaskResponse) -> None:
     data: _Unmask = server.open.data
-    if tuple(msg.key_peers) != data.excluded:
+    pairs = _pairs_of(server, msg.sender)
+    asked = tuple(p for p in data.excluded if pairs is None or p in pairs)
+    if tuple(msg.key_peers) != asked:
         raise MalformedMessage(
             f"participant {msg.sender} revealed keys for {list(msg.key_peers)}; asked for "
-            f"{list(data.excluded)}"
+            f"{list(asked)}"
         )
     if not set(msg.share_owners) <= set(data.included):
         raise MalformedMessage(f"participant {msg.sender} sent seed shares of non-survivors")
@@ -586,8 +627,12 @@ def _close_unmask(server: Server) -> list[Envelope]:
     data: _Unmask = server.open.data
     params = server.config
     responses = server.received(UnmaskResponse)
-    if data.excluded and set(responses) != set(data.included):
-        missing = sorted(set(data.included) - set(responses))
+    missing = sorted(
+        p
+        for p in set(data.included) - set(responses)
+        if any(q in data.excluded for q in (_pairs_of(server, p) or data.excluded))
+    )
+    if missing:
         return server.abort(
             f"members {missing} vanished while unmasking; their pair keys with the members "
             f"that did not upload are needed"
