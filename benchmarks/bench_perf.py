@@ -313,7 +313,12 @@ def run(quick: bool, log: Callable[[str], None]) -> dict[str, Any]:
         rounds.append(dict(row, key=f"step:{label}", mode_label=label))
     log("round time: n = 100")
     row = ratio(CASES["n100"], {"mode": "prg"}, rounds=plan["n100_rounds"], pairs=1, log=log)
-    rounds.append(dict(row, key="n100", mode_label="prg (double-mask, default)"))
+    k = row["degree"]
+    rounds.append(dict(row, key="n100", mode_label=f"prg, sparse pairing (default, k = {k})"))
+    if not quick:
+        complete = {"mode": "prg", "sparse_from": 101}
+        row = ratio(CASES["n100"], complete, rounds=plan["n100_rounds"], pairs=1, log=log)
+        rounds.append(dict(row, key="n100-complete", mode_label="prg, complete graph"))
     log("mask throughput")
     masks = mask_throughput(plan["mask_sizes"], plan["mask_groups"], plan["mask_repeats"])
     log("scaling")

@@ -97,6 +97,7 @@ def run_session(
         "upload_bytes": statistics.fmean(h.upload_bytes_mean for h in history),
         "total_bytes": result.transport.total_bytes(),
         "init_seconds": max(setup.values(), default=0.0),
+        "degree": result.config.degree,
         "model_size": result.model_size,
         "accuracy": result.final_accuracy,
     }
@@ -141,6 +142,7 @@ def ratio(
         "share_seconds": statistics.median(share_s),
         "upload_bytes": last["upload_bytes"],
         "init_seconds": last["init_seconds"],
+        "degree": last["degree"],
     }
 
 

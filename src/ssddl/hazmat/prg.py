@@ -337,6 +337,15 @@ def _check_acc(acc: Any, name: str) -> np.ndarray:
     return acc
 
 
+def _stream_args(
+    words: np.ndarray, key: Any, nonce: Any, cipher: Any, chunk_words: Any
+) -> tuple[bytes, bytes, StreamCipher, int]:
+    """The checked stream arguments for a vector of ``words`` (length within one stream)."""
+    checked = _as_cipher(cipher)
+    _check_length(words.size, words.dtype.itemsize, checked)
+    return as_key(key, "key", KEY_SIZE), _as_nonce(nonce), checked, _as_chunk_words(chunk_words)
+
+
 def _run_segments(
     acc: np.ndarray,
     cipher: StreamCipher,
@@ -392,11 +401,7 @@ def accumulate_keystream(
     acc = _check_acc(acc, "acc")
     if isinstance(sign, bool) or not isinstance(sign, (int, np.integer)) or sign not in (1, -1):
         raise ConfigurationError("sign must be +1 (add the stream) or -1 (subtract it)")
-    key = as_key(key, "key", KEY_SIZE)
-    nonce = _as_nonce(nonce)
-    cipher = _as_cipher(cipher)
-    chunk_words = _as_chunk_words(chunk_words)
-    _check_length(acc.size, acc.dtype.itemsize, cipher)
+    key, nonce, cipher, chunk_words = _stream_args(acc, key, nonce, cipher, chunk_words)
     subtract = sign == -1
 
     def job(segment: np.ndarray, block: int) -> None:
@@ -424,11 +429,7 @@ def keystream_into(
     out = _check_acc(out, "out")
     if not out.flags.c_contiguous:
         raise ShareError("out must be contiguous; pass np.ascontiguousarray(out)")
-    key = as_key(key, "key", KEY_SIZE)
-    nonce = _as_nonce(nonce)
-    cipher = _as_cipher(cipher)
-    chunk_words = _as_chunk_words(chunk_words)
-    _check_length(out.size, out.dtype.itemsize, cipher)
+    key, nonce, cipher, chunk_words = _stream_args(out, key, nonce, cipher, chunk_words)
     if sys.byteorder != "little":  # ring words are the stream read little-endian
         out.fill(0)
         accumulate_keystream(out, key, nonce, sign=1, cipher=cipher, workers=workers)
