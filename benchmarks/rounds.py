@@ -97,7 +97,7 @@ def run_session(
         "upload_bytes": statistics.fmean(h.upload_bytes_mean for h in history),
         "total_bytes": result.transport.total_bytes(),
         "init_seconds": max(setup.values(), default=0.0),
-        "degree": result.config.degree,
+        "degree": getattr(result.config, "degree", 0),  # 0 before sparse pairing existed
         "model_size": result.model_size,
         "accuracy": result.final_accuracy,
     }
