@@ -78,7 +78,7 @@ def _raw_aes(nbytes: int) -> float:
     from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
     size = 1 << 20
-    zeros, out = memoryview(bytes(size)), bytearray(size)
+    zeros, out = memoryview(bytes(size)), memoryview(bytearray(size))
     started = time.perf_counter()
     update_into = Cipher(algorithms.AES(KEY), modes.CTR(bytes(16))).encryptor().update_into
     full, rest = divmod(nbytes, size)
