@@ -51,6 +51,7 @@ def _plan(quick: bool) -> dict[str, Any]:
             "pairs": 1,
             "cases": ("default", "step"),
             "n100_rounds": 2,
+            "n100_pairs": 1,
             "mask_sizes": (10**5, 10**6),
             "mask_groups": (10,),
             "mask_repeats": 3,
@@ -58,13 +59,14 @@ def _plan(quick: bool) -> dict[str, Any]:
             "options": OPTIONS[:2],
         }
     return {
-        "rounds": 6,
-        "pairs": 3,
+        "rounds": 8,
+        "pairs": 5,
         "cases": ("default", "wide", "step", "cnn"),
         "n100_rounds": 4,
+        "n100_pairs": 3,
         "mask_sizes": (10**5, 10**6, 10**7),
         "mask_groups": (10, 100),
-        "mask_repeats": 5,
+        "mask_repeats": 7,
         "scaling": (10, 50, 100, 200),
         "options": OPTIONS,
     }
@@ -312,12 +314,13 @@ def run(quick: bool, log: Callable[[str], None]) -> dict[str, Any]:
         row = ratio(CASES["step"], options, rounds=plan["rounds"], pairs=plan["pairs"], log=log)
         rounds.append(dict(row, key=f"step:{label}", mode_label=label))
     log("round time: n = 100")
-    row = ratio(CASES["n100"], {"mode": "prg"}, rounds=plan["n100_rounds"], pairs=1, log=log)
+    n100 = {"rounds": plan["n100_rounds"], "pairs": plan["n100_pairs"], "log": log}
+    row = ratio(CASES["n100"], {"mode": "prg"}, **n100)
     k = row["degree"]
     rounds.append(dict(row, key="n100", mode_label=f"prg, sparse pairing (default, k = {k})"))
     if not quick:
         complete = {"mode": "prg", "sparse_from": 101}
-        row = ratio(CASES["n100"], complete, rounds=plan["n100_rounds"], pairs=1, log=log)
+        row = ratio(CASES["n100"], complete, **n100)
         rounds.append(dict(row, key="n100-complete", mode_label="prg, complete graph"))
     log("mask throughput")
     masks = mask_throughput(plan["mask_sizes"], plan["mask_groups"], plan["mask_repeats"])
