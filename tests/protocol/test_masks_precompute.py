@@ -7,7 +7,7 @@ import hashlib
 import numpy as np
 import pytest
 
-from ssddl.exceptions import ShareError
+from ssddl.exceptions import ConfigurationError, ShareError
 from ssddl.hazmat.codec import FixedPoint, encode
 from ssddl.hazmat.prg import (
     StreamCipher,
@@ -52,6 +52,22 @@ def test_combined_mask_equals_streams_applied_in_turn(signs, size):
         accumulate_keystream(expected, key, nonce, sign=sign)
     mask = combined_mask(size, np.dtype(np.uint32), streams, StreamCipher.AES_CTR)
     assert np.array_equal(mask, expected)
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3, None])
+@pytest.mark.parametrize("signs", [(-1, 1, -1), (-1,), ()])
+def test_combine_keystreams_is_the_same_for_any_number_of_workers(workers, signs):
+    from ssddl.hazmat.prg import combine_keystreams
+
+    streams = [(hashlib.sha256(bytes([i])).digest(), NONCE, sign) for i, sign in enumerate(signs)]
+    expected = np.zeros(70_001, dtype=np.uint64)
+    for key, nonce, sign in streams:
+        accumulate_keystream(expected, key, nonce, sign=sign)
+    out = np.full(70_001, 5, dtype=np.uint64)
+    combine_keystreams(out, streams, workers=workers, chunk_words=4096)
+    assert np.array_equal(out, expected)
+    with pytest.raises(ConfigurationError, match="sign"):
+        combine_keystreams(out, [(KEY, NONCE, 2)])
 
 
 def test_pending_mask_is_used_once_and_shows_no_secret():

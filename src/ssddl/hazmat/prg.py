@@ -31,7 +31,7 @@ import hashlib
 import os
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from enum import Enum
 from typing import Any
@@ -50,6 +50,7 @@ __all__ = [
     "NONCE_SIZE",
     "StreamCipher",
     "accumulate_keystream",
+    "combine_keystreams",
     "derive_nonce",
     "iter_keystream_words",
     "keystream_into",
@@ -439,3 +440,45 @@ def keystream_into(
         _write_segment(segment, key, nonce, cipher, block, chunk_words)
 
     _run_segments(out, cipher, workers, job)
+
+
+def combine_keystreams(
+    out: np.ndarray,
+    streams: Sequence[tuple[bytes, bytes, int]],
+    *,
+    cipher: StreamCipher = StreamCipher.AES_CTR,
+    chunk_words: int = DEFAULT_CHUNK_WORDS,
+    workers: int | None = None,
+) -> None:
+    """Overwrite ``out`` with Σ sign · stream (mod Q) over ``streams`` of (key, nonce, sign).
+
+    Equal to zeroing ``out`` and calling :func:`accumulate_keystream` once per stream, but the
+    work is split once: each worker builds one 64-byte-aligned segment of ``out`` from every
+    stream (the first +1 stream written straight in, no fold), so small vectors with many
+    streams also use every CPU. ``workers=None`` decides by the total keystream bytes.
+    """
+    out = _check_acc(out, "out")
+    if not out.flags.c_contiguous:
+        raise ShareError("out must be contiguous; pass np.ascontiguousarray(out)")
+    checked = []
+    for key, nonce, sign in streams:
+        if isinstance(sign, bool) or sign not in (1, -1):
+            raise ConfigurationError("each stream's sign must be +1 or -1")
+        key, nonce, cipher, chunk_words = _stream_args(out, key, nonce, cipher, chunk_words)
+        checked.append((key, nonce, sign == -1))
+    first = next((i for i, (_, _, subtract) in enumerate(checked) if not subtract), -1)
+    direct = first >= 0 and sys.byteorder == "little"
+    if workers is None:
+        workers = _auto_workers(out.size * out.dtype.itemsize * max(len(checked), 1))
+
+    def job(segment: np.ndarray, block: int) -> None:
+        if direct:
+            key, nonce, _ = checked[first]
+            _write_segment(segment, key, nonce, cipher, block, chunk_words)
+        else:
+            segment.fill(0)
+        for index, (key, nonce, subtract) in enumerate(checked):
+            if not (direct and index == first):
+                _accumulate_segment(segment, key, nonce, cipher, block, subtract, chunk_words)
+
+    _run_segments(out, _as_cipher(cipher), workers, job)

@@ -23,7 +23,12 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 import numpy as np
 
 from ssddl.exceptions import ShareError
-from ssddl.hazmat.prg import StreamCipher, accumulate_keystream, derive_nonce, keystream_into
+from ssddl.hazmat.prg import (
+    StreamCipher,
+    accumulate_keystream,
+    combine_keystreams,
+    derive_nonce,
+)
 
 if TYPE_CHECKING:
     from ssddl.protocol.participant import Participant
@@ -106,18 +111,12 @@ def combined_mask(
     """Σ sign · stream over ``streams`` (mod Q) as a new ``size``-word array.
 
     The first added stream is written straight into the array (no fold); the others are
-    folded in. Adding the result to a vector equals applying every stream to it in turn.
+    folded in, segment by segment on every CPU for large totals
+    (:func:`~ssddl.hazmat.prg.combine_keystreams`). Adding the result to a vector equals
+    applying every stream to it in turn.
     """
     out = np.empty(size, dtype=dtype)
-    first = next((i for i, (_, _, sign) in enumerate(streams) if sign == 1), None)
-    if first is None:
-        out.fill(0)
-    else:
-        key, nonce, _ = streams[first]
-        keystream_into(out, key, nonce, cipher=cipher)
-    for index, (key, nonce, sign) in enumerate(streams):
-        if index != first:
-            accumulate_keystream(out, key, nonce, sign=sign, cipher=cipher)
+    combine_keystreams(out, streams, cipher=cipher)
     return out
 
 
