@@ -139,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--data-dir", metavar="DIR", help="directory with the MNIST IDX files: adds MNIST to E1"
     )
     rep.add_argument("--no-progress", action="store_true", help="do not show progress")
+    _add_bench_parser(sub)
     return parser
 
 
@@ -193,6 +194,19 @@ def _keys(args: argparse.Namespace) -> int:
         node = make_node_key(out, f"supernode-{i}")
         print(f"{node.private_key}\n{node.public_key}")
     return EXIT_OK
+
+
+def _add_bench_parser(sub: Any) -> None:
+    bench = sub.add_parser(
+        "bench",
+        help="measure prg against plain FedAvg and write BENCHMARKS.md (source checkout)",
+        description="Run the performance benchmarks (round time of every mode as a ratio to "
+        "plain FedAvg, mask throughput against raw AES-CTR, scaling with N) and write "
+        "BENCHMARKS.md with PNG plots. Needs the benchmarks/ directory of a source checkout.",
+    )
+    bench.add_argument("--quick", action="store_true", help="small sizes (under 3 minutes)")
+    bench.add_argument("--json", action="store_true", help="print one JSON object last")
+    bench.add_argument("--out", type=Path, default=Path("."), help="where BENCHMARKS.md goes")
 
 
 def reference_markdown() -> str:
@@ -499,6 +513,25 @@ def _audit(args: argparse.Namespace) -> int:
     return EXIT_NOTHING_APPLIED if failed else EXIT_OK
 
 
+def _bench(args: argparse.Namespace) -> int:
+    """``ssddl bench``: a thin layer over ``benchmarks.bench_perf.main``."""
+    try:
+        from benchmarks import bench_perf
+    except ImportError:
+        checkout = Path(__file__).resolve().parents[2]
+        if not (checkout / "benchmarks" / "bench_perf.py").is_file():
+            print(
+                "ssddl: error: the benchmarks/ directory was not found; run `ssddl bench` "
+                "from a source checkout of ssddl",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
+        sys.path.insert(0, str(checkout))
+        from benchmarks import bench_perf
+    argv = ["--out", str(args.out)] + ["--quick"] * args.quick + ["--json"] * args.json
+    return int(bench_perf.main(argv))
+
+
 def _json_line(summary: dict[str, Any]) -> dict[str, Any]:
     drop = {"rejections_detail"}
     return {k: v for k, v in summary.items() if k not in drop}
@@ -535,6 +568,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _keys(args)
         if args.command == "reproduce":
             return _reproduce(args, argv)
+        if args.command == "bench":
+            return _bench(args)
     except SSDDLError as exc:
         print(f"ssddl: error: {cli_words(str(exc))}", file=sys.stderr)
         return EXIT_USAGE

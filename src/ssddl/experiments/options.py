@@ -21,6 +21,11 @@ from ssddl.exceptions import ConfigurationError
 from ssddl.hazmat.aead import AeadAlgorithm
 from ssddl.hazmat.prg import StreamCipher
 from ssddl.protocol.config import Aggregation, Mode, Recovery, Rounding
+from ssddl.protocol.pairing import (
+    DEFAULT_CORRUPT_FRACTION,
+    DEFAULT_DROPOUT_FRACTION,
+    DEFAULT_SPARSE_FROM,
+)
 from ssddl.protocol.schemes import get_scheme, scheme_names
 
 __all__ = [
@@ -355,6 +360,30 @@ OPTIONS: tuple[Option, ...] = (
         bool,
         False,
         applies=_not_plain,
+    ),
+    Option(
+        "protocol.sparse_from",
+        "prg: groups of at least this many (every registered participant) pair with k random "
+        "neighbours instead of everyone (SecAgg+); k and t follow from the two fractions",
+        int,
+        DEFAULT_SPARSE_FROM,
+        applies=_only("protocol.mode", (Mode.PRG.value,), "with --mode prg"),
+    ),
+    Option(
+        "protocol.corrupt_fraction",
+        "sparse pairing: fraction of members that may collude with the server (security "
+        "2^-40 over the pairing graph)",
+        float,
+        DEFAULT_CORRUPT_FRACTION,
+        applies=_only("protocol.mode", (Mode.PRG.value,), "with --mode prg"),
+    ),
+    Option(
+        "protocol.dropout_fraction",
+        "sparse pairing: fraction of members that may vanish in a round (failure "
+        "probability below 2^-20)",
+        float,
+        DEFAULT_DROPOUT_FRACTION,
+        applies=_only("protocol.mode", (Mode.PRG.value,), "with --mode prg"),
     ),
     Option(
         "protocol.ring_bits",

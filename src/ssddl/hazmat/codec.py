@@ -165,6 +165,11 @@ def _as_real_array(values: Any) -> np.ndarray:
 
 
 def _check_finite(arr: np.ndarray, name: str) -> None:
+    if arr.dtype.kind != "f" or arr.size == 0:
+        return
+    # min and max propagate NaN and reach any inf: two passes, no M-sized temporary
+    if math.isfinite(float(arr.min())) and math.isfinite(float(arr.max())):
+        return
     finite = np.isfinite(arr)
     if not finite.all():
         bad = ~finite
@@ -183,6 +188,7 @@ def encode(
     *,
     rng: np.random.Generator | None = None,
     out: np.ndarray | None = None,
+    scratch: np.ndarray | None = None,
 ) -> np.ndarray:
     """Encode a real array into ring words of ``codec`` (same shape).
 
@@ -190,6 +196,9 @@ def encode(
     even); with a ``numpy.random.Generator`` it is stochastic and unbiased. NaN or inf raise
     :class:`NonFiniteError`. ``out``, if given, is a writeable array of the codec's dtype and
     the values' shape that receives the words (and is returned), sparing an allocation.
+    ``scratch``, if given, is a writeable float64 array of the values' shape that the encoder
+    works in instead of a fresh temporary; it may be ``values`` itself (which is then
+    overwritten). The result does not depend on either.
     """
     if not isinstance(codec, FixedPoint):
         raise ConfigurationError("codec must be a FixedPoint")
@@ -204,9 +213,16 @@ def encode(
         raise ShareError(
             f"out must be a {codec.dtype} array of shape {x.shape} (the codec's ring words)"
         )
+    if scratch is not None and (
+        not isinstance(scratch, np.ndarray)
+        or scratch.dtype != np.float64
+        or scratch.shape != x.shape
+        or not scratch.flags.writeable
+    ):
+        raise ShareError(f"scratch must be a writeable float64 array of shape {x.shape}")
     _check_finite(x, "values")
-    # One float64 temporary, worked on in place: this runs once per member and round.
-    y = np.clip(x, -codec.clip, codec.clip, out=np.empty_like(x))
+    # One float64 work array, worked on in place: this runs once per member and round.
+    y = np.clip(x, -codec.clip, codec.clip, out=np.empty_like(x) if scratch is None else scratch)
     np.multiply(y, codec.scale, out=y)
     if rng is None:
         np.rint(y, out=y)

@@ -29,8 +29,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from enum import Enum
 from typing import Any
@@ -49,8 +50,10 @@ __all__ = [
     "NONCE_SIZE",
     "StreamCipher",
     "accumulate_keystream",
+    "combine_keystreams",
     "derive_nonce",
     "iter_keystream_words",
+    "keystream_into",
     "keystream_words",
     "words_from_bytes",
 ]
@@ -247,6 +250,36 @@ def _auto_workers(nbytes: int) -> int:
     return max(1, min(MAX_AUTO_WORKERS, _available_cpus()))
 
 
+class _Buffers(threading.local):
+    """Per-thread scratch reused across calls: one keystream chunk buffer per size.
+
+    Mask expansion runs once per pair and round; allocating (and zero-filling) a fresh
+    256 KiB input and output buffer on every call cost more than the fold of a small vector.
+    The zero input is shared read-only by all threads (:func:`_zeros`).
+    """
+
+    def __init__(self) -> None:
+        self.stream: dict[int, bytearray] = {}
+
+    def get(self, nbytes: int) -> bytearray:
+        buffer = self.stream.get(nbytes)
+        if buffer is None:
+            buffer = self.stream[nbytes] = bytearray(nbytes)
+        return buffer
+
+
+_buffers = _Buffers()
+_ZEROS: list[memoryview] = [memoryview(bytes(0))]
+
+
+def _zeros(nbytes: int) -> memoryview:
+    """A read-only zero buffer of at least ``nbytes`` bytes, made once and grown on need."""
+    zeros = _ZEROS[0]
+    if len(zeros) < nbytes:
+        zeros = _ZEROS[0] = memoryview(bytes(nbytes))
+    return zeros
+
+
 def _accumulate_segment(
     acc: np.ndarray,
     key: bytes,
@@ -262,27 +295,90 @@ def _accumulate_segment(
         return
     itemsize = acc.dtype.itemsize
     chunk_words = min(chunk_words, count)
-    zeros = memoryview(bytes(chunk_words * itemsize))
-    buffer = np.empty(chunk_words * itemsize, dtype=np.uint8)
-    stream = buffer.view(acc.dtype.newbyteorder("<"))
-    raw = buffer.data
+    zeros = _zeros(chunk_words * itemsize)
+    buffer = _buffers.get(chunk_words * itemsize)
+    stream = np.frombuffer(buffer, dtype=acc.dtype.newbyteorder("<"))
     fold = np.subtract if subtract else np.add
     update_into = _encryptor(key, nonce, cipher, block).update_into
-    full = count // chunk_words
-    if full and acc.flags.c_contiguous:
-        for row in acc[: full * chunk_words].reshape(full, chunk_words):
-            update_into(zeros, raw)
+    step = chunk_words * itemsize
+    for start in range(0, count, chunk_words):
+        size = min(chunk_words, count - start)
+        if size == chunk_words:
+            update_into(zeros[:step], buffer)
+            row = acc[start : start + size]
             fold(row, stream, out=row)
-    else:
-        for start in range(0, full * chunk_words, chunk_words):
-            update_into(zeros, raw)
-            row = acc[start : start + chunk_words]
-            fold(row, stream, out=row)
-    rest = count - full * chunk_words
-    if rest:
-        update_into(zeros[: rest * itemsize], raw[: rest * itemsize])
-        tail = acc[full * chunk_words :]
-        fold(tail, stream[:rest], out=tail)
+        else:
+            update_into(zeros[: size * itemsize], memoryview(buffer)[: size * itemsize])
+            row = acc[start:]
+            fold(row, stream[:size], out=row)
+
+
+def _write_segment(
+    out: np.ndarray, key: bytes, nonce: bytes, cipher: StreamCipher, block: int, chunk_words: int
+) -> None:
+    """Write the stream from counter ``block`` on into the contiguous 1-D slice ``out``."""
+    raw = out.view(np.uint8).data
+    step = chunk_words * out.dtype.itemsize
+    zeros = _zeros(min(step, len(raw)))
+    update_into = _encryptor(key, nonce, cipher, block).update_into
+    for start in range(0, len(raw), step):
+        stop = min(start + step, len(raw))
+        update_into(zeros[: stop - start], raw[start:stop])
+
+
+def _check_acc(acc: Any, name: str) -> np.ndarray:
+    if not isinstance(acc, np.ndarray):
+        raise ShareError(f"{name} must be a numpy array of ring words (uint32 or uint64)")
+    if acc.dtype not in (np.dtype(np.uint32), np.dtype(np.uint64)):
+        raise ShareError(f"{name} must have dtype uint32 or uint64 (ring words), got {acc.dtype}")
+    if acc.ndim != 1:
+        raise ShareError(f"{name} must be 1-D, got {acc.ndim} dimensions; pass {name}.reshape(-1)")
+    if not acc.flags.writeable:
+        raise ShareError(f"{name} must be writeable; pass a copy ({name}.copy())")
+    return acc
+
+
+def _stream_args(
+    words: np.ndarray, key: Any, nonce: Any, cipher: Any, chunk_words: Any
+) -> tuple[bytes, bytes, StreamCipher, int]:
+    """The checked stream arguments for a vector of ``words`` (length within one stream)."""
+    checked = _as_cipher(cipher)
+    _check_length(words.size, words.dtype.itemsize, checked)
+    return as_key(key, "key", KEY_SIZE), _as_nonce(nonce), checked, _as_chunk_words(chunk_words)
+
+
+def _run_segments(
+    acc: np.ndarray,
+    cipher: StreamCipher,
+    workers: int | None,
+    job: Callable[[np.ndarray, int], None],
+) -> None:
+    """Run ``job(segment, first_block)`` over 64-byte-aligned segments of ``acc``: the first
+    in this thread, the others on the helper pool; every helper is done before return."""
+    itemsize = acc.dtype.itemsize
+    if workers is None:
+        workers = _auto_workers(acc.size * itemsize)
+    workers = as_int(workers, "workers", low=1)
+    align = _ALIGN_BYTES // itemsize
+    per_worker = -(-acc.size // workers)
+    per_worker = -(-per_worker // align) * align
+    if workers == 1 or per_worker >= acc.size:
+        job(acc, 0)
+        return
+    jobs = [
+        (acc[start : start + per_worker], start * itemsize // cipher.block_size)
+        for start in range(0, acc.size, per_worker)
+    ]
+    pool = _helpers.get(len(jobs) - 1)
+    futures = [pool.submit(job, segment, block) for segment, block in jobs[1:]]
+    try:
+        job(*jobs[0])
+    finally:
+        # every helper is done with ``acc`` before this returns or raises
+        errors = [future.exception() for future in futures]
+    for error in errors:
+        if error is not None:
+            raise error
 
 
 def accumulate_keystream(
@@ -298,53 +394,91 @@ def accumulate_keystream(
     """``acc += sign * stream`` in place (mod Q), for the first ``acc.size`` stream words.
 
     ``acc`` must be a writeable 1-D uint32/uint64 array; ``sign`` is +1 or -1. Memory beyond
-    ``acc`` is two chunk buffers per worker. ``workers`` threads share the work (the result is
-    identical for any number); ``None`` picks one worker below :data:`AUTO_PARALLEL_BYTES`
-    and otherwise up to :data:`MAX_AUTO_WORKERS`, one per available CPU.
+    ``acc`` is one chunk buffer per worker thread, reused across calls. ``workers`` threads
+    share the work (the result is identical for any number); ``None`` picks one worker below
+    :data:`AUTO_PARALLEL_BYTES` and otherwise up to :data:`MAX_AUTO_WORKERS`, one per
+    available CPU.
     """
-    if not isinstance(acc, np.ndarray):
-        raise ShareError("acc must be a numpy array of ring words (uint32 or uint64)")
-    if acc.dtype not in (np.dtype(np.uint32), np.dtype(np.uint64)):
-        raise ShareError(f"acc must have dtype uint32 or uint64 (ring words), got {acc.dtype}")
-    if acc.ndim != 1:
-        raise ShareError(f"acc must be 1-D, got {acc.ndim} dimensions; pass acc.reshape(-1)")
-    if not acc.flags.writeable:
-        raise ShareError("acc must be writeable; pass a copy (acc.copy())")
+    acc = _check_acc(acc, "acc")
     if isinstance(sign, bool) or not isinstance(sign, (int, np.integer)) or sign not in (1, -1):
         raise ConfigurationError("sign must be +1 (add the stream) or -1 (subtract it)")
-    key = as_key(key, "key", KEY_SIZE)
-    nonce = _as_nonce(nonce)
-    cipher = _as_cipher(cipher)
-    chunk_words = _as_chunk_words(chunk_words)
-    itemsize = acc.dtype.itemsize
-    if workers is None:
-        workers = _auto_workers(acc.size * itemsize)
-    workers = as_int(workers, "workers", low=1)
-    _check_length(acc.size, itemsize, cipher)
+    key, nonce, cipher, chunk_words = _stream_args(acc, key, nonce, cipher, chunk_words)
     subtract = sign == -1
 
-    align = _ALIGN_BYTES // itemsize
-    per_worker = -(-acc.size // workers)
-    per_worker = -(-per_worker // align) * align
-    if workers == 1 or per_worker >= acc.size:
-        _accumulate_segment(acc, key, nonce, cipher, 0, subtract, chunk_words)
-        return
-    jobs = [
-        (acc[start : start + per_worker], start * itemsize // cipher.block_size)
-        for start in range(0, acc.size, per_worker)
-    ]
-    futures = [
-        _helpers.get(len(jobs) - 1).submit(
-            _accumulate_segment, segment, key, nonce, cipher, block, subtract, chunk_words
-        )
-        for segment, block in jobs[1:]
-    ]
-    try:
-        segment, block = jobs[0]
+    def job(segment: np.ndarray, block: int) -> None:
         _accumulate_segment(segment, key, nonce, cipher, block, subtract, chunk_words)
-    finally:
-        # every helper is done with ``acc`` before this returns or raises
-        errors = [future.exception() for future in futures]
-    for error in errors:
-        if error is not None:
-            raise error
+
+    _run_segments(acc, cipher, workers, job)
+
+
+def keystream_into(
+    out: np.ndarray,
+    key: bytes,
+    nonce: bytes,
+    *,
+    cipher: StreamCipher = StreamCipher.AES_CTR,
+    chunk_words: int = DEFAULT_CHUNK_WORDS,
+    workers: int | None = None,
+) -> None:
+    """Overwrite ``out`` with the first ``out.size`` stream words (as :func:`keystream_words`).
+
+    The cipher writes straight into ``out``: no fold, no buffer. This is how a combined mask
+    starts (its first stream), before the others are folded in with
+    :func:`accumulate_keystream`. ``out`` must be a writeable contiguous 1-D uint32/uint64
+    array; ``workers`` as in :func:`accumulate_keystream`.
+    """
+    out = _check_acc(out, "out")
+    if not out.flags.c_contiguous:
+        raise ShareError("out must be contiguous; pass np.ascontiguousarray(out)")
+    key, nonce, cipher, chunk_words = _stream_args(out, key, nonce, cipher, chunk_words)
+    if sys.byteorder != "little":  # ring words are the stream read little-endian
+        out.fill(0)
+        accumulate_keystream(out, key, nonce, sign=1, cipher=cipher, workers=workers)
+        return
+
+    def job(segment: np.ndarray, block: int) -> None:
+        _write_segment(segment, key, nonce, cipher, block, chunk_words)
+
+    _run_segments(out, cipher, workers, job)
+
+
+def combine_keystreams(
+    out: np.ndarray,
+    streams: Sequence[tuple[bytes, bytes, int]],
+    *,
+    cipher: StreamCipher = StreamCipher.AES_CTR,
+    chunk_words: int = DEFAULT_CHUNK_WORDS,
+    workers: int | None = None,
+) -> None:
+    """Overwrite ``out`` with Σ sign · stream (mod Q) over ``streams`` of (key, nonce, sign).
+
+    Equal to zeroing ``out`` and calling :func:`accumulate_keystream` once per stream, but the
+    work is split once: each worker builds one 64-byte-aligned segment of ``out`` from every
+    stream (the first +1 stream written straight in, no fold), so small vectors with many
+    streams also use every CPU. ``workers=None`` decides by the total keystream bytes.
+    """
+    out = _check_acc(out, "out")
+    if not out.flags.c_contiguous:
+        raise ShareError("out must be contiguous; pass np.ascontiguousarray(out)")
+    checked = []
+    for key, nonce, sign in streams:
+        if isinstance(sign, bool) or sign not in (1, -1):
+            raise ConfigurationError("each stream's sign must be +1 or -1")
+        key, nonce, cipher, chunk_words = _stream_args(out, key, nonce, cipher, chunk_words)
+        checked.append((key, nonce, sign == -1))
+    first = next((i for i, (_, _, subtract) in enumerate(checked) if not subtract), -1)
+    direct = first >= 0 and sys.byteorder == "little"
+    if workers is None:
+        workers = _auto_workers(out.size * out.dtype.itemsize * max(len(checked), 1))
+
+    def job(segment: np.ndarray, block: int) -> None:
+        if direct:
+            key, nonce, _ = checked[first]
+            _write_segment(segment, key, nonce, cipher, block, chunk_words)
+        else:
+            segment.fill(0)
+        for index, (key, nonce, subtract) in enumerate(checked):
+            if not (direct and index == first):
+                _accumulate_segment(segment, key, nonce, cipher, block, subtract, chunk_words)
+
+    _run_segments(out, _as_cipher(cipher), workers, job)

@@ -24,6 +24,12 @@ from ssddl.exceptions import ConfigurationError, MalformedMessage
 from ssddl.hazmat.aead import AeadAlgorithm
 from ssddl.hazmat.codec import FixedPoint
 from ssddl.hazmat.prg import StreamCipher
+from ssddl.protocol.pairing import (
+    DEFAULT_CORRUPT_FRACTION,
+    DEFAULT_DROPOUT_FRACTION,
+    DEFAULT_SPARSE_FROM,
+    sparse_parameters,
+)
 from ssddl.validators import check_bool, check_enum, check_float, check_int
 
 __all__ = [
@@ -38,6 +44,8 @@ __all__ = [
 
 #: No point in more fractional bits than a float32 mantissa carries.
 MAX_AUTO_FRAC_BITS = 24
+#: fields published (and written) only when they differ from their default
+_OPTIONAL = {"optional": True}
 
 
 class Mode(str, Enum):
@@ -119,6 +127,14 @@ class ProtocolConfig:
     aead: AeadAlgorithm = AeadAlgorithm.CHACHA20_POLY1305
     recovery: Recovery | None = None
     consistency: bool = False
+    #: groups of at least this many (every registered member, mode prg) pair sparsely
+    sparse_from: int = dataclasses.field(default=DEFAULT_SPARSE_FROM, metadata=_OPTIONAL)
+    corrupt_fraction: float = dataclasses.field(
+        default=DEFAULT_CORRUPT_FRACTION, metadata=_OPTIONAL
+    )
+    dropout_fraction: float = dataclasses.field(
+        default=DEFAULT_DROPOUT_FRACTION, metadata=_OPTIONAL
+    )
 
     def __post_init__(self) -> None:
         scheme = _scheme(self.mode)
@@ -167,6 +183,7 @@ class ProtocolConfig:
         check_bool(self.weighted, "weighted")
         if self.max_samples is not None:
             check_int(self.max_samples, "max_samples", low=1)
+        _check_pairing(self)
 
     @property
     def secure(self) -> bool:
@@ -194,7 +211,7 @@ class ProtocolConfig:
                 f"add participants or lower min_group_size"
             )
         recovery = scheme.resolve_recovery(self.recovery)
-        threshold = scheme.resolve_threshold(self.threshold, n, recovery)
+        degree, threshold = _sparse_pairing(self, recovery, n, num_participants)
         if self.consistency and threshold and 2 * threshold <= n:
             raise ConfigurationError(
                 f"consistency=true needs threshold > group size / 2 (got threshold="
@@ -238,6 +255,10 @@ class ProtocolConfig:
             aead=self.aead,
             recovery=recovery,
             consistency=self.consistency,
+            sparse_from=self.sparse_from,
+            corrupt_fraction=self.corrupt_fraction,
+            dropout_fraction=self.dropout_fraction,
+            degree=degree,
             max_samples_given=self.max_samples is not None,
         )
         if scheme.secure:
@@ -254,6 +275,55 @@ class ProtocolConfig:
     def from_dict(cls, data: dict[str, Any]) -> ProtocolConfig:
         check_known_options(data, cls, "protocol")
         return cls(**data)
+
+
+def _check_pairing(config: ProtocolConfig) -> None:
+    check_int(config.sparse_from, "sparse_from", low=3)
+    for name in ("corrupt_fraction", "dropout_fraction"):
+        value = check_float(getattr(config, name), name, low=0.0)
+        if value >= 1:
+            raise ConfigurationError(f"{name}={value} must be below 1 (a fraction of the group)")
+        object.__setattr__(config, name, value)
+    if config.corrupt_fraction + config.dropout_fraction >= 1:
+        raise ConfigurationError(
+            "corrupt_fraction + dropout_fraction must be below 1; lower one of them"
+        )
+
+
+def _sparse_pairing(
+    config: ProtocolConfig, recovery: Recovery, n: int, num_participants: int
+) -> tuple[int, int]:
+    """(degree, threshold): the pairing graph's degree (0: complete) and the threshold.
+
+    Sparse pairing applies to schemes that support it, when every registered member is in
+    every group (the graph is fixed at Init) and the group has at least ``sparse_from``."""
+    scheme = _scheme(config.mode)
+    threshold = scheme.resolve_threshold(config.threshold, n, recovery)
+    if not (
+        getattr(scheme, "sparse_pairing", False)
+        and recovery in (Recovery.DOUBLE_MASK, Recovery.NONE)
+        and n == num_participants
+        and n >= config.sparse_from
+    ):
+        return 0, threshold
+    chosen = sparse_parameters(n, config.corrupt_fraction, config.dropout_fraction)
+    if chosen is None:
+        return 0, threshold
+    degree, sparse_threshold = chosen
+    if config.consistency:
+        raise ConfigurationError(
+            f"consistency=true is not supported with sparse pairing (groups of {n} >= "
+            f"sparse_from={config.sparse_from}); raise sparse_from above {n}"
+        )
+    if recovery is not Recovery.DOUBLE_MASK:
+        return degree, threshold
+    if config.threshold is not None and config.threshold != sparse_threshold:
+        raise ConfigurationError(
+            f"threshold={config.threshold}: with sparse pairing (groups of {n}) the threshold "
+            f"is derived ({sparse_threshold} of {degree} neighbours); drop threshold or raise "
+            f"sparse_from above {n}"
+        )
+    return degree, sparse_threshold
 
 
 def _auto_frac_bits(n: int, clip: float, modulus: int, ring_bits: int) -> int:
@@ -280,6 +350,8 @@ def _as_dict(obj: Any) -> dict[str, Any]:
     for f in dataclasses.fields(obj):
         if not f.metadata.get("published", True):
             continue
+        if f.metadata.get("optional") and getattr(obj, f.name) == f.default:
+            continue  # published only when changed: the default announcement stays as it was
         value = getattr(obj, f.name)
         out[f.name] = value.value if isinstance(value, Enum) else value
     return out
@@ -310,6 +382,15 @@ class SessionParams:
     aead: AeadAlgorithm
     recovery: Recovery
     consistency: bool
+    sparse_from: int = dataclasses.field(default=DEFAULT_SPARSE_FROM, metadata=_OPTIONAL)
+    corrupt_fraction: float = dataclasses.field(
+        default=DEFAULT_CORRUPT_FRACTION, metadata=_OPTIONAL
+    )
+    dropout_fraction: float = dataclasses.field(
+        default=DEFAULT_DROPOUT_FRACTION, metadata=_OPTIONAL
+    )
+    #: the pairing graph's degree k; 0 = the complete graph (derived, never published)
+    degree: int = dataclasses.field(default=0, metadata={"published": False})
     max_samples_given: bool = dataclasses.field(default=True, metadata={"published": False})
 
     @property

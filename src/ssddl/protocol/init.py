@@ -8,7 +8,7 @@ adverts and publish the directory of the participants that registered.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 from ssddl.exceptions import MalformedMessage, UnknownSender
 from ssddl.hazmat.fsprng import ForwardSecurePRNG
@@ -62,8 +62,10 @@ def pair_prngs(
     participant_id: int,
     participants: tuple[int, ...],
     roster: Mapping[int, bytes],
+    peers: Collection[int] | None = None,
 ) -> dict[int, ForwardSecurePRNG]:
-    """One forward-secure PRNG per other registered participant; every advert's signature
+    """One forward-secure PRNG per other registered participant (per one in ``peers`` when
+    given: sparse pairing agrees keys only along the graph); every used advert's signature
     is checked against the roster (InvalidSignature for a forged one)."""
     keys = zip(directory.exchange_publics, directory.signatures, strict=True)
     entries = dict(zip(directory.participants, keys, strict=True))
@@ -77,7 +79,7 @@ def pair_prngs(
     session_id = directory.session_id
     prngs = {}
     for peer, (public, signature) in entries.items():
-        if peer == participant_id:
+        if peer == participant_id or (peers is not None and peer not in peers):
             continue
         verify_exchange_key(roster[peer], session_id, peer, public, signature)
         secret = pair_secret(exchange, public, session_id, participant_id, peer)

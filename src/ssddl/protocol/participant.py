@@ -29,13 +29,14 @@ from ssddl.exceptions import (
     UnexpectedMessage,
     UnknownSender,
 )
-from ssddl.hazmat.codec import encode
+from ssddl.hazmat.codec import FixedPoint, encode
 from ssddl.hazmat.fsprng import ForwardSecurePRNG
 from ssddl.hazmat.keys import ExchangeKey, IdentityKey
 from ssddl.hazmat.rand import OsRandom, RandomSource
 from ssddl.protocol.config import Rounding, SessionParams
 from ssddl.protocol.init import check_announced_members, make_key_advert, pair_prngs
 from ssddl.protocol.localtrain import Inspector, LocalUpdate, Trainer, check_update
+from ssddl.protocol.masks import MaskPrecomputer, PendingMask
 from ssddl.protocol.messages import (
     KeyDirectory,
     Message,
@@ -45,6 +46,7 @@ from ssddl.protocol.messages import (
     SessionAnnounce,
     SessionEnd,
 )
+from ssddl.protocol.pairing import pairing_graph
 from ssddl.protocol.policy import ParticipantPolicy
 from ssddl.protocol.schemes import Scheme, get_scheme
 from ssddl.protocol.stages import ParticipantStage, participant_next
@@ -101,6 +103,8 @@ class Participant:
         self.scheme_state: Any = None
         # -- per-message scratch, not state --
         self._scratch: np.ndarray | None = None
+        self._codec: tuple[SessionParams, FixedPoint] | None = None
+        self._precomputed: PendingMask | None = None
         self.timings: dict[str, float] = {}
         self.last_train_metrics: Mapping[str, float] = {}
         self._handlers: dict[MessageKind, Handler] = {
@@ -173,18 +177,33 @@ class Participant:
             participant_id=self.id,
             participants=self.participants,
             roster=self._roster,
+            peers=self._graph_peers(msg),
         )
         self._exchange = None  # the pair secrets now live only inside the PRNG states
         return []
+
+    def _graph_peers(self, msg: KeyDirectory) -> frozenset[int] | None:
+        """With sparse pairing, this member's neighbours on the session's graph over the
+        registered members (keys are agreed only with them); None: every member."""
+        degree = self.params.degree
+        if not degree:
+            return None
+        graph = pairing_graph(self.session_id, tuple(msg.participants), degree)
+        return graph.get(self.id, frozenset())
 
     # -- SelectGroup + LocalTrain + ParaShare ----------------------------------------------
 
     def _on_round_start(self, msg: RoundStart) -> list[Message]:
         self._check_round_start(msg)
+        self._precomputed = self._precompute(msg)  # masks build while LocalTrain runs
         started = perf_counter()
-        update = self._trainer(msg.weights, msg.round)
-        trained = perf_counter()
-        delta, count = check_update(update, self.params, self.model_size, self.id)
+        try:
+            update = self._trainer(msg.weights, msg.round)
+            trained = perf_counter()
+            delta, count = check_update(update, self.params, self.model_size, self.id)
+        except BaseException:
+            self._drop_precomputed()
+            raise
         self.last_train_metrics = dict(update.metrics)
         # Nothing above touched a key: a refused update leaves every PRNG as it was.
         self.round = msg.round
@@ -192,13 +211,40 @@ class Participant:
         self.scheme_state = None
         if self.scheme.needs_keys:
             for peer in msg.group:
-                if peer != self.id:
+                if peer != self.id and peer in self._prngs:  # sparse: neighbours only
                     mask, share = self._prngs[peer].take_round_keys(msg.round)
                     self.round_keys[peer] = mask
                     self.share_keys[peer] = share
-        replies = self.scheme.contribute(self, delta, count)
+        try:
+            replies = self.scheme.contribute(self, delta, count)
+        finally:
+            self._drop_precomputed()
         self.timings = {"train": trained - started, "share": perf_counter() - trained}
         return replies
+
+    def _precompute(self, msg: RoundStart) -> PendingMask | None:
+        """Start the scheme's mask for this round from copies of the pair PRNGs: the real
+        ones advance only once the update is accepted. Nothing here is saved."""
+        scheme = self.scheme
+        if not (scheme.needs_keys and isinstance(scheme, MaskPrecomputer)):
+            return None
+        keys = {}
+        for peer in msg.group:
+            if peer != self.id and peer in self._prngs:
+                prng = self._prngs[peer]
+                copy = ForwardSecurePRNG(prng.export_state(), start_round=prng.round)
+                keys[peer] = copy.take_round_keys(msg.round)[0]
+        return scheme.precompute(self, msg.round, keys)
+
+    def take_precomputed(self) -> PendingMask | None:
+        """The mask :meth:`_precompute` started for the open round, once (None if none)."""
+        pending, self._precomputed = self._precomputed, None
+        return pending
+
+    def _drop_precomputed(self) -> None:
+        pending, self._precomputed = self._precomputed, None
+        if pending is not None:
+            pending.discard()
 
     def _check_round_start(self, msg: RoundStart) -> None:
         params = self.params
@@ -217,7 +263,7 @@ class Participant:
                 f"round {msg.round} has {len(msg.group)} members, more than the announced "
                 f"group_size={params.group_size}"
             )
-        keyed = self.scheme.needs_keys
+        keyed = self.scheme.needs_keys and not params.degree  # sparse: not every pair
         stray = [
             p
             for p in msg.group
@@ -268,7 +314,9 @@ class Participant:
     def encode_update(self, delta: np.ndarray, count: int) -> np.ndarray:
         """x_i: the clipped (weighted) change in fixed point, plus its count word."""
         params = self.params
-        codec = params.codec()
+        if self._codec is None or self._codec[0] is not params:
+            self._codec = (params, params.codec())  # built once per session, not per round
+        codec = self._codec[1]
         if self._scratch is None or self._scratch.shape != delta.shape:
             self._scratch = np.empty(delta.shape, dtype=np.float64)  # reused every round
         values = np.clip(delta, -params.clip, params.clip, out=self._scratch)
@@ -278,7 +326,7 @@ class Participant:
         if params.rounding is Rounding.STOCHASTIC and rng is None:
             rng = np.random.default_rng(int.from_bytes(self.random.random_bytes(16), "little"))
         x = np.empty(self.model_size + 1, dtype=codec.dtype)
-        encode(values, codec, rng=rng, out=x[:-1])
+        encode(values, codec, rng=rng, out=x[:-1], scratch=values)
         x[-1] = count if params.weighted else 1
         if self._inspector is not None:
             self._inspector(self.round, x.copy())

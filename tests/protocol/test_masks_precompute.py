@@ -1,0 +1,125 @@
+"""The combined mask built off the critical path equals the streams applied one by one."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pytest
+
+from ssddl.exceptions import ConfigurationError, ShareError
+from ssddl.hazmat.codec import FixedPoint, encode
+from ssddl.hazmat.prg import (
+    StreamCipher,
+    accumulate_keystream,
+    derive_nonce,
+    keystream_into,
+    keystream_words,
+)
+from ssddl.protocol.masks import combined_mask, pair_streams, start_mask
+
+KEY = hashlib.sha256(b"k").digest()
+NONCE = derive_nonce(b"s", 0, 1, 2, "mask")
+
+
+@pytest.mark.parametrize("cipher", list(StreamCipher))
+@pytest.mark.parametrize("bits", [32, 64])
+@pytest.mark.parametrize("size", [0, 1, 17, 1000, 70_001])
+@pytest.mark.parametrize("workers", [1, 3])
+def test_keystream_into_equals_keystream_words(cipher, bits, size, workers):
+    dtype = np.uint32 if bits == 32 else np.uint64
+    out = np.full(size, 7, dtype=dtype)
+    keystream_into(out, KEY, NONCE, cipher=cipher, workers=workers, chunk_words=4096)
+    assert np.array_equal(out, keystream_words(KEY, NONCE, size, bits, cipher=cipher))
+
+
+def test_keystream_into_refuses_bad_output():
+    with pytest.raises(ShareError, match="out must have dtype"):
+        keystream_into(np.zeros(4, dtype=np.int32), KEY, NONCE)
+    with pytest.raises(ShareError, match="contiguous"):
+        keystream_into(np.zeros(8, dtype=np.uint32)[::2], KEY, NONCE)
+
+
+@pytest.mark.parametrize("signs", [(1, -1, 1), (-1, -1), (-1, 1), (1,), ()])
+@pytest.mark.parametrize("size", [1, 999, 3 << 19])
+def test_combined_mask_equals_streams_applied_in_turn(signs, size):
+    streams = [
+        (hashlib.sha256(bytes([i])).digest(), derive_nonce(b"s", 3, i, 9, "mask"), sign)
+        for i, sign in enumerate(signs)
+    ]
+    expected = np.zeros(size, dtype=np.uint32)
+    for key, nonce, sign in streams:
+        accumulate_keystream(expected, key, nonce, sign=sign)
+    mask = combined_mask(size, np.dtype(np.uint32), streams, StreamCipher.AES_CTR)
+    assert np.array_equal(mask, expected)
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3, None])
+@pytest.mark.parametrize("signs", [(-1, 1, -1), (-1,), ()])
+def test_combine_keystreams_is_the_same_for_any_number_of_workers(workers, signs):
+    from ssddl.hazmat.prg import combine_keystreams
+
+    streams = [(hashlib.sha256(bytes([i])).digest(), NONCE, sign) for i, sign in enumerate(signs)]
+    expected = np.zeros(70_001, dtype=np.uint64)
+    for key, nonce, sign in streams:
+        accumulate_keystream(expected, key, nonce, sign=sign)
+    out = np.full(70_001, 5, dtype=np.uint64)
+    combine_keystreams(out, streams, workers=workers, chunk_words=4096)
+    assert np.array_equal(out, expected)
+    with pytest.raises(ConfigurationError, match="sign"):
+        combine_keystreams(out, [(KEY, NONCE, 2)])
+
+
+def test_pending_mask_is_used_once_and_shows_no_secret():
+    keys = {2: KEY, 5: hashlib.sha256(b"other").digest()}
+    streams = pair_streams(keys, owner=3, session_id=b"s", round_number=4)
+    assert [sign for _, _, sign in streams] == [-1, 1]
+    pending = start_mask(100, np.dtype(np.uint32), streams, StreamCipher.AES_CTR, seed=b"x" * 32)
+    assert "x" not in repr(pending) and KEY.hex() not in repr(pending)
+    vector = np.arange(100, dtype=np.uint32)
+    expected = vector.copy()
+    for key, nonce, sign in streams:
+        accumulate_keystream(expected, key, nonce, sign=sign)
+    pending.add_to(vector)
+    assert np.array_equal(vector, expected)
+    with pytest.raises(ShareError, match="already used"):
+        pending.add_to(vector)
+    with pytest.raises(ShareError, match="another round"):
+        start_mask(10, np.dtype(np.uint32), streams, StreamCipher.AES_CTR).add_to(vector)
+
+
+def test_discarded_mask_forgets_its_seed():
+    pending = start_mask(10, np.dtype(np.uint32), [], StreamCipher.AES_CTR, seed=b"y" * 32)
+    pending.discard()
+    assert pending.seed is None
+    with pytest.raises(ShareError):
+        pending.add_to(np.zeros(10, dtype=np.uint32))
+
+
+@pytest.mark.parametrize("stochastic", [False, True])
+def test_encode_with_scratch_equals_encode_without(stochastic):
+    codec = FixedPoint(32, 16, 2.0)
+    values = np.random.default_rng(1).standard_normal(513) * 3
+    plain = encode(values, codec, rng=np.random.default_rng(2) if stochastic else None)
+    scratch = values.copy()
+    into = encode(
+        scratch, codec, rng=np.random.default_rng(2) if stochastic else None, scratch=scratch
+    )
+    assert np.array_equal(plain, into)
+    with pytest.raises(ShareError, match="scratch must be"):
+        encode(values, codec, scratch=np.zeros(513, dtype=np.float32))
+
+
+@pytest.mark.parametrize(("n", "t"), [(2, 1), (2, 2), (5, 3), (40, 21)])
+def test_split_seed_equals_shamir_split_from_the_same_draws(n, t):
+    from ssddl.hazmat.sharing import shamir_reconstruct, shamir_split
+    from ssddl.protocol.schemes.prg import seed_to_field, split_seed
+    from tests.protocol.helpers import seeded
+
+    seed = hashlib.sha256(b"seed").digest()
+    points = list(range(3, 3 + 2 * n, 2))
+    fast = split_seed(seed, threshold=t, points=points, source=seeded("a"))
+    reference = shamir_split(seed_to_field(seed), threshold=t, points=points, source=seeded("a"))
+    assert all(np.array_equal(a, b) for a, b in zip(fast, reference, strict=True))
+    back = shamir_reconstruct(fast[-t:], points[-t:], threshold=t)
+    assert np.array_equal(back, seed_to_field(seed))
