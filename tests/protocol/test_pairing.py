@@ -10,6 +10,7 @@ import pytest
 from ssddl.exceptions import ConfigurationError
 from ssddl.protocol import ProtocolConfig, RoundStatus
 from ssddl.protocol.config import SessionParams
+from ssddl.protocol.init import graph_seed
 from ssddl.protocol.messages import MessageKind, decode_message
 from ssddl.protocol.pairing import isolated_members, pairing_graph, sparse_parameters
 from ssddl.runtime import Vanish, VanishPhase
@@ -119,7 +120,7 @@ def test_sparse_session_is_exact_and_agrees_keys_only_along_the_graph(persisted)
     config = ProtocolConfig(rounds=2, max_samples=512, **SPARSE)
     probe = make_session(config, n=20, size=29)
     probe.driver.init()
-    graph = pairing_graph(probe.server.session_id, tuple(range(1, 21)), 10)
+    graph = pairing_graph(graph_seed(probe.server.directory()), tuple(range(1, 21)), 10)
     # 4 never trains in round 1; a non-neighbour of 4 vanishes after uploading
     late = min(p for p in range(1, 21) if p != 4 and p not in graph[4])
     vanish = (Vanish(4, 1, VanishPhase.ROUND_START), Vanish(late, 1, VanishPhase.AFTER_SHARE))

@@ -8,6 +8,7 @@ adverts and publish the directory of the participants that registered.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Collection, Mapping
 
 from ssddl.exceptions import MalformedMessage, UnknownSender
@@ -26,6 +27,7 @@ from ssddl.protocol.messages import KeyAdvert, KeyDirectory, SessionAnnounce
 __all__ = [
     "FSPRNG_PURPOSE",
     "check_announced_members",
+    "graph_seed",
     "key_directory",
     "make_key_advert",
     "pair_prngs",
@@ -96,3 +98,11 @@ def key_directory(session_id: bytes, adverts: Mapping[int, KeyAdvert]) -> KeyDir
         tuple(m.exchange_public for m in ordered.values()),
         tuple(m.signature for m in ordered.values()),
     )
+
+
+def graph_seed(directory: KeyDirectory) -> bytes:
+    """The seed of the session's sparse pairing graph: a hash of the whole key directory
+    (session id, registered ids, their signed exchange keys). The server chooses the session
+    id, but not the members' keys: it cannot grind session ids for a graph that suits a
+    coalition, only drop whole members from the directory — which every member sees."""
+    return hashlib.sha256(b"ssddl/graph-seed/v1" + directory.encode()).digest()

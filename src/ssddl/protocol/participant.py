@@ -34,7 +34,12 @@ from ssddl.hazmat.fsprng import ForwardSecurePRNG
 from ssddl.hazmat.keys import ExchangeKey, IdentityKey
 from ssddl.hazmat.rand import OsRandom, RandomSource
 from ssddl.protocol.config import Rounding, SessionParams
-from ssddl.protocol.init import check_announced_members, make_key_advert, pair_prngs
+from ssddl.protocol.init import (
+    check_announced_members,
+    graph_seed,
+    make_key_advert,
+    pair_prngs,
+)
 from ssddl.protocol.localtrain import Inspector, LocalUpdate, Trainer, check_update
 from ssddl.protocol.masks import MaskPrecomputer, PendingMask
 from ssddl.protocol.messages import (
@@ -188,7 +193,7 @@ class Participant:
         degree = self.params.degree
         if not degree:
             return None
-        graph = pairing_graph(self.session_id, tuple(msg.participants), degree)
+        graph = pairing_graph(graph_seed(msg), tuple(msg.participants), degree)
         return graph.get(self.id, frozenset())
 
     # -- SelectGroup + LocalTrain + ParaShare ----------------------------------------------

@@ -44,6 +44,7 @@ from ssddl.protocol.init import key_directory
 from ssddl.protocol.messages import (
     SESSION_ID_SIZE,
     KeyAdvert,
+    KeyDirectory,
     Message,
     MessageKind,
     PlainUpload,
@@ -186,6 +187,10 @@ class Server:
         self.stage = S.IDLE
         directory = key_directory(self.session_id, adverts)
         return [Envelope(p, directory) for p in self.registered]
+
+    def directory(self) -> KeyDirectory:
+        """The key directory Init published (the registered members' signed keys)."""
+        return key_directory(self.session_id, self._adverts)
 
     # -- 2. SelectGroup --------------------------------------------------------------------
 

@@ -43,6 +43,7 @@ from ssddl.hazmat.rand import RandomSource, random_below
 from ssddl.hazmat.sharing import SHAMIR_PRIME, field_add, field_mul, shamir_reconstruct
 from ssddl.protocol.config import Recovery, SessionParams
 from ssddl.protocol.consistency import answer_request, check_partition, check_signed
+from ssddl.protocol.init import graph_seed
 from ssddl.protocol.masks import (
     PendingMask,
     Stream,
@@ -489,7 +490,8 @@ def _pairs_of(server: Server, member: int) -> frozenset[int] | None:
     degree = server.config.degree
     if not degree:
         return None
-    return pairing_graph(server.session_id, tuple(server.registered), degree)[member]
+    seed = graph_seed(server.directory())
+    return pairing_graph(seed, tuple(server.registered), degree)[member]
 
 
 def _check_masked_upload(server: Server, msg: MaskedUpload) -> None:
