@@ -198,29 +198,8 @@ def late_upload(recovery: str = "double-mask", *, n: int = 5, target: int = 3) -
     late = [m for m in seen if isinstance(m, MaskedUpload | Upload) and m.sender == target]
     if outcome.status.name != "APPLIED" or target in outcome.contributors or not late:
         return AttackResult("late_upload", False, "no late upload", f"outcome {outcome.status}")
-    estimate = late[-1].payload.copy()
     keys = _revealed_keys(seen, target)
-    for peer, key in keys.items():
-        remove_pair_mask(
-            estimate,
-            key,
-            owner=target,
-            peer=peer,
-            session_id=s.server.session_id,
-            round_number=0,
-            cipher=s.server.config.cipher,
-        )
-    seed = _seed_of(seen, target, s)
-    if seed is not None:
-        apply_self_mask(
-            estimate,
-            seed,
-            session_id=s.server.session_id,
-            round_number=0,
-            owner=target,
-            params=s.server.config,
-            sign=-1,
-        )
+    estimate = _strip(s, late[-1].payload, target, keys, _seed_of(seen, target, s))
     truth = s.truth[0][target]
     unmasked = bool(np.array_equal(estimate, truth))
     stopped = (
@@ -241,6 +220,35 @@ def _revealed_keys(seen: list[Message], target: int) -> dict[int, bytes]:
             if peer == target:
                 keys[m.sender] = key  # type: ignore[attr-defined]
     return keys
+
+
+def _strip(
+    s: Session, upload: np.ndarray, target: int, pair_keys: Mapping[int, bytes], seed: bytes | None
+) -> np.ndarray:
+    """The adversary's best estimate of x_target: the upload with every mask it learned
+    removed (the target's pair masks with ``pair_keys``, its self-mask if it has the seed)."""
+    estimate = upload.copy()
+    for peer, key in pair_keys.items():
+        remove_pair_mask(
+            estimate,
+            key,
+            owner=target,
+            peer=peer,
+            session_id=s.server.session_id,
+            round_number=0,
+            cipher=s.server.config.cipher,
+        )
+    if seed is not None:
+        apply_self_mask(
+            estimate,
+            seed,
+            session_id=s.server.session_id,
+            round_number=0,
+            owner=target,
+            params=s.server.config,
+            sign=-1,
+        )
+    return estimate
 
 
 def _pair_keys_of(responses: Mapping[int, UnmaskResponse], target: int) -> dict[int, bytes]:
@@ -326,29 +334,9 @@ def inconsistent_unmask(*, consistency: bool = True, target: int = 1) -> AttackR
         for reply in replies:
             if isinstance(reply, UnmaskResponse):
                 responses[p] = reply
-    estimate = uploads[target].payload.copy()
     pair_keys = _pair_keys_of(responses, target)
-    for peer, key in pair_keys.items():
-        remove_pair_mask(
-            estimate,
-            key,
-            owner=target,
-            peer=peer,
-            session_id=s.server.session_id,
-            round_number=0,
-            cipher=s.server.config.cipher,
-        )
     seed = _seed_of(list(responses.values()), target, s)
-    if seed is not None:
-        apply_self_mask(
-            estimate,
-            seed,
-            session_id=s.server.session_id,
-            round_number=0,
-            owner=target,
-            params=s.server.config,
-            sign=-1,
-        )
+    estimate = _strip(s, uploads[target].payload, target, pair_keys, seed)
     complete = seed is not None and len(pair_keys) == len(group) - 1
     unmasked = complete and bool(np.array_equal(estimate, s.truth[0][target]))
     name = "inconsistent_unmask" if consistency else "inconsistent_unmask_unchecked"
