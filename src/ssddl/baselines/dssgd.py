@@ -16,7 +16,7 @@ A participant keeps its own copy of the model. In its turn it
 The paper's study uses θu = 0.01 and 0.1 (and θd = 1). What the server sees: every uploaded
 change in the clear (indices and values) — the leakage SSDDL removes.
 
-Wire format of a sparse vector (little-endian, no pickle), 16-byte header then the entries::
+Wire format of a sparse vector (little-endian, explicit fields), 16-byte header, then entries::
 
     b"DSGD" | version u8 = 1 | kind u8 (1 upload, 2 download) | reserved u16 = 0
     | model_size u32 | count u32 | count x index u32 (strictly increasing, < model_size)

@@ -36,8 +36,12 @@ from ssddl.protocol.messages import Message, MessageKind, PlainUpload, SparseUpl
 from ssddl.protocol.schemes import get_scheme, register_scheme, scheme_names
 from ssddl.protocol.schemes._common import Guarantee
 from ssddl.protocol.schemes.base import Scheme, ServerCheck, ServerCloser
-from ssddl.protocol.schemes.plain import PlainScheme
-from ssddl.protocol.stages import Control, Event, ParticipantStage, ServerStage, Variant
+from ssddl.protocol.schemes.plain import (
+    ONE_UPLOAD_PARTICIPANT_TABLE,
+    PlainScheme,
+    one_upload_server_table,
+)
+from ssddl.protocol.stages import Event, ParticipantStage, ServerStage, Variant
 
 if TYPE_CHECKING:
     from ssddl.baselines.dssgd import DSSGDConfig
@@ -182,15 +186,12 @@ class DSSGDScheme(Scheme):
     def participant_table(
         self, variant: Variant
     ) -> dict[tuple[ParticipantStage, MessageKind], ParticipantStage]:
-        return {(P.READY, K.ROUND_START): P.UPLOADED}
+        return ONE_UPLOAD_PARTICIPANT_TABLE
 
     def server_table(
         self, variant: Variant
     ) -> dict[tuple[ServerStage, Event], frozenset[ServerStage]]:
-        return {
-            (S.COLLECTING_UPLOADS, K.SPARSE_UPLOAD): frozenset({S.COLLECTING_UPLOADS, S.IDLE}),
-            (S.COLLECTING_UPLOADS, Control.DEADLINE): frozenset({S.IDLE}),
-        }
+        return one_upload_server_table(K.SPARSE_UPLOAD)
 
     def contribute(self, participant: Participant, delta: np.ndarray, count: int) -> list[Message]:
         from ssddl.baselines.dssgd import select_upload

@@ -1,4 +1,4 @@
-"""Persistable protocol state: records in the versioned, pickle-free wire format.
+"""Persistable protocol state: records in the versioned, explicit wire format.
 
 A participant is its :class:`ParticipantState` plus pure handlers, so a runtime that keeps no
 Python objects between messages (a Flower ClientApp runs every message in a fresh process) can

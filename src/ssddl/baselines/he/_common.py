@@ -1,7 +1,7 @@
 """What every additively homomorphic back end shares: key and ciphertext types, the
 versioned wire format, and the fixed-point range checks (private; see ``ssddl.baselines.he``).
 
-Wire format of a ciphertext vector (little-endian, no pickle)::
+Wire format of a ciphertext vector (little-endian, explicit fields only)::
 
     b"SSHE" | version u8 = 1 | scheme u8 | reserved u16 = 0 | key id (16 bytes)
     | length u32 | summands u32 | parts u32 | parts x (size u32 | part bytes)

@@ -19,11 +19,31 @@ if TYPE_CHECKING:
     from ssddl.protocol.participant import Participant
     from ssddl.protocol.server import Envelope, Server
 
-__all__ = ["SCHEME", "PlainScheme"]
+__all__ = [
+    "ONE_UPLOAD_PARTICIPANT_TABLE",
+    "SCHEME",
+    "PlainScheme",
+    "one_upload_server_table",
+]
 
 K = MessageKind
 P = ParticipantStage
 S = ServerStage
+
+
+#: A round of one upload per member and nothing after it (plain, and baselines like it).
+ONE_UPLOAD_PARTICIPANT_TABLE = {(P.READY, K.ROUND_START): P.UPLOADED}
+
+
+def one_upload_server_table(
+    upload: MessageKind,
+) -> dict[tuple[ServerStage, Event], frozenset[ServerStage]]:
+    """The server side of a one-upload round: collect ``upload`` messages until every member
+    has sent one, or the deadline."""
+    return {
+        (S.COLLECTING_UPLOADS, upload): frozenset({S.COLLECTING_UPLOADS, S.IDLE}),
+        (S.COLLECTING_UPLOADS, Control.DEADLINE): frozenset({S.IDLE}),
+    }
 
 
 class PlainScheme(Scheme):
@@ -42,15 +62,12 @@ class PlainScheme(Scheme):
     def participant_table(
         self, variant: Variant
     ) -> dict[tuple[ParticipantStage, MessageKind], ParticipantStage]:
-        return {(P.READY, K.ROUND_START): P.UPLOADED}
+        return ONE_UPLOAD_PARTICIPANT_TABLE
 
     def server_table(
         self, variant: Variant
     ) -> dict[tuple[ServerStage, Event], frozenset[ServerStage]]:
-        return {
-            (S.COLLECTING_UPLOADS, K.PLAIN_UPLOAD): frozenset({S.COLLECTING_UPLOADS, S.IDLE}),
-            (S.COLLECTING_UPLOADS, Control.DEADLINE): frozenset({S.IDLE}),
-        }
+        return one_upload_server_table(K.PLAIN_UPLOAD)
 
     def contribute(self, participant: Participant, delta: np.ndarray, count: int) -> list[Message]:
         clip = participant.params.clip
