@@ -46,6 +46,10 @@ from tests.flower.test_flower_workflow import run_config, simulated  # noqa: E40
 
 ROUNDS = 3
 TIMEOUT = 45.0
+#: the prg run's stage timeout: the killed node costs it twice (round 1's unmask and round
+#: 2's start, before the SuperLink's heartbeat check marks the node offline); a healthy
+#: stage takes ~6-12 s here (ClientApp process start + polls)
+KILL_TIMEOUT = 25.0
 
 
 @dataclass
@@ -118,7 +122,7 @@ def outcome(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Outcome]:
         first = _collect(record, rc, shamir)
         go = root / "go"
         prg = {**common, "mode": "prg", "use-strategy": True, "pause-kind": "unmask_request",
-               "pause-round": 1, "pause-file": str(go)}  # fmt: skip
+               "pause-round": 1, "pause-file": str(go), "stage-timeout": KILL_TIMEOUT}  # fmt: skip
         proc, record = _flwr_run(deployment, root, "prg", prg)
         wait_until(lambda: Path(str(go) + ".paused").exists(), 240, "round 1's unmask")
         pids = pids_with_marker(str(root))

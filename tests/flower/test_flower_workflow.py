@@ -12,6 +12,7 @@ import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 try:
@@ -33,7 +34,7 @@ from ssddl.runtime.flower.mod import (
     policy_from_config,
     vector_to_arrays,
 )
-from ssddl.runtime.flower.workflow import SSDDLFitWorkflow  # noqa: F401  (import works)
+from ssddl.runtime.flower.workflow import SSDDLFitWorkflow
 from ssddl.runtime.inmemory import Vanish, VanishPhase
 from ssddl.runtime.keyfiles import load_identity, load_roster, write_identities
 
@@ -56,7 +57,9 @@ class NodeGrid:
     """Delivers messages to the example ClientApp; ``mute`` silences a node from a given
     point on (a node that dies)."""
 
-    def __init__(self, keys: Path, run: dict[str, Any], n: int) -> None:
+    def __init__(self, keys: Path, run: dict[str, Any], n: int, app: Any = None) -> None:
+        self.app = client_app.app if app is None else app
+        self.run = SimpleNamespace(run_id=7)
         self.contexts = {
             1000 + 7 * k: Context(
                 run_id=7,
@@ -89,7 +92,7 @@ class NodeGrid:
             if "ssddl" in msg.content.config_records:
                 frames = msg.content.config_records["ssddl"]["frames"]
                 self.kinds += [frame_kind(f) for f in frames]  # type: ignore[union-attr]
-            replies.append(client_app.app(msg, self.contexts[node]))
+            replies.append(self.app(msg, self.contexts[node]))
         return replies
 
     def push_messages(self, messages: Any) -> list[str]:
@@ -126,24 +129,38 @@ def simulated(run: dict[str, Any], n: int, vanish: tuple[Vanish, ...] = ()) -> l
     return weights
 
 
-def flower(
-    keys: Path, run: dict[str, Any], n: int, *, strategy: Any = None, mute: Any = None
-) -> tuple[list[np.ndarray], Any, NodeGrid]:
-    grid = NodeGrid(keys, run, n)
-    if mute is not None:
-        grid.mute = mute
+def workflow_config(keys: Path, run: dict[str, Any], n: int) -> WorkflowConfig:
     roster = {p: k for p, k in load_roster(keys / "roster.json").items() if p <= n}
-    config = WorkflowConfig(
+    return WorkflowConfig(
         task.protocol_config(run), roster, stage_timeout=1.0, discovery_timeout=1.0
     )
+
+
+def initial_arrays(run: dict[str, Any]) -> ArrayRecord:
     net = task.model(int(run["seed"]))
-    initial = ArrayRecord(numpy_ndarrays=[p.detach().numpy() for p in net.parameters()])
+    return ArrayRecord(numpy_ndarrays=[p.detach().numpy() for p in net.parameters()])
+
+
+def flower(
+    keys: Path,
+    run: dict[str, Any],
+    n: int,
+    *,
+    strategy: Any = None,
+    mute: Any = None,
+    app: Any = None,
+    train_config: Any = None,
+) -> tuple[list[np.ndarray], Any, NodeGrid]:
+    grid = NodeGrid(keys, run, n, app)
+    if mute is not None:
+        grid.mute = mute
     weights: list[np.ndarray] = []
     result = start(
         grid,
-        config,
-        initial,
+        workflow_config(keys, run, n),
+        initial_arrays(run),
         strategy=strategy,
+        train_config=train_config,
         on_round=lambda outcome, arrays: weights.append(arrays_to_vector(arrays)),
     )
     return weights, result, grid
@@ -317,15 +334,169 @@ def test_mod_trains_through_call_next(keys: Path) -> None:
     )
     assert calls == ["train"] and update.num_samples == 8
     assert np.allclose(update.delta, 0.5)
+    configs: list[dict[str, Any]] = []
+
+    def remember(message: Message, context: Context) -> Message:
+        configs.append(dict(message.content["config"]))
+        return call_next(message, context)
+
+    call_next_trainer(msg, remember, lambda c: template)(
+        np.zeros(3, np.float32), 4, 1, grid.contexts[1000], config={"lr": 0.1, "server-round": 0}
+    )
+    assert configs == [{"lr": 0.1, "server-round": 5}]  # the protocol's round wins
+    calls.clear()
+    with pytest.raises(ConfigurationError, match="legacy"):
+        ssddl_mod(lambda context: template, legacy="yes")  # type: ignore[arg-type]
     # other message types pass through the mod; query.ssddl is answered by it
     other = Message(RecordDict({"arrays": template}), 1000, "train")
     other.metadata.__dict__["_message_id"] = "m3"
     mod(other, grid.contexts[1000], call_next)
-    assert calls == ["train", "train"]
+    assert calls == ["train"]
     answered = mod(msg, grid.contexts[1000], call_next)
-    assert not answered.has_error() and calls == ["train", "train"]
+    assert not answered.has_error() and calls == ["train"]
 
 
 @pytest.fixture(autouse=True)
 def _no_leftover_path() -> Iterator[None]:
     yield
+
+
+# -- the legacy API: DefaultWorkflow + LegacyContext on the server, client_fn + mod on nodes --
+
+
+def legacy_client_app(seen: list[dict[str, Any]]) -> Any:
+    """A legacy ``ClientApp(client_fn=...)`` whose NumPyClient trains the example's model
+    exactly as the simulator's trainer does, with ``ssddl_mod(legacy=True)`` in front."""
+    from flwr.client import NumPyClient
+    from flwr.clientapp import ClientApp
+
+    from ssddl.learning.train import train_local
+    from ssddl.learning.vector import model_to_vector, vector_to_model
+    from ssddl.runtime.flower import ssddl_mod
+    from ssddl.runtime.seeds import train_seed
+
+    class Client(NumPyClient):  # type: ignore[misc]
+        def __init__(self, context: Context) -> None:
+            self.context = context
+
+        def fit(self, parameters: Any, config: Any) -> Any:
+            seen.append(dict(config))
+            run = self.context.run_config
+            seed = int(run["seed"])
+            pid = node_settings(self.context).participant
+            count = int(self.context.node_config["num-partitions"])
+            data = task.local_data(seed, pid - 1, count)
+            net = task.model(seed)
+            vector_to_model(np.concatenate([np.ravel(a) for a in parameters]), net)
+            round_number = int(config["server-round"]) - 1
+            result = train_local(
+                net, data, task.train_config(run), seed=train_seed(seed, pid, round_number)
+            )
+            trained = [p.detach().numpy().copy() for p in net.parameters()]
+            assert np.array_equal(np.concatenate([t.ravel() for t in trained]),
+                                  model_to_vector(net))  # fmt: skip
+            return trained, result.num_samples, {"loss": float(result.mean_loss)}
+
+    def template(context: Context) -> ArrayRecord:
+        return initial_arrays(dict(context.run_config))
+
+    return ClientApp(
+        client_fn=lambda context: Client(context).to_client(),
+        mods=[ssddl_mod(template, legacy=True)],
+    )
+
+
+def test_legacy_default_workflow_with_a_legacy_client_is_bit_identical(keys: Path) -> None:
+    from flwr.common import ndarrays_to_parameters
+    from flwr.server import ServerConfig
+    from flwr.server.compat.legacy_context import LegacyContext
+    from flwr.server.strategy import FedAvg as LegacyFedAvg
+    from flwr.server.workflow import DefaultWorkflow
+
+    run = run_config(**{"num-server-rounds": 2})
+    seen: list[dict[str, Any]] = []
+    grid = NodeGrid(keys, run, 3, legacy_client_app(seen))
+    central: list[int] = []
+
+    def evaluate_fn(server_round: int, parameters: Any, config: Any) -> Any:
+        central.append(server_round)
+        return 0.0, {}
+
+    strategy = LegacyFedAvg(
+        fraction_fit=1.0,
+        fraction_evaluate=0.0,
+        min_fit_clients=3,
+        min_available_clients=3,
+        initial_parameters=ndarrays_to_parameters(initial_arrays(run).to_numpy_ndarrays()),
+        on_fit_config_fn=lambda r: {"tag": f"fit-{r}"},
+        evaluate_fn=evaluate_fn,
+    )
+    context = LegacyContext(
+        Context(run_id=7, node_id=0, node_config={}, state=RecordDict(), run_config=run),
+        config=ServerConfig(num_rounds=2),
+        strategy=strategy,
+    )
+    workflow = SSDDLFitWorkflow(workflow_config(keys, run, 3))
+    DefaultWorkflow(fit_workflow=workflow)(grid, context)
+
+    expected = simulated(run, 3)
+    final = arrays_to_vector(context.state.array_records["parameters"])
+    assert np.array_equal(final, expected[-1]) and not np.array_equal(expected[0], final)
+    assert workflow.session is not None and workflow.session.server.round == 1
+    assert "unmask_request" in grid.kinds and "session_end" in grid.kinds
+    # every node trained through the legacy fit with the strategy's config, once per round
+    assert sorted((c["tag"], c["server-round"]) for c in seen) == sorted(
+        [("fit-1", 1)] * 3 + [("fit-2", 2)] * 3
+    )
+    assert central == [0, 1, 2]
+    fit_metrics = context.history.metrics_distributed_fit
+    assert [v for _, v in fit_metrics["contributors"]] == [3, 3]
+
+
+def test_legacy_workflow_refuses_a_plain_context(keys: Path) -> None:
+    run = run_config()
+    context = Context(run_id=7, node_id=0, node_config={}, state=RecordDict(), run_config=run)
+    with pytest.raises(ConfigurationError, match="LegacyContext"):
+        SSDDLFitWorkflow(workflow_config(keys, run, 3))(NodeGrid(keys, run, 3), context)
+    with pytest.raises(ConfigurationError, match="WorkflowConfig"):
+        SSDDLFitWorkflow(run)  # type: ignore[arg-type]
+
+
+def test_the_strategy_train_config_reaches_local_train(keys: Path) -> None:
+    from flwr.clientapp import ClientApp
+    from flwr.serverapp.strategy import FedAvg
+
+    from ssddl.runtime.flower import SSDDLClient
+
+    seen: list[tuple[int, int, dict[str, Any]]] = []
+
+    def train(weights: np.ndarray, round_number: int, participant: int, context: Context,
+              config: dict[str, Any]) -> Any:  # fmt: skip
+        seen.append((participant, round_number, config))
+        return client_app.train(weights, round_number, participant, context)
+
+    app = ClientApp()
+    app.query("ssddl")(SSDDLClient(train, settings=client_app.settings).query)
+    run = run_config(**{"num-server-rounds": 2})
+    strategy = FedAvg(fraction_train=1.0, fraction_evaluate=0.0, min_available_nodes=3)
+    weights, _, _ = flower(keys, run, 3, strategy=strategy, app=app,
+                           train_config=ConfigRecord({"lr-hint": 0.25}))  # fmt: skip
+    assert_identical(weights, simulated(run, 3))
+    assert sorted((p, r) for p, r, _ in seen) == [(p, r) for p in (1, 2, 3) for r in (0, 1)]
+    for _, r, config in seen:
+        assert config["lr-hint"] == 0.25 and config["server-round"] == r + 1
+
+
+def test_a_strategy_waiting_for_absent_nodes_gives_up(keys: Path) -> None:
+    import time
+
+    from flwr.serverapp.strategy import FedAvg
+
+    from ssddl.exceptions import GroupTooSmall
+
+    run = run_config()
+    strategy = FedAvg(fraction_train=1.0, fraction_evaluate=0.0, min_available_nodes=5)
+    started = time.monotonic()
+    with pytest.raises(GroupTooSmall, match="min_available_nodes"):
+        flower(keys, run, 3, strategy=strategy)
+    assert time.monotonic() - started < 10

@@ -20,6 +20,7 @@ __all__ = [
     "ERROR_REJECTED",
     "FRAMES",
     "RECORD",
+    "TRAIN_CONFIG",
     "check_message_type",
     "frame_kind",
     "frames_in",
@@ -27,6 +28,10 @@ __all__ = [
 
 RECORD = "ssddl"
 FRAMES = "frames"
+#: A ``ConfigRecord`` the ServerApp may add to a node's first message of a round: the
+#: strategy's train config for that node (learning rate, epochs, ...). It is a hint for the
+#: ClientApp's own LocalTrain, like FedAvg's config, and plays no part in the protocol.
+TRAIN_CONFIG = "ssddl.train-config"
 
 #: The handler raised an ``SSDDLError``: the reason is its message (no payload).
 ERROR_REJECTED = 100

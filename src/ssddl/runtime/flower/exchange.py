@@ -33,6 +33,7 @@ from ssddl.runtime.flower._records import (
     ERROR_REJECTED,
     FRAMES,
     RECORD,
+    TRAIN_CONFIG,
     check_message_type,
     frame_kind,
     frames_in,
@@ -149,10 +150,26 @@ class FlowerExchange:
         self.last_batch: BatchReport | None = None
         self._round = -1
         self._first_kind: dict[int, str] = {}
+        self._train_configs: dict[int, dict[int, Any]] = {}
 
     @property
     def node_ids(self) -> dict[int, int]:
         return dict(self._node_of)
+
+    def attach_train_config(self, round_number: int, configs: Mapping[int, Any]) -> None:
+        """Send ``configs[pid]`` (a Flower ``ConfigRecord``) as :data:`TRAIN_CONFIG` with the
+        first message participant ``pid`` gets in round ``round_number``."""
+        from flwr.app import ConfigRecord
+
+        for pid, record in configs.items():
+            if pid not in self._node_of:
+                raise ConfigurationError(f"train config for participant {pid}: no Flower node id")
+            if not isinstance(record, ConfigRecord):
+                raise ConfigurationError(
+                    f"train config for participant {pid} must be a ConfigRecord, "
+                    f"got {type(record).__name__}"
+                )
+        self._train_configs = {round_number: dict(configs)}
 
     @staticmethod
     def _check_timeout(value: Any, name: str) -> float:
@@ -182,8 +199,11 @@ class FlowerExchange:
         self._round = round_number
         self._first_kind = {pid: self._kind_of(datas[0]) for pid, datas in batches.items()}
         outgoing = []
+        configs = self._train_configs.get(round_number, {})
         for pid, datas in batches.items():
             content = RecordDict({RECORD: ConfigRecord({FRAMES: datas})})
+            if pid in configs:
+                content[TRAIN_CONFIG] = configs.pop(pid)
             kwargs: dict[str, Any] = {"group_id": str(round_number)}
             if self.ttl is not None:
                 kwargs["ttl"] = self.ttl

@@ -11,14 +11,22 @@ LocalTrain is the ClientApp's own training:
 
 * :class:`SSDDLClient` ``(train=fn)``: ``fn(weights, round, participant, context) ->
   LocalUpdate`` (the flat float32 global weights in, the change and the sample count out;
-  ``participant`` is the node's protocol id); register
-  ``client.query`` with ``@app.query("ssddl")``;
+  ``participant`` is the node's protocol id; a ``fn`` with a ``config`` parameter also gets
+  the strategy's train config as a dict); register ``client.query`` with
+  ``@app.query("ssddl")``;
 * :func:`ssddl_mod` ``(template=...)``: a Flower ``Mod`` for a Message-API ClientApp whose
   ``@app.train()`` function trains: the mod answers ``query.ssddl`` itself and, when the
   participant trains, calls ``call_next`` with a ``train`` message holding the global model
   as an ``ArrayRecord`` (laid out like ``template(context)``) and a ``ConfigRecord`` with
-  ``server-round``; the reply's ``ArrayRecord`` and its ``MetricRecord["num-examples"]`` are
-  the update (Flower's own conventions).
+  the strategy's train config and ``server-round``; the reply's ``ArrayRecord`` and its
+  ``MetricRecord["num-examples"]`` are the update (Flower's own conventions).
+* :func:`ssddl_mod` ``(template=..., legacy=True)``: the same for a legacy
+  ``ClientApp(client_fn=..., mods=[...])`` (a ``NumPyClient``): the ``train`` message is a
+  legacy ``FitIns`` and the reply a ``FitRes`` — the way ``secaggplus_mod`` is added.
+
+The strategy's train config (:data:`~ssddl.runtime.flower._records.TRAIN_CONFIG`, sent with
+a node's first message of a round) is a hint for local training, exactly as in FedAvg: it
+comes from the ServerApp, so it never touches the protocol or the node's policy.
 
 A ``query.ssddl`` message whose content holds the ConfigRecord ``"ssddl.hello"`` is the
 workflow's discovery: the node answers with the protocol id its identity key has in its
@@ -29,9 +37,10 @@ signed key advert in Init then proves the claim).
 from __future__ import annotations
 
 import copy
+import inspect
 import json
 import struct
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,6 +54,7 @@ from ssddl.protocol.localtrain import LocalUpdate
 from ssddl.protocol.messages import decode_message
 from ssddl.protocol.participant import Participant
 from ssddl.protocol.policy import DEFAULT_MAX_ROUND, SECURE_MODES, ParticipantPolicy
+from ssddl.runtime.flower._records import TRAIN_CONFIG
 from ssddl.runtime.flower.client import answer
 from ssddl.runtime.keyfiles import identity_file, load_identity, load_roster, participant_id
 from ssddl.runtime.seeds import rounding_rng
@@ -67,6 +77,20 @@ HELLO = "ssddl.hello"
 
 #: LocalTrain of a ClientApp: (flat global weights, round, protocol id, context) -> update
 TrainFn = Callable[[np.ndarray, int, int, Any], LocalUpdate]
+
+
+def _takes_config(train: Callable[..., Any]) -> bool:
+    """Whether a LocalTrain function declares a ``config`` parameter."""
+    try:
+        return "config" in inspect.signature(train).parameters
+    except (TypeError, ValueError):  # a builtin or C callable without a signature
+        return False
+
+
+def train_config_of(message: Any) -> dict[str, Any]:
+    """The strategy's train config a message carries (empty when it has none)."""
+    record = message.content.config_records.get(TRAIN_CONFIG)
+    return dict(record) if record is not None else {}
 
 
 @dataclass(frozen=True)
@@ -219,13 +243,23 @@ class SSDDLClient:
         frames: list[bytes],
         context: Any,
         train: TrainFn | None = None,
+        config: Mapping[str, Any] | None = None,
     ) -> tuple[bytes, list[bytes]]:
-        """The ``FrameHandler``: rebuild the participant, handle ``frames`` in order, save."""
+        """The ``FrameHandler``: rebuild the participant, handle ``frames`` in order, save.
+        ``config`` is the strategy's train config for this round (passed to a ``train``
+        that takes ``config``)."""
         settings = self._settings(context)
         pid = settings.participant
         train = train if train is not None else self._train
         if train is None:
             raise ConfigurationError("no LocalTrain: pass train= or use ssddl_mod")
+        local = train
+        if _takes_config(train):
+            given = dict(config or {})
+
+            def local(weights: np.ndarray, round_number: int, p: int, ctx: Any) -> LocalUpdate:
+                return train(weights, round_number, p, ctx, config=given)  # type: ignore[call-arg]
+
         rng = rounding_rng(settings.seed, pid) if settings.seed is not None else None
         saved, rounding = _unpack(state) if state is not None else (b"", "")
         if rng is not None and rounding:
@@ -235,7 +269,7 @@ class SSDDLClient:
                 raise MalformedMessage("the persisted rounding state is invalid") from None
 
         def trainer(weights: np.ndarray, round_number: int) -> LocalUpdate:
-            return train(weights, round_number, pid, context)
+            return local(weights, round_number, pid, context)
 
         if saved:
             participant = Participant.restore(
@@ -284,10 +318,12 @@ class SSDDLClient:
         if HELLO in message.content.config_records:
             return self.hello(message, context)
 
+        config = train_config_of(message)
+
         def handler(
             state: bytes | None, frames: list[bytes], ctx: Any
         ) -> tuple[bytes, list[bytes]]:
-            return self.handle(state, frames, ctx, train)
+            return self.handle(state, frames, ctx, train, config)
 
         return answer(message, context, handler)
 
@@ -299,10 +335,14 @@ class SSDDLClient:
 # -- the Mod form: LocalTrain through the ClientApp's own train function --------------------
 
 
+def _flat(arrays: Iterable[Any]) -> np.ndarray:
+    parts = [np.asarray(a, dtype=np.float32).ravel() for a in arrays]
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
+
+
 def arrays_to_vector(arrays: Any) -> np.ndarray:
     """A Flower ``ArrayRecord`` as one flat float32 vector (its arrays in key order)."""
-    parts = [np.asarray(a, dtype=np.float32).ravel() for a in arrays.to_numpy_ndarrays()]
-    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
+    return _flat(arrays.to_numpy_ndarrays())
 
 
 def vector_to_arrays(vector: np.ndarray, template: Any) -> Any:
@@ -311,7 +351,8 @@ def vector_to_arrays(vector: np.ndarray, template: Any) -> Any:
 
     out = ArrayRecord()
     offset = 0
-    for key, array in template.items():
+    # shapes from the arrays themselves: a legacy ``Parameters`` record has no shape field
+    for key, array in zip(template.keys(), template.to_numpy_ndarrays(), strict=True):
         shape = tuple(array.shape)
         size = int(np.prod(shape)) if shape else 1
         if offset + size > vector.size:
@@ -327,42 +368,86 @@ def vector_to_arrays(vector: np.ndarray, template: Any) -> Any:
 
 
 def call_next_trainer(
-    message: Any, call_next: Callable[[Any, Any], Any], template: Callable[[Any], Any]
-) -> TrainFn:
-    """LocalTrain that asks the rest of the ClientApp to train (a ``train`` message)."""
-    from flwr.app import ConfigRecord, Message, RecordDict
+    message: Any,
+    call_next: Callable[[Any, Any], Any],
+    template: Callable[[Any], Any],
+    *,
+    legacy: bool = False,
+) -> Callable[..., LocalUpdate]:
+    """LocalTrain that asks the rest of the ClientApp to train (a ``train`` message): a
+    Message-API one (``ArrayRecord`` + ``ConfigRecord``) or, with ``legacy``, a ``FitIns``."""
+    from flwr.app import Message
 
     def train(
-        weights: np.ndarray, round_number: int, participant: int, context: Any
+        weights: np.ndarray,
+        round_number: int,
+        participant: int,
+        context: Any,
+        config: Mapping[str, Any] | None = None,
     ) -> LocalUpdate:
+        settings = {**dict(config or {}), "server-round": round_number + 1}
         arrays = vector_to_arrays(weights, template(context))
-        content = RecordDict(
-            {"arrays": arrays, "config": ConfigRecord({"server-round": round_number + 1})}
-        )
+        content = _legacy_fit(arrays, settings) if legacy else _train_content(arrays, settings)
         metadata = copy.copy(message.metadata)
         metadata.message_type = "train"
         train_message: Any = Message(content, metadata=metadata)  # type: ignore[call-overload]
         reply = call_next(train_message, context)
         if reply.has_error():
             raise ConfigurationError(f"the ClientApp's train function failed: {reply.error.reason}")
-        trained = reply.content.array_records
-        metrics = reply.content.metric_records
-        if not trained or not metrics:
-            raise ConfigurationError(
-                "the ClientApp's train reply needs an ArrayRecord and a MetricRecord with "
-                "'num-examples'"
-            )
-        record = next(iter(metrics.values()))
-        count = record.get("num-examples")
-        if isinstance(count, float) and count.is_integer():
-            count = int(count)
-        vector = arrays_to_vector(next(iter(trained.values())))
+        vector, count, loss = _legacy_result(reply) if legacy else _train_result(reply)
         if vector.shape != weights.shape:
             raise ConfigurationError("the trained model has another size than the global one")
-        loss = {k: float(v) for k, v in record.items() if isinstance(v, (int, float))}
         return LocalUpdate(vector - weights, count, loss)
 
     return train
+
+
+def _train_content(arrays: Any, settings: dict[str, Any]) -> Any:
+    from flwr.app import ConfigRecord, RecordDict
+
+    return RecordDict({"arrays": arrays, "config": ConfigRecord(settings)})
+
+
+def _train_result(reply: Any) -> tuple[np.ndarray, Any, dict[str, float]]:
+    trained = reply.content.array_records
+    metrics = reply.content.metric_records
+    if not trained or not metrics:
+        raise ConfigurationError(
+            "the ClientApp's train reply needs an ArrayRecord and a MetricRecord with "
+            "'num-examples'"
+        )
+    record = next(iter(metrics.values()))
+    count = record.get("num-examples")
+    if isinstance(count, float) and count.is_integer():
+        count = int(count)
+    loss = {k: float(v) for k, v in record.items() if isinstance(v, (int, float))}
+    return arrays_to_vector(next(iter(trained.values()))), count, loss
+
+
+def _legacy_fit(arrays: Any, settings: dict[str, Any]) -> Any:
+    from flwr.common import FitIns, ndarrays_to_parameters
+    from flwr.compat.common.recorddict_compat import fitins_to_recorddict
+
+    parameters = ndarrays_to_parameters(arrays.to_numpy_ndarrays())
+    return fitins_to_recorddict(FitIns(parameters, settings), keep_input=True)
+
+
+def _legacy_result(reply: Any) -> tuple[np.ndarray, Any, dict[str, float]]:
+    from flwr.common import Code, parameters_to_ndarrays
+    from flwr.compat.common.recorddict_compat import recorddict_to_fitres
+
+    try:
+        result = recorddict_to_fitres(reply.content, keep_input=False)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ConfigurationError(
+            f"the legacy client's fit reply is not a FitRes ({type(exc).__name__}): use "
+            "ssddl_mod(legacy=True) only with ClientApp(client_fn=...)"
+        ) from None
+    if result.status.code != Code.OK:
+        raise ConfigurationError(f"the legacy client's fit failed: {result.status.message}")
+    vector = _flat(parameters_to_ndarrays(result.parameters))
+    loss = {k: float(v) for k, v in result.metrics.items() if isinstance(v, (int, float))}
+    return vector, result.num_examples, loss
 
 
 def ssddl_mod(
@@ -370,18 +455,23 @@ def ssddl_mod(
     *,
     settings: Callable[[Any], NodeSettings] = node_settings,
     message_type: str = "query.ssddl",
+    legacy: bool = False,
 ) -> Callable[[Any, Any, Callable[[Any, Any], Any]], Any]:
     """A Flower ``Mod``: answers ``message_type`` with the node's participant, whose
     LocalTrain is the ClientApp's ``train`` function (through ``call_next``);
     ``template(context)`` gives an ``ArrayRecord`` shaped like the model. Every other
-    message passes through."""
+    message passes through. ``legacy=True`` for a ``ClientApp(client_fn=...)``: LocalTrain
+    is then the client's ``fit`` (a ``FitIns`` in, a ``FitRes`` out)."""
     if not callable(template):
         raise ConfigurationError("template must be a callable (context) -> ArrayRecord")
+    if not isinstance(legacy, bool):
+        raise ConfigurationError("legacy must be True or False")
     client = SSDDLClient(settings=settings)
 
     def mod(message: Any, context: Any, call_next: Callable[[Any, Any], Any]) -> Any:
         if message.metadata.message_type != message_type:
             return call_next(message, context)
-        return client.answer(message, context, call_next_trainer(message, call_next, template))
+        trainer = call_next_trainer(message, call_next, template, legacy=legacy)
+        return client.answer(message, context, trainer)
 
     return mod

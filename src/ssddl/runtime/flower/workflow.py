@@ -223,14 +223,26 @@ class SSDDLSession:
         of = {node: pid for pid, node in self.node_ids.items()}
         return tuple(sorted(of[n] for n in node_ids if n in of))
 
-    def round(self, node_ids: Iterable[int] | None = None) -> RoundOutcome:
-        """One round; ``node_ids`` (with a :class:`StrategySelection`) are the sampled nodes."""
+    def round(
+        self,
+        node_ids: Iterable[int] | None = None,
+        train_configs: Mapping[int, Any] | None = None,
+    ) -> RoundOutcome:
+        """One round; ``node_ids`` (with a :class:`StrategySelection`) are the sampled nodes;
+        ``train_configs`` maps Flower node ids to the ``ConfigRecord`` the strategy made for
+        them (sent along with the round's first message, for the node's LocalTrain)."""
         if node_ids is not None:
             if not isinstance(self.selection, StrategySelection):
                 raise ConfigurationError("node_ids need the session's StrategySelection")
             self.selection.choose(self.participants_of(node_ids))
-        if self.driver is None:
+        if self.driver is None or self.exchange is None:
             raise ConfigurationError("the session is not open: call open(grid, arrays) first")
+        if train_configs:
+            of = {node: pid for pid, node in self.node_ids.items()}
+            self.exchange.attach_train_config(
+                self.server.round + 1,
+                {of[n]: record for n, record in train_configs.items() if n in of},
+            )
         return self.driver.round()
 
     @property
@@ -294,12 +306,14 @@ def start(
     try:
         for current in range(1, config.protocol.rounds + 1):
             arrays = result.arrays
-            sampled = None
+            sampled, configs = None, None
             if strategy is not None:
                 train = ConfigRecord() if train_config is None else train_config
-                sampled = [m.metadata.dst_node_id for m in strategy.configure_train(
-                    current, arrays, train, grid)]  # fmt: skip
-            outcome = session.round(sampled)
+                bounded = _BoundedGrid(grid, config.discovery_timeout)
+                messages = list(strategy.configure_train(current, arrays, train, bounded))
+                sampled = [m.metadata.dst_node_id for m in messages]
+                configs = {m.metadata.dst_node_id: _config_of(m.content) for m in messages}
+            outcome = session.round(sampled, configs)
             result.arrays = arrays = session.arrays
             result.train_metrics_clientapp[current] = MetricRecord(dict(outcome_metrics(outcome)))
             if on_round is not None:
@@ -315,6 +329,40 @@ def start(
     return result
 
 
+def _config_of(content: Any) -> Any:
+    """The train config in a strategy's train message (its first ``ConfigRecord``)."""
+    from flwr.app import ConfigRecord
+
+    records = content.config_records
+    return next(iter(records.values())) if records else ConfigRecord()
+
+
+class _BoundedGrid:
+    """A grid whose ``get_node_ids`` gives up after ``timeout`` seconds of being asked:
+    Flower's strategies wait for ``min_available_nodes`` without a limit."""
+
+    def __init__(self, grid: Any, timeout: float) -> None:
+        self._grid = grid
+        self._timeout = timeout
+        self._since: float | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._grid, name)
+
+    def get_node_ids(self) -> Any:
+        nodes = list(self._grid.get_node_ids())
+        now = time.monotonic()
+        if self._since is None:
+            self._since = now
+        elif now - self._since > self._timeout:
+            raise GroupTooSmall(
+                f"the strategy waited {self._timeout:.0f} s (discovery_timeout) for its "
+                f"min_available_nodes and {len(nodes)} nodes are connected: lower the "
+                "strategy's min_available_nodes or start more SuperNodes"
+            )
+        return nodes
+
+
 def _evaluate(
     grid: Any,
     strategy: Any,
@@ -327,7 +375,8 @@ def _evaluate(
     from flwr.app import ConfigRecord
 
     cfg = ConfigRecord() if evaluate_config is None else evaluate_config
-    messages = list(strategy.configure_evaluate(current, arrays, cfg, grid))
+    bounded = _BoundedGrid(grid, config.discovery_timeout)
+    messages = list(strategy.configure_evaluate(current, arrays, cfg, bounded))
     if not messages:
         return
     replies = grid.send_and_receive(messages, timeout=config.evaluate_timeout)
@@ -338,16 +387,21 @@ def _evaluate(
 
 class SSDDLFitWorkflow:
     """The ``fit_workflow`` of Flower's legacy ``DefaultWorkflow``: each call runs one SSDDL
-    round on the nodes the legacy strategy's ``configure_fit`` sampled and writes the new
-    global parameters back into the ``LegacyContext``'s state; the first call opens the
-    session, the last (round ``num_rounds``) closes it."""
+    round on the nodes the legacy strategy's ``configure_fit`` sampled (their ``FitIns``
+    config is forwarded to the nodes' LocalTrain) and writes the new global parameters back
+    into the ``LegacyContext``'s state; the first call opens the session, the last (round
+    ``num_rounds``) closes it. The swap from Flower's SecAgg+ is
+    ``DefaultWorkflow(fit_workflow=SSDDLFitWorkflow(config))`` on the server and
+    ``ssddl_mod(template, legacy=True)`` instead of ``secaggplus_mod`` on the clients."""
 
     def __init__(self, config: WorkflowConfig) -> None:
-        self.session = SSDDLSession(config, selection=StrategySelection())
+        if not isinstance(config, WorkflowConfig):
+            raise ConfigurationError("config must be a WorkflowConfig")
         self.config = config
+        self.session: SSDDLSession | None = None
 
     def __call__(self, grid: Any, context: Any) -> None:
-        from flwr.common import compat
+        from flwr.compat.common.recorddict_compat import arrayrecord_to_parameters
         from flwr.server.compat.legacy_context import LegacyContext
         from flwr.server.workflow.constant import MAIN_CONFIGS_RECORD, MAIN_PARAMS_RECORD, Key
 
@@ -355,21 +409,49 @@ class SSDDLFitWorkflow:
             raise ConfigurationError("SSDDLFitWorkflow runs inside DefaultWorkflow (LegacyContext)")
         current: Any = context.state.config_records[MAIN_CONFIGS_RECORD][Key.CURRENT_ROUND]
         arrays = context.state.array_records[MAIN_PARAMS_RECORD]
-        if self.session.driver is None:
-            self.session = SSDDLSession(
-                dataclasses.replace(self.config, protocol=dataclasses.replace(
-                    self.config.protocol, rounds=context.config.num_rounds)),
-                selection=StrategySelection(),
-            )  # fmt: skip
-            self.session.open(grid, arrays)
-        parameters = compat.arrayrecord_to_parameters(arrays, keep_input=True)
-        instructions = context.strategy.configure_fit(
-            server_round=current, parameters=parameters, client_manager=context.client_manager
-        )
-        outcome = self.session.round([proxy.node_id for proxy, _ in instructions])
-        context.state.array_records[MAIN_PARAMS_RECORD] = self.session.arrays
+        session = self._open(grid, arrays, context.config.num_rounds)
+        try:
+            self._wait_for_clients(context)
+            parameters = arrayrecord_to_parameters(arrays, keep_input=True)
+            instructions = context.strategy.configure_fit(
+                server_round=current, parameters=parameters, client_manager=context.client_manager
+            )
+            configs = {proxy.node_id: _legacy_config(fit.config) for proxy, fit in instructions}
+            outcome = session.round(list(configs), configs)
+        except BaseException:
+            session.close()
+            raise
+        context.state.array_records[MAIN_PARAMS_RECORD] = session.arrays
         context.history.add_metrics_distributed_fit(
             server_round=current, metrics=dict(outcome_metrics(outcome))
         )
         if current >= context.config.num_rounds:
-            self.session.close()
+            session.close()
+
+    def _wait_for_clients(self, context: Any) -> None:
+        """Wait (at most ``discovery_timeout``) for the legacy strategy's
+        ``min_available_clients``: its ``configure_fit`` would otherwise wait 24 h."""
+        wanted = getattr(context.strategy, "min_available_clients", 1)
+        deadline = time.monotonic() + self.config.discovery_timeout
+        while context.client_manager.num_available() < wanted:
+            if time.monotonic() >= deadline:
+                raise GroupTooSmall(
+                    f"the legacy strategy wants min_available_clients={wanted} and only "
+                    f"{context.client_manager.num_available()} connected within "
+                    f"discovery_timeout={self.config.discovery_timeout} s"
+                )
+            time.sleep(self.config.poll_interval or 0.5)
+
+    def _open(self, grid: Any, arrays: Any, rounds: int) -> SSDDLSession:
+        if self.session is None or self.session.driver is None:
+            protocol = dataclasses.replace(self.config.protocol, rounds=rounds)
+            config = dataclasses.replace(self.config, protocol=protocol)
+            self.session = SSDDLSession(config, selection=StrategySelection())
+            self.session.open(grid, arrays)
+        return self.session
+
+
+def _legacy_config(config: Mapping[str, Any]) -> Any:
+    from flwr.app import ConfigRecord
+
+    return ConfigRecord(dict(config))
