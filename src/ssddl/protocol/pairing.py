@@ -49,6 +49,8 @@ __all__ = [
     "SECURITY_BITS",
     "isolated_members",
     "pairing_graph",
+    "round_graph",
+    "round_graph_seed",
     "sparse_parameters",
 ]
 
@@ -58,6 +60,7 @@ DEFAULT_SPARSE_FROM = 100
 DEFAULT_CORRUPT_FRACTION = 1 / 3
 DEFAULT_DROPOUT_FRACTION = 1 / 20
 _LABEL = b"ssddl/pairing/v1"
+_ROUND_LABEL = b"ssddl/round-graph/v1"
 
 
 def _tail_at_least(population: int, marked: int, draws: int, at_least: int) -> tuple[int, int]:
@@ -185,3 +188,42 @@ def isolated_members(
                 seen.add(peer)
                 frontier.append(peer)
     return sorted(m for m in rest if m not in seen)
+
+
+def round_graph_seed(session_seed: bytes, round_number: int, group: Sequence[int]) -> bytes:
+    """The seed of round ``round_number``'s graph over ``group``: SHA-256 of the session's
+    graph seed (a hash of the whole key directory), the round and the sorted group, each
+    length-framed. Both ends compute it from public values; the server fixes neither the
+    directory's keys nor (in the honest-but-curious model) the group."""
+    if len(session_seed) != 32:
+        raise ConfigurationError(
+            f"the session graph seed must be 32 bytes, got {len(session_seed)}"
+        )
+    ids = sorted(group)
+    return hashlib.sha256(
+        _ROUND_LABEL
+        + session_seed
+        + round_number.to_bytes(8, "big")
+        + len(ids).to_bytes(8, "big")
+        + b"".join(p.to_bytes(8, "big") for p in ids)
+    ).digest()
+
+
+def round_graph(
+    session_seed: bytes,
+    round_number: int,
+    group: Sequence[int],
+    registered: Sequence[int],
+    degree: int,
+) -> dict[int, frozenset[int]]:
+    """The pairing graph of one round: each member of ``group``'s neighbours.
+
+    When the group is every registered member, the session's graph fixed at Init
+    (:func:`pairing_graph` over ``registered`` from ``session_seed``), so keys can be agreed
+    along it once. Otherwise a fresh graph over the round's group from
+    :func:`round_graph_seed`: k-regular over the group whatever subset the round has.
+    """
+    members = tuple(sorted(group))
+    if members == tuple(sorted(registered)):
+        return pairing_graph(session_seed, members, degree)
+    return pairing_graph(round_graph_seed(session_seed, round_number, members), members, degree)
