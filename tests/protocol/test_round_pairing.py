@@ -47,7 +47,7 @@ def test_round_graph_is_regular_over_the_group_and_changes_with_round_and_group(
     assert isolated_members(graph, set()) == []  # H(k, n) is k-connected
     assert round_graph(SEED, rnd, tuple(reversed(group)), registered, k) == graph  # order-free
     assert round_graph(SEED, rnd + 1, group, registered, k) != graph
-    other = sorted(group)[1:] + [next(p for p in registered if p not in group)]
+    other = [*sorted(group)[1:], next(p for p in registered if p not in group)]
     assert round_graph_seed(SEED, rnd, other) != round_graph_seed(SEED, rnd, group)
     assert round_graph(bytes(32), rnd, group, registered, k) != graph
 
