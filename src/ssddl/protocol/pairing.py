@@ -7,10 +7,13 @@ random k-regular graph, and shares its self-mask seed among those neighbours wit
 t: O(k) streams and O(N·k) key agreements.
 
 The graph. The Harary graph H(k, n) (member at cyclic position i is joined to positions
-i ± 1, …, i ± k/2) over a uniformly random order of the registered members, drawn from public
-session randomness (AES-256-CTR keyed by SHA-256 of the session id; :func:`pairing_graph`).
-It is k-regular and k-connected, and each member's neighbour set is a uniformly random
-k-subset of the others.
+i ± 1, …, i ± k/2) over a uniformly random order of its members, drawn from public randomness
+(AES-256-CTR keyed by SHA-256 of a seed; :func:`pairing_graph`). It is k-regular and
+k-connected, and each member's neighbour set is a uniformly random k-subset of the others.
+When every registered member is in every group, one graph over the registered members serves
+the whole session (seeded by a hash of the key directory); when groups are smaller, each round
+draws a graph over its own group, seeded by the directory hash, the round and the group
+(:func:`round_graph`), so k and t follow the group size whatever subset the round has.
 
 Choosing k and t (:func:`sparse_parameters`). Against a coalition of ``⌊γ n⌋`` corrupt
 members (with the server) fixed before the graph is drawn, and ``⌊δ n⌋`` dropouts, the
