@@ -1,8 +1,8 @@
 """Scaling of the simulator (issue 12, deliverable 3): round time, bytes and peak memory against
 the number of registered participants N, the group size n and the model size M.
 
-Every point runs in a fresh interpreter (``python -m benchmarks.scale SPEC``), so its
-``ru_maxrss`` is
+Every point runs in a fresh interpreter (``python -m benchmarks.scale SPEC``), so its peak
+resident memory (VmHWM) is
 the peak resident memory of that simulation alone. Inside it the server's own peak is traced
 with ``tracemalloc`` from the first upload of a round to the round's end (summing, unmasking,
 updating): what the server allocates while it sums, without the transport's frames or the
@@ -62,6 +62,18 @@ class _ServerPeak:
         return TracedServer
 
 
+def _peak_rss_mb() -> float:
+    """This process's peak resident memory: VmHWM (Linux; reset by exec, unlike ru_maxrss,
+    which a child started by exec inherits from its parent), else ru_maxrss."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def _point(spec: dict[str, Any]) -> dict[str, Any]:
     """One simulated session (runs in the child process)."""
     from benchmarks.rounds import CASES, replace_case, run_session
@@ -92,7 +104,7 @@ def _point(spec: dict[str, Any]) -> dict[str, Any]:
         "upload_bytes": result["upload_bytes"],
         "total_bytes": result["total_bytes"],
         "server_peak_mb": max(peak.peaks, default=0) / 2**20,
-        "process_peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "process_peak_mb": _peak_rss_mb(),
         "wall_seconds": time.perf_counter() - started,
     }
 
