@@ -7,7 +7,12 @@
    in the same simulator, same model and seeds, sessions interleaved (``benchmarks.rounds``).
 2. Mask throughput: building a member's combined mask of n streams (n - 1 pair masks and the
    self-mask) as a ratio to the raw AES-256-CTR ceiling measured in the same run.
-3. Scaling: round time, bytes and peak memory against the number of participants.
+3. Scaling: round time, bytes and peak memory (the process's and the server's own) against
+   the number of registered participants N (10 to 1000, groups of min(N, 100)), the group
+   size and the model size M, each point in a fresh process (``benchmarks.scale``).
+4. HE baselines: the Phong et al. back ends (Paillier, BFV) per participant and round — time
+   to encrypt an update and bytes uploaded — as ratios to SSDDL prg's member cost (encode,
+   combined mask of n = 10 streams, add; its masked upload) at the same M, in the same run.
 
 ``--json`` prints one JSON object as the last line of stdout with at least
 ``prg_over_plain_round`` (default run), ``prg_over_plain_step`` (one SGD step per round),
@@ -19,8 +24,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
-import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -30,7 +33,8 @@ from typing import Any
 import numpy as np
 
 from benchmarks import base_parser, environment, markdown_table
-from benchmarks.rounds import CASES, ratio, replace_case, run_session
+from benchmarks.rounds import CASES, ratio
+from benchmarks.scale import scale_points
 
 NAME = "BENCHMARKS"
 KEY = bytes(range(32))
@@ -55,7 +59,8 @@ def _plan(quick: bool) -> dict[str, Any]:
             "mask_sizes": (10**5, 10**6),
             "mask_groups": (10,),
             "mask_repeats": 3,
-            "scaling": (10, 30),
+            "scaling": _scaling_specs(quick=True),
+            "he": (("paillier-2048", (1_000,)), ("bfv-4096", (10_000,))),
             "options": OPTIONS[:2],
         }
     return {
@@ -67,7 +72,11 @@ def _plan(quick: bool) -> dict[str, Any]:
         "mask_sizes": (10**5, 10**6, 10**7),
         "mask_groups": (10, 100),
         "mask_repeats": 7,
-        "scaling": (10, 50, 100, 200),
+        "scaling": _scaling_specs(quick=False),
+        "he": (
+            ("paillier-2048", (1_000, 10_000, 100_000)),
+            ("bfv-4096", (10_000, 100_000, 1_000_000)),
+        ),
         "options": OPTIONS,
     }
 
@@ -128,30 +137,92 @@ def mask_throughput(sizes: tuple[int, ...], groups: tuple[int, ...], repeats: in
     return rows
 
 
-# -- scaling -----------------------------------------------------------------------------
+# -- scaling ----------------------------------------------------------------------------
 
 
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def _scaling_specs(quick: bool) -> list[dict[str, Any]]:
+    """The points of the three scaling curves: against N (groups of min(N, 100), M = 10^5),
+    against the group size (N = 300) and against M (N = 20, everyone in every group)."""
+
+    def spec(curve: str, n: int, group: int, m: int, mode: str = "prg") -> dict[str, Any]:
+        return {"curve": curve, "N": n, "group": group, "M": m, "mode": mode, "rounds": 3}
+
+    if quick:
+        return [
+            spec("N", 10, 10, 10**5),
+            spec("N", 200, 100, 10**5),
+            spec("N", 200, 100, 10**5, "plain"),
+            spec("M", 20, 20, 10**4),
+        ]
+    specs = [
+        spec("N", n, min(n, 100), 10**5, mode)
+        for n in (10, 100, 300, 1000)
+        for mode in ("plain", "prg")
+    ]
+    specs += [spec("group", 300, g, 10**5) for g in (30, 100, 200)]
+    specs += [spec("M", 20, 20, m, mode) for m in (10**4, 10**6) for mode in ("plain", "prg")]
+    return specs
 
 
-def scaling(sizes: tuple[int, ...]) -> list[dict[str, Any]]:
+def scaling(specs: list[dict[str, Any]], log: Callable[[str], None]) -> list[dict[str, Any]]:
+    """Every scaling point, each in its own process (``benchmarks.scale``)."""
+    return scale_points(specs, log)
+
+
+# -- HE baselines ------------------------------------------------------------------------
+
+
+def _ssddl_member(m: int, n: int = 10, repeats: int = 3) -> tuple[float, int]:
+    """SSDDL prg's work per member and round at M = ``m`` in groups of ``n`` — encode, build
+    the combined mask (n - 1 pair masks and the self-mask), add — best of ``repeats``; and
+    the bytes of its masked upload (ring vector and n - 1 sealed seed shares)."""
+    from ssddl.hazmat.codec import FixedPoint, encode
+    from ssddl.hazmat.prg import StreamCipher, derive_nonce
+    from ssddl.protocol.masks import combined_mask
+    from ssddl.protocol.messages import MaskedUpload
+
+    codec = FixedPoint(ring_bits=32, frac_bits=16, clip=4.0)
+    values = np.random.default_rng(0).normal(0, 0.05, m)
+    streams = [(KEY, derive_nonce(b"bench", 0, 1, j, "mask"), 1 if j % 2 else -1) for j in range(n)]
+    best = float("inf")
+    x = np.empty(m + 1, dtype=np.uint32)
+    for _ in range(repeats):
+        started = time.perf_counter()
+        x = np.empty(m + 1, dtype=np.uint32)
+        encode(values, codec, out=x[:-1])
+        x[-1] = 1
+        x += combined_mask(m + 1, np.dtype(np.uint32), streams, StreamCipher.AES_CTR)
+        best = min(best, time.perf_counter() - started)
+    sealed = bytes(40 + 12 + 16)  # a five-word seed share, its nonce and its tag
+    upload = MaskedUpload(bytes(16), 0, 1, x, tuple(range(2, n + 1)), (sealed,) * (n - 1))
+    return best, len(upload.encode())
+
+
+def he_baselines(
+    cases: tuple[tuple[str, tuple[int, ...]], ...], log: Callable[[str], None]
+) -> list[dict[str, Any]]:
+    """Per participant and round: HE encryption time and ciphertext bytes (the Phong et al.
+    upload), against SSDDL prg's member cost at the same M, measured here."""
+    from benchmarks.bench_he import measure
+
     rows = []
-    for n in sizes:
-        case = replace_case(CASES["step"], participants=n, label=f"N = {n}")
-        group = min(n, 100)
-        for mode in ("plain", "prg"):
-            result = run_session(case, {"mode": mode, "group_size": group}, 3)
+    for name, sizes in cases:
+        for m in sizes:
+            he = measure(name, m, 10)
+            seconds, nbytes = _ssddl_member(m)
+            log(f"  HE {name} M={m}: encrypt {he['encrypt_seconds']:.3f} s vs {seconds:.4f} s")
             rows.append(
                 {
-                    "N": n,
-                    "group": group,
-                    "mode": mode,
-                    "init_seconds": result["init_seconds"],
-                    "round_seconds": statistics.median(result["round_seconds"][1:]),
-                    "upload_bytes": result["upload_bytes"],
-                    "total_bytes": result["total_bytes"],
-                    "peak_rss_mb": _peak_rss_mb(),
+                    "backend": name,
+                    "M": m,
+                    "he_seconds": he["encrypt_seconds"],
+                    "he_bytes": he["ciphertext_bytes"],
+                    "he_decrypt_seconds": he["decrypt_seconds"],
+                    "he_add_seconds": he["add_seconds"],
+                    "prg_seconds": seconds,
+                    "prg_bytes": nbytes,
+                    "time_ratio": he["encrypt_seconds"] / seconds,
+                    "bytes_ratio": he["ciphertext_bytes"] / nbytes,
                 }
             )
     return rows
@@ -190,22 +261,119 @@ def _plots(out: Path, payload: dict[str, Any]) -> list[str]:
     fig.savefig(out / "bench_masks.png")
     names.append("bench_masks.png")
     plt.close(fig)
-    fig, axes = plt.subplots(1, 3, figsize=(11, 3.3))
-    for mode in ("plain", "prg"):
-        sel = [r for r in payload["scaling"] if r["mode"] == mode]
-        xs = [r["N"] for r in sel]
-        axes[0].plot(xs, [r["round_seconds"] for r in sel], marker="o", label=mode)
-        axes[1].plot(xs, [r["total_bytes"] / 1e6 for r in sel], marker="o", label=mode)
-        axes[2].plot(xs, [r["init_seconds"] for r in sel], marker="o", label=mode)
-    for axis, label in zip(axes, ("round s", "MB per session", "Init s"), strict=True):
-        axis.set_xlabel("participants N")
-        axis.set_ylabel(label)
-        axis.legend()
+    names.append(_plot_scaling(plt, out, payload["scaling"]))
+    return names
+
+
+def _plot_scaling(plt: Any, out: Path, rows: list[dict[str, Any]]) -> str:
+    """Round time, server peak and process peak against N, group size and M."""
+    curves = (
+        ("N", "N", "registered participants N"),
+        ("group", "group", "group size n"),
+        ("M", "model_size", "M (words)"),
+    )
+    fields = (
+        ("round_seconds", "round s"),
+        ("server_peak_mb", "server peak MB"),
+        ("process_peak_mb", "process peak MB"),
+    )
+    fig, axes = plt.subplots(3, 3, figsize=(12, 9))
+    for col, (curve, key, label) in enumerate(curves):
+        for mode in ("plain", "prg"):
+            sel = sorted(
+                (r for r in rows if r["curve"] == curve and r["mode"] == mode),
+                key=lambda r: r[key],
+            )
+            for row_index, (field, unit) in enumerate(fields):
+                axis = axes[row_index][col]
+                if sel:
+                    axis.plot([r[key] for r in sel], [r[field] for r in sel], "o-", label=mode)
+                    axis.legend()
+                axis.set_xscale("log")
+                axis.set_xlabel(label)
+                axis.set_ylabel(unit)
     fig.tight_layout()
     fig.savefig(out / "bench_scaling.png")
-    names.append("bench_scaling.png")
     plt.close(fig)
-    return names
+    return "bench_scaling.png"
+
+
+def _render_scaling(rows: list[dict[str, Any]]) -> list[str]:
+    big = [r for r in rows if r["curve"] == "N" and r["mode"] == "prg"]
+    top = max(big, key=lambda r: r["N"]) if big else None
+    lines = [
+        "## Scaling against N, group size and M (one SGD step per round)",
+        "",
+        "Each point is one simulated session of 3 rounds in a fresh process (round time: the "
+        "median of rounds 2 and 3). Server peak: `tracemalloc` from a round's first upload to "
+        "its end (summing, unmasking, updating; uploads are added to one running sum as they "
+        "arrive; the members' answers during unmasking are traced too, so this bounds the "
+        "server's peak from above). Process peak: peak resident memory (VmHWM) of the whole "
+        "simulation — all N participants, the transport's frames and the model live in that "
+        "one process. "
+        "Groups smaller than N pair along a graph per round with lazily agreed pair keys.",
+    ]
+    if top is not None:
+        upload_mb = 4 * (top["model_size"] + 1) / 2**20
+        lines += [
+            "",
+            f"**N = {top['N']}, groups of {top['group']}, M = {top['model_size']:,}** (prg, "
+            f"k = {top['degree']}, pair keys {top['pair_keys']}): Init "
+            f"{top['init_seconds']:.1f} s, round {top['round_seconds']:.2f} s, server peak "
+            f"{top['server_peak_mb']:.1f} MB (one upload: {upload_mb:.2f} MB), process peak "
+            f"{top['process_peak_mb']:.0f} MB.",
+        ]
+    headers = ["curve", "N", "group", "M", "mode", "k", "Init s", "round s"]
+    headers += ["upload B/member", "session MB", "server peak MB", "process peak MB"]
+    table = [
+        [
+            r["curve"],
+            r["N"],
+            r["group"],
+            f"{r['model_size']:,}",
+            r["mode"] + (", lazy keys" if r["pair_keys"] == "lazy" else ""),
+            r["degree"] or "—",
+            f"{r['init_seconds']:.2f}",
+            f"{r['round_seconds']:.3f}",
+            f"{r['upload_bytes']:,.0f}",
+            f"{r['total_bytes'] / 1e6:.1f}",
+            f"{r['server_peak_mb']:.1f}",
+            f"{r['process_peak_mb']:.0f}",
+        ]
+        for r in rows
+    ]
+    return [*lines, "", markdown_table(headers, table)]
+
+
+def _render_he(rows: list[dict[str, Any]]) -> list[str]:
+    headers = ["backend", "M", "HE encrypt s", "prg member s", "× time", "HE bytes"]
+    headers += ["prg bytes", "× bytes", "HE add s", "HE decrypt s"]
+    table = [
+        [
+            r["backend"],
+            f"{r['M']:,}",
+            f"{r['he_seconds']:.4f}",
+            f"{r['prg_seconds']:.5f}",
+            f"{r['time_ratio']:.1f}",
+            f"{r['he_bytes']:,}",
+            f"{r['prg_bytes']:,}",
+            f"{r['bytes_ratio']:.2f}",
+            f"{r['he_add_seconds']:.4f}",
+            f"{r['he_decrypt_seconds']:.4f}",
+        ]
+        for r in rows
+    ]
+    return [
+        "## HE baselines (Phong et al.) against SSDDL prg",
+        "",
+        "Per participant and round at the same M: the time to encrypt one update (Paillier "
+        "packs several fixed-point words per plaintext; BFV, N = 4096, batches 4096 slots) "
+        "and the bytes of its ciphertext upload, against SSDDL prg's member work (encode, "
+        "combined mask of n = 10 streams, add) and its masked upload. Back ends sized for "
+        "sums of 10 uploads; every HE sum is checked against the plaintext ring sum.",
+        "",
+        markdown_table(headers, table),
+    ]
 
 
 def render(payload: dict[str, Any], plots: list[str]) -> str:
@@ -266,31 +434,11 @@ def render(payload: dict[str, Any], plots: list[str]) -> str:
             ],
         ),
         "",
-        "## Scaling against N (one SGD step per round, groups of min(N, 100))",
+        *_render_scaling(payload["scaling"]),
         "",
-        "Peak RSS is the process's high-water mark so far (it never decreases).",
+        *_render_he(payload["he"]),
         "",
-        markdown_table(
-            ["N", "group", "mode", "Init s", "round s", "upload B/member", "session MB", "peak MB"],
-            [
-                [
-                    r["N"],
-                    r["group"],
-                    r["mode"],
-                    f"{r['init_seconds']:.2f}",
-                    f"{r['round_seconds']:.3f}",
-                    f"{r['upload_bytes']:,.0f}",
-                    f"{r['total_bytes'] / 1e6:.1f}",
-                    f"{r['peak_rss_mb']:.0f}",
-                ]
-                for r in payload["scaling"]
-            ],
-        ),
-        "",
-        "## Baselines",
-        "",
-        "The Flower SecAgg+ and HE baselines have their own benchmarks "
-        "(`python -m benchmarks --only flower --only he`); they are not part of this report yet.",
+        "The Flower SecAgg+ baseline has its own benchmark (`python -m benchmarks --only flower`).",
         "",
         "## Headline",
         "",
@@ -330,7 +478,9 @@ def run(quick: bool, log: Callable[[str], None]) -> dict[str, Any]:
     log("mask throughput")
     masks = mask_throughput(plan["mask_sizes"], plan["mask_groups"], plan["mask_repeats"])
     log("scaling")
-    scale = scaling(plan["scaling"])
+    scale = scaling(plan["scaling"], log)
+    log("HE baselines")
+    he = he_baselines(plan["he"], log)
     by_key = {r["key"]: r for r in rounds}
     mask_10 = next(r for r in masks if r["n"] == 10 and r["M"] == 10**6)
     headline = {
@@ -349,6 +499,7 @@ def run(quick: bool, log: Callable[[str], None]) -> dict[str, Any]:
         "rounds": rounds,
         "masks": masks,
         "scaling": scale,
+        "he": he,
         "headline": headline,
     }
 

@@ -103,7 +103,7 @@ def test_default_announcement_is_unchanged_and_custom_pairing_is_published():
     again = SessionParams.from_announcement(text, 20)
     assert (again.degree, again.threshold) == (10, 3) == (custom.degree, custom.threshold)
     sub = ProtocolConfig(max_samples=64, group_size=20, **SPARSE)
-    assert sub.resolve(21).degree == 0  # groups smaller than the registered set: complete
+    assert sub.resolve(21).degree == 10  # smaller groups: a graph per round over the group
 
 
 def test_sparse_pairing_refuses_what_it_does_not_support():

@@ -20,7 +20,7 @@ from ssddl.baselines.schemes import RUNNER_MODES
 from ssddl.exceptions import ConfigurationError
 from ssddl.hazmat.aead import AeadAlgorithm
 from ssddl.hazmat.prg import StreamCipher
-from ssddl.protocol.config import Aggregation, Mode, Recovery, Rounding
+from ssddl.protocol.config import Aggregation, Mode, PairKeys, Recovery, Rounding
 from ssddl.protocol.pairing import (
     DEFAULT_CORRUPT_FRACTION,
     DEFAULT_DROPOUT_FRACTION,
@@ -363,8 +363,9 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "protocol.sparse_from",
-        "prg: groups of at least this many (every registered participant) pair with k random "
-        "neighbours instead of everyone (SecAgg+); k and t follow from the two fractions",
+        "prg: groups of at least this many pair with k random neighbours instead of everyone "
+        "(SecAgg+; a graph per round when groups are smaller than the registered set); k and "
+        "t follow from the two fractions",
         int,
         DEFAULT_SPARSE_FROM,
         applies=_only("protocol.mode", (Mode.PRG.value,), "with --mode prg"),
@@ -384,6 +385,16 @@ OPTIONS: tuple[Option, ...] = (
         float,
         DEFAULT_DROPOUT_FRACTION,
         applies=_only("protocol.mode", (Mode.PRG.value,), "with --mode prg"),
+    ),
+    Option(
+        "protocol.pair_keys",
+        "when members agree pair keys: eager (all at Init, forward secure) or lazy (on a "
+        "pair's first round: Init O(N), but a member compromised during the session reveals "
+        "earlier rounds)",
+        str,
+        PairKeys.EAGER.value,
+        _values(PairKeys),
+        applies=_not_plain,
     ),
     Option(
         "protocol.ring_bits",

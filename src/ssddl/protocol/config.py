@@ -35,6 +35,7 @@ from ssddl.validators import check_bool, check_enum, check_float, check_int
 __all__ = [
     "Aggregation",
     "Mode",
+    "PairKeys",
     "ProtocolConfig",
     "Recovery",
     "Rounding",
@@ -64,6 +65,21 @@ class Recovery(str, Enum):
     DOUBLE_MASK = "double-mask"
     NONE = "none"  #: the paper's behaviour: a dropout aborts the round
     UNSAFE_REVEAL = "unsafe-reveal-keys"  #: reveal pair keys only: a LATE upload is unmasked
+
+
+class PairKeys(str, Enum):
+    """When a member agrees its pair keys (X25519 + HKDF) with the other registered members.
+
+    ``eager``: every pair it may need at Init, then the exchange key is erased — a member
+    compromised at round r reveals no pair key of an earlier round. O(N) agreements per
+    member (O(N²) in one simulator process). ``lazy``: a pair's key on the pair's first
+    round, so a member pays only for the pairs it uses; the exchange key must then live for
+    the whole session, and a member compromised during the session reveals the pair keys of
+    every round of every pair it has (docs/threat-model.md, "Forward security").
+    """
+
+    EAGER = "eager"
+    LAZY = "lazy"
 
 
 class Rounding(str, Enum):
@@ -135,6 +151,8 @@ class ProtocolConfig:
     dropout_fraction: float = dataclasses.field(
         default=DEFAULT_DROPOUT_FRACTION, metadata=_OPTIONAL
     )
+    #: when pair keys are agreed (see :class:`PairKeys`)
+    pair_keys: PairKeys = dataclasses.field(default=PairKeys.EAGER, metadata=_OPTIONAL)
 
     def __post_init__(self) -> None:
         scheme = _scheme(self.mode)
@@ -145,6 +163,7 @@ class ProtocolConfig:
         )
         object.__setattr__(self, "cipher", check_enum(StreamCipher, self.cipher, "cipher"))
         object.__setattr__(self, "aead", check_enum(AeadAlgorithm, self.aead, "aead"))
+        object.__setattr__(self, "pair_keys", check_enum(PairKeys, self.pair_keys, "pair_keys"))
         check_int(self.rounds, "rounds", low=1)
         check_int(self.min_group_size, "min_group_size", low=1)
         if self.min_group_size < scheme.min_group_floor:
@@ -211,7 +230,7 @@ class ProtocolConfig:
                 f"add participants or lower min_group_size"
             )
         recovery = scheme.resolve_recovery(self.recovery)
-        degree, threshold = _sparse_pairing(self, recovery, n, num_participants)
+        degree, threshold = _sparse_pairing(self, recovery, n)
         if self.consistency and threshold and 2 * threshold <= n:
             raise ConfigurationError(
                 f"consistency=true needs threshold > group size / 2 (got threshold="
@@ -258,6 +277,7 @@ class ProtocolConfig:
             sparse_from=self.sparse_from,
             corrupt_fraction=self.corrupt_fraction,
             dropout_fraction=self.dropout_fraction,
+            pair_keys=self.pair_keys,
             degree=degree,
             max_samples_given=self.max_samples is not None,
         )
@@ -290,19 +310,18 @@ def _check_pairing(config: ProtocolConfig) -> None:
         )
 
 
-def _sparse_pairing(
-    config: ProtocolConfig, recovery: Recovery, n: int, num_participants: int
-) -> tuple[int, int]:
+def _sparse_pairing(config: ProtocolConfig, recovery: Recovery, n: int) -> tuple[int, int]:
     """(degree, threshold): the pairing graph's degree (0: complete) and the threshold.
 
-    Sparse pairing applies to schemes that support it, when every registered member is in
-    every group (the graph is fixed at Init) and the group has at least ``sparse_from``."""
+    Sparse pairing applies to schemes that support it when the group has at least
+    ``sparse_from`` members. When every registered member is in every group the graph is
+    fixed at Init; when groups are smaller, each round draws a graph over its own group
+    (:func:`~ssddl.protocol.pairing.round_graph`)."""
     scheme = _scheme(config.mode)
     threshold = scheme.resolve_threshold(config.threshold, n, recovery)
     if not (
         getattr(scheme, "sparse_pairing", False)
         and recovery in (Recovery.DOUBLE_MASK, Recovery.NONE)
-        and n == num_participants
         and n >= config.sparse_from
     ):
         return 0, threshold
@@ -389,6 +408,7 @@ class SessionParams:
     dropout_fraction: float = dataclasses.field(
         default=DEFAULT_DROPOUT_FRACTION, metadata=_OPTIONAL
     )
+    pair_keys: PairKeys = dataclasses.field(default=PairKeys.EAGER, metadata=_OPTIONAL)
     #: the pairing graph's degree k; 0 = the complete graph (derived, never published)
     degree: int = dataclasses.field(default=0, metadata={"published": False})
     max_samples_given: bool = dataclasses.field(default=True, metadata={"published": False})

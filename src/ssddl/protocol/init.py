@@ -8,8 +8,10 @@ adverts and publish the directory of the participants that registered.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 
 from ssddl.exceptions import MalformedMessage, UnknownSender
 from ssddl.hazmat.fsprng import ForwardSecurePRNG
@@ -26,7 +28,9 @@ from ssddl.protocol.messages import KeyAdvert, KeyDirectory, SessionAnnounce
 
 __all__ = [
     "FSPRNG_PURPOSE",
+    "DirectoryIndex",
     "check_announced_members",
+    "derive_pair_prng",
     "graph_seed",
     "key_directory",
     "make_key_advert",
@@ -57,6 +61,43 @@ def make_key_advert(
     return exchange, KeyAdvert(session_id, participant_id, public, signature)
 
 
+def derive_pair_prng(
+    exchange: ExchangeKey,
+    public: bytes,
+    signature: bytes,
+    *,
+    session_id: bytes,
+    participant_id: int,
+    peer: int,
+    roster: Mapping[int, bytes],
+) -> ForwardSecurePRNG:
+    """The pair's forward-secure PRNG at round 0, after checking the peer's signed key
+    against the roster (InvalidSignature for a forged one)."""
+    verify_exchange_key(roster[peer], session_id, peer, public, signature)
+    secret = pair_secret(exchange, public, session_id, participant_id, peer)
+    return ForwardSecurePRNG(derive_key(secret, FSPRNG_PURPOSE, session_id))
+
+
+def _own_entries(
+    directory: KeyDirectory,
+    exchange: ExchangeKey,
+    participant_id: int,
+    participants: Collection[int],
+) -> dict[int, tuple[bytes, bytes]]:
+    """The directory's (key, signature) per id, once it carries this member's own key and
+    only announced members."""
+    keys = zip(directory.exchange_publics, directory.signatures, strict=True)
+    entries = dict(zip(directory.participants, keys, strict=True))
+    if entries.get(participant_id, (None,))[0] != exchange.public_bytes:
+        raise MalformedMessage(
+            f"the key directory does not carry participant {participant_id}'s own key"
+        )
+    stray = [p for p in entries if p not in participants]
+    if stray:
+        raise UnknownSender(f"the key directory lists unknown participants {stray}")
+    return entries
+
+
 def pair_prngs(
     exchange: ExchangeKey,
     directory: KeyDirectory,
@@ -69,24 +110,67 @@ def pair_prngs(
     """One forward-secure PRNG per other registered participant (per one in ``peers`` when
     given: sparse pairing agrees keys only along the graph); every used advert's signature
     is checked against the roster (InvalidSignature for a forged one)."""
-    keys = zip(directory.exchange_publics, directory.signatures, strict=True)
-    entries = dict(zip(directory.participants, keys, strict=True))
-    if entries.get(participant_id, (None,))[0] != exchange.public_bytes:
-        raise MalformedMessage(
-            f"the key directory does not carry participant {participant_id}'s own key"
+    entries = _own_entries(directory, exchange, participant_id, participants)
+    return {
+        peer: derive_pair_prng(
+            exchange,
+            public,
+            signature,
+            session_id=directory.session_id,
+            participant_id=participant_id,
+            peer=peer,
+            roster=roster,
         )
-    stray = [p for p in entries if p not in participants]
-    if stray:
-        raise UnknownSender(f"the key directory lists unknown participants {stray}")
-    session_id = directory.session_id
-    prngs = {}
-    for peer, (public, signature) in entries.items():
-        if peer == participant_id or (peers is not None and peer not in peers):
-            continue
-        verify_exchange_key(roster[peer], session_id, peer, public, signature)
-        secret = pair_secret(exchange, public, session_id, participant_id, peer)
-        prngs[peer] = ForwardSecurePRNG(derive_key(secret, FSPRNG_PURPOSE, session_id))
-    return prngs
+        for peer, (public, signature) in entries.items()
+        if peer != participant_id and (peers is None or peer in peers)
+    }
+
+
+@dataclass(frozen=True, repr=False)
+class DirectoryIndex:
+    """The registered members' signed exchange keys, kept for lazy pair keys: ``ids`` in
+    increasing order and, per id, its 32-byte key and 64-byte signature in ``entries``
+    (96 bytes each, one bytes object: about 100 kB for 1000 members). Public data."""
+
+    ids: tuple[int, ...]
+    entries: bytes
+
+    ENTRY = 96
+
+    def __post_init__(self) -> None:
+        if list(self.ids) != sorted(set(self.ids)):
+            raise MalformedMessage("the directory's ids must be distinct and increasing")
+        if len(self.entries) != self.ENTRY * len(self.ids):
+            raise MalformedMessage(
+                f"the directory holds {len(self.entries)} bytes of keys for {len(self.ids)} "
+                f"members; {self.ENTRY} bytes per member are needed"
+            )
+
+    @classmethod
+    def from_directory(
+        cls,
+        directory: KeyDirectory,
+        exchange: ExchangeKey,
+        *,
+        participant_id: int,
+        participants: Sequence[int],
+    ) -> DirectoryIndex:
+        entries = _own_entries(directory, exchange, participant_id, participants)
+        ordered = sorted(entries.items())
+        if any(len(k) != 32 or len(s) != 64 for _, (k, s) in ordered):
+            raise MalformedMessage("a directory entry is not a 32-byte key and 64-byte signature")
+        return cls(tuple(p for p, _ in ordered), b"".join(k + s for _, (k, s) in ordered))
+
+    def entry(self, peer: int) -> tuple[bytes, bytes]:
+        """``peer``'s (exchange key, signature); UnknownSender if it did not register."""
+        index = bisect.bisect_left(self.ids, peer)
+        if index == len(self.ids) or self.ids[index] != peer:
+            raise UnknownSender(f"participant {peer} is not in the key directory")
+        start = self.ENTRY * index
+        return self.entries[start : start + 32], self.entries[start + 32 : start + self.ENTRY]
+
+    def __repr__(self) -> str:
+        return f"DirectoryIndex(<{len(self.ids)} members>)"
 
 
 def key_directory(session_id: bytes, adverts: Mapping[int, KeyAdvert]) -> KeyDirectory:

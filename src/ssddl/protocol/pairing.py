@@ -7,10 +7,13 @@ random k-regular graph, and shares its self-mask seed among those neighbours wit
 t: O(k) streams and O(N·k) key agreements.
 
 The graph. The Harary graph H(k, n) (member at cyclic position i is joined to positions
-i ± 1, …, i ± k/2) over a uniformly random order of the registered members, drawn from public
-session randomness (AES-256-CTR keyed by SHA-256 of the session id; :func:`pairing_graph`).
-It is k-regular and k-connected, and each member's neighbour set is a uniformly random
-k-subset of the others.
+i ± 1, …, i ± k/2) over a uniformly random order of its members, drawn from public randomness
+(AES-256-CTR keyed by SHA-256 of a seed; :func:`pairing_graph`). It is k-regular and
+k-connected, and each member's neighbour set is a uniformly random k-subset of the others.
+When every registered member is in every group, one graph over the registered members serves
+the whole session (seeded by a hash of the key directory); when groups are smaller, each round
+draws a graph over its own group, seeded by the directory hash, the round and the group
+(:func:`round_graph`), so k and t follow the group size whatever subset the round has.
 
 Choosing k and t (:func:`sparse_parameters`). Against a coalition of ``⌊γ n⌋`` corrupt
 members (with the server) fixed before the graph is drawn, and ``⌊δ n⌋`` dropouts, the
@@ -49,6 +52,8 @@ __all__ = [
     "SECURITY_BITS",
     "isolated_members",
     "pairing_graph",
+    "round_graph",
+    "round_graph_seed",
     "sparse_parameters",
 ]
 
@@ -58,6 +63,7 @@ DEFAULT_SPARSE_FROM = 100
 DEFAULT_CORRUPT_FRACTION = 1 / 3
 DEFAULT_DROPOUT_FRACTION = 1 / 20
 _LABEL = b"ssddl/pairing/v1"
+_ROUND_LABEL = b"ssddl/round-graph/v1"
 
 
 def _tail_at_least(population: int, marked: int, draws: int, at_least: int) -> tuple[int, int]:
@@ -185,3 +191,42 @@ def isolated_members(
                 seen.add(peer)
                 frontier.append(peer)
     return sorted(m for m in rest if m not in seen)
+
+
+def round_graph_seed(session_seed: bytes, round_number: int, group: Sequence[int]) -> bytes:
+    """The seed of round ``round_number``'s graph over ``group``: SHA-256 of the session's
+    graph seed (a hash of the whole key directory), the round and the sorted group, each
+    length-framed. Both ends compute it from public values; the server fixes neither the
+    directory's keys nor (in the honest-but-curious model) the group."""
+    if len(session_seed) != 32:
+        raise ConfigurationError(
+            f"the session graph seed must be 32 bytes, got {len(session_seed)}"
+        )
+    ids = sorted(group)
+    return hashlib.sha256(
+        _ROUND_LABEL
+        + session_seed
+        + round_number.to_bytes(8, "big")
+        + len(ids).to_bytes(8, "big")
+        + b"".join(p.to_bytes(8, "big") for p in ids)
+    ).digest()
+
+
+def round_graph(
+    session_seed: bytes,
+    round_number: int,
+    group: Sequence[int],
+    registered: Sequence[int],
+    degree: int,
+) -> dict[int, frozenset[int]]:
+    """The pairing graph of one round: each member of ``group``'s neighbours.
+
+    When the group is every registered member, the session's graph fixed at Init
+    (:func:`pairing_graph` over ``registered`` from ``session_seed``), so keys can be agreed
+    along it once. Otherwise a fresh graph over the round's group from
+    :func:`round_graph_seed`: k-regular over the group whatever subset the round has.
+    """
+    members = tuple(sorted(group))
+    if members == tuple(sorted(registered)):
+        return pairing_graph(session_seed, members, degree)
+    return pairing_graph(round_graph_seed(session_seed, round_number, members), members, degree)

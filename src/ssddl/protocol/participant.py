@@ -33,9 +33,11 @@ from ssddl.hazmat.codec import FixedPoint, encode
 from ssddl.hazmat.fsprng import ForwardSecurePRNG
 from ssddl.hazmat.keys import ExchangeKey, IdentityKey
 from ssddl.hazmat.rand import OsRandom, RandomSource
-from ssddl.protocol.config import Rounding, SessionParams
+from ssddl.protocol.config import PairKeys, Rounding, SessionParams
 from ssddl.protocol.init import (
+    DirectoryIndex,
     check_announced_members,
+    derive_pair_prng,
     graph_seed,
     make_key_advert,
     pair_prngs,
@@ -51,7 +53,7 @@ from ssddl.protocol.messages import (
     SessionAnnounce,
     SessionEnd,
 )
-from ssddl.protocol.pairing import pairing_graph
+from ssddl.protocol.pairing import pairing_graph, round_graph
 from ssddl.protocol.policy import ParticipantPolicy
 from ssddl.protocol.schemes import Scheme, get_scheme
 from ssddl.protocol.stages import ParticipantStage, participant_next
@@ -100,6 +102,9 @@ class Participant:
         self.participants: tuple[int, ...] = ()
         self._exchange: ExchangeKey | None = None
         self._prngs: dict[int, ForwardSecurePRNG] = {}
+        self.registered: tuple[int, ...] = ()  #: the members in the key directory
+        self._graph_seed = b""  #: the session's pairing-graph seed (sparse pairing)
+        self._directory: DirectoryIndex | None = None  #: signed keys (lazy pair keys)
         self.round = -1
         self.group: tuple[int, ...] = ()
         self.round_keys: dict[int, bytes] = {}  #: pair mask keys of the open round
@@ -174,33 +179,86 @@ class Participant:
         return [advert]
 
     def _on_key_directory(self, msg: KeyDirectory) -> list[Message]:
-        if self._exchange is None:
+        if self._exchange is None or self.registered:
             raise UnexpectedMessage("no exchange key: the key directory came twice")
+        seed = graph_seed(msg) if self.params.degree else b""
+        if self.params.pair_keys is PairKeys.LAZY:
+            # keys are agreed on a pair's first round: the exchange key lives until SessionEnd
+            self._directory = DirectoryIndex.from_directory(
+                msg, self._exchange, participant_id=self.id, participants=self.participants
+            )
+            self.registered, self._graph_seed = tuple(sorted(msg.participants)), seed
+            return []
         self._prngs = pair_prngs(
             self._exchange,
             msg,
             participant_id=self.id,
             participants=self.participants,
             roster=self._roster,
-            peers=self._graph_peers(msg),
+            peers=self._graph_peers(msg, seed),
         )
+        self.registered, self._graph_seed = tuple(sorted(msg.participants)), seed
         self._exchange = None  # the pair secrets now live only inside the PRNG states
         return []
 
-    def _graph_peers(self, msg: KeyDirectory) -> frozenset[int] | None:
-        """With sparse pairing, this member's neighbours on the session's graph over the
-        registered members (keys are agreed only with them); None: every member."""
+    def _graph_peers(self, msg: KeyDirectory, seed: bytes) -> frozenset[int] | None:
+        """With sparse pairing and every registered member in every group, this member's
+        neighbours on the session's graph (keys are agreed only with them); None: every
+        member (the complete graph, or per-round graphs over smaller groups)."""
+        degree = self.params.degree
+        if not degree or self.params.group_size < len(msg.participants):
+            return None
+        graph = pairing_graph(seed, tuple(sorted(msg.participants)), degree)
+        return graph.get(self.id, frozenset())
+
+    def _round_peers(self, msg: RoundStart) -> list[int]:
+        """The members this member pairs with in the round: its neighbours on the round's
+        graph under sparse pairing, else every other member of the group."""
+        others = [p for p in msg.group if p != self.id]
         degree = self.params.degree
         if not degree:
-            return None
-        graph = pairing_graph(graph_seed(msg), tuple(msg.participants), degree)
-        return graph.get(self.id, frozenset())
+            return others
+        graph = round_graph(self._graph_seed, msg.round, msg.group, self.registered, degree)
+        return [p for p in others if p in graph[self.id]]
+
+    def _round_prngs(self, msg: RoundStart) -> dict[int, ForwardSecurePRNG]:
+        """The PRNG of each of the round's pairs: the one agreed before, or (lazy pair keys)
+        one agreed now and jumped to the round. New ones are kept only once the round's
+        update is accepted; nothing here changes the saved state."""
+        if not self.scheme.needs_keys:
+            return {}
+        prngs = {}
+        for peer in self._round_peers(msg):
+            prng = self._prngs.get(peer)
+            if prng is None:
+                prng = self._agree(peer, msg.round)
+            prngs[peer] = prng
+        return prngs
+
+    def _agree(self, peer: int, round_number: int) -> ForwardSecurePRNG:
+        """Lazy pair keys: the pair's PRNG from the directory, standing at ``round_number``
+        (the rounds before it never used this pair)."""
+        if self._directory is None or self._exchange is None:
+            raise UnknownSender(f"participant {self.id} agreed no pair key with {peer}")
+        public, signature = self._directory.entry(peer)
+        prng = derive_pair_prng(
+            self._exchange,
+            public,
+            signature,
+            session_id=self.session_id,
+            participant_id=self.id,
+            peer=peer,
+            roster=self._roster,
+        )
+        prng.jump_to(round_number)
+        return prng
 
     # -- SelectGroup + LocalTrain + ParaShare ----------------------------------------------
 
     def _on_round_start(self, msg: RoundStart) -> list[Message]:
         self._check_round_start(msg)
-        self._precomputed = self._precompute(msg)  # masks build while LocalTrain runs
+        prngs = self._round_prngs(msg)
+        self._precomputed = self._precompute(msg, prngs)  # masks build while LocalTrain runs
         started = perf_counter()
         try:
             update = self._trainer(msg.weights, msg.round)
@@ -214,12 +272,9 @@ class Participant:
         self.round = msg.round
         self.group = msg.group
         self.scheme_state = None
-        if self.scheme.needs_keys:
-            for peer in msg.group:
-                if peer != self.id and peer in self._prngs:  # sparse: neighbours only
-                    mask, share = self._prngs[peer].take_round_keys(msg.round)
-                    self.round_keys[peer] = mask
-                    self.share_keys[peer] = share
+        for peer, prng in prngs.items():  # sparse: the round's neighbours only
+            self._prngs[peer] = prng
+            self.round_keys[peer], self.share_keys[peer] = prng.take_round_keys(msg.round)
         try:
             replies = self.scheme.contribute(self, delta, count)
         finally:
@@ -227,18 +282,18 @@ class Participant:
         self.timings = {"train": trained - started, "share": perf_counter() - trained}
         return replies
 
-    def _precompute(self, msg: RoundStart) -> PendingMask | None:
-        """Start the scheme's mask for this round from copies of the pair PRNGs: the real
-        ones advance only once the update is accepted. Nothing here is saved."""
+    def _precompute(
+        self, msg: RoundStart, prngs: Mapping[int, ForwardSecurePRNG]
+    ) -> PendingMask | None:
+        """Start the scheme's mask for this round from copies of the round's pair PRNGs:
+        the real ones advance only once the update is accepted. Nothing here is saved."""
         scheme = self.scheme
         if not (scheme.needs_keys and isinstance(scheme, MaskPrecomputer)):
             return None
         keys = {}
-        for peer in msg.group:
-            if peer != self.id and peer in self._prngs:
-                prng = self._prngs[peer]
-                copy = ForwardSecurePRNG(prng.export_state(), start_round=prng.round)
-                keys[peer] = copy.take_round_keys(msg.round)[0]
+        for peer, prng in prngs.items():
+            copy = ForwardSecurePRNG(prng.export_state(), start_round=prng.round)
+            keys[peer] = copy.take_round_keys(msg.round)[0]
         return scheme.precompute(self, msg.round, keys)
 
     def take_precomputed(self) -> PendingMask | None:
@@ -268,12 +323,8 @@ class Participant:
                 f"round {msg.round} has {len(msg.group)} members, more than the announced "
                 f"group_size={params.group_size}"
             )
-        keyed = self.scheme.needs_keys and not params.degree  # sparse: not every pair
-        stray = [
-            p
-            for p in msg.group
-            if p not in self.participants or (keyed and p != self.id and p not in self._prngs)
-        ]
+        known = self.registered if self.scheme.needs_keys else self.participants
+        stray = [p for p in msg.group if p not in known]
         if stray:
             raise UnknownSender(
                 f"the group of round {msg.round} holds unregistered members {stray}"
@@ -305,6 +356,7 @@ class Participant:
             prng.erase()
         self._prngs = {}
         self._exchange = None
+        self._directory = None
         return []
 
     # -- what schemes use ------------------------------------------------------------------
@@ -376,6 +428,9 @@ class Participant:
             session_id=self.session_id,
             model_size=self.model_size,
             participants=self.participants,
+            registered=self.registered,
+            graph_seed=self._graph_seed,
+            directory_keys=self._directory.entries if self._directory else b"",
             exchange_private=self._exchange.private_bytes() if self._exchange else b"",
             prng_peers=peers,
             prng_rounds=tuple(self._prngs[p].round for p in peers),
@@ -430,6 +485,9 @@ class Participant:
         self.participants = state.participants
         if state.exchange_private:
             self._exchange = ExchangeKey.from_private_bytes(state.exchange_private)
+        self.registered, self._graph_seed = state.registered, state.graph_seed
+        if state.directory_keys:
+            self._directory = DirectoryIndex(state.registered, state.directory_keys)
         self._prngs = {
             peer: ForwardSecurePRNG(secret, start_round=r)
             for peer, r, secret in zip(

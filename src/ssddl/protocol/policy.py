@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ssddl.exceptions import ConfigurationError, GroupTooSmall, PolicyViolation
-from ssddl.protocol.config import ProtocolConfig, Recovery, SessionParams
+from ssddl.protocol.config import PairKeys, ProtocolConfig, Recovery, SessionParams
 from ssddl.protocol.schemes import get_scheme
 from ssddl.validators import check_bool, check_int
 
@@ -35,7 +35,9 @@ class ParticipantPolicy:
     size minus 2, so this is the participant's real protection. ``max_round``: the largest
     round number it follows. ``recoveries``: the dropout recoveries it accepts
     (``unsafe-reveal-keys`` only if listed). ``require_consistency``: refuse sessions without
-    the signed consistency check (an actively malicious server).
+    the signed consistency check (an actively malicious server). ``lazy_pair_keys``: accept
+    sessions that agree pair keys lazily (the exchange key then lives for the whole session,
+    so a compromise during it reveals earlier rounds' pair keys); refused unless set.
     """
 
     modes: tuple[str, ...] = SECURE_MODES
@@ -44,6 +46,7 @@ class ParticipantPolicy:
     max_round: int = DEFAULT_MAX_ROUND
     recoveries: tuple[Recovery, ...] = SAFE_RECOVERIES
     require_consistency: bool = False
+    lazy_pair_keys: bool = False
 
     def __post_init__(self) -> None:
         if not self.modes or not all(isinstance(m, str) for m in self.modes):
@@ -53,6 +56,7 @@ class ParticipantPolicy:
         check_int(self.max_round, "policy max_round", low=0, high=2**40)
         object.__setattr__(self, "recoveries", tuple(Recovery(r) for r in self.recoveries))
         check_bool(self.require_consistency, "policy require_consistency")
+        check_bool(self.lazy_pair_keys, "policy lazy_pair_keys")
 
     @classmethod
     def for_config(cls, config: ProtocolConfig | SessionParams) -> ParticipantPolicy:
@@ -65,6 +69,7 @@ class ParticipantPolicy:
             max_round=config.rounds - 1,
             recoveries=(get_scheme(config.mode).resolve_recovery(config.recovery),),
             require_consistency=config.consistency,
+            lazy_pair_keys=config.pair_keys is PairKeys.LAZY,
         )
 
     # -- checks ------------------------------------------------------------------------------
@@ -90,6 +95,11 @@ class ParticipantPolicy:
             raise PolicyViolation(
                 f"the server announced recovery {params.recovery.value!r}; this participant "
                 f"accepts {', '.join(repr(r.value) for r in self.recoveries)}"
+            )
+        if params.pair_keys is PairKeys.LAZY and not self.lazy_pair_keys:
+            raise PolicyViolation(
+                "the server announced pair_keys 'lazy' (no forward security within the "
+                "session); this participant accepts it only with lazy_pair_keys=true"
             )
         if self.require_consistency and not params.consistency:
             raise PolicyViolation(

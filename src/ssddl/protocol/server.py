@@ -19,6 +19,7 @@ nothing. Its session and open round are a :class:`~ssddl.protocol.state.ServerSt
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
@@ -40,7 +41,7 @@ from ssddl.hazmat.codec import decode
 from ssddl.hazmat.keys import verify_exchange_key
 from ssddl.hazmat.rand import OsRandom, RandomSource
 from ssddl.protocol.config import ProtocolConfig, SessionParams
-from ssddl.protocol.init import key_directory
+from ssddl.protocol.init import graph_seed, key_directory
 from ssddl.protocol.messages import (
     SESSION_ID_SIZE,
     KeyAdvert,
@@ -65,6 +66,7 @@ __all__ = ["Envelope", "RoundOutcome", "RoundState", "RoundStatus", "Server"]
 
 S = ServerStage
 K = MessageKind
+_NO_TOTAL = np.zeros(0, dtype=np.uint32)
 
 
 class Envelope(NamedTuple):
@@ -91,13 +93,19 @@ class RoundOutcome:
 @dataclass
 class RoundState:
     """The open round as one value: who is in it, whom the phase waits for, what arrived,
-    and the scheme's own data. A new round (or the end of one) replaces it whole."""
+    and the scheme's own data. A new round (or the end of one) replaces it whole.
+
+    ``total`` is the running ring sum of the phase's uploads that the scheme sums
+    (``Scheme.summed_uploads``): each is added on arrival and kept in ``received`` without
+    its payload, so the server holds O(M) words while uploads arrive, not one vector per
+    member."""
 
     group: tuple[int, ...] = ()
     expected: frozenset[int] = frozenset()
     received: dict[int, Message] = field(default_factory=dict)
     data: Any = None
     started: float = field(default_factory=perf_counter)
+    total: np.ndarray | None = field(default=None, repr=False)
 
 
 class Server:
@@ -139,6 +147,7 @@ class Server:
         self.registered: tuple[int, ...] = ()
         self.history: list[RoundOutcome] = []  #: the runtime's record; not protocol state
         self._adverts: dict[int, KeyAdvert] = {}
+        self._graph_seed: bytes | None = None
         self.open = RoundState()
         self._checks: dict[MessageKind, Callable[[Any], None]] = {K.KEY_ADVERT: self._on_advert}
         self._closers: dict[ServerStage, Callable[[], list[Envelope]]] = {
@@ -183,6 +192,7 @@ class Server:
             end = SessionEnd(self.session_id, 0)
             return [Envelope(p, end) for p in self.registered]
         self._adverts = adverts
+        self._graph_seed = None
         self.open = RoundState()
         self.stage = S.IDLE
         directory = key_directory(self.session_id, adverts)
@@ -191,6 +201,12 @@ class Server:
     def directory(self) -> KeyDirectory:
         """The key directory Init published (the registered members' signed keys)."""
         return key_directory(self.session_id, self._adverts)
+
+    def graph_seed(self) -> bytes:
+        """The session's pairing-graph seed: a hash of the key directory (computed once)."""
+        if self._graph_seed is None:
+            self._graph_seed = graph_seed(self.directory())
+        return self._graph_seed
 
     # -- 2. SelectGroup --------------------------------------------------------------------
 
@@ -227,7 +243,7 @@ class Server:
         targets = server_check(self.config, self.stage, message.KIND)
         self._check_sender(sender, message)
         self._checks[message.KIND](message)  # validates fully before storing
-        self.open.received[sender] = message
+        self.open.received[sender] = self._absorb(message)
         out: list[Envelope] = []
         if not self.awaiting():
             out = self._closers[self.stage]()
@@ -250,6 +266,23 @@ class Server:
             raise UnknownSender(f"participant {sender} is not expected in this phase")
         if sender in self.open.received:
             raise ReplayedMessage(f"{message.describe()} was already received")
+
+    def _absorb(self, message: Message) -> Message:
+        """Streaming sum: an upload the scheme sums goes into the round's running total at
+        once (mod Q) and is kept without its payload."""
+        if message.KIND not in self.scheme.summed_uploads:
+            return message
+        payload: np.ndarray = message.payload  # type: ignore[attr-defined]
+        if self.open.total is None:
+            self.open.total = payload.copy()
+        else:
+            np.add(self.open.total, payload, out=self.open.total)  # wraps mod 2^ring_bits
+        empty = np.empty(0, dtype=payload.dtype)
+        return dataclasses.replace(message, payload=empty)  # type: ignore[call-arg]
+
+    def summed(self) -> np.ndarray | None:
+        """For schemes: the running sum of the phase's summed uploads (None: none arrived)."""
+        return self.open.total
 
     def deadline(self) -> list[Envelope]:
         """The wait for the current phase is over: go on with what arrived."""
@@ -379,6 +412,7 @@ class Server:
             received_from=tuple(p for p, _ in received),
             received_frames=tuple(m.encode() for _, m in received),
             scheme_data=self.scheme.encode_server_data(self.open.data),
+            total=self.open.total if self.open.total is not None else _NO_TOTAL,
         ).to_bytes()
 
     @classmethod
@@ -418,5 +452,6 @@ class Server:
                 for p, f in zip(state.received_from, state.received_frames, strict=True)
             },
             data=server.scheme.decode_server_data(state.scheme_data),
+            total=state.total.copy() if state.total.size else None,
         )
         return server

@@ -99,6 +99,9 @@ class ParticipantState(Record):
     ``round_plus_one`` is the last round the participant took part in, plus one (0 = none).
     Pair PRNGs are ``(peer, round, state)`` triples: the generator of the pair with ``peer``
     stands at ``round`` with state σ_round. ``round_keys`` exist only while a round is open.
+    ``registered`` are the members of the key directory, ``graph_seed`` the sparse pairing
+    graph's seed; with lazy pair keys, ``directory_keys`` holds their signed exchange keys
+    and ``exchange_private`` stays until the session ends.
     ``scheme_state`` is the sharing scheme's own round state (its own record), or empty.
     """
 
@@ -110,6 +113,9 @@ class ParticipantState(Record):
         ("session_id", BYTES),
         ("model_size", U64),
         ("participants", IDS),
+        ("registered", IDS),
+        ("graph_seed", BYTES),
+        ("directory_keys", BYTES),
         ("exchange_private", BYTES),
         ("prng_peers", IDS),
         ("prng_rounds", IDS),
@@ -128,6 +134,9 @@ class ParticipantState(Record):
     session_id: bytes
     model_size: int
     participants: tuple[int, ...]
+    registered: tuple[int, ...]
+    graph_seed: bytes
+    directory_keys: bytes
     exchange_private: bytes
     prng_peers: tuple[int, ...]
     prng_rounds: tuple[int, ...]
@@ -153,7 +162,8 @@ class ParticipantState(Record):
 @dataclass(frozen=True, repr=False)
 class ServerState(Record):
     """The server's session and open round. Messages received in the open round are kept as
-    their frames; ``scheme_data`` is the scheme's own round record, or empty."""
+    their frames (summed uploads without their payload); ``scheme_data`` is the scheme's own
+    round record, or empty; ``total`` the running sum of the summed uploads."""
 
     KIND: ClassVar[int] = 129
     SCHEMA: ClassVar[tuple[tuple[str, FieldType], ...]] = (
@@ -170,6 +180,7 @@ class ServerState(Record):
         ("received_from", IDS),
         ("received_frames", BLOBS),
         ("scheme_data", BYTES),
+        ("total", ARRAY),
     )
     config: str
     session_id: bytes
@@ -184,6 +195,8 @@ class ServerState(Record):
     received_from: tuple[int, ...]
     received_frames: tuple[bytes, ...]
     scheme_data: bytes = field(default=b"")
+    #: the running sum of the open phase's summed uploads (empty: none)
+    total: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.uint32))
 
     def __post_init__(self) -> None:
         if len(self.received_from) != len(self.received_frames):

@@ -64,6 +64,9 @@ class Scheme(ABC):
     min_group_floor: ClassVar[int] = 1
     #: the server stage a round starts in (after SelectGroup)
     first_stage: ClassVar[ServerStage] = ServerStage.COLLECTING_UPLOADS
+    #: upload kinds whose ring-word payload the server adds into one running sum on arrival
+    #: (``Server.summed()``) instead of keeping every upload: O(M) memory, not O(n·M)
+    summed_uploads: ClassVar[frozenset[MessageKind]] = frozenset()
 
     # -- configuration ---------------------------------------------------------------------
 

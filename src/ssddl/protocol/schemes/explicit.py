@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ssddl.hazmat.codec import ring_sum
 from ssddl.hazmat.sharing import additive_split
 from ssddl.protocol.config import SessionParams
+from ssddl.protocol.messages import MessageKind
 from ssddl.protocol.schemes._common import Guarantee
 from ssddl.protocol.schemes._relayed import RelayedScheme, contributors_of
 
@@ -26,6 +26,7 @@ __all__ = ["SCHEME", "ExplicitScheme"]
 class ExplicitScheme(RelayedScheme):
     name = "explicit"
     min_group_floor = 2
+    summed_uploads = frozenset({MessageKind.UPLOAD})
 
     def split(self, participant: Participant, x: np.ndarray) -> list[np.ndarray]:
         return additive_split(x, len(participant.group), participant.random)
@@ -51,7 +52,7 @@ class ExplicitScheme(RelayedScheme):
         contributors = contributors_of(server)
         if len(uploads) < len(contributors):
             return server.abort("a member vanished after sharing; explicit mode needs every upload")
-        return server.apply_secure(ring_sum(list(uploads.values())), contributors)
+        return server.apply_secure(server.summed(), contributors)  # summed on arrival
 
 
 SCHEME = ExplicitScheme()

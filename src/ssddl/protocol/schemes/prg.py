@@ -36,14 +36,12 @@ from ssddl.exceptions import (
     MalformedMessage,
     UnknownSender,
 )
-from ssddl.hazmat.codec import ring_sum
 from ssddl.hazmat.keys import derive_key
 from ssddl.hazmat.prg import accumulate_keystream, derive_nonce
 from ssddl.hazmat.rand import RandomSource, random_below
 from ssddl.hazmat.sharing import SHAMIR_PRIME, field_add, field_mul, shamir_reconstruct
 from ssddl.protocol.config import Recovery, SessionParams
 from ssddl.protocol.consistency import answer_request, check_partition, check_signed
-from ssddl.protocol.init import graph_seed
 from ssddl.protocol.masks import (
     PendingMask,
     Stream,
@@ -61,7 +59,7 @@ from ssddl.protocol.messages import (
     UnmaskResponse,
     Upload,
 )
-from ssddl.protocol.pairing import FAILURE_BITS, SECURITY_BITS, pairing_graph
+from ssddl.protocol.pairing import FAILURE_BITS, SECURITY_BITS, round_graph
 from ssddl.protocol.schemes._common import (
     Guarantee,
     check_signature,
@@ -217,6 +215,7 @@ class PrgScheme(Scheme):
     name = "prg"
     min_group_floor = 2
     sparse_pairing = True  #: large groups may pair along a random k-regular graph
+    summed_uploads = frozenset({MessageKind.UPLOAD, MessageKind.MASKED_UPLOAD})
 
     # -- configuration -------------------------------------------------------------------
 
@@ -490,8 +489,10 @@ def _pairs_of(server: Server, member: int) -> frozenset[int] | None:
     degree = server.config.degree
     if not degree:
         return None
-    seed = graph_seed(server.directory())
-    return pairing_graph(seed, tuple(server.registered), degree)[member]
+    graph = round_graph(
+        server.graph_seed(), server.round, server.open.group, server.registered, degree
+    )
+    return graph[member]
 
 
 def _check_masked_upload(server: Server, msg: MaskedUpload) -> None:
@@ -534,8 +535,8 @@ def _check_unmask_response(server: Server, msg: UnmaskResponse) -> None:
 def _close_uploads(server: Server) -> list[Envelope]:
     params = server.config
     kind = MaskedUpload if params.recovery is Recovery.DOUBLE_MASK else Upload
-    uploads = server.received(kind)
-    aggregate = ring_sum([m.payload for m in uploads.values()]) if uploads else None
+    uploads = server.received(kind)  # without payloads: they were summed on arrival
+    aggregate = server.summed() if uploads else None
     survivors = tuple(uploads)
     dropped = tuple(p for p in server.open.group if p not in uploads)
     if params.recovery is Recovery.DOUBLE_MASK:
