@@ -16,7 +16,7 @@ from ssddl.hazmat.prg import (
     keystream_into,
     keystream_words,
 )
-from ssddl.protocol.masks import combined_mask, pair_streams, start_mask
+from ssddl.protocol.masks import combined_mask, pair_streams, start_mask, start_mask_ahead
 
 KEY = hashlib.sha256(b"k").digest()
 NONCE = derive_nonce(b"s", 0, 1, 2, "mask")
@@ -123,3 +123,90 @@ def test_split_seed_equals_shamir_split_from_the_same_draws(n, t):
     assert all(np.array_equal(a, b) for a, b in zip(fast, reference, strict=True))
     back = shamir_reconstruct(fast[-t:], points[-t:], threshold=t)
     assert np.array_equal(back, seed_to_field(seed))
+
+
+def _applied(vector: np.ndarray, streams) -> np.ndarray:
+    out = vector.copy()
+    for key, nonce, sign in streams:
+        accumulate_keystream(out, key, nonce, sign=sign)
+    return out
+
+
+def test_an_extended_mask_holds_every_stream_and_is_used_once():
+    pairs = pair_streams(
+        {2: KEY, 5: hashlib.sha256(b"other").digest()}, owner=3, session_id=b"s", round_number=4
+    )
+    extra = [(hashlib.sha256(b"self").digest(), derive_nonce(b"s", 4, 3, 3, "self-mask"), 1)]
+    base = start_mask(70_001, np.dtype(np.uint32), pairs, StreamCipher.AES_CTR)
+    pending = base.extend(extra, seed=b"z" * 32)
+    assert pending.seed == b"z" * 32
+    vector = np.arange(70_001, dtype=np.uint32)
+    with pytest.raises(ShareError, match="already used"):
+        base.add_to(vector.copy())
+    expected = _applied(vector, [*pairs, *extra])
+    pending.add_to(vector)
+    assert np.array_equal(vector, expected)
+
+
+def test_masks_built_ahead_stay_within_their_memory_budget(monkeypatch):
+    from ssddl.protocol import masks
+
+    budget = masks._Budget(4000)
+    monkeypatch.setattr(masks, "_ahead", budget)
+    words = np.dtype(np.uint32)
+    first = start_mask_ahead(1000, words, [], StreamCipher.AES_CTR)  # 4000 bytes: all of it
+    assert first is not None and budget.used == 4000
+    assert start_mask_ahead(1, words, [], StreamCipher.AES_CTR) is None  # spent: nothing built
+    extended = first.extend([])  # the budget goes with the mask
+    assert budget.used == 4000
+    extended.discard()
+    assert budget.used == 0
+    again = start_mask_ahead(1000, words, [], StreamCipher.AES_CTR)
+    assert again is not None
+    again.add_to(np.zeros(1000, dtype=np.uint32))
+    assert budget.used == 0
+
+
+def _frames(config, *, premask: bool, first_round: int = 0, rounds: int = 3):
+    from ssddl.runtime import InMemoryExchange
+    from tests.protocol.helpers import make_session, ring_sum
+
+    sent: list[bytes] = []
+    transport = InMemoryExchange(interceptor=lambda f: sent.append(f.data) or f)
+    session = make_session(config, n=5, size=70_001, transport=transport)
+    for participant in session.participants.values():
+        participant._premask = premask
+    session.driver.init()
+    session.server.round = first_round - 1
+    ahead = []
+    for _ in range(rounds):
+        ahead.append({p: q._ahead and q._ahead[0] for p, q in session.participants.items()})
+        outcome = session.driver.round()
+        xs = session.plaintexts[outcome.round]
+        assert np.array_equal(outcome.aggregate, ring_sum([xs[p] for p in outcome.contributors]))
+    session.driver.finish()
+    assert all(q._ahead is None for q in session.participants.values())
+    return sent, ahead
+
+
+@pytest.mark.parametrize("recovery", ["double-mask", "none"])
+def test_pair_masks_built_ahead_give_the_same_bytes_on_the_wire(recovery):
+    from ssddl.protocol import ProtocolConfig
+
+    config = ProtocolConfig(rounds=3, recovery=recovery)
+    built_ahead, ahead = _frames(config, premask=True)
+    assert ahead == [{p: r for p in range(1, 6)} for r in range(3)]  # built, for that round
+    in_round, none = _frames(config, premask=False)
+    assert none == [{p: None for p in range(1, 6)}] * 3
+    assert built_ahead == in_round
+
+
+def test_pair_masks_built_for_another_round_or_group_are_dropped():
+    from ssddl.protocol import ProtocolConfig
+
+    # the session resumes at round 2: the masks built ahead for round 0 are not used
+    _, ahead = _frames(ProtocolConfig(rounds=5), premask=True, first_round=2)
+    assert ahead == [{p: r for p in range(1, 6)} for r in (0, 3, 4)]
+    # groups smaller than the registered set are not known ahead: nothing is built
+    _, ahead = _frames(ProtocolConfig(rounds=3, group_size=4), premask=True)
+    assert ahead == [{p: None for p in range(1, 6)}] * 3

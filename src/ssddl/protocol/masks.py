@@ -8,8 +8,12 @@ key, removes the survivor's term by applying the opposite sign.
 Off the critical path. A member's masks depend on the round keys (and its self-mask seed)
 only, never on its update, so :func:`start_mask` builds the member's *combined* mask — the sum
 of all its signed streams — on a persistent background thread while LocalTrain runs; sharing
-is then encode + one in-place add (:meth:`PendingMask.add_to`). The combined mask lives only
-inside the handling of one RoundStart: it is never part of the participant's saved state.
+is then encode + one in-place add (:meth:`PendingMask.add_to`). When every registered member
+is in every group, the next round's group is known when a round ends, so a member starts the
+pair masks of the next round then (:meth:`PendingMask.extend` later folds in the self-mask):
+the build overlaps the idle time between rounds too. The background thread uses one CPU (the
+others train). A combined mask is never part of the participant's saved state; masks built
+ahead of their round hold at most :data:`AHEAD_BUDGET_BYTES` process-wide.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ __all__ = [
     "pair_streams",
     "remove_pair_mask",
     "start_mask",
+    "start_mask_ahead",
 ]
 
 MASK_PURPOSE = "mask"
@@ -106,18 +111,33 @@ def remove_pair_mask(
 
 
 def combined_mask(
-    size: int, dtype: np.dtype[np.unsignedinteger], streams: Sequence[Stream], cipher: StreamCipher
+    size: int,
+    dtype: np.dtype[np.unsignedinteger],
+    streams: Sequence[Stream],
+    cipher: StreamCipher,
+    *,
+    workers: int | None = None,
 ) -> np.ndarray:
     """Σ sign · stream over ``streams`` (mod Q) as a new ``size``-word array.
 
     The first added stream is written straight into the array (no fold); the others are
-    folded in, segment by segment on every CPU for large totals
-    (:func:`~ssddl.hazmat.prg.combine_keystreams`). Adding the result to a vector equals
+    folded in, segment by segment on ``workers`` threads (default: every CPU for large totals;
+    :func:`~ssddl.hazmat.prg.combine_keystreams`). Adding the result to a vector equals
     applying every stream to it in turn.
     """
     out = np.empty(size, dtype=dtype)
-    combine_keystreams(out, streams, cipher=cipher)
+    combine_keystreams(out, streams, cipher=cipher, workers=workers)
     return out
+
+
+def _fold_into(
+    base: Future[np.ndarray], streams: Sequence[Stream], cipher: StreamCipher
+) -> np.ndarray:
+    """``base``'s mask plus every stream of ``streams`` (in place, one thread)."""
+    mask = base.result()
+    for key, nonce, sign in streams:
+        accumulate_keystream(mask, key, nonce, sign=sign, cipher=cipher, workers=1)
+    return mask
 
 
 class _Worker:
@@ -138,30 +158,82 @@ class _Worker:
 
 _worker = _Worker()
 
+#: the most memory that masks built ahead of their round (:func:`start_mask` with
+#: ``ahead=True``) hold at once in this process; beyond it no mask is built ahead
+AHEAD_BUDGET_BYTES = 256 << 20
+
+
+class _Budget:
+    """Bytes held by masks built ahead of their round, process-wide."""
+
+    def __init__(self, limit: int) -> None:
+        self._lock = threading.Lock()
+        self.limit = limit
+        self.used = 0
+
+    def take(self, nbytes: int) -> bool:
+        with self._lock:
+            if self.used + nbytes > self.limit:
+                return False
+            self.used += nbytes
+            return True
+
+    def give(self, nbytes: int) -> None:
+        with self._lock:
+            self.used -= nbytes
+
+
+_ahead = _Budget(AHEAD_BUDGET_BYTES)
+
 
 class PendingMask:
     """A combined mask being built in the background, with the self-mask seed it used.
 
     A secret: never logged, shown or saved. :meth:`add_to` waits for it, adds it to a vector
-    in place and forgets it; :meth:`discard` waits and forgets it unused.
+    in place and forgets it; :meth:`discard` waits and forgets it unused; :meth:`extend`
+    hands it on with more streams folded in.
     """
 
-    __slots__ = ("_future", "_size", "seed")
+    __slots__ = ("_cipher", "_future", "_held", "_size", "seed")
 
-    def __init__(self, future: Future[np.ndarray], size: int, seed: bytes | None) -> None:
+    def __init__(
+        self,
+        future: Future[np.ndarray],
+        size: int,
+        seed: bytes | None,
+        cipher: StreamCipher,
+        held: int = 0,
+    ) -> None:
         self._future: Future[np.ndarray] | None = future
         self._size = size
+        self._cipher = cipher
+        self._held = held  #: bytes of the ahead-of-round budget this mask holds
         self.seed = seed  #: the self-mask seed folded into the mask (None without one)
 
     def __repr__(self) -> str:
         return f"PendingMask(size={self._size})"
 
+    def __del__(self) -> None:
+        self._release()
+
+    def _release(self) -> None:
+        held, self._held = self._held, 0
+        if held:
+            _ahead.give(held)
+
+    def _take(self) -> Future[np.ndarray]:
+        future, self._future = self._future, None
+        if future is None:
+            raise ShareError("this precomputed mask was already used or discarded")
+        return future
+
     def add_to(self, vector: np.ndarray) -> None:
         """``vector += mask`` (mod Q) in place; the mask is then forgotten."""
-        if self._future is None:
-            raise ShareError("this precomputed mask was already used or discarded")
-        mask = self._future.result()
-        self._future = None
+        future = self._take()
+        try:
+            mask = future.result()
+        finally:
+            self._release()
         if mask.shape != vector.shape or mask.dtype != vector.dtype:
             raise ShareError(
                 f"the precomputed mask has {mask.size} {mask.dtype} words, the vector "
@@ -170,12 +242,23 @@ class PendingMask:
         np.add(vector, mask, out=vector)
         mask.fill(0)
 
+    def extend(self, streams: Sequence[Stream], *, seed: bytes | None = None) -> PendingMask:
+        """A new pending mask: this one plus ``streams``, folded in on the background thread
+        once this build is done; this object is used up (it passes on its budget)."""
+        future = self._take()
+        held, self._held = self._held, 0
+        extended = _worker.get().submit(_fold_into, future, list(streams), self._cipher)
+        return PendingMask(extended, self._size, seed, self._cipher, held)
+
     def discard(self) -> None:
         """Wait for the build to end and drop its result (the round was refused)."""
         future, self._future = self._future, None
         self.seed = None
-        if future is not None and future.exception() is None:
-            future.result().fill(0)
+        try:
+            if future is not None and future.exception() is None:
+                future.result().fill(0)
+        finally:
+            self._release()
 
 
 def start_mask(
@@ -186,9 +269,31 @@ def start_mask(
     *,
     seed: bytes | None = None,
 ) -> PendingMask:
-    """Build :func:`combined_mask` on the persistent background thread."""
-    future = _worker.get().submit(combined_mask, size, dtype, list(streams), cipher)
-    return PendingMask(future, size, seed)
+    """Build :func:`combined_mask` on the persistent background thread (one CPU)."""
+    return _submit(size, dtype, streams, cipher, seed, 0)
+
+
+def start_mask_ahead(
+    size: int, dtype: np.dtype[np.unsignedinteger], streams: Sequence[Stream], cipher: StreamCipher
+) -> PendingMask | None:
+    """:func:`start_mask` for a mask built before its round starts: it counts against
+    :data:`AHEAD_BUDGET_BYTES`; None (nothing started) when the budget is spent."""
+    held = size * np.dtype(dtype).itemsize
+    if not _ahead.take(held):
+        return None
+    return _submit(size, dtype, streams, cipher, None, held)
+
+
+def _submit(
+    size: int,
+    dtype: np.dtype[np.unsignedinteger],
+    streams: Sequence[Stream],
+    cipher: StreamCipher,
+    seed: bytes | None,
+    held: int,
+) -> PendingMask:
+    future = _worker.get().submit(combined_mask, size, dtype, list(streams), cipher, workers=1)
+    return PendingMask(future, size, seed, cipher, held)
 
 
 @runtime_checkable
@@ -196,7 +301,12 @@ class MaskPrecomputer(Protocol):
     """A scheme whose masks can be built from the round keys before the update exists."""
 
     def precompute(
-        self, participant: Participant, round_number: int, round_keys: Mapping[int, bytes]
+        self,
+        participant: Participant,
+        round_number: int,
+        round_keys: Mapping[int, bytes],
+        pairs: PendingMask | None = None,
     ) -> PendingMask:
-        """Start building ``participant``'s combined mask of ``round_number``."""
+        """Start building ``participant``'s combined mask of ``round_number``; ``pairs``, when
+        given, already holds the pair masks of ``round_keys`` (built ahead of the round)."""
         ...

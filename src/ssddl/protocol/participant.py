@@ -41,7 +41,7 @@ from ssddl.protocol.init import (
     pair_prngs,
 )
 from ssddl.protocol.localtrain import Inspector, LocalUpdate, Trainer, check_update
-from ssddl.protocol.masks import MaskPrecomputer, PendingMask
+from ssddl.protocol.masks import MaskPrecomputer, PendingMask, pair_streams, start_mask_ahead
 from ssddl.protocol.messages import (
     KeyDirectory,
     Message,
@@ -64,7 +64,11 @@ Handler = Callable[[Any], list[Message]]
 
 
 class Participant:
-    """One participant: its identity key, its pair PRNGs and its LocalTrain callback."""
+    """One participant: its identity key, its pair PRNGs and its LocalTrain callback.
+
+    ``premask``: when every registered member is in every group, start the next round's pair
+    masks as soon as a round ends (:mod:`ssddl.protocol.masks`); the masks are the same.
+    """
 
     def __init__(
         self,
@@ -77,6 +81,7 @@ class Participant:
         rounding_rng: np.random.Generator | None = None,
         inspector: Inspector | None = None,
         policy: ParticipantPolicy | None = None,
+        premask: bool = True,
     ) -> None:
         if participant_id not in roster:
             raise ConfigurationError(f"participant {participant_id} is not in the roster")
@@ -92,6 +97,7 @@ class Participant:
         self._rounding_rng = rounding_rng
         self._inspector = inspector
         self.policy = policy if policy is not None else ParticipantPolicy()
+        self._premask = premask  #: build the next round's pair masks when a round ends
         # -- protocol state (everything below is in to_bytes) --
         self.stage = ParticipantStage.CREATED
         self.config: SessionParams | None = None
@@ -110,6 +116,8 @@ class Participant:
         self._scratch: np.ndarray | None = None
         self._codec: tuple[SessionParams, FixedPoint] | None = None
         self._precomputed: PendingMask | None = None
+        self._registered: tuple[int, ...] = ()  #: the key directory's members
+        self._ahead: tuple[int, PendingMask] | None = None  #: (round, its pair masks)
         self.timings: dict[str, float] = {}
         self.last_train_metrics: Mapping[str, float] = {}
         self._handlers: dict[MessageKind, Handler] = {
@@ -185,6 +193,8 @@ class Participant:
             peers=self._graph_peers(msg),
         )
         self._exchange = None  # the pair secrets now live only inside the PRNG states
+        self._registered = tuple(sorted(msg.participants))
+        self._start_ahead(self.round + 1)
         return []
 
     def _graph_peers(self, msg: KeyDirectory) -> frozenset[int] | None:
@@ -228,18 +238,62 @@ class Participant:
         return replies
 
     def _precompute(self, msg: RoundStart) -> PendingMask | None:
-        """Start the scheme's mask for this round from copies of the pair PRNGs: the real
-        ones advance only once the update is accepted. Nothing here is saved."""
+        """Start the scheme's mask for this round from the pair PRNGs without advancing them
+        (they advance only once the update is accepted), on top of the pair masks built
+        ahead of the round if they are this round's. Nothing here is saved."""
         scheme = self.scheme
         if not (scheme.needs_keys and isinstance(scheme, MaskPrecomputer)):
             return None
+        ahead = self._take_ahead(msg.round, msg.group)
+        keys = self._peek_round_keys(msg.round, msg.group)
+        return scheme.precompute(self, msg.round, keys, ahead)
+
+    def _peek_round_keys(self, round_number: int, group: tuple[int, ...]) -> dict[int, bytes]:
+        """The pair mask keys of ``round_number`` with ``group`` (pairs only), read from the
+        PRNGs or from copies of them: no PRNG changes."""
         keys = {}
-        for peer in msg.group:
+        for peer in group:
             if peer != self.id and peer in self._prngs:
                 prng = self._prngs[peer]
-                copy = ForwardSecurePRNG(prng.export_state(), start_round=prng.round)
-                keys[peer] = copy.take_round_keys(msg.round)[0]
-        return scheme.precompute(self, msg.round, keys)
+                if prng.round != round_number:
+                    prng = ForwardSecurePRNG(prng.export_state(), start_round=prng.round)
+                    prng.jump_to(round_number)
+                keys[peer] = prng.round_key()
+        return keys
+
+    def _start_ahead(self, round_number: int) -> None:
+        """When every registered member is in every group, the next round's group is known:
+        start its pair masks now, while the member waits for the round (not saved; dropped
+        unused if the round that starts is another)."""
+        self._drop_ahead()
+        scheme, group = self.scheme, self._registered
+        if not (self._premask and scheme.needs_keys and isinstance(scheme, MaskPrecomputer)):
+            return
+        params = self.params
+        if len(group) > params.group_size or self.id not in group or round_number >= params.rounds:
+            return
+        keys = self._peek_round_keys(round_number, group)
+        streams = pair_streams(
+            keys, owner=self.id, session_id=self.session_id, round_number=round_number
+        )
+        pending = start_mask_ahead(self.model_size + 1, self.codec.dtype, streams, params.cipher)
+        if pending is not None:
+            self._ahead = (round_number, pending)
+
+    def _take_ahead(self, round_number: int, group: tuple[int, ...]) -> PendingMask | None:
+        """The pair masks built ahead for this round and group, once (None if none)."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is None:
+            return None
+        if ahead[0] == round_number and group == self._registered:
+            return ahead[1]
+        ahead[1].discard()
+        return None
+
+    def _drop_ahead(self) -> None:
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None:
+            ahead[1].discard()
 
     def take_precomputed(self) -> PendingMask | None:
         """The mask :meth:`_precompute` started for the open round, once (None if none)."""
@@ -297,9 +351,11 @@ class Participant:
         for prng in self._prngs.values():  # all states advance, also when not selected
             if prng.round <= msg.round:
                 prng.jump_to(msg.round + 1)
+        self._start_ahead(msg.round + 1)
         return []
 
     def _on_session_end(self, msg: SessionEnd) -> list[Message]:
+        self._drop_ahead()
         self._forget_round()
         for prng in self._prngs.values():
             prng.erase()
@@ -319,9 +375,7 @@ class Participant:
     def encode_update(self, delta: np.ndarray, count: int) -> np.ndarray:
         """x_i: the clipped (weighted) change in fixed point, plus its count word."""
         params = self.params
-        if self._codec is None or self._codec[0] is not params:
-            self._codec = (params, params.codec())  # built once per session, not per round
-        codec = self._codec[1]
+        codec = self.codec
         if self._scratch is None or self._scratch.shape != delta.shape:
             self._scratch = np.empty(delta.shape, dtype=np.float64)  # reused every round
         values = np.clip(delta, -params.clip, params.clip, out=self._scratch)
@@ -336,6 +390,14 @@ class Participant:
         if self._inspector is not None:
             self._inspector(self.round, x.copy())
         return x
+
+    @property
+    def codec(self) -> FixedPoint:
+        """The session's fixed-point code (built once per session, not per round)."""
+        params = self.params
+        if self._codec is None or self._codec[0] is not params:
+            self._codec = (params, params.codec())
+        return self._codec[1]
 
     def sign(self, message: bytes) -> bytes:
         """An Ed25519 signature with the identity key (the consistency check)."""
@@ -401,9 +463,11 @@ class Participant:
         rounding_rng: np.random.Generator | None = None,
         inspector: Inspector | None = None,
         policy: ParticipantPolicy | None = None,
+        premask: bool = False,
     ) -> Participant:
         """Rebuild a participant from :meth:`to_bytes` (MalformedMessage if the bytes are
-        not a valid state of this participant)."""
+        not a valid state of this participant). ``premask`` as in the constructor; off by
+        default: a participant rebuilt for each message would throw the work away."""
         state = ParticipantState.from_bytes(data)
         participant = cls(
             state.participant_id,
@@ -414,6 +478,7 @@ class Participant:
             rounding_rng=rounding_rng,
             inspector=inspector,
             policy=policy,
+            premask=premask,
         )
         participant._load(state)
         return participant

@@ -312,13 +312,22 @@ class PrgScheme(Scheme):
     # -- participant -----------------------------------------------------------------------
 
     def precompute(
-        self, participant: Participant, round_number: int, round_keys: Mapping[int, bytes]
+        self,
+        participant: Participant,
+        round_number: int,
+        round_keys: Mapping[int, bytes],
+        pairs: PendingMask | None = None,
     ) -> PendingMask:
         """Start building the member's combined mask (pair masks and, with double masking,
-        the self-mask from a fresh seed) from the round keys alone, in the background."""
+        the self-mask from a fresh seed) from the round keys alone, in the background;
+        ``pairs``: the pair masks, already started ahead of the round."""
         params = participant.params
         session, me = participant.session_id, participant.id
-        streams = pair_streams(round_keys, owner=me, session_id=session, round_number=round_number)
+        streams: list[Stream] = []
+        if pairs is None:
+            streams = pair_streams(
+                round_keys, owner=me, session_id=session, round_number=round_number
+            )
         seed = None
         if params.recovery is Recovery.DOUBLE_MASK:
             seed = participant.random.random_bytes(SEED_SIZE)
@@ -326,6 +335,8 @@ class PrgScheme(Scheme):
             streams.insert(
                 0, self_stream(seed, session_id=session, round_number=round_number, owner=me)
             )
+        if pairs is not None:
+            return pairs.extend(streams, seed=seed)
         size = participant.model_size + 1
         return start_mask(size, params.codec().dtype, streams, params.cipher, seed=seed)
 
