@@ -194,7 +194,7 @@ class PendingMask:
     hands it on with more streams folded in.
     """
 
-    __slots__ = ("_cipher", "_future", "_held", "_size", "seed")
+    __slots__ = ("_budget", "_cipher", "_future", "_held", "_size", "seed")
 
     def __init__(
         self,
@@ -203,11 +203,13 @@ class PendingMask:
         seed: bytes | None,
         cipher: StreamCipher,
         held: int = 0,
+        budget: _Budget | None = None,
     ) -> None:
         self._future: Future[np.ndarray] | None = future
         self._size = size
         self._cipher = cipher
-        self._held = held  #: bytes of the ahead-of-round budget this mask holds
+        self._held = held  #: bytes of ``budget`` (masks built ahead of their round) it holds
+        self._budget = budget
         self.seed = seed  #: the self-mask seed folded into the mask (None without one)
 
     def __repr__(self) -> str:
@@ -218,8 +220,8 @@ class PendingMask:
 
     def _release(self) -> None:
         held, self._held = self._held, 0
-        if held:
-            _ahead.give(held)
+        if held and self._budget is not None:
+            self._budget.give(held)
 
     def _take(self) -> Future[np.ndarray]:
         future, self._future = self._future, None
@@ -248,7 +250,7 @@ class PendingMask:
         future = self._take()
         held, self._held = self._held, 0
         extended = _worker.get().submit(_fold_into, future, list(streams), self._cipher)
-        return PendingMask(extended, self._size, seed, self._cipher, held)
+        return PendingMask(extended, self._size, seed, self._cipher, held, self._budget)
 
     def discard(self) -> None:
         """Wait for the build to end and drop its result (the round was refused)."""
@@ -270,7 +272,7 @@ def start_mask(
     seed: bytes | None = None,
 ) -> PendingMask:
     """Build :func:`combined_mask` on the persistent background thread (one CPU)."""
-    return _submit(size, dtype, streams, cipher, seed, 0)
+    return _submit(size, dtype, streams, cipher, seed)
 
 
 def start_mask_ahead(
@@ -279,9 +281,10 @@ def start_mask_ahead(
     """:func:`start_mask` for a mask built before its round starts: it counts against
     :data:`AHEAD_BUDGET_BYTES`; None (nothing started) when the budget is spent."""
     held = size * np.dtype(dtype).itemsize
-    if not _ahead.take(held):
+    budget = _ahead
+    if not budget.take(held):
         return None
-    return _submit(size, dtype, streams, cipher, None, held)
+    return _submit(size, dtype, streams, cipher, None, held, budget)
 
 
 def _submit(
@@ -290,10 +293,11 @@ def _submit(
     streams: Sequence[Stream],
     cipher: StreamCipher,
     seed: bytes | None,
-    held: int,
+    held: int = 0,
+    budget: _Budget | None = None,
 ) -> PendingMask:
     future = _worker.get().submit(combined_mask, size, dtype, list(streams), cipher, workers=1)
-    return PendingMask(future, size, seed, cipher, held)
+    return PendingMask(future, size, seed, cipher, held, budget)
 
 
 @runtime_checkable

@@ -118,6 +118,8 @@ class Participant:
         self._precomputed: PendingMask | None = None
         self._registered: tuple[int, ...] = ()  #: the key directory's members
         self._ahead: tuple[int, PendingMask] | None = None  #: (round, its pair masks)
+        #: per peer, (share key, the AEAD key derived from it): derived once a round
+        self.aead_keys: dict[int, tuple[bytes, bytes]] = {}
         self.timings: dict[str, float] = {}
         self.last_train_metrics: Mapping[str, float] = {}
         self._handlers: dict[MessageKind, Handler] = {
@@ -410,6 +412,7 @@ class Participant:
     def _forget_round(self) -> None:
         self.round_keys.clear()
         self.share_keys.clear()
+        self.aead_keys.clear()
         self.signed_set = ()
         self.scheme_state = None
         self.group = ()

@@ -606,15 +606,14 @@ def _ask_unmask(
         signatures,
     )
     asked = signers if server.config.consistency else data.included
+    included = set(data.included)
+    relays: dict[int, list[tuple[int, bytes]]] = {}  # one pass over the n² sealed shares
+    for sender, receiver, blob in zip(data.share_from, data.share_to, data.shares, strict=True):
+        if sender in included:
+            relays.setdefault(receiver, []).append((sender, blob))
     envelopes = []
     for member in asked:
-        relayed = [
-            (sender, blob)
-            for sender, receiver, blob in zip(
-                data.share_from, data.share_to, data.shares, strict=True
-            )
-            if receiver == member and sender in data.included
-        ]
+        relayed = relays.get(member, [])
         request = UnmaskRequest(
             server.session_id,
             server.round,
