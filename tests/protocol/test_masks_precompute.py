@@ -132,47 +132,38 @@ def _applied(vector: np.ndarray, streams) -> np.ndarray:
     return out
 
 
-def test_an_extended_mask_holds_every_stream_and_is_used_once():
-    pairs = pair_streams(
-        {2: KEY, 5: hashlib.sha256(b"other").digest()}, owner=3, session_id=b"s", round_number=4
-    )
-    extra = [(hashlib.sha256(b"self").digest(), derive_nonce(b"s", 4, 3, 3, "self-mask"), 1)]
-    base = start_mask(70_001, np.dtype(np.uint32), pairs, StreamCipher.AES_CTR)
-    pending = base.extend(extra, seed=b"z" * 32)
-    assert pending.seed == b"z" * 32
-    vector = np.arange(70_001, dtype=np.uint32)
-    with pytest.raises(ShareError, match="already used"):
-        base.add_to(vector.copy())
-    expected = _applied(vector, [*pairs, *extra])
-    pending.add_to(vector)
-    assert np.array_equal(vector, expected)
-
-
 def test_masks_built_ahead_stay_within_their_memory_budget(monkeypatch):
     from ssddl.protocol import masks
 
     budget = masks._Budget(4000)
     monkeypatch.setattr(masks, "_ahead", budget)
-    words = np.dtype(np.uint32)
-    first = start_mask_ahead(1000, words, [], StreamCipher.AES_CTR)  # 4000 bytes: all of it
-    assert first is not None and budget.used == 4000
-    assert start_mask_ahead(1, words, [], StreamCipher.AES_CTR) is None  # spent: nothing built
-    extended = first.extend([])  # the budget goes with the mask
-    assert budget.used == 4000
-    extended.discard()
+    words, aes = np.dtype(np.uint32), StreamCipher.AES_CTR
+    drawn = []
+
+    def streams():
+        drawn.append(1)
+        return [(KEY, NONCE, 1)], b"s" * 32
+
+    first = start_mask_ahead(1000, words, aes, streams)  # 4000 bytes: all of it
+    assert first is not None and first.seed == b"s" * 32 and budget.used == 4000
+    assert start_mask_ahead(1, words, aes, streams) is None  # spent: nothing drawn or built
+    assert drawn == [1]
+    first.discard()
     assert budget.used == 0
-    again = start_mask_ahead(1000, words, [], StreamCipher.AES_CTR)
+    again = start_mask_ahead(1000, words, aes, streams)
     assert again is not None
-    again.add_to(np.zeros(1000, dtype=np.uint32))
+    vector = np.zeros(1000, dtype=np.uint32)
+    again.add_to(vector)
     assert budget.used == 0
+    assert np.array_equal(vector, keystream_words(KEY, NONCE, 1000, 32))
 
 
-def _frames(config, *, premask: bool, first_round: int = 0, rounds: int = 3):
+def _frames(config, *, premask: bool, first_round: int = 0, rounds: int = 3, faults=()):
     from ssddl.runtime import InMemoryExchange
     from tests.protocol.helpers import make_session, ring_sum
 
     sent: list[bytes] = []
-    transport = InMemoryExchange(interceptor=lambda f: sent.append(f.data) or f)
+    transport = InMemoryExchange(interceptor=lambda f: sent.append(f.data) or f, faults=faults)
     session = make_session(config, n=5, size=70_001, transport=transport)
     for participant in session.participants.values():
         participant._premask = premask
@@ -184,6 +175,7 @@ def _frames(config, *, premask: bool, first_round: int = 0, rounds: int = 3):
         outcome = session.driver.round()
         xs = session.plaintexts[outcome.round]
         assert np.array_equal(outcome.aggregate, ring_sum([xs[p] for p in outcome.contributors]))
+        assert len(outcome.contributors) >= 4
     session.driver.finish()
     assert all(q._ahead is None for q in session.participants.values())
     return sent, ahead
@@ -210,3 +202,17 @@ def test_pair_masks_built_for_another_round_or_group_are_dropped():
     # groups smaller than the registered set are not known ahead: nothing is built
     _, ahead = _frames(ProtocolConfig(rounds=3, group_size=4), premask=True)
     assert ahead == [{p: None for p in range(1, 6)}] * 3
+
+
+def test_a_seed_drawn_ahead_for_a_lost_round_start_goes_to_the_next_round():
+    """Seeds are drawn in the same order with or without building ahead: a member whose
+    round start was lost sends the same bytes afterwards as one that never built ahead."""
+    from ssddl.protocol import ProtocolConfig
+    from ssddl.protocol.messages import MessageKind
+    from ssddl.runtime.inmemory import Drop
+
+    lost = (Drop(2, 1, MessageKind.ROUND_START, upward=False),)
+    config = ProtocolConfig(rounds=4)
+    built_ahead, _ = _frames(config, premask=True, rounds=4, faults=lost)
+    in_round, _ = _frames(config, premask=False, rounds=4, faults=lost)
+    assert built_ahead == in_round

@@ -10,8 +10,9 @@ only, never on its update, so :func:`start_mask` builds the member's *combined* 
 of all its signed streams — on a persistent background thread while LocalTrain runs; sharing
 is then encode + one in-place add (:meth:`PendingMask.add_to`). When every registered member
 is in every group, the next round's group is known when a round ends, so a member starts the
-pair masks of the next round then (:meth:`PendingMask.extend` later folds in the self-mask):
-the build overlaps the idle time between rounds too. The background thread uses one CPU (the
+whole mask of the next round then (:func:`start_mask_ahead`; its self-mask seed is drawn then,
+in the order it would have been drawn at the round's start): the build overlaps the idle time
+between rounds too. The background thread uses one CPU (the
 others train). A combined mask is never part of the participant's saved state; masks built
 ahead of their round hold at most :data:`AHEAD_BUDGET_BYTES` process-wide.
 """
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
@@ -130,16 +131,6 @@ def combined_mask(
     return out
 
 
-def _fold_into(
-    base: Future[np.ndarray], streams: Sequence[Stream], cipher: StreamCipher
-) -> np.ndarray:
-    """``base``'s mask plus every stream of ``streams`` (in place, one thread)."""
-    mask = base.result()
-    for key, nonce, sign in streams:
-        accumulate_keystream(mask, key, nonce, sign=sign, cipher=cipher, workers=1)
-    return mask
-
-
 class _Worker:
     """One persistent background thread for mask building (remade after ``os.fork``)."""
 
@@ -190,8 +181,7 @@ class PendingMask:
     """A combined mask being built in the background, with the self-mask seed it used.
 
     A secret: never logged, shown or saved. :meth:`add_to` waits for it, adds it to a vector
-    in place and forgets it; :meth:`discard` waits and forgets it unused; :meth:`extend`
-    hands it on with more streams folded in.
+    in place and forgets it; :meth:`discard` waits and forgets it unused.
     """
 
     __slots__ = ("_budget", "_cipher", "_future", "_held", "_size", "seed")
@@ -244,14 +234,6 @@ class PendingMask:
         np.add(vector, mask, out=vector)
         mask.fill(0)
 
-    def extend(self, streams: Sequence[Stream], *, seed: bytes | None = None) -> PendingMask:
-        """A new pending mask: this one plus ``streams``, folded in on the background thread
-        once this build is done; this object is used up (it passes on its budget)."""
-        future = self._take()
-        held, self._held = self._held, 0
-        extended = _worker.get().submit(_fold_into, future, list(streams), self._cipher)
-        return PendingMask(extended, self._size, seed, self._cipher, held, self._budget)
-
     def discard(self) -> None:
         """Wait for the build to end and drop its result (the round was refused)."""
         future, self._future = self._future, None
@@ -276,15 +258,24 @@ def start_mask(
 
 
 def start_mask_ahead(
-    size: int, dtype: np.dtype[np.unsignedinteger], streams: Sequence[Stream], cipher: StreamCipher
+    size: int,
+    dtype: np.dtype[np.unsignedinteger],
+    cipher: StreamCipher,
+    streams: Callable[[], tuple[Sequence[Stream], bytes | None]],
 ) -> PendingMask | None:
     """:func:`start_mask` for a mask built before its round starts: it counts against
-    :data:`AHEAD_BUDGET_BYTES`; None (nothing started) when the budget is spent."""
+    :data:`AHEAD_BUDGET_BYTES`. ``streams()`` gives the streams and the self-mask seed; it is
+    called only when the budget allows the build (else None: nothing drawn, nothing started)."""
     held = size * np.dtype(dtype).itemsize
     budget = _ahead
     if not budget.take(held):
         return None
-    return _submit(size, dtype, streams, cipher, None, held, budget)
+    try:
+        chosen, seed = streams()
+    except BaseException:
+        budget.give(held)
+        raise
+    return _submit(size, dtype, chosen, cipher, seed, held, budget)
 
 
 def _submit(
@@ -305,12 +296,13 @@ class MaskPrecomputer(Protocol):
     """A scheme whose masks can be built from the round keys before the update exists."""
 
     def precompute(
-        self,
-        participant: Participant,
-        round_number: int,
-        round_keys: Mapping[int, bytes],
-        pairs: PendingMask | None = None,
+        self, participant: Participant, round_number: int, round_keys: Mapping[int, bytes]
     ) -> PendingMask:
-        """Start building ``participant``'s combined mask of ``round_number``; ``pairs``, when
-        given, already holds the pair masks of ``round_keys`` (built ahead of the round)."""
+        """Start building ``participant``'s combined mask of ``round_number``."""
+        ...
+
+    def precompute_ahead(
+        self, participant: Participant, round_number: int, round_keys: Mapping[int, bytes]
+    ) -> PendingMask | None:
+        """:meth:`precompute` before the round starts (None: not now, nothing was drawn)."""
         ...

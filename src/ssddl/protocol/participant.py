@@ -41,7 +41,7 @@ from ssddl.protocol.init import (
     pair_prngs,
 )
 from ssddl.protocol.localtrain import Inspector, LocalUpdate, Trainer, check_update
-from ssddl.protocol.masks import MaskPrecomputer, PendingMask, pair_streams, start_mask_ahead
+from ssddl.protocol.masks import MaskPrecomputer, PendingMask
 from ssddl.protocol.messages import (
     KeyDirectory,
     Message,
@@ -66,8 +66,8 @@ Handler = Callable[[Any], list[Message]]
 class Participant:
     """One participant: its identity key, its pair PRNGs and its LocalTrain callback.
 
-    ``premask``: when every registered member is in every group, start the next round's pair
-    masks as soon as a round ends (:mod:`ssddl.protocol.masks`); the masks are the same.
+    ``premask``: when every registered member is in every group, start the next round's
+    mask as soon as a round ends (:mod:`ssddl.protocol.masks`); the bytes sent are the same.
     """
 
     def __init__(
@@ -117,7 +117,8 @@ class Participant:
         self._codec: tuple[SessionParams, FixedPoint] | None = None
         self._precomputed: PendingMask | None = None
         self._registered: tuple[int, ...] = ()  #: the key directory's members
-        self._ahead: tuple[int, PendingMask] | None = None  #: (round, its pair masks)
+        self._ahead: tuple[int, PendingMask] | None = None  #: (round, its mask built ahead)
+        self._unused_seed: bytes | None = None  #: a seed drawn ahead for a round that never ran
         #: per peer, (share key, the AEAD key derived from it): derived once a round
         self.aead_keys: dict[int, tuple[bytes, bytes]] = {}
         self.timings: dict[str, float] = {}
@@ -240,15 +241,19 @@ class Participant:
         return replies
 
     def _precompute(self, msg: RoundStart) -> PendingMask | None:
-        """Start the scheme's mask for this round from the pair PRNGs without advancing them
-        (they advance only once the update is accepted), on top of the pair masks built
-        ahead of the round if they are this round's. Nothing here is saved."""
+        """The scheme's mask for this round: the one built ahead if it is this round's, else
+        one started now from the pair PRNGs without advancing them (they advance only once
+        the update is accepted). Nothing here is saved."""
         scheme = self.scheme
         if not (scheme.needs_keys and isinstance(scheme, MaskPrecomputer)):
             return None
-        ahead = self._take_ahead(msg.round, msg.group)
-        keys = self._peek_round_keys(msg.round, msg.group)
-        return scheme.precompute(self, msg.round, keys, ahead)
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None:
+            if ahead[0] == msg.round and msg.group == self._registered:
+                return ahead[1]
+            self._ahead = ahead
+            self._drop_ahead()  # another round or group: its seed goes to this round
+        return scheme.precompute(self, msg.round, self._peek_round_keys(msg.round, msg.group))
 
     def _peek_round_keys(self, round_number: int, group: tuple[int, ...]) -> dict[int, bytes]:
         """The pair mask keys of ``round_number`` with ``group`` (pairs only), read from the
@@ -265,8 +270,8 @@ class Participant:
 
     def _start_ahead(self, round_number: int) -> None:
         """When every registered member is in every group, the next round's group is known:
-        start its pair masks now, while the member waits for the round (not saved; dropped
-        unused if the round that starts is another)."""
+        start its whole mask now, while the member waits for the round (not saved; used only
+        by that round with that group)."""
         self._drop_ahead()
         scheme, group = self.scheme, self._registered
         if not (self._premask and scheme.needs_keys and isinstance(scheme, MaskPrecomputer)):
@@ -275,27 +280,27 @@ class Participant:
         if len(group) > params.group_size or self.id not in group or round_number >= params.rounds:
             return
         keys = self._peek_round_keys(round_number, group)
-        streams = pair_streams(
-            keys, owner=self.id, session_id=self.session_id, round_number=round_number
-        )
-        pending = start_mask_ahead(self.model_size + 1, self.codec.dtype, streams, params.cipher)
+        pending = scheme.precompute_ahead(self, round_number, keys)
         if pending is not None:
             self._ahead = (round_number, pending)
 
-    def _take_ahead(self, round_number: int, group: tuple[int, ...]) -> PendingMask | None:
-        """The pair masks built ahead for this round and group, once (None if none)."""
-        ahead, self._ahead = self._ahead, None
-        if ahead is None:
-            return None
-        if ahead[0] == round_number and group == self._registered:
-            return ahead[1]
-        ahead[1].discard()
-        return None
-
     def _drop_ahead(self) -> None:
+        """Drop the mask built ahead; its seed, never used, is the next one taken (so seeds
+        are drawn in the same order as without building ahead)."""
         ahead, self._ahead = self._ahead, None
         if ahead is not None:
+            seed = ahead[1].seed
             ahead[1].discard()
+            if seed is not None:
+                self._unused_seed = seed
+
+    def take_seed(self, size: int) -> bytes:
+        """A fresh secret seed of ``size`` bytes (the self-mask): from the random source, or
+        the one drawn ahead for a round that did not use it. Never saved."""
+        seed, self._unused_seed = self._unused_seed, None
+        if seed is not None and len(seed) == size:
+            return seed
+        return self.random.random_bytes(size)
 
     def take_precomputed(self) -> PendingMask | None:
         """The mask :meth:`_precompute` started for the open round, once (None if none)."""
@@ -358,6 +363,7 @@ class Participant:
 
     def _on_session_end(self, msg: SessionEnd) -> list[Message]:
         self._drop_ahead()
+        self._unused_seed = None
         self._forget_round()
         for prng in self._prngs.values():
             prng.erase()

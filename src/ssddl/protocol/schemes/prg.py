@@ -50,6 +50,7 @@ from ssddl.protocol.masks import (
     pair_streams,
     remove_pair_mask,
     start_mask,
+    start_mask_ahead,
 )
 from ssddl.protocol.messages import (
     MaskedUpload,
@@ -307,33 +308,41 @@ class PrgScheme(Scheme):
     # -- participant -----------------------------------------------------------------------
 
     def precompute(
-        self,
-        participant: Participant,
-        round_number: int,
-        round_keys: Mapping[int, bytes],
-        pairs: PendingMask | None = None,
+        self, participant: Participant, round_number: int, round_keys: Mapping[int, bytes]
     ) -> PendingMask:
         """Start building the member's combined mask (pair masks and, with double masking,
-        the self-mask from a fresh seed) from the round keys alone, in the background;
-        ``pairs``: the pair masks, already started ahead of the round."""
+        the self-mask from a fresh seed) from the round keys alone, in the background."""
+        streams, seed = self._mask_streams(participant, round_number, round_keys)
         params = participant.params
+        size = participant.model_size + 1
+        return start_mask(size, participant.codec.dtype, streams, params.cipher, seed=seed)
+
+    def precompute_ahead(
+        self, participant: Participant, round_number: int, round_keys: Mapping[int, bytes]
+    ) -> PendingMask | None:
+        """:meth:`precompute` before the round starts, within the memory budget of masks
+        built ahead (None, and no seed drawn, when it is spent)."""
+        size = participant.model_size + 1
+        return start_mask_ahead(
+            size,
+            participant.codec.dtype,
+            participant.params.cipher,
+            lambda: self._mask_streams(participant, round_number, round_keys),
+        )
+
+    def _mask_streams(
+        self, participant: Participant, round_number: int, round_keys: Mapping[int, bytes]
+    ) -> tuple[list[Stream], bytes | None]:
         session, me = participant.session_id, participant.id
-        streams: list[Stream] = []
-        if pairs is None:
-            streams = pair_streams(
-                round_keys, owner=me, session_id=session, round_number=round_number
-            )
+        streams = pair_streams(round_keys, owner=me, session_id=session, round_number=round_number)
         seed = None
-        if params.recovery is Recovery.DOUBLE_MASK:
-            seed = participant.random.random_bytes(SEED_SIZE)
+        if participant.params.recovery is Recovery.DOUBLE_MASK:
+            seed = participant.take_seed(SEED_SIZE)
             # first: the combined mask starts from a stream with sign +1 (no fold)
             streams.insert(
                 0, self_stream(seed, session_id=session, round_number=round_number, owner=me)
             )
-        if pairs is not None:
-            return pairs.extend(streams, seed=seed)
-        size = participant.model_size + 1
-        return start_mask(size, params.codec().dtype, streams, params.cipher, seed=seed)
+        return streams, seed
 
     def contribute(self, participant: Participant, delta: np.ndarray, count: int) -> list[Message]:
         params = participant.params
