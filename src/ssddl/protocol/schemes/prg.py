@@ -39,7 +39,7 @@ from ssddl.exceptions import (
 from ssddl.hazmat.codec import ring_sum
 from ssddl.hazmat.keys import derive_key
 from ssddl.hazmat.prg import accumulate_keystream, derive_nonce
-from ssddl.hazmat.rand import RandomSource, random_below
+from ssddl.hazmat.rand import RandomSource, random_below_rows
 from ssddl.hazmat.sharing import SHAMIR_PRIME, field_polynomial_at, shamir_reconstruct
 from ssddl.protocol.config import Recovery, SessionParams
 from ssddl.protocol.consistency import answer_request, check_partition, check_signed
@@ -47,6 +47,7 @@ from ssddl.protocol.init import graph_seed
 from ssddl.protocol.masks import (
     PendingMask,
     Stream,
+    combined_mask,
     pair_streams,
     remove_pair_mask,
     start_mask,
@@ -121,7 +122,7 @@ def split_seed(
         raise ConfigurationError(
             f"threshold must satisfy 1 <= threshold <= group size ({len(points)}); got {threshold}"
         )
-    coefficients = [random_below(source, SEED_WORDS, SHAMIR_PRIME) for _ in range(threshold - 1)]
+    coefficients = random_below_rows(source, threshold - 1, SEED_WORDS, SHAMIR_PRIME)
     return list(field_polynomial_at([seed_to_field(seed), *coefficients], points))
 
 
@@ -662,20 +663,31 @@ def _close_unmask(server: Server) -> list[Envelope]:
         return server.abort(
             f"too few seed shares to unmask members {short} (threshold {params.threshold})"
         )
-    aggregate = data.partial.copy()
-    for owner, words in _reconstruct_seeds(shares, params.threshold).items():
-        apply_self_mask(
-            aggregate,
+    aggregate = _without_self_masks(
+        server, data.partial, _reconstruct_seeds(shares, params.threshold)
+    )
+    revealed = {p: zip(r.key_peers, r.round_keys, strict=True) for p, r in responses.items()}
+    _remove_revealed(server, aggregate, revealed)
+    return server.apply_secure(aggregate, data.included)
+
+
+def _without_self_masks(
+    server: Server, partial: np.ndarray, seeds: Mapping[int, np.ndarray]
+) -> np.ndarray:
+    """``partial`` minus every owner's self-mask PRG(s_i), as a new array: the masks are
+    combined chunk by chunk in the cache (:func:`~ssddl.protocol.masks.combined_mask`), so
+    the vector goes through memory once rather than once per survivor."""
+    streams = []
+    for owner, words in seeds.items():
+        key, nonce, _ = self_stream(
             seed_from_field(words),
             session_id=server.session_id,
             round_number=server.round,
             owner=owner,
-            params=params,
-            sign=-1,
         )
-    revealed = {p: zip(r.key_peers, r.round_keys, strict=True) for p, r in responses.items()}
-    _remove_revealed(server, aggregate, revealed)
-    return server.apply_secure(aggregate, data.included)
+        streams.append((key, nonce, -1))
+    combined = combined_mask(partial.size, partial.dtype, streams, server.config.cipher)
+    return np.add(partial, combined, out=combined)
 
 
 def _reconstruct_seeds(
