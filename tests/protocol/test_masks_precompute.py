@@ -216,3 +216,25 @@ def test_a_seed_drawn_ahead_for_a_lost_round_start_goes_to_the_next_round():
     built_ahead, _ = _frames(config, premask=True, rounds=4, faults=lost)
     in_round, _ = _frames(config, premask=False, rounds=4, faults=lost)
     assert built_ahead == in_round
+
+
+@pytest.mark.parametrize("clip", [2.0, 0.1, 3.3])
+@pytest.mark.parametrize("weight", [1.0, 0.75, 3 / 64, 1 / 3, 2.0**-30])
+@pytest.mark.parametrize("stochastic", [False, True])
+def test_encode_with_a_weight_equals_encoding_the_weighted_values(clip, weight, stochastic):
+    codec = FixedPoint(32, 16, clip)
+    rng = np.random.default_rng(3)
+    values = np.concatenate(
+        [rng.standard_normal(1000) * 5, [clip, -clip, clip / weight, 1e300, -1e300, 0.0, 5e-324]]
+    )
+
+    def rounding():
+        return np.random.default_rng(4) if stochastic else None
+
+    expected = encode(values * weight, codec, rng=rounding())
+    scratch = values.copy()
+    got = encode(scratch, codec, rng=rounding(), scratch=scratch, weight=weight)
+    assert np.array_equal(got, expected)
+    for bad in (0.0, 1.5, -0.5, True, "1"):
+        with pytest.raises(ConfigurationError, match="weight"):
+            encode(values, codec, weight=bad)

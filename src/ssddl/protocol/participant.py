@@ -387,13 +387,12 @@ class Participant:
         if self._scratch is None or self._scratch.shape != delta.shape:
             self._scratch = np.empty(delta.shape, dtype=np.float64)  # reused every round
         values = np.clip(delta, -params.clip, params.clip, out=self._scratch)
-        if params.weighted:
-            values *= count / params.max_samples
+        weight = count / params.max_samples if params.weighted else 1.0
         rng = self._rounding_rng if params.rounding is Rounding.STOCHASTIC else None
         if params.rounding is Rounding.STOCHASTIC and rng is None:
             rng = np.random.default_rng(int.from_bytes(self.random.random_bytes(16), "little"))
         x = np.empty(self.model_size + 1, dtype=codec.dtype)
-        encode(values, codec, rng=rng, out=x[:-1], scratch=values)
+        encode(values, codec, rng=rng, out=x[:-1], scratch=values, weight=weight)
         x[-1] = count if params.weighted else 1
         if self._inspector is not None:
             self._inspector(self.round, x.copy())
