@@ -238,3 +238,19 @@ def test_encode_with_a_weight_equals_encoding_the_weighted_values(clip, weight, 
     for bad in (0.0, 1.5, -0.5, True, "1"):
         with pytest.raises(ConfigurationError, match="weight"):
             encode(values, codec, weight=bad)
+
+
+def test_seed_shares_are_parsed_and_checked_together():
+    from ssddl.exceptions import MalformedMessage
+    from ssddl.hazmat.sharing import SHAMIR_PRIME
+    from ssddl.protocol.schemes.prg import _shares_from_bytes
+
+    good = [np.arange(5, dtype="<u8").tobytes(), np.full(5, SHAMIR_PRIME - 1, "<u8").tobytes()]
+    rows = _shares_from_bytes(good, [4, 7])
+    assert rows.dtype == np.uint64 and rows.tolist() == [[0, 1, 2, 3, 4], [SHAMIR_PRIME - 1] * 5]
+    assert _shares_from_bytes([], []).shape == (0, 5)
+    outside = np.array([0, 0, SHAMIR_PRIME, 0, 0], dtype="<u8").tobytes()
+    with pytest.raises(MalformedMessage, match="participant 9 is not in the field"):
+        _shares_from_bytes([*good, outside, outside], [4, 7, 9, 2])
+    with pytest.raises(MalformedMessage, match="participant 7 is not 40 bytes"):
+        _shares_from_bytes([good[0], good[1][:-1]], [4, 7])

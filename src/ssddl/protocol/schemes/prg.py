@@ -130,13 +130,20 @@ def _share_bytes(share: np.ndarray) -> bytes:
     return share.astype("<u8").tobytes()
 
 
-def _share_from_bytes(data: bytes, owner: int) -> np.ndarray:
-    if len(data) != SHARE_SIZE:
-        raise MalformedMessage(f"the seed share of participant {owner} is not {SHARE_SIZE} bytes")
-    share = np.frombuffer(data, dtype="<u8").astype(np.uint64)
-    if (share >= SHAMIR_PRIME).any():
+def _shares_from_bytes(blobs: Sequence[bytes], owners: Sequence[int]) -> np.ndarray:
+    """Seed shares (of ``owners``, in order) as rows of field words, all checked at once."""
+    for data, owner in zip(blobs, owners, strict=True):
+        if len(data) != SHARE_SIZE:
+            raise MalformedMessage(
+                f"the seed share of participant {owner} is not {SHARE_SIZE} bytes"
+            )
+    words = np.frombuffer(b"".join(blobs), dtype="<u8").astype(np.uint64)
+    rows = words.reshape(len(blobs), SEED_WORDS)
+    bad = (rows >= SHAMIR_PRIME).any(axis=1)
+    if bad.any():
+        owner = owners[int(np.argmax(bad))]
         raise MalformedMessage(f"the seed share of participant {owner} is not in the field")
-    return share
+    return rows
 
 
 def self_stream(seed: bytes, *, session_id: bytes, round_number: int, owner: int) -> Stream:
@@ -480,10 +487,9 @@ def _unmask(participant: Participant, msg: UnmaskRequest) -> list[Message]:
     for sender, blob in zip(msg.senders, msg.seed_shares, strict=True):
         if sender == participant.id:
             raise MalformedMessage("a member's own seed share is never relayed back to it")
-        opened = open_from(participant, sender, blob)
-        _share_from_bytes(opened, sender)
         owners.append(sender)
-        shares.append(opened)
+        shares.append(open_from(participant, sender, blob))
+    _shares_from_bytes(shares[1:], owners[1:])  # every opened share is a field vector
     key_peers = tuple(p for p in msg.dropped if p in participant.round_keys)  # pairs only
     response = UnmaskResponse(
         participant.session_id,
@@ -543,8 +549,7 @@ def _check_unmask_response(server: Server, msg: UnmaskResponse) -> None:
         )
     if not set(msg.share_owners) <= set(data.included):
         raise MalformedMessage(f"participant {msg.sender} sent seed shares of non-survivors")
-    for owner, share in zip(msg.share_owners, msg.seed_shares, strict=True):
-        _share_from_bytes(share, owner)
+    _shares_from_bytes(msg.seed_shares, msg.share_owners)
 
 
 def _close_uploads(server: Server) -> list[Envelope]:
@@ -656,8 +661,9 @@ def _close_unmask(server: Server) -> list[Envelope]:
         )
     shares: dict[int, list[tuple[int, np.ndarray]]] = {p: [] for p in data.included}
     for holder, response in responses.items():
-        for owner, share in zip(response.share_owners, response.seed_shares, strict=True):
-            shares[owner].append((holder, _share_from_bytes(share, owner)))
+        rows = _shares_from_bytes(response.seed_shares, response.share_owners)
+        for owner, row in zip(response.share_owners, rows, strict=True):
+            shares[owner].append((holder, row))
     short = [p for p, got in shares.items() if len(got) < params.threshold]
     if short:
         return server.abort(
