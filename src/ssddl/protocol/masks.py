@@ -155,10 +155,11 @@ AHEAD_BUDGET_BYTES = 256 << 20
 
 
 class _Budget:
-    """Bytes held by masks built ahead of their round, process-wide."""
+    """Bytes held by masks built ahead of their round, process-wide. Re-entrant: a mask's
+    finaliser may give its bytes back from whatever the thread was doing."""
 
     def __init__(self, limit: int) -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self.limit = limit
         self.used = 0
 
