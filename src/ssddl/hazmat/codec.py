@@ -167,8 +167,11 @@ def _as_real_array(values: Any) -> np.ndarray:
 def _check_finite(arr: np.ndarray, name: str) -> None:
     if arr.dtype.kind != "f" or arr.size == 0:
         return
-    # min and max propagate NaN and reach any inf: two passes, no M-sized temporary
-    if math.isfinite(float(arr.min())) and math.isfinite(float(arr.max())):
+    # a sum propagates NaN and any inf (inf - inf is NaN): one pass, no M-sized temporary; a
+    # sum that overflows from finite values only sends us to the exact check below
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = float(np.add.reduce(arr, axis=None))
+    if math.isfinite(total):
         return
     finite = np.isfinite(arr)
     if not finite.all():
@@ -228,7 +231,9 @@ def encode(
     _check_finite(x, "values")
     # One float64 work array, worked on in place: this runs once per member and round.
     # clip(x·w, ±C)·2^f == clip(x·(w·2^f), ±C·2^f) exactly: scaling by 2^f is exact.
-    y = np.multiply(x, codec.scale * weight, out=np.empty_like(x) if scratch is None else scratch)
+    work = np.empty_like(x) if scratch is None else scratch
+    with np.errstate(over="ignore"):  # a finite value beyond the clip may scale to ±inf
+        y = np.multiply(x, codec.scale * weight, out=work)
     limit = codec.clip * codec.scale
     np.clip(y, -limit, limit, out=y)
     if rng is None:
