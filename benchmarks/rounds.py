@@ -5,12 +5,16 @@ case, :func:`ratio` runs short sessions of mode ``plain`` and of the mode under 
 alternately (same model, data and seeds), ``pairs`` times, and reports the median over the
 pairs of ``median round time (mode) / median round time (plain)``, the first round of every
 session left out (it pays one-off costs: thread start-up, first allocations). Interleaving
-keeps the two measurements under the same machine load.
+keeps the two measurements under the same machine load. The same ratio of the process's CPU
+time per round (``cpu_ratio_median``) says what the mode costs whether or not a second core
+was free: on a shared machine the round-time ratio moves with the other load, the CPU ratio
+much less.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import statistics
 import time
 from collections.abc import Callable
@@ -80,18 +84,25 @@ def run_session(
     protocol = ProtocolConfig(rounds=rounds, **{**case.protocol, **mode})
     train = LocalTrainConfig(epochs=case.epochs, steps=case.steps)
     setup: dict[str, float] = {}
+    cpu = [time.process_time()]  # process CPU time at the end of Init and of every round
     started = time.perf_counter()
 
     def on_setup(stage: str, done: int, total: int) -> None:
         if done == total:
             setup[stage] = time.perf_counter() - started
+            cpu[0] = time.process_time()
 
     result = simulate(
-        model, datasets, SimulationConfig(protocol=protocol, train=train), on_setup=on_setup
+        model,
+        datasets,
+        SimulationConfig(protocol=protocol, train=train),
+        on_setup=on_setup,
+        on_round=lambda _: cpu.append(time.process_time()),
     )
     history = result.history
     return {
         "round_seconds": [h.round_seconds for h in history],
+        "cpu_seconds": [b - a for a, b in itertools.pairwise(cpu)],
         "share_seconds": [h.share_seconds_mean for h in history],
         "server_seconds": [h.server_seconds for h in history],
         "upload_bytes": statistics.fmean(h.upload_bytes_mean for h in history),
@@ -117,7 +128,7 @@ def ratio(
 ) -> dict[str, Any]:
     """Median over ``pairs`` interleaved (plain, mode) sessions of the round-time ratio."""
     prepared = _prepare(case)
-    ratios, plain_s, mode_s, share_s = [], [], [], []
+    ratios, plain_s, mode_s, share_s, cpu_ratios = [], [], [], [], []
     last: dict[str, Any] = {}
     for _ in range(pairs):
         plain = run_session(case, {"mode": "plain"}, rounds, prepared)
@@ -127,7 +138,11 @@ def ratio(
         plain_s.append(p)
         mode_s.append(m)
         share_s.append(_steady(last["share_seconds"]))
-        log(f"  {case.label} {mode}: plain {p * 1e3:.1f} ms, mode {m * 1e3:.1f} ms, {m / p:.3f}")
+        cpu_ratios.append(_steady(last["cpu_seconds"]) / _steady(plain["cpu_seconds"]))
+        log(
+            f"  {case.label} {mode}: plain {p * 1e3:.1f} ms, mode {m * 1e3:.1f} ms, {m / p:.3f}"
+            f" (CPU {cpu_ratios[-1]:.3f})"
+        )
     return {
         "case": case.label,
         "mode": dict(mode),
@@ -137,6 +152,7 @@ def ratio(
         "pairs": pairs,
         "ratio_median": statistics.median(ratios),
         "ratios": ratios,
+        "cpu_ratio_median": statistics.median(cpu_ratios),
         "plain_round_seconds": statistics.median(plain_s),
         "mode_round_seconds": statistics.median(mode_s),
         "share_seconds": statistics.median(share_s),

@@ -316,3 +316,13 @@ def test_encode_into_out_gives_the_same_words(ring_bits, stochastic):
         encode(values, codec, out=np.empty(100, dtype=codec.dtype))
     with pytest.raises(ShareError, match="out must be"):
         encode(values, codec, out=np.empty(101, dtype=np.float64))
+
+
+@pytest.mark.filterwarnings("error")
+def test_finite_values_whose_sum_overflows_encode_and_any_inf_or_nan_is_refused():
+    codec = FixedPoint(32, 16, 2.0)
+    huge = np.array([1.7e308, 1.7e308, -3.0], dtype=np.float64)
+    assert decode(encode(huge, codec), codec).tolist() == [2.0, 2.0, -2.0]
+    for bad in ([1.0, np.inf], [np.nan, 0.0], [-np.inf, np.inf], [1.7e308, 1.7e308, np.nan]):
+        with pytest.raises(NonFiniteError):
+            encode(np.array(bad), codec)

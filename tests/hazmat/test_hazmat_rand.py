@@ -215,3 +215,46 @@ def test_random_below_other_errors() -> None:
 
 def test_os_random_repr() -> None:
     assert repr(OsRandom()) == "OsRandom()"
+
+
+@pytest.mark.parametrize(
+    ("rows", "count", "bound"),
+    [
+        (0, 5, 7),
+        (1, 5, (1 << 61) - 1),
+        (6, 5, (1 << 61) - 1),
+        (3, 4, 1 << 64),
+        (2, 9, 1),
+        (4, 7, 10),
+    ],
+)
+def test_random_below_rows_equals_successive_random_below_calls(rows, count, bound):
+    from ssddl.hazmat.rand import random_below_rows
+
+    label = f"{rows}/{count}/{bound}"
+    batch = random_below_rows(seeded(label), rows, count, bound)
+    one_by_one_source = seeded(label)
+    one_by_one = [random_below(one_by_one_source, count, bound) for _ in range(rows)]
+    assert len(batch) == rows
+    for got, want in zip(batch, one_by_one, strict=True):
+        assert got.dtype == np.uint64 and got.shape == (count,)
+        assert got.tolist() == want.tolist()
+        assert all(v < bound for v in got.tolist())
+
+
+def test_random_below_rows_completes_a_row_with_too_few_candidates():
+    from ssddl.hazmat.rand import random_below_rows
+
+    class Fixed:
+        """Every candidate of the first draw is rejected (>= 10 after masking to 4 bits)."""
+
+        def __init__(self) -> None:
+            self.calls = 0
+
+        def random_bytes(self, n: int) -> bytes:
+            self.calls += 1
+            return (b"\x0f" + bytes(7)) * (n // 8) if self.calls == 1 else bytes(range(n))
+
+    rows = random_below_rows(Fixed(), 2, 3, 10)
+    assert [r.size for r in rows] == [3, 3]
+    assert all(int(v) < 10 for r in rows for v in r)

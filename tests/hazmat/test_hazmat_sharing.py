@@ -483,3 +483,45 @@ def test_shamir_reconstruct_errors() -> None:
         shamir_reconstruct(shares[:2], [1, 1], threshold=2)
     with pytest.raises(ShareError, match="empty"):
         lagrange_coefficients_at_zero([])
+
+
+@pytest.mark.parametrize(
+    ("n", "t", "w"), [(1, 1, 5), (3, 2, 5), (10, 6, 5), (40, 21, 5), (7, 4, 300)]
+)
+def test_field_polynomial_at_equals_python_integers(n, t, w):
+    from ssddl.hazmat.sharing import field_polynomial_at
+
+    rng = np.random.default_rng([n, t, w])
+    coefficients = [rng.integers(0, SHAMIR_PRIME, size=w, dtype=np.uint64) for _ in range(t)]
+    coefficients[0][:1] = SHAMIR_PRIME - 1  # the largest field element
+    points = sorted({int(x) for x in rng.integers(1, 1 << 40, size=n)})
+    points[0] = (1 << 31) - 1  # a point at the small-multiplier bound, and larger ones
+    got = field_polynomial_at(coefficients, points)
+    for row, x in zip(got, points, strict=True):
+        expected = [
+            sum(int(c[k]) * pow(x, i, SHAMIR_PRIME) for i, c in enumerate(coefficients))
+            % SHAMIR_PRIME
+            for k in range(w)
+        ]
+        assert row.tolist() == expected
+    small = field_polynomial_at(coefficients, list(range(1, n + 1)))  # points below 2**31
+    for row, x in zip(small, range(1, n + 1), strict=True):
+        assert (
+            int(row[-1])
+            == sum(int(c[-1]) * pow(x, i, SHAMIR_PRIME) for i, c in enumerate(coefficients))
+            % SHAMIR_PRIME
+        )
+
+
+def test_field_polynomial_at_refuses_bad_input():
+    from ssddl.hazmat.sharing import field_polynomial_at
+
+    c = np.zeros(5, dtype=np.uint64)
+    with pytest.raises(ShareError, match="empty"):
+        field_polynomial_at([], [1])
+    with pytest.raises(ShareError, match="one length"):
+        field_polynomial_at([c, np.zeros(4, dtype=np.uint64)], [1])
+    with pytest.raises(ShareError, match="points"):
+        field_polynomial_at([c], [0])
+    with pytest.raises(ShareError, match="coefficients\\[1\\]"):
+        field_polynomial_at([c, np.full(5, SHAMIR_PRIME, dtype=np.uint64)], [1])

@@ -16,7 +16,7 @@ from ssddl.hazmat.prg import (
     keystream_into,
     keystream_words,
 )
-from ssddl.protocol.masks import combined_mask, pair_streams, start_mask
+from ssddl.protocol.masks import combined_mask, pair_streams, start_mask, start_mask_ahead
 
 KEY = hashlib.sha256(b"k").digest()
 NONCE = derive_nonce(b"s", 0, 1, 2, "mask")
@@ -123,3 +123,134 @@ def test_split_seed_equals_shamir_split_from_the_same_draws(n, t):
     assert all(np.array_equal(a, b) for a, b in zip(fast, reference, strict=True))
     back = shamir_reconstruct(fast[-t:], points[-t:], threshold=t)
     assert np.array_equal(back, seed_to_field(seed))
+
+
+def _applied(vector: np.ndarray, streams) -> np.ndarray:
+    out = vector.copy()
+    for key, nonce, sign in streams:
+        accumulate_keystream(out, key, nonce, sign=sign)
+    return out
+
+
+def test_masks_built_ahead_stay_within_their_memory_budget(monkeypatch):
+    from ssddl.protocol import masks
+
+    budget = masks._Budget(4000)
+    monkeypatch.setattr(masks, "_ahead", budget)
+    words, aes = np.dtype(np.uint32), StreamCipher.AES_CTR
+    drawn = []
+
+    def streams():
+        drawn.append(1)
+        return [(KEY, NONCE, 1)], b"s" * 32
+
+    first = start_mask_ahead(1000, words, aes, streams)  # 4000 bytes: all of it
+    assert first is not None and first.seed == b"s" * 32 and budget.used == 4000
+    assert start_mask_ahead(1, words, aes, streams) is None  # spent: nothing drawn or built
+    assert drawn == [1]
+    first.discard()
+    assert budget.used == 0
+    again = start_mask_ahead(1000, words, aes, streams)
+    assert again is not None
+    vector = np.zeros(1000, dtype=np.uint32)
+    again.add_to(vector)
+    assert budget.used == 0
+    assert np.array_equal(vector, keystream_words(KEY, NONCE, 1000, 32))
+
+
+def _frames(config, *, premask: bool, first_round: int = 0, rounds: int = 3, faults=()):
+    from ssddl.runtime import InMemoryExchange
+    from tests.protocol.helpers import make_session, ring_sum
+
+    sent: list[bytes] = []
+    transport = InMemoryExchange(interceptor=lambda f: sent.append(f.data) or f, faults=faults)
+    session = make_session(config, n=5, size=70_001, transport=transport)
+    for participant in session.participants.values():
+        participant._premask = premask
+    session.driver.init()
+    session.server.round = first_round - 1
+    ahead = []
+    for _ in range(rounds):
+        ahead.append({p: q._ahead and q._ahead[0] for p, q in session.participants.items()})
+        outcome = session.driver.round()
+        xs = session.plaintexts[outcome.round]
+        assert np.array_equal(outcome.aggregate, ring_sum([xs[p] for p in outcome.contributors]))
+        assert len(outcome.contributors) >= 4
+    session.driver.finish()
+    assert all(q._ahead is None for q in session.participants.values())
+    return sent, ahead
+
+
+@pytest.mark.parametrize("recovery", ["double-mask", "none"])
+def test_pair_masks_built_ahead_give_the_same_bytes_on_the_wire(recovery):
+    from ssddl.protocol import ProtocolConfig
+
+    config = ProtocolConfig(rounds=3, recovery=recovery)
+    built_ahead, ahead = _frames(config, premask=True)
+    assert ahead == [{p: r for p in range(1, 6)} for r in range(3)]  # built, for that round
+    in_round, none = _frames(config, premask=False)
+    assert none == [{p: None for p in range(1, 6)}] * 3
+    assert built_ahead == in_round
+
+
+def test_pair_masks_built_for_another_round_or_group_are_dropped():
+    from ssddl.protocol import ProtocolConfig
+
+    # the session resumes at round 2: the masks built ahead for round 0 are not used
+    _, ahead = _frames(ProtocolConfig(rounds=5), premask=True, first_round=2)
+    assert ahead == [{p: r for p in range(1, 6)} for r in (0, 3, 4)]
+    # groups smaller than the registered set are not known ahead: nothing is built
+    _, ahead = _frames(ProtocolConfig(rounds=3, group_size=4), premask=True)
+    assert ahead == [{p: None for p in range(1, 6)}] * 3
+
+
+def test_a_seed_drawn_ahead_for_a_lost_round_start_goes_to_the_next_round():
+    """Seeds are drawn in the same order with or without building ahead: a member whose
+    round start was lost sends the same bytes afterwards as one that never built ahead."""
+    from ssddl.protocol import ProtocolConfig
+    from ssddl.protocol.messages import MessageKind
+    from ssddl.runtime.inmemory import Drop
+
+    lost = (Drop(2, 1, MessageKind.ROUND_START, upward=False),)
+    config = ProtocolConfig(rounds=4)
+    built_ahead, _ = _frames(config, premask=True, rounds=4, faults=lost)
+    in_round, _ = _frames(config, premask=False, rounds=4, faults=lost)
+    assert built_ahead == in_round
+
+
+@pytest.mark.parametrize("clip", [2.0, 0.1, 3.3])
+@pytest.mark.parametrize("weight", [1.0, 0.75, 3 / 64, 1 / 3, 2.0**-30])
+@pytest.mark.parametrize("stochastic", [False, True])
+def test_encode_with_a_weight_equals_encoding_the_weighted_values(clip, weight, stochastic):
+    codec = FixedPoint(32, 16, clip)
+    rng = np.random.default_rng(3)
+    values = np.concatenate(
+        [rng.standard_normal(1000) * 5, [clip, -clip, clip / weight, 1e300, -1e300, 0.0, 5e-324]]
+    )
+
+    def rounding():
+        return np.random.default_rng(4) if stochastic else None
+
+    expected = encode(values * weight, codec, rng=rounding())
+    scratch = values.copy()
+    got = encode(scratch, codec, rng=rounding(), scratch=scratch, weight=weight)
+    assert np.array_equal(got, expected)
+    for bad in (0.0, 1.5, -0.5, True, "1"):
+        with pytest.raises(ConfigurationError, match="weight"):
+            encode(values, codec, weight=bad)
+
+
+def test_seed_shares_are_parsed_and_checked_together():
+    from ssddl.exceptions import MalformedMessage
+    from ssddl.hazmat.sharing import SHAMIR_PRIME
+    from ssddl.protocol.schemes.prg import _shares_from_bytes
+
+    good = [np.arange(5, dtype="<u8").tobytes(), np.full(5, SHAMIR_PRIME - 1, "<u8").tobytes()]
+    rows = _shares_from_bytes(good, [4, 7])
+    assert rows.dtype == np.uint64 and rows.tolist() == [[0, 1, 2, 3, 4], [SHAMIR_PRIME - 1] * 5]
+    assert _shares_from_bytes([], []).shape == (0, 5)
+    outside = np.array([0, 0, SHAMIR_PRIME, 0, 0], dtype="<u8").tobytes()
+    with pytest.raises(MalformedMessage, match="participant 9 is not in the field"):
+        _shares_from_bytes([*good, outside, outside], [4, 7, 9, 2])
+    with pytest.raises(MalformedMessage, match="participant 7 is not 40 bytes"):
+        _shares_from_bytes([good[0], good[1][:-1]], [4, 7])

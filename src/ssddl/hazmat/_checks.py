@@ -16,6 +16,8 @@ U64_LIMIT = 1 << 64
 
 def as_int(value: Any, name: str, *, low: int = 0, high: int | None = None) -> int:
     """``value`` as an int in ``[low, high)``, else ConfigurationError naming ``name``."""
+    if type(value) is int and low <= value and (high is None or value < high):
+        return value  # the common case, checked without the general path's calls
     if isinstance(value, bool):
         raise ConfigurationError(f"{name} must be an int, not a bool")
     try:
@@ -32,6 +34,8 @@ def as_int(value: Any, name: str, *, low: int = 0, high: int | None = None) -> i
 
 def as_bytes(value: Any, name: str, *, error: type[Exception] = ConfigurationError) -> bytes:
     """``value`` (bytes, bytearray or memoryview) as bytes, else ``error`` naming ``name``."""
+    if type(value) is bytes:
+        return value
     if not isinstance(value, (bytes, bytearray, memoryview)):
         raise error(f"{name} must be bytes, got type {type(value).__name__}")
     return bytes(value)
@@ -54,4 +58,6 @@ def lp(data: bytes) -> bytes:
 
 def u64(value: Any, name: str) -> bytes:
     """An int in ``[0, 2**64)`` as 8 bytes big-endian."""
+    if type(value) is int and 0 <= value < U64_LIMIT:
+        return value.to_bytes(8, "big")
     return as_int(value, name, high=U64_LIMIT).to_bytes(8, "big")

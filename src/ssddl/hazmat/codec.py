@@ -167,8 +167,11 @@ def _as_real_array(values: Any) -> np.ndarray:
 def _check_finite(arr: np.ndarray, name: str) -> None:
     if arr.dtype.kind != "f" or arr.size == 0:
         return
-    # min and max propagate NaN and reach any inf: two passes, no M-sized temporary
-    if math.isfinite(float(arr.min())) and math.isfinite(float(arr.max())):
+    # a sum propagates NaN and any inf (inf - inf is NaN): one pass, no M-sized temporary; a
+    # sum that overflows from finite values only sends us to the exact check below
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = float(np.add.reduce(arr, axis=None))
+    if math.isfinite(total):
         return
     finite = np.isfinite(arr)
     if not finite.all():
@@ -189,6 +192,7 @@ def encode(
     rng: np.random.Generator | None = None,
     out: np.ndarray | None = None,
     scratch: np.ndarray | None = None,
+    weight: float = 1.0,
 ) -> np.ndarray:
     """Encode a real array into ring words of ``codec`` (same shape).
 
@@ -198,7 +202,9 @@ def encode(
     the values' shape that receives the words (and is returned), sparing an allocation.
     ``scratch``, if given, is a writeable float64 array of the values' shape that the encoder
     works in instead of a fresh temporary; it may be ``values`` itself (which is then
-    overwritten). The result does not depend on either.
+    overwritten). The result does not depend on either. ``weight`` (a float in (0, 1])
+    scales the values before clipping: the words of ``clip(values · weight)``, bit for bit as
+    if the caller had multiplied first, in one pass fewer.
     """
     if not isinstance(codec, FixedPoint):
         raise ConfigurationError("codec must be a FixedPoint")
@@ -220,10 +226,16 @@ def encode(
         or not scratch.flags.writeable
     ):
         raise ShareError(f"scratch must be a writeable float64 array of shape {x.shape}")
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 < weight <= 1:
+        raise ConfigurationError("weight must be a float in (0, 1]")
     _check_finite(x, "values")
     # One float64 work array, worked on in place: this runs once per member and round.
-    y = np.clip(x, -codec.clip, codec.clip, out=np.empty_like(x) if scratch is None else scratch)
-    np.multiply(y, codec.scale, out=y)
+    # clip(x·w, ±C)·2^f == clip(x·(w·2^f), ±C·2^f) exactly: scaling by 2^f is exact.
+    work = np.empty_like(x) if scratch is None else scratch
+    with np.errstate(over="ignore"):  # a finite value beyond the clip may scale to ±inf
+        y = np.multiply(x, codec.scale * weight, out=work)
+    limit = codec.clip * codec.scale
+    np.clip(y, -limit, limit, out=y)
     if rng is None:
         np.rint(y, out=y)
     else:

@@ -16,8 +16,10 @@ place, ``chunk_words`` words at a time: the keystream goes through one reusable 
 it into the matching slice of the vector. Extra memory is two chunk buffers per worker, never
 an M-sized temporary.
 
-Speed. One thread alternates keystream generation and the fold, and the fold must stream the
-whole vector through memory, which the raw cipher does not; for vectors of at least
+Speed. One thread alternates keystream generation and the fold. :func:`combine_keystreams`
+folds every stream's chunk into the same slice of the output before moving on, so the slice
+stays in the cache and the output goes through memory once, not once per stream. The fold
+still costs time the raw cipher does not spend; for vectors of at least
 :data:`AUTO_PARALLEL_BYTES` the default (``workers=None``) therefore cuts the vector into
 64-byte-aligned segments, each expanded from its own counter offset, the first in the calling
 thread and the others in a small reused pool of helper threads (``cryptography`` and numpy
@@ -64,8 +66,9 @@ DEFAULT_CHUNK_WORDS = 1 << 16
 _MAX_BLOCKS = 1 << 32
 _ALIGN_BYTES = 64  # a multiple of both block sizes: segments can start at any such offset
 _NONCE_LABEL = b"ssddl/prg-nonce/v1"
-#: Below this many bytes of mask, ``accumulate_keystream(workers=None)`` uses one thread.
-AUTO_PARALLEL_BYTES = 3 << 20
+#: Below this many bytes of keystream, ``workers=None`` uses one thread (handing a smaller
+#: job to a helper thread costs about as much as it saves on a shared machine).
+AUTO_PARALLEL_BYTES = 8 << 20
 #: At most this many threads when ``workers=None``.
 MAX_AUTO_WORKERS = 4
 
@@ -467,18 +470,55 @@ def combine_keystreams(
         key, nonce, cipher, chunk_words = _stream_args(out, key, nonce, cipher, chunk_words)
         checked.append((key, nonce, sign == -1))
     first = next((i for i, (_, _, subtract) in enumerate(checked) if not subtract), -1)
-    direct = first >= 0 and sys.byteorder == "little"
+    if sys.byteorder != "little":
+        first = -1  # ring words are the stream read little-endian: fold every stream
     if workers is None:
         workers = _auto_workers(out.size * out.dtype.itemsize * max(len(checked), 1))
+    ciph = _as_cipher(cipher)
 
     def job(segment: np.ndarray, block: int) -> None:
-        if direct:
-            key, nonce, _ = checked[first]
-            _write_segment(segment, key, nonce, cipher, block, chunk_words)
-        else:
-            segment.fill(0)
-        for index, (key, nonce, subtract) in enumerate(checked):
-            if not (direct and index == first):
-                _accumulate_segment(segment, key, nonce, cipher, block, subtract, chunk_words)
+        _combine_segment(segment, checked, first, ciph, block, chunk_words)
 
-    _run_segments(out, _as_cipher(cipher), workers, job)
+    _run_segments(out, ciph, workers, job)
+
+
+def _combine_segment(
+    segment: np.ndarray,
+    streams: Sequence[tuple[bytes, bytes, bool]],
+    first: int,
+    cipher: StreamCipher,
+    block: int,
+    chunk_words: int,
+) -> None:
+    """Overwrite the contiguous 1-D slice ``segment`` with Σ ± stream from counter ``block``
+    on, chunk by chunk: every stream's chunk is folded into the same slice of ``segment``
+    while it is still in the cache, so the vector goes through memory once, not once per
+    stream. Stream ``first`` (an added one; −1: none) is written straight in, no fold."""
+    count = segment.size
+    if count == 0:
+        return
+    itemsize = segment.dtype.itemsize
+    chunk_words = min(chunk_words, count)
+    zeros = _zeros(chunk_words * itemsize)
+    buffer = _buffers.get(chunk_words * itemsize)
+    keystream = np.frombuffer(buffer, dtype=segment.dtype.newbyteorder("<"))
+    raw = segment.view(np.uint8).data
+    direct = _encryptor(*streams[first][:2], cipher, block).update_into if first >= 0 else None
+    folds = [
+        (_encryptor(key, nonce, cipher, block).update_into, np.subtract if subtract else np.add)
+        for index, (key, nonce, subtract) in enumerate(streams)
+        if index != first
+    ]
+    for start in range(0, count, chunk_words):
+        size = min(chunk_words, count - start)
+        nbytes = size * itemsize
+        row = segment[start : start + size]
+        if direct is not None:
+            direct(zeros[:nbytes], raw[start * itemsize : start * itemsize + nbytes])
+        else:
+            row.fill(0)
+        target = buffer if size == chunk_words else memoryview(buffer)[:nbytes]
+        words = keystream if size == chunk_words else keystream[:size]
+        for update_into, fold in folds:
+            update_into(zeros[:nbytes], target)
+            fold(row, words, out=row)

@@ -29,6 +29,7 @@ __all__ = [
     "OsRandom",
     "RandomSource",
     "random_below",
+    "random_below_rows",
     "random_words",
     "ring_dtype",
     "words_from_bytes",
@@ -154,6 +155,47 @@ def random_words(source: RandomSource, count: int, ring_bits: int) -> np.ndarray
     return words_from_bytes(_draw(_check_source(source), count * dtype.itemsize), ring_bits)
 
 
+def random_below_rows(source: RandomSource, rows: int, count: int, bound: int) -> list[np.ndarray]:
+    """``rows`` arrays as from ``rows`` successive :func:`random_below` calls, in one draw.
+
+    The candidates of every row are drawn at once (as many per row as :func:`random_below`
+    draws first), so from a source that is one stream (:class:`OsRandom`,
+    :class:`InsecureSeededRandom`) the rows equal those successive calls byte for byte —
+    unless a row has too few candidates below ``bound``, which for a bound just below a power
+    of two (the Shamir field) needs about ``count`` rejections of probability 2**-61 each;
+    that row is then completed by a further draw (still uniform, in another order).
+    """
+    rows = _check_count(rows, "rows")
+    count = _check_count(count, "count")
+    bound = _check_count(bound, "bound")
+    if not 1 <= bound <= 1 << 64:
+        raise ConfigurationError("bound must satisfy 1 <= bound <= 2**64")
+    source = _check_source(source)
+    if rows == 0 or bound == 1 or count == 0:
+        return [np.zeros(count, dtype=np.uint64) for _ in range(rows)]
+    span = 1 << (bound - 1).bit_length()
+    draw = _first_draw(count, span, bound)
+    words = words_from_bytes(_draw(source, 8 * draw * rows), 64).reshape(rows, draw)
+    words &= np.uint64(span - 1)
+    if span == bound or bool((words[:, :count] < np.uint64(bound)).all()):
+        return list(words[:, :count].copy())
+    out = []
+    for row in words:
+        kept = row[row < np.uint64(bound)][:count]
+        if kept.size < count:
+            kept = np.concatenate([kept, random_below(source, count - kept.size, bound)])
+        out.append(kept)
+    return out
+
+
+def _first_draw(need: int, span: int, bound: int) -> int:
+    """Candidates to draw for ``need`` values below ``bound`` (masked to ``span``): enough to
+    finish in one draw most of the time — the expected number of rejects, a quarter more,
+    and a few spare unless nothing is ever rejected."""
+    expected_rejects = -(-need * (span - bound) // bound)
+    return need + expected_rejects + expected_rejects // 4 + (8 if span != bound else 0)
+
+
 def random_below(source: RandomSource, count: int, bound: int) -> np.ndarray:
     """``count`` integers uniform in ``[0, bound)``, as uint64, by rejection sampling.
 
@@ -174,16 +216,12 @@ def random_below(source: RandomSource, count: int, bound: int) -> np.ndarray:
     mask = np.uint64(span - 1)
     filled = 0
     while filled < count:
-        need = count - filled
-        # Enough candidates to finish in one draw most of the time: the expected number of
-        # rejects, a quarter more, and a few spare unless nothing is ever rejected.
-        expected_rejects = -(-need * (span - bound) // bound)
-        draw = need + expected_rejects + expected_rejects // 4 + (8 if span != bound else 0)
+        draw = _first_draw(count - filled, span, bound)
         candidates = words_from_bytes(_draw(source, 8 * draw), 64)
         candidates &= mask
         if span != bound:
             candidates = candidates[candidates < np.uint64(bound)]
-        take = min(need, candidates.size)
+        take = min(count - filled, candidates.size)
         out[filled : filled + take] = candidates[:take]
         filled += take
     return out

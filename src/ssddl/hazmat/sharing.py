@@ -52,6 +52,7 @@ __all__ = [
     "field_add",
     "field_from_signed",
     "field_mul",
+    "field_polynomial_at",
     "field_sub",
     "field_to_ring",
     "field_to_signed",
@@ -173,9 +174,10 @@ def _fold(s: np.ndarray) -> np.ndarray:
     return _reduce_once(s)
 
 
-def _mul_small(a: np.ndarray, b: int) -> np.ndarray:
-    """a * b mod p for a scalar 0 <= b < 2**31 (see the module docstring for the bounds)."""
-    scalar = np.uint64(b)
+def _mul_small(a: np.ndarray, b: int | np.ndarray) -> np.ndarray:
+    """a * b mod p for 0 <= b < 2**31: a scalar, or a uint64 array that broadcasts against
+    ``a`` (see the module docstring for the bounds)."""
+    scalar = b if isinstance(b, np.ndarray) else np.uint64(b)
     u = (a >> _S31) * scalar  # < 2**30 * 2**31 = 2**61
     lo = (a & _M31) * scalar  # < 2**31 * 2**31 = 2**62
     s = u >> _S30  # < 2**31
@@ -402,6 +404,46 @@ def _add_inplace(a: np.ndarray, b: np.ndarray, scratch: _Scratch) -> None:
 
 
 _BLOCK = 1 << 14  # words per block: a few block-sized buffers stay in the L2 cache
+
+
+_SMALL_POLYNOMIAL = 512  #: up to this many point·coefficient words, Python ints are faster
+
+
+def field_polynomial_at(coefficients: Sequence[np.ndarray], points: Sequence[int]) -> np.ndarray:
+    """f(x) mod p at every point, f(x) = c_0 + c_1 x + ... + c_{t-1} x^{t-1} word by word.
+
+    ``coefficients`` are t >= 1 field arrays of one shape (w,); the result has one row of w
+    field elements per point. Horner's rule runs on all points at once (2(t - 1) vector
+    operations, not O(n·t)): the share computation of many-point splits of short secrets.
+    """
+    if isinstance(coefficients, np.ndarray) or not isinstance(coefficients, Sequence):
+        raise ShareError("coefficients must be a sequence of field arrays, c_0 first")
+    if not coefficients:
+        raise ShareError("coefficients is empty: a polynomial needs at least c_0")
+    checked = [_check_field(c, f"coefficients[{i}]") for i, c in enumerate(coefficients)]
+    shape = checked[0].shape
+    if len(shape) != 1 or any(c.shape != shape for c in checked):
+        raise ShareError("coefficients must be 1-D field arrays of one length")
+    xs = _check_points(points)
+    if len(xs) * len(checked) * shape[0] <= _SMALL_POLYNOMIAL:  # numpy calls cost more
+        columns = [c.tolist() for c in checked]
+        rows = []
+        for x in xs:
+            row = columns[-1]
+            for addend in reversed(columns[:-1]):
+                row = [(r * x + a) % SHAMIR_PRIME for r, a in zip(row, addend, strict=True)]
+            rows.append(row)
+        return np.array(rows, dtype=np.uint64).reshape(len(xs), shape[0])
+    column = np.array(xs, dtype=np.uint64)[:, None]
+    small = not xs or max(xs) < 1 << 31
+    values = np.broadcast_to(checked[-1], (len(xs), shape[0])).copy()
+    for addend in reversed(checked[:-1]):
+        if small:
+            values = _mul_small(values, column)
+        else:
+            values = _mul(values, np.broadcast_to(column, values.shape).copy())
+        values = _add(values, addend)
+    return values
 
 
 def shamir_split(

@@ -8,15 +8,20 @@ key, removes the survivor's term by applying the opposite sign.
 Off the critical path. A member's masks depend on the round keys (and its self-mask seed)
 only, never on its update, so :func:`start_mask` builds the member's *combined* mask — the sum
 of all its signed streams — on a persistent background thread while LocalTrain runs; sharing
-is then encode + one in-place add (:meth:`PendingMask.add_to`). The combined mask lives only
-inside the handling of one RoundStart: it is never part of the participant's saved state.
+is then encode + one in-place add (:meth:`PendingMask.add_to`). When every registered member
+is in every group, the next round's group is known when a round ends, so a member starts the
+whole mask of the next round then (:func:`start_mask_ahead`; its self-mask seed is drawn then,
+in the order it would have been drawn at the round's start): the build overlaps the idle time
+between rounds too. The background thread uses one CPU (the
+others train). A combined mask is never part of the participant's saved state; masks built
+ahead of their round hold at most :data:`AHEAD_BUDGET_BYTES` process-wide.
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
@@ -44,6 +49,7 @@ __all__ = [
     "pair_streams",
     "remove_pair_mask",
     "start_mask",
+    "start_mask_ahead",
 ]
 
 MASK_PURPOSE = "mask"
@@ -106,17 +112,22 @@ def remove_pair_mask(
 
 
 def combined_mask(
-    size: int, dtype: np.dtype[np.unsignedinteger], streams: Sequence[Stream], cipher: StreamCipher
+    size: int,
+    dtype: np.dtype[np.unsignedinteger],
+    streams: Sequence[Stream],
+    cipher: StreamCipher,
+    *,
+    workers: int | None = None,
 ) -> np.ndarray:
     """Σ sign · stream over ``streams`` (mod Q) as a new ``size``-word array.
 
     The first added stream is written straight into the array (no fold); the others are
-    folded in, segment by segment on every CPU for large totals
-    (:func:`~ssddl.hazmat.prg.combine_keystreams`). Adding the result to a vector equals
+    folded in, segment by segment on ``workers`` threads (default: every CPU for large totals;
+    :func:`~ssddl.hazmat.prg.combine_keystreams`). Adding the result to a vector equals
     applying every stream to it in turn.
     """
     out = np.empty(size, dtype=dtype)
-    combine_keystreams(out, streams, cipher=cipher)
+    combine_keystreams(out, streams, cipher=cipher, workers=workers)
     return out
 
 
@@ -138,6 +149,34 @@ class _Worker:
 
 _worker = _Worker()
 
+#: the most memory that masks built ahead of their round (:func:`start_mask` with
+#: ``ahead=True``) hold at once in this process; beyond it no mask is built ahead
+AHEAD_BUDGET_BYTES = 256 << 20
+
+
+class _Budget:
+    """Bytes held by masks built ahead of their round, process-wide. Re-entrant: a mask's
+    finaliser may give its bytes back from whatever the thread was doing."""
+
+    def __init__(self, limit: int) -> None:
+        self._lock = threading.RLock()
+        self.limit = limit
+        self.used = 0
+
+    def take(self, nbytes: int) -> bool:
+        with self._lock:
+            if self.used + nbytes > self.limit:
+                return False
+            self.used += nbytes
+            return True
+
+    def give(self, nbytes: int) -> None:
+        with self._lock:
+            self.used -= nbytes
+
+
+_ahead = _Budget(AHEAD_BUDGET_BYTES)
+
 
 class PendingMask:
     """A combined mask being built in the background, with the self-mask seed it used.
@@ -146,22 +185,48 @@ class PendingMask:
     in place and forgets it; :meth:`discard` waits and forgets it unused.
     """
 
-    __slots__ = ("_future", "_size", "seed")
+    __slots__ = ("_budget", "_cipher", "_future", "_held", "_size", "seed")
 
-    def __init__(self, future: Future[np.ndarray], size: int, seed: bytes | None) -> None:
+    def __init__(
+        self,
+        future: Future[np.ndarray],
+        size: int,
+        seed: bytes | None,
+        cipher: StreamCipher,
+        held: int = 0,
+        budget: _Budget | None = None,
+    ) -> None:
         self._future: Future[np.ndarray] | None = future
         self._size = size
+        self._cipher = cipher
+        self._held = held  #: bytes of ``budget`` (masks built ahead of their round) it holds
+        self._budget = budget
         self.seed = seed  #: the self-mask seed folded into the mask (None without one)
 
     def __repr__(self) -> str:
         return f"PendingMask(size={self._size})"
 
+    def __del__(self) -> None:
+        self._release()
+
+    def _release(self) -> None:
+        held, self._held = self._held, 0
+        if held and self._budget is not None:
+            self._budget.give(held)
+
+    def _take(self) -> Future[np.ndarray]:
+        future, self._future = self._future, None
+        if future is None:
+            raise ShareError("this precomputed mask was already used or discarded")
+        return future
+
     def add_to(self, vector: np.ndarray) -> None:
         """``vector += mask`` (mod Q) in place; the mask is then forgotten."""
-        if self._future is None:
-            raise ShareError("this precomputed mask was already used or discarded")
-        mask = self._future.result()
-        self._future = None
+        future = self._take()
+        try:
+            mask = future.result()
+        finally:
+            self._release()
         if mask.shape != vector.shape or mask.dtype != vector.dtype:
             raise ShareError(
                 f"the precomputed mask has {mask.size} {mask.dtype} words, the vector "
@@ -174,8 +239,11 @@ class PendingMask:
         """Wait for the build to end and drop its result (the round was refused)."""
         future, self._future = self._future, None
         self.seed = None
-        if future is not None and future.exception() is None:
-            future.result().fill(0)
+        try:
+            if future is not None and future.exception() is None:
+                future.result().fill(0)
+        finally:
+            self._release()
 
 
 def start_mask(
@@ -186,9 +254,42 @@ def start_mask(
     *,
     seed: bytes | None = None,
 ) -> PendingMask:
-    """Build :func:`combined_mask` on the persistent background thread."""
-    future = _worker.get().submit(combined_mask, size, dtype, list(streams), cipher)
-    return PendingMask(future, size, seed)
+    """Build :func:`combined_mask` on the persistent background thread (one CPU)."""
+    return _submit(size, dtype, streams, cipher, seed)
+
+
+def start_mask_ahead(
+    size: int,
+    dtype: np.dtype[np.unsignedinteger],
+    cipher: StreamCipher,
+    streams: Callable[[], tuple[Sequence[Stream], bytes | None]],
+) -> PendingMask | None:
+    """:func:`start_mask` for a mask built before its round starts: it counts against
+    :data:`AHEAD_BUDGET_BYTES`. ``streams()`` gives the streams and the self-mask seed; it is
+    called only when the budget allows the build (else None: nothing drawn, nothing started)."""
+    held = size * np.dtype(dtype).itemsize
+    budget = _ahead
+    if not budget.take(held):
+        return None
+    try:
+        chosen, seed = streams()
+    except BaseException:
+        budget.give(held)
+        raise
+    return _submit(size, dtype, chosen, cipher, seed, held, budget)
+
+
+def _submit(
+    size: int,
+    dtype: np.dtype[np.unsignedinteger],
+    streams: Sequence[Stream],
+    cipher: StreamCipher,
+    seed: bytes | None,
+    held: int = 0,
+    budget: _Budget | None = None,
+) -> PendingMask:
+    future = _worker.get().submit(combined_mask, size, dtype, list(streams), cipher, workers=1)
+    return PendingMask(future, size, seed, cipher, held, budget)
 
 
 @runtime_checkable
@@ -199,4 +300,10 @@ class MaskPrecomputer(Protocol):
         self, participant: Participant, round_number: int, round_keys: Mapping[int, bytes]
     ) -> PendingMask:
         """Start building ``participant``'s combined mask of ``round_number``."""
+        ...
+
+    def precompute_ahead(
+        self, participant: Participant, round_number: int, round_keys: Mapping[int, bytes]
+    ) -> PendingMask | None:
+        """:meth:`precompute` before the round starts (None: not now, nothing was drawn)."""
         ...

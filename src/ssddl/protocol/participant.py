@@ -66,7 +66,11 @@ Handler = Callable[[Any], list[Message]]
 
 
 class Participant:
-    """One participant: its identity key, its pair PRNGs and its LocalTrain callback."""
+    """One participant: its identity key, its pair PRNGs and its LocalTrain callback.
+
+    ``premask``: when every registered member is in every group, start the next round's
+    mask as soon as a round ends (:mod:`ssddl.protocol.masks`); the bytes sent are the same.
+    """
 
     def __init__(
         self,
@@ -79,6 +83,7 @@ class Participant:
         rounding_rng: np.random.Generator | None = None,
         inspector: Inspector | None = None,
         policy: ParticipantPolicy | None = None,
+        premask: bool = True,
     ) -> None:
         if participant_id not in roster:
             raise ConfigurationError(f"participant {participant_id} is not in the roster")
@@ -94,6 +99,7 @@ class Participant:
         self._rounding_rng = rounding_rng
         self._inspector = inspector
         self.policy = policy if policy is not None else ParticipantPolicy()
+        self._premask = premask  #: build the next round's pair masks when a round ends
         # -- protocol state (everything below is in to_bytes) --
         self.stage = ParticipantStage.CREATED
         self.config: SessionParams | None = None
@@ -115,6 +121,10 @@ class Participant:
         self._scratch: np.ndarray | None = None
         self._codec: tuple[SessionParams, FixedPoint] | None = None
         self._precomputed: PendingMask | None = None
+        self._ahead: tuple[int, PendingMask] | None = None  #: (round, its mask built ahead)
+        self._unused_seed: bytes | None = None  #: a seed drawn ahead for a round that never ran
+        #: per peer, (share key, the AEAD key derived from it): derived once a round
+        self.aead_keys: dict[int, tuple[bytes, bytes]] = {}
         self.timings: dict[str, float] = {}
         self.last_train_metrics: Mapping[str, float] = {}
         self._handlers: dict[MessageKind, Handler] = {
@@ -199,6 +209,7 @@ class Participant:
         )
         self.registered, self._graph_seed = tuple(sorted(msg.participants)), seed
         self._exchange = None  # the pair secrets now live only inside the PRNG states
+        self._start_ahead(self.round + 1)
         return []
 
     def _graph_peers(self, msg: KeyDirectory, seed: bytes) -> frozenset[int] | None:
@@ -211,14 +222,14 @@ class Participant:
         graph = pairing_graph(seed, tuple(sorted(msg.participants)), degree)
         return graph.get(self.id, frozenset())
 
-    def _round_peers(self, msg: RoundStart) -> list[int]:
+    def _round_peers(self, round_number: int, group: tuple[int, ...]) -> list[int]:
         """The members this member pairs with in the round: its neighbours on the round's
         graph under sparse pairing, else every other member of the group."""
-        others = [p for p in msg.group if p != self.id]
+        others = [p for p in group if p != self.id]
         degree = self.params.degree
         if not degree:
             return others
-        graph = round_graph(self._graph_seed, msg.round, msg.group, self.registered, degree)
+        graph = round_graph(self._graph_seed, round_number, group, self.registered, degree)
         return [p for p in others if p in graph[self.id]]
 
     def _round_prngs(self, msg: RoundStart) -> dict[int, ForwardSecurePRNG]:
@@ -228,7 +239,7 @@ class Participant:
         if not self.scheme.needs_keys:
             return {}
         prngs = {}
-        for peer in self._round_peers(msg):
+        for peer in self._round_peers(msg.round, msg.group):
             prng = self._prngs.get(peer)
             if prng is None:
                 prng = self._agree(peer, msg.round)
@@ -285,16 +296,56 @@ class Participant:
     def _precompute(
         self, msg: RoundStart, prngs: Mapping[int, ForwardSecurePRNG]
     ) -> PendingMask | None:
-        """Start the scheme's mask for this round from copies of the round's pair PRNGs:
-        the real ones advance only once the update is accepted. Nothing here is saved."""
+        """The scheme's mask for this round: the one built ahead if it is this round's, else
+        one started now from the round's pair PRNGs without advancing them (they advance
+        only once the update is accepted). Nothing here is saved."""
         scheme = self.scheme
         if not (scheme.needs_keys and isinstance(scheme, MaskPrecomputer)):
             return None
-        keys = {}
-        for peer, prng in prngs.items():
-            copy = ForwardSecurePRNG(prng.export_state(), start_round=prng.round)
-            keys[peer] = copy.take_round_keys(msg.round)[0]
-        return scheme.precompute(self, msg.round, keys)
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None:
+            if ahead[0] == msg.round and msg.group == self.registered:
+                return ahead[1]
+            self._ahead = ahead
+            self._drop_ahead()  # another round or group: its seed goes to this round
+        return scheme.precompute(self, msg.round, _peek_round_keys(prngs, msg.round))
+
+    def _start_ahead(self, round_number: int) -> None:
+        """When every registered member is in every group, the next round's group is known:
+        start its whole mask now, while the member waits for the round (not saved; used only
+        by that round with that group). Not with lazy pair keys (a pair not yet agreed)."""
+        self._drop_ahead()
+        scheme, group = self.scheme, self.registered
+        if not (self._premask and scheme.needs_keys and isinstance(scheme, MaskPrecomputer)):
+            return
+        params = self.params
+        if len(group) > params.group_size or self.id not in group or round_number >= params.rounds:
+            return
+        peers = self._round_peers(round_number, group)
+        if any(peer not in self._prngs for peer in peers):
+            return
+        prngs = {peer: self._prngs[peer] for peer in peers}
+        pending = scheme.precompute_ahead(self, round_number, _peek_round_keys(prngs, round_number))
+        if pending is not None:
+            self._ahead = (round_number, pending)
+
+    def _drop_ahead(self) -> None:
+        """Drop the mask built ahead; its seed, never used, is the next one taken (so seeds
+        are drawn in the same order as without building ahead)."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None:
+            seed = ahead[1].seed
+            ahead[1].discard()
+            if seed is not None:
+                self._unused_seed = seed
+
+    def take_seed(self, size: int) -> bytes:
+        """A fresh secret seed of ``size`` bytes (the self-mask): from the random source, or
+        the one drawn ahead for a round that did not use it. Never saved."""
+        seed, self._unused_seed = self._unused_seed, None
+        if seed is not None and len(seed) == size:
+            return seed
+        return self.random.random_bytes(size)
 
     def take_precomputed(self) -> PendingMask | None:
         """The mask :meth:`_precompute` started for the open round, once (None if none)."""
@@ -348,9 +399,12 @@ class Participant:
         for prng in self._prngs.values():  # all states advance, also when not selected
             if prng.round <= msg.round:
                 prng.jump_to(msg.round + 1)
+        self._start_ahead(msg.round + 1)
         return []
 
     def _on_session_end(self, msg: SessionEnd) -> list[Message]:
+        self._drop_ahead()
+        self._unused_seed = None
         self._forget_round()
         for prng in self._prngs.values():
             prng.erase()
@@ -371,23 +425,28 @@ class Participant:
     def encode_update(self, delta: np.ndarray, count: int) -> np.ndarray:
         """x_i: the clipped (weighted) change in fixed point, plus its count word."""
         params = self.params
-        if self._codec is None or self._codec[0] is not params:
-            self._codec = (params, params.codec())  # built once per session, not per round
-        codec = self._codec[1]
+        codec = self.codec
         if self._scratch is None or self._scratch.shape != delta.shape:
             self._scratch = np.empty(delta.shape, dtype=np.float64)  # reused every round
         values = np.clip(delta, -params.clip, params.clip, out=self._scratch)
-        if params.weighted:
-            values *= count / params.max_samples
+        weight = count / params.max_samples if params.weighted else 1.0
         rng = self._rounding_rng if params.rounding is Rounding.STOCHASTIC else None
         if params.rounding is Rounding.STOCHASTIC and rng is None:
             rng = np.random.default_rng(int.from_bytes(self.random.random_bytes(16), "little"))
         x = np.empty(self.model_size + 1, dtype=codec.dtype)
-        encode(values, codec, rng=rng, out=x[:-1], scratch=values)
+        encode(values, codec, rng=rng, out=x[:-1], scratch=values, weight=weight)
         x[-1] = count if params.weighted else 1
         if self._inspector is not None:
             self._inspector(self.round, x.copy())
         return x
+
+    @property
+    def codec(self) -> FixedPoint:
+        """The session's fixed-point code (built once per session, not per round)."""
+        params = self.params
+        if self._codec is None or self._codec[0] is not params:
+            self._codec = (params, params.codec())
+        return self._codec[1]
 
     def sign(self, message: bytes) -> bytes:
         """An Ed25519 signature with the identity key (the consistency check)."""
@@ -400,6 +459,7 @@ class Participant:
     def _forget_round(self) -> None:
         self.round_keys.clear()
         self.share_keys.clear()
+        self.aead_keys.clear()
         self.signed_set = ()
         self.scheme_state = None
         self.group = ()
@@ -456,9 +516,11 @@ class Participant:
         rounding_rng: np.random.Generator | None = None,
         inspector: Inspector | None = None,
         policy: ParticipantPolicy | None = None,
+        premask: bool = False,
     ) -> Participant:
         """Rebuild a participant from :meth:`to_bytes` (MalformedMessage if the bytes are
-        not a valid state of this participant)."""
+        not a valid state of this participant). ``premask`` as in the constructor; off by
+        default: a participant rebuilt for each message would throw the work away."""
         state = ParticipantState.from_bytes(data)
         participant = cls(
             state.participant_id,
@@ -469,6 +531,7 @@ class Participant:
             rounding_rng=rounding_rng,
             inspector=inspector,
             policy=policy,
+            premask=premask,
         )
         participant._load(state)
         return participant
@@ -501,3 +564,15 @@ class Participant:
         self.signed_set = state.signed
         if self.config is not None:
             self.scheme_state = self.scheme.decode_participant_state(state.scheme_state)
+
+
+def _peek_round_keys(prngs: Mapping[int, ForwardSecurePRNG], round_number: int) -> dict[int, bytes]:
+    """The pair mask keys of ``round_number``, read from the PRNGs or from copies of them
+    jumped to the round: no PRNG changes."""
+    keys = {}
+    for peer, prng in prngs.items():
+        if prng.round != round_number:
+            prng = ForwardSecurePRNG(prng.export_state(), start_round=prng.round)
+            prng.jump_to(round_number)
+        keys[peer] = prng.round_key()
+    return keys

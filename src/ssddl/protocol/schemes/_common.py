@@ -65,8 +65,15 @@ def check_upload(server: Server, msg: Any, *, field: bool) -> None:
 
 def _aead_key(participant: Participant, peer: int) -> bytes:
     """The pair's AEAD key of the round, from the pair's *share* key: revealing the round's
-    mask key (dropout recovery) does not open the pair's sealed shares."""
-    return derive_key(participant.share_keys[peer], SHARE_AEAD_PURPOSE, participant.session_id)
+    mask key (dropout recovery) does not open the pair's sealed shares. Derived once per
+    round and pair (sealing and opening use the same key), kept only while the round is open."""
+    share = participant.share_keys[peer]
+    cached = participant.aead_keys.get(peer)
+    if cached is not None and cached[0] == share:
+        return cached[1]
+    key = derive_key(share, SHARE_AEAD_PURPOSE, participant.session_id)
+    participant.aead_keys[peer] = (share, key)
+    return key
 
 
 def seal_for(participant: Participant, peer: int, plaintext: bytes) -> bytes:

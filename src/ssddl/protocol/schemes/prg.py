@@ -38,16 +38,18 @@ from ssddl.exceptions import (
 )
 from ssddl.hazmat.keys import derive_key
 from ssddl.hazmat.prg import accumulate_keystream, derive_nonce
-from ssddl.hazmat.rand import RandomSource, random_below
-from ssddl.hazmat.sharing import SHAMIR_PRIME, field_add, field_mul, shamir_reconstruct
+from ssddl.hazmat.rand import RandomSource, random_below_rows
+from ssddl.hazmat.sharing import SHAMIR_PRIME, field_polynomial_at, shamir_reconstruct
 from ssddl.protocol.config import Recovery, SessionParams
 from ssddl.protocol.consistency import answer_request, check_partition, check_signed
 from ssddl.protocol.masks import (
     PendingMask,
     Stream,
+    combined_mask,
     pair_streams,
     remove_pair_mask,
     start_mask,
+    start_mask_ahead,
 )
 from ssddl.protocol.messages import (
     MaskedUpload,
@@ -111,33 +113,35 @@ def split_seed(
 
     The same shares as :func:`~ssddl.hazmat.sharing.shamir_split` from the same draws (the
     t − 1 random coefficient vectors, in the same order), evaluated by Horner's rule on all
-    points at once: ``shamir_split`` makes O(n·t) numpy calls on five-word vectors, about
-    70 ms a member in groups of 100.
+    points at once (:func:`~ssddl.hazmat.sharing.field_polynomial_at`): ``shamir_split``
+    makes O(n·t) numpy calls on five-word vectors, about 70 ms a member in groups of 100.
     """
     if not 1 <= threshold <= len(points):
         raise ConfigurationError(
             f"threshold must satisfy 1 <= threshold <= group size ({len(points)}); got {threshold}"
         )
-    coefficients = [random_below(source, SEED_WORDS, SHAMIR_PRIME) for _ in range(threshold - 1)]
-    xs = np.array(points, dtype=np.uint64)[:, None] * np.ones(SEED_WORDS, dtype=np.uint64)
-    order = [*reversed(coefficients), seed_to_field(seed)]  # c_{t-1}, ..., c_1, s
-    values = np.broadcast_to(order[0], xs.shape).copy()
-    for addend in order[1:]:  # Horner on all points at once: 2(t - 1) calls on n x 5 words
-        values = field_add(field_mul(values, xs), np.broadcast_to(addend, xs.shape).copy())
-    return list(values)
+    coefficients = random_below_rows(source, threshold - 1, SEED_WORDS, SHAMIR_PRIME)
+    return list(field_polynomial_at([seed_to_field(seed), *coefficients], points))
 
 
 def _share_bytes(share: np.ndarray) -> bytes:
     return share.astype("<u8").tobytes()
 
 
-def _share_from_bytes(data: bytes, owner: int) -> np.ndarray:
-    if len(data) != SHARE_SIZE:
-        raise MalformedMessage(f"the seed share of participant {owner} is not {SHARE_SIZE} bytes")
-    share = np.frombuffer(data, dtype="<u8").astype(np.uint64)
-    if (share >= SHAMIR_PRIME).any():
+def _shares_from_bytes(blobs: Sequence[bytes], owners: Sequence[int]) -> np.ndarray:
+    """Seed shares (of ``owners``, in order) as rows of field words, all checked at once."""
+    for data, owner in zip(blobs, owners, strict=True):
+        if len(data) != SHARE_SIZE:
+            raise MalformedMessage(
+                f"the seed share of participant {owner} is not {SHARE_SIZE} bytes"
+            )
+    words = np.frombuffer(b"".join(blobs), dtype="<u8").astype(np.uint64)
+    rows = words.reshape(len(blobs), SEED_WORDS)
+    bad = (rows >= SHAMIR_PRIME).any(axis=1)
+    if bad.any():
+        owner = owners[int(np.argmax(bad))]
         raise MalformedMessage(f"the seed share of participant {owner} is not in the field")
-    return share
+    return rows
 
 
 def self_stream(seed: bytes, *, session_id: bytes, round_number: int, owner: int) -> Stream:
@@ -315,18 +319,37 @@ class PrgScheme(Scheme):
     ) -> PendingMask:
         """Start building the member's combined mask (pair masks and, with double masking,
         the self-mask from a fresh seed) from the round keys alone, in the background."""
+        streams, seed = self._mask_streams(participant, round_number, round_keys)
         params = participant.params
+        size = participant.model_size + 1
+        return start_mask(size, participant.codec.dtype, streams, params.cipher, seed=seed)
+
+    def precompute_ahead(
+        self, participant: Participant, round_number: int, round_keys: Mapping[int, bytes]
+    ) -> PendingMask | None:
+        """:meth:`precompute` before the round starts, within the memory budget of masks
+        built ahead (None, and no seed drawn, when it is spent)."""
+        size = participant.model_size + 1
+        return start_mask_ahead(
+            size,
+            participant.codec.dtype,
+            participant.params.cipher,
+            lambda: self._mask_streams(participant, round_number, round_keys),
+        )
+
+    def _mask_streams(
+        self, participant: Participant, round_number: int, round_keys: Mapping[int, bytes]
+    ) -> tuple[list[Stream], bytes | None]:
         session, me = participant.session_id, participant.id
         streams = pair_streams(round_keys, owner=me, session_id=session, round_number=round_number)
         seed = None
-        if params.recovery is Recovery.DOUBLE_MASK:
-            seed = participant.random.random_bytes(SEED_SIZE)
+        if participant.params.recovery is Recovery.DOUBLE_MASK:
+            seed = participant.take_seed(SEED_SIZE)
             # first: the combined mask starts from a stream with sign +1 (no fold)
             streams.insert(
                 0, self_stream(seed, session_id=session, round_number=round_number, owner=me)
             )
-        size = participant.model_size + 1
-        return start_mask(size, params.codec().dtype, streams, params.cipher, seed=seed)
+        return streams, seed
 
     def contribute(self, participant: Participant, delta: np.ndarray, count: int) -> list[Message]:
         params = participant.params
@@ -463,10 +486,9 @@ def _unmask(participant: Participant, msg: UnmaskRequest) -> list[Message]:
     for sender, blob in zip(msg.senders, msg.seed_shares, strict=True):
         if sender == participant.id:
             raise MalformedMessage("a member's own seed share is never relayed back to it")
-        opened = open_from(participant, sender, blob)
-        _share_from_bytes(opened, sender)
         owners.append(sender)
-        shares.append(opened)
+        shares.append(open_from(participant, sender, blob))
+    _shares_from_bytes(shares[1:], owners[1:])  # every opened share is a field vector
     key_peers = tuple(p for p in msg.dropped if p in participant.round_keys)  # pairs only
     response = UnmaskResponse(
         participant.session_id,
@@ -528,8 +550,7 @@ def _check_unmask_response(server: Server, msg: UnmaskResponse) -> None:
         )
     if not set(msg.share_owners) <= set(data.included):
         raise MalformedMessage(f"participant {msg.sender} sent seed shares of non-survivors")
-    for owner, share in zip(msg.share_owners, msg.seed_shares, strict=True):
-        _share_from_bytes(share, owner)
+    _shares_from_bytes(msg.seed_shares, msg.share_owners)
 
 
 def _close_uploads(server: Server) -> list[Envelope]:
@@ -601,15 +622,14 @@ def _ask_unmask(
         signatures,
     )
     asked = signers if server.config.consistency else data.included
+    included = set(data.included)
+    relays: dict[int, list[tuple[int, bytes]]] = {}  # one pass over the n² sealed shares
+    for sender, receiver, blob in zip(data.share_from, data.share_to, data.shares, strict=True):
+        if sender in included:
+            relays.setdefault(receiver, []).append((sender, blob))
     envelopes = []
     for member in asked:
-        relayed = [
-            (sender, blob)
-            for sender, receiver, blob in zip(
-                data.share_from, data.share_to, data.shares, strict=True
-            )
-            if receiver == member and sender in data.included
-        ]
+        relayed = relays.get(member, [])
         request = UnmaskRequest(
             server.session_id,
             server.round,
@@ -642,27 +662,39 @@ def _close_unmask(server: Server) -> list[Envelope]:
         )
     shares: dict[int, list[tuple[int, np.ndarray]]] = {p: [] for p in data.included}
     for holder, response in responses.items():
-        for owner, share in zip(response.share_owners, response.seed_shares, strict=True):
-            shares[owner].append((holder, _share_from_bytes(share, owner)))
+        rows = _shares_from_bytes(response.seed_shares, response.share_owners)
+        for owner, row in zip(response.share_owners, rows, strict=True):
+            shares[owner].append((holder, row))
     short = [p for p, got in shares.items() if len(got) < params.threshold]
     if short:
         return server.abort(
             f"too few seed shares to unmask members {short} (threshold {params.threshold})"
         )
-    aggregate = data.partial.copy()
-    for owner, words in _reconstruct_seeds(shares, params.threshold).items():
-        apply_self_mask(
-            aggregate,
+    aggregate = _without_self_masks(
+        server, data.partial, _reconstruct_seeds(shares, params.threshold)
+    )
+    revealed = {p: zip(r.key_peers, r.round_keys, strict=True) for p, r in responses.items()}
+    _remove_revealed(server, aggregate, revealed)
+    return server.apply_secure(aggregate, data.included)
+
+
+def _without_self_masks(
+    server: Server, partial: np.ndarray, seeds: Mapping[int, np.ndarray]
+) -> np.ndarray:
+    """``partial`` minus every owner's self-mask PRG(s_i), as a new array: the masks are
+    combined chunk by chunk in the cache (:func:`~ssddl.protocol.masks.combined_mask`), so
+    the vector goes through memory once rather than once per survivor."""
+    streams = []
+    for owner, words in seeds.items():
+        key, nonce, _ = self_stream(
             seed_from_field(words),
             session_id=server.session_id,
             round_number=server.round,
             owner=owner,
-            params=params,
-            sign=-1,
         )
-    revealed = {p: zip(r.key_peers, r.round_keys, strict=True) for p, r in responses.items()}
-    _remove_revealed(server, aggregate, revealed)
-    return server.apply_secure(aggregate, data.included)
+        streams.append((key, nonce, -1))
+    combined = combined_mask(partial.size, partial.dtype, streams, server.config.cipher)
+    return np.add(partial, combined, out=combined)
 
 
 def _reconstruct_seeds(
