@@ -45,6 +45,7 @@ from ssddl.hazmat.rand import RING_BITS, ring_dtype
 
 __all__ = [
     "FixedPoint",
+    "all_finite",
     "decode",
     "encode",
     "ring_add",
@@ -164,11 +165,19 @@ def _as_real_array(values: Any) -> np.ndarray:
     return arr.astype(np.float64, copy=False)
 
 
-def _check_finite(arr: np.ndarray, name: str) -> None:
+def all_finite(arr: np.ndarray) -> bool:
+    """Whether every entry of a real array is finite (no NaN, no inf).
+
+    ``min`` and ``max`` propagate NaN and reach any inf: two passes and no M-sized
+    temporary, which matters for model-sized vectors handled once per message.
+    """
     if arr.dtype.kind != "f" or arr.size == 0:
-        return
-    # min and max propagate NaN and reach any inf: two passes, no M-sized temporary
-    if math.isfinite(float(arr.min())) and math.isfinite(float(arr.max())):
+        return True
+    return math.isfinite(float(arr.min())) and math.isfinite(float(arr.max()))
+
+
+def _check_finite(arr: np.ndarray, name: str) -> None:
+    if all_finite(arr):
         return
     finite = np.isfinite(arr)
     if not finite.all():

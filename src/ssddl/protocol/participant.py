@@ -29,7 +29,7 @@ from ssddl.exceptions import (
     UnexpectedMessage,
     UnknownSender,
 )
-from ssddl.hazmat.codec import FixedPoint, encode
+from ssddl.hazmat.codec import FixedPoint, all_finite, encode
 from ssddl.hazmat.fsprng import ForwardSecurePRNG
 from ssddl.hazmat.keys import ExchangeKey, IdentityKey
 from ssddl.hazmat.rand import OsRandom, RandomSource
@@ -60,6 +60,11 @@ from ssddl.protocol.state import ParticipantState
 __all__ = ["LocalUpdate", "Participant", "Trainer"]
 
 K = MessageKind
+
+#: encode_update works through the update in slices of this many entries (512 KiB of
+#: float64: in cache, and no model-sized temporary per message)
+ENCODE_SLICE = 1 << 16
+
 Handler = Callable[[Any], list[Message]]
 
 
@@ -107,7 +112,7 @@ class Participant:
         self.signed_set: tuple[int, ...] = ()  #: the set signed this round (consistency check)
         self.scheme_state: Any = None
         # -- per-message scratch, not state --
-        self._scratch: np.ndarray | None = None
+        self._scratch: np.ndarray | None = None  #: encode_update's float64 work slice
         self._codec: tuple[SessionParams, FixedPoint] | None = None
         self._precomputed: PendingMask | None = None
         self.timings: dict[str, float] = {}
@@ -283,7 +288,7 @@ class Participant:
                 f"weights have {msg.weights.size} entries; "
                 f"the session's model has {self.model_size}"
             )
-        if not np.isfinite(msg.weights).all():
+        if not all_finite(msg.weights):
             raise NonFiniteError("the global weights sent by the server are not finite")
 
     # -- ParaUpdate ------------------------------------------------------------------------
@@ -322,16 +327,25 @@ class Participant:
         if self._codec is None or self._codec[0] is not params:
             self._codec = (params, params.codec())  # built once per session, not per round
         codec = self._codec[1]
-        if self._scratch is None or self._scratch.shape != delta.shape:
-            self._scratch = np.empty(delta.shape, dtype=np.float64)  # reused every round
-        values = np.clip(delta, -params.clip, params.clip, out=self._scratch)
-        if params.weighted:
-            values *= count / params.max_samples
         rng = self._rounding_rng if params.rounding is Rounding.STOCHASTIC else None
         if params.rounding is Rounding.STOCHASTIC and rng is None:
             rng = np.random.default_rng(int.from_bytes(self.random.random_bytes(16), "little"))
+        # Every step is per entry, so the vector is encoded in slices through one small
+        # float64 buffer: no model-sized temporary to allocate (and fault in) per message.
+        # Stochastic rounding draws the whole vector's uniforms at once, in one slice.
+        size = delta.size
+        step = size if rng is not None else min(size, ENCODE_SLICE)
+        if self._scratch is None or self._scratch.size != step:
+            self._scratch = np.empty(step, dtype=np.float64)  # reused every round
         x = np.empty(self.model_size + 1, dtype=codec.dtype)
-        encode(values, codec, rng=rng, out=x[:-1], scratch=values)
+        for start in range(0, size, max(step, 1)):
+            stop = min(start + step, size)
+            values = np.clip(
+                delta[start:stop], -params.clip, params.clip, out=self._scratch[: stop - start]
+            )
+            if params.weighted:
+                values *= count / params.max_samples
+            encode(values, codec, rng=rng, out=x[start:stop], scratch=values)
         x[-1] = count if params.weighted else 1
         if self._inspector is not None:
             self._inspector(self.round, x.copy())
