@@ -270,7 +270,9 @@ def decode(words: np.ndarray, codec: FixedPoint) -> np.ndarray:
         raise ConfigurationError("codec must be a FixedPoint")
     w = _check_words(words, codec.dtype, "words")
     signed = w.view(np.int64 if codec.ring_bits == 64 else np.int32)
-    return signed.astype(np.float64) / codec.scale
+    out = signed.astype(np.float64)
+    out /= codec.scale  # in place: one float64 array, not two
+    return out
 
 
 def _check_pair(a: Any, b: Any) -> tuple[np.ndarray, np.ndarray]:

@@ -120,6 +120,11 @@ def combined_mask(
     return out
 
 
+def _combine_into(out: np.ndarray, streams: Sequence[Stream], cipher: StreamCipher) -> np.ndarray:
+    combine_keystreams(out, streams, cipher=cipher)
+    return out
+
+
 class _Worker:
     """One persistent background thread for mask building (remade after ``os.fork``)."""
 
@@ -170,6 +175,16 @@ class PendingMask:
         np.add(vector, mask, out=vector)
         mask.fill(0)
 
+    def take(self) -> np.ndarray:
+        """Wait for the mask and hand its array over (a secret until an encoding is added
+        to it: the caller adds its vector in place and sends the sum — one M-word array
+        fewer than :meth:`add_to`)."""
+        if self._future is None:
+            raise ShareError("this precomputed mask was already used or discarded")
+        mask = self._future.result()
+        self._future = None
+        return mask
+
     def discard(self) -> None:
         """Wait for the build to end and drop its result (the round was refused)."""
         future, self._future = self._future, None
@@ -186,8 +201,10 @@ def start_mask(
     *,
     seed: bytes | None = None,
 ) -> PendingMask:
-    """Build :func:`combined_mask` on the persistent background thread."""
-    future = _worker.get().submit(combined_mask, size, dtype, list(streams), cipher)
+    """Build :func:`combined_mask` on the persistent background thread (into an array
+    allocated here, by the caller's thread, which reuses its own freed memory)."""
+    out = np.empty(size, dtype=dtype)
+    future = _worker.get().submit(_combine_into, out, list(streams), cipher)
     return PendingMask(future, size, seed)
 
 
