@@ -405,6 +405,7 @@ def point_row(spec: Spec, out: Path, wall: float, error: str | None = None) -> d
     row["upload_bytes_per_client"] = sum(clock["up"][-rounds:]) / (rounds * spec.n)
     row["download_bytes_per_client"] = sum(clock["down"][-rounds:]) / (rounds * spec.n)
     row["rounds_measured"] = rounds
+    row["per_round"] = [round(x, 3) for x in clock["seconds"]]
     return row
 
 
