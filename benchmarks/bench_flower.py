@@ -171,7 +171,7 @@ def _legacy_client(spec: Spec, *, secagg: bool) -> Any:
     from flwr.client import ClientApp, NumPyClient
     from flwr.client.mod import secaggplus_mod
 
-    class Client(NumPyClient):  # type: ignore[misc]
+    class Client(NumPyClient):
         def __init__(self, node_id: int) -> None:
             self.node_id = node_id
 
@@ -191,7 +191,7 @@ def _legacy_server(spec: Spec, grid: Any, context: Any, clock: RoundClock, secag
     from flwr.server.strategy import FedAvg
     from flwr.server.workflow import DefaultWorkflow, SecAggPlusWorkflow
 
-    class TimedFedAvg(FedAvg):  # type: ignore[misc]
+    class TimedFedAvg(FedAvg):
         def configure_fit(self, server_round: int, parameters: Any, client_manager: Any) -> Any:
             clock.begin()
             return super().configure_fit(server_round, parameters, client_manager)
@@ -268,11 +268,13 @@ def _ssddl_server(
     import numpy as np
     from flwr.app import ArrayRecord
 
-    from ssddl.protocol.config import ProtocolConfig
+    from ssddl.protocol.config import ProtocolConfig, Recovery
     from ssddl.runtime.flower import SSDDLSession, WorkflowConfig
     from ssddl.runtime.keyfiles import load_roster
 
-    protocol = ProtocolConfig(mode="prg", rounds=spec.rounds, recovery=recovery, max_samples=1)
+    protocol = ProtocolConfig(
+        mode="prg", rounds=spec.rounds, recovery=Recovery(recovery), max_samples=1
+    )
     config = WorkflowConfig(
         protocol,
         load_roster(keys / "roster.json"),
@@ -527,6 +529,62 @@ def render(rows: list[dict[str, Any]], rounds: int, engine: str = "simulation") 
     return md, buffer.getvalue()
 
 
+def run_grid(
+    ns: tuple[int, ...],
+    ms: tuple[int, ...],
+    names: list[str],
+    rounds: int,
+    scratch: Path,
+    limit: float,
+    log: Callable[[str], None] = print,
+) -> list[dict[str, Any]]:
+    """Every (M, N, entry) point on the simulation engine, entries interleaved per point."""
+    rows = []
+    for m in ms:
+        for n in ns:
+            for name in names:
+                row = run_point(Spec(name, n, m, rounds), scratch, limit)
+                log(json.dumps(row))
+                rows.append(row)
+    return rows
+
+
+#: ``ssddl bench``'s Flower rows: (N values, M values, rounds) for --quick and the full run
+PERF_QUICK = ((5,), (100_000,), 3)
+PERF_FULL = (FULL_N, FULL_M, 3)
+
+
+def perf_section(quick: bool, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """The Flower rows of ``ssddl bench`` (``benchmarks/bench_perf.py``): FedAvg, Flower's
+    SecAgg+ and SSDDL through the same simulation-engine harness, in the same run as the
+    rest of the report. ``lines`` is its Markdown section; without the ``flower`` extra
+    the section says so and holds no rows."""
+    try:
+        import flwr  # noqa: F401
+    except ImportError:
+        note = "Not measured: needs the `flower` extra (`pip install -e '.[flower]'`)."
+        return {"rows": [], "lines": ["## Flower: SecAgg+, FedAvg and SSDDL", "", note, ""]}
+    ns, ms, rounds = PERF_QUICK if quick else PERF_FULL
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="ssddl-bench-", dir="/tmp") as tmp:
+        rows = run_grid(ns, ms, list(entries()), rounds, Path(tmp), 900.0, log)
+    add_ratios(rows)
+    md, _ = render(rows, rounds)
+    seconds = time.perf_counter() - started
+    body = md.split("\n", 1)[1]  # under this report's own heading
+    note = (
+        f"Command: `python -m benchmarks.bench_flower --rounds {rounds}"
+        + "".join(f" --n {n}" for n in ns)
+        + "".join(f" --m {m}" for m in ms)
+        + f"` ({seconds:.0f} s of this run; each point a fresh Ray simulation, one CPU per "
+        "client actor, round 1 left out). `ssddl` is mode `prg` with double masking, "
+        "`ssddl-none` with recovery `none`; ratios are to FedAvg and SecAgg+ measured at the "
+        "same point in this run."
+    )
+    lines = ["## Flower: SecAgg+, FedAvg and SSDDL", "", note, *body.splitlines()]
+    return {"rows": rows, "rounds": rounds, "seconds": seconds, "lines": lines}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench_flower", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="N in {5, 10}, M = 10^5")
@@ -568,12 +626,8 @@ def main(argv: list[str] | None = None) -> int:
             specs = [Spec(name, n, m, args.rounds, num_shares=shares, threshold=threshold)
                      for m in ms for name in names]  # fmt: skip
             rows += run_deployment(specs, Path(tmp), args.limit)
-        for m in () if deploy else ms:
-            for n in ns:
-                for name in names:
-                    row = run_point(Spec(name, n, m, args.rounds), Path(tmp), args.limit)
-                    print(json.dumps(row), flush=True)
-                    rows.append(row)
+        if not deploy:
+            rows = run_grid(ns, ms, names, args.rounds, Path(tmp), args.limit)
     add_ratios(rows)
     md, table_csv = render(rows, args.rounds, args.engine)
     print(md)

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks import base_parser, environment, markdown_table
+from benchmarks.bench_flower import perf_section
 from benchmarks.rounds import CASES, ratio, replace_case, run_session
 
 NAME = "BENCHMARKS"
@@ -289,9 +290,9 @@ def render(payload: dict[str, Any], plots: list[str]) -> str:
         "",
         "## Baselines",
         "",
-        "The Flower SecAgg+ and HE baselines have their own benchmarks "
-        "(`python -m benchmarks --only flower --only he`); they are not part of this report yet.",
+        "The HE baselines have their own benchmark (`python -m benchmarks --only he`).",
         "",
+        *payload.get("flower", {}).get("lines", []),
         "## Headline",
         "",
         "```json",
@@ -331,6 +332,7 @@ def run(quick: bool, log: Callable[[str], None]) -> dict[str, Any]:
     masks = mask_throughput(plan["mask_sizes"], plan["mask_groups"], plan["mask_repeats"])
     log("scaling")
     scale = scaling(plan["scaling"])
+    flower = perf_section(quick, log)  # Flower's SecAgg+ and FedAvg against SSDDL
     by_key = {r["key"]: r for r in rounds}
     mask_10 = next(r for r in masks if r["n"] == 10 and r["M"] == 10**6)
     headline = {
@@ -349,6 +351,7 @@ def run(quick: bool, log: Callable[[str], None]) -> dict[str, Any]:
         "rounds": rounds,
         "masks": masks,
         "scaling": scale,
+        "flower": flower,
         "headline": headline,
     }
 

@@ -11,7 +11,7 @@ from flwr.clientapp import ClientApp
 from flwr.serverapp import ServerApp
 
 
-class _PointClientApp(ClientApp):  # type: ignore[misc]
+class _PointClientApp(ClientApp):
     """The ClientApp of the run config's entry (built on first use in each process)."""
 
     def __init__(self) -> None:
