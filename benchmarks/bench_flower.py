@@ -1,8 +1,15 @@
-"""Secure aggregation on Flower's simulation engine: Flower's SecAgg+ against plain FedAvg
-(and SSDDL, once its entry is plugged in), through the same engine and the same harness.
+"""Secure aggregation on Flower: Flower's SecAgg+, plain FedAvg and SSDDL through the same
+engine and the same harness.
 
     python -m benchmarks.bench_flower [--quick] [--rounds R] [--out DIR]
+    python -m benchmarks.bench_flower --engine deployment [--n 5] [--m 100000] [--out DIR]
     python -m benchmarks --only flower --quick
+
+``--engine deployment`` runs the same entries on Flower's deployment engine instead: a TLS
+SuperLink with SuperNode authentication and N SuperNodes on 127.0.0.1, started and stopped
+(by process group) through ``tests/flower/harness.py``, one ``flwr run`` of
+``benchmarks/flower_app`` per point. There SecAgg+ uses num_shares = min(7, N) and threshold
+4, or N // 2 + 1 below 7 nodes (N = 5: 5 and 3).
 
 For every N (clients) and M (model entries) each entry runs in a fresh subprocess: Flower's
 ``run_simulation`` (Ray, kept on 127.0.0.1, one CPU per client actor), N virtual SuperNodes
@@ -581,7 +588,7 @@ def perf_section(quick: bool, log: Callable[[str], None] = print) -> dict[str, A
         "`ssddl-none` with recovery `none`; ratios are to FedAvg and SecAgg+ measured at the "
         "same point in this run."
     )
-    lines = ["## Flower: SecAgg+, FedAvg and SSDDL", "", note, *body.splitlines()]
+    lines = ["## Flower: SecAgg+, FedAvg and SSDDL", "", note, *body.splitlines(), ""]
     return {"rows": rows, "rounds": rounds, "seconds": seconds, "lines": lines}
 
 
