@@ -1,8 +1,15 @@
-"""Secure aggregation on Flower's simulation engine: Flower's SecAgg+ against plain FedAvg
-(and SSDDL, once its entry is plugged in), through the same engine and the same harness.
+"""Secure aggregation on Flower: Flower's SecAgg+, plain FedAvg and SSDDL through the same
+engine and the same harness.
 
     python -m benchmarks.bench_flower [--quick] [--rounds R] [--out DIR]
+    python -m benchmarks.bench_flower --engine deployment [--n 5] [--m 100000] [--out DIR]
     python -m benchmarks --only flower --quick
+
+``--engine deployment`` runs the same entries on Flower's deployment engine instead: a TLS
+SuperLink with SuperNode authentication and N SuperNodes on 127.0.0.1, started and stopped
+(by process group) through ``tests/flower/harness.py``, one ``flwr run`` of
+``benchmarks/flower_app`` per point. There SecAgg+ uses num_shares = min(7, N) and threshold
+4, or N // 2 + 1 below 7 nodes (N = 5: 5 and 3).
 
 For every N (clients) and M (model entries) each entry runs in a fresh subprocess: Flower's
 ``run_simulation`` (Ray, kept on 127.0.0.1, one CPU per client actor), N virtual SuperNodes
@@ -43,7 +50,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +62,8 @@ FULL_N = (5, 10, 20)
 FULL_M = (100_000, 1_000_000)
 QUICK_N = (5, 10)
 QUICK_M = (100_000,)
+DEPLOY_N = (5,)
+DEPLOY_M = (100_000,)
 
 
 @dataclass(frozen=True)
@@ -64,6 +73,23 @@ class Spec:
     m: int
     rounds: int
     seed: int = 7
+    num_shares: int = NUM_SHARES  #: SecAgg+'s
+    threshold: int = THRESHOLD  #: SecAgg+'s
+    keys: str = ""  #: SSDDL identity keys (deployment: shared by the app's processes)
+
+
+def spec_from_run_config(run: Any) -> Spec:
+    """The point a deployment run measures, from the app's run config."""
+    return Spec(
+        entry=str(run["entry"]),
+        n=int(run["n"]),
+        m=int(run["m"]),
+        rounds=int(run["rounds"]),
+        seed=int(run["seed"]),
+        num_shares=int(run["num-shares"]),
+        threshold=int(run["threshold"]),
+        keys=str(run["keys"]),
+    )
 
 
 @dataclass
@@ -152,7 +178,7 @@ def _legacy_client(spec: Spec, *, secagg: bool) -> Any:
     from flwr.client import ClientApp, NumPyClient
     from flwr.client.mod import secaggplus_mod
 
-    class Client(NumPyClient):  # type: ignore[misc]
+    class Client(NumPyClient):
         def __init__(self, node_id: int) -> None:
             self.node_id = node_id
 
@@ -172,7 +198,7 @@ def _legacy_server(spec: Spec, grid: Any, context: Any, clock: RoundClock, secag
     from flwr.server.strategy import FedAvg
     from flwr.server.workflow import DefaultWorkflow, SecAggPlusWorkflow
 
-    class TimedFedAvg(FedAvg):  # type: ignore[misc]
+    class TimedFedAvg(FedAvg):
         def configure_fit(self, server_round: int, parameters: Any, client_manager: Any) -> Any:
             clock.begin()
             return super().configure_fit(server_round, parameters, client_manager)
@@ -190,7 +216,9 @@ def _legacy_server(spec: Spec, grid: Any, context: Any, clock: RoundClock, secag
         initial_parameters=ndarrays_to_parameters([np.zeros(spec.m, dtype=np.float32)]),
     )
     fit_workflow = (
-        SecAggPlusWorkflow(num_shares=NUM_SHARES, reconstruction_threshold=THRESHOLD, timeout=600)
+        SecAggPlusWorkflow(
+            num_shares=spec.num_shares, reconstruction_threshold=spec.threshold, timeout=600
+        )
         if secagg
         else None
     )
@@ -198,13 +226,22 @@ def _legacy_server(spec: Spec, grid: Any, context: Any, clock: RoundClock, secag
     DefaultWorkflow(fit_workflow=fit_workflow)(grid, legacy)
 
 
-def _ssddl_keys(spec: Spec) -> Path:
-    """Identity keys for the N virtual nodes (written once per worker, read by the actors)."""
+def identity_dir(scratch: Path, n: int) -> Path:
+    """SSDDL identity keys and roster for N nodes under ``scratch`` (written once, read by
+    the ServerApp and every ClientApp, in whatever process they run)."""
     from ssddl.runtime.keyfiles import write_identities
 
-    directory = Path(tempfile.mkdtemp(prefix="ssddl-bench-keys-", dir="/tmp"))
-    write_identities(directory, spec.n)
+    directory = scratch / f"identities-{n}"
+    if not (directory / "roster.json").exists():
+        directory.mkdir(parents=True, exist_ok=True)
+        write_identities(directory, n)
     return directory
+
+
+def _key_dir(spec: Spec) -> Path:
+    if not spec.keys:
+        raise ValueError("an SSDDL point needs Spec.keys (see identity_dir)")
+    return Path(spec.keys)
 
 
 def _ssddl_client(spec: Spec, keys: Path) -> Any:
@@ -238,11 +275,13 @@ def _ssddl_server(
     import numpy as np
     from flwr.app import ArrayRecord
 
-    from ssddl.protocol.config import ProtocolConfig
+    from ssddl.protocol.config import ProtocolConfig, Recovery
     from ssddl.runtime.flower import SSDDLSession, WorkflowConfig
     from ssddl.runtime.keyfiles import load_roster
 
-    protocol = ProtocolConfig(mode="prg", rounds=spec.rounds, recovery=recovery, max_samples=1)
+    protocol = ProtocolConfig(
+        mode="prg", rounds=spec.rounds, recovery=Recovery(recovery), max_samples=1
+    )
     config = WorkflowConfig(
         protocol,
         load_roster(keys / "roster.json"),
@@ -265,18 +304,11 @@ def _ssddl_server(
 
 def ssddl_entry(recovery: str = "double-mask") -> Entry | None:
     """SSDDL mode ``prg`` through the Flower workflow and ClientApp (``query.ssddl``)."""
-    keys: dict[str, Path] = {}
-
-    def key_dir(spec: Spec) -> Path:
-        if "dir" not in keys:
-            keys["dir"] = _ssddl_keys(spec)
-        return keys["dir"]
-
     name = "ssddl" if recovery == "double-mask" else f"ssddl-{recovery}"
     return Entry(
         name,
-        lambda g, c, s, k: _ssddl_server(s, g, c, k, key_dir(s), recovery),
-        lambda s: _ssddl_client(s, key_dir(s)),
+        lambda g, c, s, k: _ssddl_server(s, g, c, k, _key_dir(s), recovery),
+        lambda s: _ssddl_client(s, _key_dir(s)),
     )
 
 
@@ -300,37 +332,44 @@ def entries() -> dict[str, Entry]:
     return found
 
 
+def serve_point(grid: Any, context: Any, spec: Spec, out: str | Path) -> None:
+    """The ServerApp of one point (either engine): run ``spec``'s entry with its traffic
+    counted and write the per-round clock as JSON to ``out``."""
+    clock = RoundClock()
+    count_traffic(grid, clock)
+    entries()[spec.entry].server(grid, context, spec, clock)
+    Path(out).write_text(json.dumps({"spec": asdict(spec), "clock": {
+        "seconds": clock.seconds, "up": clock.up, "down": clock.down}}))  # fmt: skip
+
+
 def worker(spec: Spec, out: Path) -> None:
-    """Run one (entry, N, M) point in this process and write its JSON to ``out``."""
+    """Run one (entry, N, M) point on the simulation engine in this process."""
     from flwr.serverapp import ServerApp
     from flwr.simulation import run_simulation
 
-    entry = entries()[spec.entry]
-    clock = RoundClock()
     server_app = ServerApp()
 
     @server_app.main()
     def _main(grid: Any, context: Any) -> None:
-        count_traffic(grid, clock)
-        entry.server(grid, context, spec, clock)
+        serve_point(grid, context, spec, out)
 
     run_simulation(
         server_app=server_app,
-        client_app=entry.client(spec),
+        client_app=entries()[spec.entry].client(spec),
         num_supernodes=spec.n,
         backend_config={
             "client_resources": {"num_cpus": 1, "num_gpus": 0.0},
             "init_args": {"num_cpus": os.cpu_count() or 1, "include_dashboard": False},
         },
     )
-    out.write_text(json.dumps({"spec": asdict(spec), "clock": {
-        "seconds": clock.seconds, "up": clock.up, "down": clock.down}}))  # fmt: skip
 
 
 # -- the driver ----------------------------------------------------------------------------
 
 
 def run_point(spec: Spec, scratch: Path, limit: float) -> dict[str, Any]:
+    """One point on the simulation engine, in a subprocess (killed by its group at the end)."""
+    spec = replace(spec, keys=spec.keys or str(identity_dir(scratch, spec.n)))
     out = scratch / f"{spec.entry}-{spec.n}-{spec.m}.json"
     env = dict(os.environ)
     env.update(
@@ -357,10 +396,16 @@ def run_point(spec: Spec, scratch: Path, limit: float) -> dict[str, Any]:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)  # Ray leftovers in the worker's group
             proc.wait()
-    row: dict[str, Any] = {"entry": spec.entry, "n": spec.n, "m": spec.m,
-                           "wall_seconds": time.perf_counter() - started}  # fmt: skip
-    if proc.returncode != 0 or not out.exists():
-        row["error"] = f"exit code {proc.returncode}; log in {scratch}"
+    error = None if proc.returncode == 0 else f"exit code {proc.returncode}; log in {scratch}"
+    return point_row(spec, out, time.perf_counter() - started, error)
+
+
+def point_row(spec: Spec, out: Path, wall: float, error: str | None = None) -> dict[str, Any]:
+    """One table row from a point's clock file (median of rounds 2..R)."""
+    row: dict[str, Any] = {"entry": spec.entry, "n": spec.n, "m": spec.m, "wall_seconds": wall,
+                           "load": os.getloadavg()[0]}  # fmt: skip
+    if error is not None or not out.exists():
+        row["error"] = error or f"no result; logs in {out.parent}"
         return row
     clock = json.loads(out.read_text())["clock"]
     measured = clock["seconds"][1:] or clock["seconds"]
@@ -369,7 +414,68 @@ def run_point(spec: Spec, scratch: Path, limit: float) -> dict[str, Any]:
     row["upload_bytes_per_client"] = sum(clock["up"][-rounds:]) / (rounds * spec.n)
     row["download_bytes_per_client"] = sum(clock["down"][-rounds:]) / (rounds * spec.n)
     row["rounds_measured"] = rounds
+    row["per_round"] = [round(x, 3) for x in clock["seconds"]]
     return row
+
+
+# -- the deployment engine -----------------------------------------------------------------
+
+#: The Flower app of ``--engine deployment`` (its ServerApp/ClientApp run bench entries).
+DEPLOY_APP = Path(__file__).resolve().parent / "flower_app"
+
+
+def deployment_shares(n: int) -> tuple[int, int]:
+    """SecAgg+'s (num_shares, threshold) for N nodes: 7 and 4, or every node and a majority
+    when N < 7 (N = 5: 5 and 3; Flower would accept 7 but the ring then wraps onto itself)."""
+    return (NUM_SHARES, THRESHOLD) if n >= NUM_SHARES else (n, n // 2 + 1)
+
+
+def run_deployment(specs: list[Spec], scratch: Path, limit: float) -> list[dict[str, Any]]:
+    """Every point of ``specs`` (one N) on Flower's deployment engine: a TLS SuperLink with
+    SuperNode authentication and N SuperNodes on 127.0.0.1 (``tests/flower/harness.py``),
+    one ``flwr run`` per point. Every process is stopped by its process group, whatever
+    happens."""
+    from tests.flower.harness import Deployment
+
+    n = specs[0].n
+    if any(spec.n != n for spec in specs):
+        raise ValueError("run_deployment runs one N at a time")
+    root = Path(tempfile.mkdtemp(prefix="deploy-", dir=scratch))
+    keys = identity_dir(root, n)
+    deployment = Deployment.create(root / "flwr")
+    env = deployment.procs.env
+    checkout = str(Path(__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (checkout, env.get("PYTHONPATH")) if p)
+    rows = []
+    try:
+        deployment.start_superlink()
+        for k in range(n):
+            name = f"sn{k + 1}"
+            key = deployment.node_key(name, register=True)
+            deployment.start_supernode(name, key, f"partition-id={k} num-partitions={n}")
+        for spec in specs:
+            spec = replace(spec, keys=str(keys))
+            out = root / f"{spec.entry}-{spec.n}-{spec.m}.json"
+            settings = {**{k.replace("_", "-"): v for k, v in asdict(spec).items()},
+                        "out": str(out)}  # fmt: skip
+            text = " ".join(
+                f"{k}='{v}'" if isinstance(v, str) else f"{k}={v}" for k, v in settings.items()
+            )
+            started = time.perf_counter()
+            proc = deployment.flwr_run(DEPLOY_APP, text)
+            try:
+                code: int | None = proc.popen.wait(timeout=limit)
+            except subprocess.TimeoutExpired:
+                code = None
+            finally:
+                deployment.procs.stop(proc)
+            error = None if code == 0 else f"flwr run: exit code {code}; logs in {root}"
+            row = point_row(spec, out, time.perf_counter() - started, error)
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+    finally:
+        deployment.procs.stop_all()
+    return rows
 
 
 def add_ratios(rows: list[dict[str, Any]]) -> None:
@@ -389,7 +495,7 @@ def add_ratios(rows: list[dict[str, Any]]) -> None:
         r["upload_vs_secagg"] = r["upload_bytes_per_client"] / other["upload_bytes_per_client"]
 
 
-def render(rows: list[dict[str, Any]], rounds: int) -> tuple[str, str]:
+def render(rows: list[dict[str, Any]], rounds: int, engine: str = "simulation") -> tuple[str, str]:
     headers = ["entry", "N", "M", "s / round", "× FedAvg", "× SecAgg+",
                "upload B / client / round", "× FedAvg", "× SecAgg+"]  # fmt: skip
     table = []
@@ -407,20 +513,83 @@ def render(rows: list[dict[str, Any]], rounds: int) -> tuple[str, str]:
             f"{r['upload_bytes_per_client']:,.0f}",
             ratio("upload_vs_fedavg"), ratio("upload_vs_secagg"),
         ])  # fmt: skip
+    if engine == "deployment":
+        shares = ", ".join(
+            "N={}: {}/{}".format(n, *deployment_shares(n)) for n in sorted({r["n"] for r in rows})
+        )
+        where = "deployment engine (TLS SuperLink + SuperNodes on 127.0.0.1, `flwr run`)"
+    else:
+        shares, where = f"{NUM_SHARES}/{THRESHOLD}", "simulation engine (Ray)"
     md = (
-        f"## Secure aggregation on Flower's simulation engine ({rounds} rounds, median of "
-        f"rounds 2..{rounds}; SecAgg+ num_shares={NUM_SHARES}, threshold={THRESHOLD})\n\n"
+        f"## Secure aggregation on Flower's {where}\n\n{rounds} rounds, median of rounds "
+        f"2..{rounds}; SecAgg+ num_shares/threshold {shares}.\n\n"
         + markdown_table(headers, table)
         + "\n"
     )
     buffer = io.StringIO()
-    fields = ["entry", "n", "m", "round_seconds", "time_vs_fedavg", "time_vs_secagg",
+    fields = ["entry", "n", "m", "round_seconds", "load", "time_vs_fedavg", "time_vs_secagg",
               "upload_bytes_per_client", "upload_vs_fedavg", "upload_vs_secagg",
               "download_bytes_per_client", "rounds_measured", "wall_seconds", "error"]  # fmt: skip
     writer = csv.DictWriter(buffer, fieldnames=fields, extrasaction="ignore")
     writer.writeheader()
     writer.writerows(rows)
     return md, buffer.getvalue()
+
+
+def run_grid(
+    ns: tuple[int, ...],
+    ms: tuple[int, ...],
+    names: list[str],
+    rounds: int,
+    scratch: Path,
+    limit: float,
+    log: Callable[[str], None] = print,
+) -> list[dict[str, Any]]:
+    """Every (M, N, entry) point on the simulation engine, entries interleaved per point."""
+    rows = []
+    for m in ms:
+        for n in ns:
+            for name in names:
+                row = run_point(Spec(name, n, m, rounds), scratch, limit)
+                log(json.dumps(row))
+                rows.append(row)
+    return rows
+
+
+#: ``ssddl bench``'s Flower rows: (N values, M values, rounds) for --quick and the full run
+PERF_QUICK = ((5,), (100_000,), 3)
+PERF_FULL = (FULL_N, FULL_M, 3)
+
+
+def perf_section(quick: bool, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """The Flower rows of ``ssddl bench`` (``benchmarks/bench_perf.py``): FedAvg, Flower's
+    SecAgg+ and SSDDL through the same simulation-engine harness, in the same run as the
+    rest of the report. ``lines`` is its Markdown section; without the ``flower`` extra
+    the section says so and holds no rows."""
+    try:
+        import flwr  # noqa: F401
+    except ImportError:
+        note = "Not measured: needs the `flower` extra (`pip install -e '.[flower]'`)."
+        return {"rows": [], "lines": ["## Flower: SecAgg+, FedAvg and SSDDL", "", note, ""]}
+    ns, ms, rounds = PERF_QUICK if quick else PERF_FULL
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="ssddl-bench-", dir="/tmp") as tmp:
+        rows = run_grid(ns, ms, list(entries()), rounds, Path(tmp), 900.0, log)
+    add_ratios(rows)
+    md, _ = render(rows, rounds)
+    seconds = time.perf_counter() - started
+    body = md.split("\n", 1)[1]  # under this report's own heading
+    note = (
+        f"Command: `python -m benchmarks.bench_flower --rounds {rounds}"
+        + "".join(f" --n {n}" for n in ns)
+        + "".join(f" --m {m}" for m in ms)
+        + f"` ({seconds:.0f} s of this run; each point a fresh Ray simulation, one CPU per "
+        "client actor, round 1 left out). `ssddl` is mode `prg` with double masking, "
+        "`ssddl-none` with recovery `none`; ratios are to FedAvg and SecAgg+ measured at the "
+        "same point in this run."
+    )
+    lines = ["## Flower: SecAgg+, FedAvg and SSDDL", "", note, *body.splitlines(), ""]
+    return {"rows": rows, "rounds": rounds, "seconds": seconds, "lines": lines}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -432,6 +601,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=float, default=900.0, help="seconds per point")
     parser.add_argument("--out", type=Path)
     parser.add_argument("--entry", action="append", help="run only these entries")
+    parser.add_argument(
+        "--engine",
+        choices=("simulation", "deployment"),
+        default="simulation",
+        help="Flower's simulation engine (Ray) or its deployment engine (SuperLink + "
+        "SuperNodes on 127.0.0.1; default N = 5, M = 10^5)",
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--worker-out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -445,25 +621,29 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if args.rounds < 2:
         parser.error("--rounds must be >= 2 (round 1 pays Ray's start-up and is not measured)")
-    ns = tuple(args.n or (QUICK_N if args.quick else FULL_N))
-    ms = tuple(args.m or (QUICK_M if args.quick else FULL_M))
+    deploy = args.engine == "deployment"
+    default_n, default_m = (DEPLOY_N, DEPLOY_M) if deploy else (FULL_N, FULL_M)
+    ns = tuple(args.n or (QUICK_N if args.quick and not deploy else default_n))
+    ms = tuple(args.m or (QUICK_M if args.quick else default_m))
     names = [n for n in entries() if not args.entry or n in args.entry or n == "fedavg"]
     rows = []
     with tempfile.TemporaryDirectory(prefix="ssddl-bench-", dir="/tmp") as tmp:
-        for m in ms:
-            for n in ns:
-                for name in names:
-                    row = run_point(Spec(name, n, m, args.rounds), Path(tmp), args.limit)
-                    print(json.dumps(row), flush=True)
-                    rows.append(row)
+        for n in ns if deploy else ():
+            shares, threshold = deployment_shares(n)
+            specs = [Spec(name, n, m, args.rounds, num_shares=shares, threshold=threshold)
+                     for m in ms for name in names]  # fmt: skip
+            rows += run_deployment(specs, Path(tmp), args.limit)
+        if not deploy:
+            rows = run_grid(ns, ms, names, args.rounds, Path(tmp), args.limit)
     add_ratios(rows)
-    md, table_csv = render(rows, args.rounds)
+    md, table_csv = render(rows, args.rounds, args.engine)
     print(md)
     if args.out is not None:
-        payload = {"benchmark": "flower", "environment": environment(), "rounds": args.rounds,
-                   "rows": rows}  # fmt: skip
-        write_report(args.out, "bench_flower", payload, md)
-        (args.out / "bench_flower.csv").write_text(table_csv)
+        name = "bench_flower_deployment" if deploy else "bench_flower"
+        payload = {"benchmark": "flower", "engine": args.engine, "environment": environment(),
+                   "rounds": args.rounds, "rows": rows}  # fmt: skip
+        write_report(args.out, name, payload, md)
+        (args.out / f"{name}.csv").write_text(table_csv)
     return 0 if all("error" not in r for r in rows) else 1
 
 

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks import base_parser, environment, markdown_table
+from benchmarks.bench_flower import perf_section
 from benchmarks.rounds import CASES, ratio
 from benchmarks.scale import scale_points
 
@@ -438,8 +439,7 @@ def render(payload: dict[str, Any], plots: list[str]) -> str:
         "",
         *_render_he(payload["he"]),
         "",
-        "The Flower SecAgg+ baseline has its own benchmark (`python -m benchmarks --only flower`).",
-        "",
+        *payload.get("flower", {}).get("lines", []),
         "## Headline",
         "",
         "```json",
@@ -481,6 +481,8 @@ def run(quick: bool, log: Callable[[str], None]) -> dict[str, Any]:
     scale = scaling(plan["scaling"], log)
     log("HE baselines")
     he = he_baselines(plan["he"], log)
+    log("Flower: FedAvg, SecAgg+ and SSDDL")
+    flower = perf_section(quick, log)  # Flower's SecAgg+ and FedAvg against SSDDL
     by_key = {r["key"]: r for r in rounds}
     mask_10 = next(r for r in masks if r["n"] == 10 and r["M"] == 10**6)
     headline = {
@@ -500,6 +502,7 @@ def run(quick: bool, log: Callable[[str], None]) -> dict[str, Any]:
         "masks": masks,
         "scaling": scale,
         "he": he,
+        "flower": flower,
         "headline": headline,
     }
 

@@ -13,14 +13,26 @@ from ssddl.cli import main
 KEYS = {"prg_over_plain_round", "prg_over_plain_step", "prg_over_plain_n100", "mask_over_ceiling"}
 
 
-def test_quick_bench_writes_the_report_and_a_json_last_line(tmp_path, capsys):
+def test_quick_bench_writes_the_report_and_a_json_last_line(tmp_path, capsys, monkeypatch):
+    import benchmarks.bench_perf
+
+    def flower(quick, log):  # the Flower point itself (Ray, ~45 s) is tests/bench/test_bench_flower
+        assert quick
+        return {"rows": [], "lines": ["## Flower: SecAgg+, FedAvg and SSDDL", "", "(rows)", ""]}
+
+    monkeypatch.setattr(benchmarks.bench_perf, "perf_section", flower)
     assert main(["bench", "--quick", "--json", "--out", str(tmp_path)]) == 0
     last = capsys.readouterr().out.strip().splitlines()[-1]
     headline = json.loads(last)
     assert set(headline) >= KEYS
     assert all(math.isfinite(headline[k]) and headline[k] > 0 for k in KEYS)
     report = (tmp_path / "BENCHMARKS.md").read_text()
-    for title in ("Round time against plain", "Mask build against", "Scaling against N"):
+    for title in (
+        "Round time against plain",
+        "Mask build against",
+        "Scaling against N",
+        "## Flower: SecAgg+, FedAvg and SSDDL\n\n(rows)\n\n## Headline",
+    ):
         assert title in report
     assert "nan" not in report.lower()
     rows = [line for line in report.splitlines() if re.match(r"^\| [^-|]", line)]

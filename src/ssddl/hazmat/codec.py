@@ -45,6 +45,7 @@ from ssddl.hazmat.rand import RING_BITS, ring_dtype
 
 __all__ = [
     "FixedPoint",
+    "all_finite",
     "decode",
     "encode",
     "ring_add",
@@ -164,14 +165,24 @@ def _as_real_array(values: Any) -> np.ndarray:
     return arr.astype(np.float64, copy=False)
 
 
-def _check_finite(arr: np.ndarray, name: str) -> None:
+def all_finite(arr: np.ndarray) -> bool:
+    """Whether every entry of a real array is finite (no NaN, no inf).
+
+    A sum propagates NaN and any inf (inf − inf is NaN): one pass and no M-sized temporary,
+    which matters for model-sized vectors handled once per message. A sum that overflows from
+    finite values only sends us to the exact ``min``/``max`` check.
+    """
     if arr.dtype.kind != "f" or arr.size == 0:
-        return
-    # a sum propagates NaN and any inf (inf - inf is NaN): one pass, no M-sized temporary; a
-    # sum that overflows from finite values only sends us to the exact check below
+        return True
     with np.errstate(over="ignore", invalid="ignore"):
         total = float(np.add.reduce(arr, axis=None))
     if math.isfinite(total):
+        return True
+    return math.isfinite(float(arr.min())) and math.isfinite(float(arr.max()))
+
+
+def _check_finite(arr: np.ndarray, name: str) -> None:
+    if all_finite(arr):
         return
     finite = np.isfinite(arr)
     if not finite.all():
@@ -273,7 +284,9 @@ def decode(words: np.ndarray, codec: FixedPoint) -> np.ndarray:
         raise ConfigurationError("codec must be a FixedPoint")
     w = _check_words(words, codec.dtype, "words")
     signed = w.view(np.int64 if codec.ring_bits == 64 else np.int32)
-    return signed.astype(np.float64) / codec.scale
+    out = signed.astype(np.float64)
+    out /= codec.scale  # in place: one float64 array, not two
+    return out
 
 
 def _check_pair(a: Any, b: Any) -> tuple[np.ndarray, np.ndarray]:

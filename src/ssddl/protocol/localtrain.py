@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from ssddl.exceptions import ConfigurationError, NonFiniteError
+from ssddl.hazmat.codec import all_finite
 from ssddl.protocol.config import SessionParams
 
 __all__ = ["Inspector", "LocalUpdate", "Trainer", "check_update"]
@@ -46,8 +47,8 @@ def check_update(
             f"participant {participant_id}: the update has shape {delta.shape} and dtype "
             f"{delta.dtype}; expected a float vector of {model_size} entries"
         )
-    bad = ~np.isfinite(delta)
-    if bad.any():
+    if not all_finite(delta):
+        bad = ~np.isfinite(delta)
         raise NonFiniteError(
             f"participant {participant_id}: the local update has {int(bad.sum())} non-finite "
             f"entries (first at index {int(np.argmax(bad))}); nothing was sent — lower the "

@@ -131,6 +131,11 @@ def combined_mask(
     return out
 
 
+def _combine_into(out: np.ndarray, streams: Sequence[Stream], cipher: StreamCipher) -> np.ndarray:
+    combine_keystreams(out, streams, cipher=cipher, workers=1)
+    return out
+
+
 class _Worker:
     """One persistent background thread for mask building (remade after ``os.fork``)."""
 
@@ -235,6 +240,16 @@ class PendingMask:
         np.add(vector, mask, out=vector)
         mask.fill(0)
 
+    def take(self) -> np.ndarray:
+        """Wait for the mask and hand its array over (a secret until an encoding is added
+        to it: the caller adds its vector in place and sends the sum — one M-word array
+        fewer than :meth:`add_to`)."""
+        future = self._take()
+        try:
+            return future.result()
+        finally:
+            self._release()
+
     def discard(self) -> None:
         """Wait for the build to end and drop its result (the round was refused)."""
         future, self._future = self._future, None
@@ -254,7 +269,8 @@ def start_mask(
     *,
     seed: bytes | None = None,
 ) -> PendingMask:
-    """Build :func:`combined_mask` on the persistent background thread (one CPU)."""
+    """Build :func:`combined_mask` on the persistent background thread (one CPU), into an
+    array allocated here, by the caller's thread, which reuses its own freed memory."""
     return _submit(size, dtype, streams, cipher, seed)
 
 
@@ -288,7 +304,8 @@ def _submit(
     held: int = 0,
     budget: _Budget | None = None,
 ) -> PendingMask:
-    future = _worker.get().submit(combined_mask, size, dtype, list(streams), cipher, workers=1)
+    out = np.empty(size, dtype=dtype)
+    future = _worker.get().submit(_combine_into, out, list(streams), cipher)
     return PendingMask(future, size, seed, cipher, held, budget)
 
 

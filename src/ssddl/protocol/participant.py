@@ -26,10 +26,11 @@ from ssddl.exceptions import (
     MalformedMessage,
     NonFiniteError,
     ReplayedMessage,
+    ShareError,
     UnexpectedMessage,
     UnknownSender,
 )
-from ssddl.hazmat.codec import FixedPoint, encode
+from ssddl.hazmat.codec import FixedPoint, all_finite, encode
 from ssddl.hazmat.fsprng import ForwardSecurePRNG
 from ssddl.hazmat.keys import ExchangeKey, IdentityKey
 from ssddl.hazmat.rand import OsRandom, RandomSource
@@ -62,6 +63,11 @@ from ssddl.protocol.state import ParticipantState
 __all__ = ["LocalUpdate", "Participant", "Trainer"]
 
 K = MessageKind
+
+#: encode_update works through the update in slices of this many entries (512 KiB of
+#: float64: in cache, and no model-sized temporary per message)
+ENCODE_SLICE = 1 << 16
+
 Handler = Callable[[Any], list[Message]]
 
 
@@ -118,7 +124,7 @@ class Participant:
         self.signed_set: tuple[int, ...] = ()  #: the set signed this round (consistency check)
         self.scheme_state: Any = None
         # -- per-message scratch, not state --
-        self._scratch: np.ndarray | None = None
+        self._scratch: np.ndarray | None = None  #: encode_update's float64 work slice
         self._codec: tuple[SessionParams, FixedPoint] | None = None
         self._precomputed: PendingMask | None = None
         self._ahead: tuple[int, PendingMask] | None = None  #: (round, its mask built ahead)
@@ -385,7 +391,7 @@ class Participant:
                 f"weights have {msg.weights.size} entries; "
                 f"the session's model has {self.model_size}"
             )
-        if not np.isfinite(msg.weights).all():
+        if not all_finite(msg.weights):
             raise NonFiniteError("the global weights sent by the server are not finite")
 
     # -- ParaUpdate ------------------------------------------------------------------------
@@ -422,20 +428,27 @@ class Participant:
                 f"message for round {round_number} while round {self.round} is open"
             )
 
-    def encode_update(self, delta: np.ndarray, count: int) -> np.ndarray:
-        """x_i: the clipped (weighted) change in fixed point, plus its count word."""
-        params = self.params
+    def encode_update(
+        self, delta: np.ndarray, count: int, *, onto: np.ndarray | None = None
+    ) -> np.ndarray:
+        """x_i: the clipped (weighted) change in fixed point, plus its count word.
+
+        With ``onto`` (M + 1 ring words, e.g. the member's combined mask) x_i is added to it
+        in place (mod Q) and ``onto`` is returned: the masked upload without a separate
+        M-word array for x_i.
+        """
         codec = self.codec
-        if self._scratch is None or self._scratch.shape != delta.shape:
-            self._scratch = np.empty(delta.shape, dtype=np.float64)  # reused every round
-        values = np.clip(delta, -params.clip, params.clip, out=self._scratch)
-        weight = count / params.max_samples if params.weighted else 1.0
-        rng = self._rounding_rng if params.rounding is Rounding.STOCHASTIC else None
-        if params.rounding is Rounding.STOCHASTIC and rng is None:
-            rng = np.random.default_rng(int.from_bytes(self.random.random_bytes(16), "little"))
-        x = np.empty(self.model_size + 1, dtype=codec.dtype)
-        encode(values, codec, rng=rng, out=x[:-1], scratch=values, weight=weight)
-        x[-1] = count if params.weighted else 1
+        if onto is not None:
+            if onto.shape != (delta.size + 1,) or onto.dtype != codec.dtype:
+                raise ShareError(
+                    f"the array to add x_i onto has {onto.size} {onto.dtype} words; x_i has "
+                    f"{delta.size + 1} {codec.dtype} words"
+                )
+            if self._inspector is not None:  # the inspector sees x_i itself
+                np.add(onto, self.encode_update(delta, count), out=onto)
+                return onto
+        x = np.empty(delta.size + 1, dtype=codec.dtype) if onto is None else onto
+        self._encode_slices(delta, count, codec, x, add=onto is not None)
         if self._inspector is not None:
             self._inspector(self.round, x.copy())
         return x
@@ -447,6 +460,42 @@ class Participant:
         if self._codec is None or self._codec[0] is not params:
             self._codec = (params, params.codec())
         return self._codec[1]
+
+    def _encode_slices(
+        self, delta: np.ndarray, count: int, codec: FixedPoint, x: np.ndarray, *, add: bool
+    ) -> None:
+        """Write (with ``add``: add, mod Q) x_i into ``x``. Every step is per entry, so the
+        vector goes through one small float64 buffer slice by slice: no model-sized
+        temporary to allocate (and fault in) per message. Stochastic rounding draws the
+        whole vector's uniforms at once, in one slice."""
+        params = self.params
+        rng = self._rounding_rng if params.rounding is Rounding.STOCHASTIC else None
+        if params.rounding is Rounding.STOCHASTIC and rng is None:
+            rng = np.random.default_rng(int.from_bytes(self.random.random_bytes(16), "little"))
+        weight = count / params.max_samples if params.weighted else 1.0
+        size = delta.size
+        step = max(1, size if rng is not None else min(size, ENCODE_SLICE))
+        if self._scratch is None or self._scratch.size != step:
+            self._scratch = np.empty(step, dtype=np.float64)  # reused every round
+        words = np.empty(step, dtype=codec.dtype) if add else None
+        for start in range(0, size, step):
+            stop = min(start + step, size)
+            values = np.clip(
+                delta[start:stop], -params.clip, params.clip, out=self._scratch[: stop - start]
+            )
+            if words is None:
+                encode(values, codec, rng=rng, out=x[start:stop], scratch=values, weight=weight)
+            else:
+                part = encode(
+                    values, codec, rng=rng, out=words[: stop - start], scratch=values, weight=weight
+                )
+                np.add(x[start:stop], part, out=x[start:stop])
+        last = np.array([count if params.weighted else 1], dtype=codec.dtype)
+        if words is None:
+            x[-1:] = last
+        else:
+            np.add(x[-1:], last, out=x[-1:])
+            words.fill(0)
 
     def sign(self, message: bytes) -> bytes:
         """An Ed25519 signature with the identity key (the consistency check)."""

@@ -37,7 +37,7 @@ from ssddl.exceptions import (
     UnexpectedMessage,
     UnknownSender,
 )
-from ssddl.hazmat.codec import decode
+from ssddl.hazmat.codec import all_finite, decode
 from ssddl.hazmat.keys import verify_exchange_key
 from ssddl.hazmat.rand import OsRandom, RandomSource
 from ssddl.protocol.config import ProtocolConfig, SessionParams
@@ -336,8 +336,10 @@ class Server:
         aggregate: np.ndarray | None,
     ) -> list[Envelope]:
         update = self._rule.change(summed, total, len(contributors))
-        new = (self.weights.astype(np.float64) + self._rule.server_lr * update).astype(np.float32)
-        if not np.isfinite(new).all():
+        new64 = self.weights.astype(np.float64)
+        new64 += self._rule.server_lr * update  # in place: one float64 temporary fewer
+        new = new64.astype(np.float32)
+        if not all_finite(new):
             return self.abort("the update would make the model non-finite")
         self.weights = new
         group = self.open.group

@@ -73,7 +73,7 @@ U64, BYTES, STR, IDS, BLOBS, ARRAY = (
 )
 
 
-def _encode_value(kind: FieldType, value: Any, out: list[bytes]) -> None:
+def _encode_value(kind: FieldType, value: Any, out: list[bytes | memoryview]) -> None:
     if kind is FieldType.U64:
         out.append(_U64.pack(value))
     elif kind is FieldType.BYTES:
@@ -92,12 +92,13 @@ def _encode_value(kind: FieldType, value: Any, out: list[bytes]) -> None:
         array = np.ascontiguousarray(value)
         dtype = array.dtype.newbyteorder("<")
         out += [bytes([_DTYPE_CODES[dtype]]), _U64.pack(array.size)]
-        out.append(array.astype(dtype, copy=False).tobytes())
+        # the array's own buffer: ``b"".join`` copies it once into the frame
+        out.append(array.astype(dtype, copy=False).data)
 
 
 def encode_fields(kind_code: int, schema: tuple[tuple[str, FieldType], ...], values: Any) -> bytes:
     """Encode the fields of ``values`` (an object with the schema's attributes) as a frame."""
-    out = [HEADER.pack(MAGIC, VERSION, kind_code)]
+    out: list[bytes | memoryview] = [HEADER.pack(MAGIC, VERSION, kind_code)]
     for name, kind in schema:
         _encode_value(kind, getattr(values, name), out)
     return b"".join(out)

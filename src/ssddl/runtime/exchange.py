@@ -181,7 +181,14 @@ class Driver:
         return out
 
     def _send(self, envelopes: Sequence[Envelope]) -> list[Frame]:
-        frames = [Frame(SERVER, env.recipient, env.message.encode()) for env in envelopes]
+        # One message to many recipients (a round's start carries the model) is encoded once.
+        encoded: dict[int, bytes] = {}
+        frames = []
+        for env in envelopes:
+            data = encoded.get(id(env.message))
+            if data is None:
+                data = encoded[id(env.message)] = env.message.encode()
+            frames.append(Frame(SERVER, env.recipient, data))
         if self.defer_idle:
             if not self.server.waiting:
                 self._held += frames

@@ -357,8 +357,13 @@ class PrgScheme(Scheme):
         pending = participant.take_precomputed()
         if pending is None:
             pending = self.precompute(participant, round_number, participant.round_keys)
-        x = participant.encode_update(delta, count)
-        pending.add_to(x)  # every pair mask and the self-mask at once
+        # every pair mask and the self-mask at once: the encoding is added onto the mask
+        mask = pending.take()
+        try:
+            x = participant.encode_update(delta, count, onto=mask)
+        except BaseException:
+            mask.fill(0)
+            raise
         if params.recovery is not Recovery.DOUBLE_MASK or pending.seed is None:
             return [Upload(session, round_number, me, x)]
         seed, pending.seed = pending.seed, None

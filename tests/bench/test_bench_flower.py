@@ -1,0 +1,120 @@
+"""The Flower benchmark's plumbing: the deployment app's run config, the rows, the report
+section of ``ssddl bench`` — and one real simulation-engine point (``-m flower``)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
+
+from benchmarks import bench_flower
+from benchmarks.bench_flower import Spec
+
+
+def test_the_deployment_app_config_names_every_spec_field():
+    data = tomllib.loads((bench_flower.DEPLOY_APP / "pyproject.toml").read_text())
+    run = data["tool"]["flwr"]["app"]["config"]
+    spec = bench_flower.spec_from_run_config(run)
+    assert spec == Spec("fedavg", 5, 100_000, 3, 7, 5, 3, "")
+    assert set(run) == {f.replace("_", "-") for f in spec.__dataclass_fields__} | {"out"}
+    components = data["tool"]["flwr"]["app"]["components"]
+    assert components == {
+        "serverapp": "ssddl_bench_app.apps:server_app",
+        "clientapp": "ssddl_bench_app.apps:client_app",
+    }
+
+
+@pytest.mark.parametrize(("n", "shares"), [(3, (3, 2)), (5, (5, 3)), (7, (7, 4)), (20, (7, 4))])
+def test_secagg_shares_never_exceed_the_nodes(n, shares):
+    assert bench_flower.deployment_shares(n) == shares
+
+
+def _clock(path: Path, seconds, up, down) -> Path:
+    path.write_text(json.dumps({"clock": {"seconds": seconds, "up": up, "down": down}}))
+    return path
+
+
+def test_a_row_is_the_median_of_rounds_after_the_first(tmp_path):
+    spec = Spec("ssddl", 2, 10, 4)
+    out = _clock(tmp_path / "p.json", [9.0, 1.0, 3.0, 2.0], [50, 8, 8, 8], [40, 4, 4, 6])
+    row = bench_flower.point_row(spec, out, 12.5)
+    assert row["round_seconds"] == 2.0  # median of 1, 3, 2: round 1 left out
+    assert row["upload_bytes_per_client"] == 4.0  # 24 bytes, 3 rounds, 2 clients
+    assert row["download_bytes_per_client"] == pytest.approx(14 / 6)
+    assert row["per_round"] == [9.0, 1.0, 3.0, 2.0] and row["rounds_measured"] == 3
+    failed = bench_flower.point_row(spec, tmp_path / "missing.json", 1.0, "exit code 1")
+    assert failed["error"] == "exit code 1" and "round_seconds" not in failed
+
+
+def _rows():
+    rows = []
+    for entry, seconds, up in (
+        ("fedavg", 0.2, 400),
+        ("secagg+", 1.0, 800),
+        ("ssddl", 0.4, 401),
+        ("ssddl-none", 0.21, 400),
+    ):
+        rows.append(
+            {"entry": entry, "n": 5, "m": 100, "round_seconds": seconds,
+             "upload_bytes_per_client": up, "download_bytes_per_client": up}
+        )  # fmt: skip
+    return rows
+
+
+def test_ratios_and_the_deployment_table():
+    rows = _rows()
+    bench_flower.add_ratios(rows)
+    by = {r["entry"]: r for r in rows}
+    assert by["ssddl"]["time_vs_secagg"] == pytest.approx(0.4)
+    assert by["ssddl-none"]["time_vs_fedavg"] == pytest.approx(1.05)
+    assert by["ssddl"]["upload_vs_secagg"] == pytest.approx(401 / 800)
+    assert "time_vs_secagg" not in by["fedavg"]
+    md, csv_text = bench_flower.render(rows, 3, "deployment")
+    assert "deployment engine" in md and "N=5: 5/3" in md
+    assert "| ssddl-none | 5 | 100 | 0.210 | 1.05 | 0.21 |" in md
+    assert csv_text.splitlines()[0].startswith("entry,n,m,round_seconds,load,")
+
+
+def test_the_report_section_comes_from_the_grid_it_ran(monkeypatch):
+    calls = []
+
+    def grid(ns, ms, names, rounds, scratch, limit, log):
+        calls.append((ns, ms, tuple(names), rounds))
+        return _rows()
+
+    monkeypatch.setattr(bench_flower, "run_grid", grid)
+    section = bench_flower.perf_section(True, log=lambda m: None)
+    assert calls == [((5,), (100_000,), ("fedavg", "secagg+", "ssddl", "ssddl-none"), 3)]
+    text = "\n".join(section["lines"])
+    assert text.startswith("## Flower: SecAgg+, FedAvg and SSDDL")
+    assert "--rounds 3 --n 5 --m 100000" in text
+    assert "| ssddl | 5 | 100 | 0.400 | 2.00 | 0.40 |" in text
+    assert section["rows"][2]["time_vs_secagg"] == pytest.approx(0.4)
+
+
+def test_without_flower_the_section_says_so(monkeypatch):
+    monkeypatch.setitem(sys.modules, "flwr", None)  # import flwr raises ImportError
+    section = bench_flower.perf_section(False)
+    assert section["rows"] == [] and "needs the `flower` extra" in "\n".join(section["lines"])
+
+
+@pytest.mark.flower
+def test_one_simulation_point_per_entry_runs_and_counts_bytes():
+    # a short scratch path: Ray's unix sockets live under it (pytest's tmp_path is too long)
+    with tempfile.TemporaryDirectory(prefix="ssddl-bench-", dir="/tmp") as tmp:
+        rows = bench_flower.run_grid(
+            (3,), (1000,), ["fedavg", "ssddl-none"], 2, Path(tmp), 120.0, log=lambda m: None
+        )
+    assert [r.get("error") for r in rows] == [None, None]
+    fedavg, ssddl = rows
+    assert fedavg["upload_bytes_per_client"] == 4000 + 151  # float32 model + Flower's keys
+    assert ssddl["upload_bytes_per_client"] == 4004 + 51  # uint32 words + count word + frame
+    assert all(r["round_seconds"] > 0 and len(r["per_round"]) == 2 for r in rows)
