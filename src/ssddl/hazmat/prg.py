@@ -341,6 +341,14 @@ def _check_acc(acc: Any, name: str) -> np.ndarray:
     return acc
 
 
+def _check_out(out: Any) -> np.ndarray:
+    """An output array of ring words that a keystream can be written into in segments."""
+    out = _check_acc(out, "out")
+    if not out.flags.c_contiguous:
+        raise ShareError("out must be contiguous; pass np.ascontiguousarray(out)")
+    return out
+
+
 def _stream_args(
     words: np.ndarray, key: Any, nonce: Any, cipher: Any, chunk_words: Any
 ) -> tuple[bytes, bytes, StreamCipher, int]:
@@ -430,9 +438,7 @@ def keystream_into(
     :func:`accumulate_keystream`. ``out`` must be a writeable contiguous 1-D uint32/uint64
     array; ``workers`` as in :func:`accumulate_keystream`.
     """
-    out = _check_acc(out, "out")
-    if not out.flags.c_contiguous:
-        raise ShareError("out must be contiguous; pass np.ascontiguousarray(out)")
+    out = _check_out(out)
     key, nonce, cipher, chunk_words = _stream_args(out, key, nonce, cipher, chunk_words)
     if sys.byteorder != "little":  # ring words are the stream read little-endian
         out.fill(0)
@@ -460,9 +466,7 @@ def combine_keystreams(
     stream (the first +1 stream written straight in, no fold), so small vectors with many
     streams also use every CPU. ``workers=None`` decides by the total keystream bytes.
     """
-    out = _check_acc(out, "out")
-    if not out.flags.c_contiguous:
-        raise ShareError("out must be contiguous; pass np.ascontiguousarray(out)")
+    out = _check_out(out)
     checked = []
     for key, nonce, sign in streams:
         if isinstance(sign, bool) or sign not in (1, -1):
