@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks import base_parser, environment, markdown_table
-from benchmarks.bench_flower import perf_section
+from benchmarks.bench_flower import perf_section, target_headline
 from benchmarks.rounds import CASES, ratio
 from benchmarks.scale import scale_points
 
@@ -491,6 +491,7 @@ def run(quick: bool, log: Callable[[str], None]) -> dict[str, Any]:
         "prg_over_plain_n100": by_key["n100"]["ratio_median"],
         "mask_over_ceiling": mask_10["ratio"],
         "mask_over_ceiling_min": min(r["ratio"] for r in masks),
+        **target_headline(flower["rows"]),
     }
     return {
         "quick": quick,

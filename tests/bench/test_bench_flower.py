@@ -23,7 +23,7 @@ def test_the_deployment_app_config_names_every_spec_field():
     data = tomllib.loads((bench_flower.DEPLOY_APP / "pyproject.toml").read_text())
     run = data["tool"]["flwr"]["app"]["config"]
     spec = bench_flower.spec_from_run_config(run)
-    assert spec == Spec("fedavg", 5, 100_000, 3, 7, 5, 3, "")
+    assert spec == Spec("fedavg", 5, 100_000, 3, 7, 5, 3, "", 0.0)
     assert set(run) == {f.replace("_", "-") for f in spec.__dataclass_fields__} | {"out"}
     components = data["tool"]["flwr"]["app"]["components"]
     assert components == {
@@ -80,7 +80,35 @@ def test_ratios_and_the_deployment_table():
     md, csv_text = bench_flower.render(rows, 3, "deployment")
     assert "deployment engine" in md and "N=5: 5/3" in md
     assert "| ssddl-none | 5 | 100 | 0.210 | 1.05 | 0.21 |" in md
-    assert csv_text.splitlines()[0].startswith("entry,n,m,round_seconds,load,")
+    assert csv_text.splitlines()[0].startswith("entry,n,m,pull,round_seconds,mean_round_seconds,")
+
+
+def test_points_with_another_pull_interval_are_never_compared():
+    fine = [dict(r, pull=0.005, round_seconds=r["round_seconds"] / 2) for r in _rows()]
+    fine[0]["round_seconds"] = 0.2  # FedAvg as slow as at the default pull: ratios halve
+    rows = _rows() + fine
+    bench_flower.add_ratios(rows)
+    assert rows[3]["time_vs_fedavg"] == pytest.approx(1.05)  # against the default-pull FedAvg
+    assert rows[7]["time_vs_fedavg"] == pytest.approx(0.525)  # against the fine-pull FedAvg
+    assert rows[6]["time_vs_secagg"] == pytest.approx(0.4)  # 0.2 / 0.5
+    md, _ = bench_flower.render(rows, 8)
+    assert md.count("| entry | N | M |") == 2
+    default, fine_part = md.split("The grid pulls replies every 5 ms:")
+    assert "every 0.1 s (Flower's default)" in default and "| 0.210 | 1.05 |" in default
+    assert "| ssddl-none | 5 | 100 | 0.105 | 0.52 | 0.21 |" in fine_part  # 0.105 / 0.2
+
+
+def test_the_target_headline_reads_only_the_fine_pull_target_point():
+    n, m = bench_flower.TARGET_POINT
+    rows = [dict(r, n=n, m=m) for r in _rows()]
+    bench_flower.add_ratios(rows)
+    assert bench_flower.target_headline(rows) == {}  # default pull: not the target run
+    fine = [dict(r, pull=bench_flower.FINE_PULL) for r in rows]
+    assert bench_flower.target_headline(fine) == {
+        "flower_none_over_fedavg": pytest.approx(1.05),
+        "flower_ssddl_over_secagg_time": pytest.approx(0.4),
+        "flower_ssddl_over_secagg_bytes": pytest.approx(401 / 800),
+    }
 
 
 def test_the_report_section_comes_from_the_grid_it_ran(monkeypatch):
@@ -98,6 +126,25 @@ def test_the_report_section_comes_from_the_grid_it_ran(monkeypatch):
     assert "--rounds 3 --n 5 --m 100000" in text
     assert "| ssddl | 5 | 100 | 0.400 | 2.00 | 0.40 |" in text
     assert section["rows"][2]["time_vs_secagg"] == pytest.approx(0.4)
+
+
+def test_the_full_report_measures_the_target_point_again_with_a_fine_pull(monkeypatch):
+    calls = []
+
+    def grid(ns, ms, names, rounds, scratch, limit, log, pull=0.0):
+        calls.append((ns, ms, rounds, pull))
+        return [dict(r, n=ns[0], m=ms[0], pull=pull) for r in _rows()]
+
+    monkeypatch.setattr(bench_flower, "run_grid", grid)
+    section = bench_flower.perf_section(False, log=lambda m: None)
+    (n, m), fine = bench_flower.TARGET_POINT, bench_flower.FINE_PULL
+    assert calls == [((5, 10, 20), (100_000, 1_000_000), 3, 0.0), ((n,), (m,), 8, fine)]
+    text = "\n".join(section["lines"])
+    assert f"--n {n} --m {m} --rounds 8 --pull-interval {fine}" in text
+    assert len(section["rows"]) == 8
+    assert bench_flower.target_headline(section["rows"])["flower_none_over_fedavg"] == (
+        pytest.approx(1.05)
+    )
 
 
 def test_without_flower_the_section_says_so(monkeypatch):
