@@ -12,22 +12,36 @@ is then encode + one in-place add (:meth:`PendingMask.add_to`). When every regis
 is in every group, the next round's group is known when a round ends, so a member starts the
 whole mask of the next round then (:func:`start_mask_ahead`; its self-mask seed is drawn then,
 in the order it would have been drawn at the round's start): the build overlaps the idle time
-between rounds too. The background thread uses one CPU (the
+between rounds too. The background worker uses one CPU (the
 others train). A combined mask is never part of the participant's saved state; masks built
 ahead of their round hold at most :data:`AHEAD_BUDGET_BYTES` process-wide.
+
+The worker is a thread by default, or a persistent child process
+(:mod:`ssddl.protocol.maskproc`) where the process lives long enough to keep one: a thread
+needs the GIL back between its short native calls and crawls while the main thread runs Python
+(see that module), a process does not, but its mask comes back through a pipe: one more copy,
+on the critical path. So ``process`` sends masks of up to :data:`PROCESS_MAX_BYTES` to the
+child and builds larger ones on the thread (their models train in long native calls that
+leave the GIL free: measured on the wide MLP, M = 994,570, the thread was 1.00-1.10x plain and
+the process 1.15-1.32x; at M = 85,002 the process won, one step per round 1.82x against
+2.05x, n = 100 3.2x against 4.2-5.1x). :func:`set_mask_worker` chooses for the process (the
+environment variable ``SSDDL_MASK_WORKER``, ``thread`` or ``process``, overrides every
+choice); the simulator runs with ``process``. Both build the same words.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import threading
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
-from ssddl.exceptions import ShareError
+from ssddl.exceptions import ConfigurationError, ShareError
 from ssddl.hazmat.prg import (
     StreamCipher,
     accumulate_keystream,
@@ -48,9 +62,13 @@ __all__ = [
     "mask_sign",
     "pair_streams",
     "remove_pair_mask",
+    "set_mask_worker",
     "start_mask",
     "start_mask_ahead",
+    "using_mask_worker",
 ]
+
+_log = logging.getLogger(__name__)
 
 MASK_PURPOSE = "mask"
 
@@ -154,6 +172,49 @@ class _Worker:
 
 _worker = _Worker()
 
+MaskWorker = Literal["thread", "process"]
+WORKER_ENV = "SSDDL_MASK_WORKER"
+_worker_kind: MaskWorker = "thread"
+#: with the ``process`` worker, larger masks are still built on the thread (see above)
+PROCESS_MAX_BYTES = 1 << 20
+
+
+def _check_kind(kind: str, where: str) -> MaskWorker:
+    if kind not in ("thread", "process"):
+        raise ConfigurationError(f"{where} must be 'thread' or 'process', got {kind!r}")
+    return kind  # type: ignore[return-value]
+
+
+def set_mask_worker(kind: MaskWorker) -> MaskWorker:
+    """Build this process's masks on a background ``thread`` or in a child ``process``;
+    returns the previous choice. ``SSDDL_MASK_WORKER`` in the environment overrides it."""
+    global _worker_kind
+    previous, _worker_kind = _worker_kind, _check_kind(kind, "the mask worker")
+    return previous
+
+
+@contextlib.contextmanager
+def using_mask_worker(kind: MaskWorker) -> Iterator[None]:
+    """:func:`set_mask_worker` for a block, then back to the previous choice."""
+    previous = set_mask_worker(kind)
+    try:
+        yield
+    finally:
+        set_mask_worker(previous)
+
+
+def mask_worker() -> MaskWorker:
+    """The worker that builds this process's next mask."""
+    chosen = os.environ.get(WORKER_ENV)
+    return _worker_kind if not chosen else _check_kind(chosen, WORKER_ENV)
+
+
+class _Job(Protocol):
+    def result(self) -> np.ndarray: ...
+
+    def exception(self) -> BaseException | None: ...
+
+
 #: the most memory that masks built ahead of their round (:func:`start_mask` with
 #: ``ahead=True``) hold at once in this process; beyond it no mask is built ahead
 AHEAD_BUDGET_BYTES = 256 << 20
@@ -194,14 +255,14 @@ class PendingMask:
 
     def __init__(
         self,
-        future: Future[np.ndarray],
+        future: _Job,
         size: int,
         seed: bytes | None,
         cipher: StreamCipher,
         held: int = 0,
         budget: _Budget | None = None,
     ) -> None:
-        self._future: Future[np.ndarray] | None = future
+        self._future: _Job | None = future
         self._size = size
         self._cipher = cipher
         self._held = held  #: bytes of ``budget`` (masks built ahead of their round) it holds
@@ -219,7 +280,7 @@ class PendingMask:
         if held and self._budget is not None:
             self._budget.give(held)
 
-    def _take(self) -> Future[np.ndarray]:
+    def _take(self) -> _Job:
         future, self._future = self._future, None
         if future is None:
             raise ShareError("this precomputed mask was already used or discarded")
@@ -305,8 +366,22 @@ def _submit(
     budget: _Budget | None = None,
 ) -> PendingMask:
     out = np.empty(size, dtype=dtype)
-    future = _worker.get().submit(_combine_into, out, list(streams), cipher)
-    return PendingMask(future, size, seed, cipher, held, budget)
+    to_process = mask_worker() == "process" and out.nbytes <= PROCESS_MAX_BYTES
+    job = _process_job(out, streams, cipher) if to_process else None
+    if job is None:
+        job = _worker.get().submit(_combine_into, out, list(streams), cipher)
+    return PendingMask(job, size, seed, cipher, held, budget)
+
+
+def _process_job(out: np.ndarray, streams: Sequence[Stream], cipher: StreamCipher) -> _Job | None:
+    """The mask on the worker process; None (use the thread) when no process can start."""
+    from ssddl.protocol.maskproc import mask_process
+
+    try:
+        return mask_process().submit(out, streams, cipher)
+    except ShareError as exc:
+        _log.warning("%s; masks are built on a thread instead", exc)
+        return None
 
 
 @runtime_checkable

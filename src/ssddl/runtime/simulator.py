@@ -30,6 +30,7 @@ from ssddl.learning.train import LocalTrainConfig, evaluate
 from ssddl.learning.vector import model_to_vector, vector_to_model
 from ssddl.protocol.config import ProtocolConfig, SessionParams
 from ssddl.protocol.localtrain import Trainer
+from ssddl.protocol.masks import using_mask_worker
 from ssddl.protocol.messages import RoundStatus
 from ssddl.protocol.participant import Participant
 from ssddl.protocol.policy import ParticipantPolicy
@@ -260,7 +261,9 @@ def simulate(
         torch.set_num_threads(config.torch_threads)
     try:
         hooks = _Hooks(on_setup, on_state, resume, torch.device(device) if device else None)
-        return _simulate(model, datasets, config, test, on_round, hooks)
+        # every member trains in this one interpreter: a mask thread would wait for the GIL
+        with using_mask_worker("process"):
+            return _simulate(model, datasets, config, test, on_round, hooks)
     finally:
         torch.set_num_threads(previous_threads)
 

@@ -1,0 +1,236 @@
+"""The mask worker process: the same words as this process, any order of waiting, a killed
+or stopped child, its request decoder under bad and random input, and a simulation that is
+bit-identical with either worker."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import signal
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ssddl.exceptions import ConfigurationError
+from ssddl.hazmat.prg import StreamCipher, combine_keystreams, derive_nonce
+from ssddl.learning import LocalTrainConfig, build_model, load_digits, model_to_vector, partition
+from ssddl.protocol import ProtocolConfig, maskproc, masks
+from ssddl.protocol.maskproc import (
+    CIPHERS,
+    OK,
+    REASON,
+    REFUSED,
+    REPLY,
+    REQUEST,
+    STREAM,
+    MaskProcess,
+    serve,
+    worker_cpu_seconds,
+)
+from ssddl.runtime import SimulationConfig, simulate
+
+
+def _streams(count: int, label: bytes = b"") -> list[tuple[bytes, bytes, int]]:
+    return [
+        (
+            hashlib.sha256(label + bytes([i])).digest(),
+            derive_nonce(b"s", 2, i, 7, "mask"),
+            1 if i % 3 == 0 else -1,
+        )
+        for i in range(count)
+    ]
+
+
+def _expected(size: int, dtype, streams, cipher=StreamCipher.AES_CTR) -> np.ndarray:
+    out = np.empty(size, dtype=dtype)
+    combine_keystreams(out, streams, cipher=cipher, workers=1)
+    return out
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+@pytest.fixture
+def worker():
+    process = MaskProcess()
+    yield process
+    process.close()
+    assert _gone(process.pid)
+
+
+@pytest.mark.parametrize("cipher", list(StreamCipher))
+@pytest.mark.parametrize("dtype", [np.uint32, np.uint64])
+@pytest.mark.parametrize(("size", "count"), [(1, 1), (17, 4), (85_003, 10), (300_000, 3)])
+def test_the_child_builds_the_words_this_process_builds(worker, cipher, dtype, size, count):
+    streams = _streams(count, label=bytes([size % 256]))
+    job = worker.submit(np.empty(size, dtype=dtype), streams, cipher)
+    assert np.array_equal(job.result(), _expected(size, dtype, streams, cipher))
+
+
+def test_jobs_can_be_waited_for_in_any_order(worker):
+    shapes = [(1000, 3), (50_000, 9), (7, 1), (120_000, 2)]
+    jobs = [
+        worker.submit(np.empty(n, dtype=np.uint32), _streams(k, bytes([n % 251])), CIPHERS[0])
+        for n, k in shapes
+    ]
+    for index in (2, 0, 3, 1):  # the later replies wait in their own arrays
+        n, k = shapes[index]
+        expected = _expected(n, np.uint32, _streams(k, bytes([n % 251])))
+        assert np.array_equal(jobs[index].result(), expected)
+        assert jobs[index].exception() is None
+
+
+def test_many_requests_never_block_the_caller_on_a_full_pipe(worker):
+    # 300 requests of 200 streams (2.7 MB of requests) before the first reply is read
+    streams = _streams(200)
+    jobs = [worker.submit(np.empty(64, dtype=np.uint32), streams, CIPHERS[0]) for _ in range(300)]
+    expected = _expected(64, np.uint32, streams)
+    assert all(np.array_equal(job.result(), expected) for job in reversed(jobs))
+
+
+def test_a_killed_worker_costs_time_never_a_mask(worker):
+    streams = _streams(5)
+    jobs = [worker.submit(np.empty(40_000, dtype=np.uint32), streams, CIPHERS[0]) for _ in range(6)]
+    os.kill(worker.pid, signal.SIGKILL)
+    expected = _expected(40_000, np.uint32, streams)
+    assert all(np.array_equal(job.result(), expected) for job in jobs)  # built here instead
+    assert not worker.alive
+    late = worker.submit(np.empty(40_000, dtype=np.uint32), streams, CIPHERS[0])
+    assert np.array_equal(late.result(), expected)  # a dead worker hands every job back
+
+
+def test_the_module_worker_restarts_after_its_child_dies():
+    first = maskproc.mask_process()
+    try:
+        os.kill(first.pid, signal.SIGKILL)
+        first._proc.wait()
+        second = maskproc.mask_process()
+        assert second is not first and second.alive and second.pid != first.pid
+        assert worker_cpu_seconds() >= 0.0
+    finally:
+        maskproc.shutdown()
+    assert _gone(first.pid) and _gone(second.pid)
+
+
+def test_close_stops_the_child_and_later_jobs_are_built_here(worker):
+    worker.close()
+    assert _gone(worker.pid) and not worker.alive
+    streams = _streams(2)
+    job = worker.submit(np.empty(99, dtype=np.uint64), streams, CIPHERS[1])
+    assert np.array_equal(job.result(), _expected(99, np.uint64, streams, CIPHERS[1]))
+    assert repr(worker).startswith("MaskProcess(pid=") and repr(job).startswith("MaskJob(")
+
+
+def test_a_job_repr_holds_no_key_material(worker):
+    streams = _streams(3)
+    job = worker.submit(np.empty(10, dtype=np.uint32), streams, CIPHERS[0])
+    text = repr(job) + repr(worker)
+    assert all(key.hex()[:8] not in text for key, _, _ in streams)
+    job.result()
+
+
+# -- the child's request decoder ------------------------------------------------------------
+
+
+def _request(job: int, words: int, itemsize: int, cipher: int, streams) -> bytes:
+    body = b"".join(STREAM.pack(k, n, 1 if s == -1 else 0) for k, n, s in streams)
+    return REQUEST.pack(job, words, itemsize, cipher, len(streams)) + body
+
+
+def _replies(data: bytes) -> list[tuple[int, int, bytes]]:
+    replies, view = [], memoryview(data)
+    while view:
+        job, status = REPLY.unpack(view[: REPLY.size])
+        view = view[REPLY.size :]
+        if status == OK:
+            raise AssertionError("use _ok_reply for replies with words")
+        (size,) = REASON.unpack(view[: REASON.size])
+        replies.append((job, status, bytes(view[REASON.size : REASON.size + size])))
+        view = view[REASON.size + size :]
+    return replies
+
+
+def test_serve_refuses_a_bad_request_and_goes_on():
+    streams = _streams(2)
+    good = _request(9, 5, 4, 0, streams)
+    requests = io.BytesIO(_request(7, 5, 3, 0, streams) + _request(8, 5, 4, 9, streams) + good)
+    replies = io.BytesIO()
+    assert serve(requests, replies) == 0
+    data = replies.getvalue()
+    refused = _replies(data[: -(REPLY.size + 20)])
+    assert [(job, status) for job, status, _ in refused] == [(7, REFUSED), (8, REFUSED)]
+    assert all(b"bad word size" in reason for _, _, reason in refused)
+    tail = data[-(REPLY.size + 20) :]
+    assert REPLY.unpack(tail[: REPLY.size]) == (9, OK)
+    words = np.frombuffer(tail[REPLY.size :], dtype="<u4")
+    assert np.array_equal(words, _expected(5, np.uint32, streams))
+
+
+def test_serve_ends_at_a_truncated_request():
+    request = _request(1, 5, 4, 0, _streams(3))
+    assert serve(io.BytesIO(request[:-1]), io.BytesIO()) == 1
+    assert serve(io.BytesIO(request[:5]), io.BytesIO()) == 0  # a torn header: end of input
+
+
+def test_serve_refuses_a_mask_beyond_its_limit():
+    replies = io.BytesIO()
+    assert serve(io.BytesIO(_request(3, 2**32 - 1, 8, 0, _streams(1))), replies) == 0
+    assert _replies(replies.getvalue())[0][:2] == (3, REFUSED)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=400))
+def test_serve_never_raises_on_random_input(data):
+    # every request is built or refused; the loop ends at the end of the input
+    assert serve(io.BytesIO(data), io.BytesIO()) in (0, 1)
+
+
+# -- choosing the worker ----------------------------------------------------------------------
+
+
+def test_the_worker_choice_is_checked_and_the_environment_wins(monkeypatch):
+    with pytest.raises(ConfigurationError, match="'thread' or 'process'"):
+        masks.set_mask_worker("fork")  # type: ignore[arg-type]
+    monkeypatch.setenv(masks.WORKER_ENV, "threads")
+    with pytest.raises(ConfigurationError, match="SSDDL_MASK_WORKER"):
+        masks.mask_worker()
+    monkeypatch.setenv(masks.WORKER_ENV, "thread")
+    with masks.using_mask_worker("process"):
+        assert masks.mask_worker() == "thread"
+    monkeypatch.delenv(masks.WORKER_ENV)
+    with masks.using_mask_worker("process"):
+        assert masks.mask_worker() == "process"
+    assert masks.mask_worker() == "thread"
+
+
+def test_a_simulation_is_bit_identical_with_either_worker(monkeypatch):
+    split = load_digits(seed=0)
+    parts = partition(split.train.y, 4, "iid", rng=np.random.default_rng(0))
+    datasets = [split.train.subset(p) for p in parts]
+    config = SimulationConfig(
+        protocol=ProtocolConfig(rounds=2),
+        train=LocalTrainConfig(epochs=1, lr=0.05),
+        validate=True,
+        insecure_crypto_seed=b"\x22" * 32,
+    )
+    maskproc.shutdown()
+    weights = {}
+    try:
+        for kind in ("thread", "process"):
+            monkeypatch.setenv(masks.WORKER_ENV, kind)
+            with pytest.warns(UserWarning, match="insecure_crypto_seed"):
+                result = simulate(build_model("mlp", (64,), 10, seed=0), datasets, config)
+            assert [h.validated for h in result.history] == [True, True]
+            assert (maskproc._process is not None) == (kind == "process")  # it was used
+            weights[kind] = model_to_vector(result.model)
+    finally:
+        maskproc.shutdown()
+    assert np.array_equal(weights["thread"], weights["process"])
