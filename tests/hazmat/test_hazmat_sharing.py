@@ -525,3 +525,28 @@ def test_field_polynomial_at_refuses_bad_input():
         field_polynomial_at([c], [0])
     with pytest.raises(ShareError, match="coefficients\\[1\\]"):
         field_polynomial_at([c, np.full(5, SHAMIR_PRIME, dtype=np.uint64)], [1])
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    t=st.integers(1, 12),
+    size=st.integers(1, 70),
+    data=st.data(),
+)
+def test_the_small_reconstruction_path_equals_the_array_path(
+    t: int, size: int, data: st.DataObject
+) -> None:
+    # any values in the field, consistent shares or not: the two paths compute the same sum
+    shares = [
+        field_array(data.draw(st.lists(field_ints, min_size=size, max_size=size))) for _ in range(t)
+    ]
+    points = data.draw(st.lists(st.integers(1, P - 1), min_size=t, max_size=t, unique=True))
+    small = shamir_reconstruct(shares, points, threshold=t)
+    saved = sharing_module.SMALL_WORDS
+    sharing_module.SMALL_WORDS = 0  # force the numpy path
+    try:
+        big = shamir_reconstruct(shares, points, threshold=t)
+    finally:
+        sharing_module.SMALL_WORDS = saved
+    assert small.dtype == big.dtype == np.uint64 and small.shape == big.shape
+    assert np.array_equal(small, big)

@@ -68,8 +68,11 @@ def test_the_linear_solver_is_an_attack_that_works_when_lists_allow_it():
 
     def f5(x: int) -> np.ndarray:
         return np.array(
-            [sum(int(c[k]) * pow(x, i, SHAMIR_PRIME) for i, c in enumerate(coefficients))
-             % SHAMIR_PRIME for k in range(4)],
+            [
+                sum(int(c[k]) * pow(x, i, SHAMIR_PRIME) for i, c in enumerate(coefficients))
+                % SHAMIR_PRIME
+                for k in range(4)
+            ],
             dtype=np.uint64,
         )
 
@@ -104,9 +107,7 @@ def test_a_forged_key_advert_drops_only_its_sender():
                 return Frame(3, 0, bad.encode())
         return frame
 
-    session = make_session(
-        ProtocolConfig(rounds=1), transport=InMemoryExchange(interceptor=forge)
-    )
+    session = make_session(ProtocolConfig(rounds=1), transport=InMemoryExchange(interceptor=forge))
     session.driver.init()
     assert session.server.registered == (1, 2, 4, 5)
     assert [(r.at, r.error) for r in session.driver.rejections] == [(0, "InvalidSignature")]
@@ -142,16 +143,20 @@ def test_replayed_and_duplicated_messages_drop_only_their_sender(mode):
 def test_masked_uploads_are_uniform_over_the_ring_whatever_the_input(ring_bits):
     """Chi-square on the top 4 bits of every upload word: all-zero inputs and inputs at +clip
     look the same (uniform), and the word 2^Q − 1 does occur (full range)."""
+
     def uploads(constant: float) -> np.ndarray:
         session = make_session(ProtocolConfig(rounds=1, ring_bits=ring_bits), size=4000)
         for p in session.participants.values():
             p._trainer = lambda w, r, c=constant: m_update(c)
         captured: list[np.ndarray] = []
         session.transport.interceptor = lambda f: (
-            captured.append(m.decode_message(f.data).payload)
-            if f.data[5] == K.MASKED_UPLOAD
-            else None
-        ) or f
+            (
+                captured.append(m.decode_message(f.data).payload)
+                if f.data[5] == K.MASKED_UPLOAD
+                else None
+            )
+            or f
+        )
         session.driver.init()
         session.driver.round()
         return np.concatenate(captured)

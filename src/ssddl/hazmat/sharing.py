@@ -63,6 +63,10 @@ __all__ = [
 ]
 
 SHAMIR_PRIME = (1 << 61) - 1
+#: up to this many words, :func:`shamir_reconstruct` works in Python integers (the same field
+#: arithmetic): the server rebuilds one five-word self-mask seed per member and round, and
+#: under sparse pairing every member's holders differ, so each seed is its own call
+SMALL_WORDS = 64
 _P = np.uint64(SHAMIR_PRIME)
 _HALF = SHAMIR_PRIME // 2  # signed lifts lie in [-_HALF, _HALF], i.e. (-p/2, p/2)
 _M30 = np.uint64((1 << 30) - 1)
@@ -508,6 +512,14 @@ def shamir_reconstruct(
     lambdas = lagrange_coefficients_at_zero(xs[:t])
     size = used[0].size
     flats = [share.reshape(-1) for share in used]
+    if size <= SMALL_WORDS:  # a seed's few words: one numpy call per operation costs more
+        columns = [flat.tolist() for flat in flats]
+        words = [
+            sum(lam * column[w] for lam, column in zip(lambdas, columns, strict=True))
+            % SHAMIR_PRIME
+            for w in range(size)
+        ]
+        return np.array(words, dtype=np.uint64).reshape(shape)
     total = np.empty(size, dtype=np.uint64)
     term = np.empty(min(_BLOCK, max(size, 1)), dtype=np.uint64)
     scratch = _Scratch(term.size)
