@@ -168,3 +168,21 @@ def test_decoded_arrays_are_read_only_copies():
 def test_describe_never_shows_payloads():
     msg = m.Upload(SID, 3, 2, np.array([123456789], dtype=np.uint32))
     assert msg.describe() == "upload round=3 sender=2"
+
+
+def test_id_tuples_are_checked_entry_by_entry_whatever_the_fast_path_sees():
+    import enum
+
+    from ssddl.protocol.messages import MAX_ID, _check_ids
+
+    class Id(enum.IntEnum):
+        FIVE = 5
+
+    _check_ids((1, 2, MAX_ID), "group")
+    _check_ids((Id.FIVE, 3), "group")  # an int subclass is still an id
+    _check_ids((), "group")
+    for bad in ((1, True), (0, 2), (1, MAX_ID + 1), (1, 2.0), (1, "2")):
+        with pytest.raises(MalformedMessage, match=r"group must be a participant id in \[1, "):
+            _check_ids(bad, "group")
+    with pytest.raises(MalformedMessage, match="lists a participant twice"):
+        _check_ids((4, 4), "group")

@@ -89,8 +89,13 @@ def _check_id(value: Any, name: str) -> None:
 def _check_ids(values: Any, name: str, *, unique: bool = True) -> None:
     if not isinstance(values, tuple):
         raise MalformedMessage(f"{name} must be a tuple of participant ids")
-    for v in values:
-        _check_id(v, name)
+    # one pass over the types (exactly int: no bool, no subclass), then the range at once —
+    # a round's messages list group-sized id tuples, validated on every encode and decode
+    if values and not (
+        all(type(v) is int for v in values) and min(values) >= 1 and max(values) <= MAX_ID
+    ):
+        for v in values:
+            _check_id(v, name)  # the first bad entry names the problem
     if unique and len(set(values)) != len(values):
         raise MalformedMessage(f"{name} lists a participant twice")
 
