@@ -234,3 +234,18 @@ def test_a_simulation_is_bit_identical_with_either_worker(monkeypatch):
     finally:
         maskproc.shutdown()
     assert np.array_equal(weights["thread"], weights["process"])
+
+
+def test_a_worker_that_cannot_start_leaves_masks_to_the_thread(monkeypatch, caplog):
+    def refuse() -> MaskProcess:
+        raise masks.ShareError("cannot start the mask worker process: no such file")
+
+    monkeypatch.setattr(maskproc, "mask_process", refuse)
+    monkeypatch.setattr(masks, "_no_process", False)
+    streams = _streams(3)
+    with masks.using_mask_worker("process"):
+        first = masks.start_mask(999, np.dtype(np.uint32), streams, CIPHERS[0])
+        second = masks.start_mask(999, np.dtype(np.uint32), streams, CIPHERS[0])
+    expected = _expected(999, np.uint32, streams)
+    assert np.array_equal(first.take(), expected) and np.array_equal(second.take(), expected)
+    assert masks._no_process and caplog.text.count("built on a thread from now on") == 1

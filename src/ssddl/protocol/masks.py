@@ -177,6 +177,7 @@ WORKER_ENV = "SSDDL_MASK_WORKER"
 _worker_kind: MaskWorker = "thread"
 #: with the ``process`` worker, larger masks are still built on the thread (see above)
 PROCESS_MAX_BYTES = 1 << 20
+_no_process = False  #: set when a worker process could not start
 
 
 def _check_kind(kind: str, where: str) -> MaskWorker:
@@ -375,12 +376,16 @@ def _submit(
 
 def _process_job(out: np.ndarray, streams: Sequence[Stream], cipher: StreamCipher) -> _Job | None:
     """The mask on the worker process; None (use the thread) when no process can start."""
+    global _no_process
+    if _no_process:
+        return None
     from ssddl.protocol.maskproc import mask_process
 
     try:
         return mask_process().submit(out, streams, cipher)
-    except ShareError as exc:
-        _log.warning("%s; masks are built on a thread instead", exc)
+    except ShareError as exc:  # not tried again in this process
+        _no_process = True
+        _log.warning("%s; masks are built on a thread from now on", exc)
         return None
 
 
