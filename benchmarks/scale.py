@@ -89,7 +89,7 @@ def _point(spec: dict[str, Any]) -> dict[str, Any]:
     )
     mode: dict[str, Any] = {"mode": spec["mode"], "group_size": spec["group"]}
     if spec["mode"] == "prg" and spec["group"] < spec["N"]:
-        mode["pair_keys"] = "lazy"
+        mode["pair_keys"] = spec.get("keys", "lazy")  # eager: the forward-secure default
     started = time.perf_counter()
     result = run_session(case, mode, spec["rounds"])
     return {

@@ -327,3 +327,46 @@ def test_derive_key_errors() -> None:
         derive_key(bytes(32), "aead")  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError, match="context"):
         derive_key(bytes(32), b"aead", "ctx")  # type: ignore[arg-type]
+
+
+def test_a_verified_advert_is_not_checked_again_and_a_forged_one_always_is(monkeypatch):
+    calls = []
+    real = keys_module.verify_signature
+
+    def counting(identity_public, message, signature):
+        calls.append(signature)
+        real(identity_public, message, signature)
+
+    monkeypatch.setattr(keys_module, "verify_signature", counting)
+    monkeypatch.setattr(keys_module, "_verified_adverts", {})
+    identity = IdentityKey.generate(InsecureSeededRandom(h("memo")))
+    public = ExchangeKey.generate(InsecureSeededRandom(h("memo-x"))).public_bytes
+    good = sign_exchange_key(identity, SESSION, 5, public)
+    for _ in range(3):  # N members of one simulated process check the same advert
+        verify_exchange_key(identity.public_bytes, SESSION, 5, public, good)
+    assert calls == [good]
+    forged = bytes([good[0] ^ 1]) + good[1:]
+    for _ in range(2):
+        with pytest.raises(InvalidSignature):
+            verify_exchange_key(identity.public_bytes, SESSION, 5, public, forged)
+    # the same signature under another id or session is another statement: checked, refused
+    with pytest.raises(InvalidSignature):
+        verify_exchange_key(identity.public_bytes, SESSION, 6, public, good)
+    with pytest.raises(InvalidSignature):
+        verify_exchange_key(identity.public_bytes, SESSION + b"x", 5, public, good)
+    assert calls == [good, forged, forged, good, good]
+
+
+def test_the_verified_adverts_stay_bounded(monkeypatch):
+    monkeypatch.setattr(keys_module, "_verified_adverts", {})
+    monkeypatch.setattr(keys_module, "VERIFIED_ADVERTS_MAX", 3)
+    identity = IdentityKey.generate(InsecureSeededRandom(h("bound")))
+    public = ExchangeKey.generate(InsecureSeededRandom(h("bound-x"))).public_bytes
+    for pid in range(1, 7):
+        signature = sign_exchange_key(identity, SESSION, pid, public)
+        verify_exchange_key(identity.public_bytes, SESSION, pid, public, signature)
+    kept = list(keys_module._verified_adverts)
+    assert len(kept) == 3  # the newest three
+    assert [k[1] for k in kept] == [
+        keys_module.exchange_key_statement(SESSION, pid, public) for pid in (4, 5, 6)
+    ]

@@ -20,6 +20,7 @@ are rejected with :class:`InvalidKey`.
 from __future__ import annotations
 
 import hashlib
+import threading
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature as _CryptoInvalidSignature
@@ -118,12 +119,13 @@ class IdentityKey:
 class ExchangeKey:
     """A per-session X25519 key pair."""
 
-    __slots__ = ("_key",)
+    __slots__ = ("_key", "_public")
 
     def __init__(self, key: X25519PrivateKey) -> None:
         if not isinstance(key, X25519PrivateKey):
             raise InvalidKey("ExchangeKey wraps an X25519PrivateKey; use from_private_bytes()")
         self._key = key
+        self._public = key.public_key().public_bytes_raw()  # public; asked once per pair
 
     @classmethod
     def generate(cls, source: RandomSource | None = None) -> ExchangeKey:
@@ -138,7 +140,7 @@ class ExchangeKey:
     @property
     def public_bytes(self) -> bytes:
         """The 32-byte raw public key (u-coordinate, little-endian)."""
-        return self._key.public_key().public_bytes_raw()
+        return self._public
 
     def private_bytes(self) -> bytes:
         """The 32-byte X25519 scalar, for persisting a participant between two messages of
@@ -238,11 +240,25 @@ def verify_exchange_key(
     """
     _identity_public(identity_public)
     check_exchange_public(exchange_public)
-    verify_signature(
-        identity_public,
-        exchange_key_statement(session_id, participant_id, exchange_public),
-        signature,
-    )
+    statement = exchange_key_statement(session_id, participant_id, exchange_public)
+    sig = as_bytes(signature, "signature", error=InvalidSignature)
+    triple = (bytes(as_bytes(identity_public, "identity public key")), statement, bytes(sig))
+    if triple in _verified_adverts:
+        return
+    verify_signature(identity_public, statement, signature)
+    with _verified_lock:
+        _verified_adverts[triple] = None
+        if len(_verified_adverts) > VERIFIED_ADVERTS_MAX:
+            del _verified_adverts[next(iter(_verified_adverts))]  # the oldest
+
+
+#: signed exchange keys that verified in this process, as (identity key, statement, signature):
+#: every member checks every advert of the key directory, so in one process that simulates N
+#: members the same N signatures were checked N times (more than half of Init at N = 250).
+#: Only a signature that verified is kept, byte for byte, so a forged one is always checked.
+VERIFIED_ADVERTS_MAX = 1 << 14
+_verified_adverts: dict[tuple[bytes, bytes, bytes], None] = {}
+_verified_lock = threading.Lock()
 
 
 def pair_secret(
