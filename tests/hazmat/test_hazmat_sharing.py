@@ -550,3 +550,16 @@ def test_the_small_reconstruction_path_equals_the_array_path(
         sharing_module.SMALL_WORDS = saved
     assert small.dtype == big.dtype == np.uint64 and small.shape == big.shape
     assert np.array_equal(small, big)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.integers(1, P - 1), min_size=1, max_size=40, unique=True))
+def test_lagrange_coefficients_equal_the_textbook_formula(points: list[int]) -> None:
+    expected = []
+    for j, xj in enumerate(points):
+        num = den = 1
+        for m, xm in enumerate(points):
+            if m != j:
+                num, den = num * xm % P, den * (xm - xj) % P
+        expected.append(num * pow(den, -1, P) % P)
+    assert lagrange_coefficients_at_zero(points) == expected

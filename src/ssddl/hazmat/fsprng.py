@@ -19,7 +19,6 @@ elsewhere in memory (hmac makes internal copies); this is best effort, as in any
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 
 from ssddl.exceptions import ForwardSecurityError, InvalidKey
@@ -47,7 +46,7 @@ def prf(key: bytes | bytearray, label: bytes) -> bytes:
     else:
         key = as_key(key, "key", STATE_SIZE)
     label = as_bytes(label, "label")
-    return hmac.new(key, label, hashlib.sha256).digest()
+    return hmac.digest(key, label, "sha256")  # one-shot HMAC (OpenSSL's), the same bytes
 
 
 class ForwardSecurePRNG:

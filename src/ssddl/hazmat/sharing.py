@@ -335,16 +335,34 @@ def lagrange_coefficients_at_zero(points: Sequence[int]) -> list[int]:
     xs = _check_points(points)
     if not xs:
         raise ShareError("points is empty; interpolation needs at least one point")
-    coefficients = []
+    p = SHAMIR_PRIME
+    product = 1  # prod_m x_m; then lambda_j = product / (x_j * prod_{m != j} (x_m - x_j))
+    for xm in xs:
+        product = product * xm % p
+    denominators = []
     for j, xj in enumerate(xs):
-        numerator = 1
-        denominator = 1
+        denominator = xj
         for m, xm in enumerate(xs):
             if m != j:
-                numerator = numerator * xm % SHAMIR_PRIME
-                denominator = denominator * (xm - xj) % SHAMIR_PRIME
-        coefficients.append(numerator * pow(denominator, -1, SHAMIR_PRIME) % SHAMIR_PRIME)
-    return coefficients
+                denominator = denominator * (xm - xj) % p
+        denominators.append(denominator)
+    inverses = _batch_inverse(denominators)
+    return [product * inverse % p for inverse in inverses]
+
+
+def _batch_inverse(values: Sequence[int]) -> list[int]:
+    """The inverses mod p of nonzero ``values`` with one modular inversion (Montgomery's
+    trick: prefix products, one inverse, then back)."""
+    p = SHAMIR_PRIME
+    prefix = [1]
+    for v in values:
+        prefix.append(prefix[-1] * v % p)
+    running = pow(prefix[-1], -1, p)
+    inverses = [0] * len(values)
+    for index in range(len(values) - 1, -1, -1):
+        inverses[index] = running * prefix[index] % p
+        running = running * values[index] % p
+    return inverses
 
 
 class _Scratch:
