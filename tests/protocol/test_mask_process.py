@@ -249,3 +249,27 @@ def test_a_worker_that_cannot_start_leaves_masks_to_the_thread(monkeypatch, capl
     expected = _expected(999, np.uint32, streams)
     assert np.array_equal(first.take(), expected) and np.array_equal(second.take(), expected)
     assert masks._no_process and caplog.text.count("built on a thread from now on") == 1
+
+
+def test_children_that_keep_dying_are_not_restarted_forever(monkeypatch, caplog):
+    monkeypatch.setattr(maskproc, "_restarts", 0)
+    monkeypatch.setattr(masks, "_no_process", False)
+    maskproc.shutdown()
+    streams = _streams(2)
+    expected = _expected(500, np.uint32, streams)
+    pids = []
+    try:
+        with masks.using_mask_worker("process"):
+            for _ in range(maskproc.MAX_RESTARTS + 2):
+                pending = masks.start_mask(500, np.dtype(np.uint32), streams, CIPHERS[0])
+                assert np.array_equal(pending.take(), expected)  # every mask is right
+                process = maskproc._process
+                if process is not None and process.alive:
+                    pids.append(process.pid)
+                    os.kill(process.pid, signal.SIGKILL)
+                    process._proc.wait()
+    finally:
+        maskproc.shutdown()
+    assert len(pids) == maskproc.MAX_RESTARTS + 1  # the first child and three restarts
+    assert masks._no_process and "no more are started" in caplog.text
+    assert all(_gone(pid) for pid in pids)

@@ -26,7 +26,9 @@ request is written at once as far as the (non-blocking) pipe takes it and the re
 whoever waits for a job (:meth:`MaskJob.result`) sends what is kept and reads replies,
 earlier ones first, multiplexing both pipes so that neither side can block the other. If the
 child dies (or cannot start), the masks it had are built in this process instead, bit for bit
-the same, and the next job starts a new child: a lost worker costs time, never a round.
+the same, and the next job starts a new child (at most :data:`MAX_RESTARTS` times in a
+process; then, or where there are no POSIX pipes, masks go to the thread): a lost worker costs
+time, never a round.
 """
 
 from __future__ import annotations
@@ -280,15 +282,31 @@ def _fill(stream: BinaryIO, view: memoryview) -> bool:
 _process: MaskProcess | None = None
 _process_pid = 0
 _process_lock = threading.Lock()
+_restarts = 0
+#: after this many children died in this process, no new one is started (the caller builds
+#: masks on a thread instead): a child that cannot live would otherwise cost a start per mask
+MAX_RESTARTS = 3
 
 
 def mask_process() -> MaskProcess:
-    """This process's mask worker process, started (or restarted) when needed."""
-    global _process, _process_pid
+    """This process's mask worker process, started (or restarted) when needed; ShareError
+    when none can start or too many have died."""
+    global _process, _process_pid, _restarts
+    if os.name != "posix":
+        raise ShareError("the mask worker process needs POSIX pipes; masks use a thread")
     with _process_lock:
         if _process is None or _process_pid != os.getpid() or not _process.alive:
             if _process is not None and _process_pid == os.getpid():
                 _process.close(timeout=1.0)
+                _restarts += 1
+                if _restarts > MAX_RESTARTS:
+                    _process = None
+                    raise ShareError(
+                        f"{_restarts} mask worker processes exited in this process; no more "
+                        "are started"
+                    )
+            elif _process_pid != os.getpid():
+                _restarts = 0  # a forked child starts its own count
             _process, _process_pid = MaskProcess(), os.getpid()
         return _process
 
