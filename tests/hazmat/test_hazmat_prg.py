@@ -212,12 +212,12 @@ def test_worker_failure_is_reraised(monkeypatch: pytest.MonkeyPatch) -> None:
 
     calls = []
 
-    def failing(segment: np.ndarray, *args: object) -> None:
+    def failing(segment: np.ndarray, *args: object, **kwargs: object) -> None:
         calls.append(segment.size)
         if len(calls) == 2:
             raise RuntimeError("worker broke")
 
-    monkeypatch.setattr(prg_module, "_accumulate_segment", failing)
+    monkeypatch.setattr(prg_module, "_combine_segment", failing)
     with pytest.raises(RuntimeError, match="worker broke"):
         accumulate_keystream(np.zeros(1000, np.uint32), KEY, NONCE, sign=1, workers=2)
     assert len(calls) == 2

@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import warnings
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -122,3 +123,18 @@ def make_session(
     transport.faults = (*transport.faults, *vanish)
     driver = Driver(server, transport)
     return Session(server, participants, driver, transport, plaintexts, samples)
+
+
+def tap_uploads(session: Any) -> list[Any]:
+    """Every masked upload the session's transport carries, decoded, in order."""
+    from ssddl.protocol.messages import MessageKind, decode_message
+
+    uploads: list[Any] = []
+
+    def tap(frame: Any) -> Any:
+        if frame.data[5] == MessageKind.MASKED_UPLOAD:
+            uploads.append(decode_message(frame.data))
+        return frame
+
+    session.transport.interceptor = tap
+    return uploads

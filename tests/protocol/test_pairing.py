@@ -11,10 +11,9 @@ from ssddl.exceptions import ConfigurationError
 from ssddl.protocol import ProtocolConfig, RoundStatus
 from ssddl.protocol.config import SessionParams
 from ssddl.protocol.init import graph_seed
-from ssddl.protocol.messages import MessageKind, decode_message
 from ssddl.protocol.pairing import isolated_members, pairing_graph, sparse_parameters
 from ssddl.runtime import Vanish, VanishPhase
-from tests.protocol.helpers import make_session, ring_sum
+from tests.protocol.helpers import make_session, ring_sum, tap_uploads
 
 #: n = 20 with 10 % corrupt and 10 % dropouts: k = 10 neighbours, threshold 3
 SPARSE = {"sparse_from": 20, "corrupt_fraction": 0.1, "dropout_fraction": 0.1}
@@ -125,14 +124,7 @@ def test_sparse_session_is_exact_and_agrees_keys_only_along_the_graph(persisted)
     late = min(p for p in range(1, 21) if p != 4 and p not in graph[4])
     vanish = (Vanish(4, 1, VanishPhase.ROUND_START), Vanish(late, 1, VanishPhase.AFTER_SHARE))
     session = make_session(config, n=20, size=29, vanish=vanish, persisted=persisted)
-    uploads = []
-
-    def tap(frame):
-        if frame.data[5] == MessageKind.MASKED_UPLOAD:
-            uploads.append(decode_message(frame.data))
-        return frame
-
-    session.transport.interceptor = tap
+    uploads = tap_uploads(session)
     session.driver.init()
     assert session.server.session_id == probe.server.session_id
     for pid in range(1, 21):

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from ssddl.exceptions import PolicyViolation
 from ssddl.protocol import ProtocolConfig, RoundStatus
-from ssddl.protocol.messages import MessageKind, decode_message
+from ssddl.protocol.messages import decode_message
 from ssddl.protocol.pairing import (
     isolated_members,
     pairing_graph,
@@ -24,7 +24,7 @@ from ssddl.protocol.pairing import (
 from ssddl.protocol.policy import ParticipantPolicy
 from ssddl.protocol.state import ParticipantState
 from ssddl.runtime import Vanish, VanishPhase
-from tests.protocol.helpers import make_session, ring_sum
+from tests.protocol.helpers import make_session, ring_sum, tap_uploads
 
 #: N = 40 registered, groups of 12: k = 8 neighbours, threshold 3 (20 % corrupt, 10 % dropouts)
 SUBSET = {"group_size": 12, "sparse_from": 12, "corrupt_fraction": 0.2, "dropout_fraction": 0.1}
@@ -105,18 +105,6 @@ def _groups(config, n):
     return probe, groups
 
 
-def _tap_uploads(session):
-    uploads = []
-
-    def tap(frame):
-        if frame.data[5] == MessageKind.MASKED_UPLOAD:
-            uploads.append(decode_message(frame.data))
-        return frame
-
-    session.transport.interceptor = tap
-    return uploads
-
-
 @pytest.mark.parametrize(
     ("pair_keys", "persisted"), [("eager", False), ("lazy", False), ("lazy", True)]
 )
@@ -133,7 +121,7 @@ def test_subset_groups_sum_exactly_with_dropouts_along_per_round_graphs(pair_key
     late = groups[2][-1]
     vanish = (Vanish(early, 1, VanishPhase.ROUND_START), Vanish(late, 2, VanishPhase.AFTER_SHARE))
     session = make_session(config, n=40, size=23, vanish=vanish, persisted=persisted)
-    uploads = _tap_uploads(session)
+    uploads = tap_uploads(session)
     session.driver.init()
     assert session.server.session_id == probe.server.session_id
     outcomes = [session.driver.round() for _ in range(3)]

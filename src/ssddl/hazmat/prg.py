@@ -283,39 +283,6 @@ def _zeros(nbytes: int) -> memoryview:
     return zeros
 
 
-def _accumulate_segment(
-    acc: np.ndarray,
-    key: bytes,
-    nonce: bytes,
-    cipher: StreamCipher,
-    block: int,
-    subtract: bool,
-    chunk_words: int,
-) -> None:
-    """Fold the stream from counter ``block`` on into the 1-D slice ``acc``, in place."""
-    count = acc.size
-    if count == 0:
-        return
-    itemsize = acc.dtype.itemsize
-    chunk_words = min(chunk_words, count)
-    zeros = _zeros(chunk_words * itemsize)
-    buffer = _buffers.get(chunk_words * itemsize)
-    stream = np.frombuffer(buffer, dtype=acc.dtype.newbyteorder("<"))
-    fold = np.subtract if subtract else np.add
-    update_into = _encryptor(key, nonce, cipher, block).update_into
-    step = chunk_words * itemsize
-    for start in range(0, count, chunk_words):
-        size = min(chunk_words, count - start)
-        if size == chunk_words:
-            update_into(zeros[:step], buffer)
-            row = acc[start : start + size]
-            fold(row, stream, out=row)
-        else:
-            update_into(zeros[: size * itemsize], memoryview(buffer)[: size * itemsize])
-            row = acc[start:]
-            fold(row, stream[:size], out=row)
-
-
 def _write_segment(
     out: np.ndarray, key: bytes, nonce: bytes, cipher: StreamCipher, block: int, chunk_words: int
 ) -> None:
@@ -417,7 +384,9 @@ def accumulate_keystream(
     subtract = sign == -1
 
     def job(segment: np.ndarray, block: int) -> None:
-        _accumulate_segment(segment, key, nonce, cipher, block, subtract, chunk_words)
+        # fold onto what is there: one stream, none written straight in, no zeroing
+        _combine_segment(segment, [(key, nonce, subtract)], -1, cipher, block, chunk_words,
+                         overwrite=False)  # fmt: skip
 
     _run_segments(acc, cipher, workers, job)
 
@@ -493,11 +462,14 @@ def _combine_segment(
     cipher: StreamCipher,
     block: int,
     chunk_words: int,
+    *,
+    overwrite: bool = True,
 ) -> None:
     """Overwrite the contiguous 1-D slice ``segment`` with Σ ± stream from counter ``block``
     on, chunk by chunk: every stream's chunk is folded into the same slice of ``segment``
     while it is still in the cache, so the vector goes through memory once, not once per
-    stream. Stream ``first`` (an added one; −1: none) is written straight in, no fold."""
+    stream. Stream ``first`` (an added one; −1: none) is written straight in, no fold. With
+    ``overwrite=False`` (and ``first`` −1) the streams are folded onto what ``segment`` holds."""
     count = segment.size
     if count == 0:
         return
@@ -506,8 +478,8 @@ def _combine_segment(
     zeros = _zeros(chunk_words * itemsize)
     buffer = _buffers.get(chunk_words * itemsize)
     keystream = np.frombuffer(buffer, dtype=segment.dtype.newbyteorder("<"))
-    raw = segment.view(np.uint8).data
     direct = _encryptor(*streams[first][:2], cipher, block).update_into if first >= 0 else None
+    raw = segment.view(np.uint8).data if direct is not None else None  # contiguous then
     folds = [
         (_encryptor(key, nonce, cipher, block).update_into, np.subtract if subtract else np.add)
         for index, (key, nonce, subtract) in enumerate(streams)
@@ -517,9 +489,9 @@ def _combine_segment(
         size = min(chunk_words, count - start)
         nbytes = size * itemsize
         row = segment[start : start + size]
-        if direct is not None:
+        if direct is not None and raw is not None:
             direct(zeros[:nbytes], raw[start * itemsize : start * itemsize + nbytes])
-        else:
+        elif overwrite:
             row.fill(0)
         target = buffer if size == chunk_words else memoryview(buffer)[:nbytes]
         words = keystream if size == chunk_words else keystream[:size]

@@ -10,7 +10,8 @@ interpreter and builds the mask at full speed on another CPU.
 
 The child is ``python -m ssddl.protocol.maskproc``, started on first use and stopped at exit
 (or by :func:`shutdown`). It talks to its parent over its stdin and stdout pipes only, in the
-binary framing below (no pickle); it prints nothing. Request, parent to child::
+binary framing below (fixed fields, no serialised Python objects); it prints nothing.
+Request, parent to child::
 
     job id u64 | words u32 | word bytes u8 (4 or 8) | cipher u8 | streams u16
     then per stream: key (32 bytes) | nonce (12 bytes) | subtract u8 (0 or 1)
