@@ -20,12 +20,18 @@ from ssddl.learning import LocalTrainConfig, build_model, load_digits, model_to_
 from ssddl.protocol import ProtocolConfig, maskproc, masks
 from ssddl.protocol.maskproc import (
     CIPHERS,
+    KIND,
+    MAP,
+    MASK,
     OK,
     REASON,
     REFUSED,
     REPLY,
     REQUEST,
+    SEGMENT,
     STREAM,
+    UNMAP,
+    UNMAP_SEGMENT,
     MaskProcess,
     serve,
     worker_cpu_seconds,
@@ -137,12 +143,141 @@ def test_a_job_repr_holds_no_key_material(worker):
     job.result()
 
 
+# -- shared segments ----------------------------------------------------------------------
+
+shared = pytest.mark.skipif(
+    not maskproc.shared_segments_available(), reason="no memfd or descriptor passing here"
+)
+
+
+@shared
+@pytest.mark.parametrize("dtype", [np.uint32, np.uint64])
+@pytest.mark.parametrize("size", [1, 85_003, 1_000_000])
+def test_a_shared_mask_is_the_words_this_process_builds(worker, dtype, size):
+    streams = _streams(4, label=bytes([size % 256]))
+    job = worker.submit_shared(size, np.dtype(dtype), streams, CIPHERS[0])
+    assert job is not None and job.segment > 0 and worker.shares_memory
+    mask = job.result()
+    assert mask.dtype == dtype and mask.shape == (size,) and mask.flags.writeable
+    assert np.array_equal(mask, _expected(size, dtype, streams))
+
+
+@shared
+def test_a_segment_is_reused_only_once_no_array_refers_to_it(worker):
+    one, two = _streams(3, b"one"), _streams(3, b"two")
+    first = worker.submit_shared(5000, np.dtype(np.uint32), one, CIPHERS[0])
+    kept = first.result()[10:]  # a view keeps the segment busy
+    segment = first.segment
+    del first
+    second = worker.submit_shared(5000, np.dtype(np.uint32), two, CIPHERS[0])
+    assert second.segment != segment
+    assert np.array_equal(second.result(), _expected(5000, np.uint32, two))
+    assert np.array_equal(kept, _expected(5000, np.uint32, one)[10:])  # not overwritten
+    del kept, second
+    third = worker.submit_shared(5000, np.dtype(np.uint32), two, CIPHERS[0])
+    assert third.segment in (segment, segment + 1)  # a free one again: no third segment
+    assert np.array_equal(third.result(), _expected(5000, np.uint32, two))
+    assert sum(len(s) for s in worker._pool.values()) == 2
+
+
+@shared
+def test_a_full_pool_sends_masks_through_the_pipe(worker, monkeypatch):
+    monkeypatch.setattr(maskproc, "SHARED_MAX_SEGMENTS", 2)
+    streams = _streams(2)
+    held = [worker.submit_shared(700, np.dtype(np.uint32), streams, CIPHERS[0]) for _ in range(2)]
+    assert worker.submit_shared(700, np.dtype(np.uint32), streams, CIPHERS[0]) is None
+    monkeypatch.setattr(maskproc, "_process", worker)
+    monkeypatch.setattr(maskproc, "_process_pid", os.getpid())
+    with masks.using_mask_worker("process"):
+        pending = masks.start_mask(700, np.dtype(np.uint32), streams, CIPHERS[0])
+    assert np.array_equal(pending.take(), _expected(700, np.uint32, streams))  # by the pipe
+    assert all(np.array_equal(job.result(), _expected(700, np.uint32, streams)) for job in held)
+    monkeypatch.setattr(maskproc, "_process", None)
+
+
+@shared
+def test_a_free_segment_of_another_size_makes_room(worker, monkeypatch):
+    monkeypatch.setattr(maskproc, "SHARED_MAX_SEGMENTS", 1)
+    streams = _streams(2)
+    small = worker.submit_shared(100, np.dtype(np.uint64), streams, CIPHERS[0])
+    assert np.array_equal(small.result(), _expected(100, np.uint64, streams))
+    busy = small.result()
+    assert worker.submit_shared(300, np.dtype(np.uint64), streams, CIPHERS[0]) is None
+    del small, busy  # now free: dropped (the child unmaps it) for the larger one
+    large = worker.submit_shared(300, np.dtype(np.uint64), streams, CIPHERS[0])
+    assert large is not None and list(worker._pool) == [300 * 8]
+    assert np.array_equal(large.result(), _expected(300, np.uint64, streams))
+
+
+@shared
+def test_a_killed_worker_leaves_shared_masks_to_their_callers(worker):
+    streams = _streams(6)
+    jobs = [
+        worker.submit_shared(60_000, np.dtype(np.uint32), streams, CIPHERS[0]) for _ in range(5)
+    ]
+    os.kill(worker.pid, signal.SIGKILL)
+    expected = _expected(60_000, np.uint32, streams)
+    assert all(np.array_equal(job.result(), expected) for job in jobs)
+    assert not worker.shares_memory
+    assert worker.submit_shared(60_000, np.dtype(np.uint32), streams, CIPHERS[0]) is None
+
+
+def test_without_shared_segments_every_mask_comes_through_the_pipe(monkeypatch):
+    monkeypatch.setattr(maskproc, "shared_segments_available", lambda: False)
+    process = MaskProcess()
+    try:
+        assert not process.shares_memory
+        streams = _streams(2)
+        assert process.submit_shared(64, np.dtype(np.uint32), streams, CIPHERS[0]) is None
+        job = process.submit(np.empty(64, dtype=np.uint32), streams, CIPHERS[0])
+        assert np.array_equal(job.result(), _expected(64, np.uint32, streams))
+    finally:
+        process.close()
+    assert _gone(process.pid)
+
+
+@shared
+def test_serve_writes_into_a_mapped_segment_and_refuses_an_unmapped_one():
+    import mmap
+    import socket
+
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    fd = os.memfd_create("test-mask")
+    try:
+        os.ftruncate(fd, 40)
+        socket.send_fds(ours, [b"s"], [fd])
+        view = mmap.mmap(fd, 40)
+        streams = _streams(2)
+        requests = io.BytesIO(
+            KIND.pack(MAP) + SEGMENT.pack(4, 40)
+            + _request(1, 10, 4, 0, streams, segment=4)
+            + _request(2, 11, 4, 0, streams, segment=4)  # the wrong size for segment 4
+            + KIND.pack(UNMAP) + UNMAP_SEGMENT.pack(4)
+            + _request(3, 10, 4, 0, streams, segment=4)  # unmapped by now
+        )  # fmt: skip
+        replies = io.BytesIO()
+        assert serve(requests, replies, theirs) == 0
+        data = replies.getvalue()
+        assert REPLY.unpack(data[: REPLY.size]) == (1, OK)  # no words follow: they are in 4
+        refused = _replies(data[REPLY.size :])
+        assert [(job, status) for job, status, _ in refused] == [(2, REFUSED), (3, REFUSED)]
+        assert all(b"segment 4 is not mapped" in reason for _, _, reason in refused)
+        words = np.frombuffer(view, dtype="<u4").copy()
+        assert np.array_equal(words, _expected(10, np.uint32, streams))
+        view.close()
+    finally:
+        os.close(fd)
+        ours.close()
+        theirs.close()
+
+
 # -- the child's request decoder ------------------------------------------------------------
 
 
-def _request(job: int, words: int, itemsize: int, cipher: int, streams) -> bytes:
+def _request(job: int, words: int, itemsize: int, cipher: int, streams, segment: int = 0) -> bytes:
     body = b"".join(STREAM.pack(k, n, 1 if s == -1 else 0) for k, n, s in streams)
-    return REQUEST.pack(job, words, itemsize, cipher, len(streams)) + body
+    head = REQUEST.pack(job, words, itemsize, cipher, len(streams), segment)
+    return KIND.pack(MASK) + head + body
 
 
 def _replies(data: bytes) -> list[tuple[int, int, bytes]]:
@@ -178,6 +313,7 @@ def test_serve_ends_at_a_truncated_request():
     request = _request(1, 5, 4, 0, _streams(3))
     assert serve(io.BytesIO(request[:-1]), io.BytesIO()) == 1
     assert serve(io.BytesIO(request[:5]), io.BytesIO()) == 0  # a torn header: end of input
+    assert serve(io.BytesIO(b"\x07" + request[1:]), io.BytesIO()) == 1  # not this framing
 
 
 def test_serve_refuses_a_mask_beyond_its_limit():
@@ -230,6 +366,8 @@ def test_a_simulation_is_bit_identical_with_either_worker(monkeypatch):
                 result = simulate(build_model("mlp", (64,), 10, seed=0), datasets, config)
             assert [h.validated for h in result.history] == [True, True]
             assert (maskproc._process is not None) == (kind == "process")  # it was used
+            if kind == "process" and maskproc.shared_segments_available():
+                assert maskproc._process._pool  # on shared segments
             weights[kind] = model_to_vector(result.model)
     finally:
         maskproc.shutdown()

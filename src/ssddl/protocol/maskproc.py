@@ -9,17 +9,34 @@ interval (5 ms). Measured on the 2-core machine: a mask of 35 streams of 85,003 
 interpreter and builds the mask at full speed on another CPU.
 
 The child is ``python -m ssddl.protocol.maskproc``, started on first use and stopped at exit
-(or by :func:`shutdown`). It talks to its parent over its stdin and stdout pipes only, in the
+(or by :func:`shutdown`). It talks to its parent over its stdin and stdout pipes, in the
 binary framing below (fixed fields, no serialised Python objects); it prints nothing.
-Request, parent to child::
+Requests, parent to child, each led by a kind byte::
 
-    job id u64 | words u32 | word bytes u8 (4 or 8) | cipher u8 | streams u16
-    then per stream: key (32 bytes) | nonce (12 bytes) | subtract u8 (0 or 1)
+    0 (mask):  job id u64 | words u32 | word bytes u8 (4 or 8) | cipher u8 | streams u16
+               | segment u32 (0: reply with the words)
+               then per stream: key (32 bytes) | nonce (12 bytes) | subtract u8 (0 or 1)
+    1 (map):   segment u32 | bytes u64  (the segment's file descriptor comes on the fd socket)
+    2 (unmap): segment u32
 
-Reply, child to parent, in request order::
+Reply to a mask, child to parent, in request order::
 
-    job id u64 | status u8 (0: ok, 1: refused) | ok: the mask's words, little-endian
+    job id u64 | status u8 (0: ok, 1: refused) | ok, segment 0: the mask's words, little-endian
+                                               | ok, segment s: nothing (the words are in s)
                                                | refused: u16 length | reason (ASCII)
+
+Shared segments (Linux). Read from a pipe, a mask costs one more copy on the critical path
+(and the pipe's 64 KiB turns: 4 MB take 60 of them), which made the process slower than the
+thread for large models. Where ``os.memfd_create`` and ``socket.send_fds`` exist, the parent
+keeps a pool of shared-memory segments, one per mask-sized array: it creates a segment with
+``memfd_create``, maps it, passes its descriptor to the child over a Unix socket (the child
+maps it too) and hands the caller an array *on* the segment. The child writes the mask there
+and replies with its job id only: no copy, and a reused segment's pages are already mapped in
+both processes, so no page faults either. A segment is reused once no array refers to it any
+more (its reference count tells), so a caller keeps the array as long as it likes; the pool
+holds at most :data:`SHARED_MAX_BYTES` in :data:`SHARED_MAX_SEGMENTS` segments, and a mask
+that finds no room goes through the pipe. A process forked while it holds such an array
+shares its pages with its parent: ssddl never forks while a mask is out.
 
 Keys cross a pipe between two processes of the same user on the same machine, as they cross
 memory between two threads; the child zeroes each mask once written. No helper thread: a
@@ -37,12 +54,15 @@ from __future__ import annotations
 import atexit
 import contextlib
 import logging
+import mmap
 import os
 import select
+import socket
 import struct
 import subprocess
 import sys
 import threading
+from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO
@@ -56,7 +76,11 @@ __all__ = ["MaskJob", "MaskProcess", "mask_process", "serve", "shutdown", "worke
 
 _log = logging.getLogger(__name__)
 
-REQUEST = struct.Struct("<QIBBH")
+KIND = struct.Struct("<B")
+MASK, MAP, UNMAP = 0, 1, 2
+REQUEST = struct.Struct("<QIBBHI")  #: after the kind byte MASK
+SEGMENT = struct.Struct("<IQ")  #: after the kind byte MAP
+UNMAP_SEGMENT = struct.Struct("<I")  #: after the kind byte UNMAP
 STREAM = struct.Struct(f"<{KEY_SIZE}s{NONCE_SIZE}sB")
 REPLY = struct.Struct("<QB")
 REASON = struct.Struct("<H")
@@ -67,6 +91,18 @@ OK, REFUSED = 0, 1
 MAX_WORDS = 1 << 28
 #: the child's output pipe is grown to this (Linux), so a small mask is written whole
 PIPE_BYTES = 1 << 20
+#: the most bytes and segments the pool of shared masks holds (see above)
+SHARED_MAX_BYTES = 512 << 20
+SHARED_MAX_SEGMENTS = 256
+#: ``sys.getrefcount`` of a free segment's array: its segment's reference and the argument
+_FREE_REFS = 2
+
+
+def shared_segments_available() -> bool:
+    """Whether masks can come back on shared memory (Linux: memfd and descriptor passing)."""
+    return (
+        hasattr(os, "memfd_create") and hasattr(socket, "send_fds") and hasattr(sys, "getrefcount")
+    )
 
 
 Streams = Sequence[tuple[bytes, bytes, int]]
@@ -75,7 +111,7 @@ Streams = Sequence[tuple[bytes, bytes, int]]
 class MaskJob:
     """One mask being built by the child: :meth:`result` waits for it (a secret array)."""
 
-    __slots__ = ("_cipher", "_done", "_error", "_owner", "_streams", "id", "out")
+    __slots__ = ("_cipher", "_done", "_error", "_owner", "_streams", "id", "out", "segment")
 
     def __init__(
         self, owner: MaskProcess | None, job_id: int, out: np.ndarray, streams: Streams,
@@ -88,6 +124,7 @@ class MaskJob:
         self._cipher = cipher
         self._done = False
         self._error: Exception | None = None
+        self.segment = 0  #: the shared segment ``out`` lies on (0: none, the reply carries it)
 
     def __repr__(self) -> str:
         return f"MaskJob(id={self.id}, words={self.out.size})"
@@ -114,6 +151,20 @@ class MaskJob:
         self._streams = None
 
 
+class _Segment:
+    """One shared-memory segment of the pool: its mapping and the bytes on it."""
+
+    __slots__ = ("id", "map", "raw")
+
+    def __init__(self, segment_id: int, mapping: mmap.mmap) -> None:
+        self.id = segment_id
+        self.map = mapping
+        self.raw = np.frombuffer(mapping, dtype=np.uint8)  #: every array handed out views it
+
+    def free(self) -> bool:
+        return sys.getrefcount(self.raw) <= _FREE_REFS
+
+
 class MaskProcess:
     """The parent's end of one child process."""
 
@@ -121,17 +172,31 @@ class MaskProcess:
         package_root = str(Path(__file__).resolve().parents[2])
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+        args = [sys.executable, "-m", "ssddl.protocol.maskproc"]
+        ours: socket.socket | None = None
+        theirs: socket.socket | None = None
+        if shared_segments_available():
+            with contextlib.suppress(OSError):
+                ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+                args += ["--fd-socket", str(theirs.fileno())]
         try:
-            self._proc = subprocess.Popen(
-                [sys.executable, "-m", "ssddl.protocol.maskproc"],
+            self._proc = subprocess.Popen(  # noqa: S603 (this interpreter, this module)
+                args,
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL,
                 bufsize=0,
                 env=env,
+                pass_fds=(theirs.fileno(),) if theirs is not None else (),
             )
         except OSError as exc:
+            for end in (ours, theirs):
+                if end is not None:
+                    end.close()
             raise ShareError(f"cannot start the mask worker process: {exc.strerror}") from None
+        finally:
+            if theirs is not None:
+                theirs.close()  # the child has its own copy
         # from here on the child exists: ``close`` (or exit) stops it
         assert self._proc.stdin is not None and self._proc.stdout is not None
         self._stdout: BinaryIO = self._proc.stdout  # type: ignore[assignment]
@@ -142,11 +207,16 @@ class MaskProcess:
         self.pid = self._proc.pid
         self._stdin = self._proc.stdin.fileno()
         os.set_blocking(self._stdin, False)
-        self._lock = threading.RLock()  # the job table, the kept requests, the pipes
+        self._lock = threading.RLock()  # the job table, the kept requests, the pipes, the pool
         self._jobs: dict[int, MaskJob] = {}
         self._next = 1
         self._dead: str | None = None
         self._unsent = bytearray()  #: requests the input pipe did not take yet
+        self._fd_socket = ours  #: None: no shared segments, every mask comes through the pipe
+        self._pool: dict[int, deque[_Segment]] = {}  #: segments by size in bytes, oldest first
+        self._pool_bytes = 0
+        self._pool_count = 0
+        self._next_segment = 1
 
     def __repr__(self) -> str:
         return f"MaskProcess(pid={self.pid}, jobs={len(self._jobs)})"
@@ -155,28 +225,121 @@ class MaskProcess:
     def alive(self) -> bool:
         return self._dead is None and self._proc.poll() is None
 
+    @property
+    def shares_memory(self) -> bool:
+        """Whether masks come back on shared segments (else through the pipe)."""
+        return self._fd_socket is not None and self._dead is None
+
     def submit(
         self, out: np.ndarray, streams: Sequence[tuple[bytes, bytes, int]], cipher: StreamCipher
     ) -> MaskJob:
-        """Have the child build Σ sign · stream into ``out`` (1-D ring words)."""
+        """Have the child build Σ sign · stream into ``out`` (1-D ring words), sent back
+        through the pipe."""
         if out.ndim != 1 or out.dtype.itemsize not in WORD_TYPES or out.dtype.kind != "u":
             raise ShareError("the mask must be a 1-D array of uint32 or uint64 words")
+        return self._submit(out, streams, cipher, None)
+
+    def submit_shared(
+        self,
+        size: int,
+        dtype: np.dtype[np.unsignedinteger],
+        streams: Sequence[tuple[bytes, bytes, int]],
+        cipher: StreamCipher,
+    ) -> MaskJob | None:
+        """Have the child build the mask into a new ``size``-word array on a shared segment
+        (the job's ``out``); None when there are no shared segments or the pool is full."""
+        dtype = np.dtype(dtype)
+        if dtype.itemsize not in WORD_TYPES or dtype.kind != "u" or size < 1:
+            raise ShareError("the mask must be at least one uint32 or uint64 word")
+        with self._lock:
+            if not self.shares_memory:
+                return None
+            segment = self._segment(size * dtype.itemsize)
+            if segment is None:
+                return None
+            return self._submit(segment.raw.view(dtype), streams, cipher, segment)
+
+    def _submit(
+        self,
+        out: np.ndarray,
+        streams: Sequence[tuple[bytes, bytes, int]],
+        cipher: StreamCipher,
+        segment: _Segment | None,
+    ) -> MaskJob:
         if out.size >= 1 << 32 or len(streams) >= 1 << 16:
             raise ShareError("a mask for the worker process has < 2^32 words and < 2^16 streams")
         code = CIPHERS.index(cipher)
         streams_bytes = b"".join(
             STREAM.pack(key, nonce, 1 if sign == -1 else 0) for key, nonce, sign in streams
         )
+        where = segment.id if segment is not None else 0
         with self._lock:
             if self._dead is not None:
                 return MaskJob(None, 0, out, streams, cipher)  # built by the caller
             job = MaskJob(self, self._next, out, streams, cipher)
+            job.segment = where
             self._next += 1
             self._jobs[job.id] = job
-            head = REQUEST.pack(job.id, out.size, out.dtype.itemsize, code, len(streams))
+            head = KIND.pack(MASK) + REQUEST.pack(
+                job.id, out.size, out.dtype.itemsize, code, len(streams), where
+            )
             self._unsent += head + streams_bytes
             self._send()
         return job
+
+    def _segment(self, nbytes: int) -> _Segment | None:
+        """A free segment of ``nbytes`` from the pool, or a new one (None: no room)."""
+        same = self._pool.get(nbytes)
+        if same:
+            for _ in range(len(same)):  # the oldest first: the likeliest to be free again
+                segment = same[0]
+                same.rotate(-1)  # it goes last, used or not
+                if segment.free():
+                    return segment
+        while (
+            self._pool_bytes + nbytes > SHARED_MAX_BYTES or self._pool_count >= SHARED_MAX_SEGMENTS
+        ):
+            if not self._evict_one(keep=nbytes):
+                return None
+        assert self._fd_socket is not None
+        segment_id, self._next_segment = self._next_segment, self._next_segment + 1
+        try:
+            fd = os.memfd_create("ssddl-mask")
+        except OSError:
+            return None
+        try:
+            os.ftruncate(fd, nbytes)
+            mapping = mmap.mmap(fd, nbytes)
+            socket.send_fds(self._fd_socket, [b"s"], [fd])
+        except OSError as exc:
+            _log.warning("no shared segment for a mask (%s); masks come through the pipe", exc)
+            self._fd_socket.close()
+            self._fd_socket = None
+            return None
+        finally:
+            os.close(fd)
+        self._unsent += KIND.pack(MAP) + SEGMENT.pack(segment_id, nbytes)
+        segment = _Segment(segment_id, mapping)
+        self._pool.setdefault(nbytes, deque()).append(segment)
+        self._pool_bytes += nbytes
+        self._pool_count += 1
+        return segment
+
+    def _evict_one(self, *, keep: int) -> bool:
+        """Drop one free segment of another size than ``keep`` (the child unmaps it too)."""
+        for nbytes, segments in self._pool.items():
+            if nbytes == keep:
+                continue
+            for segment in segments:
+                if segment.free():
+                    segments.remove(segment)
+                    if not segments:
+                        del self._pool[nbytes]
+                    self._pool_bytes -= nbytes
+                    self._pool_count -= 1
+                    self._unsent += KIND.pack(UNMAP) + UNMAP_SEGMENT.pack(segment.id)
+                    return True  # this process's mapping goes with the last reference
+        return False
 
     def _send(self) -> None:
         """Write what the input pipe takes now, without blocking."""
@@ -192,7 +355,7 @@ class MaskProcess:
         """Send what is kept and read replies until ``job``'s has arrived (earlier ones go
         into their own arrays)."""
         with self._lock:
-            while not job._done:
+            while not job._done and job._owner is self:
                 if self._dead is not None:
                     self._lose_all()
                     break
@@ -216,13 +379,19 @@ class MaskProcess:
         if job is None:
             raise ValueError(f"a reply for unknown job {job_id}")
         if status == OK:
-            if _read_into(self._stdout, job.out) is None:
+            if not job.segment and _read_into(self._stdout, job.out) is None:
                 job.out.fill(0)
                 raise EOFError
+        elif job.segment:  # a segment the child could not map: build it here, pipe from now on
+            _read_reason(self._stdout)
+            if self._fd_socket is not None:
+                _log.warning("the mask worker could not use a shared segment; pipe from now on")
+                self._fd_socket.close()
+                self._fd_socket = None
+            job._owner = None
+            return
         else:
-            size = _read_exact(self._stdout, REASON.size)
-            reason = _read_exact(self._stdout, REASON.unpack(size)[0]) if size else None
-            text = reason.decode("ascii", "replace") if reason is not None else "no reason"
+            text = _read_reason(self._stdout)
             job._error = ShareError(f"the mask worker process refused a mask: {text}")
         job._finish()
 
@@ -251,6 +420,11 @@ class MaskProcess:
             self._unsent.clear()
             with contextlib.suppress(OSError):
                 self._proc.stdin.close()  # type: ignore[union-attr]
+            if self._fd_socket is not None:
+                self._fd_socket.close()
+                self._fd_socket = None
+            self._pool.clear()  # each mapping goes with the last array on it
+            self._pool_bytes = self._pool_count = 0
         try:
             self._proc.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -259,6 +433,12 @@ class MaskProcess:
         with contextlib.suppress(OSError):
             self._stdout.close()
         self._lose_all()
+
+
+def _read_reason(stream: BinaryIO) -> str:
+    size = _read_exact(stream, REASON.size)
+    reason = _read_exact(stream, REASON.unpack(size)[0]) if size else None
+    return reason.decode("ascii", "replace") if reason is not None else "no reason"
 
 
 def _read_exact(stream: BinaryIO, size: int) -> bytes | None:
@@ -340,33 +520,106 @@ atexit.register(shutdown)
 # -- the child ----------------------------------------------------------------------------
 
 
-def serve(stdin: BinaryIO, stdout: BinaryIO) -> int:
-    """The child's loop: build each requested mask and write it back, until end of input.
-    A request it cannot build is refused with a reason; a truncated one ends the loop."""
-    while (head := _read_exact(stdin, REQUEST.size)) is not None:
-        job_id, words, itemsize, cipher, count = REQUEST.unpack(head)
-        body = _read_exact(stdin, count * STREAM.size)
-        if body is None:
+def serve(stdin: BinaryIO, stdout: BinaryIO, fd_socket: socket.socket | None = None) -> int:
+    """The child's loop: build each requested mask and write it back (or into its shared
+    segment), until end of input. A request it cannot build is refused with a reason; a
+    truncated one ends the loop. ``fd_socket`` brings the descriptors of shared segments."""
+    segments: dict[int, mmap.mmap] = {}
+    try:
+        return _serve(stdin, stdout, fd_socket, segments)
+    finally:
+        for mapping in segments.values():
+            _close_mapping(mapping)
+
+
+def _close_mapping(mapping: mmap.mmap) -> None:
+    with contextlib.suppress(BufferError):  # an array still on it: unmapped with the array
+        mapping.close()
+
+
+def _serve(
+    stdin: BinaryIO,
+    stdout: BinaryIO,
+    fd_socket: socket.socket | None,
+    segments: dict[int, mmap.mmap],
+) -> int:
+    while (kind := _read_exact(stdin, KIND.size)) is not None:
+        if kind[0] == MAP:
+            head = _read_exact(stdin, SEGMENT.size)
+            if head is None:
+                return 1
+            _map_segment(fd_socket, segments, *SEGMENT.unpack(head))
+        elif kind[0] == UNMAP:
+            head = _read_exact(stdin, UNMAP_SEGMENT.size)
+            if head is None:
+                return 1
+            mapping = segments.pop(UNMAP_SEGMENT.unpack(head)[0], None)
+            if mapping is not None:
+                _close_mapping(mapping)
+        elif kind[0] != MASK:
+            return 1  # not a request of this framing: nothing after it can be trusted
+        elif (head := _read_exact(stdin, REQUEST.size)) is None:
+            return 0
+        elif not _build(REQUEST.unpack(head), stdin, stdout, segments):
             return 1
-        if itemsize not in WORD_TYPES or cipher >= len(CIPHERS) or words > MAX_WORDS:
-            _refuse(stdout, job_id, f"bad word size {itemsize}, cipher {cipher} or size {words}")
-            continue
-        streams = []
-        for key, nonce, subtract in STREAM.iter_unpack(body):
-            streams.append((key, nonce, -1 if subtract else 1))
-        try:
-            out = np.empty(words, dtype=WORD_TYPES[itemsize])
-            combine_keystreams(out, streams, cipher=CIPHERS[cipher], workers=1)
-        except Exception as exc:  # a refused request never ends the worker
-            _refuse(stdout, job_id, type(exc).__name__)
-            continue
-        stdout.write(REPLY.pack(job_id, OK))
+    return 0
+
+
+def _build(
+    request: tuple[int, ...], stdin: BinaryIO, stdout: BinaryIO, segments: dict[int, mmap.mmap]
+) -> bool:
+    """Build one requested mask and reply (or refuse it); False when its streams are cut."""
+    job_id, words, itemsize, cipher, count, where = request
+    body = _read_exact(stdin, count * STREAM.size)
+    if body is None:
+        return False
+    if itemsize not in WORD_TYPES or cipher >= len(CIPHERS) or words > MAX_WORDS:
+        _refuse(stdout, job_id, f"bad word size {itemsize}, cipher {cipher} or size {words}")
+        return True
+    mapping = segments.get(where) if where else None
+    if where and (mapping is None or len(mapping) != words * itemsize):
+        _refuse(stdout, job_id, f"segment {where} is not mapped at {words} words")
+        return True
+    streams = [(key, nonce, -1 if sub else 1) for key, nonce, sub in STREAM.iter_unpack(body)]
+    dtype = WORD_TYPES[itemsize]
+    try:
+        out = np.frombuffer(mapping, dtype) if mapping is not None else np.empty(words, dtype)
+        combine_keystreams(out, streams, cipher=CIPHERS[cipher], workers=1)
+    except Exception as exc:  # a refused request never ends the worker
+        _refuse(stdout, job_id, type(exc).__name__)
+        return True
+    stdout.write(REPLY.pack(job_id, OK))
+    if mapping is None:
         view = memoryview(out.data).cast("B")
         while view:
             view = view[stdout.write(view) or 0 :]
-        stdout.flush()
         out.fill(0)
-    return 0
+    stdout.flush()
+    return True  # ``out`` goes here: a segment is unmapped only without arrays on it
+
+
+def _map_segment(
+    fd_socket: socket.socket | None, segments: dict[int, mmap.mmap], where: int, nbytes: int
+) -> None:
+    """Map the segment whose descriptor waits on ``fd_socket`` (a mask into a segment that
+    could not be mapped is refused, and the parent builds it)."""
+    if fd_socket is None:
+        return
+    try:
+        _, fds, _, _ = socket.recv_fds(fd_socket, 1, 1)
+    except OSError:
+        return
+    for fd in fds:
+        try:
+            if where and nbytes and fd == fds[0]:
+                old = segments.pop(where, None)
+                if old is not None:
+                    _close_mapping(old)
+                segments[where] = mmap.mmap(fd, nbytes)
+        except (OSError, ValueError, OverflowError):
+            pass
+        finally:
+            os.close(fd)
 
 
 def _refuse(stdout: BinaryIO, job_id: int, reason: str) -> None:
@@ -375,6 +628,14 @@ def _refuse(stdout: BinaryIO, job_id: int, reason: str) -> None:
     stdout.flush()
 
 
-if __name__ == "__main__":
+def _main(argv: Sequence[str]) -> int:
+    fd_socket = None
+    if len(argv) == 2 and argv[0] == "--fd-socket" and argv[1].isdigit():
+        with contextlib.suppress(OSError):
+            fd_socket = socket.socket(fileno=int(argv[1]))
     with os.fdopen(0, "rb", buffering=0) as requests, os.fdopen(1, "wb", buffering=0) as replies:
-        raise SystemExit(serve(requests, replies))
+        return serve(requests, replies, fd_socket)
+
+
+if __name__ == "__main__":
+    raise SystemExit(_main(sys.argv[1:]))

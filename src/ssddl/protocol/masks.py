@@ -19,14 +19,18 @@ ahead of their round hold at most :data:`AHEAD_BUDGET_BYTES` process-wide.
 The worker is a thread by default, or a persistent child process
 (:mod:`ssddl.protocol.maskproc`) where the process lives long enough to keep one: a thread
 needs the GIL back between its short native calls and crawls while the main thread runs Python
-(see that module), a process does not, but its mask comes back through a pipe: one more copy,
-on the critical path. So ``process`` sends masks of up to :data:`PROCESS_MAX_BYTES` to the
-child and builds larger ones on the thread (their models train in long native calls that
-leave the GIL free: measured on the wide MLP, M = 994,570, the thread was 1.00-1.10x plain and
-the process 1.15-1.32x; at M = 85,002 the process won, one step per round 1.82x against
-2.05x, n = 100 3.2x against 4.2-5.1x). :func:`set_mask_worker` chooses for the process (the
-environment variable ``SSDDL_MASK_WORKER``, ``thread`` or ``process``, overrides every
-choice); the simulator runs with ``process``. Both build the same words.
+(see that module), a process does not. On Linux the child writes each mask straight into a
+shared-memory segment that the caller's array lies on (no copy, and no page faults once a
+segment is reused); there, masks of any size go to the process. Where segments are missing
+(or the pool is full) a mask comes back through a pipe, one more copy on the critical path,
+so only masks of up to :data:`PROCESS_MAX_BYTES` go that way and larger ones are built on the
+thread (through the pipe, measured on the wide MLP, M = 994,570: the thread was 1.00-1.10x
+plain and the process 1.15-1.32x; on segments the two are within the machine's noise,
+1.03-1.12x against 1.04-1.05x). At M = 85,002 the process wins: one step per round 1.82x
+against 2.05x, n = 100 3.2x against 4.2-5.1x; waiting for the ten masks of a round took
+1.6 ms through the pipe and 0.35 ms on segments. :func:`set_mask_worker` chooses for the
+process (the environment variable ``SSDDL_MASK_WORKER``, ``thread`` or ``process``, overrides
+every choice); the simulator runs with ``process``. Both build the same words.
 """
 
 from __future__ import annotations
@@ -175,7 +179,8 @@ _worker = _Worker()
 MaskWorker = Literal["thread", "process"]
 WORKER_ENV = "SSDDL_MASK_WORKER"
 _worker_kind: MaskWorker = "thread"
-#: with the ``process`` worker, larger masks are still built on the thread (see above)
+#: with the ``process`` worker and no shared segment, larger masks are still built on the
+#: thread (see above)
 PROCESS_MAX_BYTES = 1 << 20
 _no_process = False  #: set when a worker process could not start
 
@@ -366,23 +371,29 @@ def _submit(
     held: int = 0,
     budget: _Budget | None = None,
 ) -> PendingMask:
-    out = np.empty(size, dtype=dtype)
-    to_process = mask_worker() == "process" and out.nbytes <= PROCESS_MAX_BYTES
-    job = _process_job(out, streams, cipher) if to_process else None
+    job = _process_job(size, dtype, streams, cipher) if mask_worker() == "process" else None
     if job is None:
+        out = np.empty(size, dtype=dtype)
         job = _worker.get().submit(_combine_into, out, list(streams), cipher)
     return PendingMask(job, size, seed, cipher, held, budget)
 
 
-def _process_job(out: np.ndarray, streams: Sequence[Stream], cipher: StreamCipher) -> _Job | None:
-    """The mask on the worker process; None (use the thread) when no process can start."""
+def _process_job(
+    size: int, dtype: np.dtype[np.unsignedinteger], streams: Sequence[Stream], cipher: StreamCipher
+) -> _Job | None:
+    """The mask on the worker process: on a shared segment, else through the pipe up to
+    :data:`PROCESS_MAX_BYTES`; None (use the thread) when neither, or no process can start."""
     global _no_process
     if _no_process:
         return None
     from ssddl.protocol.maskproc import mask_process
 
     try:
-        return mask_process().submit(out, streams, cipher)
+        process = mask_process()
+        job = process.submit_shared(size, dtype, streams, cipher)
+        if job is None and size * np.dtype(dtype).itemsize <= PROCESS_MAX_BYTES:
+            job = process.submit(np.empty(size, dtype=dtype), streams, cipher)
+        return job
     except ShareError as exc:  # not tried again in this process
         _no_process = True
         _log.warning("%s; masks are built on a thread from now on", exc)
