@@ -8,13 +8,16 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 import ssddl.protocol.participant as participant_module
-from ssddl.exceptions import ShareError
-from ssddl.hazmat.codec import all_finite
+from ssddl.exceptions import ConfigurationError, NonFiniteError, ShareError
+from ssddl.hazmat.codec import FixedPoint, all_finite, encode
 from ssddl.hazmat.prg import StreamCipher, derive_nonce
 from ssddl.protocol import Participant, ProtocolConfig
 from ssddl.protocol.masks import combined_mask, start_mask
+from ssddl.protocol.participant import encode_nearest
 from ssddl.runtime.exchange import Driver, Frame
 from tests.protocol.helpers import make_session, synthetic_delta
 from tests.vectors import transcript
@@ -138,3 +141,66 @@ def test_a_message_to_many_recipients_is_encoded_once(monkeypatch):
     assert len(batch) == 4 and encoded == [0]
     assert all(frame.data is batch[0].data for frame in batch)
     assert sorted(frame.recipient for frame in batch) == [1, 2, 3, 4]
+
+
+# -- encoding in five passes a slice ------------------------------------------------------------
+
+
+def _reference_words(delta, codec, clip, weight):
+    """The words as encode_update wrote them before: clip δ at ±clip (np.clip, in δ's float
+    type, into float64), then ``encode`` with the weight."""
+    values = np.empty(delta.size, dtype=np.float64)
+    np.clip(delta, -clip, clip, out=values)
+    return encode(values, codec, weight=weight)
+
+
+_edges = st.sampled_from([0.0, -0.0, 0.5, -0.5, 1.5, 2.5, 1e-9, 1e30, -1e30, 3.4e38])
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    ring_bits=st.sampled_from([32, 64]),
+    frac_bits=st.integers(0, 62),
+    # 0.7 and 0.9 round down to float32, the others up: the clip bound is δ's type's
+    clip=st.sampled_from([0.1, 0.7, 0.9, 1.0, 3.7, 4.0, 1e-3, 1 / 3]),
+    weight=st.one_of(st.just(1.0), st.floats(1e-6, 1.0), st.sampled_from([1 / 3, 0.1, 0.999])),
+    dtype=st.sampled_from([np.float32, np.float64]),
+    data=st.data(),
+    slice_size=st.sampled_from([1, 3, 64]),
+)
+def test_encode_nearest_is_the_clip_then_encode_words(
+    ring_bits, frac_bits, clip, weight, dtype, data, slice_size
+):
+    frac_bits = min(frac_bits, ring_bits - 2)
+    try:
+        codec = FixedPoint(ring_bits=ring_bits, frac_bits=frac_bits, clip=clip)
+    except ConfigurationError:
+        assume(False)  # the codec's own range check refuses such a config
+    width = 32 if dtype is np.float32 else 64
+    reach = float(np.asarray(2 * clip, dtype=dtype))
+    inside = st.floats(-reach, reach, width=width)  # most values: rounding matters
+    anything = st.floats(allow_nan=False, allow_infinity=False, width=width)
+    near = st.sampled_from([clip, -clip, np.nextafter(clip, 0), np.nextafter(clip, 9)])
+    values = st.one_of(inside, inside, inside, anything, near, _edges)
+    delta = np.array(data.draw(st.lists(values, min_size=1, max_size=150)), dtype=dtype)
+    if not np.isfinite(delta).all():  # 3.4e38 and the like may overflow float32
+        return
+    expected = _reference_words(delta, codec, clip, weight)
+    x = np.empty(delta.size, dtype=codec.dtype)
+    encode_nearest(delta, codec, clip, weight, x, None, np.empty(slice_size))
+    assert np.array_equal(x, expected)
+    mask = np.arange(delta.size, dtype=codec.dtype) * codec.dtype.type(2654435761)
+    onto = mask.copy()
+    words = np.empty(slice_size, dtype=codec.dtype)
+    encode_nearest(delta, codec, clip, weight, onto, words, np.empty(slice_size))
+    assert np.array_equal(onto, mask + expected)  # mod Q
+
+
+def test_encode_nearest_refuses_what_encode_refuses():
+    codec = FixedPoint(ring_bits=32, frac_bits=16, clip=4.0)
+    x = np.zeros(3, dtype=np.uint32)
+    with pytest.raises(NonFiniteError, match="1 non-finite"):
+        encode_nearest(np.array([1.0, np.nan, 2.0]), codec, 4.0, 1.0, x, None, np.empty(2))
+    assert not x.any()  # nothing written before the check
+    with pytest.raises(ConfigurationError, match=r"weight must be a float in \(0, 1\]"):
+        encode_nearest(np.ones(3), codec, 4.0, 1.5, x, None, np.empty(2))

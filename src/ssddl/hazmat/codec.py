@@ -181,7 +181,9 @@ def all_finite(arr: np.ndarray) -> bool:
     return math.isfinite(float(arr.min())) and math.isfinite(float(arr.max()))
 
 
-def _check_finite(arr: np.ndarray, name: str) -> None:
+def check_finite(arr: np.ndarray, name: str) -> None:
+    """NonFiniteError naming ``name``, the count and the first index, unless every entry of
+    ``arr`` is finite."""
     if all_finite(arr):
         return
     finite = np.isfinite(arr)
@@ -239,7 +241,7 @@ def encode(
         raise ShareError(f"scratch must be a writeable float64 array of shape {x.shape}")
     if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 < weight <= 1:
         raise ConfigurationError("weight must be a float in (0, 1]")
-    _check_finite(x, "values")
+    check_finite(x, "values")
     # One float64 work array, worked on in place: this runs once per member and round.
     # clip(x·w, ±C)·2^f == clip(x·(w·2^f), ±C·2^f) exactly: scaling by 2^f is exact.
     work = np.empty_like(x) if scratch is None else scratch
