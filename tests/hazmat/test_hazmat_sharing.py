@@ -513,6 +513,77 @@ def test_field_polynomial_at_equals_python_integers(n, t, w):
         )
 
 
+def _horner_ints(coefficients, x):
+    """f(x) mod p word by word, in Python integers (the reference)."""
+    out = []
+    for k in range(coefficients[0].size):
+        value = 0
+        for c in reversed(coefficients):
+            value = (value * x + int(c[k])) % SHAMIR_PRIME
+        out.append(value)
+    return out
+
+
+_field_words = st.one_of(
+    st.integers(0, SHAMIR_PRIME - 1),
+    st.sampled_from([0, 1, SHAMIR_PRIME - 1, SHAMIR_PRIME - 2, (1 << 21) - 1, 1 << 42]),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    t=st.integers(1, 40),
+    w=st.integers(1, 40),  # both sides of the limb path's 32-word limit
+    data=st.data(),
+)
+def test_field_polynomial_at_is_horner_in_integers(t, w, data):
+    from ssddl.hazmat.sharing import field_polynomial_at
+
+    coefficients = [
+        np.array(data.draw(st.lists(_field_words, min_size=w, max_size=w)), dtype=np.uint64)
+        for _ in range(t)
+    ]
+    points = data.draw(
+        st.lists(
+            st.one_of(st.integers(1, 200), st.integers(1, SHAMIR_PRIME - 1)),
+            min_size=1,
+            max_size=12,
+            unique=True,
+        )
+    )
+    got = field_polynomial_at(coefficients, points)
+    assert got.dtype == np.uint64 and got.shape == (len(points), w)
+    assert [row.tolist() for row in got] == [_horner_ints(coefficients, x) for x in points]
+
+
+@pytest.mark.parametrize("t", [511, 512, 513])  # the limb path's exactness bound, and past it
+def test_field_polynomial_at_is_exact_at_the_largest_limbs(t):
+    from ssddl.hazmat.sharing import field_polynomial_at
+
+    top = SHAMIR_PRIME - 1  # every limb at its largest: 3t products near 2^42 per sum
+    coefficients = [np.full(3, top, dtype=np.uint64) for _ in range(t)]
+    points = [top, (1 << 61) - 3, (1 << 21) - 1]
+    got = field_polynomial_at(coefficients, points)
+    assert [row.tolist() for row in got] == [_horner_ints(coefficients, x) for x in points]
+
+
+def test_the_point_power_tables_stay_within_their_budget(monkeypatch):
+    from ssddl.hazmat import sharing
+
+    monkeypatch.setattr(sharing, "_POWER_CACHE_BYTES", 64 << 10)
+    sharing._power_cache.clear()
+    c = [np.ones(5, dtype=np.uint64)] * 20
+    for start in range(1, 400, 20):  # 20 tables of 20 points × 60 limbs (9.6 kB each)
+        expected = [_horner_ints(c, x) for x in range(start, start + 20)]
+        assert sharing.field_polynomial_at(c, list(range(start, start + 20))).tolist() == expected
+    held = sum(table.nbytes for table in sharing._power_cache.values())
+    assert 0 < held <= 64 << 10 and len(sharing._power_cache) < 20
+    big = sharing.field_polynomial_at([np.ones(1, dtype=np.uint64)] * 300, list(range(1, 200)))
+    assert big.shape == (199, 1)  # 1.4 MB: used, never kept
+    assert all(table.nbytes <= 16 << 10 for table in sharing._power_cache.values())
+    sharing._power_cache.clear()
+
+
 def test_field_polynomial_at_refuses_bad_input():
     from ssddl.hazmat.sharing import field_polynomial_at
 

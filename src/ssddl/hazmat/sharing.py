@@ -36,6 +36,8 @@ satisfy ``FixedPoint.check_capacity(n, modulus=SHAMIR_PRIME)``, their signed sum
 
 from __future__ import annotations
 
+import collections
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -428,15 +430,94 @@ def _add_inplace(a: np.ndarray, b: np.ndarray, scratch: _Scratch) -> None:
 _BLOCK = 1 << 14  # words per block: a few block-sized buffers stay in the L2 cache
 
 
-_SMALL_POLYNOMIAL = 512  #: up to this many point·coefficient words, Python ints are faster
+#: the largest threshold the limb-product path takes (its float sums stay exact, see below)
+_LIMB_MAX_TERMS = 512
+#: ... and the longest secrets (words) it takes: beyond, Horner's rule is faster
+_LIMB_MAX_WORDS = 32
+_LIMB_BITS = 21  #: three limbs of at most 21 bits hold a field element (61 bits)
+_LIMB_MASK = np.uint64((1 << _LIMB_BITS) - 1)
+_LIMB_OFFSETS = np.array([0, 21, 42], dtype=np.uint64)[:, None, None]
+#: 2^(21 s) ≡ 2^(21 s mod 61) (mod p = 2^61 − 1), s = 0 .. 4
+_FOLD_SHIFTS = np.array([0, 21, 42, 63 % 61, 84 % 61], dtype=np.uint64)[:, None]
+_FOLD_HIGH = np.uint64(61) - _FOLD_SHIFTS
+
+
+#: bytes of point-power tables kept between calls (the same members' points come back
+#: every round); the least recently used go first
+_POWER_CACHE_BYTES = 16 << 20
+_power_cache: collections.OrderedDict[tuple[tuple[int, ...], int], np.ndarray] = (
+    collections.OrderedDict()
+)
+_power_cache_lock = threading.Lock()
+
+
+def _power_limbs(xs: tuple[int, ...], terms: int) -> np.ndarray:
+    """Row j: the 21-bit limbs of xs[j]^0 .. xs[j]^(terms-1) mod p, as float64
+    [low limbs | middle limbs | high limbs] (n × 3·terms); kept for the next call."""
+    key = (xs, terms)
+    with _power_cache_lock:
+        table = _power_cache.get(key)
+        if table is not None:
+            _power_cache.move_to_end(key)
+            return table
+    table = _power_table(xs, terms)
+    if table.nbytes <= _POWER_CACHE_BYTES // 4:
+        with _power_cache_lock:
+            _power_cache[key] = table
+            held = sum(t.nbytes for t in _power_cache.values())
+            while held > _POWER_CACHE_BYTES:
+                held -= _power_cache.popitem(last=False)[1].nbytes
+    return table
+
+
+def _power_table(xs: tuple[int, ...], terms: int) -> np.ndarray:
+    rows = []
+    for x in xs:
+        value = 1
+        for _ in range(terms):
+            rows.append(value)
+            value = value * x % SHAMIR_PRIME
+    words = np.array(rows, dtype=np.uint64).reshape(len(xs), 1, terms)
+    limbs = ((words >> _LIMB_OFFSETS.reshape(1, 3, 1)) & _LIMB_MASK).astype(np.float64)
+    limbs = limbs.reshape(len(xs), 3 * terms)
+    limbs.flags.writeable = False
+    return limbs
+
+
+def _polynomial_by_limbs(checked: Sequence[np.ndarray], xs: Sequence[int]) -> np.ndarray:
+    """f(x) at every point as one matrix product of 21-bit limbs, exact in float64.
+
+    With c = Σ_a c_a 2^(21a) and x^k = Σ_b v_b 2^(21b) (limbs below 2^21),
+    f(x) = Σ_s 2^(21s) S_s with S_s = Σ_(a+b=s) Σ_k v_b[x, k] c_a[k]. One product of the
+    points' limbs (n × 3t) by the coefficients' limbs placed at a + b (3t × 5w) gives every
+    S_s: at most 3t terms below 2^42, so below 2^53 for t <= 512, and every float operation
+    is on integers that float64 holds exactly, whatever order the BLAS adds in. Then
+    2^(21s) ≡ 2^(21s mod 61) and y·2^k ≡ (y·2^k mod 2^61) + ⌊y·2^k / 2^61⌋ fold the five
+    sums into the field.
+    """
+    t, w = len(checked), checked[0].shape[0]
+    limbs = ((np.stack(checked)[None] >> _LIMB_OFFSETS) & _LIMB_MASK).astype(np.float64)
+    placed = np.zeros((3, t, 5, w), dtype=np.float64)  # [b, k, s, :] = c_(s-b)[k]
+    spread = limbs.transpose(1, 0, 2)  # k, a, :
+    for b in range(3):
+        placed[b, :, b : b + 3, :] = spread
+    sums = _power_limbs(tuple(xs), t) @ placed.reshape(3 * t, 5 * w)
+    exact = sums.astype(np.uint64).reshape(len(xs), 5, w)  # each < 2^53
+    terms = ((exact << _FOLD_SHIFTS) & _P) + (exact >> _FOLD_HIGH)  # < 2^61 + 2^42
+    total = terms.sum(axis=1, dtype=np.uint64)  # < 5 · (2^61 + 2^42) < 2^64
+    total = (total & _P) + (total >> _S61)  # < 2^61 + 3
+    return np.where(total >= _P, total - _P, total)
 
 
 def field_polynomial_at(coefficients: Sequence[np.ndarray], points: Sequence[int]) -> np.ndarray:
     """f(x) mod p at every point, f(x) = c_0 + c_1 x + ... + c_{t-1} x^{t-1} word by word.
 
     ``coefficients`` are t >= 1 field arrays of one shape (w,); the result has one row of w
-    field elements per point. Horner's rule runs on all points at once (2(t - 1) vector
-    operations, not O(n·t)): the share computation of many-point splits of short secrets.
+    field elements per point. For short secrets (up to 32 words, up to 512 coefficients) it
+    is one exact matrix product of 21-bit limbs (:func:`_polynomial_by_limbs`; the share
+    computation of many-point splits of seeds: 10 points and 6 coefficients of 5 words in
+    ~37 µs, 100 and 34 in ~140, against 77 and 900 before); otherwise Horner's rule on all
+    points at once (2(t − 1) vector operations, not O(n·t)).
     """
     if isinstance(coefficients, np.ndarray) or not isinstance(coefficients, Sequence):
         raise ShareError("coefficients must be a sequence of field arrays, c_0 first")
@@ -447,17 +528,12 @@ def field_polynomial_at(coefficients: Sequence[np.ndarray], points: Sequence[int
     if len(shape) != 1 or any(c.shape != shape for c in checked):
         raise ShareError("coefficients must be 1-D field arrays of one length")
     xs = _check_points(points)
-    if len(xs) * len(checked) * shape[0] <= _SMALL_POLYNOMIAL:  # numpy calls cost more
-        columns = [c.tolist() for c in checked]
-        rows = []
-        for x in xs:
-            row = columns[-1]
-            for addend in reversed(columns[:-1]):
-                row = [(r * x + a) % SHAMIR_PRIME for r, a in zip(row, addend, strict=True)]
-            rows.append(row)
-        return np.array(rows, dtype=np.uint64).reshape(len(xs), shape[0])
+    if not xs or shape[0] == 0:
+        return np.zeros((len(xs), shape[0]), dtype=np.uint64)
+    if len(checked) <= _LIMB_MAX_TERMS and shape[0] <= _LIMB_MAX_WORDS:
+        return _polynomial_by_limbs(checked, xs)
     column = np.array(xs, dtype=np.uint64)[:, None]
-    small = not xs or max(xs) < 1 << 31
+    small = max(xs) < 1 << 31
     values = np.broadcast_to(checked[-1], (len(xs), shape[0])).copy()
     for addend in reversed(checked[:-1]):
         if small:
