@@ -634,3 +634,8 @@ def test_lagrange_coefficients_equal_the_textbook_formula(points: list[int]) -> 
                 num, den = num * xm % P, den * (xm - xj) % P
         expected.append(num * pow(den, -1, P) % P)
     assert lagrange_coefficients_at_zero(points) == expected
+    # kept between calls (the same holders come back every round): a caller's edit of the
+    # list it got changes nothing for the next caller
+    again = lagrange_coefficients_at_zero(points)
+    again[0] = (again[0] + 1) % P
+    assert lagrange_coefficients_at_zero(points) == expected

@@ -37,6 +37,7 @@ satisfy ``FixedPoint.check_capacity(n, modulus=SHAMIR_PRIME)``, their signed sum
 from __future__ import annotations
 
 import collections
+import functools
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -337,6 +338,13 @@ def lagrange_coefficients_at_zero(points: Sequence[int]) -> list[int]:
     xs = _check_points(points)
     if not xs:
         raise ShareError("points is empty; interpolation needs at least one point")
+    return list(_lagrange_at_zero(tuple(xs)))
+
+
+@functools.lru_cache(maxsize=256)
+def _lagrange_at_zero(xs: tuple[int, ...]) -> tuple[int, ...]:
+    """:func:`lagrange_coefficients_at_zero` of checked points, kept for the next call: the
+    server rebuilds every member's seed each round from the same holders' points."""
     p = SHAMIR_PRIME
     product = 1  # prod_m x_m; then lambda_j = product / (x_j * prod_{m != j} (x_m - x_j))
     for xm in xs:
@@ -349,7 +357,7 @@ def lagrange_coefficients_at_zero(points: Sequence[int]) -> list[int]:
                 denominator = denominator * (xm - xj) % p
         denominators.append(denominator)
     inverses = _batch_inverse(denominators)
-    return [product * inverse % p for inverse in inverses]
+    return tuple(product * inverse % p for inverse in inverses)
 
 
 def _batch_inverse(values: Sequence[int]) -> list[int]:
