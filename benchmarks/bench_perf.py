@@ -382,6 +382,10 @@ def _render_he(rows: list[dict[str, Any]]) -> list[str]:
     ]
 
 
+def _spread(ratios: list[float] | None) -> str:
+    return f"{min(ratios):.2f}–{max(ratios):.2f}" if ratios else ""
+
+
 def render(payload: dict[str, Any], plots: list[str]) -> str:
     env = payload["environment"]
     lines = [
@@ -397,10 +401,24 @@ def render(payload: dict[str, Any], plots: list[str]) -> str:
         "## Round time against plain FedAvg",
         "",
         "Median over interleaved session pairs of median(round time, prg) / median(round time, "
-        "plain); the first round of every session is left out.",
+        "plain); the first round of every session is left out. *Pairs range*: the lowest and "
+        "highest of the pairs' ratios (how much the shared machine moved them); *× plain CPU*: "
+        "the same median of CPU time per round, the mask worker process's included.",
         "",
         markdown_table(
-            ["case", "mode", "n", "M", "× plain", "plain ms", "mode ms", "share ms", "pairs"],
+            [
+                "case",
+                "mode",
+                "n",
+                "M",
+                "× plain",
+                "pairs range",
+                "× plain CPU",
+                "plain ms",
+                "mode ms",
+                "share ms",
+                "pairs",
+            ],
             [
                 [
                     r["case"],
@@ -408,6 +426,8 @@ def render(payload: dict[str, Any], plots: list[str]) -> str:
                     r["participants"],
                     f"{r['model_size']:,}",
                     f"{r['ratio_median']:.3f}",
+                    _spread(r.get("ratios")),
+                    f"{r['cpu_ratio_median']:.3f}" if "cpu_ratio_median" in r else "",
                     f"{1e3 * r['plain_round_seconds']:.1f}",
                     f"{1e3 * r['mode_round_seconds']:.1f}",
                     f"{1e3 * r['share_seconds']:.2f}",
