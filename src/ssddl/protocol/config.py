@@ -15,6 +15,7 @@ here by name.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from dataclasses import dataclass
 from enum import Enum
@@ -429,6 +430,12 @@ class SessionParams:
         return self.threshold if self.threshold else self.group_size // 2 + 1
 
     def codec(self) -> FixedPoint:
+        """The session's fixed-point code (built once: the server checks every upload's
+        words against it)."""
+        return self._codec
+
+    @functools.cached_property
+    def _codec(self) -> FixedPoint:
         return FixedPoint(ring_bits=self.ring_bits, frac_bits=self.frac_bits, clip=self.clip)
 
     def config(self) -> ProtocolConfig:
