@@ -101,8 +101,9 @@ def encode_nearest(
     for start in range(0, delta.size, scratch.size):
         stop = min(start + scratch.size, delta.size)
         y = scratch[: stop - start]
+        y[...] = delta[start:stop]  # exact; a cast, then an in-place product, is the faster
         with np.errstate(over="ignore"):  # a finite δ beyond the clip may scale to ±inf
-            np.multiply(delta[start:stop], factor, out=y, dtype=np.float64)
+            np.multiply(y, factor, out=y)
         np.clip(y, -high, high, out=y)
         np.rint(y, out=y)
         # |y| <= clip · 2^frac < Q/2: an exact integer of the ring's signed type, whose
