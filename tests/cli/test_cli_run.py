@@ -162,9 +162,18 @@ def test_dropout_from_the_command_line(tmp_path, capsys):
     ] == summary["dropouts"]
 
 
+#: ``ssddl`` as a terminal starts it: Ctrl-C raises KeyboardInterrupt. A shell starts a
+#: background job (``cmd &``, e.g. a CI runner's) with SIGINT ignored, and a child inherits
+#: that; the CLI rightly keeps an ignored SIGINT ignored, so the test sets it back first.
+_CLI_WITH_CTRL_C = (
+    "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "from ssddl.cli import main; sys.exit(main())"
+)
+
+
 def _spawn(args: list[str]) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "ssddl.cli", "simulate", *args],
+        [sys.executable, "-c", _CLI_WITH_CTRL_C, "simulate", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
