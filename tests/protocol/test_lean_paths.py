@@ -13,11 +13,10 @@ from hypothesis import strategies as st
 
 import ssddl.protocol.participant as participant_module
 from ssddl.exceptions import ConfigurationError, NonFiniteError, ShareError
-from ssddl.hazmat.codec import FixedPoint, all_finite, encode
+from ssddl.hazmat.codec import FixedPoint, all_finite, encode, encode_clipped
 from ssddl.hazmat.prg import StreamCipher, derive_nonce
 from ssddl.protocol import Participant, ProtocolConfig
 from ssddl.protocol.masks import combined_mask, start_mask
-from ssddl.protocol.participant import encode_nearest
 from ssddl.runtime.exchange import Driver, Frame
 from tests.protocol.helpers import make_session, synthetic_delta
 from tests.vectors import transcript
@@ -168,7 +167,7 @@ _edges = st.sampled_from([0.0, -0.0, 0.5, -0.5, 1.5, 2.5, 1e-9, 1e30, -1e30, 3.4
     data=st.data(),
     slice_size=st.sampled_from([1, 3, 64]),
 )
-def test_encode_nearest_is_the_clip_then_encode_words(
+def test_encode_clipped_is_the_clip_then_encode_words(
     ring_bits, frac_bits, clip, weight, dtype, data, slice_size
 ):
     frac_bits = min(frac_bits, ring_bits - 2)
@@ -187,20 +186,20 @@ def test_encode_nearest_is_the_clip_then_encode_words(
         return
     expected = _reference_words(delta, codec, clip, weight)
     x = np.empty(delta.size, dtype=codec.dtype)
-    encode_nearest(delta, codec, clip, weight, x, None, np.empty(slice_size))
+    encode_clipped(delta, codec, clip, weight, x, None, np.empty(slice_size))
     assert np.array_equal(x, expected)
     mask = np.arange(delta.size, dtype=codec.dtype) * codec.dtype.type(2654435761)
     onto = mask.copy()
     words = np.empty(slice_size, dtype=codec.dtype)
-    encode_nearest(delta, codec, clip, weight, onto, words, np.empty(slice_size))
+    encode_clipped(delta, codec, clip, weight, onto, words, np.empty(slice_size))
     assert np.array_equal(onto, mask + expected)  # mod Q
 
 
-def test_encode_nearest_refuses_what_encode_refuses():
+def test_encode_clipped_refuses_what_encode_refuses():
     codec = FixedPoint(ring_bits=32, frac_bits=16, clip=4.0)
     x = np.zeros(3, dtype=np.uint32)
     with pytest.raises(NonFiniteError, match="1 non-finite"):
-        encode_nearest(np.array([1.0, np.nan, 2.0]), codec, 4.0, 1.0, x, None, np.empty(2))
+        encode_clipped(np.array([1.0, np.nan, 2.0]), codec, 4.0, 1.0, x, None, np.empty(2))
     assert not x.any()  # nothing written before the check
     with pytest.raises(ConfigurationError, match=r"weight must be a float in \(0, 1\]"):
-        encode_nearest(np.ones(3), codec, 4.0, 1.5, x, None, np.empty(2))
+        encode_clipped(np.ones(3), codec, 4.0, 1.5, x, None, np.empty(2))

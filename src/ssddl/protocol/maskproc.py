@@ -154,12 +154,12 @@ class MaskJob:
 class _Segment:
     """One shared-memory segment of the pool: its mapping and the bytes on it."""
 
-    __slots__ = ("id", "map", "raw")
+    __slots__ = ("id", "raw")
 
     def __init__(self, segment_id: int, mapping: mmap.mmap) -> None:
         self.id = segment_id
-        self.map = mapping
-        self.raw = np.frombuffer(mapping, dtype=np.uint8)  #: every array handed out views it
+        #: every array handed out views it; the mapping lives as long as an array on it
+        self.raw = np.frombuffer(mapping, dtype=np.uint8)
 
     def free(self) -> bool:
         return sys.getrefcount(self.raw) <= _FREE_REFS

@@ -30,7 +30,7 @@ from ssddl.exceptions import (
     UnexpectedMessage,
     UnknownSender,
 )
-from ssddl.hazmat.codec import FixedPoint, all_finite, check_finite, encode
+from ssddl.hazmat.codec import FixedPoint, all_finite, encode, encode_clipped
 from ssddl.hazmat.fsprng import ForwardSecurePRNG
 from ssddl.hazmat.keys import ExchangeKey, IdentityKey
 from ssddl.hazmat.rand import OsRandom, RandomSource
@@ -70,50 +70,6 @@ ENCODE_SLICE = 1 << 16
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 Handler = Callable[[Any], list[Message]]
-
-
-def encode_nearest(
-    delta: np.ndarray,
-    codec: FixedPoint,
-    clip: float,
-    weight: float,
-    x: np.ndarray,
-    words: np.ndarray | None,
-    scratch: np.ndarray,
-) -> None:
-    """The ring words of clip(δ, ±clip) · ``weight``, rounded to nearest, written into ``x``
-    (or, with ``words``, a slice-sized buffer, added onto ``x`` mod Q), ``scratch``-sized
-    slice by slice: the words of :func:`~ssddl.hazmat.codec.encode` of the clipped δ, in
-    five passes a slice instead of eight.
-
-    Clipping at ±clip (in δ's float type, as ``np.clip`` does) and then scaling by
-    f = weight · 2^frac equals scaling first and clipping at ±fl(clip · f), since rounding is
-    monotone; encode's own clip at ±codec.clip · 2^frac folds into the same bound. The finite
-    check runs once, on δ, before any word is written.
-    """
-    check_finite(delta, "values")
-    if isinstance(weight, bool) or not 0 < weight <= 1:
-        raise ConfigurationError("weight must be a float in (0, 1]")
-    factor = codec.scale * weight
-    bound = float(np.asarray(clip, dtype=delta.dtype))
-    high = min(bound * factor, codec.clip * codec.scale)
-    signed = np.dtype(np.int64 if codec.ring_bits == 64 else np.int32)
-    for start in range(0, delta.size, scratch.size):
-        stop = min(start + scratch.size, delta.size)
-        y = scratch[: stop - start]
-        y[...] = delta[start:stop]  # exact; a cast, then an in-place product, is the faster
-        with np.errstate(over="ignore"):  # a finite δ beyond the clip may scale to ±inf
-            np.multiply(y, factor, out=y)
-        np.clip(y, -high, high, out=y)
-        np.rint(y, out=y)
-        # |y| <= clip · 2^frac < Q/2: an exact integer of the ring's signed type, whose
-        # two's-complement bits are the ring word
-        if words is None:
-            np.copyto(x[start:stop].view(signed), y, casting="unsafe")
-        else:
-            part = words[: stop - start]
-            np.copyto(part.view(signed), y, casting="unsafe")
-            np.add(x[start:stop], part, out=x[start:stop])
 
 
 class Participant:
@@ -524,7 +480,7 @@ class Participant:
             self._scratch = np.empty(step, dtype=np.float64)  # reused every round
         words = np.empty(step, dtype=codec.dtype) if add else None
         if rng is None and delta.dtype in _FLOATS:
-            encode_nearest(delta, codec, params.clip, weight, x, words, self._scratch)
+            encode_clipped(delta, codec, params.clip, weight, x, words, self._scratch)
         else:
             for start in range(0, size, step):
                 stop = min(start + step, size)
