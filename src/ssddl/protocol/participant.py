@@ -126,7 +126,6 @@ class Participant:
         self.scheme_state: Any = None
         # -- per-message scratch, not state --
         self._scratch: np.ndarray | None = None  #: encode_update's float64 work slice
-        self._codec: tuple[SessionParams, FixedPoint] | None = None
         self._precomputed: PendingMask | None = None
         self._ahead: tuple[int, PendingMask] | None = None  #: (round, its mask built ahead)
         self._unused_seed: bytes | None = None  #: a seed drawn ahead for a round that never ran
@@ -457,10 +456,7 @@ class Participant:
     @property
     def codec(self) -> FixedPoint:
         """The session's fixed-point code (built once per session, not per round)."""
-        params = self.params
-        if self._codec is None or self._codec[0] is not params:
-            self._codec = (params, params.codec())
-        return self._codec[1]
+        return self.params.codec()
 
     def _encode_slices(
         self, delta: np.ndarray, count: int, codec: FixedPoint, x: np.ndarray, *, add: bool
