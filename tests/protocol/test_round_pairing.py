@@ -225,3 +225,30 @@ def test_the_server_sums_uploads_as_they_arrive_in_memory_independent_of_n():
     # O(M): the running sum plus the upload being added, whatever n (O(n·M) would be 8 MB)
     assert large_peak < 3 * vector
     assert large_peak < small_peak + vector / 2
+
+
+def test_the_server_holds_the_same_memory_after_many_rounds_as_after_one():
+    """Its history keeps the arrays (Σ x_i, the float change) of the latest round only: a long
+    session must not grow by M words a round (it kept 12 bytes an entry a round before)."""
+    words = 50_000
+    config = ProtocolConfig(rounds=10, max_samples=512, recovery="none")
+    session = make_session(config, n=4, size=words)
+    session.driver.init()
+    tracemalloc.start()  # before the first round: what rounds replace is traced too
+    try:
+        first = session.driver.round()
+        session.driver.round()
+        session.plaintexts.clear()  # the test's own record of every x_i
+        after_two = tracemalloc.get_traced_memory()[0]
+        for _ in range(7):
+            session.driver.round()
+            session.plaintexts.clear()
+        grown = tracemalloc.get_traced_memory()[0] - after_two
+    finally:
+        tracemalloc.stop()
+    assert grown < 4 * words  # one round's arrays are 12 · words bytes
+    history = session.server.history
+    assert [o.round for o in history] == list(range(9))
+    assert all(o.aggregate is None and o.update is None for o in history[:-1])
+    assert history[-1].aggregate is not None and history[-1].update.shape == (words,)
+    assert first.aggregate is not None  # what Driver.round returned keeps its arrays

@@ -328,12 +328,9 @@ def record_run(
     )
     driver = Driver(server, exchange)
     driver.init()
-    for _ in range(server.config.rounds):
-        driver.round()
+    outcomes = tuple(driver.round() for _ in range(server.config.rounds))
     driver.finish()
-    view = ServerView(
-        server.config, server.session_id, tuple(recorder.frames), tuple(server.history)
-    )
+    view = ServerView(server.config, server.session_id, tuple(recorder.frames), outcomes)
     return RecordedRun(
         server=view,
         states={p: dict(s) for p, s in recorder.states.items()},

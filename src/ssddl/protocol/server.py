@@ -76,7 +76,13 @@ class Envelope(NamedTuple):
 
 @dataclass(frozen=True)
 class RoundOutcome:
-    """What the server learned and did in one round (no participant's own values)."""
+    """What the server learned and did in one round (no participant's own values).
+
+    ``aggregate`` and ``update`` are M-sized: ``Server.history`` keeps them for its latest
+    round only (older entries carry ``None``), so a long session does not grow by M words a
+    round; a caller that wants every round's arrays keeps the outcomes ``Driver.round``
+    returns.
+    """
 
     round: int
     status: RoundStatus
@@ -145,8 +151,10 @@ class Server:
         self.stage = S.CREATED
         self.round = -1
         self.registered: tuple[int, ...] = ()
-        self.history: list[RoundOutcome] = []  #: the runtime's record; not protocol state
+        #: the runtime's record; not protocol state (arrays of the latest round only)
+        self.history: list[RoundOutcome] = []
         self._adverts: dict[int, KeyAdvert] = {}
+        self._model64: np.ndarray | None = None  # ParaUpdate's float64 model, reused
         self._graph_seed: bytes | None = None
         self.open = RoundState()
         self._checks: dict[MessageKind, Callable[[Any], None]] = {K.KEY_ADVERT: self._on_advert}
@@ -336,8 +344,12 @@ class Server:
         aggregate: np.ndarray | None,
     ) -> list[Envelope]:
         update = self._rule.change(summed, total, len(contributors))
-        new64 = self.weights.astype(np.float64)
-        new64 += self._rule.server_lr * update  # in place: one float64 temporary fewer
+        if self._model64 is None or self._model64.shape != self.weights.shape:
+            self._model64 = np.empty(self.weights.shape, dtype=np.float64)
+        new64 = self._model64  # w^r in float64 (exact), in the buffer of every round
+        np.copyto(new64, self.weights)
+        lr = self._rule.server_lr
+        new64 += update if lr == 1.0 else lr * update  # 1.0 · u is u: the same bits
         new = new64.astype(np.float32)
         if not all_finite(new):
             return self.abort("the update would make the model non-finite")
@@ -362,6 +374,8 @@ class Server:
         update: np.ndarray | None,
         reason: str,
     ) -> None:
+        if self.history:  # the previous round's arrays go: O(M) words, not O(rounds · M)
+            self.history[-1] = dataclasses.replace(self.history[-1], aggregate=None, update=None)
         self.history.append(
             RoundOutcome(
                 self.round,

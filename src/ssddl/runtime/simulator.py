@@ -112,7 +112,7 @@ class SimulationResult:
     model: nn.Module
     config: SessionParams  #: the resolved protocol configuration that ran
     history: list[RoundMetrics]
-    outcomes: list[RoundOutcome]
+    outcomes: list[RoundOutcome]  #: every round's, with its aggregate and update arrays
     rejections: list[Rejection]
     transport: InMemoryExchange  #: the exchange that carried every frame (its traffic log)
     model_size: int
@@ -338,9 +338,11 @@ def _simulate(
         server.round = hooks.resume.round  # the next start_round opens round resume.round + 1
     history: list[RoundMetrics] = []
     report_state = _StateReporter(hooks.on_state, driver, exchange, selection_rng, rounding_rngs)
+    outcomes: list[RoundOutcome] = []
     for _ in range(first, server.config.rounds):
         started = perf_counter()
         outcome = driver.round()
+        outcomes.append(outcome)
         elapsed = perf_counter() - started
         validated = (
             _validate(outcome, plaintexts.pop(outcome.round, {})) if config.validate else None
@@ -356,7 +358,7 @@ def _simulate(
         model=global_model,
         config=server.config,
         history=history,
-        outcomes=list(server.history),
+        outcomes=outcomes,
         rejections=list(driver.rejections),
         transport=exchange,
         model_size=int(initial.size),
