@@ -489,12 +489,13 @@ def run_deployment(specs: list[Spec], scratch: Path, limit: float) -> list[dict[
     return rows
 
 
-def _point(row: dict[str, Any]) -> tuple[int, int, float]:
-    return row["n"], row["m"], row.get("pull", 0.0)
+def _point(row: dict[str, Any]) -> tuple[int, int, float, int]:
+    return row["n"], row["m"], row.get("pull", 0.0), row.get("repeat", 0)
 
 
 def add_ratios(rows: list[dict[str, Any]]) -> None:
-    """Each row's ratios to FedAvg and SecAgg+ at the same point (N, M, pull interval)."""
+    """Each row's ratios to FedAvg and SecAgg+ at the same point (N, M, pull interval) and
+    in the same repeat: a ratio compares runs made one after the other."""
     base = {_point(r): r for r in rows if r["entry"] == "fedavg" and "error" not in r}
     for r in rows:
         plain = base.get(_point(r))
@@ -511,6 +512,36 @@ def add_ratios(rows: list[dict[str, Any]]) -> None:
         r["upload_vs_secagg"] = r["upload_bytes_per_client"] / other["upload_bytes_per_client"]
 
 
+_RATIOS = ("time_vs_fedavg", "time_vs_secagg", "upload_vs_fedavg", "upload_vs_secagg")
+
+
+def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (entry, N, M, pull) over its repeats (rows with ratios already added):
+    the median time per round and, for every ratio, the median of the repeats' ratios with
+    their range (``<ratio>_range``). Rows measured once come back as they are."""
+    groups: dict[tuple[str, int, int, float], list[dict[str, Any]]] = {}
+    for r in rows:
+        if "error" not in r:
+            groups.setdefault((r["entry"], *_point(r)[:3]), []).append(r)
+    out = []
+    for (entry, n, m, pull), group in groups.items():
+        if len(group) == 1:
+            out.append(group[0])
+            continue
+        row: dict[str, Any] = {"entry": entry, "n": n, "m": m, "pull": pull,
+                               "repeats": len(group)}  # fmt: skip
+        for key in ("round_seconds", "upload_bytes_per_client", "download_bytes_per_client"):
+            row[key] = statistics.median(r[key] for r in group)
+        for key in _RATIOS:
+            values = [r[key] for r in group if key in r]
+            if len(values) == len(group):
+                row[key] = statistics.median(values)
+                row[f"{key}_range"] = (min(values), max(values))
+        out.append(row)
+    failed = [r for r in rows if "error" in r]
+    return out + failed
+
+
 def _table(rows: list[dict[str, Any]]) -> str:
     headers = ["entry", "N", "M", "s / round", "× FedAvg", "× SecAgg+",
                "upload B / client / round", "× FedAvg", "× SecAgg+"]  # fmt: skip
@@ -521,7 +552,11 @@ def _table(rows: list[dict[str, Any]]) -> str:
             continue
 
         def ratio(key: str, row: dict[str, Any] = r) -> str:
-            return f"{row[key]:.2f}" if key in row else ""
+            if key not in row:
+                return ""
+            low, high = row.get(f"{key}_range", (row[key], row[key]))
+            spread = f" ({low:.2f}–{high:.2f})" if (low, high) != (row[key], row[key]) else ""
+            return f"{row[key]:.2f}{spread}"
 
         table.append([
             r["entry"], r["n"], f"{r['m']:,}", f"{r['round_seconds']:.3f}",
@@ -557,7 +592,7 @@ def render(rows: list[dict[str, Any]], rounds: int, engine: str = "simulation") 
             md += f"\n{_pull_text(pull)[0].upper()}{_pull_text(pull)[1:]}:\n"
         md += "\n" + _table([r for r in rows if r.get("pull", 0.0) == pull]) + "\n"
     buffer = io.StringIO()
-    fields = ["entry", "n", "m", "pull", "round_seconds", "mean_round_seconds", "load",
+    fields = ["entry", "n", "m", "pull", "repeats", "round_seconds", "mean_round_seconds", "load",
               "time_vs_fedavg", "time_vs_secagg", "upload_bytes_per_client", "upload_vs_fedavg",
               "upload_vs_secagg",
               "download_bytes_per_client", "rounds_measured", "wall_seconds", "error"]  # fmt: skip
@@ -576,15 +611,21 @@ def run_grid(
     limit: float,
     log: Callable[[str], None] = print,
     pull: float = 0.0,
+    repeats: int = 1,
 ) -> list[dict[str, Any]]:
-    """Every (M, N, entry) point on the simulation engine, entries interleaved per point."""
+    """Every (M, N, entry) point on the simulation engine, entries interleaved per point;
+    with ``repeats`` the whole set of entries runs that many times in turn (rows carry
+    ``repeat``), so that each repeat's ratios compare runs made side by side."""
     rows = []
     for m in ms:
         for n in ns:
-            for name in names:
-                row = run_point(Spec(name, n, m, rounds, pull=pull), scratch, limit)
-                log(json.dumps(row))
-                rows.append(row)
+            for repeat in range(repeats):
+                for name in names:
+                    row = run_point(Spec(name, n, m, rounds, pull=pull), scratch, limit)
+                    if repeats > 1:
+                        row["repeat"] = repeat
+                    log(json.dumps(row))
+                    rows.append(row)
     return rows
 
 
@@ -597,6 +638,9 @@ PERF_FULL = (FULL_N, FULL_M, 3)
 TARGET_POINT = (10, 1_000_000)
 FINE_PULL = 0.005
 TARGET_ROUNDS = 8
+#: the target point's entries run this many times in turn: one run's ratio moves by ±0.15
+#: with the shared machine, so the report gives the median of the repeats and their range
+TARGET_REPEATS = 3
 
 
 def target_headline(rows: list[dict[str, Any]]) -> dict[str, float]:
@@ -604,7 +648,7 @@ def target_headline(rows: list[dict[str, Any]]) -> dict[str, float]:
     rows were measured: SSDDL without recovery against FedAvg (time), SSDDL with double
     masking against SecAgg+ (time and upload bytes)."""
     n, m = TARGET_POINT
-    at = {r["entry"]: r for r in rows
+    at = {r["entry"]: r for r in summarize(rows)
           if (r["n"], r["m"], r.get("pull", 0.0)) == (n, m, FINE_PULL)}  # fmt: skip
     found = {}
     if "time_vs_fedavg" in at.get("ssddl-none", {}):
@@ -633,7 +677,7 @@ def perf_section(quick: bool, log: Callable[[str], None] = print) -> dict[str, A
         if not quick:
             n, m = TARGET_POINT
             target = run_grid((n,), (m,), list(entries()), TARGET_ROUNDS, Path(tmp), 900.0, log,
-                              pull=FINE_PULL)  # fmt: skip
+                              pull=FINE_PULL, repeats=TARGET_REPEATS)  # fmt: skip
     add_ratios(rows)
     add_ratios(target)
     md, _ = render(rows, rounds)
@@ -655,11 +699,13 @@ def perf_section(quick: bool, log: Callable[[str], None] = print) -> dict[str, A
             f"### The target point, N = {n}, M = {m:,}, with a {FINE_PULL * 1e3:g} ms grid pull",
             "",
             f"`python -m benchmarks.bench_flower --n {n} --m {m} --rounds {TARGET_ROUNDS} "
-            f"--pull-interval {FINE_PULL}`: the same entries with the in-memory grid pulling "
-            f"replies every {FINE_PULL * 1e3:g} ms instead of 0.1 s (every entry alike), so "
-            "that a round's time is its work rather than a whole number of pulls.",
+            f"--pull-interval {FINE_PULL} --repeat {TARGET_REPEATS}`: the same entries with "
+            f"the in-memory grid pulling replies every {FINE_PULL * 1e3:g} ms instead of 0.1 s "
+            "(every entry alike), so that a round's time is its work rather than a whole "
+            f"number of pulls; the entries run {TARGET_REPEATS} times in turn, and each ratio "
+            "is the median of the repeats' ratios (their range in brackets).",
             "",
-            _table(target),
+            _table(summarize(target)),
             "",
         ]
     return {"rows": rows + target, "rounds": rounds, "seconds": seconds, "lines": lines}
@@ -674,6 +720,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=float, default=900.0, help="seconds per point")
     parser.add_argument("--out", type=Path)
     parser.add_argument("--entry", action="append", help="run only these entries")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        metavar="K",
+        help="simulation engine: run every point's entries K times in turn and report the "
+        "median of the K ratios with their range (default 1)",
+    )
     parser.add_argument(
         "--pull-interval",
         type=float,
@@ -706,6 +760,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--pull-interval must be between 0 (Flower's default) and 1 second")
     if args.pull_interval and args.engine == "deployment":
         parser.error("--pull-interval applies to the simulation engine only")
+    if not 1 <= args.repeat <= 20:
+        parser.error("--repeat must be between 1 and 20")
+    if args.repeat > 1 and args.engine == "deployment":
+        parser.error("--repeat applies to the simulation engine only")
     deploy = args.engine == "deployment"
     default_n, default_m = (DEPLOY_N, DEPLOY_M) if deploy else (FULL_N, FULL_M)
     ns = tuple(args.n or (QUICK_N if args.quick and not deploy else default_n))
@@ -720,9 +778,9 @@ def main(argv: list[str] | None = None) -> int:
             rows += run_deployment(specs, Path(tmp), args.limit)
         if not deploy:
             rows = run_grid(ns, ms, names, args.rounds, Path(tmp), args.limit,
-                            pull=args.pull_interval)  # fmt: skip
+                            pull=args.pull_interval, repeats=args.repeat)  # fmt: skip
     add_ratios(rows)
-    md, table_csv = render(rows, args.rounds, args.engine)
+    md, table_csv = render(summarize(rows), args.rounds, args.engine)
     print(md)
     if args.out is not None:
         name = "bench_flower_deployment" if deploy else "bench_flower"

@@ -80,7 +80,8 @@ def test_ratios_and_the_deployment_table():
     md, csv_text = bench_flower.render(rows, 3, "deployment")
     assert "deployment engine" in md and "N=5: 5/3" in md
     assert "| ssddl-none | 5 | 100 | 0.210 | 1.05 | 0.21 |" in md
-    assert csv_text.splitlines()[0].startswith("entry,n,m,pull,round_seconds,mean_round_seconds,")
+    header = csv_text.splitlines()[0]
+    assert header.startswith("entry,n,m,pull,repeats,round_seconds,mean_round_seconds,")
 
 
 def test_points_with_another_pull_interval_are_never_compared():
@@ -131,20 +132,59 @@ def test_the_report_section_comes_from_the_grid_it_ran(monkeypatch):
 def test_the_full_report_measures_the_target_point_again_with_a_fine_pull(monkeypatch):
     calls = []
 
-    def grid(ns, ms, names, rounds, scratch, limit, log, pull=0.0):
-        calls.append((ns, ms, rounds, pull))
-        return [dict(r, n=ns[0], m=ms[0], pull=pull) for r in _rows()]
+    def grid(ns, ms, names, rounds, scratch, limit, log, pull=0.0, repeats=1):
+        calls.append((ns, ms, rounds, pull, repeats))
+        if repeats == 1:
+            return [dict(r, n=ns[0], m=ms[0], pull=pull) for r in _rows()]
+        return _repeated(repeats, n=ns[0], m=ms[0], pull=pull)
 
     monkeypatch.setattr(bench_flower, "run_grid", grid)
     section = bench_flower.perf_section(False, log=lambda m: None)
     (n, m), fine = bench_flower.TARGET_POINT, bench_flower.FINE_PULL
-    assert calls == [((5, 10, 20), (100_000, 1_000_000), 3, 0.0), ((n,), (m,), 8, fine)]
+    repeats = bench_flower.TARGET_REPEATS
+    assert calls == [
+        ((5, 10, 20), (100_000, 1_000_000), 3, 0.0, 1),
+        ((n,), (m,), 8, fine, repeats),
+    ]
     text = "\n".join(section["lines"])
-    assert f"--n {n} --m {m} --rounds 8 --pull-interval {fine}" in text
-    assert len(section["rows"]) == 8
-    assert bench_flower.target_headline(section["rows"])["flower_none_over_fedavg"] == (
-        pytest.approx(1.05)
-    )
+    assert f"--n {n} --m {m} --rounds 8 --pull-interval {fine} --repeat {repeats}" in text
+    assert len(section["rows"]) == 4 + 4 * repeats
+    # the median of the repeats' ratios (1.05, 1.25, 0.95, ...), not the ratio of medians
+    headline = bench_flower.target_headline(section["rows"])
+    assert headline["flower_none_over_fedavg"] == pytest.approx(1.05)
+    assert "| ssddl-none | 10 | 1,000,000 | 0.210 | 1.05 (0.95–1.31) |" in text
+
+
+def _repeated(repeats, **point):
+    """Repeats in which FedAvg takes 0.2, 0.16 and 0.22 s and ssddl-none 0.21 s throughout:
+    its per-repeat ratios 1.05, 1.3125, 0.9545 (median 1.05)."""
+    rows = []
+    for repeat in range(repeats):
+        for r in _rows():
+            row = dict(r, **point, repeat=repeat)
+            if r["entry"] == "fedavg":
+                row["round_seconds"] = (0.2, 0.16, 0.22)[repeat % 3]
+            rows.append(row)
+    bench_flower.add_ratios(rows)
+    return rows
+
+
+def test_repeats_pair_each_entry_with_fedavg_of_its_own_repeat():
+    rows = _repeated(3, n=5, m=100, pull=0.005)
+    none = [r["time_vs_fedavg"] for r in rows if r["entry"] == "ssddl-none"]
+    assert none == pytest.approx([1.05, 0.21 / 0.16, 0.21 / 0.22])
+    summary = {r["entry"]: r for r in bench_flower.summarize(rows)}
+    assert summary["ssddl-none"]["repeats"] == 3
+    assert summary["ssddl-none"]["time_vs_fedavg"] == pytest.approx(1.05)
+    assert summary["ssddl-none"]["time_vs_fedavg_range"] == pytest.approx((0.21 / 0.22, 1.3125))
+    assert summary["fedavg"]["round_seconds"] == pytest.approx(0.2)  # median of the repeats
+    assert summary["ssddl"]["time_vs_secagg"] == pytest.approx(0.4)
+    md, csv_text = bench_flower.render(bench_flower.summarize(rows), 8)
+    assert "| ssddl-none | 5 | 100 | 0.210 | 1.05 (0.95–1.31) | 0.21 |" in md
+    assert "| ssddl | 5 | 100 | 0.400 | 2.00 (1.82–2.50) | 0.40 |" in md
+    assert ",repeats," in csv_text.splitlines()[0]
+    failed = dict(rows[0], error="exit code 1")
+    assert bench_flower.summarize([failed])[-1]["error"] == "exit code 1"  # kept, not summed
 
 
 def test_without_flower_the_section_says_so(monkeypatch):
