@@ -4,6 +4,7 @@ bit-identical with either worker."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import os
@@ -332,22 +333,18 @@ def test_serve_never_raises_on_random_input(data):
 # -- choosing the worker ----------------------------------------------------------------------
 
 
-def test_the_worker_choice_is_checked_and_the_environment_wins(monkeypatch):
+def test_the_worker_choice_is_checked_and_the_environment_has_no_say(monkeypatch):
     with pytest.raises(ConfigurationError, match="'thread' or 'process'"):
         masks.set_mask_worker("fork")  # type: ignore[arg-type]
-    monkeypatch.setenv(masks.WORKER_ENV, "threads")
-    with pytest.raises(ConfigurationError, match="SSDDL_MASK_WORKER"):
-        masks.mask_worker()
-    monkeypatch.setenv(masks.WORKER_ENV, "thread")
-    with masks.using_mask_worker("process"):
-        assert masks.mask_worker() == "thread"
-    monkeypatch.delenv(masks.WORKER_ENV)
+    monkeypatch.setenv("SSDDL_MASK_WORKER", "thread")  # the switch of old: no env-var flags
     with masks.using_mask_worker("process"):
         assert masks.mask_worker() == "process"
     assert masks.mask_worker() == "thread"
+    with pytest.raises(ConfigurationError, match="mask_worker must be 'thread' or 'process'"):
+        SimulationConfig(mask_worker="fork")  # type: ignore[arg-type]
 
 
-def test_a_simulation_is_bit_identical_with_either_worker(monkeypatch):
+def test_a_simulation_is_bit_identical_with_either_worker():
     split = load_digits(seed=0)
     parts = partition(split.train.y, 4, "iid", rng=np.random.default_rng(0))
     datasets = [split.train.subset(p) for p in parts]
@@ -361,9 +358,9 @@ def test_a_simulation_is_bit_identical_with_either_worker(monkeypatch):
     weights = {}
     try:
         for kind in ("thread", "process"):
-            monkeypatch.setenv(masks.WORKER_ENV, kind)
+            chosen = dataclasses.replace(config, mask_worker=kind)
             with pytest.warns(UserWarning, match="insecure_crypto_seed"):
-                result = simulate(build_model("mlp", (64,), 10, seed=0), datasets, config)
+                result = simulate(build_model("mlp", (64,), 10, seed=0), datasets, chosen)
             assert [h.validated for h in result.history] == [True, True]
             assert (maskproc._process is not None) == (kind == "process")  # it was used
             if kind == "process" and maskproc.shared_segments_available():

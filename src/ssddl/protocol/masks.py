@@ -29,8 +29,8 @@ plain and the process 1.15-1.32x; on segments the two are within the machine's n
 1.03-1.12x against 1.04-1.05x). At M = 85,002 the process wins: one step per round 1.82x
 against 2.05x, n = 100 3.2x against 4.2-5.1x; waiting for the ten masks of a round took
 1.6 ms through the pipe and 0.35 ms on segments. :func:`set_mask_worker` chooses for the
-process (the environment variable ``SSDDL_MASK_WORKER``, ``thread`` or ``process``, overrides
-every choice); the simulator runs with ``process``. Both build the same words.
+process (a runtime's own choice: the simulator takes ``SimulationConfig.mask_worker``,
+``process`` by default). Both build the same words.
 """
 
 from __future__ import annotations
@@ -177,7 +177,6 @@ class _Worker:
 _worker = _Worker()
 
 MaskWorker = Literal["thread", "process"]
-WORKER_ENV = "SSDDL_MASK_WORKER"
 _worker_kind: MaskWorker = "thread"
 #: with the ``process`` worker and no shared segment, larger masks are still built on the
 #: thread (see above)
@@ -193,7 +192,7 @@ def _check_kind(kind: str, where: str) -> MaskWorker:
 
 def set_mask_worker(kind: MaskWorker) -> MaskWorker:
     """Build this process's masks on a background ``thread`` or in a child ``process``;
-    returns the previous choice. ``SSDDL_MASK_WORKER`` in the environment overrides it."""
+    returns the previous choice."""
     global _worker_kind
     previous, _worker_kind = _worker_kind, _check_kind(kind, "the mask worker")
     return previous
@@ -211,8 +210,7 @@ def using_mask_worker(kind: MaskWorker) -> Iterator[None]:
 
 def mask_worker() -> MaskWorker:
     """The worker that builds this process's next mask."""
-    chosen = os.environ.get(WORKER_ENV)
-    return _worker_kind if not chosen else _check_kind(chosen, WORKER_ENV)
+    return _worker_kind
 
 
 class _Job(Protocol):

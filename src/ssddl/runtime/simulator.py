@@ -30,7 +30,7 @@ from ssddl.learning.train import LocalTrainConfig, evaluate
 from ssddl.learning.vector import model_to_vector, vector_to_model
 from ssddl.protocol.config import ProtocolConfig, SessionParams
 from ssddl.protocol.localtrain import Trainer
-from ssddl.protocol.masks import using_mask_worker
+from ssddl.protocol.masks import MaskWorker, using_mask_worker
 from ssddl.protocol.messages import RoundStatus
 from ssddl.protocol.participant import Participant
 from ssddl.protocol.policy import ParticipantPolicy
@@ -68,6 +68,9 @@ class SimulationConfig:
     faults: tuple[Fault, ...] = ()  #: other injected faults (delay, drop, duplicate, reorder)
     validate: bool = False
     torch_threads: int | None = 1  #: small models train fastest on one thread; None = torch default
+    #: where members' masks are built: a child ``process`` (every member trains in this one
+    #: interpreter, where a mask thread would wait for the GIL) or a background ``thread``
+    mask_worker: MaskWorker = "process"
     insecure_crypto_seed: bytes | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -80,6 +83,10 @@ class SimulationConfig:
             raise ConfigurationError("insecure_crypto_seed must be 32 bytes (tests only)")
         if self.torch_threads is not None:
             check_int(self.torch_threads, "torch_threads", low=1)
+        if self.mask_worker not in ("thread", "process"):
+            raise ConfigurationError(
+                f"mask_worker must be 'thread' or 'process', got {self.mask_worker!r}"
+            )
 
 
 @dataclass(frozen=True)
@@ -261,8 +268,7 @@ def simulate(
         torch.set_num_threads(config.torch_threads)
     try:
         hooks = _Hooks(on_setup, on_state, resume, torch.device(device) if device else None)
-        # every member trains in this one interpreter: a mask thread would wait for the GIL
-        with using_mask_worker("process"):
+        with using_mask_worker(config.mask_worker):
             return _simulate(model, datasets, config, test, on_round, hooks)
     finally:
         torch.set_num_threads(previous_threads)
