@@ -1,14 +1,17 @@
 """Secure aggregation on Flower: Flower's SecAgg+, plain FedAvg and SSDDL through the same
 engine and the same harness.
 
-    python -m benchmarks.bench_flower [--quick] [--rounds R] [--pull-interval S] [--out DIR]
+    python -m benchmarks.bench_flower [--quick] [--rounds R] [--pull-interval S] [--repeat K]
+                                      [--out DIR]
     python -m benchmarks.bench_flower --engine deployment [--n 5] [--m 100000] [--out DIR]
     python -m benchmarks --only flower --quick
 
 ``--pull-interval S`` sets how often the simulation engine's in-memory grid pulls replies, for
 every entry alike. Flower's default is 0.1 s, so a round there takes a whole number of pulls
 and one late reply moves a short median by 0.1 s; ``ssddl bench`` measures the target point
-(N = 10, M = 10^6) again with a 5 ms pull and 8 rounds.
+(N = 10, M = 10^6) again with a 5 ms pull and 8 rounds, three times (``--repeat 3``: the
+entries run K times in turn; each ratio is the median of the K repeats' ratios, each against
+FedAvg of its own repeat, with their range).
 
 ``--engine deployment`` runs the same entries on Flower's deployment engine instead: a TLS
 SuperLink with SuperNode authentication and N SuperNodes on 127.0.0.1, started and stopped
