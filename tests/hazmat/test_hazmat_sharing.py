@@ -36,6 +36,7 @@ from ssddl.hazmat import (
     ring_sum,
     ring_to_field,
     shamir_reconstruct,
+    shamir_reconstruct_each,
     shamir_split,
 )
 
@@ -621,6 +622,65 @@ def test_the_small_reconstruction_path_equals_the_array_path(
         sharing_module.SMALL_WORDS = saved
     assert small.dtype == big.dtype == np.uint64 and small.shape == big.shape
     assert np.array_equal(small, big)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    secrets=st.integers(1, 6),
+    t=st.integers(1, 10),
+    extra=st.integers(0, 3),
+    size=st.integers(1, 8),
+    data=st.data(),
+)
+def test_reconstructing_each_secret_from_its_own_points_equals_one_call_per_secret(
+    secrets: int, t: int, extra: int, size: int, data: st.DataObject
+) -> None:
+    # any field values and any points per secret (the server's sparse case: every owner's
+    # holders differ); shares beyond the threshold are ignored, as by shamir_reconstruct
+    rows = field_array(
+        data.draw(
+            st.lists(field_ints, min_size=secrets * (t + extra) * size,
+                     max_size=secrets * (t + extra) * size)
+        )
+    ).reshape(secrets, t + extra, size)  # fmt: skip
+    points = [
+        data.draw(st.lists(st.integers(1, P - 1), min_size=t + extra, max_size=t + extra,
+                           unique=True))
+        for _ in range(secrets)
+    ]  # fmt: skip
+    got = shamir_reconstruct_each(rows, points, threshold=t)
+    assert got.dtype == np.uint64 and got.shape == (secrets, size)
+    for k in range(secrets):
+        one = shamir_reconstruct(list(rows[k]), points[k], threshold=t)
+        assert np.array_equal(got[k], one)
+
+
+def test_reconstructing_each_recovers_split_secrets_and_refuses_bad_input() -> None:
+    source = seeded("each")
+    secrets = [field_array([k, P - 1 - k, 7]) for k in range(4)]
+    rows, points = [], []
+    for k, secret in enumerate(secrets):
+        xs = [10 * k + j for j in range(1, 6)]  # a different point set per secret
+        shares = shamir_split(secret, threshold=3, points=xs, source=source)
+        rows.append(np.stack(shares[1:4]))  # any three of the five
+        points.append(xs[1:4])
+    got = shamir_reconstruct_each(np.stack(rows), points, threshold=3)
+    assert np.array_equal(got, np.stack(secrets))
+    stacked = np.stack(rows)
+    with pytest.raises(ShareError, match="3-D"):
+        shamir_reconstruct_each(stacked[0], points, threshold=3)
+    with pytest.raises(ShareError, match=">= p"):
+        shamir_reconstruct_each(stacked + np.uint64(P), points, threshold=3)
+    with pytest.raises(ShareError, match="4 secrets but 3 point"):
+        shamir_reconstruct_each(stacked, points[:3], threshold=3)
+    with pytest.raises(ShareError, match="threshold"):
+        shamir_reconstruct_each(stacked, points, threshold=4)
+    with pytest.raises(ShareError, match="duplicate"):
+        shamir_reconstruct_each(stacked, [*points[:3], [1, 1, 2]], threshold=3)
+    with pytest.raises(ShareError, match="points\\[1\\] has 2 points for 3 shares"):
+        shamir_reconstruct_each(stacked, [points[0], points[1][:2], *points[2:]], threshold=2)
+    with pytest.raises(ShareError, match="at most 64"):
+        shamir_reconstruct_each(np.zeros((1, 1, 65), dtype=np.uint64), [[1]], threshold=1)
 
 
 @settings(max_examples=100, deadline=None)

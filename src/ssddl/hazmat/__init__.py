@@ -57,6 +57,7 @@ from ssddl.hazmat.sharing import (
     lagrange_coefficients_at_zero,
     ring_to_field,
     shamir_reconstruct,
+    shamir_reconstruct_each,
     shamir_split,
 )
 
@@ -103,6 +104,7 @@ __all__ = [
     "ring_to_field",
     "seal",
     "shamir_reconstruct",
+    "shamir_reconstruct_each",
     "shamir_split",
     "share_associated_data",
     "sign_exchange_key",

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import collections
 import functools
+import operator
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -62,6 +63,7 @@ __all__ = [
     "lagrange_coefficients_at_zero",
     "ring_to_field",
     "shamir_reconstruct",
+    "shamir_reconstruct_each",
     "shamir_split",
 ]
 
@@ -636,3 +638,40 @@ def shamir_reconstruct(
             _mul_scalar_inplace(block, coefficient, scratch)
             _add_inplace(out, block, scratch)
     return total.reshape(shape)
+
+
+def shamir_reconstruct_each(
+    rows: np.ndarray, points: Sequence[Sequence[int]], *, threshold: int
+) -> np.ndarray:
+    """Many small secrets, each interpolated at 0 from its own points: ``rows[k, j]`` is the
+    share of secret k at ``points[k][j]``; returns one row of words per secret.
+
+    ``rows`` is a (secrets, shares, words) uint64 array with at most :data:`SMALL_WORDS`
+    words and at least ``threshold`` shares per secret (the first ``threshold`` are used).
+    The same words as :func:`shamir_reconstruct` secret by secret, checked once for all and
+    summed in Python integers: the server rebuilds every member's seed each round, and under
+    sparse pairing every member's holders differ.
+    """
+    if not isinstance(rows, np.ndarray) or rows.ndim != 3:
+        raise ShareError("rows must be a 3-D array: secrets x shares x words")
+    _check_field(rows, "rows")
+    secrets, available, size = rows.shape
+    if size > SMALL_WORDS:
+        raise ShareError(
+            f"rows holds secrets of {size} words; at most {SMALL_WORDS} here "
+            "(use shamir_reconstruct for long secrets)"
+        )
+    if isinstance(points, (str, bytes)) or not isinstance(points, Sequence):
+        raise ShareError("points must be a sequence of point sequences, one per secret")
+    if len(points) != secrets:
+        raise ShareError(f"got {secrets} secrets but {len(points)} point sequences")
+    t = _check_threshold(threshold, available)
+    out = []
+    for index, (secret, xs) in enumerate(zip(rows.tolist(), points, strict=True)):
+        if len(xs) != available:
+            raise ShareError(f"points[{index}] has {len(xs)} points for {available} shares")
+        lambdas = _lagrange_at_zero(tuple(_check_points(xs)[:t]))
+        # word by word: Σ_j λ_j · share_j[w] mod p (exact, in Python integers)
+        out.append([sum(map(operator.mul, lambdas, column)) % SHAMIR_PRIME
+                    for column in zip(*secret[:t], strict=True)])  # fmt: skip
+    return np.array(out, dtype=np.uint64).reshape(secrets, size)

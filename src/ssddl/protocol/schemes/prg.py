@@ -39,7 +39,7 @@ from ssddl.exceptions import (
 from ssddl.hazmat.keys import derive_key
 from ssddl.hazmat.prg import accumulate_keystream, derive_nonce
 from ssddl.hazmat.rand import RandomSource, random_below_rows
-from ssddl.hazmat.sharing import SHAMIR_PRIME, field_polynomial_at, shamir_reconstruct
+from ssddl.hazmat.sharing import SHAMIR_PRIME, field_polynomial_at, shamir_reconstruct_each
 from ssddl.protocol.config import Recovery, SessionParams
 from ssddl.protocol.consistency import answer_request, check_partition, check_signed
 from ssddl.protocol.masks import (
@@ -665,9 +665,9 @@ def _close_unmask(server: Server) -> list[Envelope]:
             f"members {missing} vanished while unmasking; their pair keys with the members "
             f"that did not upload are needed"
         )
-    shares: dict[int, list[tuple[int, np.ndarray]]] = {p: [] for p in data.included}
+    shares: dict[int, list[tuple[int, list[int]]]] = {p: [] for p in data.included}
     for holder, response in responses.items():
-        rows = _shares_from_bytes(response.seed_shares, response.share_owners)
+        rows = _shares_from_bytes(response.seed_shares, response.share_owners).tolist()
         for owner, row in zip(response.share_owners, rows, strict=True):
             shares[owner].append((holder, row))
     short = [p for p, got in shares.items() if len(got) < params.threshold]
@@ -703,21 +703,17 @@ def _without_self_masks(
 
 
 def _reconstruct_seeds(
-    shares: Mapping[int, list[tuple[int, np.ndarray]]], threshold: int
+    shares: Mapping[int, list[tuple[int, list[int]]]], threshold: int
 ) -> dict[int, np.ndarray]:
-    """Each owner's seed words from its first ``threshold`` shares. Owners whose shares came
-    from the same holders are reconstructed together (one set of Lagrange coefficients)."""
-    batches: dict[tuple[int, ...], list[int]] = {}
-    for owner, got in shares.items():
-        batches.setdefault(tuple(holder for holder, _ in got[:threshold]), []).append(owner)
-    seeds: dict[int, np.ndarray] = {}
-    for points, owners in batches.items():
-        stacked = [
-            np.stack([shares[owner][index][1] for owner in owners]) for index in range(threshold)
-        ]
-        words = shamir_reconstruct(stacked, points, threshold=threshold)
-        seeds |= dict(zip(owners, words, strict=True))
-    return seeds
+    """Each owner's seed words from its first ``threshold`` shares (as (holder, words)), all
+    owners in one call: under sparse pairing every owner's holders differ."""
+    owners = list(shares)
+    rows = np.array(
+        [[words for _, words in shares[owner][:threshold]] for owner in owners], dtype=np.uint64
+    ).reshape(len(owners), threshold, SEED_WORDS)
+    points = [[holder for holder, _ in shares[owner][:threshold]] for owner in owners]
+    seeds = shamir_reconstruct_each(rows, points, threshold=threshold)
+    return dict(zip(owners, seeds, strict=True))
 
 
 def _close_reveals(server: Server) -> list[Envelope]:
