@@ -486,6 +486,39 @@ def test_shamir_reconstruct_errors() -> None:
         lagrange_coefficients_at_zero([])
 
 
+@pytest.mark.parametrize(("t", "w"), [(1, 5), (6, 5), (29, 5), (4, 300)])
+def test_field_polynomial_at_takes_the_coefficients_as_one_matrix_too(t, w):
+    from ssddl.hazmat.sharing import field_polynomial_at
+
+    rng = np.random.default_rng([t, w])
+    matrix = rng.integers(0, SHAMIR_PRIME, size=(t, w), dtype=np.uint64)
+    points = [3, 5, 1 << 40]
+    assert np.array_equal(
+        field_polynomial_at(matrix, points), field_polynomial_at(list(matrix), points)
+    )
+
+
+def test_field_polynomial_at_names_the_bad_coefficient():
+    from ssddl.hazmat.sharing import field_polynomial_at
+
+    good = [field_array([1, 2]), field_array([3, 4]), field_array([5, 6])]
+    bad = [good[0], field_array([7, P]), good[2]]
+    with pytest.raises(ShareError, match=r"coefficients\[1\] holds 1 value\(s\) >= p"):
+        field_polynomial_at(bad, [1, 2])
+    with pytest.raises(ShareError, match=r"coefficients\[2\] must be a numpy uint64 array"):
+        field_polynomial_at([*good[:2], np.array([5, 6], dtype=np.int64)], [1, 2])
+    with pytest.raises(ShareError, match="1-D field arrays of one length"):
+        field_polynomial_at([good[0], field_array([1, 2, 3])], [1, 2])
+    with pytest.raises(ShareError, match="empty"):
+        field_polynomial_at([], [1, 2])
+    with pytest.raises(ShareError, match="empty"):
+        field_polynomial_at(np.zeros((0, 5), dtype=np.uint64), [1, 2])
+    with pytest.raises(ShareError, match="2-D"):
+        field_polynomial_at(field_array([1, 2]), [1, 2])
+    with pytest.raises(ShareError, match=">= p"):
+        field_polynomial_at(np.stack(bad), [1, 2])
+
+
 @pytest.mark.parametrize(
     ("n", "t", "w"), [(1, 1, 5), (3, 2, 5), (10, 6, 5), (40, 21, 5), (7, 4, 300)]
 )

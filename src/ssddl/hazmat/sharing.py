@@ -494,7 +494,7 @@ def _power_table(xs: tuple[int, ...], terms: int) -> np.ndarray:
     return limbs
 
 
-def _polynomial_by_limbs(checked: Sequence[np.ndarray], xs: Sequence[int]) -> np.ndarray:
+def _polynomial_by_limbs(checked: np.ndarray, xs: Sequence[int]) -> np.ndarray:
     """f(x) at every point as one matrix product of 21-bit limbs, exact in float64.
 
     With c = Σ_a c_a 2^(21a) and x^k = Σ_b v_b 2^(21b) (limbs below 2^21),
@@ -505,8 +505,8 @@ def _polynomial_by_limbs(checked: Sequence[np.ndarray], xs: Sequence[int]) -> np
     2^(21s) ≡ 2^(21s mod 61) and y·2^k ≡ (y·2^k mod 2^61) + ⌊y·2^k / 2^61⌋ fold the five
     sums into the field.
     """
-    t, w = len(checked), checked[0].shape[0]
-    limbs = ((np.stack(checked)[None] >> _LIMB_OFFSETS) & _LIMB_MASK).astype(np.float64)
+    t, w = checked.shape  # the coefficients c_0 .. c_(t-1), one row each
+    limbs = ((checked[None] >> _LIMB_OFFSETS) & _LIMB_MASK).astype(np.float64)
     placed = np.zeros((3, t, 5, w), dtype=np.float64)  # [b, k, s, :] = c_(s-b)[k]
     spread = limbs.transpose(1, 0, 2)  # k, a, :
     for b in range(3):
@@ -519,29 +519,53 @@ def _polynomial_by_limbs(checked: Sequence[np.ndarray], xs: Sequence[int]) -> np
     return np.where(total >= _P, total - _P, total)
 
 
-def field_polynomial_at(coefficients: Sequence[np.ndarray], points: Sequence[int]) -> np.ndarray:
+def _stack_coefficients(coefficients: Any) -> np.ndarray:
+    """Field arrays of one 1-D shape, c_0 first, as one t × w matrix, checked in one pass."""
+    if not isinstance(coefficients, Sequence):
+        raise ShareError("coefficients must be a sequence of field arrays, c_0 first")
+    if not coefficients:
+        raise ShareError("coefficients is empty: a polynomial needs at least c_0")
+    for index, c in enumerate(coefficients):
+        if not isinstance(c, np.ndarray) or c.dtype != np.dtype(np.uint64):
+            _check_field(c, f"coefficients[{index}]")  # raises, naming the coefficient
+    shape = coefficients[0].shape
+    if len(shape) != 1 or any(c.shape != shape for c in coefficients):
+        raise ShareError("coefficients must be 1-D field arrays of one length")
+    stacked = np.stack(coefficients)  # one range check for all, not one per array
+    if (stacked >= _P).any():
+        for index, c in enumerate(coefficients):
+            _check_field(c, f"coefficients[{index}]")  # raises, naming the first too large
+    return stacked
+
+
+def field_polynomial_at(
+    coefficients: Sequence[np.ndarray] | np.ndarray, points: Sequence[int]
+) -> np.ndarray:
     """f(x) mod p at every point, f(x) = c_0 + c_1 x + ... + c_{t-1} x^{t-1} word by word.
 
-    ``coefficients`` are t >= 1 field arrays of one shape (w,); the result has one row of w
-    field elements per point. For short secrets (up to 32 words, up to 512 coefficients) it
-    is one exact matrix product of 21-bit limbs (:func:`_polynomial_by_limbs`; the share
+    ``coefficients`` are t >= 1 field arrays of one shape (w,), or one t × w field array
+    (row k is c_k); the result has one row of w field elements per point. For short secrets
+    (up to 32 words, up to 512 coefficients) it is one exact matrix product of 21-bit limbs
+    (:func:`_polynomial_by_limbs`; the share
     computation of many-point splits of seeds: 10 points and 6 coefficients of 5 words in
     ~37 µs, 100 and 34 in ~140, against 77 and 900 before); otherwise Horner's rule on all
     points at once (2(t − 1) vector operations, not O(n·t)).
     """
-    if isinstance(coefficients, np.ndarray) or not isinstance(coefficients, Sequence):
-        raise ShareError("coefficients must be a sequence of field arrays, c_0 first")
-    if not coefficients:
-        raise ShareError("coefficients is empty: a polynomial needs at least c_0")
-    checked = [_check_field(c, f"coefficients[{i}]") for i, c in enumerate(coefficients)]
-    shape = checked[0].shape
-    if len(shape) != 1 or any(c.shape != shape for c in checked):
-        raise ShareError("coefficients must be 1-D field arrays of one length")
+    if isinstance(coefficients, np.ndarray):  # already the t × w matrix, c_0 first
+        if coefficients.ndim != 2:
+            raise ShareError("coefficients given as one array must be 2-D: t rows of w words")
+        stacked = _check_field(coefficients, "coefficients")
+        if not stacked.shape[0]:
+            raise ShareError("coefficients is empty: a polynomial needs at least c_0")
+    else:
+        stacked = _stack_coefficients(coefficients)
+    shape = stacked.shape[1:]
     xs = _check_points(points)
     if not xs or shape[0] == 0:
         return np.zeros((len(xs), shape[0]), dtype=np.uint64)
-    if len(checked) <= _LIMB_MAX_TERMS and shape[0] <= _LIMB_MAX_WORDS:
-        return _polynomial_by_limbs(checked, xs)
+    if stacked.shape[0] <= _LIMB_MAX_TERMS and shape[0] <= _LIMB_MAX_WORDS:
+        return _polynomial_by_limbs(stacked, xs)
+    checked = list(stacked)
     column = np.array(xs, dtype=np.uint64)[:, None]
     small = max(xs) < 1 << 31
     values = np.broadcast_to(checked[-1], (len(xs), shape[0])).copy()

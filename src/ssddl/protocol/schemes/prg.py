@@ -120,8 +120,12 @@ def split_seed(
         raise ConfigurationError(
             f"threshold must satisfy 1 <= threshold <= group size ({len(points)}); got {threshold}"
         )
-    coefficients = random_below_rows(source, threshold - 1, SEED_WORDS, SHAMIR_PRIME)
-    return list(field_polynomial_at([seed_to_field(seed), *coefficients], points))
+    coefficients = np.empty((threshold, SEED_WORDS), dtype=np.uint64)  # c_0 = the seed
+    coefficients[0] = seed_to_field(seed)
+    drawn = random_below_rows(source, threshold - 1, SEED_WORDS, SHAMIR_PRIME)
+    if threshold > 1:
+        coefficients[1:] = drawn
+    return list(field_polynomial_at(coefficients, points))
 
 
 def _share_bytes(share: np.ndarray) -> bytes:
