@@ -94,6 +94,24 @@ def test_every_truncation_is_refused(message):
             m.decode_message(data[:cut])
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    blobs=st.lists(st.binary(max_size=70), min_size=1, max_size=12),
+    data=st.data(),
+)
+def test_blob_lists_round_trip_and_a_cut_names_the_blob_field(blobs, data):
+    receivers = tuple(range(2, 2 + len(blobs)))
+    msg = m.MaskedUpload(SID, 7, 1, np.zeros(3, dtype=np.uint32), receivers, tuple(blobs))
+    frame = msg.encode()
+    back = m.decode_message(frame)
+    assert back.seed_shares == tuple(blobs) and back.receivers == receivers
+    assert all(type(v) is int for v in back.receivers)
+    start = len(frame) - sum(4 + len(b) for b in blobs)  # the blobs close the frame
+    cut = data.draw(st.integers(start, len(frame) - 1))
+    with pytest.raises(MalformedMessage, match=r"field 'seed_shares'"):
+        m.decode_message(frame[:cut])
+
+
 @pytest.mark.parametrize("message", examples(), ids=lambda x: type(x).__name__)
 def test_trailing_bytes_are_refused(message):
     with pytest.raises(MalformedMessage, match="trailing"):

@@ -119,6 +119,23 @@ class _Reader:
         self.pos += n
         return chunk
 
+    def _blobs(self, count: int, name: str) -> tuple[bytes, ...]:
+        """``count`` length-prefixed byte strings (a round's sealed shares: dozens a message),
+        read in one loop; a short frame raises as :meth:`take` does."""
+        view, pos, end = self.view, self.pos, len(self.view)
+        out = []
+        for _ in range(count):
+            if pos + 4 <= end:
+                size = _U32.unpack_from(view, pos)[0]
+                if pos + 4 + size <= end:
+                    out.append(bytes(view[pos + 4 : pos + 4 + size]))
+                    pos += 4 + size
+                    continue
+            self.pos = pos  # then the same error as one field at a time
+            self.take(self.u32(name), name)
+        self.pos = pos
+        return tuple(out)
+
     def u32(self, what: str) -> int:
         return int(_U32.unpack(self.take(4, what))[0])
 
@@ -138,12 +155,12 @@ class _Reader:
         if kind is FieldType.IDS:
             count = self.u32(name)
             raw = self.take(8 * count, name)
-            return tuple(int(v) for v in np.frombuffer(raw, dtype="<u8"))
+            return tuple(np.frombuffer(raw, dtype="<u8").tolist())  # Python ints
         if kind is FieldType.BLOBS:
             count = self.u32(name)
             if count > len(self.view) - self.pos:
                 raise MalformedMessage(f"field {name!r} claims {count} entries; too few bytes")
-            return tuple(bytes(self.take(self.u32(name), name)) for _ in range(count))
+            return self._blobs(count, name)
         code = self.take(1, name)[0]
         dtype = _CODE_DTYPES.get(code)
         if dtype is None:
