@@ -313,6 +313,25 @@ def test_checkpoint_weights_are_plain_npy(tmp_path):
     assert weights.dtype == np.float32 and state["round"] == 1
 
 
+def test_a_command_line_run_keeps_no_round_arrays_in_memory(tmp_path, monkeypatch):
+    # its results go to files: the simulator must not hold every round's aggregate and update
+    import ssddl.experiments.run as run_module
+
+    seen = []
+    real = run_module.simulate
+
+    def recording(model, datasets, config, **kwargs):
+        result = real(model, datasets, config, **kwargs)
+        seen.append((config, result.outcomes))
+        return result
+
+    monkeypatch.setattr(run_module, "simulate", recording)
+    assert main(["simulate", *TINY, "--rounds", "3", "--out", str(tmp_path)]) == 0
+    [(config, outcomes)] = seen
+    assert config.keep_round_arrays is False
+    assert [o.update is None for o in outcomes] == [True, True, False]
+
+
 def test_a_long_setup_is_announced_before_it_starts():
     from ssddl.cli import _setup_warning
     from ssddl.experiments.config import ExperimentConfig

@@ -141,3 +141,20 @@ def test_top_level_api_in_a_few_lines(digits):
     assert len(result.history) == 2
     assert result.history[-1].accuracy > 0.5
     assert result.summary()["mode"] == "prg"
+
+
+def test_a_run_that_keeps_no_round_arrays_holds_the_last_rounds_only(digits):
+    # what `ssddl simulate` runs with (its results go to files): the outcomes keep counts and
+    # status every round, the M-sized aggregate and update of the last round only
+    kept = run(Mode.PRG, digits, rounds=4)
+    lean = run(Mode.PRG, digits, rounds=4, keep_round_arrays=False)
+    assert all(o.aggregate is not None and o.update is not None for o in kept.outcomes)
+    assert [o.aggregate is None for o in lean.outcomes] == [True, True, True, False]
+    assert all(o.update is None for o in lean.outcomes[:-1])
+    assert [h.validated for h in lean.history] == [True] * 4  # every round still checked
+    assert np.array_equal(lean.outcomes[-1].aggregate, kept.outcomes[-1].aggregate)
+    assert [(o.contributors, o.total_samples) for o in lean.outcomes] == [
+        (o.contributors, o.total_samples) for o in kept.outcomes
+    ]
+    with pytest.raises(ConfigurationError, match="keep_round_arrays"):
+        SimulationConfig(keep_round_arrays="no")  # type: ignore[arg-type]

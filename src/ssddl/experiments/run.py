@@ -611,7 +611,7 @@ def run_in_directory(
         simulate(
             prep.model,
             prep.datasets,
-            prep.sim,
+            dataclasses.replace(prep.sim, keep_round_arrays=False),  # results go to files
             test=prep.split.test,
             on_round=round_done,
             on_setup=on_setup,

@@ -71,6 +71,9 @@ class SimulationConfig:
     #: where members' masks are built: a child ``process`` (every member trains in this one
     #: interpreter, where a mask thread would wait for the GIL) or a background ``thread``
     mask_worker: MaskWorker = "process"
+    #: keep every round's aggregate and update in ``SimulationResult.outcomes`` (False: the
+    #: last round's only, so a long run holds O(M) of them, not 12 bytes an entry a round)
+    keep_round_arrays: bool = True
     insecure_crypto_seed: bytes | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -83,6 +86,8 @@ class SimulationConfig:
             raise ConfigurationError("insecure_crypto_seed must be 32 bytes (tests only)")
         if self.torch_threads is not None:
             check_int(self.torch_threads, "torch_threads", low=1)
+        if not isinstance(self.keep_round_arrays, bool):
+            raise ConfigurationError("keep_round_arrays must be True or False")
         if self.mask_worker not in ("thread", "process"):
             raise ConfigurationError(
                 f"mask_worker must be 'thread' or 'process', got {self.mask_worker!r}"
@@ -119,7 +124,8 @@ class SimulationResult:
     model: nn.Module
     config: SessionParams  #: the resolved protocol configuration that ran
     history: list[RoundMetrics]
-    outcomes: list[RoundOutcome]  #: every round's, with its aggregate and update arrays
+    #: every round's; with its aggregate and update arrays unless ``keep_round_arrays`` is off
+    outcomes: list[RoundOutcome]
     rejections: list[Rejection]
     transport: InMemoryExchange  #: the exchange that carried every frame (its traffic log)
     model_size: int
@@ -348,6 +354,8 @@ def _simulate(
     for _ in range(first, server.config.rounds):
         started = perf_counter()
         outcome = driver.round()
+        if outcomes and not config.keep_round_arrays:
+            outcomes[-1] = dataclasses.replace(outcomes[-1], aggregate=None, update=None)
         outcomes.append(outcome)
         elapsed = perf_counter() - started
         validated = (
