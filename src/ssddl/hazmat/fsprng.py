@@ -20,7 +20,6 @@ elsewhere in memory (hmac makes internal copies); this is best effort, as in any
 from __future__ import annotations
 
 import hmac
-from hmac import digest as _hmac
 
 from ssddl.exceptions import ForwardSecurityError, InvalidKey
 from ssddl.hazmat._checks import as_bytes, as_int, as_key
@@ -129,8 +128,8 @@ class ForwardSecurePRNG:
         """Jump to round ``r``, return (k_r, e_r) and advance past round r."""
         self.jump_to(r)  # live, and at round r
         state = self._state  # 32 bytes, checked when made: the three PRF calls, unwrapped
-        keys = _hmac(state, MASK_LABEL, "sha256"), _hmac(state, SHARE_LABEL, "sha256")
-        state[:] = _hmac(state, NEXT_LABEL, "sha256")
+        keys = hmac.digest(state, MASK_LABEL, "sha256"), hmac.digest(state, SHARE_LABEL, "sha256")
+        state[:] = hmac.digest(state, NEXT_LABEL, "sha256")
         self._round += 1
         return keys
 

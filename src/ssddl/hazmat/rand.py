@@ -155,8 +155,9 @@ def random_words(source: RandomSource, count: int, ring_bits: int) -> np.ndarray
     return words_from_bytes(_draw(_check_source(source), count * dtype.itemsize), ring_bits)
 
 
-def random_below_rows(source: RandomSource, rows: int, count: int, bound: int) -> list[np.ndarray]:
-    """``rows`` arrays as from ``rows`` successive :func:`random_below` calls, in one draw.
+def random_below_rows(source: RandomSource, rows: int, count: int, bound: int) -> np.ndarray:
+    """A (rows, count) uint64 array whose rows are as from ``rows`` successive
+    :func:`random_below` calls, in one draw.
 
     The candidates of every row are drawn at once (as many per row as :func:`random_below`
     draws first), so from a source that is one stream (:class:`OsRandom`,
@@ -172,20 +173,20 @@ def random_below_rows(source: RandomSource, rows: int, count: int, bound: int) -
         raise ConfigurationError("bound must satisfy 1 <= bound <= 2**64")
     source = _check_source(source)
     if rows == 0 or bound == 1 or count == 0:
-        return [np.zeros(count, dtype=np.uint64) for _ in range(rows)]
+        return np.zeros((rows, count), dtype=np.uint64)
     span = 1 << (bound - 1).bit_length()
     draw = _first_draw(count, span, bound)
     words = words_from_bytes(_draw(source, 8 * draw * rows), 64).reshape(rows, draw)
     words &= np.uint64(span - 1)
     if span == bound or bool((words[:, :count] < np.uint64(bound)).all()):
-        return list(words[:, :count].copy())
+        return words[:, :count].copy()
     out = []
     for row in words:
         kept = row[row < np.uint64(bound)][:count]
         if kept.size < count:
             kept = np.concatenate([kept, random_below(source, count - kept.size, bound)])
         out.append(kept)
-    return out
+    return np.stack(out)
 
 
 def _first_draw(need: int, span: int, bound: int) -> int:

@@ -546,10 +546,10 @@ def field_polynomial_at(
     ``coefficients`` are t >= 1 field arrays of one shape (w,), or one t × w field array
     (row k is c_k); the result has one row of w field elements per point. For short secrets
     (up to 32 words, up to 512 coefficients) it is one exact matrix product of 21-bit limbs
-    (:func:`_polynomial_by_limbs`; the share
-    computation of many-point splits of seeds: 10 points and 6 coefficients of 5 words in
-    ~37 µs, 100 and 34 in ~140, against 77 and 900 before); otherwise Horner's rule on all
-    points at once (2(t − 1) vector operations, not O(n·t)).
+    (:func:`_polynomial_by_limbs`; the share computation of many-point splits of seeds: 10
+    points and 6 coefficients of 5 words in ~37 µs, 100 and 34 in ~140, against 77 and 900
+    before); otherwise Horner's rule on all points at once (2(t − 1) vector operations, not
+    O(n·t)).
     """
     if isinstance(coefficients, np.ndarray):  # already the t × w matrix, c_0 first
         if coefficients.ndim != 2:

@@ -122,9 +122,7 @@ def split_seed(
         )
     coefficients = np.empty((threshold, SEED_WORDS), dtype=np.uint64)  # c_0 = the seed
     coefficients[0] = seed_to_field(seed)
-    drawn = random_below_rows(source, threshold - 1, SEED_WORDS, SHAMIR_PRIME)
-    if threshold > 1:
-        coefficients[1:] = drawn
+    coefficients[1:] = random_below_rows(source, threshold - 1, SEED_WORDS, SHAMIR_PRIME)
     return list(field_polynomial_at(coefficients, points))
 
 
