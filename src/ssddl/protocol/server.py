@@ -95,6 +95,10 @@ class RoundOutcome:
     reason: str = ""
     seconds: float = 0.0
 
+    def without_arrays(self) -> RoundOutcome:
+        """The same outcome without its M-sized ``aggregate`` and ``update``."""
+        return dataclasses.replace(self, aggregate=None, update=None)
+
 
 @dataclass
 class RoundState:
@@ -375,7 +379,7 @@ class Server:
         reason: str,
     ) -> None:
         if self.history:  # the previous round's arrays go: O(M) words, not O(rounds · M)
-            self.history[-1] = dataclasses.replace(self.history[-1], aggregate=None, update=None)
+            self.history[-1] = self.history[-1].without_arrays()
         self.history.append(
             RoundOutcome(
                 self.round,

@@ -355,7 +355,7 @@ def _simulate(
         started = perf_counter()
         outcome = driver.round()
         if outcomes and not config.keep_round_arrays:
-            outcomes[-1] = dataclasses.replace(outcomes[-1], aggregate=None, update=None)
+            outcomes[-1] = outcomes[-1].without_arrays()
         outcomes.append(outcome)
         elapsed = perf_counter() - started
         validated = (
