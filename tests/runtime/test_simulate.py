@@ -158,3 +158,24 @@ def test_a_run_that_keeps_no_round_arrays_holds_the_last_rounds_only(digits):
     ]
     with pytest.raises(ConfigurationError, match="keep_round_arrays"):
         SimulationConfig(keep_round_arrays="no")  # type: ignore[arg-type]
+
+
+def test_rounds_run_with_the_setup_left_out_of_full_collections(digits):
+    # gc.freeze while the rounds run (a full collection scanned the whole setup: 0.2 s at
+    # n = 100), undone after; a caller's own freeze is left as it was
+    import gc
+
+    datasets, test = digits
+    config = SimulationConfig(protocol=ProtocolConfig(mode=Mode.PRG, rounds=2))
+    counts: list[int] = []
+    before = gc.get_freeze_count()
+    assert before == 0
+    simulate(model(), datasets, config, on_round=lambda _: counts.append(gc.get_freeze_count()))
+    assert len(counts) == 2 and min(counts) > 10_000  # torch alone is tens of thousands
+    assert gc.get_freeze_count() == 0  # every object is scanned again afterwards
+    gc.freeze()
+    try:
+        simulate(model(), datasets, config)
+        assert gc.get_freeze_count() > 10_000  # not unfrozen under the caller
+    finally:
+        gc.unfreeze()

@@ -8,12 +8,14 @@ only ``insecure_crypto_seed`` (for tests and recorded transcripts) derives them 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
+import gc
 import hashlib
 import statistics
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from time import perf_counter
 from typing import Any
@@ -351,22 +353,23 @@ def _simulate(
     history: list[RoundMetrics] = []
     report_state = _StateReporter(hooks.on_state, driver, exchange, selection_rng, rounding_rngs)
     outcomes: list[RoundOutcome] = []
-    for _ in range(first, server.config.rounds):
-        started = perf_counter()
-        outcome = driver.round()
-        if outcomes and not config.keep_round_arrays:
-            outcomes[-1] = outcomes[-1].without_arrays()
-        outcomes.append(outcome)
-        elapsed = perf_counter() - started
-        validated = (
-            _validate(outcome, plaintexts.pop(outcome.round, {})) if config.validate else None
-        )
-        vector_to_model(server.weights, global_model)
-        metrics = _metrics(outcome, driver, exchange, participants, global_model, test, elapsed)
-        history.append(dataclasses.replace(metrics, validated=validated))
-        if on_round is not None:
-            on_round(history[-1])
-        report_state(outcome)
+    with _setup_left_out_of_collections():
+        for _ in range(first, server.config.rounds):
+            started = perf_counter()
+            outcome = driver.round()
+            if outcomes and not config.keep_round_arrays:
+                outcomes[-1] = outcomes[-1].without_arrays()
+            outcomes.append(outcome)
+            elapsed = perf_counter() - started
+            validated = (
+                _validate(outcome, plaintexts.pop(outcome.round, {})) if config.validate else None
+            )
+            vector_to_model(server.weights, global_model)
+            metrics = _metrics(outcome, driver, exchange, participants, global_model, test, elapsed)
+            history.append(dataclasses.replace(metrics, validated=validated))
+            if on_round is not None:
+                on_round(history[-1])
+            report_state(outcome)
     driver.finish()
     return SimulationResult(
         model=global_model,
@@ -379,6 +382,26 @@ def _simulate(
         participants=len(ids),
         session_id=server.session_id,
     )
+
+
+@contextlib.contextmanager
+def _setup_left_out_of_collections() -> Iterator[None]:
+    """While the rounds run, Python's cyclic garbage collector leaves out of its scans every
+    object made before them (``gc.freeze``): the models, the datasets, torch's and numpy's
+    modules, several hundred thousand objects. The protocol's messages make enough short-lived
+    objects to trigger a full collection every few rounds, which scanned them all (measured
+    at n = 100: 0.19-0.22 s once in 8 rounds of about 0.35 s). Nothing is kept longer: objects left
+    out are freed by reference counting as before, and those in unreachable cycles are
+    collected once the rounds end (``gc.unfreeze``). Not done when the collector is off or
+    the caller froze objects itself (its choice stands)."""
+    if not gc.isenabled() or gc.get_freeze_count():
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def _stage(on_setup: SetupCallback | None, stage: str) -> Callable[[int, int], None] | None:
