@@ -17,6 +17,7 @@ from ssddl.hazmat.prg import (
     keystream_words,
 )
 from ssddl.protocol.masks import combined_mask, pair_streams, start_mask, start_mask_ahead
+from ssddl.protocol.participant import Participant
 
 KEY = hashlib.sha256(b"k").digest()
 NONCE = derive_nonce(b"s", 0, 1, 2, "mask")
@@ -142,7 +143,7 @@ def test_masks_built_ahead_stay_within_their_memory_budget(monkeypatch):
 
     def streams():
         drawn.append(1)
-        return [(KEY, NONCE, 1)], b"s" * 32
+        return [(KEY, NONCE, 1)], (b"s" * 32, None)
 
     first = start_mask_ahead(1000, words, aes, streams)  # 4000 bytes: all of it
     assert first is not None and first.seed == b"s" * 32 and budget.used == 4000
@@ -158,15 +159,55 @@ def test_masks_built_ahead_stay_within_their_memory_budget(monkeypatch):
     assert np.array_equal(vector, keystream_words(KEY, NONCE, 1000, 32))
 
 
-def _frames(config, *, premask: bool, first_round: int = 0, rounds: int = 3, faults=()):
+def _frames(
+    config,
+    *,
+    premask: bool,
+    first_round: int = 0,
+    rounds: int = 3,
+    faults=(),
+    early: bool = True,
+    worker: str = "thread",
+    refuse: tuple[int, int] | None = None,
+):
+    """The frames of a session of 5 members. ``early``: seed-share randomness drawn with
+    the seed (else at the share step); ``worker``: where masks and seed shares are built;
+    ``refuse``: (member, round) whose update is not finite, so refused."""
+    from ssddl.protocol.masks import using_mask_worker
     from ssddl.runtime import InMemoryExchange
-    from tests.protocol.helpers import make_session, ring_sum
+    from tests.protocol.helpers import make_session
 
     sent: list[bytes] = []
     transport = InMemoryExchange(interceptor=lambda f: sent.append(f.data) or f, faults=faults)
     session = make_session(config, n=5, size=70_001, transport=transport)
     for participant in session.participants.values():
         participant._premask = premask
+        if not early:  # as if encoding drew from the member's source: nothing drawn early
+            participant.__class__ = _DrawsLate
+    if refuse is not None:
+        member = session.participants[refuse[0]]
+        member._trainer = _refusing(member._trainer, refuse[1])
+    with using_mask_worker(worker):
+        return _run_frames(session, sent, rounds, first_round)
+
+
+def _refusing(trainer, bad_round):
+    def train(weights, round_number):
+        update = trainer(weights, round_number)
+        if round_number == bad_round:
+            update.delta[0] = np.nan
+        return update
+
+    return train
+
+
+class _DrawsLate(Participant):
+    encoding_draws = True  # type: ignore[assignment]
+
+
+def _run_frames(session, sent, rounds, first_round):
+    from tests.protocol.helpers import ring_sum
+
     session.driver.init()
     session.server.round = first_round - 1
     ahead = []
@@ -175,22 +216,44 @@ def _frames(config, *, premask: bool, first_round: int = 0, rounds: int = 3, fau
         outcome = session.driver.round()
         xs = session.plaintexts[outcome.round]
         assert np.array_equal(outcome.aggregate, ring_sum([xs[p] for p in outcome.contributors]))
-        assert len(outcome.contributors) >= 4
+        assert len(outcome.contributors) >= 3
     session.driver.finish()
     assert all(q._ahead is None for q in session.participants.values())
     return sent, ahead
 
 
+@pytest.mark.parametrize("worker", ["thread", "process"])
 @pytest.mark.parametrize("recovery", ["double-mask", "none"])
-def test_pair_masks_built_ahead_give_the_same_bytes_on_the_wire(recovery):
+def test_pair_masks_built_ahead_give_the_same_bytes_on_the_wire(recovery, worker):
     from ssddl.protocol import ProtocolConfig
 
     config = ProtocolConfig(rounds=3, recovery=recovery)
-    built_ahead, ahead = _frames(config, premask=True)
+    built_ahead, ahead = _frames(config, premask=True, worker=worker)
     assert ahead == [{p: r for p in range(1, 6)} for r in range(3)]  # built, for that round
-    in_round, none = _frames(config, premask=False)
+    in_round, none = _frames(config, premask=False, worker=worker)
     assert none == [{p: None for p in range(1, 6)}] * 3
     assert built_ahead == in_round
+    # seed shares split and sealed at the share step, their randomness drawn there
+    at_share_step, _ = _frames(config, premask=False, early=False)
+    assert at_share_step == in_round
+
+
+@pytest.mark.parametrize("worker", ["thread", "process"])
+@pytest.mark.parametrize("premask", [True, False])
+def test_a_refused_update_gives_back_the_randomness_drawn_for_its_seed_shares(premask, worker):
+    """Member 2's update of round 1 is not finite and is refused: its seed was drawn (as
+    without early draws), the randomness drawn early for the seed's shares goes back, so
+    every later byte is what a member that draws at the share step sends."""
+    from ssddl.protocol import ProtocolConfig
+
+    config = ProtocolConfig(rounds=4)
+    refused = (2, 1)
+    early, _ = _frames(config, premask=premask, rounds=4, worker=worker, refuse=refused)
+    late, _ = _frames(config, premask=False, rounds=4, early=False, refuse=refused)
+    assert early == late
+    # and member 2 did not upload in round 1 (its frames are the refusal's only trace)
+    normal, _ = _frames(config, premask=False, rounds=4)
+    assert len(normal) > len(early)
 
 
 def test_pair_masks_built_for_another_round_or_group_are_dropped():
@@ -216,6 +279,8 @@ def test_a_seed_drawn_ahead_for_a_lost_round_start_goes_to_the_next_round():
     built_ahead, _ = _frames(config, premask=True, rounds=4, faults=lost)
     in_round, _ = _frames(config, premask=False, rounds=4, faults=lost)
     assert built_ahead == in_round
+    in_process, _ = _frames(config, premask=True, rounds=4, faults=lost, worker="process")
+    assert in_process == in_round
 
 
 @pytest.mark.parametrize("clip", [2.0, 0.1, 3.3])

@@ -165,7 +165,7 @@ def test_rounds_run_with_the_setup_left_out_of_full_collections(digits):
     # n = 100), undone after; a caller's own freeze is left as it was
     import gc
 
-    datasets, test = digits
+    datasets, _ = digits
     config = SimulationConfig(protocol=ProtocolConfig(mode=Mode.PRG, rounds=2))
     counts: list[int] = []
     before = gc.get_freeze_count()

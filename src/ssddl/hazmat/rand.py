@@ -28,6 +28,7 @@ __all__ = [
     "InsecureSeededRandom",
     "OsRandom",
     "RandomSource",
+    "RewindableSource",
     "random_below",
     "random_below_rows",
     "random_words",
@@ -128,6 +129,72 @@ class InsecureSeededRandom:
 
     def __repr__(self) -> str:
         return "InsecureSeededRandom(<seed hidden>)"
+
+
+class RewindableSource:
+    """A :class:`RandomSource` that can take back bytes drawn from it and give them out again.
+
+    A member draws some randomness before it knows it will need it (the seed and the share
+    randomness of a round, drawn when the previous round ends). When that round never comes,
+    :meth:`push_back` returns those bytes, and the next draws get them first, in the order
+    they were drawn: later draws come out as if the early draw had never been made, so the
+    bytes a member sends do not depend on when it drew them. :meth:`recording` collects the
+    bytes drawn inside a block. The bytes kept are secret; the repr shows only their count.
+    """
+
+    __slots__ = ("_back", "_log", "source")
+
+    def __init__(self, source: RandomSource) -> None:
+        self.source = _check_source(source)
+        self._back = b""
+        self._log: list[bytes] | None = None
+
+    def __repr__(self) -> str:
+        return f"RewindableSource({self.source!r}, kept={len(self._back)} bytes)"
+
+    def random_bytes(self, n: int) -> bytes:
+        """The next ``n`` bytes: first those pushed back, then the source's."""
+        if self._back:
+            n = _check_count(n, "n")
+            data, self._back = self._back[:n], self._back[n:]
+            if len(data) < n:
+                data += _draw(self.source, n - len(data))
+        else:
+            data = _draw(self.source, n)
+        if self._log is not None:
+            self._log.append(data)
+        return data
+
+    def push_back(self, data: bytes) -> None:
+        """Give back ``data``, the bytes last drawn: the next draws return them first."""
+        self._back = bytes(data) + self._back
+
+    def clear(self) -> None:
+        """Forget every byte pushed back (the session ended)."""
+        self._back = b""
+
+    def recording(self) -> _Recording:
+        """A context whose ``drawn`` is the bytes drawn inside it, joined."""
+        return _Recording(self)
+
+
+class _Recording:
+    __slots__ = ("_log", "_source", "drawn")
+
+    def __init__(self, source: RewindableSource) -> None:
+        self._source = source
+        self._log: list[bytes] = []
+        self.drawn = b""
+
+    def __enter__(self) -> _Recording:
+        if self._source._log is not None:
+            raise ConfigurationError("a RewindableSource records one block at a time")
+        self._source._log = self._log
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._source._log = None
+        self.drawn = b"".join(self._log)
 
 
 def _check_source(source: Any) -> RandomSource:

@@ -18,12 +18,22 @@ Requests, parent to child, each led by a kind byte::
                then per stream: key (32 bytes) | nonce (12 bytes) | subtract u8 (0 or 1)
     1 (map):   segment u32 | bytes u64  (the segment's file descriptor comes on the fd socket)
     2 (unmap): segment u32
+    3 (seed shares): job id u64 | body bytes u32 | body (a
+               :class:`~ssddl.protocol.seedshares.SeedShareRequest`, its own framing)
 
-Reply to a mask, child to parent, in request order::
+Reply to a mask or seed shares, child to parent, in request order::
 
     job id u64 | status u8 (0: ok, 1: refused) | ok, segment 0: the mask's words, little-endian
                                                | ok, segment s: nothing (the words are in s)
+                                               | ok, seed shares: u32 length | the sealed
+                                                 shares (a ``SealedSeedShares``)
                                                | refused: u16 length | reason (ASCII)
+
+Seed shares. Splitting a member's self-mask seed and sealing the shares for its pairs does not
+depend on its update either (:mod:`ssddl.protocol.seedshares`): the child does it next to the
+member's mask, and the seed, the pairs' share keys and the resulting AEAD keys cross the pipe
+as the round keys do. A request the child refuses (it never should) or loses is done by the
+caller, with the same bytes.
 
 Shared segments (Linux). Read from a pipe, a mask costs one more copy on the critical path
 (and the pipe's 64 KiB turns: 4 MB take 60 of them), which made the process slower than the
@@ -69,16 +79,29 @@ from typing import BinaryIO
 
 import numpy as np
 
-from ssddl.exceptions import ShareError
+from ssddl.exceptions import MalformedMessage, ShareError
 from ssddl.hazmat.prg import KEY_SIZE, NONCE_SIZE, StreamCipher, combine_keystreams
+from ssddl.protocol.seedshares import SealedSeedShares, SeedShareRequest, seal_seed_shares
 
-__all__ = ["MaskJob", "MaskProcess", "mask_process", "serve", "shutdown", "worker_cpu_seconds"]
+__all__ = [
+    "MaskJob",
+    "MaskProcess",
+    "ShareJob",
+    "mask_process",
+    "serve",
+    "shutdown",
+    "worker_cpu_seconds",
+]
 
 _log = logging.getLogger(__name__)
 
 KIND = struct.Struct("<B")
-MASK, MAP, UNMAP = 0, 1, 2
+MASK, MAP, UNMAP, SHARES = 0, 1, 2, 3
 REQUEST = struct.Struct("<QIBBHI")  #: after the kind byte MASK
+SHARES_REQUEST = struct.Struct("<QI")  #: after the kind byte SHARES: job id, body bytes
+SHARES_REPLY = struct.Struct("<I")  #: after an ok reply to SHARES: the body's bytes
+#: the largest seed share request or reply (a group of 2^15 members needs under 3 MiB)
+MAX_SHARES_BYTES = 1 << 22
 SEGMENT = struct.Struct("<IQ")  #: after the kind byte MAP
 UNMAP_SEGMENT = struct.Struct("<I")  #: after the kind byte UNMAP
 STREAM = struct.Struct(f"<{KEY_SIZE}s{NONCE_SIZE}sB")
@@ -108,47 +131,101 @@ def shared_segments_available() -> bool:
 Streams = Sequence[tuple[bytes, bytes, int]]
 
 
-class MaskJob:
-    """One mask being built by the child: :meth:`result` waits for it (a secret array)."""
+class _WorkerJob:
+    """A job of the child's: :meth:`exception` waits for the child's reply, or does the work
+    here when the job was lost with its worker, refused, or never sent."""
 
-    __slots__ = ("_cipher", "_done", "_error", "_owner", "_streams", "id", "out", "segment")
+    __slots__ = ("_done", "_error", "_owner", "id", "segment")
 
-    def __init__(
-        self, owner: MaskProcess | None, job_id: int, out: np.ndarray, streams: Streams,
-        cipher: StreamCipher,
-    ) -> None:  # fmt: skip
+    def __init__(self, owner: MaskProcess | None, job_id: int) -> None:
         self._owner = owner
         self.id = job_id
-        self.out = out
-        self._streams: Streams | None = streams  #: kept until done, to build it here if lost
-        self._cipher = cipher
         self._done = False
         self._error: Exception | None = None
-        self.segment = 0  #: the shared segment ``out`` lies on (0: none, the reply carries it)
-
-    def __repr__(self) -> str:
-        return f"MaskJob(id={self.id}, words={self.out.size})"
-
-    def result(self) -> np.ndarray:
-        error = self.exception()
-        if error is not None:
-            raise error
-        return self.out
+        self.segment = 0  #: the shared segment the result lies on (0: none, the reply carries it)
 
     def exception(self) -> Exception | None:
         if not self._done and self._owner is not None:
             self._owner.wait(self)
-        if not self._done:  # lost with its worker, or never sent: build it here
+        if not self._done:
             try:
-                combine_keystreams(self.out, self._streams or (), cipher=self._cipher, workers=1)
+                self._work_here()
             except Exception as exc:
                 self._error = exc
             self._finish()
         return self._error
 
+    def _raise(self) -> None:
+        error = self.exception()
+        if error is not None:
+            raise error
+
+    def _work_here(self) -> None:
+        raise NotImplementedError
+
+    def _finish(self) -> None:
+        self._done = True
+
+
+class MaskJob(_WorkerJob):
+    """One mask being built by the child: :meth:`result` waits for it (a secret array)."""
+
+    __slots__ = ("_cipher", "_streams", "out")
+
+    def __init__(
+        self, owner: MaskProcess | None, job_id: int, out: np.ndarray, streams: Streams,
+        cipher: StreamCipher,
+    ) -> None:  # fmt: skip
+        super().__init__(owner, job_id)
+        self.out = out
+        self._streams: Streams | None = streams  #: kept until done, to build it here if lost
+        self._cipher = cipher
+
+    def __repr__(self) -> str:
+        return f"MaskJob(id={self.id}, words={self.out.size})"
+
+    def result(self) -> np.ndarray:
+        self._raise()
+        return self.out
+
+    def _work_here(self) -> None:
+        combine_keystreams(self.out, self._streams or (), cipher=self._cipher, workers=1)
+
     def _finish(self) -> None:
         self._done = True
         self._streams = None
+
+
+class ShareJob(_WorkerJob):
+    """One member's seed shares being split and sealed by the child: :meth:`result` waits
+    for them (a secret)."""
+
+    __slots__ = ("_request", "_result")
+
+    def __init__(self, owner: MaskProcess | None, job_id: int, request: SeedShareRequest) -> None:
+        super().__init__(owner, job_id)
+        self._request: SeedShareRequest | None = request  #: kept until done (lost: done here)
+        self._result: SealedSeedShares | None = None
+
+    def __repr__(self) -> str:
+        return f"ShareJob(id={self.id})"
+
+    @property
+    def receivers(self) -> int:
+        return len(self._request.holders) - 1 if self._request is not None else 0
+
+    def result(self) -> SealedSeedShares:
+        self._raise()
+        assert self._result is not None
+        return self._result
+
+    def _work_here(self) -> None:
+        if self._request is not None:
+            self._result = seal_seed_shares(self._request)
+
+    def _finish(self) -> None:
+        self._done = True
+        self._request = None
 
 
 class _Segment:
@@ -208,7 +285,7 @@ class MaskProcess:
         self._stdin = self._proc.stdin.fileno()
         os.set_blocking(self._stdin, False)
         self._lock = threading.RLock()  # the job table, the kept requests, the pipes, the pool
-        self._jobs: dict[int, MaskJob] = {}
+        self._jobs: dict[int, _WorkerJob] = {}
         self._next = 1
         self._dead: str | None = None
         self._unsent = bytearray()  #: requests the input pipe did not take yet
@@ -287,6 +364,21 @@ class MaskProcess:
             self._send()
         return job
 
+    def submit_shares(self, request: SeedShareRequest) -> ShareJob:
+        """Have the child split and seal one member's seed shares (a secret request)."""
+        body = request.to_bytes()
+        if len(body) > MAX_SHARES_BYTES:
+            return ShareJob(None, 0, request)  # done by the caller
+        with self._lock:
+            if self._dead is not None:
+                return ShareJob(None, 0, request)
+            job = ShareJob(self, self._next, request)
+            self._next += 1
+            self._jobs[job.id] = job
+            self._unsent += KIND.pack(SHARES) + SHARES_REQUEST.pack(job.id, len(body)) + body
+            self._send()
+        return job
+
     def _segment(self, nbytes: int) -> _Segment | None:
         """A free segment of ``nbytes`` from the pool, or a new one (None: no room)."""
         same = self._pool.get(nbytes)
@@ -351,7 +443,7 @@ class MaskProcess:
         except OSError:
             self._unsent.clear()  # the child is gone: reading finds out and refuses the jobs
 
-    def wait(self, job: MaskJob) -> None:
+    def wait(self, job: _WorkerJob) -> None:
         """Send what is kept and read replies until ``job``'s has arrived (earlier ones go
         into their own arrays)."""
         with self._lock:
@@ -366,7 +458,7 @@ class MaskProcess:
                         self._send()
                     if readable:
                         self._read_one()
-                except (OSError, ValueError, EOFError):
+                except (OSError, ValueError, EOFError, MalformedMessage):
                     self._die("exited")
 
     def _read_one(self) -> None:
@@ -378,6 +470,10 @@ class MaskProcess:
             job = self._jobs.pop(job_id, None)
         if job is None:
             raise ValueError(f"a reply for unknown job {job_id}")
+        if isinstance(job, ShareJob):
+            self._read_shares(job, status)
+            return
+        assert isinstance(job, MaskJob)
         if status == OK:
             if not job.segment and _read_into(self._stdout, job.out) is None:
                 job.out.fill(0)
@@ -393,6 +489,22 @@ class MaskProcess:
         else:
             text = _read_reason(self._stdout)
             job._error = ShareError(f"the mask worker process refused a mask: {text}")
+        job._finish()
+
+    def _read_shares(self, job: ShareJob, status: int) -> None:
+        """The reply to seed shares: the sealed shares, or a refusal (then done here)."""
+        if status != OK:
+            _read_reason(self._stdout)
+            job._owner = None
+            return
+        head = _read_exact(self._stdout, SHARES_REPLY.size)
+        size = SHARES_REPLY.unpack(head)[0] if head is not None else None
+        if size is None or size > MAX_SHARES_BYTES:
+            raise EOFError
+        body = _read_exact(self._stdout, size)
+        if body is None:
+            raise EOFError
+        job._result = SealedSeedShares.from_bytes(body, job.receivers)  # MalformedMessage: lost
         job._finish()
 
     def _die(self, what: str) -> None:
@@ -544,18 +656,16 @@ def _serve(
     segments: dict[int, mmap.mmap],
 ) -> int:
     while (kind := _read_exact(stdin, KIND.size)) is not None:
-        if kind[0] == MAP:
-            head = _read_exact(stdin, SEGMENT.size)
+        if kind[0] in (MAP, UNMAP):
+            if not _segment_request(kind[0], stdin, fd_socket, segments):
+                return 1
+        elif kind[0] == SHARES:
+            head = _read_exact(stdin, SHARES_REQUEST.size)
             if head is None:
                 return 1
-            _map_segment(fd_socket, segments, *SEGMENT.unpack(head))
-        elif kind[0] == UNMAP:
-            head = _read_exact(stdin, UNMAP_SEGMENT.size)
-            if head is None:
+            job_id, size = SHARES_REQUEST.unpack(head)
+            if not _seal_shares(job_id, size, stdin, stdout):
                 return 1
-            mapping = segments.pop(UNMAP_SEGMENT.unpack(head)[0], None)
-            if mapping is not None:
-                _close_mapping(mapping)
         elif kind[0] != MASK:
             return 1  # not a request of this framing: nothing after it can be trusted
         elif (head := _read_exact(stdin, REQUEST.size)) is None:
@@ -563,6 +673,25 @@ def _serve(
         elif not _build(REQUEST.unpack(head), stdin, stdout, segments):
             return 1
     return 0
+
+
+def _segment_request(
+    kind: int, stdin: BinaryIO, fd_socket: socket.socket | None, segments: dict[int, mmap.mmap]
+) -> bool:
+    """Map or unmap a shared segment; False when the request is cut."""
+    if kind == MAP:
+        head = _read_exact(stdin, SEGMENT.size)
+        if head is None:
+            return False
+        _map_segment(fd_socket, segments, *SEGMENT.unpack(head))
+        return True
+    head = _read_exact(stdin, UNMAP_SEGMENT.size)
+    if head is None:
+        return False
+    mapping = segments.pop(UNMAP_SEGMENT.unpack(head)[0], None)
+    if mapping is not None:
+        _close_mapping(mapping)
+    return True
 
 
 def _build(
@@ -596,6 +725,24 @@ def _build(
         out.fill(0)
     stdout.flush()
     return True  # ``out`` goes here: a segment is unmapped only without arrays on it
+
+
+def _seal_shares(job_id: int, size: int, stdin: BinaryIO, stdout: BinaryIO) -> bool:
+    """Split and seal one member's seed shares and reply (or refuse the request); False
+    when the request is cut or too large to be one."""
+    if size > MAX_SHARES_BYTES:
+        return False
+    body = _read_exact(stdin, size)
+    if body is None:
+        return False
+    try:
+        reply = seal_seed_shares(SeedShareRequest.from_bytes(body)).to_bytes()
+    except Exception as exc:  # a refused request never ends the worker
+        _refuse(stdout, job_id, type(exc).__name__)
+        return True
+    stdout.write(REPLY.pack(job_id, OK) + SHARES_REPLY.pack(len(reply)) + reply)
+    stdout.flush()
+    return True
 
 
 def _map_segment(

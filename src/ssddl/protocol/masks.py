@@ -12,7 +12,9 @@ is then encode + one in-place add (:meth:`PendingMask.add_to`). When every regis
 is in every group, the next round's group is known when a round ends, so a member starts the
 whole mask of the next round then (:func:`start_mask_ahead`; its self-mask seed is drawn then,
 in the order it would have been drawn at the round's start): the build overlaps the idle time
-between rounds too. The background worker uses one CPU (the
+between rounds too. With double masking the self-mask seed's Shamir shares, sealed for the
+member's pairs, do not depend on the update either: they are started with the mask and ride
+on it (:attr:`PendingMask.shares`, :mod:`ssddl.protocol.seedshares`). The background worker uses one CPU (the
 others train). A combined mask is never part of the participant's saved state; masks built
 ahead of their round hold at most :data:`AHEAD_BUDGET_BYTES` process-wide.
 
@@ -41,6 +43,7 @@ import os
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 import numpy as np
@@ -54,11 +57,14 @@ from ssddl.hazmat.prg import (
 )
 
 if TYPE_CHECKING:
+    from ssddl.protocol.maskproc import MaskProcess
     from ssddl.protocol.participant import Participant
+    from ssddl.protocol.seedshares import PendingShares
 
 __all__ = [
     "MaskPrecomputer",
     "PendingMask",
+    "RoundKeys",
     "Stream",
     "apply_pair_masks",
     "combined_mask",
@@ -249,13 +255,14 @@ _ahead = _Budget(AHEAD_BUDGET_BYTES)
 
 
 class PendingMask:
-    """A combined mask being built in the background, with the self-mask seed it used.
+    """A combined mask being built in the background, with the self-mask seed it used and
+    that seed's shares being sealed (:mod:`ssddl.protocol.seedshares`), if started with it.
 
     A secret: never logged, shown or saved. :meth:`add_to` waits for it, adds it to a vector
-    in place and forgets it; :meth:`discard` waits and forgets it unused.
+    in place and forgets it; :meth:`discard` waits and forgets it (and its shares) unused.
     """
 
-    __slots__ = ("_budget", "_cipher", "_future", "_held", "_size", "seed")
+    __slots__ = ("_budget", "_cipher", "_future", "_held", "_size", "seed", "shares")
 
     def __init__(
         self,
@@ -265,6 +272,7 @@ class PendingMask:
         cipher: StreamCipher,
         held: int = 0,
         budget: _Budget | None = None,
+        shares: PendingShares | None = None,
     ) -> None:
         self._future: _Job | None = future
         self._size = size
@@ -272,6 +280,7 @@ class PendingMask:
         self._held = held  #: bytes of ``budget`` (masks built ahead of their round) it holds
         self._budget = budget
         self.seed = seed  #: the self-mask seed folded into the mask (None without one)
+        self.shares = shares  #: the seed's shares, split and sealed in the background
 
     def __repr__(self) -> str:
         return f"PendingMask(size={self._size})"
@@ -318,8 +327,11 @@ class PendingMask:
     def discard(self) -> None:
         """Wait for the build to end and drop its result (the round was refused)."""
         future, self._future = self._future, None
+        shares, self.shares = self.shares, None
         self.seed = None
         try:
+            if shares is not None:
+                shares.discard()
             if future is not None and future.exception() is None:
                 future.result().fill(0)
         finally:
@@ -333,31 +345,37 @@ def start_mask(
     cipher: StreamCipher,
     *,
     seed: bytes | None = None,
+    shares: PendingShares | None = None,
 ) -> PendingMask:
     """Build :func:`combined_mask` on the persistent background thread (one CPU), into an
     array allocated here, by the caller's thread, which reuses its own freed memory."""
-    return _submit(size, dtype, streams, cipher, seed)
+    return _submit(size, dtype, streams, cipher, (seed, shares))
+
+
+#: what a mask carries besides its words: the self-mask seed and its shares being sealed
+Companions = tuple["bytes | None", "PendingShares | None"]
 
 
 def start_mask_ahead(
     size: int,
     dtype: np.dtype[np.unsignedinteger],
     cipher: StreamCipher,
-    streams: Callable[[], tuple[Sequence[Stream], bytes | None]],
+    streams: Callable[[], tuple[Sequence[Stream], Companions]],
 ) -> PendingMask | None:
     """:func:`start_mask` for a mask built before its round starts: it counts against
-    :data:`AHEAD_BUDGET_BYTES`. ``streams()`` gives the streams and the self-mask seed; it is
-    called only when the budget allows the build (else None: nothing drawn, nothing started)."""
+    :data:`AHEAD_BUDGET_BYTES`. ``streams()`` gives the streams, the self-mask seed and its
+    shares; it is called only when the budget allows the build (else None: nothing drawn,
+    nothing started)."""
     held = size * np.dtype(dtype).itemsize
     budget = _ahead
     if not budget.take(held):
         return None
     try:
-        chosen, seed = streams()
+        chosen, companions = streams()
     except BaseException:
         budget.give(held)
         raise
-    return _submit(size, dtype, chosen, cipher, seed, held, budget)
+    return _submit(size, dtype, chosen, cipher, companions, held, budget)
 
 
 def _submit(
@@ -365,51 +383,73 @@ def _submit(
     dtype: np.dtype[np.unsignedinteger],
     streams: Sequence[Stream],
     cipher: StreamCipher,
-    seed: bytes | None,
+    companions: Companions,
     held: int = 0,
     budget: _Budget | None = None,
 ) -> PendingMask:
-    job = _process_job(size, dtype, streams, cipher) if mask_worker() == "process" else None
+    job = _process_job(size, dtype, streams, cipher)
     if job is None:
         out = np.empty(size, dtype=dtype)
         job = _worker.get().submit(_combine_into, out, list(streams), cipher)
-    return PendingMask(job, size, seed, cipher, held, budget)
+    seed, shares = companions
+    return PendingMask(job, size, seed, cipher, held, budget, shares)
 
 
-def _process_job(
-    size: int, dtype: np.dtype[np.unsignedinteger], streams: Sequence[Stream], cipher: StreamCipher
-) -> _Job | None:
-    """The mask on the worker process: on a shared segment, else through the pipe up to
-    :data:`PROCESS_MAX_BYTES`; None (use the thread) when neither, or no process can start."""
+def worker_process() -> MaskProcess | None:
+    """The mask worker process when masks are built in one and it runs (started if need
+    be); None with the thread worker, or when no process can start (then not tried again in
+    this process)."""
     global _no_process
-    if _no_process:
+    if _no_process or mask_worker() != "process":
         return None
     from ssddl.protocol.maskproc import mask_process
 
     try:
-        process = mask_process()
-        job = process.submit_shared(size, dtype, streams, cipher)
-        if job is None and size * np.dtype(dtype).itemsize <= PROCESS_MAX_BYTES:
-            job = process.submit(np.empty(size, dtype=dtype), streams, cipher)
-        return job
+        return mask_process()
     except ShareError as exc:  # not tried again in this process
         _no_process = True
         _log.warning("%s; masks are built on a thread from now on", exc)
         return None
 
 
+def _process_job(
+    size: int, dtype: np.dtype[np.unsignedinteger], streams: Sequence[Stream], cipher: StreamCipher
+) -> _Job | None:
+    """The mask on the worker process: on a shared segment, else through the pipe up to
+    :data:`PROCESS_MAX_BYTES`; None (use the thread) when neither, or no process runs."""
+    process = worker_process()
+    if process is None:
+        return None
+    job = process.submit_shared(size, dtype, streams, cipher)
+    if job is None and size * np.dtype(dtype).itemsize <= PROCESS_MAX_BYTES:
+        job = process.submit(np.empty(size, dtype=dtype), streams, cipher)
+    return job
+
+
+@dataclass(frozen=True, repr=False)
+class RoundKeys:
+    """What a member's mask of a round is built from (a secret: the repr shows no key): the
+    round, its group, the pairs' mask keys and their share keys (None: whatever needs them
+    waits for the share step)."""
+
+    round_number: int
+    group: tuple[int, ...]
+    mask_keys: Mapping[int, bytes]
+    share_keys: Mapping[int, bytes] | None = None
+
+    def __repr__(self) -> str:
+        return f"RoundKeys(round={self.round_number}, pairs={len(self.mask_keys)})"
+
+
 @runtime_checkable
 class MaskPrecomputer(Protocol):
     """A scheme whose masks can be built from the round keys before the update exists."""
 
-    def precompute(
-        self, participant: Participant, round_number: int, round_keys: Mapping[int, bytes]
-    ) -> PendingMask:
-        """Start building ``participant``'s combined mask of ``round_number``."""
+    def precompute(self, participant: Participant, keys: RoundKeys) -> PendingMask:
+        """Start building ``participant``'s combined mask of ``keys.round_number`` (and what
+        else the share step can do before the update exists)."""
         ...
 
-    def precompute_ahead(
-        self, participant: Participant, round_number: int, round_keys: Mapping[int, bytes]
-    ) -> PendingMask | None:
+    def precompute_ahead(self, participant: Participant, keys: RoundKeys) -> PendingMask | None:
         """:meth:`precompute` before the round starts (None: not now, nothing was drawn)."""
         ...

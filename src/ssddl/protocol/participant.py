@@ -33,7 +33,7 @@ from ssddl.exceptions import (
 from ssddl.hazmat.codec import FixedPoint, all_finite, encode, encode_clipped
 from ssddl.hazmat.fsprng import ForwardSecurePRNG
 from ssddl.hazmat.keys import ExchangeKey, IdentityKey
-from ssddl.hazmat.rand import OsRandom, RandomSource
+from ssddl.hazmat.rand import OsRandom, RandomSource, RewindableSource
 from ssddl.protocol.config import PairKeys, Rounding, SessionParams
 from ssddl.protocol.init import (
     DirectoryIndex,
@@ -44,7 +44,7 @@ from ssddl.protocol.init import (
     pair_prngs,
 )
 from ssddl.protocol.localtrain import Inspector, LocalUpdate, Trainer, check_update
-from ssddl.protocol.masks import MaskPrecomputer, PendingMask
+from ssddl.protocol.masks import MaskPrecomputer, PendingMask, RoundKeys
 from ssddl.protocol.messages import (
     KeyDirectory,
     Message,
@@ -102,7 +102,9 @@ class Participant:
         self._identity = identity
         self._roster = dict(roster)
         self._trainer = trainer
-        self.random: RandomSource = random if random is not None else OsRandom()
+        #: every draw goes through it: bytes drawn ahead for a round that never came are
+        #: given back and drawn again, in order (the bytes sent do not depend on premask)
+        self.random = RewindableSource(random if random is not None else OsRandom())
         self._rounding_rng = rounding_rng
         self._inspector = inspector
         self.policy = policy if policy is not None else ParticipantPolicy()
@@ -128,7 +130,8 @@ class Participant:
         self._scratch: np.ndarray | None = None  #: encode_update's float64 work slice
         self._precomputed: PendingMask | None = None
         self._ahead: tuple[int, PendingMask] | None = None  #: (round, its mask built ahead)
-        self._unused_seed: bytes | None = None  #: a seed drawn ahead for a round that never ran
+        #: (round, {peer: (mask key, share key)}) read when a mask was started (a secret)
+        self._peeked: tuple[int, dict[int, tuple[bytes, bytes]]] | None = None
         #: per peer, (share key, the AEAD key derived from it): derived once a round
         self.aead_keys: dict[int, tuple[bytes, bytes]] = {}
         self.timings: dict[str, float] = {}
@@ -283,15 +286,22 @@ class Participant:
             delta, count = check_update(update, self.params, self.model_size, self.id)
         except BaseException:
             self._drop_precomputed()
+            self._peeked = None
             raise
         self.last_train_metrics = dict(update.metrics)
         # Nothing above touched a key: a refused update leaves every PRNG as it was.
         self.round = msg.round
         self.group = msg.group
         self.scheme_state = None
+        peeked = self._take_peeked(msg.round)
         for peer, prng in prngs.items():  # sparse: the round's neighbours only
             self._prngs[peer] = prng
-            self.round_keys[peer], self.share_keys[peer] = prng.take_round_keys(msg.round)
+            keys = peeked.get(peer) if prng.round <= msg.round else None
+            if keys is None:
+                keys = prng.take_round_keys(msg.round)
+            else:  # read when the mask was started: the state only moves past the round
+                prng.jump_to(msg.round + 1)
+            self.round_keys[peer], self.share_keys[peer] = keys
         try:
             replies = self.scheme.contribute(self, delta, count)
         finally:
@@ -313,8 +323,8 @@ class Participant:
             if ahead[0] == msg.round and msg.group == self.registered:
                 return ahead[1]
             self._ahead = ahead
-            self._drop_ahead()  # another round or group: its seed goes to this round
-        return scheme.precompute(self, msg.round, _peek_round_keys(prngs, msg.round))
+            self._drop_ahead()  # another round or group: its draws go to this round
+        return scheme.precompute(self, self._peek(prngs, msg.round, msg.group))
 
     def _start_ahead(self, round_number: int) -> None:
         """When every registered member is in every group, the next round's group is known:
@@ -331,27 +341,56 @@ class Participant:
         if any(peer not in self._prngs for peer in peers):
             return
         prngs = {peer: self._prngs[peer] for peer in peers}
-        pending = scheme.precompute_ahead(self, round_number, _peek_round_keys(prngs, round_number))
+        pending = scheme.precompute_ahead(self, self._peek(prngs, round_number, group))
         if pending is not None:
             self._ahead = (round_number, pending)
 
+    def _peek(
+        self, prngs: Mapping[int, ForwardSecurePRNG], round_number: int, group: tuple[int, ...]
+    ) -> RoundKeys:
+        """The pairs' mask keys of the round and, unless encoding draws from the random
+        source (then the seed shares wait for the share step), their share keys; read
+        without changing a PRNG, and kept (not saved) so that the round's start need not
+        compute them again."""
+        peeked = {peer: _peek_keys(prng, round_number) for peer, prng in prngs.items()}
+        self._peeked = (round_number, peeked)
+        keys = {peer: pair[0] for peer, pair in peeked.items()}
+        early = None if self.encoding_draws else {p: pair[1] for p, pair in peeked.items()}
+        return RoundKeys(round_number, group, keys, early)
+
+    def _take_peeked(self, round_number: int) -> dict[int, tuple[bytes, bytes]]:
+        """The pair keys :meth:`_peek` read for ``round_number``, once (empty if none)."""
+        peeked, self._peeked = self._peeked, None
+        return peeked[1] if peeked is not None and peeked[0] == round_number else {}
+
     def _drop_ahead(self) -> None:
-        """Drop the mask built ahead; its seed, never used, is the next one taken (so seeds
-        are drawn in the same order as without building ahead)."""
+        """Drop the mask built ahead; what was drawn for it (its seed, its shares'
+        randomness), never used, goes back to the random source and is drawn again next
+        (so every byte is drawn in the same order as without building ahead)."""
         ahead, self._ahead = self._ahead, None
         if ahead is not None:
-            seed = ahead[1].seed
-            ahead[1].discard()
-            if seed is not None:
-                self._unused_seed = seed
+            pending = ahead[1]
+            drawn = (pending.seed or b"") + (pending.shares.drawn if pending.shares else b"")
+            pending.discard()
+            self.random.push_back(drawn)
 
     def take_seed(self, size: int) -> bytes:
-        """A fresh secret seed of ``size`` bytes (the self-mask): from the random source, or
-        the one drawn ahead for a round that did not use it. Never saved."""
-        seed, self._unused_seed = self._unused_seed, None
-        if seed is not None and len(seed) == size:
-            return seed
+        """A fresh secret seed of ``size`` bytes (the self-mask). Never saved."""
         return self.random.random_bytes(size)
+
+    @property
+    def encoding_draws(self) -> bool:
+        """Whether encoding the update draws from :attr:`random` (stochastic rounding with
+        no generator of its own): then nothing after the seed is drawn before the encoding."""
+        return self.params.rounding is Rounding.STOCHASTIC and self._rounding_rng is None
+
+    def give_back_draws(self, pending: PendingMask) -> None:
+        """The update was refused: the randomness drawn early for its seed shares goes back
+        to the random source (the seed does not: without the early draw it was drawn too)."""
+        shares, pending.shares = pending.shares, None
+        if shares is not None:
+            shares.discard()
+            self.random.push_back(shares.drawn)
 
     def take_precomputed(self) -> PendingMask | None:
         """The mask :meth:`_precompute` started for the open round, once (None if none)."""
@@ -361,6 +400,7 @@ class Participant:
     def _drop_precomputed(self) -> None:
         pending, self._precomputed = self._precomputed, None
         if pending is not None:
+            self.give_back_draws(pending)
             pending.discard()
 
     def _check_round_start(self, msg: RoundStart) -> None:
@@ -410,7 +450,7 @@ class Participant:
 
     def _on_session_end(self, msg: SessionEnd) -> list[Message]:
         self._drop_ahead()
-        self._unused_seed = None
+        self.random.clear()
         self._forget_round()
         for prng in self._prngs.values():
             prng.erase()
@@ -503,6 +543,7 @@ class Participant:
         return self._roster
 
     def _forget_round(self) -> None:
+        self._peeked = None
         self.round_keys.clear()
         self.share_keys.clear()
         self.aead_keys.clear()
@@ -612,13 +653,10 @@ class Participant:
             self.scheme_state = self.scheme.decode_participant_state(state.scheme_state)
 
 
-def _peek_round_keys(prngs: Mapping[int, ForwardSecurePRNG], round_number: int) -> dict[int, bytes]:
-    """The pair mask keys of ``round_number``, read from the PRNGs or from copies of them
-    jumped to the round: no PRNG changes."""
-    keys = {}
-    for peer, prng in prngs.items():
-        if prng.round != round_number:
-            prng = ForwardSecurePRNG(prng.export_state(), start_round=prng.round)
-            prng.jump_to(round_number)
-        keys[peer] = prng.round_key()
-    return keys
+def _peek_keys(prng: ForwardSecurePRNG, round_number: int) -> tuple[bytes, bytes]:
+    """The pair's (mask key, share key) of ``round_number``, read from the PRNG or from a
+    copy of it jumped to the round: the PRNG does not change."""
+    if prng.round != round_number:
+        prng = ForwardSecurePRNG(prng.export_state(), start_round=prng.round)
+        prng.jump_to(round_number)
+    return prng.round_key(), prng.share_key()

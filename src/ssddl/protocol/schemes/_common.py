@@ -15,6 +15,7 @@ from ssddl.hazmat.keys import derive_key, verify_signature
 from ssddl.hazmat.sharing import SHAMIR_PRIME
 from ssddl.protocol.consistency import statement
 from ssddl.protocol.messages import ConsistencyRequest, ConsistencySignature
+from ssddl.protocol.seedshares import SHARE_AEAD_PURPOSE
 
 if TYPE_CHECKING:
     from ssddl.protocol.participant import Participant
@@ -30,9 +31,6 @@ __all__ = [
     "request_signatures",
     "seal_for",
 ]
-
-SHARE_AEAD_PURPOSE = b"ssddl/share-aead/v1"
-
 
 @dataclass(frozen=True)
 class Guarantee:

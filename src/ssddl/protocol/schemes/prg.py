@@ -31,19 +31,19 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from ssddl.exceptions import (
-    ConfigurationError,
     GroupTooSmall,
     MalformedMessage,
+    ShareError,
     UnknownSender,
 )
 from ssddl.hazmat.keys import derive_key
 from ssddl.hazmat.prg import accumulate_keystream, derive_nonce
-from ssddl.hazmat.rand import RandomSource, random_below_rows
-from ssddl.hazmat.sharing import SHAMIR_PRIME, field_polynomial_at, shamir_reconstruct_each
+from ssddl.hazmat.sharing import SHAMIR_PRIME, shamir_reconstruct_each
 from ssddl.protocol.config import Recovery, SessionParams
 from ssddl.protocol.consistency import answer_request, check_partition, check_signed
 from ssddl.protocol.masks import (
     PendingMask,
+    RoundKeys,
     Stream,
     combined_mask,
     pair_streams,
@@ -69,9 +69,21 @@ from ssddl.protocol.schemes._common import (
     close_signatures,
     open_from,
     request_signatures,
-    seal_for,
 )
 from ssddl.protocol.schemes.base import ParticipantHandler, Scheme, ServerCheck, ServerCloser
+from ssddl.protocol.seedshares import (
+    SEED_SIZE,
+    SEED_WORDS,
+    SHARE_SIZE,
+    PendingShares,
+    SealedSeedShares,
+    SeedShareRequest,
+    draw_seed_share_request,
+    seal_seed_shares,
+    seed_to_field,
+    split_seed,
+    start_seed_shares,
+)
 from ssddl.protocol.server import Envelope
 from ssddl.protocol.stages import Control, Event, ParticipantStage, ServerStage, Variant
 from ssddl.protocol.state import Record, record_kind
@@ -87,16 +99,7 @@ K = MessageKind
 P = ParticipantStage
 S = ServerStage
 
-SEED_SIZE = 32
-SEED_WORDS = 5  #: a 32-byte seed as five field elements of at most 7 bytes (< 2^56 < p)
-SHARE_SIZE = 8 * SEED_WORDS
 SELF_MASK_PURPOSE = b"ssddl/self-mask/v1"
-
-
-def seed_to_field(seed: bytes) -> np.ndarray:
-    """32 bytes as five GF(p) elements (7, 7, 7, 7 and 4 bytes, little-endian)."""
-    chunks = [seed[k : k + 7] for k in range(0, SEED_SIZE, 7)]
-    return np.array([int.from_bytes(c, "little") for c in chunks], dtype=np.uint64)
 
 
 def seed_from_field(words: np.ndarray) -> bytes:
@@ -104,30 +107,6 @@ def seed_from_field(words: np.ndarray) -> bytes:
     if any(int(w) >= 1 << (8 * n) for w, n in zip(words, sizes, strict=True)):
         raise MalformedMessage("the reconstructed self-mask seed is out of range (a bad share)")
     return b"".join(int(w).to_bytes(n, "little") for w, n in zip(words, sizes, strict=True))
-
-
-def split_seed(
-    seed: bytes, *, threshold: int, points: Sequence[int], source: RandomSource
-) -> list[np.ndarray]:
-    """Shamir shares of the 32-byte seed (five field elements), one per point.
-
-    The same shares as :func:`~ssddl.hazmat.sharing.shamir_split` from the same draws (the
-    t − 1 random coefficient vectors, in the same order), evaluated by Horner's rule on all
-    points at once (:func:`~ssddl.hazmat.sharing.field_polynomial_at`): ``shamir_split``
-    makes O(n·t) numpy calls on five-word vectors, about 70 ms a member in groups of 100.
-    """
-    if not 1 <= threshold <= len(points):
-        raise ConfigurationError(
-            f"threshold must satisfy 1 <= threshold <= group size ({len(points)}); got {threshold}"
-        )
-    coefficients = np.empty((threshold, SEED_WORDS), dtype=np.uint64)  # c_0 = the seed
-    coefficients[0] = seed_to_field(seed)
-    coefficients[1:] = random_below_rows(source, threshold - 1, SEED_WORDS, SHAMIR_PRIME)
-    return list(field_polynomial_at(coefficients, points))
-
-
-def _share_bytes(share: np.ndarray) -> bytes:
-    return share.astype("<u8").tobytes()
 
 
 def _shares_from_bytes(blobs: Sequence[bytes], owners: Sequence[int]) -> np.ndarray:
@@ -316,19 +295,17 @@ class PrgScheme(Scheme):
 
     # -- participant -----------------------------------------------------------------------
 
-    def precompute(
-        self, participant: Participant, round_number: int, round_keys: Mapping[int, bytes]
-    ) -> PendingMask:
+    def precompute(self, participant: Participant, keys: RoundKeys) -> PendingMask:
         """Start building the member's combined mask (pair masks and, with double masking,
-        the self-mask from a fresh seed) from the round keys alone, in the background."""
-        streams, seed = self._mask_streams(participant, round_number, round_keys)
+        the self-mask from a fresh seed) from the round keys alone, in the background; with
+        the share keys, also the seed's shares, split and sealed for the member's pairs."""
+        streams, (seed, shares) = self._mask_streams(participant, keys)
         params = participant.params
         size = participant.model_size + 1
-        return start_mask(size, participant.codec.dtype, streams, params.cipher, seed=seed)
+        dtype = participant.codec.dtype
+        return start_mask(size, dtype, streams, params.cipher, seed=seed, shares=shares)
 
-    def precompute_ahead(
-        self, participant: Participant, round_number: int, round_keys: Mapping[int, bytes]
-    ) -> PendingMask | None:
+    def precompute_ahead(self, participant: Participant, keys: RoundKeys) -> PendingMask | None:
         """:meth:`precompute` before the round starts, within the memory budget of masks
         built ahead (None, and no seed drawn, when it is spent)."""
         size = participant.model_size + 1
@@ -336,49 +313,63 @@ class PrgScheme(Scheme):
             size,
             participant.codec.dtype,
             participant.params.cipher,
-            lambda: self._mask_streams(participant, round_number, round_keys),
+            lambda: self._mask_streams(participant, keys),
         )
 
     def _mask_streams(
-        self, participant: Participant, round_number: int, round_keys: Mapping[int, bytes]
-    ) -> tuple[list[Stream], bytes | None]:
-        session, me = participant.session_id, participant.id
-        streams = pair_streams(round_keys, owner=me, session_id=session, round_number=round_number)
-        seed = None
-        if participant.params.recovery is Recovery.DOUBLE_MASK:
-            seed = participant.take_seed(SEED_SIZE)
-            # first: the combined mask starts from a stream with sign +1 (no fold)
-            streams.insert(
-                0, self_stream(seed, session_id=session, round_number=round_number, owner=me)
-            )
-        return streams, seed
+        self, participant: Participant, keys: RoundKeys
+    ) -> tuple[list[Stream], tuple[bytes | None, PendingShares | None]]:
+        session, me, round_number = participant.session_id, participant.id, keys.round_number
+        streams = pair_streams(
+            keys.mask_keys, owner=me, session_id=session, round_number=round_number
+        )
+        if participant.params.recovery is not Recovery.DOUBLE_MASK:
+            return streams, (None, None)
+        seed = participant.take_seed(SEED_SIZE)
+        # first: the combined mask starts from a stream with sign +1 (no fold)
+        streams.insert(
+            0, self_stream(seed, session_id=session, round_number=round_number, owner=me)
+        )
+        share_keys = keys.share_keys
+        if share_keys is None:
+            return streams, (seed, None)
+        # the shares' randomness is drawn right after the seed, as the share step would
+        # draw it after LocalTrain (the participant gives share keys only when encoding
+        # draws nothing), and the worker splits and seals them while the member trains
+        with participant.random.recording() as record:
+            request = _share_request(participant, keys, share_keys, seed)
+        return streams, (seed, start_seed_shares(request, record.drawn))
 
     def contribute(self, participant: Participant, delta: np.ndarray, count: int) -> list[Message]:
         params = participant.params
         session, round_number, me = participant.session_id, participant.round, participant.id
         pending = participant.take_precomputed()
+        keys = RoundKeys(round_number, participant.group, participant.round_keys)
         if pending is None:
-            pending = self.precompute(participant, round_number, participant.round_keys)
+            pending = self.precompute(participant, keys)
         # every pair mask and the self-mask at once: the encoding is added onto the mask
         mask = pending.take()
         try:
             x = participant.encode_update(delta, count, onto=mask)
         except BaseException:
             mask.fill(0)
+            participant.give_back_draws(pending)
             raise
         if params.recovery is not Recovery.DOUBLE_MASK or pending.seed is None:
             return [Upload(session, round_number, me, x)]
         seed, pending.seed = pending.seed, None
-        # the seed is shared with the member's pairs in the group (sparse: its neighbours)
-        holders = tuple(p for p in participant.group if p == me or p in participant.round_keys)
-        shares = split_seed(
-            seed, threshold=params.threshold, points=holders, source=participant.random
-        )
-        by_member = dict(zip(holders, shares, strict=True))
-        participant.scheme_state = _share_bytes(by_member[me])
-        others = tuple(p for p in holders if p != me)
-        sealed = tuple(seal_for(participant, p, _share_bytes(by_member[p])) for p in others)
-        return [MaskedUpload(session, round_number, me, x, others, sealed)]
+        others = tuple(p for p in participant.group if p != me and p in participant.round_keys)
+        early, pending.shares = pending.shares, None
+        if early is not None:
+            sealed = _early_shares(participant, early, others)
+        else:  # drawn and done now, in the order the early draw takes
+            request = _share_request(participant, keys, participant.share_keys, seed)
+            sealed = seal_seed_shares(request)
+        # each pair's AEAD key of the round opens its shares in the unmask step too
+        for peer, key in zip(others, sealed.aead_keys, strict=True):
+            participant.aead_keys[peer] = (participant.share_keys[peer], key)
+        participant.scheme_state = sealed.own
+        return [MaskedUpload(session, round_number, me, x, others, sealed.sealed)]
 
     def participant_handlers(self) -> Mapping[MessageKind, ParticipantHandler]:
         return {
@@ -420,6 +411,38 @@ class PrgScheme(Scheme):
             return None
         record = _Recovery if data[5] == _Recovery.KIND else _Unmask
         return record.from_bytes(data)
+
+
+def _share_request(
+    participant: Participant, keys: RoundKeys, share_keys: Mapping[int, bytes], seed: bytes
+) -> SeedShareRequest:
+    """The seed's shares for the member and its pairs in the round's group (sparse: its
+    neighbours), their randomness drawn from the member's source."""
+    me = participant.id
+    holders = tuple(p for p in keys.group if p == me or p in share_keys)
+    return draw_seed_share_request(
+        participant.random,
+        session_id=participant.session_id,
+        round_number=keys.round_number,
+        owner=me,
+        holders=holders,
+        threshold=participant.params.threshold,
+        seed=seed,
+        share_keys=[share_keys[p] for p in holders if p != me],
+        algorithm=participant.params.aead,
+    )
+
+
+def _early_shares(
+    participant: Participant, early: PendingShares, others: tuple[int, ...]
+) -> SealedSeedShares:
+    """The shares sealed before the update existed, checked to be this round's: for the
+    round's pairs (``others``), in order, under their share keys of the round."""
+    keys = participant.share_keys
+    if early.receivers != others or tuple(keys[p] for p in others) != early.share_keys:
+        early.discard()
+        raise ShareError("the seed shares sealed ahead belong to another round's keys")
+    return early.result()
 
 
 def _sparse_guarantee(params: SessionParams) -> Guarantee:
