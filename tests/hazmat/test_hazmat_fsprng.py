@@ -54,6 +54,22 @@ def test_round_keys_follow_the_chain() -> None:
         assert generator.round == r + 1
 
 
+def test_round_keys_reads_both_keys_of_the_round_without_advancing() -> None:
+    generator = ForwardSecurePRNG(SEED, start_round=3)
+    for r in range(3, 6):
+        state = chain(SEED, r - 2)[-1][0]
+        share = hmac.new(state, b"share", hashlib.sha256).digest()
+        assert generator.round_keys() == (generator.round_key(), share)
+        assert generator.round_keys() == generator.round_keys() and generator.round == r
+        assert ForwardSecurePRNG(bytes(state), start_round=r).take_round_keys(r) == (
+            generator.round_keys()
+        )
+        generator.advance()
+    generator.erase()
+    with pytest.raises(ForwardSecurityError):
+        generator.round_keys()
+
+
 def test_take_round_key_jumps_and_advances() -> None:
     expected = chain(SEED, 10)
     generator = ForwardSecurePRNG(SEED)

@@ -7,6 +7,7 @@ which may be secret.
 from __future__ import annotations
 
 import operator
+import struct
 from typing import Any
 
 from ssddl.exceptions import ConfigurationError, InvalidKey
@@ -61,3 +62,21 @@ def u64(value: Any, name: str) -> bytes:
     if type(value) is int and 0 <= value < U64_LIMIT:
         return value.to_bytes(8, "big")
     return as_int(value, name, high=U64_LIMIT).to_bytes(8, "big")
+
+
+_THREE_U64 = struct.Struct(">QQQ")
+#: the fields an address of a round's pair message is made of
+ADDRESS_FIELDS = ("round_number", "sender", "receiver")
+
+
+def u64_address(round_number: Any, sender: Any, receiver: Any) -> bytes:
+    """:func:`u64` of the round number, sender and receiver, joined (24 bytes): packed at
+    once, which is most of the cost of a nonce or an associated data derived per pair."""
+    try:
+        packed = _THREE_U64.pack(round_number, sender, receiver)
+        if type(round_number) is int and type(sender) is int and type(receiver) is int:
+            return packed
+    except struct.error:  # out of range, or not an int: the checks below name the field
+        pass
+    values = (round_number, sender, receiver)
+    return b"".join(u64(v, name) for v, name in zip(values, ADDRESS_FIELDS, strict=True))

@@ -22,7 +22,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 
 from ssddl.exceptions import ConfigurationError, InvalidCiphertext
-from ssddl.hazmat._checks import as_bytes, as_key, lp, u64
+from ssddl.hazmat._checks import as_bytes, as_key, lp, u64_address
 
 __all__ = [
     "AD_VERSION",
@@ -39,6 +39,7 @@ NONCE_SIZE = 12
 TAG_SIZE = 16
 AD_VERSION = 1
 _AD_MAGIC = b"SSDDL-AD"
+_AD_HEAD = _AD_MAGIC + bytes((AD_VERSION,))
 
 
 class AeadAlgorithm(str, Enum):
@@ -68,16 +69,8 @@ def share_associated_data(
     session_id: bytes, round_number: int, sender: int, receiver: int
 ) -> bytes:
     """The versioned, length-prefixed associated data of a share in transit."""
-    return b"".join(
-        (
-            _AD_MAGIC,
-            bytes((AD_VERSION,)),
-            lp(as_bytes(session_id, "session_id")),
-            u64(round_number, "round_number"),
-            u64(sender, "sender"),
-            u64(receiver, "receiver"),
-        )
-    )
+    numbers = u64_address(round_number, sender, receiver)
+    return b"".join((_AD_HEAD, lp(as_bytes(session_id, "session_id")), numbers))
 
 
 def seal(

@@ -82,8 +82,15 @@ class ForwardSecurePRNG:
     def advance(self) -> None:
         """Move to sigma_{r+1}; sigma_r is overwritten in place."""
         self._check_live()
-        self._state[:] = prf(self._state, NEXT_LABEL)
+        # the state is 32 bytes, checked when made: the PRF unwrapped (as in take_round_keys)
+        self._state[:] = hmac.digest(self._state, NEXT_LABEL, "sha256")
         self._round += 1
+
+    def round_keys(self) -> tuple[bytes, bytes]:
+        """(k_r, e_r) for the current round r (does not advance)."""
+        self._check_live()
+        state = self._state
+        return hmac.digest(state, MASK_LABEL, "sha256"), hmac.digest(state, SHARE_LABEL, "sha256")
 
     def share_key(self) -> bytes:
         """e_r for the current round r (does not advance)."""

@@ -42,7 +42,7 @@ import numpy as np
 from cryptography.hazmat.primitives.ciphers import Cipher, CipherContext, algorithms, modes
 
 from ssddl.exceptions import ConfigurationError, ShareError
-from ssddl.hazmat._checks import as_bytes, as_int, as_key, lp, u64
+from ssddl.hazmat._checks import as_bytes, as_int, as_key, lp, u64_address
 from ssddl.hazmat.rand import ring_dtype, words_from_bytes
 
 __all__ = [
@@ -134,16 +134,9 @@ def derive_nonce(
     """
     if not isinstance(purpose, str) or not purpose:
         raise ConfigurationError("purpose must be a non-empty str, e.g. 'mask'")
-    encoded = b"".join(
-        (
-            _NONCE_LABEL,
-            lp(as_bytes(session_id, "session_id")),
-            u64(round_number, "round_number"),
-            u64(sender, "sender"),
-            u64(receiver, "receiver"),
-            lp(purpose.encode("utf-8")),
-        )
-    )
+    numbers = u64_address(round_number, sender, receiver)
+    session = as_bytes(session_id, "session_id")
+    encoded = b"".join((_NONCE_LABEL, lp(session), numbers, lp(purpose.encode("utf-8"))))
     return hashlib.sha256(encoded).digest()[:NONCE_SIZE]
 
 

@@ -14,9 +14,10 @@ whole mask of the next round then (:func:`start_mask_ahead`; its self-mask seed 
 in the order it would have been drawn at the round's start): the build overlaps the idle time
 between rounds too. With double masking the self-mask seed's Shamir shares, sealed for the
 member's pairs, do not depend on the update either: they are started with the mask and ride
-on it (:attr:`PendingMask.shares`, :mod:`ssddl.protocol.seedshares`). The background worker uses one CPU (the
-others train). A combined mask is never part of the participant's saved state; masks built
-ahead of their round hold at most :data:`AHEAD_BUDGET_BYTES` process-wide.
+on it (:attr:`PendingMask.shares`, :mod:`ssddl.protocol.seedshares`). The background worker
+uses one CPU (the others train). A combined mask is never part of the participant's saved
+state; masks built ahead of their round hold at most :data:`AHEAD_BUDGET_BYTES`
+process-wide.
 
 The worker is a thread by default, or a persistent child process
 (:mod:`ssddl.protocol.maskproc`) where the process lives long enough to keep one: a thread

@@ -659,4 +659,4 @@ def _peek_keys(prng: ForwardSecurePRNG, round_number: int) -> tuple[bytes, bytes
     if prng.round != round_number:
         prng = ForwardSecurePRNG(prng.export_state(), start_round=prng.round)
         prng.jump_to(round_number)
-    return prng.round_key(), prng.share_key()
+    return prng.round_keys()

@@ -32,6 +32,7 @@ __all__ = [
     "seal_for",
 ]
 
+
 @dataclass(frozen=True)
 class Guarantee:
     """What a resolved session protects: up to ``collusion_bound`` members of a round's
