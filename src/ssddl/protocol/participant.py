@@ -421,8 +421,8 @@ class Participant:
                 f"group_size={params.group_size}"
             )
         known = self.registered if self.scheme.needs_keys else self.participants
-        stray = [p for p in msg.group if p not in known]
-        if stray:
+        if not set(known).issuperset(msg.group):  # one pass each (not n² tuple lookups)
+            stray = [p for p in msg.group if p not in known]
             raise UnknownSender(
                 f"the group of round {msg.round} holds unregistered members {stray}"
             )
