@@ -319,3 +319,35 @@ def test_seed_shares_are_parsed_and_checked_together():
         _shares_from_bytes([*good, outside, outside], [4, 7, 9, 2])
     with pytest.raises(MalformedMessage, match="participant 7 is not 40 bytes"):
         _shares_from_bytes([good[0], good[1][:-1]], [4, 7])
+
+
+def test_the_next_rounds_mask_starts_once_the_upload_is_out():
+    """The worker builds round r + 1's mask while round r's uploads, unmasking and end go
+    by: when the server asks a member to unmask round r, that member's mask of r + 1 (and
+    its seed shares) are already started."""
+    from ssddl.protocol import ProtocolConfig
+    from ssddl.runtime import InMemoryExchange
+    from ssddl.runtime.exchange import frame_kind
+    from tests.protocol.helpers import make_session
+
+    seen: list[tuple[int, int | None, bool]] = []
+    holder: dict = {}
+
+    def look(frame):
+        if frame_kind(frame.data) == "unmask_request":
+            member = holder["session"].participants[frame.recipient]
+            ahead = member._ahead
+            shares = ahead is not None and ahead[1].shares is not None
+            seen.append((member.round, ahead and ahead[0], shares))
+        return frame
+
+    session = make_session(
+        ProtocolConfig(rounds=3), n=4, transport=InMemoryExchange(interceptor=look)
+    )
+    holder["session"] = session
+    session.driver.init()
+    for _ in range(3):
+        session.driver.round()
+    session.driver.finish()
+    # rounds 0 and 1: the next round's mask and shares started; the last round: none after
+    assert seen == [(0, 1, True)] * 4 + [(1, 2, True)] * 4 + [(2, None, False)] * 4

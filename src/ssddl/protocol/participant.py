@@ -76,7 +76,8 @@ class Participant:
     """One participant: its identity key, its pair PRNGs and its LocalTrain callback.
 
     ``premask``: when every registered member is in every group, start the next round's
-    mask as soon as a round ends (:mod:`ssddl.protocol.masks`); the bytes sent are the same.
+    mask as soon as the member's upload is out (or, if it did not upload, when the round
+    ends; :mod:`ssddl.protocol.masks`); the bytes sent are the same.
     """
 
     def __init__(
@@ -307,6 +308,9 @@ class Participant:
         finally:
             self._drop_precomputed()
         self.timings = {"train": trained - started, "share": perf_counter() - trained}
+        # the next round's mask can start now: the worker builds it while this round's
+        # uploads, unmasking and end go by (nothing is drawn between here and the round end)
+        self._start_ahead(msg.round + 1)
         return replies
 
     def _precompute(
@@ -329,7 +333,10 @@ class Participant:
     def _start_ahead(self, round_number: int) -> None:
         """When every registered member is in every group, the next round's group is known:
         start its whole mask now, while the member waits for the round (not saved; used only
-        by that round with that group). Not with lazy pair keys (a pair not yet agreed)."""
+        by that round with that group). Not with lazy pair keys (a pair not yet agreed).
+        A mask already started for ``round_number`` is kept."""
+        if self._ahead is not None and self._ahead[0] == round_number:
+            return
         self._drop_ahead()
         scheme, group = self.scheme, self.registered
         if not (self._premask and scheme.needs_keys and isinstance(scheme, MaskPrecomputer)):
@@ -450,6 +457,7 @@ class Participant:
 
     def _on_session_end(self, msg: SessionEnd) -> list[Message]:
         self._drop_ahead()
+        self._peeked = None
         self.random.clear()
         self._forget_round()
         for prng in self._prngs.values():
@@ -543,7 +551,8 @@ class Participant:
         return self._roster
 
     def _forget_round(self) -> None:
-        self._peeked = None
+        if self._peeked is not None and self._peeked[0] <= self.round:
+            self._peeked = None  # (keys read for a later round stay: a mask started ahead)
         self.round_keys.clear()
         self.share_keys.clear()
         self.aead_keys.clear()
