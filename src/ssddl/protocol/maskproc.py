@@ -585,6 +585,14 @@ def mask_process() -> MaskProcess:
     """This process's mask worker process, started (or restarted) when needed; ShareError
     when none can start or too many have died."""
     global _process, _process_pid, _restarts
+    process = _process
+    if (
+        process is not None
+        and _process_pid == os.getpid()
+        and process._dead is None
+        and process._proc.returncode is None
+    ):  # two jobs a member and round ask: no lock and no system call (a child that died
+        return process  # unnoticed is found at its next reply, and its jobs built here)
     if os.name != "posix":
         raise ShareError("the mask worker process needs POSIX pipes; masks use a thread")
     with _process_lock:
