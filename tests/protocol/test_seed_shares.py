@@ -23,6 +23,7 @@ from ssddl.hazmat.keys import derive_key
 from ssddl.hazmat.rand import InsecureSeededRandom, RewindableSource
 from ssddl.hazmat.sharing import SHAMIR_PRIME, shamir_reconstruct
 from ssddl.protocol.maskproc import (
+    CIPHERS,
     KIND,
     OK,
     REFUSED,
@@ -300,3 +301,37 @@ def test_shares_sealed_ahead_are_used_only_under_the_rounds_keys_and_pairs():
         stale = SimpleNamespace(share_keys=share_keys)
         with pytest.raises(ShareError, match="another round"):
             _early_shares(stale, PendingShares(request, None, b""), others)  # type: ignore[arg-type]
+
+
+def test_the_backlog_counts_the_jobs_the_child_has_not_answered(worker):
+    from tests.protocol.test_mask_process import _streams
+
+    assert worker.backlog() == 0
+    jobs = [worker.submit(np.empty(300_000, dtype=np.uint32), _streams(20), CIPHERS[0])]
+    jobs += [worker.submit_shares(_request()) for _ in range(3)]
+    assert 0 < worker.backlog() <= 4  # the first mask takes a while
+    for job in jobs:
+        job.result()
+    assert worker.backlog() == 0
+    os.kill(worker.pid, signal.SIGKILL)
+    worker._proc.wait()
+    late = worker.submit_shares(_request())
+    assert worker.backlog() == 0  # a dead child is behind on nothing: its jobs come here
+    assert late.result() == seal_seed_shares(_request())
+
+
+def test_seed_shares_stay_with_their_caller_while_the_worker_is_behind(monkeypatch):
+    from ssddl.protocol import masks, seedshares
+
+    class Behind:
+        def backlog(self):
+            return seedshares.WORKER_BACKLOG + 1
+
+        def submit_shares(self, request):
+            raise AssertionError("a worker that is behind gets no seed shares")
+
+    monkeypatch.setattr(masks, "worker_process", lambda: Behind())
+    request = _request()
+    pending = seedshares.start_seed_shares(request, b"drawn")
+    assert pending._job is None and pending.drawn == b"drawn"
+    assert pending.result() == seal_seed_shares(request)  # done here, when first asked for

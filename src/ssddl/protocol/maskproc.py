@@ -461,6 +461,21 @@ class MaskProcess:
                 except (OSError, ValueError, EOFError, MalformedMessage):
                     self._die("exited")
 
+    def backlog(self) -> int:
+        """The jobs sent and not answered yet, once the replies that have arrived are read
+        (without waiting for more): how far behind the child is."""
+        with self._lock:
+            if self._dead is not None:
+                return 0
+            try:
+                self._send()
+                while self._jobs and select.select([self._stdout], [], [], 0)[0]:
+                    self._read_one()
+            except (OSError, ValueError, EOFError, MalformedMessage):
+                self._die("exited")
+                return 0
+            return len(self._jobs)
+
     def _read_one(self) -> None:
         head = _read_exact(self._stdout, REPLY.size)
         if head is None:
