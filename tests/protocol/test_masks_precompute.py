@@ -351,3 +351,45 @@ def test_the_next_rounds_mask_starts_once_the_upload_is_out():
     session.driver.finish()
     # rounds 0 and 1: the next round's mask and shares started; the last round: none after
     assert seen == [(0, 1, True)] * 4 + [(1, 2, True)] * 4 + [(2, None, False)] * 4
+
+
+def test_a_next_round_mask_that_cannot_start_early_costs_no_upload(caplog):
+    """The random source fails once, when member 2 starts round 1's mask after its round-0
+    upload: the upload still goes out (a warning names the member, no secret), and round 1's
+    mask starts when round 0 ends."""
+    import logging
+
+    from ssddl.exceptions import ConfigurationError
+    from ssddl.protocol import ProtocolConfig
+    from ssddl.protocol.messages import RoundStatus
+    from tests.protocol.helpers import make_session
+
+    session = make_session(ProtocolConfig(rounds=2), n=4)
+    member = session.participants[2]
+    source = member.random.source
+    armed = {"draws": 0}
+
+    class Failing:
+        def random_bytes(self, n):
+            if armed["draws"]:
+                armed["draws"] -= 1
+                raise ConfigurationError("the operating system's randomness is unavailable")
+            return source.random_bytes(n)
+
+    member.random.source = Failing()
+    trainer = member._trainer
+
+    def train(weights, round_number):
+        armed["draws"] = 1 if round_number == 0 else 0  # the next draw: round 1's seed
+        return trainer(weights, round_number)
+
+    member._trainer = train
+    session.driver.init()
+    with caplog.at_level(logging.WARNING, logger="ssddl.protocol.participant"):
+        first = session.driver.round()
+    assert 2 in first.contributors and first.status is RoundStatus.APPLIED
+    assert "participant 2 could not start round 1's mask early (ConfigurationError)" in caplog.text
+    assert member._ahead is not None and member._ahead[0] == 1  # started at the round's end
+    second = session.driver.round()
+    assert 2 in second.contributors and second.status is RoundStatus.APPLIED
+    session.driver.finish()

@@ -15,6 +15,7 @@ error and leaves the state as it was.
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable, Mapping
 from time import perf_counter
 from typing import Any, cast
@@ -62,6 +63,8 @@ from ssddl.protocol.stages import ParticipantStage, participant_next
 from ssddl.protocol.state import ParticipantState
 
 __all__ = ["LocalUpdate", "Participant", "Trainer"]
+
+_log = logging.getLogger(__name__)
 
 K = MessageKind
 
@@ -311,7 +314,16 @@ class Participant:
         self.timings = {"train": trained - started, "share": perf_counter() - trained}
         # the next round's mask can start now: the worker builds it while this round's
         # uploads, unmasking and end go by (nothing is drawn between here and the round end)
-        self._start_ahead(msg.round + 1)
+        try:
+            self._start_ahead(msg.round + 1)
+        except Exception as exc:  # only work done early: the upload must still go out
+            _log.warning(
+                "participant %s could not start round %s's mask early (%s); it starts when "
+                "the round ends",
+                self.id,
+                msg.round + 1,
+                type(exc).__name__,
+            )
         return replies
 
     def _precompute(
