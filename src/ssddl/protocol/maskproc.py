@@ -72,6 +72,7 @@ import struct
 import subprocess
 import sys
 import threading
+from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
@@ -131,7 +132,7 @@ def shared_segments_available() -> bool:
 Streams = Sequence[tuple[bytes, bytes, int]]
 
 
-class _WorkerJob:
+class _WorkerJob(ABC):
     """A job of the child's: :meth:`exception` waits for the child's reply, or does the work
     here when the job was lost with its worker, refused, or never sent."""
 
@@ -160,8 +161,9 @@ class _WorkerJob:
         if error is not None:
             raise error
 
+    @abstractmethod
     def _work_here(self) -> None:
-        raise NotImplementedError
+        """Do the job in this process (its child was lost, refused it, or never got it)."""
 
     def _finish(self) -> None:
         self._done = True
