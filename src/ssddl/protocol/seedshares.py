@@ -209,7 +209,10 @@ class SeedShareRequest:
         at += SEED_SIZE
         coefficients = np.frombuffer(view, dtype="<u8", count=rows * SEED_WORDS, offset=at)
         at += 8 * SEED_WORDS * rows
-        pairs = [bytes(view[k : k + KEY_SIZE + NONCE_SIZE]) for k in range(at, end, 44)]
+        pairs = [
+            bytes(view[k : k + KEY_SIZE + NONCE_SIZE])
+            for k in range(at, end, KEY_SIZE + NONCE_SIZE)
+        ]
         return cls(
             session,
             round_number,
