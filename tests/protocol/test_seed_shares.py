@@ -185,10 +185,10 @@ def test_parsing_random_bytes_gives_a_request_or_malformed_message(data):
 def test_sealed_shares_of_the_wrong_size_are_refused():
     result = seal_seed_shares(_request())
     data = result.to_bytes()
-    assert SealedSeedShares.from_bytes(data, 3) == result
+    assert SealedSeedShares.parse(data, 3) == result
     for bad, receivers in ((data[:-1], 3), (data, 2), (data + b"x", 3)):
         with pytest.raises(MalformedMessage, match="sealed seed shares"):
-            SealedSeedShares.from_bytes(bad, receivers)
+            SealedSeedShares.parse(bad, receivers)
 
 
 # -- the worker process -------------------------------------------------------------------
@@ -236,7 +236,7 @@ def test_serve_seals_refuses_a_malformed_request_and_goes_on():
     assert REPLY.unpack_from(rest, 0) == (2, OK)
     (size,) = SHARES_REPLY.unpack_from(rest, REPLY.size)
     body = rest[REPLY.size + SHARES_REPLY.size :]
-    assert len(body) == size and SealedSeedShares.from_bytes(body, 3) == seal_seed_shares(good)
+    assert len(body) == size and SealedSeedShares.parse(body, 3) == seal_seed_shares(good)
 
 
 def test_serve_ends_at_a_cut_or_oversized_shares_request():

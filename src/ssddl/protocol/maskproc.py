@@ -521,7 +521,7 @@ class MaskProcess:
         body = _read_exact(self._stdout, size)
         if body is None:
             raise EOFError
-        job._result = SealedSeedShares.from_bytes(body, job.receivers)  # MalformedMessage: lost
+        job._result = SealedSeedShares.parse(body, job.receivers)  # MalformedMessage: lost
         job._finish()
 
     def _die(self, what: str) -> None:

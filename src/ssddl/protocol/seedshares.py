@@ -17,21 +17,15 @@ derives it), which opens that pair's shares later in the round too. The request 
 result are secrets (the seed, the share keys, the AEAD keys): never logged, shown or saved;
 they cross only the pipe to the mask worker process, as the round keys do.
 
-Worker framing of a request (little-endian)::
-
-    u16 len(session_id) | session_id | u64 round | u64 owner | u16 h | h × u64 holders
-    | u16 threshold | u8 AEAD (0: ChaCha20-Poly1305, 1: AES-256-GCM) | seed (32 bytes)
-    | (threshold − 1) × 5 × u64 coefficients | (h − 1) × (share key (32) | nonce (12))
-
-and of a result: ``own share (40) | (h − 1) × (AEAD key (32) | sealed share (68))``.
+Both travel to and from the worker process as records of the wire format
+(:mod:`ssddl.protocol.state`, kinds 143 and 144): versioned, every length checked.
 """
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 import numpy as np
 
@@ -40,6 +34,8 @@ from ssddl.hazmat.aead import NONCE_SIZE, TAG_SIZE, AeadAlgorithm, seal
 from ssddl.hazmat.keys import derive_key
 from ssddl.hazmat.rand import RandomSource, random_below_rows
 from ssddl.hazmat.sharing import SHAMIR_PRIME, field_polynomial_at
+from ssddl.protocol.state import Record, record_kind
+from ssddl.protocol.wire import ARRAY, BLOBS, BYTES, IDS, STR, U64
 
 __all__ = [
     "SEED_SIZE",
@@ -63,12 +59,8 @@ SHARE_SIZE = 8 * SEED_WORDS
 SHARE_AEAD_PURPOSE = b"ssddl/share-aead/v1"
 KEY_SIZE = 32
 SEALED_SIZE = NONCE_SIZE + SHARE_SIZE + TAG_SIZE
-ALGORITHMS = tuple(AeadAlgorithm)
 #: the most holders a request names (a group is far smaller)
 MAX_HOLDERS = 1 << 15
-
-_HEAD = struct.Struct("<QQH")  #: round, owner, holders
-_TAIL = struct.Struct("<HB")  #: threshold, AEAD
 
 
 def seed_to_field(seed: bytes) -> np.ndarray:
@@ -104,21 +96,39 @@ def _check_threshold(threshold: int, holders: int) -> None:
 
 
 def _shares_at(seed: bytes, coefficients: np.ndarray, points: Sequence[int]) -> np.ndarray:
-    matrix = np.empty((coefficients.shape[0] + 1, SEED_WORDS), dtype=np.uint64)  # c_0: the seed
+    """The shares at ``points`` of the polynomial with c_0 the seed and c_1 … the rows of
+    ``coefficients`` (t − 1 rows of five words, or those rows flattened)."""
+    rows = coefficients.reshape(-1, SEED_WORDS)
+    matrix = np.empty((rows.shape[0] + 1, SEED_WORDS), dtype=np.uint64)  # c_0: the seed
     matrix[0] = seed_to_field(seed)
-    matrix[1:] = coefficients
+    matrix[1:] = rows
     return field_polynomial_at(matrix, points)
 
 
+@record_kind
 @dataclass(frozen=True, repr=False)
-class SeedShareRequest:
+class SeedShareRequest(Record):
     """What splitting and sealing one member's seed of one round needs (a secret).
 
     ``holders``: the share points — the owner and its receivers, in the group's order;
-    ``coefficients``: the polynomial's t − 1 random rows (c_1 … c_{t−1}); ``share_keys``
-    and ``nonces``: one per receiver (the holders without the owner, in order).
+    ``coefficients``: the polynomial's t − 1 random rows (c_1 … c_{t−1}), flattened;
+    ``share_keys`` and ``nonces``: one per receiver (the holders without the owner, in
+    order). It travels to the worker process as a record of the wire format.
     """
 
+    KIND: ClassVar[int] = 143
+    SCHEMA: ClassVar = (
+        ("session_id", BYTES),
+        ("round_number", U64),
+        ("owner", U64),
+        ("holders", IDS),
+        ("threshold", U64),
+        ("seed", BYTES),
+        ("coefficients", ARRAY),
+        ("share_keys", BLOBS),
+        ("nonces", BLOBS),
+        ("algorithm", STR),
+    )
     session_id: bytes
     round_number: int
     owner: int
@@ -131,6 +141,10 @@ class SeedShareRequest:
     algorithm: AeadAlgorithm
 
     def __post_init__(self) -> None:
+        try:
+            object.__setattr__(self, "algorithm", AeadAlgorithm(self.algorithm))
+        except ValueError:
+            raise MalformedMessage("a seed share request names no known AEAD") from None
         holders = self.holders
         if len(set(holders)) != len(holders) or holders.count(self.owner) != 1:
             raise MalformedMessage("a seed share request names its owner once among holders")
@@ -142,10 +156,10 @@ class SeedShareRequest:
             )
         if len(self.seed) != SEED_SIZE:
             raise MalformedMessage(f"a self-mask seed is {SEED_SIZE} bytes")
-        shape = (self.threshold - 1, SEED_WORDS)
+        words = (self.threshold - 1) * SEED_WORDS
         coefficients = self.coefficients
-        if coefficients.shape != shape or coefficients.dtype != np.uint64:
-            raise MalformedMessage(f"a seed share request's coefficients are {shape} uint64")
+        if coefficients.shape != (words,) or coefficients.dtype != np.uint64:
+            raise MalformedMessage(f"a seed share request's coefficients are {words} uint64")
         if (coefficients >= np.uint64(SHAMIR_PRIME)).any():
             raise MalformedMessage("a seed share request's coefficients are not in the field")
         receivers = len(holders) - 1
@@ -166,96 +180,44 @@ class SeedShareRequest:
     def receivers(self) -> tuple[int, ...]:
         return tuple(p for p in self.holders if p != self.owner)
 
-    def to_bytes(self) -> bytes:
-        session = self.session_id
-        return b"".join(
-            (
-                struct.pack("<H", len(session)),
-                session,
-                _HEAD.pack(self.round_number, self.owner, len(self.holders)),
-                np.array(self.holders, dtype="<u8").tobytes(),
-                _TAIL.pack(self.threshold, ALGORITHMS.index(self.algorithm)),
-                self.seed,
-                self.coefficients.astype("<u8").tobytes(),
-                b"".join(k + n for k, n in zip(self.share_keys, self.nonces, strict=True)),
-            )
-        )
 
-    @classmethod
-    def from_bytes(cls, data: bytes) -> SeedShareRequest:
-        """Parse :meth:`to_bytes` (MalformedMessage for anything else)."""
-        view = memoryview(data)
-        try:
-            (size,) = struct.unpack_from("<H", view, 0)
-            at = 2 + size
-            session = bytes(view[2:at])
-            if len(session) != size:
-                raise MalformedMessage("a seed share request is cut in its session id")
-            round_number, owner, count = _HEAD.unpack_from(view, at)
-            at += _HEAD.size
-            holders = np.frombuffer(view, dtype="<u8", count=count, offset=at).tolist()
-            at += 8 * count
-            threshold, algorithm = _TAIL.unpack_from(view, at)
-            at += _TAIL.size
-        except (struct.error, ValueError):
-            raise MalformedMessage("a seed share request is cut short") from None
-        if algorithm >= len(ALGORITHMS) or threshold < 1:
-            raise MalformedMessage("a seed share request names no AEAD or a zero threshold")
-        rows, receivers = threshold - 1, max(count - 1, 0)
-        end = at + SEED_SIZE + 8 * SEED_WORDS * rows + (KEY_SIZE + NONCE_SIZE) * receivers
-        if len(view) != end:
-            raise MalformedMessage(f"a seed share request is {len(view)} bytes, not {end}")
-        seed = bytes(view[at : at + SEED_SIZE])
-        at += SEED_SIZE
-        coefficients = np.frombuffer(view, dtype="<u8", count=rows * SEED_WORDS, offset=at)
-        at += 8 * SEED_WORDS * rows
-        pairs = [
-            bytes(view[k : k + KEY_SIZE + NONCE_SIZE])
-            for k in range(at, end, KEY_SIZE + NONCE_SIZE)
-        ]
-        return cls(
-            session,
-            round_number,
-            owner,
-            tuple(holders),
-            threshold,
-            seed,
-            coefficients.astype(np.uint64).reshape(rows, SEED_WORDS),
-            tuple(p[:KEY_SIZE] for p in pairs),
-            tuple(p[KEY_SIZE:] for p in pairs),
-            ALGORITHMS[algorithm],
-        )
-
-
+@record_kind
 @dataclass(frozen=True, repr=False)
-class SealedSeedShares:
+class SealedSeedShares(Record):
     """The owner's own share, each receiver's sealed share and each pair's AEAD key of the
-    round, receivers in the request's order (a secret)."""
+    round, receivers in the request's order (a secret; a record of the wire format)."""
 
+    KIND: ClassVar[int] = 144
+    SCHEMA: ClassVar = (("own", BYTES), ("sealed", BLOBS), ("aead_keys", BLOBS))
     own: bytes
     sealed: tuple[bytes, ...]
     aead_keys: tuple[bytes, ...]
 
+    def __post_init__(self) -> None:
+        if len(self.own) != SHARE_SIZE or len(self.sealed) != len(self.aead_keys):
+            raise MalformedMessage("sealed seed shares need one own share and a key a share")
+        if any(len(s) != SEALED_SIZE for s in self.sealed) or any(
+            len(k) != KEY_SIZE for k in self.aead_keys
+        ):
+            raise MalformedMessage(
+                f"sealed seed shares are {SEALED_SIZE} bytes and their keys {KEY_SIZE} bytes"
+            )
+
     def __repr__(self) -> str:
         return f"SealedSeedShares(receivers={len(self.sealed)}, <secrets hidden>)"
 
-    def to_bytes(self) -> bytes:
-        return self.own + b"".join(k + s for k, s in zip(self.aead_keys, self.sealed, strict=True))
-
     @classmethod
-    def from_bytes(cls, data: bytes, receivers: int) -> SealedSeedShares:
-        step = KEY_SIZE + SEALED_SIZE
-        if len(data) != SHARE_SIZE + step * receivers:
+    def parse(cls, data: bytes, receivers: int) -> SealedSeedShares:
+        """:meth:`from_bytes`, for exactly ``receivers`` receivers (MalformedMessage else)."""
+        try:
+            result = cls.from_bytes(data)
+        except MalformedMessage as exc:
+            raise MalformedMessage(f"sealed seed shares: {exc}") from None
+        if len(result.sealed) != receivers:
             raise MalformedMessage(
-                f"sealed seed shares for {receivers} receivers are "
-                f"{SHARE_SIZE + step * receivers} bytes, not {len(data)}"
+                f"sealed seed shares for {len(result.sealed)} receivers, not {receivers}"
             )
-        starts = range(SHARE_SIZE, len(data), step)
-        return cls(
-            data[:SHARE_SIZE],
-            tuple(data[k + KEY_SIZE : k + step] for k in starts),
-            tuple(data[k : k + KEY_SIZE] for k in starts),
-        )
+        return result
 
 
 def seal_seed_shares(request: SeedShareRequest) -> SealedSeedShares:
@@ -312,7 +274,7 @@ def draw_seed_share_request(
         holders,
         threshold,
         seed,
-        coefficients,
+        coefficients.reshape(-1),
         tuple(share_keys),
         tuple(nonces[k : k + NONCE_SIZE] for k in range(0, NONCE_SIZE * count, NONCE_SIZE)),
         AeadAlgorithm(algorithm),
