@@ -19,14 +19,14 @@ Requests, parent to child, each led by a kind byte::
     1 (map):   segment u32 | bytes u64  (the segment's file descriptor comes on the fd socket)
     2 (unmap): segment u32
     3 (seed shares): job id u64 | body bytes u32 | body (a
-               :class:`~ssddl.protocol.seedshares.SeedShareRequest`, its own framing)
+               :class:`~ssddl.protocol.seedshares.SeedShareRequest`, a record of the wire format)
 
 Reply to a mask or seed shares, child to parent, in request order::
 
     job id u64 | status u8 (0: ok, 1: refused) | ok, segment 0: the mask's words, little-endian
                                                | ok, segment s: nothing (the words are in s)
                                                | ok, seed shares: u32 length | the sealed
-                                                 shares (a ``SealedSeedShares``)
+                                                 shares (a ``SealedSeedShares`` record)
                                                | refused: u16 length | reason (ASCII)
 
 Seed shares. Splitting a member's self-mask seed and sealing the shares for its pairs does not
