@@ -20,6 +20,7 @@ from ssddl.hazmat import (
     derive_nonce,
     iter_keystream_words,
     keystream_words,
+    prg,
     ring_add,
     words_from_bytes,
 )
@@ -373,3 +374,83 @@ def test_parallel_expansion_still_works_in_a_forked_child() -> None:
     _, status = os.waitpid(pid, 0)
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
     assert digest == hashlib.sha256(expected.tobytes()).digest()
+
+
+# --- AES-GCM's encryptor as the AES-CTR keystream writer -----------------------------------
+
+
+@pytest.fixture(params=[True, False], ids=["gcm-engine", "ctr-engine"])
+def engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
+    """Run a test with the AES keystream written by the GCM encryptor, then by the CTR one,
+    whatever this machine's calibration picked."""
+    monkeypatch.setattr(prg, "_ENGINE", [request.param])
+    return bool(request.param)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    key=st.binary(min_size=32, max_size=32),
+    nonce=st.binary(min_size=12, max_size=12),
+    cuts=st.lists(st.integers(min_value=0, max_value=200), max_size=6),
+)
+def test_the_gcm_writer_gives_the_aes_ctr_stream_for_any_cut(
+    key: bytes, nonce: bytes, cuts: list[int]
+) -> None:
+    # writes of any lengths, including inside and across GCM's first counter block (byte 32)
+    total = sum(cuts) + 100
+    writer = prg._GcmKeystream(key, nonce)
+    written = bytearray()
+    for size in [*cuts, 100]:
+        out = bytearray(size)
+        assert writer.update_into(bytes(size), out) == size
+        written += out
+    assert bytes(written) == raw_stream(StreamCipher.AES_CTR, key, nonce, total)
+
+
+def test_the_gcm_writer_writes_into_a_view_and_leaves_the_rest_alone() -> None:
+    out = bytearray(b"\xaa" * 80)
+    view = memoryview(out)[8:48]
+    prg._GcmKeystream(KEY, NONCE).update_into(bytes(40), view)
+    assert bytes(out[8:48]) == raw_stream(StreamCipher.AES_CTR, KEY, NONCE, 40)
+    assert out[:8] == b"\xaa" * 8 and out[48:] == b"\xaa" * 32
+
+
+@pytest.mark.parametrize("ring_bits", RINGS)
+@pytest.mark.parametrize("workers", [1, 2])
+def test_every_expansion_gives_the_same_words_with_either_engine(
+    engine: bool, ring_bits: int, workers: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made: list[int] = []
+
+    class Spy(prg._GcmKeystream):
+        def __init__(self, key: bytes, nonce: bytes) -> None:
+            made.append(1)
+            super().__init__(key, nonce)
+
+    monkeypatch.setattr(prg, "_GcmKeystream", Spy)
+    # counts below, at and above the size from which the GCM writer is used, and a chunk
+    # size that cuts the stream inside its first two blocks
+    itemsize = ring_bits // 8
+    for count in (3, prg.GCM_MIN_BYTES // itemsize, prg.GCM_MIN_BYTES // itemsize * 3 + 5):
+        expected = np.frombuffer(
+            raw_stream(StreamCipher.AES_CTR, KEY, NONCE, count * itemsize), f"<u{itemsize}"
+        )
+        assert np.array_equal(keystream_words(KEY, NONCE, count, ring_bits), expected)
+        out: np.ndarray = np.empty(count, dtype_of(ring_bits))
+        prg.keystream_into(out, KEY, NONCE, workers=workers)
+        assert np.array_equal(out, expected)
+        acc: np.ndarray = np.zeros(count, dtype_of(ring_bits))
+        accumulate_keystream(acc, KEY, NONCE, sign=1, workers=workers, chunk_words=5)
+        assert np.array_equal(acc, expected)
+        other = keystream_words(bytes(32), NONCE, count, ring_bits)
+        prg.combine_keystreams(
+            out, [(bytes(32), NONCE, -1), (KEY, NONCE, 1)], workers=workers, chunk_words=7
+        )
+        assert np.array_equal(out, expected - other)
+    assert bool(made) is engine  # the GCM writer ran exactly when it was the engine
+
+
+def test_the_engine_is_measured_once_and_named() -> None:
+    assert prg.keystream_engine() in {"aes-gcm", "aes-ctr"}
+    assert prg.keystream_engine() == prg.keystream_engine()
+    assert len(prg._ENGINE) == 1
