@@ -203,3 +203,27 @@ def test_encode_clipped_refuses_what_encode_refuses():
     assert not x.any()  # nothing written before the check
     with pytest.raises(ConfigurationError, match=r"weight must be a float in \(0, 1\]"):
         encode_clipped(np.ones(3), codec, 4.0, 1.5, x, None, np.empty(2))
+
+
+def test_a_members_update_is_checked_finite_once_a_round(monkeypatch):
+    """check_update refuses a non-finite update when LocalTrain returns it; the encoder does
+    not scan that same vector again, but still scans any other it is given."""
+    import ssddl.hazmat.codec as codec_module
+
+    scans: list[int] = []
+    check = codec_module.check_finite
+
+    def counting(arr, name):
+        scans.append(arr.size)
+        check(arr, name)
+
+    monkeypatch.setattr(codec_module, "check_finite", counting)
+    config = ProtocolConfig(mode="prg", rounds=2, group_size=3)
+    session = make_session(config, n=3, size=11)
+    session.driver.init()
+    session.driver.round()
+    assert 11 not in scans  # three members' updates of 11 entries: none scanned twice
+    participant, count = session.participant(1), session.samples[1]
+    with pytest.raises(NonFiniteError):
+        participant.encode_update(np.array([np.nan] + [0.0] * 10), count)
+    assert scans == [11]

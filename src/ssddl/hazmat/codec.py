@@ -274,6 +274,8 @@ def encode_clipped(
     x: np.ndarray,
     words: np.ndarray | None,
     scratch: np.ndarray,
+    *,
+    finite: bool = False,
 ) -> None:
     """The ring words of clip(δ, ±clip) · ``weight`` (a member's change: clipped, then
     weighted), rounded to nearest, written into ``x`` (or, with ``words``, a slice-sized
@@ -283,9 +285,11 @@ def encode_clipped(
     Clipping at ±clip (in δ's float type, as ``np.clip`` does) and then scaling by
     f = weight · 2^frac equals scaling first and clipping at ±fl(clip · f), since rounding is
     monotone; encode's own clip at ±codec.clip · 2^frac folds into the same bound. The finite
-    check runs once, on δ, before any word is written.
+    check runs once, on δ, before any word is written — unless the caller passes
+    ``finite=True`` because it has just checked this very δ itself.
     """
-    check_finite(delta, "values")
+    if not finite:
+        check_finite(delta, "values")
     if isinstance(weight, bool) or not 0 < weight <= 1:
         raise ConfigurationError("weight must be a float in (0, 1]")
     factor = codec.scale * weight

@@ -133,6 +133,8 @@ class Participant:
         self.scheme_state: Any = None
         # -- per-message scratch, not state --
         self._scratch: np.ndarray | None = None  #: encode_update's float64 work slice
+        #: the round's update while it is shared, checked finite by check_update (not again)
+        self._finite_delta: np.ndarray | None = None
         self._precomputed: PendingMask | None = None
         self._ahead: tuple[int, PendingMask] | None = None  #: (round, its mask built ahead)
         #: (round, {peer: (mask key, share key)}) read when a mask was started (a secret)
@@ -289,6 +291,7 @@ class Participant:
             update = self._trainer(msg.weights, msg.round)
             trained = perf_counter()
             delta, count = check_update(update, self.params, self.model_size, self.id)
+            self._finite_delta = delta
         except BaseException:
             self._drop_precomputed()
             self._peeked = None
@@ -310,6 +313,7 @@ class Participant:
         try:
             replies = self.scheme.contribute(self, delta, count)
         finally:
+            self._finite_delta = None
             self._drop_precomputed()
         self.timings = {"train": trained - started, "share": perf_counter() - trained}
         # the next round's mask can start now: the worker builds it while this round's
@@ -546,7 +550,11 @@ class Participant:
             self._scratch = np.empty(step, dtype=np.float64)  # reused every round
         words = np.empty(step, dtype=codec.dtype) if add else None
         if rng is None and delta.dtype in _FLOATS:
-            encode_clipped(delta, codec, params.clip, weight, x, words, self._scratch)
+            # the round's update was checked finite when LocalTrain returned it
+            finite = delta is self._finite_delta
+            encode_clipped(
+                delta, codec, params.clip, weight, x, words, self._scratch, finite=finite
+            )
         else:
             for start in range(0, size, step):
                 stop = min(start + step, size)
