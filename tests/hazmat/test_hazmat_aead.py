@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from ssddl.exceptions import ConfigurationError, InvalidCiphertext, InvalidKey
 from ssddl.hazmat import AeadAlgorithm, open_sealed, seal, share_associated_data
-from ssddl.hazmat.aead import NONCE_SIZE, TAG_SIZE
+from ssddl.hazmat.aead import NONCE_SIZE, TAG_SIZE, open_sealed_each
 
 KEY = hashlib.sha256(b"aead test key").digest()
 NONCE = bytes(range(12))
@@ -161,3 +161,27 @@ def test_open_errors() -> None:
         open_sealed(KEY, blob, algorithm="none", **ADDRESS)  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError, match="sender"):
         open_sealed(KEY, blob, **{**ADDRESS, "sender": -1})
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_open_sealed_each_opens_each_blob_for_its_own_sender(algorithm: AeadAlgorithm) -> None:
+    where = {k: v for k, v in ADDRESS.items() if k != "sender"}
+    senders = (2, 3, 9)
+    keys = [hashlib.sha256(bytes([s])).digest() for s in senders]
+    plains = [bytes([s]) * (10 + s) for s in senders]
+    blobs = [
+        seal(k, p, nonce=NONCE, algorithm=algorithm, sender=s, **where)
+        for k, p, s in zip(keys, plains, senders, strict=True)
+    ]
+    assert open_sealed_each(keys, blobs, senders, algorithm=algorithm, **where) == plains
+    assert open_sealed_each([], [], [], algorithm=algorithm, **where) == []
+    # a blob relayed under another sender's name, a swapped key, a cut blob: each refused
+    for bad in (
+        (keys, blobs, (2, 9, 3)),
+        ((keys[1], keys[0], keys[2]), blobs, senders),
+        (keys, (blobs[0], blobs[1], blobs[2][:20]), senders),
+    ):
+        with pytest.raises(InvalidCiphertext):
+            open_sealed_each(*bad, algorithm=algorithm, **where)
+    with pytest.raises(ConfigurationError, match="same length"):
+        open_sealed_each(keys, blobs[:2], senders, algorithm=algorithm, **where)

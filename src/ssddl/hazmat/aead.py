@@ -15,6 +15,7 @@ Associated data, version 1 (all integers big-endian)::
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import Enum
 from typing import Any
 
@@ -30,6 +31,7 @@ __all__ = [
     "TAG_SIZE",
     "AeadAlgorithm",
     "open_sealed",
+    "open_sealed_each",
     "seal",
     "share_associated_data",
 ]
@@ -114,18 +116,51 @@ def open_sealed(
     Raises InvalidCiphertext if it was tampered with, truncated, or sealed for another
     session, round, sender, receiver, key or algorithm.
     """
-    aead = _aead(key, _as_algorithm(algorithm))
-    data = as_bytes(blob, "blob", error=InvalidCiphertext)
-    ad = share_associated_data(session_id, round_number, sender, receiver)
-    if len(data) < NONCE_SIZE + TAG_SIZE:
-        raise InvalidCiphertext(
-            f"sealed blob is {len(data)} bytes, shorter than nonce + tag "
-            f"({NONCE_SIZE + TAG_SIZE}); it was truncated — ask the sender again"
-        )
-    try:
-        return aead.decrypt(data[:NONCE_SIZE], data[NONCE_SIZE:], ad)
-    except InvalidTag:
-        raise InvalidCiphertext(
-            "ciphertext failed to authenticate: tampered, truncated, or addressed to another "
-            "session, round, sender or receiver; discard it"
-        ) from None
+    return open_sealed_each(
+        (key,),
+        (blob,),
+        (sender,),
+        session_id=session_id,
+        round_number=round_number,
+        receiver=receiver,
+        algorithm=algorithm,
+    )[0]
+
+
+def open_sealed_each(
+    keys: Sequence[bytes],
+    blobs: Sequence[bytes],
+    senders: Sequence[int],
+    *,
+    session_id: bytes,
+    round_number: int,
+    receiver: int,
+    algorithm: AeadAlgorithm = AeadAlgorithm.CHACHA20_POLY1305,
+) -> list[bytes]:
+    """:func:`open_sealed` of every (key, blob, sender) sent to ``receiver`` in one round, in
+    order, with the same checks and errors: what they share (the algorithm, the head of the
+    associated data) is prepared once — a member opens one share per pair and round."""
+    if not len(keys) == len(blobs) == len(senders):
+        raise ConfigurationError("keys, blobs and senders must be of the same length")
+    make = (
+        ChaCha20Poly1305 if _as_algorithm(algorithm) is AeadAlgorithm.CHACHA20_POLY1305 else AESGCM
+    )
+    head = b"".join((_AD_HEAD, lp(as_bytes(session_id, "session_id"))))
+    opened = []
+    for key, blob, sender in zip(keys, blobs, senders, strict=True):
+        aead = make(as_key(key, "key", KEY_SIZE))
+        data = as_bytes(blob, "blob", error=InvalidCiphertext)
+        ad = head + u64_address(round_number, sender, receiver)
+        if len(data) < NONCE_SIZE + TAG_SIZE:
+            raise InvalidCiphertext(
+                f"sealed blob is {len(data)} bytes, shorter than nonce + tag "
+                f"({NONCE_SIZE + TAG_SIZE}); it was truncated — ask the sender again"
+            )
+        try:
+            opened.append(aead.decrypt(data[:NONCE_SIZE], data[NONCE_SIZE:], ad))
+        except InvalidTag:
+            raise InvalidCiphertext(
+                "ciphertext failed to authenticate: tampered, truncated, or addressed to "
+                "another session, round, sender or receiver; discard it"
+            ) from None
+    return opened

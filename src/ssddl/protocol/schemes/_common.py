@@ -3,14 +3,14 @@ phase on the server, and the guarantee a scheme states."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ssddl.exceptions import MalformedMessage
-from ssddl.hazmat.aead import open_sealed, seal
+from ssddl.hazmat.aead import open_sealed_each, seal
 from ssddl.hazmat.keys import derive_key, verify_signature
 from ssddl.hazmat.sharing import SHAMIR_PRIME
 from ssddl.protocol.consistency import statement
@@ -27,6 +27,7 @@ __all__ = [
     "check_signature",
     "check_upload",
     "close_signatures",
+    "open_all_from",
     "open_from",
     "request_signatures",
     "seal_for",
@@ -89,12 +90,19 @@ def seal_for(participant: Participant, peer: int, plaintext: bytes) -> bytes:
 
 
 def open_from(participant: Participant, sender: int, blob: bytes) -> bytes:
-    return open_sealed(
-        _aead_key(participant, sender),
-        blob,
+    return open_all_from(participant, (sender,), (blob,))[0]
+
+
+def open_all_from(
+    participant: Participant, senders: Sequence[int], blobs: Sequence[bytes]
+) -> list[bytes]:
+    """:func:`open_from` of each (sender, blob), in order (one share a pair and round)."""
+    return open_sealed_each(
+        [_aead_key(participant, sender) for sender in senders],
+        blobs,
+        senders,
         session_id=participant.session_id,
         round_number=participant.round,
-        sender=sender,
         receiver=participant.id,
         algorithm=participant.params.aead,
     )

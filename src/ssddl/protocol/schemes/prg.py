@@ -67,7 +67,7 @@ from ssddl.protocol.schemes._common import (
     check_signature,
     check_upload,
     close_signatures,
-    open_from,
+    open_all_from,
     request_signatures,
 )
 from ssddl.protocol.schemes.base import ParticipantHandler, Scheme, ServerCheck, ServerCloser
@@ -511,21 +511,19 @@ def _unmask(participant: Participant, msg: UnmaskRequest) -> list[Message]:
         what="survivors",
     )
     check_signed(participant, msg.survivors, msg.dropped, msg.signers, msg.signatures)
-    owners: list[int] = [participant.id]
-    shares: list[bytes] = [participant.scheme_state]
-    for sender, blob in zip(msg.senders, msg.seed_shares, strict=True):
-        if sender == participant.id:
-            raise MalformedMessage("a member's own seed share is never relayed back to it")
-        owners.append(sender)
-        shares.append(open_from(participant, sender, blob))
-    _shares_from_bytes(shares[1:], owners[1:])  # every opened share is a field vector
+    if participant.id in msg.senders:
+        raise MalformedMessage("a member's own seed share is never relayed back to it")
+    opened = open_all_from(participant, msg.senders, msg.seed_shares)
+    _shares_from_bytes(opened, msg.senders)  # every opened share is a field vector
+    owners = (participant.id, *msg.senders)
+    shares = (participant.scheme_state, *opened)
     key_peers = tuple(p for p in msg.dropped if p in participant.round_keys)  # pairs only
     response = UnmaskResponse(
         participant.session_id,
         msg.round,
         participant.id,
-        tuple(owners),
-        tuple(shares),
+        owners,
+        shares,
         key_peers,
         tuple(participant.round_keys[p] for p in key_peers),
     )
