@@ -227,3 +227,48 @@ def test_a_members_update_is_checked_finite_once_a_round(monkeypatch):
     with pytest.raises(NonFiniteError):
         participant.encode_update(np.array([np.nan] + [0.0] * 10), count)
     assert scans == [11]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    ring_bits=st.sampled_from([32, 64]),
+    frac_bits=st.integers(0, 62),
+    clip=st.sampled_from([0.1, 0.7, 1.0, 4.0, 1 / 3, 2.5e-3]),
+    data=st.data(),
+)
+def test_float32_updates_are_encoded_in_float32_with_the_float64_words(
+    ring_bits, frac_bits, clip, data
+):
+    """An unweighted float32 δ is worked in float32 (in the scratch's memory) when the
+    bound is a float32: the words equal the float64 path's for the same values, including
+    values that overflow float32 when scaled, halves and the bound's neighbours."""
+    frac_bits = min(frac_bits, ring_bits - 2)
+    try:
+        codec = FixedPoint(ring_bits=ring_bits, frac_bits=frac_bits, clip=clip)
+    except ConfigurationError:
+        assume(False)
+    bound = float(np.float32(clip))
+    step = 2.0**-frac_bits
+    halves = st.integers(-64, 64).map(lambda k: (k + 0.5) * step)
+    values = st.one_of(
+        st.floats(-2 * bound, 2 * bound, width=32),
+        st.floats(allow_nan=False, allow_infinity=False, width=32),
+        halves,
+        st.sampled_from([bound, -bound, 3e38, -3e38, 1e-45, -0.0]),
+    )
+    delta = np.array(data.draw(st.lists(values, min_size=1, max_size=100)), dtype=np.float32)
+    assume(np.isfinite(delta).all())
+    wide = np.empty(delta.size, dtype=codec.dtype)
+    encode_clipped(delta.astype(np.float64), codec, bound, 1.0, wide, None, np.empty(7))
+    narrow = np.empty(delta.size, dtype=codec.dtype)
+    scratch = np.full(7, np.nan)
+    encode_clipped(delta, codec, clip, 1.0, narrow, None, scratch)
+    assert np.array_equal(narrow, wide)
+    high = min(bound * codec.scale, codec.clip * codec.scale)
+    last = delta[(delta.size - 1) // 7 * 7 :]  # the last slice worked in the scratch
+    if float(np.float32(high)) == high:  # the float32 path ran: its words are in the scratch
+        with np.errstate(over="ignore"):
+            expected = np.rint(np.clip(last * np.float32(codec.scale), -high, high))
+        assert np.array_equal(scratch.view(np.float32)[: last.size], expected.astype(np.float32))
+    else:
+        assert not np.isnan(scratch[: last.size]).any()  # worked in float64
