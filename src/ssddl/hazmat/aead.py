@@ -71,8 +71,12 @@ def share_associated_data(
     session_id: bytes, round_number: int, sender: int, receiver: int
 ) -> bytes:
     """The versioned, length-prefixed associated data of a share in transit."""
-    numbers = u64_address(round_number, sender, receiver)
-    return b"".join((_AD_HEAD, lp(as_bytes(session_id, "session_id")), numbers))
+    return _ad_head(session_id) + u64_address(round_number, sender, receiver)
+
+
+def _ad_head(session_id: bytes) -> bytes:
+    """The associated data up to the address: the same for every share of a session."""
+    return b"".join((_AD_HEAD, lp(as_bytes(session_id, "session_id"))))
 
 
 def seal(
@@ -145,7 +149,7 @@ def open_sealed_each(
     make = (
         ChaCha20Poly1305 if _as_algorithm(algorithm) is AeadAlgorithm.CHACHA20_POLY1305 else AESGCM
     )
-    head = b"".join((_AD_HEAD, lp(as_bytes(session_id, "session_id"))))
+    head = _ad_head(session_id)
     opened = []
     for key, blob, sender in zip(keys, blobs, senders, strict=True):
         aead = make(as_key(key, "key", KEY_SIZE))
