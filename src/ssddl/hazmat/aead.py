@@ -146,13 +146,11 @@ def open_sealed_each(
     associated data) is prepared once — a member opens one share per pair and round."""
     if not len(keys) == len(blobs) == len(senders):
         raise ConfigurationError("keys, blobs and senders must be of the same length")
-    make = (
-        ChaCha20Poly1305 if _as_algorithm(algorithm) is AeadAlgorithm.CHACHA20_POLY1305 else AESGCM
-    )
+    checked = _as_algorithm(algorithm)
     head = _ad_head(session_id)
     opened = []
     for key, blob, sender in zip(keys, blobs, senders, strict=True):
-        aead = make(as_key(key, "key", KEY_SIZE))
+        aead = _aead(key, checked)
         data = as_bytes(blob, "blob", error=InvalidCiphertext)
         ad = head + u64_address(round_number, sender, receiver)
         if len(data) < NONCE_SIZE + TAG_SIZE:
