@@ -370,6 +370,19 @@ def _print_table(summary: dict[str, Any], stream: TextIO) -> None:
         ("model parameters", f"{summary['model_size']:,}"),
         ("final test accuracy", fmt(summary["final_accuracy"], ".4f")),
     ]
+    g = summary.get("guarantee") or {}
+    if "collusion_bound" in g:
+        lying = g.get("lying_collusion_bound")
+        rows += [
+            (
+                "colluders / vanished tolerated (honest server)",
+                f"{g['collusion_bound']} / {g['dropout_bound']}",
+            ),
+            (
+                "colluders / vanished tolerated (lying server)",
+                "none" if lying is None else f"{lying} / {g['lying_dropout_bound']}",
+            ),
+        ]
     if "compare" in summary:
         rows.append(
             ("accuracy − plain reference", fmt(summary["compare"]["accuracy_difference"], "+.4f"))

@@ -19,6 +19,7 @@ __all__ = [
     "ProtocolError",
     "ReplayedMessage",
     "SSDDLError",
+    "SecurityWarning",
     "ShareError",
     "UnexpectedMessage",
     "UnknownSender",
@@ -28,6 +29,10 @@ __all__ = [
 
 class SSDDLError(Exception):
     """Base class of every error ssddl raises on purpose."""
+
+
+class SecurityWarning(UserWarning):
+    """A configuration weaker than it could be, with what that costs (one line)."""
 
 
 class ConfigurationError(SSDDLError, ValueError):

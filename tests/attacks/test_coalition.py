@@ -28,10 +28,13 @@ N = 5
     [("prg", N - 2, N - 1), ("explicit", N - 2, N - 1), ("shamir", 2, 3)],  # shamir: t = 3
 )
 def test_the_coalition_test_separates_the_bound_from_one_more(mode, hidden, exposed):
+    """With every member contributing, the coalition's shares and keys alone: t − 1 colluders
+    in shamir, n − 2 elsewhere (fewer contributors: tests/protocol/test_bounds.py)."""
+    threshold = 3 if mode == "shamir" else None
     rows = {
         r.c: r
         for r in coalition_experiment(
-            mode, n=N, size=1500, crypto_seed=SEED, sizes=(0, hidden, exposed)
+            mode, n=N, size=1500, crypto_seed=SEED, sizes=(0, hidden, exposed), threshold=threshold
         )
     }
     for c in (0, hidden):

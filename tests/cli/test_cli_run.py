@@ -97,8 +97,8 @@ def test_written_config_replays_with_another_participant_count(tmp_path, capsys)
     assert code == 0, err
     summary = json.loads(stdout)
     assert summary["participants"] == 5 and summary["group_size"] == 5
-    assert summary["threshold"] == 3 and summary["mode"] == "shamir"
-    assert summary["resolved_config"]["protocol"]["threshold"] == 3
+    assert summary["threshold"] == 4 and summary["mode"] == "shamir"  # 2n/3 + 1
+    assert summary["resolved_config"]["protocol"]["threshold"] == 4
     assert "participants = 5" in (second / "config.toml").read_text()
 
 

@@ -42,7 +42,7 @@ sys.path.insert(0, str(APP))
 
 from ssddl_flower_app import task  # noqa: E402
 
-from tests.flower.test_flower_workflow import run_config, simulated  # noqa: E402
+from tests.flower.test_flower_workflow import DROPOUT_SAFE, run_config, simulated  # noqa: E402
 
 ROUNDS = 3
 TIMEOUT = 45.0
@@ -121,8 +121,9 @@ def outcome(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Outcome]:
         rc = proc.popen.wait(timeout=300)
         first = _collect(record, rc, shamir)
         go = root / "go"
-        prg = {**common, "mode": "prg", "use-strategy": True, "pause-kind": "unmask_request",
-               "pause-round": 1, "pause-file": str(go), "stage-timeout": KILL_TIMEOUT}  # fmt: skip
+        prg = {**common, **DROPOUT_SAFE, "mode": "prg", "use-strategy": True,
+               "pause-kind": "unmask_request", "pause-round": 1, "pause-file": str(go),
+               "stage-timeout": KILL_TIMEOUT}  # fmt: skip
         proc, record = _flwr_run(deployment, root, "prg", prg)
         wait_until(lambda: Path(str(go) + ".paused").exists(), 240, "round 1's unmask")
         pids = pids_with_marker(str(root))

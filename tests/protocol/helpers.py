@@ -83,7 +83,7 @@ def make_session(
         return lambda r, x: plaintexts.setdefault(r, {}).__setitem__(pid, x)
 
     randoms = {p: seeded(f"{seed}/p/{p}") for p in ids}
-    policy = policy if policy is not None else ParticipantPolicy.for_config(config)
+    policy = policy if policy is not None else ParticipantPolicy.for_config(config, len(ids))
 
     def build(pid: int) -> Participant:
         return Participant(

@@ -13,11 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ssddl.attacks.server import (
-    inconsistent_contributors,
-    inconsistent_unmask,
     late_upload,
     policy_attacks,
-    run_server_attacks,
     solve_for_member,
 )
 from ssddl.exceptions import SSDDLError
@@ -39,23 +36,6 @@ def test_a_late_upload_is_unmasked_by_the_unsafe_recovery():
     # the control: the attack works where the defence is off, so the test above can fail
     result = late_upload("unsafe-reveal-keys")
     assert result.unmasked and result.stopped_by is None
-
-
-def test_inconsistent_unmask_requests_fail_against_the_consistency_check():
-    checked = inconsistent_unmask(consistency=True)
-    assert not checked.unmasked and checked.stopped_by == "InvalidSignature"
-    # the control: without the check, a lying server unmasks one member (docs/threat-model.md)
-    unchecked = inconsistent_unmask(consistency=False)
-    assert unchecked.unmasked
-
-
-def test_inconsistent_contributor_lists_in_shamir():
-    # issue 7's lists: the member shown {5} alone refuses (below the threshold) ...
-    result = inconsistent_contributors(consistency=False)
-    assert not result.unmasked and result.stopped_by == "MalformedMessage"
-    # ... and with the consistency check nobody uploads for a list t members did not sign
-    checked = inconsistent_contributors(consistency=True)
-    assert not checked.unmasked and checked.stopped_by == "InvalidSignature"
 
 
 def test_the_linear_solver_is_an_attack_that_works_when_lists_allow_it():
@@ -92,12 +72,6 @@ def test_announcements_outside_the_policy_are_refused_before_any_key():
     }
 
 
-def test_every_server_attack_of_the_audit_fails():
-    results = run_server_attacks(quick=True)
-    assert results and not any(r.unmasked for r in results.values())
-    assert all(r.stopped_by for r in results.values())
-
-
 def test_a_forged_key_advert_drops_only_its_sender():
     def forge(frame: Frame):
         if frame.recipient == 0 and frame.data[5] == K.KEY_ADVERT:
@@ -124,7 +98,7 @@ def test_replayed_and_duplicated_messages_drop_only_their_sender(mode):
             held.append(frame)
         return frame
 
-    cfg = ProtocolConfig(mode=mode, rounds=2, **({"threshold": 3} if mode != "explicit" else {}))
+    cfg = ProtocolConfig(mode=mode, rounds=2, **({"threshold": 4} if mode != "explicit" else {}))
     session = make_session(cfg, transport=InMemoryExchange(interceptor=copy_uploads))
     session.driver.init()
     session.driver.round()

@@ -16,7 +16,8 @@ from tests.protocol.helpers import make_session, ring_sum
 def scenarios(draw):
     mode = draw(st.sampled_from([Mode.PRG, Mode.EXPLICIT, Mode.SHAMIR, Mode.PLAIN]))
     n = draw(st.integers(3, 6))
-    threshold = draw(st.integers(2, n)) if mode is Mode.SHAMIR else None
+    # any threshold a split of contributor lists cannot break (2t > n)
+    threshold = draw(st.integers((n + 2) // 2, n)) if mode is Mode.SHAMIR else None
     gone = draw(st.lists(st.integers(1, n), unique=True, max_size=n))
     vanish = tuple(
         Vanish(p, draw(st.integers(0, 1)), draw(st.sampled_from(list(VanishPhase)))) for p in gone
@@ -39,6 +40,8 @@ def test_any_dropout_pattern_gives_the_exact_sum_or_a_clean_abort(scenario):
             assert np.array_equal(session.server.weights, weights_before)
             continue
         assert len(outcome.contributors) >= config.min_group_size
+        if mode is not Mode.PLAIN:  # the participants' floor: max_colluders + 2, and t
+            assert len(outcome.contributors) >= session.server.config.min_contributors
         if mode is Mode.SHAMIR:
             assert len(outcome.contributors) >= threshold
         if mode is not Mode.PLAIN:

@@ -172,7 +172,7 @@ def test_lazy_state_keeps_the_exchange_key_but_no_ended_round_key():
 
 def test_lazy_pair_keys_need_the_participants_consent():
     config = ProtocolConfig(rounds=1, max_samples=512, pair_keys="lazy", **SUBSET)
-    assert ParticipantPolicy.for_config(config).lazy_pair_keys
+    assert ParticipantPolicy.for_config(config, 12).lazy_pair_keys
     strict = ParticipantPolicy(max_round=0)
     session = make_session(config, n=40, size=23, policy=strict)
     session.driver.init()

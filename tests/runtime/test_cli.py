@@ -100,7 +100,7 @@ def test_resolved_config_file_repeats_the_run(tmp_path, capsys):
     # what the user chose, not the resolved values (those are in summary.json)
     assert 'mode = "shamir"' in text and "threshold" not in text and "frac_bits" not in text
     resolved = json.loads((first / "summary.json").read_text())["resolved_config"]
-    assert resolved["protocol"]["threshold"] == 2 and resolved["protocol"]["frac_bits"] > 0
+    assert resolved["protocol"]["threshold"] == 3 and resolved["protocol"]["frac_bits"] > 0
     second = tmp_path / "b"
     code, stdout, _ = simulate(
         capsys, "--config", str(first / "config.toml"), "--out", str(second), "--json"
@@ -109,7 +109,7 @@ def test_resolved_config_file_repeats_the_run(tmp_path, capsys):
     again = json.loads(stdout.strip().splitlines()[-1])
     original = json.loads((first / "summary.json").read_text())
     assert again["final_accuracy"] == original["final_accuracy"]
-    assert again["mode"] == "shamir" and again["threshold"] == 2
+    assert again["mode"] == "shamir" and again["threshold"] == 3
 
 
 def test_command_line_overrides_the_config_file(tmp_path, capsys):

@@ -34,6 +34,10 @@ def model(seed: int) -> Any:
     return build_model("mlp", split.train.input_shape, split.train.num_classes, seed=seed)
 
 
+def _or_none(value: int) -> int | None:
+    return None if value < 0 else value
+
+
 def protocol_config(run: Mapping[str, Any]) -> ProtocolConfig:
     return ProtocolConfig(
         mode=str(run["mode"]),
@@ -41,6 +45,7 @@ def protocol_config(run: Mapping[str, Any]) -> ProtocolConfig:
         threshold=int(run["threshold"]) or None,
         recovery=str(run["recovery"]) or None,
         consistency=bool(run["consistency"]),
+        max_colluders=_or_none(int(run.get("max-colluders", -1))),
         group_size=int(run["group-size"]) or None,
         min_group_size=int(run["min-group-size"]),
         max_samples=int(run["max-samples"]),

@@ -131,7 +131,8 @@ class AuditReport:
     recovery: list[RecoveryRow] = field(default_factory=list)
     p_sim: dict[str, float] = field(default_factory=dict)  #: scheme -> simulated-view p
     coalition: list[CoalitionRow] = field(default_factory=list)
-    server_attacks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: every attack at a stated bound and one beyond (``AttackRow.as_dict``)
+    server_attacks: list[dict[str, Any]] = field(default_factory=list)
     phong: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     images: dict[str, dict[int, np.ndarray]] = field(default_factory=dict)
@@ -156,7 +157,7 @@ class AuditReport:
             "input_recovery": self.input_recovery(),
             "coalition": self.coalition_recovered("prg"),
             "coalition_by_mode": {m: self.coalition_recovered(m) for m in SSDDL_MODES},
-            "server_attacks": {k: bool(v["unmasked"]) for k, v in self.server_attacks.items()},
+            "server_attacks": self.server_attacks,
             "random_view_p": self.p_sim,
             "gradient_inversion": {
                 f"{r.attack}/{r.scheme}": max(
@@ -169,7 +170,6 @@ class AuditReport:
             },
             "phong": self.phong,
             "coalition_detail": [r.as_dict() for r in self.coalition],
-            "server_attacks_detail": self.server_attacks,
             "recovery_detail": [r.as_dict() for r in self.recovery],
             "notes": self.notes,
             "seconds": round(self.seconds, 2),
@@ -205,9 +205,13 @@ class AuditReport:
                 failed.append(f"{c.mode}: a coalition of c={c.c} learned about the target")
             if c.c == last and not c.recovered:
                 failed.append(f"{c.mode}: c={c.c} did not recover the target (bound not tight)")
-        failed += [
-            f"server attack {k} unmasked" for k, v in self.server_attacks.items() if v["unmasked"]
-        ]
+        for attack in self.server_attacks:
+            if not attack["holds"]:
+                what = "recovered a change" if attack["recovered"] else "failed beyond the bound"
+                failed.append(
+                    f"{attack['attack']} on {attack['config']} with {attack['colluders']} "
+                    f"colluders {what} (stated bound {attack['bound']})"
+                )
         if self.phong and not self.phong["all_decrypted"]:
             failed.append("Phong's shared key did not decrypt every other participant")
         return failed
@@ -391,13 +395,8 @@ def _server_attacks(report: AuditReport, quick: bool, say: Progress) -> None:
     except ImportError:
         report.notes.append("ssddl.attacks.server is not available: server attacks not run")
         return
-    say("server misbehaviour: lying-server strategies against real participants")
-    for name, result in lying.run_server_attacks(quick).items():
-        report.server_attacks[name] = {
-            "unmasked": bool(result.unmasked),
-            "stopped_by": result.stopped_by,
-            "detail": result.detail,
-        }
+    say("server misbehaviour and coalitions at each stated bound and one beyond it")
+    report.server_attacks = [row.as_dict() for row in lying.run_server_attacks(quick)]
 
 
 def _phong(report: AuditReport, v: _Victims, config: AuditConfig, say: Progress) -> None:
@@ -523,13 +522,23 @@ def _markdown(report: AuditReport) -> list[str]:
         f"{_fmt(r.same_p)} | {'yes' if r.indistinguishable else 'no'} |"
         for r in report.coalition
     ]
-    lines += ["", "## A server that lies", ""]
+    lines += ["", "## Stated bounds, attacked at the bound and one beyond it", ""]
     if report.server_attacks:
-        lines += ["| attack | unmasked anything | stopped by | detail |", "|---|---|---|---|"]
         lines += [
-            f"| {name} | {'YES' if r['unmasked'] else 'no'} | {r['stopped_by'] or '—'} | "
-            f"{_short(r['detail'])} |"
-            for name, r in report.server_attacks.items()
+            "Each attack plays a server (honest-but-curious, or one that lies) with a coalition "
+            "of colluders against the real participants. At or below the stated bound it must "
+            "fail; one colluder beyond it is the control that shows the attack is real.",
+            "",
+            "| configuration | server | attack | colluders | bound | recovered | stopped by | "
+            "as stated |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {r['config']} | {r['server']} | {r['attack']} | {r['colluders']} | "
+            f"{'none' if r['bound'] is None else r['bound']} | "
+            f"{'YES' if r['recovered'] else 'no'} | {_short(r['stopped_by'] or '—', 40)} | "
+            f"{'yes' if r['holds'] else '**NO**'} |"
+            for r in report.server_attacks
         ]
     lines += ["", "## Phong et al.: one colluder's copy of the shared key", ""]
     if report.phong:

@@ -303,7 +303,7 @@ def record_run(
     members = make_members(ids, lambda p: source(f"id/{p}"))
     participants: dict[int, Participant] = {}
     recorder = ViewRecorder(lambda p: participants[p].to_bytes())
-    policy = ParticipantPolicy.for_config(config)
+    policy = ParticipantPolicy.for_config(config, len(ids))
     for p in ids:
         participants[p] = Participant(
             p,

@@ -338,11 +338,22 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "protocol.threshold",
         "threshold t: in shamir any t uploads give the sum; in prg with double masking t "
-        "survivors unmask a self-mask (unset: group size // 2 + 1)",
+        "survivors unmask a self-mask (unset: 2n/3 + 1, raised to survive --max-colluders "
+        "against a server that lies)",
         int,
         None,
         metavar="T",
         applies=_threshold_applies,
+    ),
+    Option(
+        "protocol.max_colluders",
+        "the largest coalition of members (with the server) every participant must survive: "
+        "it shares in no round with fewer than max_colluders + 2 contributors and refuses a "
+        "threshold a lying server could split (unset: the most the configuration survives)",
+        int,
+        None,
+        metavar="C",
+        applies=_not_plain,
     ),
     Option(
         "protocol.recovery",
@@ -356,7 +367,8 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "protocol.consistency",
         "against a server that lies: members reveal nothing for a round until t of them have "
-        "signed the same survivor set (one more round trip; needs t > group size / 2)",
+        "signed the same survivor set (one more round trip; needs 2t > group size + "
+        "max_colluders)",
         bool,
         False,
         applies=_not_plain,

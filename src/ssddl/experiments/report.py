@@ -13,23 +13,57 @@ import numpy as np
 
 from ssddl.protocol.config import Aggregation, Rounding, SessionParams
 from ssddl.protocol.schemes import get_scheme
+from ssddl.protocol.schemes._common import Guarantee
 
-__all__ = ["decoding_error_bound", "guarantee", "markdown_report", "plot_run", "summarize"]
+__all__ = [
+    "decoding_error_bound",
+    "guarantee",
+    "markdown_report",
+    "plot_run",
+    "stated",
+    "summarize",
+]
 
 
 def guarantee(protocol: SessionParams) -> dict[str, Any]:
-    """What the resolved session protects, as its scheme states it: ``collusion_bound``
-    members of a round's group may collude with the server and still learn nothing beyond
-    the sum; ``dropout_bound`` members may vanish and the round still applies the exact sum
-    of the rest; ``round_trips`` a round takes after Init."""
-    stated = get_scheme(protocol.mode).guarantee(protocol)
+    """What the resolved session protects, as its scheme computes it (:func:`stated`)."""
+    stated_by_scheme = get_scheme(protocol.mode).guarantee(protocol)
+    return stated(
+        stated_by_scheme,
+        protocol.group_size,
+        recovery=protocol.recovery.value,
+        consistency=protocol.consistency,
+        max_colluders=protocol.max_colluders,
+        min_contributors=protocol.min_contributors,
+    )
+
+
+def stated(
+    g: Guarantee,
+    group_size: int,
+    *,
+    recovery: str,
+    consistency: bool,
+    max_colluders: int | None = None,
+    min_contributors: int | None = None,
+) -> dict[str, Any]:
+    """A guarantee as ``summary.json`` holds it: against an honest-but-curious server,
+    ``collusion_bound`` members may collude with it and learn nothing beyond the sum of at
+    least two honest changes and ``dropout_bound`` may vanish; ``lying_collusion_bound`` and
+    ``lying_dropout_bound`` the same against a server that lies (None: no protection);
+    ``max_colluders`` and ``min_contributors`` what the participants enforce; ``round_trips``
+    a round takes after Init."""
     return {
-        "collusion_bound": stated.collusion_bound,
-        "dropout_bound": stated.dropout_bound,
-        "round_trips": stated.round_trips,
-        "recovery": protocol.recovery.value,
-        "consistency_check": protocol.consistency,
-        "text": stated.text,
+        "collusion_bound": g.collusion_bound,
+        "dropout_bound": g.dropout_bound,
+        "lying_collusion_bound": None if g.lying is None else g.lying[0],
+        "lying_dropout_bound": None if g.lying is None else g.lying[1],
+        "max_colluders": max_colluders,
+        "min_contributors": min_contributors,
+        "round_trips": g.round_trips,
+        "recovery": recovery,
+        "consistency_check": consistency,
+        "text": g.describe(group_size),
     }
 
 
@@ -99,6 +133,14 @@ def _fmt(value: Any, spec: str = "") -> str:
     return "—" if value is None else format(value, spec)
 
 
+def _lying(g: dict[str, Any]) -> str:
+    if g.get("lying_collusion_bound") is None:
+        return "no protection"
+    return (
+        f"collusion bound {g['lying_collusion_bound']}, dropout bound {g['lying_dropout_bound']}"
+    )
+
+
 def markdown_report(summary: dict[str, Any], aborted: Sequence[dict[str, Any]]) -> str:
     s = summary
     c = s["resolved_config"]
@@ -116,8 +158,9 @@ def markdown_report(summary: dict[str, Any], aborted: Sequence[dict[str, Any]]) 
         f"{s['group_size']}, {s['rounds']} of {s['rounds_planned']} rounds run "
         f"({s['rounds_applied']} applied), seed {c['seed']}.",
         "",
-        f"**Guarantee.** {g['text']} (collusion bound {g['collusion_bound']}, dropout bound "
-        f"{g['dropout_bound']}).",
+        f"**Guarantee.** {g['text']} (honest-but-curious server: collusion bound "
+        f"{g['collusion_bound']}, dropout bound {g['dropout_bound']}; a server that lies: "
+        f"{_lying(g)}).",
         "",
         "| figure | value |",
         "|---|---|",

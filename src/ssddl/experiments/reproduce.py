@@ -298,7 +298,7 @@ def _protocol_round(mode: str, n: int, model_size: int) -> tuple[float, float, f
             trainer,
             random=OsRandom(),
             rounding_rng=np.random.default_rng(p),
-            policy=ParticipantPolicy.for_config(protocol),
+            policy=ParticipantPolicy.for_config(protocol, n),
         )
         for p in ids
     }

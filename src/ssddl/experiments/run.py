@@ -45,6 +45,7 @@ from ssddl.experiments.report import (
     guarantee,
     markdown_report,
     plot_run,
+    stated,
     summarize,
 )
 from ssddl.learning.data import ArrayDataset, DatasetSplit, load_dataset
@@ -728,15 +729,12 @@ def _run_baseline_in_directory(
             round=len(run.rows) - 1, weights=run.weights, selection_state={}, rounding_states={}
         )
         overrides["baseline"] = json_safe(run.extra)
-    stated = runner_guarantee(mode, config.participants)
-    overrides["guarantee"] = {
-        "collusion_bound": stated.collusion_bound,
-        "dropout_bound": stated.dropout_bound,
-        "round_trips": stated.round_trips,
-        "recovery": "none",
-        "consistency_check": False,
-        "text": stated.text,
-    }
+    overrides["guarantee"] = stated(
+        runner_guarantee(mode, config.participants),
+        config.participants,
+        recovery="none",
+        consistency=False,
+    )
     overrides["decoding_error_bound"] = 0.0
     overrides["resolved_config"] = json_safe(config.to_dict())
     summary = directory.finish(interrupted=interrupted, resumed_from=None, overrides=overrides)

@@ -17,11 +17,13 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import math
+import warnings
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from ssddl.exceptions import ConfigurationError, MalformedMessage
+from ssddl.exceptions import ConfigurationError, MalformedMessage, SecurityWarning
 from ssddl.hazmat.aead import AeadAlgorithm
 from ssddl.hazmat.codec import FixedPoint
 from ssddl.hazmat.prg import StreamCipher
@@ -42,6 +44,7 @@ __all__ = [
     "Rounding",
     "SessionParams",
     "check_known_options",
+    "default_threshold",
 ]
 
 #: No point in more fractional bits than a float32 mantissa carries.
@@ -91,6 +94,12 @@ class Rounding(str, Enum):
 class Aggregation(str, Enum):
     MEAN = "mean"  #: w += server_lr * (weighted) mean of the changes
     SUM = "sum"  #: w += server_lr * sum of the changes (DSSGD-style summation)
+
+
+def default_threshold(group_size: int) -> int:
+    """The default threshold: ``⌊2n/3⌋ + 1`` (Bonawitz et al.'s choice against an active
+    server), at most n. Against a server that splits lists it leaves about n/3 colluders."""
+    return min(group_size, 2 * group_size // 3 + 1)
 
 
 def check_known_options(data: dict[str, Any], cls: type, section: str) -> None:
@@ -144,6 +153,9 @@ class ProtocolConfig:
     aead: AeadAlgorithm = AeadAlgorithm.CHACHA20_POLY1305
     recovery: Recovery | None = None
     consistency: bool = False
+    #: the largest coalition of members (with the server) the session must survive; None:
+    #: the most the resolved configuration survives against a server that lies
+    max_colluders: int | None = None
     #: groups of at least this many (every registered member, mode prg) pair sparsely
     sparse_from: int = dataclasses.field(default=DEFAULT_SPARSE_FROM, metadata=_OPTIONAL)
     corrupt_fraction: float = dataclasses.field(
@@ -203,6 +215,8 @@ class ProtocolConfig:
         check_bool(self.weighted, "weighted")
         if self.max_samples is not None:
             check_int(self.max_samples, "max_samples", low=1)
+        if self.max_colluders is not None:
+            check_int(self.max_colluders, "max_colluders", low=0)
         _check_pairing(self)
 
     @property
@@ -232,11 +246,7 @@ class ProtocolConfig:
             )
         recovery = scheme.resolve_recovery(self.recovery)
         degree, threshold = _sparse_pairing(self, recovery, n)
-        if self.consistency and threshold and 2 * threshold <= n:
-            raise ConfigurationError(
-                f"consistency=true needs threshold > group size / 2 (got threshold="
-                f"{threshold} for groups of {n}); raise threshold to {n // 2 + 1} or more"
-            )
+        max_colluders = resolve_colluders(self, scheme, n, threshold, recovery, sparse=bool(degree))
         modulus = scheme.capacity_modulus(self.ring_bits)
         frac_bits = self.frac_bits
         if frac_bits is None:
@@ -275,6 +285,7 @@ class ProtocolConfig:
             aead=self.aead,
             recovery=recovery,
             consistency=self.consistency,
+            max_colluders=max_colluders,
             sparse_from=self.sparse_from,
             corrupt_fraction=self.corrupt_fraction,
             dropout_fraction=self.dropout_fraction,
@@ -319,7 +330,13 @@ def _sparse_pairing(config: ProtocolConfig, recovery: Recovery, n: int) -> tuple
     fixed at Init; when groups are smaller, each round draws a graph over its own group
     (:func:`~ssddl.protocol.pairing.round_graph`)."""
     scheme = _scheme(config.mode)
-    threshold = scheme.resolve_threshold(config.threshold, n, recovery)
+    threshold = scheme.resolve_threshold(
+        config.threshold,
+        n,
+        recovery,
+        colluders=config.max_colluders,
+        consistency=config.consistency,
+    )
     if not (
         getattr(scheme, "sparse_pairing", False)
         and recovery in (Recovery.DOUBLE_MASK, Recovery.NONE)
@@ -344,6 +361,72 @@ def _sparse_pairing(config: ProtocolConfig, recovery: Recovery, n: int) -> tuple
             f"sparse_from above {n}"
         )
     return degree, sparse_threshold
+
+
+def resolve_colluders(
+    config: ProtocolConfig, scheme: Any, n: int, threshold: int, recovery: Recovery, *, sparse: bool
+) -> int:
+    """The largest coalition the session survives, which participants then enforce: the
+    user's ``max_colluders`` checked against the rest, or (None) the most the configuration
+    survives against a server that lies. ConfigurationError names the field to change."""
+    if not scheme.secure:
+        return 0
+    wanted = config.max_colluders
+    if wanted is not None and wanted > n - 2:
+        raise ConfigurationError(
+            f"max_colluders={wanted} needs groups of {wanted + 2} or more (the colluders and "
+            f"two honest members); the group has {n}: lower max_colluders or enlarge the group"
+        )
+    if sparse:  # the pairing graph was drawn for corrupt_fraction (pairing.sparse_parameters)
+        most = math.floor(config.corrupt_fraction * n)
+        what = f"corrupt_fraction={config.corrupt_fraction} (sparse pairing of {n})"
+    elif scheme.all_contribute(recovery):
+        most, what = n - 2, f"groups of {n}"
+    elif scheme.split_margin(recovery, config.consistency) is None:
+        # unsafe-reveal-keys: the survivors' floor (a lying server unmasks late uploads)
+        floor = max(threshold or default_threshold(n), config.min_group_size)
+        most, what = floor - 2, f"groups of {n}"
+    else:
+        most, what = _split_bound(config, scheme, n, threshold, recovery)
+    if wanted is None:
+        return max(0, min(most, n - 2))
+    if wanted > most:
+        raise ConfigurationError(
+            f"max_colluders={wanted}: {what} survive at most {max(0, most)}; lower "
+            f"max_colluders or enlarge the group"
+        )
+    if wanted < most:
+        warnings.warn(
+            f"max_colluders={wanted} is below the {most} that {what} survive: participants "
+            f"then accept rounds of {wanted + 2} contributors where the threshold allows, and "
+            f"a coalition of {wanted + 1} with the server can learn a change",
+            SecurityWarning,
+            stacklevel=4,
+        )
+    return wanted
+
+
+def _split_bound(
+    config: ProtocolConfig, scheme: Any, n: int, threshold: int, recovery: Recovery
+) -> tuple[int, str]:
+    """(the most colluders, what limits them) where a lying server can split lists:
+    ``2t − n − margin``, and the floor of contributors. Refuses a threshold that a split
+    breaks with fewer colluders than asked for (or with none)."""
+    margin = scheme.split_margin(recovery, config.consistency)
+    most = min(max(threshold, config.min_group_size) - 2, 2 * threshold - n - margin)
+    what = f"threshold={threshold} for groups of {n}"
+    c = config.max_colluders or 0
+    if most < c:
+        needed = -(-(n + c + margin) // 2)
+        fix = f"use threshold >= {needed}" if needed <= n else "enlarge the group"
+        signed = -(-(n + c + 1) // 2)
+        if margin == 2 and signed < min(needed, n + 1):
+            fix += f" (or >= {signed} with consistency=true)"
+        raise ConfigurationError(
+            f"{what} lets a server that shows members different lists unmask a member with "
+            f"{c} colluder(s) (it needs 2·threshold − group size − {margin} >= {c}); {fix}"
+        )
+    return most, what
 
 
 def _auto_frac_bits(n: int, clip: float, modulus: int, ring_bits: int) -> int:
@@ -402,6 +485,7 @@ class SessionParams:
     aead: AeadAlgorithm
     recovery: Recovery
     consistency: bool
+    max_colluders: int
     sparse_from: int = dataclasses.field(default=DEFAULT_SPARSE_FROM, metadata=_OPTIONAL)
     corrupt_fraction: float = dataclasses.field(
         default=DEFAULT_CORRUPT_FRACTION, metadata=_OPTIONAL
@@ -422,6 +506,13 @@ class SessionParams:
     def capacity_modulus(self) -> int:
         """The modulus the signed sum must stay inside: Q, or also the scheme's field."""
         return int(_scheme(self.mode).capacity_modulus(self.ring_bits))
+
+    @property
+    def min_contributors(self) -> int:
+        """The fewest contributors a round may apply with: ``max_colluders + 2`` (so that
+        the colluders learn nothing beyond the sum of two honest changes), the threshold,
+        and ``min_group_size``, whichever is largest."""
+        return max(self.max_colluders + 2, self.threshold, self.min_group_size)
 
     @property
     def consistency_threshold(self) -> int:

@@ -2,9 +2,12 @@
 
 Before revealing anything for a round, a member needs the set the server is acting on (the
 survivors whose seeds it will unmask, or the contributors whose shares it will add) signed,
-over exactly the same sets, by at least t members of the group with their identity keys; it
-signs the set it was shown itself first. With t > n/2 two different sets cannot both gather
-t signatures from honest members, so every honest member reveals for one and the same set.
+over exactly the same sets, by at least t members *inside the signed set* with their identity
+keys; it signs the set it was shown itself first. An honest member signs one set a round and
+c colluders sign any, so with t > (n + c)/2 two different sets cannot both gather t
+signatures, and every honest member reveals for one and the same set. (A signature from a
+member the set calls missing would let a colluder left out of both sets count twice; it is
+refused.)
 """
 
 from __future__ import annotations
@@ -68,14 +71,22 @@ def verify_sets(
     signatures: tuple[bytes, ...],
     *,
     at_least: int,
+    within: tuple[int, ...],
 ) -> None:
-    """At least ``at_least`` distinct members of the group signed ``message``; every
-    signature given must verify (InvalidSignature names the first that does not)."""
+    """At least ``at_least`` distinct members of ``within`` (the signed set, inside the
+    group) signed ``message``; every signature given must verify (InvalidSignature names
+    the first that does not)."""
     if len(set(signers)) != len(signers):
         raise MalformedMessage("a member signed the set twice")
     stray = [s for s in signers if s not in group]
     if stray:
         raise UnknownSender(f"signatures from {stray}, who are not in the round's group")
+    outside = [s for s in signers if s not in within]
+    if outside:
+        raise UnknownSender(
+            f"signatures from {outside}, whom the signed set leaves out; only members "
+            f"inside it count"
+        )
     for signer, signature in zip(signers, signatures, strict=True):
         try:
             verify_signature(roster[signer], message, signature)
@@ -136,4 +147,5 @@ def check_signed(
         signers,
         signatures,
         at_least=params.consistency_threshold,
+        within=included,
     )

@@ -167,6 +167,12 @@ class Participant:
     def scheme(self) -> Scheme:
         return get_scheme(self.params.mode)
 
+    @property
+    def min_contributors(self) -> int:
+        """The fewest contributors for which this member releases anything that completes
+        a round (its policy's floor or the session's, whichever is larger)."""
+        return self.policy.contributor_floor(self.params)
+
     def handle(self, message: Message) -> list[Message]:
         """Process one message from the server; return the replies to send to it."""
         mode: Any = self.config if self.config is not None else "prg"
@@ -443,10 +449,11 @@ class Participant:
         self.policy.check_round(msg.round, len(msg.group))
         if self.id not in msg.group:
             raise UnknownSender(f"participant {self.id} is not in the group of round {msg.round}")
-        if len(msg.group) < params.min_group_size:
+        if len(msg.group) < self.min_contributors:
             raise GroupTooSmall(
-                f"round {msg.round} has {len(msg.group)} members, below min_group_size="
-                f"{params.min_group_size}; the participant will not share in it"
+                f"round {msg.round} has {len(msg.group)} members, below the "
+                f"{self.min_contributors} contributors a round needs; the participant will not "
+                f"share in it"
             )
         if len(msg.group) > params.group_size:
             raise MalformedMessage(

@@ -5,10 +5,17 @@ it makes any key, and every round against it again. The policy comes from the pa
 own configuration (the simulator builds it from the user's config; a Flower SuperNode reads it
 from its node config), never from the server: a server that announces ``plain``, a threshold
 of 1, a round group of 2 or a round number far in the future is refused.
+
+The policy's ``max_colluders`` (c) is the largest coalition the participant must survive, and
+everything else follows from it: it joins no group smaller than c + 2, releases nothing that
+completes a round with fewer than c + 2 contributors (unmask responses, seed shares, key
+reveals, share sums), and accepts only thresholds with which a server that shows members
+different lists cannot unmask anyone with c colluders (``Scheme.split_margin``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from ssddl.exceptions import ConfigurationError, GroupTooSmall, PolicyViolation
@@ -29,10 +36,11 @@ class ParticipantPolicy:
     """A participant's own limits.
 
     ``modes``: the sharing modes it takes part in (``plain`` sends the change in the clear and
-    is never accepted unless listed). ``min_threshold``: the smallest threshold it accepts
-    (2 at least: a threshold of 1 makes every share the secret). ``min_group_size``: the
-    smallest round group it shares in — with pairwise masks the collusion bound is the group
-    size minus 2, so this is the participant's real protection. ``max_round``: the largest
+    is never accepted unless listed). ``max_colluders``: the largest coalition of members
+    (with the server) it must survive — the participant's real protection (module
+    docstring). ``min_threshold``: the smallest threshold it accepts (2 at least: a threshold
+    of 1 makes every share the secret). ``min_group_size``: the smallest round group it
+    shares in (never below ``max_colluders + 2``). ``max_round``: the largest
     round number it follows. ``recoveries``: the dropout recoveries it accepts
     (``unsafe-reveal-keys`` only if listed). ``require_consistency``: refuse sessions without
     the signed consistency check (an actively malicious server). ``lazy_pair_keys``: accept
@@ -41,6 +49,7 @@ class ParticipantPolicy:
     """
 
     modes: tuple[str, ...] = SECURE_MODES
+    max_colluders: int = 0
     min_threshold: int = 2
     min_group_size: int = 2
     max_round: int = DEFAULT_MAX_ROUND
@@ -52,6 +61,7 @@ class ParticipantPolicy:
         if not self.modes or not all(isinstance(m, str) for m in self.modes):
             raise ConfigurationError("policy modes must be a non-empty tuple of mode names")
         check_int(self.min_threshold, "policy min_threshold", low=2)
+        check_int(self.max_colluders, "policy max_colluders", low=0)
         check_int(self.min_group_size, "policy min_group_size", low=1)
         check_int(self.max_round, "policy max_round", low=0, high=2**40)
         object.__setattr__(self, "recoveries", tuple(Recovery(r) for r in self.recoveries))
@@ -59,15 +69,28 @@ class ParticipantPolicy:
         check_bool(self.lazy_pair_keys, "policy lazy_pair_keys")
 
     @classmethod
-    def for_config(cls, config: ProtocolConfig | SessionParams) -> ParticipantPolicy:
+    def for_config(
+        cls, config: ProtocolConfig | SessionParams, participants: int | None = None
+    ) -> ParticipantPolicy:
         """The policy that accepts exactly the user's configuration: its mode, its recovery,
-        its smallest group and threshold (what the simulator and the CLI give participants)."""
+        its smallest group, threshold and the coalition its guarantee states (what the
+        simulator and the CLI give participants). A ProtocolConfig is resolved for
+        ``participants`` registered members first."""
+        if isinstance(config, ProtocolConfig):
+            if participants is None:
+                raise ConfigurationError(
+                    "ParticipantPolicy.for_config needs the number of participants to "
+                    "resolve a ProtocolConfig (or pass the resolved SessionParams)"
+                )
+            max_samples = config.max_samples if config.max_samples is not None else 1
+            config = dataclasses.replace(config, max_samples=max_samples).resolve(participants)
         return cls(
             modes=(config.mode,),
+            max_colluders=config.max_colluders,
             min_threshold=max(2, config.threshold or 2),
             min_group_size=config.min_group_size,
             max_round=config.rounds - 1,
-            recoveries=(get_scheme(config.mode).resolve_recovery(config.recovery),),
+            recoveries=(config.recovery,),
             require_consistency=config.consistency,
             lazy_pair_keys=config.pair_keys is PairKeys.LAZY,
         )
@@ -105,6 +128,39 @@ class ParticipantPolicy:
             raise PolicyViolation(
                 "the server announced no consistency check; this participant requires it"
             )
+        self._check_collusion(params)
+
+    def _check_collusion(self, params: SessionParams) -> None:
+        """Refuse a session whose groups or threshold cannot hide a member from this
+        participant's ``max_colluders`` — against a server that lies, too."""
+        c, n = self.max_colluders, params.group_size
+        if n < c + 2:
+            raise GroupTooSmall(
+                f"the server announced groups of {n}; this participant must survive "
+                f"{c} colluders and shares only in groups of {c + 2} or more"
+            )
+        scheme = get_scheme(params.mode)
+        margin = scheme.split_margin(params.recovery, params.consistency)
+        if margin is None or params.degree:
+            return  # no list to split (or the sparse graph's own bound)
+        if 2 * params.threshold - n - margin < c:
+            raise PolicyViolation(
+                f"the server announced threshold={params.threshold} for groups of {n}: a "
+                f"server that shows members different lists could unmask a member with "
+                f"{c} colluder(s); this participant needs threshold >= "
+                f"{-(-(n + c + margin) // 2)}"
+            )
+
+    @property
+    def smallest_group(self) -> int:
+        """The smallest round group it shares in: ``min_group_size``, and never below
+        ``max_colluders + 2`` (the coalition it must survive plus two honest members)."""
+        return max(self.min_group_size, self.max_colluders + 2)
+
+    def contributor_floor(self, params: SessionParams) -> int:
+        """The fewest contributors for which this participant releases anything that
+        completes a round: the session's floor or its own, whichever is larger."""
+        return max(params.min_contributors, self.smallest_group)
 
     def check_round(self, round_number: int, group_size: int | None = None) -> None:
         """Refuse a round number beyond ``max_round`` or a group below ``min_group_size``."""
@@ -112,8 +168,9 @@ class ParticipantPolicy:
             raise PolicyViolation(
                 f"round {round_number} is beyond this participant's max_round={self.max_round}"
             )
-        if group_size is not None and group_size < self.min_group_size:
+        if group_size is not None and group_size < self.smallest_group:
             raise GroupTooSmall(
-                f"round {round_number} has {group_size} members, below this participant's "
-                f"min_group_size={self.min_group_size}; it will not share in it"
+                f"round {round_number} has {group_size} members, below the "
+                f"{self.smallest_group} this participant shares in (max_colluders="
+                f"{self.max_colluders}, min_group_size={self.min_group_size})"
             )

@@ -45,7 +45,7 @@ __all__ = [
 ]
 
 MAGIC = b"SSDL"
-VERSION = 2
+VERSION = 3
 HEADER = struct.Struct("<4sBB")
 
 _U32 = struct.Struct("<I")
@@ -183,8 +183,9 @@ def read_header(data: bytes) -> int:
         raise MalformedMessage("not an ssddl message (bad magic bytes)")
     if version != VERSION:
         raise MalformedMessage(
-            f"wire version {version} is not supported (this build speaks {VERSION}); "
-            f"run the same ssddl version on every machine"
+            f"wire version {version} is not supported (this build speaks {VERSION}): run "
+            f"the same ssddl version on every machine, and start a new session (a saved "
+            f"participant or server state of another version cannot be resumed)"
         )
     return int(kind)
 

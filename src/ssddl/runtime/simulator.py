@@ -329,7 +329,7 @@ def _simulate(
             random=_crypto_source(config, p),
             rounding_rng=rounding_rngs[p],
             inspector=make_inspector(p),
-            policy=ParticipantPolicy.for_config(protocol),
+            policy=ParticipantPolicy.for_config(protocol, len(ids)),
         )
         for p in ids
     }

@@ -34,17 +34,55 @@ __all__ = [
 ]
 
 
+#: ``Guarantee.lying`` left out: the same bounds as against an honest-but-curious server
+_SAME = (-1, -1)
+
+
 @dataclass(frozen=True)
 class Guarantee:
-    """What a resolved session protects: up to ``collusion_bound`` members of a round's
-    group may collude with the server and learn nothing beyond the sum; up to
-    ``dropout_bound`` may vanish and the round still applies the exact sum of the rest;
-    ``round_trips`` server↔member exchanges a round takes after Init."""
+    """What a resolved session protects, against two servers.
+
+    Honest-but-curious (it follows the protocol and reads what it gets): up to
+    ``collusion_bound`` members may collude with it and learn nothing beyond the sum of at
+    least two honest changes; up to ``dropout_bound`` members may vanish and the round still
+    applies the exact sum of the rest. A server that lies (shows members different lists or
+    models, chooses groups, declares dropouts): ``lying`` = (colluders, dropouts) of the same
+    meaning, or None when such a server can unmask a member even without colluders.
+    ``round_trips``: server↔member exchanges a round takes after Init. ``text``: what the
+    mode adds in words (recovery, what a vanished member costs)."""
 
     collusion_bound: int
     dropout_bound: int
     round_trips: int
     text: str
+    lying: tuple[int, int] | None = _SAME
+
+    def __post_init__(self) -> None:
+        if self.lying == _SAME:
+            object.__setattr__(self, "lying", (self.collusion_bound, self.dropout_bound))
+        elif self.lying is not None and self.lying[0] < 0:
+            object.__setattr__(self, "lying", None)  # not even without colluders
+
+    def describe(self, group_size: int) -> str:
+        """One sentence a report prints: both servers' bounds, then the mode's note."""
+        honest = _bounds(self.collusion_bound, self.dropout_bound, group_size)
+        lying = (
+            "none: it can unmask a member by itself"
+            if self.lying is None
+            else _bounds(*self.lying, group_size)
+        )
+        return (
+            f"against an honest-but-curious server: {honest}; against a server that lies "
+            f"(different lists or models, chosen groups, declared dropouts): {lying}. "
+            f"{self.text[:1].upper()}{self.text[1:]}"
+        )
+
+
+def _bounds(colluders: int, dropouts: int, n: int) -> str:
+    return (
+        f"up to {colluders} of the {n} members may collude with it and learn only the sum of "
+        f"the others' changes, and up to {dropouts} may vanish"
+    )
 
 
 def check_upload(server: Server, msg: Any, *, field: bool) -> None:

@@ -155,8 +155,15 @@ class RelayedScheme(Scheme):
         return {K.SHARE_DELIVERY: self._on_delivery, K.CONSISTENCY_REQUEST: self._on_request}
 
     def _on_request(self, participant: Participant, msg: Any) -> list[Message]:
+        return answer_request(
+            participant, msg, at_least=self._floor(participant), what="contributors"
+        )
+
+    def _floor(self, participant: Participant) -> int:
+        """The fewest contributors the member shares its sum for: the scheme's need and
+        the member's own floor (its policy's max_colluders + 2), whichever is larger."""
         needed = self.needed(participant.params, len(participant.group))
-        return answer_request(participant, msg, at_least=needed, what="contributors")
+        return max(needed, participant.min_contributors)
 
     def _on_delivery(self, participant: Participant, msg: ShareDelivery) -> list[Message]:
         participant.check_round(msg.round)
@@ -167,7 +174,7 @@ class RelayedScheme(Scheme):
             msg.contributors,
             excluded,
             member=participant.id,
-            at_least=self.needed(participant.params, len(group)),
+            at_least=self._floor(participant),
             what="contributors",
         )
         check_signed(participant, msg.contributors, excluded, msg.signers, msg.signatures)

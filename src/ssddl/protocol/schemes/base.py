@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from ssddl.exceptions import ConfigurationError
-from ssddl.protocol.config import Recovery, SessionParams
+from ssddl.protocol.config import Recovery, SessionParams, default_threshold
 from ssddl.protocol.messages import Message, MessageKind
 from ssddl.protocol.schemes._common import Guarantee
 from ssddl.protocol.stages import Event, ParticipantStage, ServerStage, Variant
@@ -83,12 +83,38 @@ class Scheme(ABC):
         """Whether a threshold is part of this scheme (with this recovery)."""
         return self.uses_threshold
 
-    def resolve_threshold(self, threshold: int | None, group_size: int, recovery: Recovery) -> int:
-        """The threshold that runs (0 = the scheme has none): ``group_size // 2 + 1`` unless
-        given, and never above the group size."""
+    def all_contribute(self, recovery: Recovery) -> bool:
+        """Whether a round needs every member of its group (a member lost aborts it)."""
+        return not self.uses_threshold
+
+    def split_margin(self, recovery: Recovery, consistency: bool) -> int | None:
+        """Against a server that shows members different lists (survivors, contributors):
+        the session survives c colluders while ``2t − n − margin >= c``. None: there is no
+        list to split (every member contributes, or nothing is released after uploads)."""
+        return None
+
+    def resolve_threshold(
+        self,
+        threshold: int | None,
+        group_size: int,
+        recovery: Recovery,
+        *,
+        colluders: int | None = None,
+        consistency: bool = False,
+    ) -> int:
+        """The threshold that runs (0 = the scheme has none). Unless given: the smallest of
+        ``2n/3 + 1`` (Bonawitz et al.'s choice against an active server) and, for
+        ``colluders`` given, the smallest t with ``2t − n − margin >= colluders``, whichever
+        is larger; never above the group size."""
         if not self.takes_threshold(recovery):
             return 0
-        resolved = group_size // 2 + 1 if threshold is None else threshold
+        resolved = threshold
+        if resolved is None:
+            resolved = default_threshold(group_size)
+            margin = self.split_margin(recovery, consistency)
+            if colluders is not None and margin is not None:
+                needed = -(-(group_size + colluders + margin) // 2)
+                resolved = min(group_size, max(resolved, needed))
         if resolved > group_size:
             raise ConfigurationError(
                 f"threshold={resolved} exceeds the group size {group_size}; "
@@ -107,13 +133,17 @@ class Scheme(ABC):
         return None
 
     def guarantee(self, params: SessionParams) -> Guarantee:
-        """What a session with these parameters protects (stated in reports and docs)."""
-        n = params.group_size
+        """What a session with these parameters protects (stated in reports and docs). The
+        default: every member of a group contributes, so an honest server's groups of n
+        hide a member from n − 2 colluders, and a server that chooses groups can go down to
+        the members' floor (``min_contributors``)."""
+        n, floor = params.group_size, params.min_contributors
         return Guarantee(
             n - 2,
             0,
             1,
-            f"the server colluding with up to {n - 2} of the {n} members learns only the sum",
+            "every member of a round's group must upload; a member lost aborts the round",
+            lying=(floor - 2, 0),
         )
 
     @abstractmethod

@@ -39,13 +39,13 @@ class ExplicitScheme(RelayedScheme):
         return group_size  # a vanished member takes others' shares with it
 
     def guarantee(self, params: SessionParams) -> Guarantee:
-        n = params.group_size
+        n, floor = params.group_size, params.min_contributors
         return Guarantee(
             n - 2,
             0,
             3 if params.consistency else 2,
-            f"the server colluding with up to {n - 2} of the {n} members learns only the sum; "
-            f"a member lost after sharing aborts the round (model unchanged)",
+            "a member lost after sharing aborts the round (model unchanged)",
+            lying=(floor - 2, 0),
         )
 
     def aggregate(self, server: Server, uploads: dict[int, np.ndarray]) -> list[Envelope]:

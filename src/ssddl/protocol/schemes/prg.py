@@ -210,36 +210,51 @@ class PrgScheme(Scheme):
     def takes_threshold(self, recovery: Recovery) -> bool:
         return recovery is Recovery.DOUBLE_MASK
 
+    def all_contribute(self, recovery: Recovery) -> bool:
+        return recovery is Recovery.NONE
+
+    def split_margin(self, recovery: Recovery, consistency: bool) -> int | None:
+        """Double masking: a server that shows the target j the others as "dropped" (j
+        reveals its pair keys with them) and shows t − 1 − c of them "j survived" (they
+        return shares of j's seed) unmasks j while n ≥ 2t − 1 − c — j's own seed share
+        counts. With the signed survivor set, two sets cannot both gather t signatures from
+        inside them while 2t > n + c."""
+        if recovery is not Recovery.DOUBLE_MASK:
+            return None
+        return 1 if consistency else 2
+
     def guarantee(self, params: SessionParams) -> Guarantee:
-        n, t, floor = params.group_size, params.threshold, params.min_group_size
+        n, t, floor = params.group_size, params.threshold, params.min_contributors
         if params.degree:
             return _sparse_guarantee(params)
         if params.recovery is Recovery.DOUBLE_MASK:
-            trips = 3 if params.consistency else 2
+            # signed: the target's own view must be signed by t members inside it, and each
+            # of them keeps its pair mask with the target (it calls the target a survivor),
+            # so a split isolates nobody; the floor of contributors is the bound
+            split = floor - 2 if params.consistency else 2 * t - n - 2
             return Guarantee(
-                min(n - 2, t - 1),
-                n - max(t, floor),
-                trips,
-                f"the server colluding with up to {min(n - 2, t - 1)} of the {n} members learns "
-                f"only the sum of the uploads; up to {n - max(t, floor)} members may vanish "
-                f"before uploading, and a late upload is never unmasked (double masking, "
-                f"t={t})" + ("; the survivor set is signed by t members" if trips == 3 else ""),
+                floor - 2,
+                n - floor,
+                3 if params.consistency else 2,
+                f"double masking (t={t}): a late upload is never unmasked"
+                + ("; the survivor set is signed by t members inside it" * params.consistency),
+                lying=(min(floor - 2, split), n - floor),
             )
         if params.recovery is Recovery.NONE:
             return Guarantee(
                 n - 2,
                 0,
                 1,
-                f"the server colluding with up to {n - 2} of the {n} members learns only the "
-                f"sum; a member that does not upload aborts the round (model unchanged)",
+                "a member that does not upload aborts the round (model unchanged)",
+                lying=(floor - 2, 0),
             )
         return Guarantee(
-            n - 2,
+            floor - 2,
             n - floor,
             2,
-            f"the server colluding with up to {n - 2} of the {n} members learns only the sum, "
-            f"if it is honest about dropouts: an upload that arrives after the survivors "
-            f"revealed their keys with its sender is unmasked (unsafe-reveal-keys)",
+            "unsafe-reveal-keys: an upload that arrives after the survivors revealed their "
+            "keys with its sender is unmasked, so a server that lies about dropouts unmasks it",
+            lying=None,
         )
 
     # -- stage tables ----------------------------------------------------------------------
@@ -450,20 +465,23 @@ def _sparse_guarantee(params: SessionParams) -> Guarantee:
     corrupt = math.floor(params.corrupt_fraction * n)
     dropped = math.floor(params.dropout_fraction * n)
     double = params.recovery is Recovery.DOUBLE_MASK
+    # a lying server splits the survivor lists of one member's k + 1 seed-share holders
+    # (the graph is public): the complete-graph condition with n = k + 1
+    local = 2 * t - (k + 1) - 2 if double else corrupt
     return Guarantee(
         corrupt,
         dropped if double else 0,
         2 if double else 1,
         f"sparse pairing (k={k} neighbours of {n}, seed threshold t={t}): except with "
-        f"probability below 2^-{SECURITY_BITS} over the public pairing graph, the server "
-        f"colluding with up to {corrupt} members chosen before the session learns only the "
-        f"sum of the uploads; "
+        f"probability below 2^-{SECURITY_BITS} over the public pairing graph, for members "
+        f"chosen before the session; "
         + (
             f"up to {dropped} members may vanish (the round fails with probability below "
             f"2^-{FAILURE_BITS}), and a late upload is never unmasked"
             if double
             else "a member that does not upload aborts the round"
         ),
+        lying=(min(corrupt, local), dropped if double else 0),
     )
 
 
@@ -472,7 +490,6 @@ def _sparse_guarantee(params: SessionParams) -> Guarantee:
 
 def _reveal(participant: Participant, msg: RevealRequest) -> list[Message]:
     """unsafe-reveal-keys: reveal this round's pair keys with the members said to be gone."""
-    params = participant.params
     participant.check_round(msg.round)
     group = participant.group
     if participant.id in msg.dropped or not set(msg.dropped) <= set(group):
@@ -481,21 +498,23 @@ def _reveal(participant: Participant, msg: RevealRequest) -> list[Message]:
             f"members of the group"
         )
     survivors = len(group) - len(msg.dropped)
-    if survivors < params.min_group_size:
+    if survivors < participant.min_contributors:
         raise GroupTooSmall(
             f"round {msg.round}: revealing keys would leave {survivors} survivors, below "
-            f"min_group_size={params.min_group_size}; refused"
+            f"the {participant.min_contributors} this participant needs; refused"
         )
     keys = tuple(participant.round_keys[p] for p in msg.dropped)
     return [RevealResponse(participant.session_id, msg.round, participant.id, msg.dropped, keys)]
 
 
 def _needed(params: SessionParams) -> int:
-    return max(params.threshold, params.min_group_size)
+    return params.min_contributors
 
 
 def _sign_survivors(participant: Participant, msg: Any) -> list[Message]:
-    return answer_request(participant, msg, at_least=_needed(participant.params), what="survivors")
+    return answer_request(
+        participant, msg, at_least=participant.min_contributors, what="survivors"
+    )
 
 
 def _unmask(participant: Participant, msg: UnmaskRequest) -> list[Message]:
@@ -507,7 +526,7 @@ def _unmask(participant: Participant, msg: UnmaskRequest) -> list[Message]:
         msg.survivors,
         msg.dropped,
         member=participant.id,
-        at_least=_needed(participant.params),
+        at_least=participant.min_contributors,
         what="survivors",
     )
     check_signed(participant, msg.survivors, msg.dropped, msg.signers, msg.signatures)
@@ -604,8 +623,8 @@ def _close_uploads(server: Server) -> list[Envelope]:
         return server.apply_secure(aggregate, survivors)
     if params.recovery is Recovery.NONE:
         return server.abort(f"members {list(dropped)} did not upload; recovery is 'none'")
-    if len(survivors) < params.min_group_size or aggregate is None:
-        return server.abort(f"{len(survivors)} uploads; min_group_size={params.min_group_size}")
+    if len(survivors) < _needed(params) or aggregate is None:
+        return server.abort(f"{len(survivors)} uploads; {_needed(params)} are needed")
     request = RevealRequest(server.session_id, server.round, dropped)
     return server.next_phase(
         S.COLLECTING_REVEALS,

@@ -20,7 +20,7 @@ from ssddl.hazmat.sharing import (
     shamir_reconstruct,
     shamir_split,
 )
-from ssddl.protocol.config import SessionParams
+from ssddl.protocol.config import Recovery, SessionParams
 from ssddl.protocol.schemes._common import Guarantee
 from ssddl.protocol.schemes._relayed import RelayedScheme, contributors_of
 
@@ -53,17 +53,24 @@ class ShamirScheme(RelayedScheme):
         return field_add(total, share)
 
     def needed(self, params: SessionParams, group_size: int) -> int:
-        return max(params.threshold, params.min_group_size)
+        return params.min_contributors
+
+    def split_margin(self, recovery: Recovery, consistency: bool) -> int | None:
+        """Members shown different contributor lists (with the target, and without it)
+        give the server t − c honest evaluations of each side's sum polynomial: the target's
+        polynomial is isolated while 2(t − c) <= n − c. Signing the list does not help
+        beyond that (a colluder signs both lists), so the margin is 1 either way."""
+        return 1
 
     def guarantee(self, params: SessionParams) -> Guarantee:
-        n, t = params.group_size, params.threshold
-        needed = self.needed(params, n)
+        n, t, floor = params.group_size, params.threshold, params.min_contributors
         return Guarantee(
-            t - 1,
-            n - needed,
+            floor - 2,
+            n - floor,
             3 if params.consistency else 2,
-            f"the server colluding with up to {t - 1} members learns only the sum; any "
-            f"{needed} uploads of the {n} give the exact sum",
+            f"any {t} uploads of the contributors give their exact sum; a round needs "
+            f"{floor} contributors",
+            lying=(min(floor - 2, 2 * t - n - 1), n - floor),
         )
 
     def aggregate(self, server: Server, uploads: dict[int, np.ndarray]) -> list[Envelope]:

@@ -123,7 +123,8 @@ def _int(config: Mapping[str, Any], key: str, default: int) -> int:
 
 def policy_from_config(config: Mapping[str, Any]) -> ParticipantPolicy:
     """A :class:`ParticipantPolicy` from node-config keys (each optional):
-    ``ssddl-modes`` ("prg,shamir"), ``ssddl-min-threshold``, ``ssddl-min-group-size``,
+    ``ssddl-modes`` ("prg,shamir"), ``ssddl-max-colluders`` (the coalition the node must
+    survive; 0 unless set), ``ssddl-min-threshold``, ``ssddl-min-group-size``,
     ``ssddl-max-round``, ``ssddl-recoveries`` ("double-mask,none") and
     ``ssddl-require-consistency`` (true/false)."""
     defaults = ParticipantPolicy()
@@ -144,6 +145,7 @@ def policy_from_config(config: Mapping[str, Any]) -> ParticipantPolicy:
         ) from None
     return ParticipantPolicy(
         modes=modes,
+        max_colluders=_int(config, "ssddl-max-colluders", defaults.max_colluders),
         min_threshold=_int(config, "ssddl-min-threshold", defaults.min_threshold),
         min_group_size=_int(config, "ssddl-min-group-size", defaults.min_group_size),
         max_round=_int(config, "ssddl-max-round", DEFAULT_MAX_ROUND),
