@@ -36,6 +36,7 @@ import numpy as np
 
 from ssddl.hazmat.rand import InsecureSeededRandom, OsRandom, RandomSource
 from ssddl.hazmat.sharing import SHAMIR_PRIME, field_to_ring, shamir_reconstruct
+from ssddl.protocol.binding import model_digest
 from ssddl.protocol.config import ProtocolConfig, Recovery
 from ssddl.protocol.localtrain import LocalUpdate
 from ssddl.protocol.masks import remove_pair_mask
@@ -57,7 +58,7 @@ from ssddl.protocol.messages import (
 )
 from ssddl.protocol.participant import Participant
 from ssddl.protocol.policy import ParticipantPolicy
-from ssddl.protocol.schemes.prg import apply_self_mask, seed_from_field
+from ssddl.protocol.schemes.prg import apply_self_mask, pair_binding, seed_from_field
 from ssddl.protocol.select import UniformSubset
 from ssddl.protocol.server import Server
 from ssddl.runtime.exchange import Driver, Frame
@@ -186,11 +187,15 @@ def late_upload(recovery: str = "double-mask", *, n: int = 5, target: int = 3) -
     config = ProtocolConfig(mode="prg", rounds=1, recovery=Recovery(recovery))
     kind = MaskedUpload.KIND if recovery == "double-mask" else Upload.KIND
     seen: list[Message] = []
+    sent: list[RoundStart] = []
     s = session(config, n, faults=(Delay(target, 0, kind),))
 
     def watch(frame: Frame) -> Frame:  # the curious server reads everything it receives
+        message = decode_message(frame.data)
         if frame.recipient == SERVER:
-            seen.append(decode_message(frame.data))
+            seen.append(message)
+        elif isinstance(message, RoundStart):
+            sent.append(message)  # (and knows the model it sent)
         return frame
 
     s.exchange.interceptor = watch
@@ -199,7 +204,8 @@ def late_upload(recovery: str = "double-mask", *, n: int = 5, target: int = 3) -
     if outcome.status.name != "APPLIED" or target in outcome.contributors or not late:
         return AttackResult("late_upload", False, "no late upload", f"outcome {outcome.status}")
     keys = _revealed_keys(seen, target)
-    estimate = _strip(s, late[-1].payload, target, keys, _seed_of(seen, target, s))
+    binding = pair_binding(s.server.config, _digest_of(sent[-1]))
+    estimate = _strip(s, late[-1].payload, target, keys, _seed_of(seen, target, s), binding)
     truth = s.truth[0][target]
     unmasked = bool(np.array_equal(estimate, truth))
     stopped = (
@@ -222,11 +228,22 @@ def _revealed_keys(seen: list[Message], target: int) -> dict[int, bytes]:
     return keys
 
 
+def _digest_of(start: RoundStart) -> bytes:
+    """The model digest a member computes from ``start`` (the adversary computes it too)."""
+    return model_digest(start.session_id, start.round, start.group, start.weights)
+
+
 def _strip(
-    s: Session, upload: np.ndarray, target: int, pair_keys: Mapping[int, bytes], seed: bytes | None
+    s: Session,
+    upload: np.ndarray,
+    target: int,
+    pair_keys: Mapping[int, bytes],
+    seed: bytes | None,
+    binding: bytes = b"",
 ) -> np.ndarray:
     """The adversary's best estimate of x_target: the upload with every mask it learned
-    removed (the target's pair masks with ``pair_keys``, its self-mask if it has the seed)."""
+    removed (the target's pair masks with ``pair_keys``, bound to ``binding`` as the target
+    bound them; its self-mask if it has the seed)."""
     estimate = upload.copy()
     for peer, key in pair_keys.items():
         remove_pair_mask(
@@ -237,6 +254,7 @@ def _strip(
             session_id=s.server.session_id,
             round_number=0,
             cipher=s.server.config.cipher,
+            binding=binding,
         )
     if seed is not None:
         apply_self_mask(
