@@ -20,25 +20,37 @@ The attacks (``run_server_attacks``):
     In ``shamir``, each member is given a different contributor list (the lists of issue 7:
     {1,2,3,4}, {1..5}, {1..5}, {1,2,3,4}, {5}); the server then solves the linear system its
     uploads give for one member's update.
+``model_inconsistency``
+    The server sends the target the true model and every other member a model whose "first
+    layer" is dead (its weights at −60, where the synthetic trainers' first-layer change is
+    0: a saturated sigmoid or dead ReLU), then completes the round as far as the members let
+    it and reads the aggregate's first layer, which would be the target's update alone
+    (Pasquini, Francati and Ateniese, CCS 2022). Members bind the round to the digest of the
+    model they were sent (:mod:`ssddl.protocol.binding`): per configuration, the attack
+    fails; with the binding bypassed (every member digests the true model: the control) it
+    succeeds.
 ``announce_plain``, ``threshold_one``, ``tiny_group``, ``huge_round``
     The server announces a session or round outside the participants' policy.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from unittest import mock
 
 import numpy as np
 
 from ssddl.hazmat.rand import InsecureSeededRandom, OsRandom, RandomSource
 from ssddl.hazmat.sharing import SHAMIR_PRIME, field_to_ring, shamir_reconstruct
+from ssddl.protocol import participant as participant_module
 from ssddl.protocol.binding import model_digest
 from ssddl.protocol.config import ProtocolConfig, Recovery
-from ssddl.protocol.localtrain import LocalUpdate
+from ssddl.protocol.localtrain import LocalUpdate, Trainer
 from ssddl.protocol.masks import remove_pair_mask
 from ssddl.protocol.messages import (
     SERVER,
@@ -71,6 +83,7 @@ __all__ = [
     "inconsistent_contributors",
     "inconsistent_unmask",
     "late_upload",
+    "model_inconsistency",
     "policy_attacks",
     "run_server_attacks",
     "session",
@@ -132,9 +145,10 @@ def session(
     faults: tuple[Delay, ...] = (),
     seeded_crypto: bool = False,
     init: bool = True,
+    trainers: Callable[[int], Trainer] | None = None,
 ) -> Session:
-    """``n`` participants with synthetic updates of ``size`` values; Init done unless
-    ``init`` is false."""
+    """``n`` participants with synthetic updates of ``size`` values (or the trainer
+    ``trainers(pid)`` gives); Init done unless ``init`` is false."""
     if config.weighted and config.max_samples is None:
         config = dataclasses.replace(config, max_samples=64)
     ids = list(range(1, n + 1))
@@ -152,12 +166,13 @@ def session(
     def keep(pid: int) -> Callable[[int, np.ndarray], None]:
         return lambda r, x: truth.setdefault(r, {}).__setitem__(pid, x)
 
+    make_trainer = trainers if trainers is not None else trainer_for
     participants = {
         p: Participant(
             p,
             members.identities[p],
             members.roster,
-            trainer_for(p),
+            make_trainer(p),
             random=_source(f"attack/{seed}/p/{p}", not seeded_crypto),
             inspector=keep(p),
             policy=policy,
@@ -462,6 +477,250 @@ def _express(rows: list[list[int]], goal: list[int]) -> list[int] | None:
     return solution
 
 
+# -- model inconsistency (Pasquini, Francati and Ateniese, CCS 2022) ------------------------
+
+#: the malicious model's dead "first layer": these weights at −60 saturate their units
+DEAD_WEIGHT = -60.0
+
+
+def _first_layer_trainer(pid: int, size: int, attacked: int) -> Trainer:
+    """A synthetic LocalTrain that depends on the model: the change of each of the first
+    ``attacked`` weights is 0 where that weight is dead (below −30), like a unit whose
+    sigmoid saturates or whose ReLU never fires."""
+
+    def trainer(weights: np.ndarray, round_number: int) -> LocalUpdate:
+        rng = np.random.default_rng([7, pid, round_number])
+        delta = (rng.standard_normal(size) * 0.5).astype(np.float32)
+        delta[:attacked][weights[:attacked] < DEAD_WEIGHT / 2] = 0.0
+        return LocalUpdate(delta, 10 + pid)
+
+    return trainer
+
+
+@contextlib.contextmanager
+def _bypassed_binding(true_weights: np.ndarray) -> Iterator[None]:
+    """The control: every member digests the true model whatever it was sent, so the
+    binding no longer tells their views apart (only this attack's control does this)."""
+    real = participant_module.model_digest
+
+    def same_for_all(session_id: bytes, round_number: int, group: object, _: object) -> bytes:
+        return real(session_id, round_number, group, true_weights)  # type: ignore[arg-type]
+
+    with mock.patch.object(participant_module, "model_digest", same_for_all):
+        yield
+
+
+@dataclass
+class _Round:
+    """The adversary's round: who was sent which model (as digests), what came back."""
+
+    s: Session
+    group: tuple[int, ...]
+    digests: dict[int, bytes]
+    refusals: list[str] = field(default_factory=list)
+
+    def ask(self, member: int, message: Message) -> list[Message]:
+        replies = self.s.send(member, message)
+        if not replies:
+            self.refusals.append(self.s.last_refusal() or "?")
+        return replies
+
+    def alike(self, member: int, among: Mapping[int, object]) -> list[int]:
+        """The members of ``among`` shown the same model as ``member``."""
+        return [q for q in among if self.digests[q] == self.digests[member]]
+
+    def signatures(self, included: tuple[int, ...]) -> dict[int, bytes]:
+        """Every member's signature over (included, the rest), as far as they give one."""
+        excluded = tuple(p for p in self.group if p not in included)
+        request = ConsistencyRequest(self.s.server.session_id, 0, included, excluded)
+        signed: dict[int, bytes] = {}
+        for p in included:
+            for reply in self.ask(p, request):
+                if isinstance(reply, ConsistencySignature):
+                    signed[p] = reply.signature
+        return signed
+
+    def signed_for(self, member: int, signed: Mapping[int, bytes]) -> tuple[tuple, tuple]:
+        """The signatures that verify for ``member``: those of members shown its model."""
+        signers = tuple(self.alike(member, signed))
+        return signers, tuple(signed[q] for q in signers)
+
+
+def model_inconsistency(
+    mode: str = "prg",
+    *,
+    recovery: str | None = None,
+    consistency: bool = False,
+    bind: bool = True,
+    n: int = 5,
+    target: int = 1,
+    size: int = 64,
+    attacked: int = 16,
+) -> AttackResult:
+    """The target is sent the true model, the others one whose first ``attacked`` weights
+    are dead; the server completes the round as far as the members allow and reads the
+    aggregate's first ``attacked`` words as x_target's. ``bind=False`` is the control: the
+    members' binding is bypassed (they all digest the true model)."""
+    extra: dict[str, object] = {"threshold": 3} if mode == "shamir" else {}
+    if recovery is not None:
+        extra["recovery"] = Recovery(recovery)
+    config = ProtocolConfig(mode=mode, rounds=1, consistency=consistency, **extra)  # type: ignore[arg-type]
+    s = session(config, n, size, trainers=lambda p: _first_layer_trainer(p, size, attacked))
+    true = s.server.weights.copy()
+    dead = true.copy()
+    dead[:attacked] = DEAD_WEIGHT
+    group = tuple(range(1, n + 1))
+    views = {p: true if p == target else dead for p in group}
+    sid = s.server.session_id
+    digested = views if bind else dict.fromkeys(group, true)  # what each member digests
+    adversary = _Round(s, group, {p: model_digest(sid, 0, group, digested[p]) for p in group})
+    replies: dict[int, Message] = {}
+    with contextlib.nullcontext() if bind else _bypassed_binding(true):
+        for p in group:
+            for reply in adversary.ask(p, RoundStart(sid, 0, group, views[p])):
+                replies[p] = reply
+    if mode == "prg":
+        aggregate, mechanism = _prg_aggregate(adversary, replies, config)
+    else:
+        aggregate, mechanism = _relayed_aggregate(adversary, replies, config)
+    truth = s.truth[0][target][:attacked]
+    unmasked = aggregate is not None and bool(np.array_equal(aggregate[:attacked], truth))
+    parts = [mode] + ([s.server.config.recovery.value] if mode == "prg" else [])
+    parts += (["consistency"] if consistency else []) + ([] if bind else ["unbound"])
+    name = f"model_inconsistency[{'/'.join(parts)}]"
+    stopped = None if unmasked else (adversary.refusals[0] if adversary.refusals else mechanism)
+    detail = (
+        f"{len(replies)} of {n} members shared; refusals: {sorted(set(adversary.refusals))}; "
+        f"first {attacked} words of the aggregate "
+        + ("are x_target's" if unmasked else "are not x_target's")
+    )
+    return AttackResult(name, unmasked, stopped, detail)
+
+
+def _prg_aggregate(
+    adversary: _Round, uploads: Mapping[int, Message], config: ProtocolConfig
+) -> tuple[np.ndarray | None, str]:
+    """The sum of the uploads, with every self-mask whose seed the members give removed."""
+    s = adversary.s
+    total = _ring_sum([m.payload for m in uploads.values()])  # type: ignore[attr-defined]
+    if s.server.config.recovery is not Recovery.DOUBLE_MASK:
+        return total, "pair masks bound to the model: members shown different models do not cancel"
+    survivors = tuple(uploads)
+    signed = adversary.signatures(survivors) if config.consistency else {}
+    shares: dict[int, list[tuple[int, np.ndarray]]] = {}
+    for p in survivors:
+        for senders in (  # every survivor's shares; refused, only those it can open
+            [q for q in survivors if q != p],
+            [q for q in adversary.alike(p, uploads) if q != p],
+        ):
+            response = _ask_unmask(adversary, p, survivors, senders, uploads, signed)
+            if response is not None:
+                for owner, share in zip(response.share_owners, response.seed_shares, strict=True):
+                    words = np.frombuffer(share, dtype="<u8").astype(np.uint64)
+                    shares.setdefault(owner, []).append((p, words))
+                break
+    t = s.server.config.threshold
+    for owner in survivors:
+        got = shares.get(owner, [])
+        if len(got) < t:
+            return None, f"seed shares bound to the model: {len(got)} of t={t} of {owner}'s seed"
+        seed = seed_from_field(
+            shamir_reconstruct([w for _, w in got[:t]], [q for q, _ in got[:t]], threshold=t)
+        )
+        apply_self_mask(
+            total,
+            seed,
+            session_id=s.server.session_id,
+            round_number=0,
+            owner=owner,
+            params=s.server.config,
+            sign=-1,
+        )
+    return total, "none"
+
+
+def _ask_unmask(
+    adversary: _Round,
+    member: int,
+    survivors: tuple[int, ...],
+    senders: list[int],
+    uploads: Mapping[int, Message],
+    signed: Mapping[int, bytes],
+) -> UnmaskResponse | None:
+    blobs = tuple(
+        uploads[q].seed_shares[uploads[q].receivers.index(member)]  # type: ignore[attr-defined]
+        for q in senders
+    )
+    signers, signatures = adversary.signed_for(member, signed)
+    request = UnmaskRequest(
+        adversary.s.server.session_id, 0, survivors, (), tuple(senders), blobs, signers, signatures
+    )
+    for reply in adversary.ask(member, request):
+        if isinstance(reply, UnmaskResponse):
+            return reply
+    return None
+
+
+def _relayed_aggregate(
+    adversary: _Round, bundles: Mapping[int, Message], config: ProtocolConfig
+) -> tuple[np.ndarray | None, str]:
+    """Deliver every contributor's shares to every contributor; sum what is uploaded."""
+    s = adversary.s
+    contributors = tuple(bundles)
+    signed = adversary.signatures(contributors) if config.consistency else {}
+    uploads: dict[int, np.ndarray] = {}
+    for p in contributors:
+        senders = tuple(q for q in contributors if q != p)
+        blobs = tuple(
+            bundles[q].ciphertexts[bundles[q].receivers.index(p)]  # type: ignore[attr-defined]
+            for q in senders
+        )
+        signers, signatures = adversary.signed_for(p, signed)
+        delivery = ShareDelivery(
+            s.server.session_id, 0, contributors, senders, blobs, signers, signatures
+        )
+        for reply in adversary.ask(p, delivery):
+            if isinstance(reply, Upload):
+                uploads[p] = reply.payload
+    if len(uploads) < len(contributors):
+        return None, "shares sealed under the model: members shown another model cannot open them"
+    if s.server.scheme.name == "explicit":
+        return _ring_sum(list(uploads.values())), "none"
+    t = s.server.config.threshold
+    points = tuple(uploads)[:t]
+    field_sum = shamir_reconstruct([uploads[p] for p in points], points, threshold=t)
+    return field_to_ring(field_sum, s.server.config.ring_bits), "none"
+
+
+def _ring_sum(vectors: list[np.ndarray]) -> np.ndarray:
+    total = vectors[0].copy()
+    for vector in vectors[1:]:
+        np.add(total, vector, out=total)  # unsigned words wrap: the sum mod Q
+    return total
+
+
+#: every configuration the binding must hold in: (mode, recovery, consistency)
+MODEL_CONFIGS: tuple[tuple[str, str | None, bool], ...] = (
+    ("prg", "double-mask", False),
+    ("prg", "double-mask", True),
+    ("prg", "none", False),
+    ("prg", "unsafe-reveal-keys", False),
+    ("explicit", None, False),
+    ("explicit", None, True),
+    ("shamir", None, False),
+    ("shamir", None, True),
+)
+
+
+def model_inconsistency_attacks(*, bind: bool = True) -> dict[str, AttackResult]:
+    """:func:`model_inconsistency` in every configuration of :data:`MODEL_CONFIGS`."""
+    results = [
+        model_inconsistency(mode, recovery=recovery, consistency=consistency, bind=bind)
+        for mode, recovery, consistency in MODEL_CONFIGS
+    ]
+    return {r.name: r for r in results}
+
+
 # -- announcements outside the participants' policy ------------------------------------------
 
 
@@ -509,4 +768,5 @@ def run_server_attacks(quick: bool = False) -> dict[str, AttackResult]:
         "inconsistent_contributors_checked": inconsistent_contributors(consistency=True),
     }
     results |= policy_attacks()
+    results |= model_inconsistency_attacks()
     return results
