@@ -24,8 +24,8 @@ Every share is sealed with the digest of the round's model in its associated dat
 (:mod:`ssddl.protocol.binding`): a member shown another model cannot open it. A request
 drawn before the round started (the mask built ahead, :func:`~ssddl.protocol.masks.
 start_mask_ahead`) has no digest yet: it waits, unsealed, until the round's start binds it
-(:meth:`PendingShares.bind`) and only then goes to the worker; sealing refuses a request
-without a digest.
+(:meth:`PendingShares.bind`) and is then sealed by the member at the share step; sealing
+refuses a request without a digest.
 """
 
 from __future__ import annotations
@@ -339,9 +339,12 @@ class PendingShares:
         return self._request.model_digest if self._request is not None else b""
 
     def bind(self, digest: bytes) -> None:
-        """Bind shares drawn before the round started to the round's model digest and start
-        sealing them (in the worker when it keeps up). ShareError if they are already bound
-        to another digest, or were used."""
+        """Bind shares drawn before the round started to the round's model digest; they are
+        sealed when first asked for, by the caller (ShareError if they are already bound to
+        another digest, or were used). Not in the worker: at the round's start it is still
+        building the other members' masks, and a job queued behind them made rounds of
+        n = 40 (M = 85,002) 1.7x slower; sealing here costs 0.13 ms a member at n = 10,
+        0.41 ms at n = 40."""
         request = self._request
         if request is None:
             raise ShareError("these seed shares were already used or discarded")
@@ -350,7 +353,6 @@ class PendingShares:
                 raise ShareError("these seed shares are bound to another model digest")
             return
         self._request = dataclasses.replace(request, model_digest=digest)
-        self._job = _worker_job(self._request)
 
     def result(self) -> SealedSeedShares:
         """The sealed shares (waits for the worker, or does the work now without one)."""
