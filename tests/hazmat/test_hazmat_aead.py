@@ -121,6 +121,39 @@ def test_associated_data_layout() -> None:
     assert share_associated_data(b"s", 1, 2, 3) != share_associated_data(b"s", 1, 3, 2)
 
 
+def test_associated_data_with_a_context_is_version_2_and_length_prefixed() -> None:
+    ad = share_associated_data(b"sid", 1, 2, 3, context=b"model")
+    assert ad == (
+        b"SSDDL-AD"
+        + b"\x02"
+        + (3).to_bytes(4, "big")
+        + b"sid"
+        + (5).to_bytes(4, "big")
+        + b"model"
+        + (1).to_bytes(8, "big")
+        + (2).to_bytes(8, "big")
+        + (3).to_bytes(8, "big")
+    )
+    assert share_associated_data(b"sid", 1, 2, 3, context=b"") == share_associated_data(
+        b"sid", 1, 2, 3
+    )
+    assert share_associated_data(b"sida", 1, 2, 3, context=b"b") != share_associated_data(
+        b"sid", 1, 2, 3, context=b"ab"
+    )
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_a_blob_opens_only_under_the_context_it_was_sealed_with(algorithm: AeadAlgorithm) -> None:
+    nonce = bytes(range(12))
+    blob = seal(KEY, b"share", nonce=nonce, algorithm=algorithm, context=b"A" * 32, **ADDRESS)
+    assert open_sealed(KEY, blob, algorithm=algorithm, context=b"A" * 32, **ADDRESS) == b"share"
+    for other in (b"B" * 32, b""):
+        with pytest.raises(InvalidCiphertext, match="context"):
+            open_sealed(KEY, blob, algorithm=algorithm, context=other, **ADDRESS)
+    with pytest.raises(InvalidCiphertext):  # and a blob sealed without one needs none
+        open_sealed(KEY, sealed(algorithm), algorithm=algorithm, context=b"A" * 32, **ADDRESS)
+
+
 @pytest.mark.parametrize(
     ("args", "field"),
     [

@@ -13,7 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ssddl.attacks.server import (
+    MODEL_CONFIGS,
     late_upload,
+    model_inconsistency,
     policy_attacks,
     solve_for_member,
 )
@@ -59,6 +61,50 @@ def test_the_linear_solver_is_an_attack_that_works_when_lists_allow_it():
     uploads = {j: ((5,), f5(j)) for j in (1, 2, 3)}
     assert np.array_equal(solve_for_member(uploads, 5, threshold=t), secret)
     assert solve_for_member({1: ((5,), f5(1)), 2: ((5,), f5(2))}, 5, threshold=t) is None
+
+
+#: what stops the model-inconsistency attack, per configuration (mode, recovery, consistency)
+_STOPPED_BY = {
+    ("prg", "double-mask", False): "InvalidCiphertext",  # the others cannot open s_target's shares
+    ("prg", "double-mask", True): "InvalidSignature",  # the target's statement has 1 signer
+    ("prg", "none", False): "do not cancel",
+    ("prg", "unsafe-reveal-keys", False): "do not cancel",
+    ("explicit", None, False): "InvalidCiphertext",
+    ("explicit", None, True): "InvalidSignature",
+    ("shamir", None, False): "InvalidCiphertext",
+    ("shamir", None, True): "InvalidSignature",
+}
+
+
+@pytest.mark.parametrize(("mode", "recovery", "consistency"), MODEL_CONFIGS, ids=str)
+def test_a_model_sent_only_to_the_target_does_not_isolate_its_update(mode, recovery, consistency):
+    """Pasquini et al.'s model inconsistency: the target gets the true model, the others one
+    whose first layer is dead (their first-layer change is 0). Bound to the digest of the
+    model each was sent, the members refuse (shares that do not open, statements that
+    gather too few signatures) or add masks that do not cancel: the aggregate's first layer
+    is not x_target's."""
+    result = model_inconsistency(mode, recovery=recovery, consistency=consistency)
+    assert not result.unmasked, result
+    assert _STOPPED_BY[(mode, recovery, consistency)] in (result.stopped_by or ""), result
+
+
+@pytest.mark.parametrize(("mode", "recovery", "consistency"), MODEL_CONFIGS, ids=str)
+def test_the_model_inconsistency_attack_works_when_the_binding_is_bypassed(
+    mode, recovery, consistency
+):
+    """The control: the same members, trained on the same two models, but every member
+    digests the true model (the binding no longer tells the views apart): the aggregate's
+    first layer is then exactly x_target's — so the test above can fail."""
+    result = model_inconsistency(mode, recovery=recovery, consistency=consistency, bind=False)
+    assert result.unmasked and result.stopped_by is None, result
+
+
+def test_the_first_layer_attacked_is_not_trivially_zero():
+    from ssddl.attacks.server import _first_layer_trainer
+
+    live = _first_layer_trainer(1, 64, 16)(np.zeros(64, dtype=np.float32), 0).delta
+    dead = _first_layer_trainer(2, 64, 16)(np.full(64, -60.0, dtype=np.float32), 0).delta
+    assert np.count_nonzero(live[:16]) == 16 and not dead[:16].any() and dead[16:].all()
 
 
 def test_announcements_outside_the_policy_are_refused_before_any_key():

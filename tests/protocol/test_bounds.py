@@ -145,7 +145,8 @@ def test_consistency_signatures_count_only_from_inside_the_signed_set():
     survivors, dropped = (1, 2, 3, 4), (5,)
     for p in survivors:
         s.send(p, ConsistencyRequest(s.server.session_id, 0, survivors, dropped))
-    message = statement(s.server.session_id, 0, survivors, dropped)
+    digest = s.participants[1].model_digest  # every member was sent the same model
+    message = statement(s.server.session_id, 0, survivors, dropped, digest)
     signers = (2, 3, 5)  # 5 is outside the set: with 1 itself that would make t = 4
     signatures = tuple(s.participants[p].sign(message) for p in signers)
     relayed = [(q, uploads[q].seed_shares[uploads[q].receivers.index(1)]) for q in (2, 3, 4)]

@@ -179,3 +179,23 @@ def test_a_participant_restored_from_bytes_refuses_a_state_of_another_kind():
         session.transport.hosts[1]._rebuild(b"SSDL\x01\x80")
     frame = Frame(0, 1, b"junk")
     assert frame.data == b"junk" and "junk" not in repr(frame)
+
+
+@pytest.mark.parametrize("mode", [Mode.PRG, Mode.EXPLICIT, Mode.SHAMIR])
+def test_the_rounds_model_digest_lives_in_the_state_and_an_open_round_needs_it(mode):
+    """A participant rebuilt from its bytes mid-round binds its shares and signature to the
+    digest of the model its round started with; a state of an open round without a digest
+    (an older layout, or cut) is refused, and one outside a round holds none."""
+    import dataclasses
+
+    session, _ = _open_round_state(mode)
+    data = session.transport.hosts[1].state
+    state = ParticipantState.from_bytes(data)
+    assert state.group and state.model_digest == session.server.model_digest()
+    with pytest.raises(MalformedMessage, match="model digest"):
+        dataclasses.replace(state, model_digest=b"")
+    with pytest.raises(MalformedMessage):  # the state as saved before the digest existed
+        ParticipantState.from_bytes(data[: -(4 + 32)])
+    idle = dataclasses.replace(state, group=(), model_digest=b"")
+    with pytest.raises(MalformedMessage, match="model digest"):
+        dataclasses.replace(idle, model_digest=state.model_digest)

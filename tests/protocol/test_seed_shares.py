@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ssddl.exceptions import ConfigurationError, MalformedMessage
+from ssddl.exceptions import ConfigurationError, InvalidCiphertext, MalformedMessage, ShareError
 from ssddl.hazmat.aead import AeadAlgorithm, open_sealed, seal
 from ssddl.hazmat.keys import derive_key
 from ssddl.hazmat.rand import InsecureSeededRandom, RewindableSource
@@ -47,6 +47,7 @@ from ssddl.protocol.seedshares import (
 
 SESSION = b"session-7"
 SEED = hashlib.sha256(b"seed").digest()
+DIGEST = hashlib.sha256(b"the round's model").digest()
 
 
 def _source(label: str = "r") -> InsecureSeededRandom:
@@ -56,7 +57,12 @@ def _source(label: str = "r") -> InsecureSeededRandom:
 
 
 def _request(
-    holders=(3, 5, 8, 9), owner=5, threshold=3, algorithm=AeadAlgorithm.CHACHA20_POLY1305, label="r"
+    holders=(3, 5, 8, 9),
+    owner=5,
+    threshold=3,
+    algorithm=AeadAlgorithm.CHACHA20_POLY1305,
+    label="r",
+    digest=DIGEST,
 ) -> SeedShareRequest:
     keys = [hashlib.sha256(b"e%d" % p).digest() for p in holders if p != owner]
     return draw_seed_share_request(
@@ -69,6 +75,7 @@ def _request(
         seed=SEED,
         share_keys=keys,
         algorithm=algorithm,
+        model_digest=digest,
     )
 
 
@@ -102,13 +109,19 @@ def test_the_shares_are_those_split_and_sealed_one_by_one(algorithm, holders, ow
             receiver=peer,
             nonce=source.random_bytes(12),
             algorithm=algorithm,
+            context=DIGEST,
         )
         assert got.sealed[index] == expected
         opened = open_sealed(
             key, got.sealed[index], session_id=SESSION, round_number=4, sender=owner,
-            receiver=peer, algorithm=algorithm,
+            receiver=peer, algorithm=algorithm, context=DIGEST,
         )  # fmt: skip
         assert opened == share_bytes(shares[peer])
+        with pytest.raises(InvalidCiphertext):  # a member shown another model cannot open it
+            open_sealed(
+                key, got.sealed[index], session_id=SESSION, round_number=4, sender=owner,
+                receiver=peer, algorithm=algorithm, context=bytes(32),
+            )  # fmt: skip
     # any t shares give the seed back
     points = list(holders)[:threshold]
     rows = [np.frombuffer(share_bytes(shares[p]), dtype="<u8") for p in points]
@@ -128,7 +141,8 @@ def test_a_request_survives_its_framing(holders, data):
     algorithm = data.draw(st.sampled_from(list(AeadAlgorithm)))
     request = _request(tuple(holders), owner, threshold, algorithm)
     again = SeedShareRequest.from_bytes(request.to_bytes())
-    for name in ("session_id", "round_number", "owner", "holders", "threshold", "seed"):
+    names = ("session_id", "round_number", "owner", "holders", "threshold", "seed", "model_digest")
+    for name in names:
         assert getattr(again, name) == getattr(request, name)
     assert again.share_keys == request.share_keys and again.nonces == request.nonces
     assert again.algorithm is request.algorithm
@@ -166,6 +180,7 @@ def test_every_cut_or_stretched_request_is_refused():
         {"coefficients": np.zeros((3, 5), dtype=np.uint64)},  # not threshold − 1 rows
         {"nonces": (b"n" * 12,)},  # one a receiver
         {"share_keys": (b"k" * 31, b"k" * 32, b"k" * 32)},
+        {"model_digest": b"d" * 31},  # a digest is 32 bytes (or none yet)
     ],
 )
 def test_a_request_with_a_bad_field_is_refused(change):
@@ -290,7 +305,7 @@ def test_shares_sealed_ahead_are_used_only_under_the_rounds_keys_and_pairs():
 
     request = _request()  # holders 3, 5, 8, 9; owner 5
     keys = dict(zip(request.receivers, request.share_keys, strict=True))
-    member = SimpleNamespace(share_keys=keys)
+    member = SimpleNamespace(share_keys=keys, model_digest=DIGEST)
     got = _early_shares(member, PendingShares(request, None, b""), (3, 8, 9))  # type: ignore[arg-type]
     assert got == seal_seed_shares(request)
     for others, share_keys in (
@@ -298,9 +313,34 @@ def test_shares_sealed_ahead_are_used_only_under_the_rounds_keys_and_pairs():
         ((3, 8), keys),  # other pairs
         ((3, 8, 9), {**keys, 8: b"x" * 32}),  # another round's key
     ):
-        stale = SimpleNamespace(share_keys=share_keys)
+        stale = SimpleNamespace(share_keys=share_keys, model_digest=DIGEST)
         with pytest.raises(ShareError, match="another round"):
             _early_shares(stale, PendingShares(request, None, b""), others)  # type: ignore[arg-type]
+    shown_another = SimpleNamespace(share_keys=keys, model_digest=bytes(32))
+    with pytest.raises(ShareError, match="another model"):
+        _early_shares(shown_another, PendingShares(request, None, b""), (3, 8, 9))  # type: ignore[arg-type]
+
+
+def test_shares_drawn_ahead_are_sealed_only_once_bound_to_the_rounds_model():
+    """Drawn before the round started (no digest yet), a request is not sealed; the round's
+    start binds it (and then it seals as if drawn with the digest); a second bind to another
+    digest is refused."""
+    from ssddl.protocol.seedshares import PendingShares, start_seed_shares
+
+    unbound = _request(digest=b"")
+    with pytest.raises(ShareError, match="model digest"):
+        seal_seed_shares(unbound)
+    pending = start_seed_shares(unbound, b"")
+    assert pending.model_digest == b""
+    pending.bind(DIGEST)
+    pending.bind(DIGEST)  # the same digest again: nothing to do
+    with pytest.raises(ShareError, match="another model"):
+        pending.bind(bytes(32))
+    assert pending.result() == seal_seed_shares(_request())
+    with pytest.raises(ShareError, match="already used"):
+        pending.bind(DIGEST)
+    with pytest.raises(ShareError, match="model digest"):  # never sealed unbound
+        PendingShares(unbound, None, b"").result()
 
 
 def test_the_backlog_counts_the_jobs_the_child_has_not_answered(worker):

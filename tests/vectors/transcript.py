@@ -28,15 +28,20 @@ PATH = Path(__file__).resolve().parent / "protocol_transcript.json"
 #: (mode, extra config, vanishing participants): each mode once, plus dropout recovery paths
 CASES: dict[str, tuple[Mode | str, dict[str, Any], tuple[Vanish, ...]]] = {
     "prg": (Mode.PRG, {}, ()),
-    "prg-dropout": (Mode.PRG, {}, (Vanish(3, 1, VanishPhase.ROUND_START),)),
+    # groups of 4 with t = 3 (a split of survivor lists needs 2t - n - 2 >= 0) survive one
+    "prg-dropout": (
+        Mode.PRG,
+        {"group_size": 4, "threshold": 3},
+        (Vanish(3, 1, VanishPhase.ROUND_START),),
+    ),
     "prg-consistency": (
         Mode.PRG,
-        {"consistency": True},
+        {"consistency": True, "threshold": 2},
         (Vanish(2, 1, VanishPhase.ROUND_START),),
     ),
     "prg-unsafe-reveal": (
         Mode.PRG,
-        {"recovery": "unsafe-reveal-keys"},
+        {"recovery": "unsafe-reveal-keys", "max_colluders": 0},
         (Vanish(3, 1, VanishPhase.ROUND_START),),
     ),
     "prg-no-recovery": (Mode.PRG, {"recovery": "none"}, ()),
@@ -61,7 +66,7 @@ def record(name: str, *, persisted: bool = False) -> dict[str, Any]:
         frames.append(f"{kind}:{frame.sender}>{frame.recipient}:{len(frame.data)}:{digest}")
         return frame
 
-    config = ProtocolConfig(mode=mode, rounds=2, group_size=3, **extra)
+    config = ProtocolConfig(**({"mode": mode, "rounds": 2, "group_size": 3} | extra))
     session = make_session(
         config,
         n=4,

@@ -40,7 +40,7 @@ from ssddl.hazmat.sharing import field_to_ring, shamir_reconstruct
 from ssddl.protocol import LocalUpdate, ProtocolConfig, Trainer, get_scheme
 from ssddl.protocol.masks import remove_pair_mask
 from ssddl.protocol.schemes._common import SHARE_AEAD_PURPOSE
-from ssddl.protocol.schemes.prg import apply_self_mask, seed_from_field
+from ssddl.protocol.schemes.prg import apply_self_mask, pair_binding, seed_from_field
 
 __all__ = [
     "ALPHA",
@@ -73,6 +73,7 @@ def _open_pair(
         sender=sender,
         receiver=receiver,
         algorithm=params.aead,
+        context=state.model_digest,
     )
 
 
@@ -107,7 +108,8 @@ def _unmask_prg(view: CoalitionView, round_number: int, target: int) -> np.ndarr
     upload = view.server.uploads(round_number)[target]
     estimate = np.array(upload.payload, copy=True)
     for colluder in view.colluders:
-        key = view.member(colluder, round_number).round_keys[target]
+        state = view.member(colluder, round_number)
+        key = state.round_keys[target]
         remove_pair_mask(
             estimate,
             key,
@@ -116,6 +118,7 @@ def _unmask_prg(view: CoalitionView, round_number: int, target: int) -> np.ndarr
             session_id=view.server.session_id,
             round_number=round_number,
             cipher=params.cipher,
+            binding=pair_binding(params, state.model_digest),
         )
     if upload.KIND.name == "MASKED_UPLOAD":
         shares = _seed_shares(view, round_number, target)

@@ -12,27 +12,44 @@ The attacks (``run_server_attacks``):
 ``late_upload``
     A member's upload "arrives late": the server declares it dropped, completes dropout
     recovery, then reads the late upload and removes every mask it learned.
-``inconsistent_unmask``
-    The server shows each member a different survivor set, so that for one target it collects
-    both t shares of the self-mask seed and every pair key (succeeds without the consistency
-    check; the attack run here has the check on, as the docs prescribe against a lying server).
-``inconsistent_contributors``
-    In ``shamir``, each member is given a different contributor list (the lists of issue 7:
-    {1,2,3,4}, {1..5}, {1..5}, {1,2,3,4}, {5}); the server then solves the linear system its
-    uploads give for one member's update.
+``coalition_floor``
+    The aggregate of the contributors is revealed by design: a server that makes the
+    contributors the coalition plus the target (members vanish or are declared dropped; or it
+    chooses a group that small) reads the target's change off the sum.
+``survivor_split``
+    Double masking: the server shows members different survivor sets, so that for one target
+    it collects both t shares of the self-mask seed and every pair key (the target's own
+    share counts).
+``contributor_split``
+    Shamir: members are given contributor lists with and without the target; the server
+    solves the linear system the uploads and the colluders' shares give (``solve_rows``).
+``model_inconsistency``
+    The server sends the target the true model and every other member a model whose "first
+    layer" is dead (its weights at −60, where the synthetic trainers' first-layer change is
+    0: a saturated sigmoid or dead ReLU), then completes the round as far as the members let
+    it and reads the aggregate's first layer, which would be the target's update alone
+    (Pasquini, Francati and Ateniese, CCS 2022). Members bind the round to the digest of the
+    model they were sent (:mod:`ssddl.protocol.binding`): per configuration, the attack
+    fails; with the binding bypassed (every member digests the true model: the control) it
+    succeeds.
 ``announce_plain``, ``threshold_one``, ``tiny_group``, ``huge_round``
     The server announces a session or round outside the participants' policy.
+
+:func:`bound_attacks` runs the first three at every configuration's stated bound (they must
+fail) and one colluder beyond it (the control: they must succeed), as :class:`AttackRow`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
+from unittest import mock
 
 import numpy as np
 
@@ -40,9 +57,11 @@ from ssddl.exceptions import SecurityWarning, SSDDLError
 from ssddl.hazmat.codec import ring_sub
 from ssddl.hazmat.rand import InsecureSeededRandom, OsRandom, RandomSource
 from ssddl.hazmat.sharing import SHAMIR_PRIME, field_to_ring, shamir_reconstruct
+from ssddl.protocol import participant as participant_module
+from ssddl.protocol.binding import model_digest
 from ssddl.protocol.config import ProtocolConfig, Recovery
 from ssddl.protocol.consistency import statement
-from ssddl.protocol.localtrain import LocalUpdate
+from ssddl.protocol.localtrain import LocalUpdate, Trainer
 from ssddl.protocol.masks import remove_pair_mask
 from ssddl.protocol.messages import (
     SERVER,
@@ -64,7 +83,7 @@ from ssddl.protocol.participant import Participant
 from ssddl.protocol.policy import ParticipantPolicy
 from ssddl.protocol.schemes import get_scheme
 from ssddl.protocol.schemes._common import open_all_from, seal_for
-from ssddl.protocol.schemes.prg import apply_self_mask, seed_from_field
+from ssddl.protocol.schemes.prg import apply_self_mask, pair_binding, seed_from_field
 from ssddl.protocol.select import SelectionPolicy, UniformSubset
 from ssddl.protocol.server import Server
 from ssddl.runtime.exchange import Driver, Frame
@@ -81,6 +100,7 @@ __all__ = [
     "coalition_floor",
     "contributor_split",
     "late_upload",
+    "model_inconsistency",
     "policy_attacks",
     "run_server_attacks",
     "session",
@@ -144,9 +164,10 @@ def session(
     seeded_crypto: bool = False,
     init: bool = True,
     selection: SelectionPolicy | None = None,
+    trainers: Callable[[int], Trainer] | None = None,
 ) -> Session:
-    """``n`` participants with synthetic updates of ``size`` values; Init done unless
-    ``init`` is false."""
+    """``n`` participants with synthetic updates of ``size`` values (or the trainer
+    ``trainers(pid)`` gives); Init done unless ``init`` is false."""
     if config.weighted and config.max_samples is None:
         config = dataclasses.replace(config, max_samples=64)
     ids = list(range(1, n + 1))
@@ -164,12 +185,13 @@ def session(
     def keep(pid: int) -> Callable[[int, np.ndarray], None]:
         return lambda r, x: truth.setdefault(r, {}).__setitem__(pid, x)
 
+    make_trainer = trainers if trainers is not None else trainer_for
     participants = {
         p: Participant(
             p,
             members.identities[p],
             members.roster,
-            trainer_for(p),
+            make_trainer(p),
             random=_source(f"attack/{seed}/p/{p}", not seeded_crypto),
             inspector=keep(p),
             policy=policy,
@@ -201,11 +223,15 @@ def late_upload(recovery: str = "double-mask", *, n: int = 5, target: int = 3) -
     config = ProtocolConfig(mode="prg", rounds=1, recovery=Recovery(recovery))
     kind = MaskedUpload.KIND if recovery == "double-mask" else Upload.KIND
     seen: list[Message] = []
+    sent: list[RoundStart] = []
     s = session(config, n, faults=(Delay(target, 0, kind),))
 
     def watch(frame: Frame) -> Frame:  # the curious server reads everything it receives
+        message = decode_message(frame.data)
         if frame.recipient == SERVER:
-            seen.append(decode_message(frame.data))
+            seen.append(message)
+        elif isinstance(message, RoundStart):
+            sent.append(message)  # (and knows the model it sent)
         return frame
 
     s.exchange.interceptor = watch
@@ -214,7 +240,8 @@ def late_upload(recovery: str = "double-mask", *, n: int = 5, target: int = 3) -
     if outcome.status.name != "APPLIED" or target in outcome.contributors or not late:
         return AttackResult("late_upload", False, "no late upload", f"outcome {outcome.status}")
     keys = _revealed_keys(seen, target)
-    estimate = _strip(s, late[-1].payload, target, keys, _seed_of(seen, target, s))
+    binding = pair_binding(s.server.config, _digest_of(sent[-1]))
+    estimate = _strip(s, late[-1].payload, target, keys, _seed_of(seen, target, s), binding)
     truth = s.truth[0][target]
     unmasked = bool(np.array_equal(estimate, truth))
     stopped = (
@@ -237,11 +264,22 @@ def _revealed_keys(seen: list[Message], target: int) -> dict[int, bytes]:
     return keys
 
 
+def _digest_of(start: RoundStart) -> bytes:
+    """The model digest a member computes from ``start`` (the adversary computes it too)."""
+    return model_digest(start.session_id, start.round, start.group, start.weights)
+
+
 def _strip(
-    s: Session, upload: np.ndarray, target: int, pair_keys: Mapping[int, bytes], seed: bytes | None
+    s: Session,
+    upload: np.ndarray,
+    target: int,
+    pair_keys: Mapping[int, bytes],
+    seed: bytes | None,
+    binding: bytes = b"",
 ) -> np.ndarray:
     """The adversary's best estimate of x_target: the upload with every mask it learned
-    removed (the target's pair masks with ``pair_keys``, its self-mask if it has the seed)."""
+    removed (the target's pair masks with ``pair_keys``, bound to ``binding`` as the target
+    bound them; its self-mask if it has the seed)."""
     estimate = upload.copy()
     for peer, key in pair_keys.items():
         remove_pair_mask(
@@ -252,6 +290,7 @@ def _strip(
             session_id=s.server.session_id,
             round_number=0,
             cipher=s.server.config.cipher,
+            binding=binding,
         )
     if seed is not None:
         apply_self_mask(
@@ -314,8 +353,12 @@ def _sign_as(
     s: Session, members: tuple[int, ...], sets: tuple[tuple[int, ...], tuple[int, ...]]
 ) -> dict[int, bytes]:
     """The colluders sign whatever set the server likes (the coalition holds their keys)."""
-    message = statement(s.server.session_id, 0, *sets)
-    return {p: s.participants[p].sign(message) for p in members}
+    return {
+        p: s.participants[p].sign(
+            statement(s.server.session_id, 0, *sets, s.participants[p].model_digest)
+        )
+        for p in members
+    }
 
 
 def _collect_signatures(
@@ -640,6 +683,250 @@ def _express(rows: list[list[int]], goal: list[int]) -> list[int] | None:
     return solution
 
 
+# -- model inconsistency (Pasquini, Francati and Ateniese, CCS 2022) ------------------------
+
+#: the malicious model's dead "first layer": these weights at −60 saturate their units
+DEAD_WEIGHT = -60.0
+
+
+def _first_layer_trainer(pid: int, size: int, attacked: int) -> Trainer:
+    """A synthetic LocalTrain that depends on the model: the change of each of the first
+    ``attacked`` weights is 0 where that weight is dead (below −30), like a unit whose
+    sigmoid saturates or whose ReLU never fires."""
+
+    def trainer(weights: np.ndarray, round_number: int) -> LocalUpdate:
+        rng = np.random.default_rng([7, pid, round_number])
+        delta = (rng.standard_normal(size) * 0.5).astype(np.float32)
+        delta[:attacked][weights[:attacked] < DEAD_WEIGHT / 2] = 0.0
+        return LocalUpdate(delta, 10 + pid)
+
+    return trainer
+
+
+@contextlib.contextmanager
+def _bypassed_binding(true_weights: np.ndarray) -> Iterator[None]:
+    """The control: every member digests the true model whatever it was sent, so the
+    binding no longer tells their views apart (only this attack's control does this)."""
+    real = participant_module.model_digest
+
+    def same_for_all(session_id: bytes, round_number: int, group: object, _: object) -> bytes:
+        return real(session_id, round_number, group, true_weights)  # type: ignore[arg-type]
+
+    with mock.patch.object(participant_module, "model_digest", same_for_all):
+        yield
+
+
+@dataclass
+class _Round:
+    """The adversary's round: who was sent which model (as digests), what came back."""
+
+    s: Session
+    group: tuple[int, ...]
+    digests: dict[int, bytes]
+    refusals: list[str] = field(default_factory=list)
+
+    def ask(self, member: int, message: Message) -> list[Message]:
+        replies = self.s.send(member, message)
+        if not replies:
+            self.refusals.append(self.s.last_refusal() or "?")
+        return replies
+
+    def alike(self, member: int, among: Mapping[int, object]) -> list[int]:
+        """The members of ``among`` shown the same model as ``member``."""
+        return [q for q in among if self.digests[q] == self.digests[member]]
+
+    def signatures(self, included: tuple[int, ...]) -> dict[int, bytes]:
+        """Every member's signature over (included, the rest), as far as they give one."""
+        excluded = tuple(p for p in self.group if p not in included)
+        request = ConsistencyRequest(self.s.server.session_id, 0, included, excluded)
+        signed: dict[int, bytes] = {}
+        for p in included:
+            for reply in self.ask(p, request):
+                if isinstance(reply, ConsistencySignature):
+                    signed[p] = reply.signature
+        return signed
+
+    def signed_for(self, member: int, signed: Mapping[int, bytes]) -> tuple[tuple, tuple]:
+        """The signatures that verify for ``member``: those of members shown its model."""
+        signers = tuple(self.alike(member, signed))
+        return signers, tuple(signed[q] for q in signers)
+
+
+def model_inconsistency(
+    mode: str = "prg",
+    *,
+    recovery: str | None = None,
+    consistency: bool = False,
+    bind: bool = True,
+    n: int = 5,
+    target: int = 1,
+    size: int = 64,
+    attacked: int = 16,
+) -> AttackResult:
+    """The target is sent the true model, the others one whose first ``attacked`` weights
+    are dead; the server completes the round as far as the members allow and reads the
+    aggregate's first ``attacked`` words as x_target's. ``bind=False`` is the control: the
+    members' binding is bypassed (they all digest the true model)."""
+    extra: dict[str, object] = {"threshold": 3} if mode == "shamir" else {}
+    if recovery is not None:
+        extra["recovery"] = Recovery(recovery)
+    config = ProtocolConfig(mode=mode, rounds=1, consistency=consistency, **extra)  # type: ignore[arg-type]
+    s = session(config, n, size, trainers=lambda p: _first_layer_trainer(p, size, attacked))
+    true = s.server.weights.copy()
+    dead = true.copy()
+    dead[:attacked] = DEAD_WEIGHT
+    group = tuple(range(1, n + 1))
+    views = {p: true if p == target else dead for p in group}
+    sid = s.server.session_id
+    digested = views if bind else dict.fromkeys(group, true)  # what each member digests
+    adversary = _Round(s, group, {p: model_digest(sid, 0, group, digested[p]) for p in group})
+    replies: dict[int, Message] = {}
+    with contextlib.nullcontext() if bind else _bypassed_binding(true):
+        for p in group:
+            for reply in adversary.ask(p, RoundStart(sid, 0, group, views[p])):
+                replies[p] = reply
+    if mode == "prg":
+        aggregate, mechanism = _prg_aggregate(adversary, replies, config)
+    else:
+        aggregate, mechanism = _relayed_aggregate(adversary, replies, config)
+    truth = s.truth[0][target][:attacked]
+    unmasked = aggregate is not None and bool(np.array_equal(aggregate[:attacked], truth))
+    parts = [mode] + ([s.server.config.recovery.value] if mode == "prg" else [])
+    parts += (["consistency"] if consistency else []) + ([] if bind else ["unbound"])
+    name = f"model_inconsistency[{'/'.join(parts)}]"
+    stopped = None if unmasked else (adversary.refusals[0] if adversary.refusals else mechanism)
+    detail = (
+        f"{len(replies)} of {n} members shared; refusals: {sorted(set(adversary.refusals))}; "
+        f"first {attacked} words of the aggregate "
+        + ("are x_target's" if unmasked else "are not x_target's")
+    )
+    return AttackResult(name, unmasked, stopped, detail)
+
+
+def _prg_aggregate(
+    adversary: _Round, uploads: Mapping[int, Message], config: ProtocolConfig
+) -> tuple[np.ndarray | None, str]:
+    """The sum of the uploads, with every self-mask whose seed the members give removed."""
+    s = adversary.s
+    total = _ring_sum([m.payload for m in uploads.values()])  # type: ignore[attr-defined]
+    if s.server.config.recovery is not Recovery.DOUBLE_MASK:
+        return total, "pair masks bound to the model: members shown different models do not cancel"
+    survivors = tuple(uploads)
+    signed = adversary.signatures(survivors) if config.consistency else {}
+    shares: dict[int, list[tuple[int, np.ndarray]]] = {}
+    for p in survivors:
+        for senders in (  # every survivor's shares; refused, only those it can open
+            [q for q in survivors if q != p],
+            [q for q in adversary.alike(p, uploads) if q != p],
+        ):
+            response = _ask_unmask(adversary, p, survivors, senders, uploads, signed)
+            if response is not None:
+                for owner, share in zip(response.share_owners, response.seed_shares, strict=True):
+                    words = np.frombuffer(share, dtype="<u8").astype(np.uint64)
+                    shares.setdefault(owner, []).append((p, words))
+                break
+    t = s.server.config.threshold
+    for owner in survivors:
+        got = shares.get(owner, [])
+        if len(got) < t:
+            return None, f"seed shares bound to the model: {len(got)} of t={t} of {owner}'s seed"
+        seed = seed_from_field(
+            shamir_reconstruct([w for _, w in got[:t]], [q for q, _ in got[:t]], threshold=t)
+        )
+        apply_self_mask(
+            total,
+            seed,
+            session_id=s.server.session_id,
+            round_number=0,
+            owner=owner,
+            params=s.server.config,
+            sign=-1,
+        )
+    return total, "none"
+
+
+def _ask_unmask(
+    adversary: _Round,
+    member: int,
+    survivors: tuple[int, ...],
+    senders: list[int],
+    uploads: Mapping[int, Message],
+    signed: Mapping[int, bytes],
+) -> UnmaskResponse | None:
+    blobs = tuple(
+        uploads[q].seed_shares[uploads[q].receivers.index(member)]  # type: ignore[attr-defined]
+        for q in senders
+    )
+    signers, signatures = adversary.signed_for(member, signed)
+    request = UnmaskRequest(
+        adversary.s.server.session_id, 0, survivors, (), tuple(senders), blobs, signers, signatures
+    )
+    for reply in adversary.ask(member, request):
+        if isinstance(reply, UnmaskResponse):
+            return reply
+    return None
+
+
+def _relayed_aggregate(
+    adversary: _Round, bundles: Mapping[int, Message], config: ProtocolConfig
+) -> tuple[np.ndarray | None, str]:
+    """Deliver every contributor's shares to every contributor; sum what is uploaded."""
+    s = adversary.s
+    contributors = tuple(bundles)
+    signed = adversary.signatures(contributors) if config.consistency else {}
+    uploads: dict[int, np.ndarray] = {}
+    for p in contributors:
+        senders = tuple(q for q in contributors if q != p)
+        blobs = tuple(
+            bundles[q].ciphertexts[bundles[q].receivers.index(p)]  # type: ignore[attr-defined]
+            for q in senders
+        )
+        signers, signatures = adversary.signed_for(p, signed)
+        delivery = ShareDelivery(
+            s.server.session_id, 0, contributors, senders, blobs, signers, signatures
+        )
+        for reply in adversary.ask(p, delivery):
+            if isinstance(reply, Upload):
+                uploads[p] = reply.payload
+    if len(uploads) < len(contributors):
+        return None, "shares sealed under the model: members shown another model cannot open them"
+    if s.server.scheme.name == "explicit":
+        return _ring_sum(list(uploads.values())), "none"
+    t = s.server.config.threshold
+    points = tuple(uploads)[:t]
+    field_sum = shamir_reconstruct([uploads[p] for p in points], points, threshold=t)
+    return field_to_ring(field_sum, s.server.config.ring_bits), "none"
+
+
+def _ring_sum(vectors: list[np.ndarray]) -> np.ndarray:
+    total = vectors[0].copy()
+    for vector in vectors[1:]:
+        np.add(total, vector, out=total)  # unsigned words wrap: the sum mod Q
+    return total
+
+
+#: every configuration the binding must hold in: (mode, recovery, consistency)
+MODEL_CONFIGS: tuple[tuple[str, str | None, bool], ...] = (
+    ("prg", "double-mask", False),
+    ("prg", "double-mask", True),
+    ("prg", "none", False),
+    ("prg", "unsafe-reveal-keys", False),
+    ("explicit", None, False),
+    ("explicit", None, True),
+    ("shamir", None, False),
+    ("shamir", None, True),
+)
+
+
+def model_inconsistency_attacks(*, bind: bool = True) -> dict[str, AttackResult]:
+    """:func:`model_inconsistency` in every configuration of :data:`MODEL_CONFIGS`."""
+    results = [
+        model_inconsistency(mode, recovery=recovery, consistency=consistency, bind=bind)
+        for mode, recovery, consistency in MODEL_CONFIGS
+    ]
+    return {r.name: r for r in results}
+
+
 # -- announcements outside the participants' policy ------------------------------------------
 
 
@@ -765,10 +1052,13 @@ def run_server_attacks(quick: bool = False) -> list[AttackRow]:
     of 7 unless ``quick``), and the announcements outside the participants' policy. A row
     whose ``holds`` is false is a broken (or untight) guarantee."""
     rows = [row for n in ((5,) if quick else (5, 7)) for row in bound_attacks(n)]
-    for name, result in policy_attacks().items():
-        rows.append(
-            AttackRow(
-                name, "policy", "lying", 0, 0, result.unmasked, result.stopped_by, result.detail
-            )
-        )
+    for result in policy_attacks().values():
+        rows.append(_row(result, "policy", "lying", 0, 0))
+    # a model sent to one member only: no colluder needed, so the stated bound is 0 in every
+    # mode; the control bypasses the binding (every member digests the same model)
+    for bind, bound in ((True, 0), (False, None)):
+        for name, result in model_inconsistency_attacks(bind=bind).items():
+            config = name.removeprefix("model_inconsistency").strip("[]") or "prg"
+            label = "model_inconsistency" + ("" if bind else " (binding bypassed)")
+            rows.append(dataclasses.replace(_row(result, config, "lying", 0, bound), attack=label))
     return rows

@@ -141,6 +141,7 @@ class MemberState:
     share_keys: Mapping[int, bytes]  #: peer -> pair share-sealing key of the round
     own_share: Any  #: the scheme's round state: own seed share (prg) or own share (relayed)
     update: np.ndarray | None  #: its own encoded update x_i (ring words, count word last)
+    model_digest: bytes = b""  #: the digest of the model its round started with
 
     def __repr__(self) -> str:
         return f"MemberState(participant={self.participant}, round={self.round})"
@@ -182,6 +183,7 @@ def _member_state(data: bytes, update: np.ndarray | None) -> MemberState:
         share_keys=dict(zip(peers, state.share_keys, strict=True)),
         own_share=own,
         update=update,
+        model_digest=state.model_digest,
     )
 
 

@@ -11,6 +11,12 @@ Associated data, version 1 (all integers big-endian)::
 
     b"SSDDL-AD" || 0x01 || u32 len(session_id) || session_id
                 || u64 round_number || u64 sender || u64 receiver
+
+With a non-empty ``context`` (the protocol passes the digest of the round's model, so that
+members shown different models cannot open each other's shares), version 2::
+
+    b"SSDDL-AD" || 0x02 || u32 len(session_id) || session_id || u32 len(context) || context
+                || u64 round_number || u64 sender || u64 receiver
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from ssddl.exceptions import ConfigurationError, InvalidCiphertext
 from ssddl.hazmat._checks import as_bytes, as_key, lp, u64_address
 
 __all__ = [
+    "AD_CONTEXT_VERSION",
     "AD_VERSION",
     "NONCE_SIZE",
     "TAG_SIZE",
@@ -40,8 +47,11 @@ KEY_SIZE = 32
 NONCE_SIZE = 12
 TAG_SIZE = 16
 AD_VERSION = 1
+#: the version of the associated data that carries a context (:func:`share_associated_data`)
+AD_CONTEXT_VERSION = 2
 _AD_MAGIC = b"SSDDL-AD"
 _AD_HEAD = _AD_MAGIC + bytes((AD_VERSION,))
+_AD_CONTEXT_HEAD = _AD_MAGIC + bytes((AD_CONTEXT_VERSION,))
 
 
 class AeadAlgorithm(str, Enum):
@@ -68,15 +78,21 @@ def _aead(key: bytes, algorithm: AeadAlgorithm) -> ChaCha20Poly1305 | AESGCM:
 
 
 def share_associated_data(
-    session_id: bytes, round_number: int, sender: int, receiver: int
+    session_id: bytes, round_number: int, sender: int, receiver: int, *, context: bytes = b""
 ) -> bytes:
-    """The versioned, length-prefixed associated data of a share in transit."""
-    return _ad_head(session_id) + u64_address(round_number, sender, receiver)
+    """The versioned, length-prefixed associated data of a share in transit (version 2,
+    with ``context``, when one is given)."""
+    return _ad_head(session_id, context) + u64_address(round_number, sender, receiver)
 
 
-def _ad_head(session_id: bytes) -> bytes:
-    """The associated data up to the address: the same for every share of a session."""
-    return b"".join((_AD_HEAD, lp(as_bytes(session_id, "session_id"))))
+def _ad_head(session_id: bytes, context: bytes = b"") -> bytes:
+    """The associated data up to the address: the same for every share of a session (and
+    context)."""
+    session = lp(as_bytes(session_id, "session_id"))
+    bound = as_bytes(context, "context")
+    if not bound:
+        return b"".join((_AD_HEAD, session))
+    return b"".join((_AD_CONTEXT_HEAD, session, lp(bound)))
 
 
 def seal(
@@ -89,11 +105,13 @@ def seal(
     receiver: int,
     nonce: bytes,
     algorithm: AeadAlgorithm = AeadAlgorithm.CHACHA20_POLY1305,
+    context: bytes = b"",
 ) -> bytes:
     """Encrypt and authenticate ``plaintext``; returns ``nonce || ciphertext || tag``.
 
     Never reuse a nonce under one key: draw it from a RandomSource (96 random bits) or make
-    it unique per (round, sender, receiver).
+    it unique per (round, sender, receiver). ``context`` (e.g. the digest of the round's
+    model) goes into the associated data: the blob opens only with the same context.
     """
     aead = _aead(key, _as_algorithm(algorithm))
     nonce_bytes = as_bytes(nonce, "nonce")
@@ -101,7 +119,7 @@ def seal(
         raise ConfigurationError(
             f"nonce must be exactly {NONCE_SIZE} bytes, got {len(nonce_bytes)}"
         )
-    ad = share_associated_data(session_id, round_number, sender, receiver)
+    ad = share_associated_data(session_id, round_number, sender, receiver, context=context)
     return nonce_bytes + aead.encrypt(nonce_bytes, as_bytes(plaintext, "plaintext"), ad)
 
 
@@ -114,11 +132,12 @@ def open_sealed(
     sender: int,
     receiver: int,
     algorithm: AeadAlgorithm = AeadAlgorithm.CHACHA20_POLY1305,
+    context: bytes = b"",
 ) -> bytes:
     """Check and decrypt a blob made by :func:`seal` for exactly this address.
 
     Raises InvalidCiphertext if it was tampered with, truncated, or sealed for another
-    session, round, sender, receiver, key or algorithm.
+    session, round, sender, receiver, context, key or algorithm.
     """
     return open_sealed_each(
         (key,),
@@ -128,6 +147,7 @@ def open_sealed(
         round_number=round_number,
         receiver=receiver,
         algorithm=algorithm,
+        context=context,
     )[0]
 
 
@@ -140,6 +160,7 @@ def open_sealed_each(
     round_number: int,
     receiver: int,
     algorithm: AeadAlgorithm = AeadAlgorithm.CHACHA20_POLY1305,
+    context: bytes = b"",
 ) -> list[bytes]:
     """:func:`open_sealed` of every (key, blob, sender) sent to ``receiver`` in one round, in
     order, with the same checks and errors: what they share (the algorithm, the head of the
@@ -147,7 +168,7 @@ def open_sealed_each(
     if not len(keys) == len(blobs) == len(senders):
         raise ConfigurationError("keys, blobs and senders must be of the same length")
     checked = _as_algorithm(algorithm)
-    head = _ad_head(session_id)
+    head = _ad_head(session_id, context)
     opened = []
     for key, blob, sender in zip(keys, blobs, senders, strict=True):
         aead = _aead(key, checked)
@@ -163,6 +184,6 @@ def open_sealed_each(
         except InvalidTag:
             raise InvalidCiphertext(
                 "ciphertext failed to authenticate: tampered, truncated, or addressed to "
-                "another session, round, sender or receiver; discard it"
+                "another session, round, sender, receiver or context (model); discard it"
             ) from None
     return opened

@@ -24,18 +24,25 @@ if TYPE_CHECKING:
 
 __all__ = ["answer_request", "check_partition", "check_signed", "statement", "verify_sets"]
 
-LABEL = b"ssddl/consistency/v1"
+LABEL = b"ssddl/consistency/v2"  #: v2: the model digest is part of the statement
 
 
 def statement(
-    session_id: bytes, round_number: int, included: tuple[int, ...], excluded: tuple[int, ...]
+    session_id: bytes,
+    round_number: int,
+    included: tuple[int, ...],
+    excluded: tuple[int, ...],
+    model_digest: bytes,
 ) -> bytes:
-    """The bytes a member signs: session, round and both sets, sorted, length-prefixed."""
+    """The bytes a member signs: session, round, both sets (sorted) and the digest of the
+    model it was sent (:mod:`ssddl.protocol.binding`), length-prefixed: members shown
+    different models sign different statements, so no set gathers t signatures across them."""
     parts = [LABEL, len(session_id).to_bytes(4, "little"), session_id]
     parts.append(round_number.to_bytes(8, "little"))
     for ids in (tuple(sorted(included)), tuple(sorted(excluded))):
         parts.append(len(ids).to_bytes(4, "little"))
         parts += [i.to_bytes(8, "little") for i in ids]
+    parts += [len(model_digest).to_bytes(4, "little"), model_digest]
     return b"".join(parts)
 
 
@@ -118,7 +125,9 @@ def answer_request(
     )
     participant.signed_set = tuple(sorted(msg.included))
     signature = participant.sign(
-        statement(participant.session_id, msg.round, msg.included, msg.excluded)
+        statement(
+            participant.session_id, msg.round, msg.included, msg.excluded, participant.model_digest
+        )
     )
     return [ConsistencySignature(participant.session_id, msg.round, participant.id, signature)]
 
@@ -143,7 +152,9 @@ def check_signed(
     verify_sets(
         participant.roster,
         participant.group,
-        statement(participant.session_id, participant.round, included, excluded),
+        statement(
+            participant.session_id, participant.round, included, excluded, participant.model_digest
+        ),
         signers,
         signatures,
         at_least=params.consistency_threshold,

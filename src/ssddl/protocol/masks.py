@@ -50,6 +50,7 @@ from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 import numpy as np
 
 from ssddl.exceptions import ConfigurationError, ShareError
+from ssddl.hazmat.keys import derive_key
 from ssddl.hazmat.prg import (
     StreamCipher,
     accumulate_keystream,
@@ -68,6 +69,7 @@ __all__ = [
     "RoundKeys",
     "Stream",
     "apply_pair_masks",
+    "bound_pair_key",
     "combined_mask",
     "mask_nonce",
     "mask_sign",
@@ -82,6 +84,8 @@ __all__ = [
 _log = logging.getLogger(__name__)
 
 MASK_PURPOSE = "mask"
+#: HKDF purpose of a pair's mask key bound to the round's model digest
+BOUND_MASK_PURPOSE = b"ssddl/bound-pair-mask/v1"
 
 #: one signed keystream of a combined mask: (key, nonce, sign)
 Stream = tuple[bytes, bytes, int]
@@ -93,17 +97,35 @@ def mask_nonce(session_id: bytes, round_number: int, a: int, b: int) -> bytes:
     return derive_nonce(session_id, round_number, low, high, MASK_PURPOSE)
 
 
+def bound_pair_key(round_key: bytes, binding: bytes) -> bytes:
+    """The pair's mask key bound to ``binding`` (the round's model digest): HKDF of the
+    pair's round key with the digest as context; ``round_key`` itself when ``binding`` is
+    empty (the schemes that bind elsewhere). Two members shown different models derive
+    different keys, so their pair mask does not cancel."""
+    return derive_key(round_key, BOUND_MASK_PURPOSE, binding) if binding else round_key
+
+
 def mask_sign(owner: int, peer: int) -> int:
     """+1 if ``owner`` adds the pair's mask (it has the lower id), −1 if it subtracts it."""
     return 1 if peer > owner else -1
 
 
 def pair_streams(
-    round_keys: Mapping[int, bytes], *, owner: int, session_id: bytes, round_number: int
+    round_keys: Mapping[int, bytes],
+    *,
+    owner: int,
+    session_id: bytes,
+    round_number: int,
+    binding: bytes = b"",
 ) -> list[Stream]:
-    """``owner``'s signed pair-mask streams of the round, one per peer."""
+    """``owner``'s signed pair-mask streams of the round, one per peer (keys bound to
+    ``binding`` when it is given: :func:`bound_pair_key`)."""
     return [
-        (key, mask_nonce(session_id, round_number, owner, peer), mask_sign(owner, peer))
+        (
+            bound_pair_key(key, binding),
+            mask_nonce(session_id, round_number, owner, peer),
+            mask_sign(owner, peer),
+        )
         for peer, key in round_keys.items()
     ]
 
@@ -116,10 +138,11 @@ def apply_pair_masks(
     session_id: bytes,
     round_number: int,
     cipher: StreamCipher,
+    binding: bytes = b"",
 ) -> None:
     """Mask ``vector`` in place with ``owner``'s pair masks of the round (one per peer)."""
     streams = pair_streams(
-        round_keys, owner=owner, session_id=session_id, round_number=round_number
+        round_keys, owner=owner, session_id=session_id, round_number=round_number, binding=binding
     )
     for key, nonce, sign in streams:
         accumulate_keystream(vector, key, nonce, sign=sign, cipher=cipher)
@@ -134,10 +157,13 @@ def remove_pair_mask(
     session_id: bytes,
     round_number: int,
     cipher: StreamCipher,
+    binding: bytes = b"",
 ) -> None:
-    """Take ``owner``'s term of the pair (owner, peer) out of ``aggregate`` in place."""
+    """Take ``owner``'s term of the pair (owner, peer) out of ``aggregate`` in place
+    (``binding``: the model digest the pair's masks were bound to, as the member bound it)."""
     nonce = mask_nonce(session_id, round_number, owner, peer)
-    accumulate_keystream(aggregate, key, nonce, sign=-mask_sign(owner, peer), cipher=cipher)
+    sign = -mask_sign(owner, peer)
+    accumulate_keystream(aggregate, bound_pair_key(key, binding), nonce, sign=sign, cipher=cipher)
 
 
 def combined_mask(
@@ -431,12 +457,14 @@ def _process_job(
 class RoundKeys:
     """What a member's mask of a round is built from (a secret: the repr shows no key): the
     round, its group, the pairs' mask keys and their share keys (None: whatever needs them
-    waits for the share step)."""
+    waits for the share step), and the digest of the round's model (empty before the round
+    starts: a mask built ahead cannot depend on it)."""
 
     round_number: int
     group: tuple[int, ...]
     mask_keys: Mapping[int, bytes]
     share_keys: Mapping[int, bytes] | None = None
+    model_digest: bytes = b""
 
     def __repr__(self) -> str:
         return f"RoundKeys(round={self.round_number}, pairs={len(self.mask_keys)})"

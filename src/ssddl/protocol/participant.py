@@ -36,6 +36,7 @@ from ssddl.hazmat.codec import FixedPoint, all_finite, encode, encode_clipped
 from ssddl.hazmat.fsprng import ForwardSecurePRNG
 from ssddl.hazmat.keys import ExchangeKey, IdentityKey
 from ssddl.hazmat.rand import OsRandom, RandomSource, RewindableSource
+from ssddl.protocol.binding import model_digest
 from ssddl.protocol.config import PairKeys, Rounding, SessionParams
 from ssddl.protocol.init import (
     DirectoryIndex,
@@ -130,6 +131,9 @@ class Participant:
         self.round_keys: dict[int, bytes] = {}  #: pair mask keys of the open round
         self.share_keys: dict[int, bytes] = {}  #: pair share-sealing keys of the open round
         self.signed_set: tuple[int, ...] = ()  #: the set signed this round (consistency check)
+        #: the digest of the model the open round started with (ssddl.protocol.binding): bound
+        #: into the member's sealed shares, its signature and (no seed shares) its pair masks
+        self.model_digest = b""
         self.scheme_state: Any = None
         # -- per-message scratch, not state --
         self._scratch: np.ndarray | None = None  #: encode_update's float64 work slice
@@ -290,8 +294,10 @@ class Participant:
 
     def _on_round_start(self, msg: RoundStart) -> list[Message]:
         self._check_round_start(msg)
+        digest = model_digest(self.session_id, msg.round, msg.group, msg.weights)
         prngs = self._round_prngs(msg)
-        self._precomputed = self._precompute(msg, prngs)  # masks build while LocalTrain runs
+        # masks build while LocalTrain runs
+        self._precomputed = self._precompute(msg, prngs, digest)
         started = perf_counter()
         try:
             update = self._trainer(msg.weights, msg.round)
@@ -306,6 +312,7 @@ class Participant:
         # Nothing above touched a key: a refused update leaves every PRNG as it was.
         self.round = msg.round
         self.group = msg.group
+        self.model_digest = digest
         self.scheme_state = None
         peeked = self._take_peeked(msg.round)
         for peer, prng in prngs.items():  # sparse: the round's neighbours only
@@ -337,21 +344,25 @@ class Participant:
         return replies
 
     def _precompute(
-        self, msg: RoundStart, prngs: Mapping[int, ForwardSecurePRNG]
+        self, msg: RoundStart, prngs: Mapping[int, ForwardSecurePRNG], digest: bytes
     ) -> PendingMask | None:
-        """The scheme's mask for this round: the one built ahead if it is this round's, else
-        one started now from the round's pair PRNGs without advancing them (they advance
-        only once the update is accepted). Nothing here is saved."""
+        """The scheme's mask for this round: the one built ahead if it is this round's (its
+        seed shares, drawn before the model was known, bound to the round's model digest
+        now), else one started now from the round's pair PRNGs and the digest, without
+        advancing them (they advance only once the update is accepted). Nothing here is
+        saved."""
         scheme = self._mask_builder()
         if scheme is None:
             return None
         ahead, self._ahead = self._ahead, None
         if ahead is not None:
             if ahead[0] == msg.round and msg.group == self.registered:
+                if ahead[1].shares is not None:
+                    ahead[1].shares.bind(digest)
                 return ahead[1]
             self._ahead = ahead
             self._drop_ahead()  # another round or group: its draws go to this round
-        return scheme.precompute(self, self._peek(prngs, msg.round, msg.group))
+        return scheme.precompute(self, self._peek(prngs, msg.round, msg.group, digest))
 
     def _mask_builder(self) -> MaskPrecomputer | None:
         """The session's scheme if it builds masks before the update exists (with pair
@@ -385,17 +396,21 @@ class Participant:
             self._ahead = (round_number, pending)
 
     def _peek(
-        self, prngs: Mapping[int, ForwardSecurePRNG], round_number: int, group: tuple[int, ...]
+        self,
+        prngs: Mapping[int, ForwardSecurePRNG],
+        round_number: int,
+        group: tuple[int, ...],
+        digest: bytes = b"",
     ) -> RoundKeys:
         """The pairs' mask keys of the round and, unless encoding draws from the random
         source (then the seed shares wait for the share step), their share keys; read
         without changing a PRNG, and kept (not saved) so that the round's start need not
-        compute them again."""
+        compute them again. ``digest``: the round's model digest (empty ahead of the round)."""
         peeked = {peer: _peek_keys(prng, round_number) for peer, prng in prngs.items()}
         self._peeked = (round_number, peeked)
         keys = {peer: pair[0] for peer, pair in peeked.items()}
         early = None if self.encoding_draws else {p: pair[1] for p, pair in peeked.items()}
-        return RoundKeys(round_number, group, keys, early)
+        return RoundKeys(round_number, group, keys, early, digest)
 
     def _take_peeked(self, round_number: int) -> dict[int, tuple[bytes, bytes]]:
         """The pair keys :meth:`_peek` read for ``round_number``, once (empty if none)."""
@@ -596,6 +611,7 @@ class Participant:
         self.signed_set = ()
         self.scheme_state = None
         self.group = ()
+        self.model_digest = b""
 
     # -- introspection without secrets -----------------------------------------------------
 
@@ -635,6 +651,7 @@ class Participant:
             share_keys=tuple(self.share_keys[p] for p in self.round_keys),
             signed=self.signed_set,
             scheme_state=scheme_state,
+            model_digest=self.model_digest,
         ).to_bytes()
 
     @classmethod
@@ -695,6 +712,7 @@ class Participant:
         self.round_keys = dict(zip(state.round_key_peers, state.round_keys, strict=True))
         self.share_keys = dict(zip(state.round_key_peers, state.share_keys, strict=True))
         self.signed_set = state.signed
+        self.model_digest = state.model_digest
         if self.config is not None:
             self.scheme_state = self.scheme.decode_participant_state(state.scheme_state)
 

@@ -40,6 +40,7 @@ from ssddl.exceptions import (
 from ssddl.hazmat.codec import all_finite, decode
 from ssddl.hazmat.keys import verify_exchange_key
 from ssddl.hazmat.rand import OsRandom, RandomSource
+from ssddl.protocol.binding import model_digest
 from ssddl.protocol.config import ProtocolConfig, SessionParams
 from ssddl.protocol.init import graph_seed, key_directory
 from ssddl.protocol.messages import (
@@ -160,6 +161,8 @@ class Server:
         self._adverts: dict[int, KeyAdvert] = {}
         self._model64: np.ndarray | None = None  # ParaUpdate's float64 model, reused
         self._graph_seed: bytes | None = None
+        #: (round, group, weights) -> the model digest of the round (a cache, not state)
+        self._digest: tuple[int, tuple[int, ...], np.ndarray, bytes] | None = None
         self.open = RoundState()
         self._checks: dict[MessageKind, Callable[[Any], None]] = {K.KEY_ADVERT: self._on_advert}
         self._closers: dict[ServerStage, Callable[[], list[Envelope]]] = {
@@ -237,6 +240,18 @@ class Server:
         self.stage = self.scheme.first_stage
         start = RoundStart(self.session_id, self.round, group, self.weights)
         return [Envelope(p, start) for p in group]
+
+    def model_digest(self) -> bytes:
+        """The digest of the model this server sent the open round's group
+        (:mod:`ssddl.protocol.binding`): what an honest member binds its shares, signature
+        and (without seed shares) pair masks to. Computed once a round."""
+        cached = self._digest
+        group = self.open.group
+        if cached is not None and cached[:2] == (self.round, group) and cached[2] is self.weights:
+            return cached[3]
+        digest = model_digest(self.session_id, self.round, group, self.weights)
+        self._digest = (self.round, group, self.weights, digest)
+        return digest
 
     # -- 4. ParaShare: messages and phases -------------------------------------------------
 

@@ -103,6 +103,9 @@ class ParticipantState(Record):
     graph's seed; with lazy pair keys, ``directory_keys`` holds their signed exchange keys
     and ``exchange_private`` stays until the session ends.
     ``scheme_state`` is the sharing scheme's own round state (its own record), or empty.
+    ``model_digest`` is the digest of the model the open round started with
+    (:mod:`ssddl.protocol.binding`): 32 bytes while a round is open (``group`` set), else
+    empty; a state of an open round without it is refused.
     """
 
     KIND: ClassVar[int] = 128
@@ -127,6 +130,7 @@ class ParticipantState(Record):
         ("share_keys", BLOBS),
         ("signed", IDS),
         ("scheme_state", BYTES),
+        ("model_digest", BYTES),
     )
     participant_id: int
     stage: str
@@ -148,6 +152,7 @@ class ParticipantState(Record):
     share_keys: tuple[bytes, ...]
     signed: tuple[int, ...]
     scheme_state: bytes
+    model_digest: bytes
 
     def __post_init__(self) -> None:
         if not len(self.prng_peers) == len(self.prng_rounds) == len(self.prng_states):
@@ -156,6 +161,10 @@ class ParticipantState(Record):
             raise MalformedMessage("round_key_peers, round_keys and share_keys differ in length")
         if any(len(s) != 32 for s in (*self.prng_states, *self.round_keys, *self.share_keys)):
             raise MalformedMessage("every PRNG state and round key must be 32 bytes")
+        if len(self.model_digest) != (32 if self.group else 0):
+            raise MalformedMessage(
+                "a state with an open round holds its 32-byte model digest, and only then"
+            )
 
 
 @record_kind

@@ -124,6 +124,7 @@ def seal_for(participant: Participant, peer: int, plaintext: bytes) -> bytes:
         receiver=peer,
         nonce=participant.random.random_bytes(12),
         algorithm=participant.params.aead,
+        context=participant.model_digest,  # a member shown another model cannot open it
     )
 
 
@@ -134,7 +135,8 @@ def open_from(participant: Participant, sender: int, blob: bytes) -> bytes:
 def open_all_from(
     participant: Participant, senders: Sequence[int], blobs: Sequence[bytes]
 ) -> list[bytes]:
-    """:func:`open_from` of each (sender, blob), in order (one share a pair and round)."""
+    """:func:`open_from` of each (sender, blob), in order (one share a pair and round): each
+    opens only if its sender sealed it under this member's model digest of the round."""
     return open_sealed_each(
         [_aead_key(participant, sender) for sender in senders],
         blobs,
@@ -143,6 +145,7 @@ def open_all_from(
         round_number=participant.round,
         receiver=participant.id,
         algorithm=participant.params.aead,
+        context=participant.model_digest,
     )
 
 
@@ -167,10 +170,12 @@ def request_signatures(
 
 
 def check_signature(server: Server, msg: ConsistencySignature) -> None:
-    """A member's signature must verify over exactly the sets the server asked about; a bad
-    one is refused and drops only its sender."""
+    """A member's signature must verify over exactly the sets the server asked about, under
+    the digest of the model the server sent; a bad one is refused and drops only its sender."""
     data = server.open.data
-    message = statement(server.session_id, server.round, data.included, data.excluded)
+    message = statement(
+        server.session_id, server.round, data.included, data.excluded, server.model_digest()
+    )
     verify_signature(server.roster[msg.sender], message, msg.signature)
 
 

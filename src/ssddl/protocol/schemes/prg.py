@@ -19,6 +19,14 @@ the session's ``recovery``:
     Survivors reveal their round keys with the vanished members. Cheap, but a server that
     receives the "vanished" member's upload late can then unmask it: only for a server that
     is trusted not to do that.
+
+Binding to the model (:mod:`ssddl.protocol.binding`). With double masking the seed shares
+are sealed under the round's model digest, so members shown different models cannot open
+each other's shares and no self-mask comes off; the pair masks stay unbound, which lets a
+member build them before the round (and its model) is known. Without seed shares (``none``,
+``unsafe-reveal-keys``) the pair masks themselves are bound: each pair's mask key is
+HKDF(round key, digest) (:func:`~ssddl.protocol.masks.bound_pair_key`), so members shown
+different models add masks that do not cancel; those masks are built from the round's start.
 """
 
 from __future__ import annotations
@@ -93,7 +101,14 @@ if TYPE_CHECKING:
     from ssddl.protocol.participant import Participant
     from ssddl.protocol.server import Server
 
-__all__ = ["SCHEME", "PrgScheme", "seed_from_field", "seed_to_field", "split_seed"]
+__all__ = [
+    "SCHEME",
+    "PrgScheme",
+    "binds_pair_masks",
+    "seed_from_field",
+    "seed_to_field",
+    "split_seed",
+]
 
 K = MessageKind
 P = ParticipantStage
@@ -123,6 +138,18 @@ def _shares_from_bytes(blobs: Sequence[bytes], owners: Sequence[int]) -> np.ndar
         owner = owners[int(np.argmax(bad))]
         raise MalformedMessage(f"the seed share of participant {owner} is not in the field")
     return rows
+
+
+def binds_pair_masks(params: SessionParams) -> bool:
+    """Whether the pair masks are bound to the round's model digest: when no seed share is
+    (``none``, ``unsafe-reveal-keys``); with double masking the sealed seed shares bind the
+    round instead, and the pair masks can be built before the round starts."""
+    return params.recovery is not Recovery.DOUBLE_MASK
+
+
+def pair_binding(params: SessionParams, digest: bytes) -> bytes:
+    """What a pair's mask key is bound to: ``digest``, or nothing (:func:`binds_pair_masks`)."""
+    return digest if binds_pair_masks(params) else b""
 
 
 def self_stream(seed: bytes, *, session_id: bytes, round_number: int, owner: int) -> Stream:
@@ -322,7 +349,11 @@ class PrgScheme(Scheme):
 
     def precompute_ahead(self, participant: Participant, keys: RoundKeys) -> PendingMask | None:
         """:meth:`precompute` before the round starts, within the memory budget of masks
-        built ahead (None, and no seed drawn, when it is spent)."""
+        built ahead (None, and no seed drawn, when it is spent). Not when the pair masks are
+        bound to the round's model, which is not known yet (None: built at the round's
+        start); the seed shares drawn here are bound when the round starts."""
+        if binds_pair_masks(participant.params):
+            return None
         size = participant.model_size + 1
         return start_mask_ahead(
             size,
@@ -335,8 +366,15 @@ class PrgScheme(Scheme):
         self, participant: Participant, keys: RoundKeys
     ) -> tuple[list[Stream], tuple[bytes | None, PendingShares | None]]:
         session, me, round_number = participant.session_id, participant.id, keys.round_number
+        binding = pair_binding(participant.params, keys.model_digest)
+        if binds_pair_masks(participant.params) and not binding:
+            raise ShareError("pair masks bound to the model are built only once it is known")
         streams = pair_streams(
-            keys.mask_keys, owner=me, session_id=session, round_number=round_number
+            keys.mask_keys,
+            owner=me,
+            session_id=session,
+            round_number=round_number,
+            binding=binding,
         )
         if participant.params.recovery is not Recovery.DOUBLE_MASK:
             return streams, (None, None)
@@ -359,7 +397,12 @@ class PrgScheme(Scheme):
         params = participant.params
         session, round_number, me = participant.session_id, participant.round, participant.id
         pending = participant.take_precomputed()
-        keys = RoundKeys(round_number, participant.group, participant.round_keys)
+        keys = RoundKeys(
+            round_number,
+            participant.group,
+            participant.round_keys,
+            model_digest=participant.model_digest,
+        )
         if pending is None:
             pending = self.precompute(participant, keys)
         # every pair mask and the self-mask at once: the encoding is added onto the mask
@@ -445,6 +488,7 @@ def _share_request(
         seed=seed,
         share_keys=[share_keys[p] for p in holders if p != me],
         algorithm=participant.params.aead,
+        model_digest=keys.model_digest,  # empty ahead of the round: bound at its start
     )
 
 
@@ -452,11 +496,15 @@ def _early_shares(
     participant: Participant, early: PendingShares, others: tuple[int, ...]
 ) -> SealedSeedShares:
     """The shares sealed before the update existed, checked to be this round's: for the
-    round's pairs (``others``), in order, under their share keys of the round."""
+    round's pairs (``others``), in order, under their share keys of the round and its model
+    digest."""
     keys = participant.share_keys
     if early.receivers != others or tuple(keys[p] for p in others) != early.share_keys:
         early.discard()
         raise ShareError("the seed shares sealed ahead belong to another round's keys")
+    if early.model_digest != participant.model_digest:
+        early.discard()
+        raise ShareError("the seed shares sealed ahead are bound to another model")
     return early.result()
 
 
@@ -774,7 +822,9 @@ def _remove_revealed(
     server: Server, aggregate: np.ndarray, revealed: Mapping[int, Iterable[tuple[int, bytes]]]
 ) -> None:
     """Take each survivor's half of its pair masks with the members that did not upload out
-    of ``aggregate``: ``revealed[survivor]`` holds (peer, round key) pairs."""
+    of ``aggregate``: ``revealed[survivor]`` holds (peer, round key) pairs. Pair masks bound
+    to the model are removed under the digest of the model this server sent."""
+    binding = server.model_digest() if binds_pair_masks(server.config) else b""
     for survivor, pairs in revealed.items():
         for peer, key in pairs:
             remove_pair_mask(
@@ -785,6 +835,7 @@ def _remove_revealed(
                 session_id=server.session_id,
                 round_number=server.round,
                 cipher=server.config.cipher,
+                binding=binding,
             )
 
 
