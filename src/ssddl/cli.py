@@ -472,8 +472,9 @@ def _add_audit_parser(sub: Any) -> None:
     audit = sub.add_parser(
         "audit",
         help="run the published attacks against what the server and its colluders see",
-        description="Run first-layer input recovery, DLG/iDLG, coalitions of the server with "
-        "c participants, lying-server strategies and Phong's shared-key attack on real runs; "
+        description="Run first-layer input recovery, DLG/iDLG (on each member's upload and on "
+        "the aggregate the server decodes), coalitions of the server with c participants, "
+        "lying-server strategies and Phong's shared-key attack on real runs; "
         "write report.md, audit.json and reconstructions.png. Exit status: 0 every claim "
         "held, 1 a claim failed (listed on stderr), 2 bad input.",
     )
