@@ -500,7 +500,7 @@ def _aggregate(report: AuditReport, v: _Victims, config: AuditConfig, say: Progr
                     )
                     report.aggregate.append(row)
                     if label == REAL_AGGREGATE and n == config.participants and batch == 1:
-                        name = f"{attack} prg aggregate"
+                        name = f"{attack} aggregate"  # the grid row; prg, B = 1
                         report.images[name] = {p: matched[p - 1] for p in range(1, n + 1)}
 
 
