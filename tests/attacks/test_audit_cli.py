@@ -40,6 +40,21 @@ def test_the_quick_audit_writes_its_report_and_prints_the_summary_last(
     assert {p.name for p in out.iterdir()} == {"report.md", "audit.json", "reconstructions.png"}
     assert (out / "reconstructions.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "| first-layer | plain | 4/4 |" in (out / "report.md").read_text()
+    # the aggregate: what secure aggregation does not hide, measured on real prg sums
+    rows = summary["aggregate_recovery"]
+    fields = {"n", "batch", "attack", "view", "recovered", "inputs", "best_psnr"}
+    assert rows and all(fields <= set(r) for r in rows)
+    real = [r for r in rows if r["view"] == "prg aggregate"]
+    assert {(r["n"], r["batch"]) for r in real} == {(2, 1), (2, 2), (4, 1), (4, 2), (8, 1), (8, 2)}
+    assert all(r["inputs"] == r["n"] * r["batch"] for r in rows)
+    assert any(r["recovered"] == 2 for r in real if (r["n"], r["batch"]) == (2, 1))
+    control = [r for r in rows if r["view"] == "uniform words"]
+    assert len(control) == 3 and all(r["recovered"] == 0 for r in control)
+    assert summary["aggregate_is_plaintext_sum"] is True
+    assert len(summary["aggregate_best"]) == 6
+    written = json.loads((out / "audit.json").read_text())
+    assert written["aggregate_recovery"] == rows
+    assert "## What secure aggregation does not hide" in (out / "report.md").read_text()
 
 
 def test_an_out_path_that_is_a_file_is_refused(tmp_path, capsys):

@@ -4,7 +4,9 @@ claims, run on the real transcript, not on a model of it.
 * :mod:`ssddl.attacks.views` — record a run: every frame the server receives and sends,
   decoded, per round; a coalition's states (round keys, share keys, own shares, updates).
 * :mod:`ssddl.attacks.inversion` — first-layer input recovery ``x = ΔW_k / Δb_k`` and scores.
-* :mod:`ssddl.attacks.dlg` — DLG and iDLG gradient inversion.
+* :mod:`ssddl.attacks.dlg` — DLG and iDLG gradient inversion (one sample or a batch).
+* :mod:`ssddl.attacks.aggregate` — the same attacks on the aggregate the server decodes by
+  design: secure aggregation hides each member's upload, not what the sum says.
 * :mod:`ssddl.attacks.coalition` — the server plus c colluders against one honest member.
 * :mod:`ssddl.attacks.phong` — Phong et al.'s shared key: one colluder decrypts everyone.
 * :mod:`ssddl.attacks.server` — a server that lies, played against the real participants.

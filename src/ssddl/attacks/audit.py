@@ -11,9 +11,12 @@ colluders) received in real runs, as tables, a PNG grid and one JSON summary.
    the real one's; the real view gives nothing when ``p_sim ≥ 1e-4``. The expected MSE of
    a uniform random guess is listed beside it.
 2. *Gradient inversion* — DLG and iDLG on the plain view and on each SSDDL server view.
-3. *Coalitions* — :func:`ssddl.attacks.coalition.coalition_experiment` per secure mode.
-4. *Server misbehaviour* — :func:`ssddl.attacks.server.run_server_attacks`.
-5. *Phong's shared key* — one colluder's key decrypts every other participant.
+3. *The aggregate* — what secure aggregation does not hide: batch DLG, iDLG and the
+   first-layer attack on the sum the server decodes in real ``prg`` sessions of n members
+   with B samples each (:mod:`ssddl.attacks.aggregate`), with uniform words as the control.
+4. *Coalitions* — :func:`ssddl.attacks.coalition.coalition_experiment` per secure mode.
+5. *Server misbehaviour* — :func:`ssddl.attacks.server.run_server_attacks`.
+6. *Phong's shared key* — one colluder's key decrypts every other participant.
 """
 
 from __future__ import annotations
@@ -29,10 +32,19 @@ from typing import Any
 
 import numpy as np
 
+from ssddl.attacks.aggregate import (
+    AGGREGATE_ATTACKS,
+    AggregateRow,
+    aggregate_view,
+    attack_aggregate,
+    record_aggregate,
+    uniform_aggregate,
+)
 from ssddl.attacks.baseline_views import dssgd_uploads, shared_key_attack, sparse_as_seen
 from ssddl.attacks.coalition import ALPHA, CoalitionRow, coalition_experiment
 from ssddl.attacks.dlg import gradient_inversion
 from ssddl.attacks.inversion import (
+    SUCCESS_PSNR,
     first_layer_recovery,
     score,
     simulated_words,
@@ -43,6 +55,7 @@ from ssddl.attacks.target import FirstLayer, SmallNet, first_layer, single_sampl
 from ssddl.attacks.views import RecordedRun, record_run
 from ssddl.baselines.dssgd import DSSGDConfig
 from ssddl.exceptions import ConfigurationError
+from ssddl.hazmat.codec import ring_sum
 from ssddl.learning import load_digits, model_to_vector
 from ssddl.protocol import ProtocolConfig, SessionParams
 
@@ -50,7 +63,9 @@ __all__ = ["AuditConfig", "AuditReport", "run_audit"]
 
 SSDDL_MODES = ("prg", "explicit", "shamir")
 SCHEMES = ("plain", "dssgd", *SSDDL_MODES)
-SUCCESS_PSNR = 30.0  #: a reconstruction counts as a success at PSNR >= 30 dB (MSE <= 1e-3)
+REAL_AGGREGATE = "prg aggregate"  #: the view label of the real aggregate's rows
+CONTROL = "uniform words"  #: the control's: uniform ring words read as an aggregate
+MAX_AGGREGATE_INPUTS = 64  #: n·B at most (the dummies of batch DLG grow with it)
 Progress = Callable[[str], None]
 
 
@@ -67,14 +82,36 @@ class AuditConfig:
     coalition_size: int = 4000
     simulations: int = 50_000  #: simulated views for p_sim (its resolution is 1/simulations)
     theta_u: float = 0.1
+    aggregate_groups: tuple[int, ...] = (2, 4, 8, 16)  #: n of the aggregate attacks
+    aggregate_batches: tuple[int, ...] = (1, 2)  #: B, samples per member
+    aggregate_iterations: int = 2000  #: L-BFGS iterations of batch DLG / iDLG
     seed: int = 0
     crypto_seed: bytes | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        for name in ("participants", "dlg_iterations", "coalition_size", "simulations"):
+        for name in (
+            "participants",
+            "dlg_iterations",
+            "coalition_size",
+            "simulations",
+            "aggregate_iterations",
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigurationError(f"AuditConfig.{name} must be an int >= 1, got {value!r}")
+        for name, low in (("aggregate_groups", 2), ("aggregate_batches", 1)):
+            values = getattr(self, name)
+            if not isinstance(values, tuple) or not values:
+                raise ConfigurationError(f"AuditConfig.{name} must be a non-empty tuple of ints")
+            if any(isinstance(v, bool) or not isinstance(v, int) or v < low for v in values):
+                raise ConfigurationError(
+                    f"AuditConfig.{name} must hold ints >= {low}, got {values!r}"
+                )
+        if max(self.aggregate_groups) * max(self.aggregate_batches) > MAX_AGGREGATE_INPUTS:
+            raise ConfigurationError(
+                f"AuditConfig: n·B up to {MAX_AGGREGATE_INPUTS} samples in one aggregate; "
+                "lower aggregate_groups or aggregate_batches"
+            )
         if self.participants < 2:
             raise ConfigurationError("AuditConfig.participants must be >= 2 (a group)")
         if self.coalition_n < 3:
@@ -90,6 +127,8 @@ class AuditConfig:
             "dlg_members": 2,
             "coalition_size": 1500,
             "simulations": 20_000,
+            "aggregate_groups": (2, 4, 8),
+            "aggregate_iterations": 300,
         }
         return cls(**(base | overrides))
 
@@ -134,6 +173,8 @@ class AuditReport:
     #: every attack at a stated bound and one beyond (``AttackRow.as_dict``)
     server_attacks: list[dict[str, Any]] = field(default_factory=list)
     phong: dict[str, Any] = field(default_factory=dict)
+    aggregate: list[AggregateRow] = field(default_factory=list)
+    aggregate_exact: bool = True  #: every decoded aggregate was the ring sum of the updates
     notes: list[str] = field(default_factory=list)
     images: dict[str, dict[int, np.ndarray]] = field(default_factory=dict)
     seconds: float = 0.0
@@ -147,6 +188,29 @@ class AuditReport:
             if row.attack == "first-layer":
                 out[row.scheme] = max(out.get(row.scheme, 0.0), row.max_abs_error)
         return out
+
+    def aggregate_best(self) -> list[dict[str, Any]]:
+        """Per (n, B) on the real aggregate: the attack that recovered most inputs (the
+        higher best PSNR on a tie) — one row each."""
+        best: dict[tuple[int, int], AggregateRow] = {}
+        for row in self.aggregate:
+            if row.view != REAL_AGGREGATE:
+                continue
+            key = (row.n, row.batch)
+            held = best.get(key)
+            if held is None or (row.recovered, row.best_psnr) > (held.recovered, held.best_psnr):
+                best[key] = row
+        return [
+            {
+                "n": r.n,
+                "batch": r.batch,
+                "attack": r.attack,
+                "recovered": r.recovered,
+                "inputs": r.inputs,
+                "best_psnr": r.best_psnr,
+            }
+            for _, r in sorted(best.items())
+        ]
 
     def coalition_recovered(self, mode: str = "prg") -> dict[str, bool]:
         return {str(r.c): r.recovered for r in self.coalition if r.mode == mode}
@@ -169,6 +233,9 @@ class AuditReport:
                 if r.attack in ("DLG", "iDLG")
             },
             "phong": self.phong,
+            "aggregate_recovery": [r.as_dict() for r in self.aggregate],
+            "aggregate_best": self.aggregate_best(),
+            "aggregate_is_plaintext_sum": self.aggregate_exact,
             "coalition_detail": [r.as_dict() for r in self.coalition],
             "recovery_detail": [r.as_dict() for r in self.recovery],
             "notes": self.notes,
@@ -214,6 +281,14 @@ class AuditReport:
                 )
         if self.phong and not self.phong["all_decrypted"]:
             failed.append("Phong's shared key did not decrypt every other participant")
+        if not self.aggregate_exact:
+            failed.append("a decoded aggregate is not the ring sum of the members' updates")
+        for agg in self.aggregate:
+            if agg.view != REAL_AGGREGATE and agg.recovered:
+                failed.append(f"{agg.attack} recovered an input from {agg.view} (the control)")
+        smallest = [r for r in self.aggregate if r.view == REAL_AGGREGATE and r.inputs == 2]
+        if smallest and not any(r.recovered for r in smallest):
+            failed.append("no attack recovered an input from a prg aggregate of two samples")
         return failed
 
     def markdown(self) -> str:
@@ -251,6 +326,8 @@ class _Victims:
     model: SmallNet
     initial: np.ndarray
     layer: FirstLayer
+    pool_x: np.ndarray  #: the samples the aggregate attacks draw from (xs first)
+    pool_y: np.ndarray
 
     def trainers(self, lr: float) -> dict[int, Any]:
         return {
@@ -266,9 +343,19 @@ def _victims(config: AuditConfig) -> _Victims:
     for label in range(10):  # distinct digits first, so the grid reads at a glance
         chosen += [int(i) for i in np.flatnonzero(ys == label)[:1]]
     index = [*chosen, *range(len(ys))]
-    picked = list(dict.fromkeys(index))[: config.participants]
+    pool = max(config.participants, max(config.aggregate_groups) * max(config.aggregate_batches))
+    picked = list(dict.fromkeys(index))[:pool]
+    n = config.participants
     model = SmallNet.seeded(64, 10, seed=config.seed)
-    return _Victims(xs[picked], ys[picked], model, model_to_vector(model), first_layer(model))
+    return _Victims(
+        xs[picked[:n]],
+        ys[picked[:n]],
+        model,
+        model_to_vector(model),
+        first_layer(model),
+        xs[picked],
+        ys[picked],
+    )
 
 
 def _guess_mse(truth: np.ndarray) -> float:
@@ -381,6 +468,46 @@ def _input_recovery(report: AuditReport, v: _Victims, config: AuditConfig, say: 
                 report.images.setdefault(f"dssgd θu={theta_u:g}", {})[pid] = image
 
 
+def _aggregate(report: AuditReport, v: _Victims, config: AuditConfig, say: Progress) -> None:
+    """Every attack on the aggregate of real prg sessions, for each n and B; the control
+    (uniform words read as an aggregate) at n = participants, B = 1."""
+    for n in config.aggregate_groups:
+        for batch in config.aggregate_batches:
+            inputs = n * batch
+            say(f"the aggregate: a real prg session of {n} members with {batch} sample(s) each")
+            xs, ys = v.pool_x[:inputs], v.pool_y[:inputs]
+            run = record_aggregate(
+                v.model, xs, ys, 10, members=n, lr=config.lr, crypto_seed=config.crypto_seed
+            )
+            view = aggregate_view(run)
+            truth = ring_sum([run.truth[p][0] for p in run.participants])
+            report.aggregate_exact &= bool(np.array_equal(view.words, truth))
+            views = [(REAL_AGGREGATE, view)]
+            if n == config.participants and batch == 1:
+                rng = np.random.default_rng(config.seed + 7)
+                views.append((CONTROL, uniform_aggregate(view.params, view.mean.size, n, rng)))
+            for label, seen in views:
+                for attack in AGGREGATE_ATTACKS:
+                    row, matched = attack_aggregate(
+                        seen,
+                        attack,
+                        model=v.model,
+                        layer=v.layer,
+                        lr=config.lr,
+                        batch=batch,
+                        num_classes=10,
+                        truths=xs,
+                        labels=[int(c) for c in ys],
+                        iterations=config.aggregate_iterations,
+                        seed=config.seed + inputs,
+                        label=label,
+                    )
+                    report.aggregate.append(row)
+                    if label == REAL_AGGREGATE and n == config.participants and batch == 1:
+                        name = f"{attack} aggregate"  # the grid row; prg, B = 1
+                        report.images[name] = {p: matched[p - 1] for p in range(1, n + 1)}
+
+
 def _coalitions(report: AuditReport, config: AuditConfig, say: Progress) -> None:
     for mode in SSDDL_MODES:
         say(f"coalitions: server + c colluders in {mode} (n={config.coalition_n})")
@@ -445,6 +572,7 @@ def run_audit(
     report = AuditReport(config)
     victims = _victims(config)
     _input_recovery(report, victims, config, say)
+    _aggregate(report, victims, config, say)
     _coalitions(report, config, say)
     _server_attacks(report, quick, say)
     _phong(report, victims, config, say)
@@ -504,6 +632,7 @@ def _markdown(report: AuditReport) -> list[str]:
     lines += [
         f"| {m} | {_fmt(p)} | {'yes' if p >= ALPHA else 'NO'} |" for m, p in report.p_sim.items()
     ]
+    lines += _aggregate_markdown(report)
     lines += [
         "",
         "## Coalitions: the server plus c colluders against member 1",
@@ -554,6 +683,48 @@ def _markdown(report: AuditReport) -> list[str]:
     return lines
 
 
+def _aggregate_markdown(report: AuditReport) -> list[str]:
+    if not report.aggregate:
+        return []
+    lines = [
+        "",
+        "## What secure aggregation does not hide: the aggregate",
+        "",
+        "Secure aggregation hides who contributed what (the rows above: each member's upload "
+        "is noise). The server still decodes the sum of the group's changes, by design, and "
+        "with one local SGD step the mean change of n members holding B samples each is one "
+        "SGD step on all n·B samples: a batch gradient. Batch DLG / iDLG (n·B dummies) and "
+        "the first-layer ratio at every neuron, run on the aggregate the server decoded in "
+        "a real prg session; each input is matched one-to-one to a reconstruction and counts "
+        f"as recovered at PSNR >= {SUCCESS_PSNR:g} dB. The control reads uniform ring words as "
+        "an aggregate. Distributed differential privacy is the remedy, not secure "
+        "aggregation. Every decoded aggregate equalled the ring sum of the members' updates: "
+        f"{'yes' if report.aggregate_exact else 'NO'}.",
+        "",
+        "| n | B | inputs | recovered | by | best PSNR (dB) |",
+        "|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {b['n']} | {b['batch']} | {b['inputs']} | **{b['recovered']}/{b['inputs']}** | "
+        f"{b['attack']} | {_fmt(b['best_psnr'])} |"
+        for b in report.aggregate_best()
+    ]
+    lines += [
+        "",
+        "| n | B | view | attack | recovered | best PSNR | median PSNR | labels right "
+        "| match loss |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r.n} | {r.batch} | {r.view} | {r.attack} | {r.recovered}/{r.inputs} | "
+        f"{_fmt(r.best_psnr)} | {_fmt(r.median_psnr)} | "
+        f"{'—' if r.labels_correct is None else ('yes' if r.labels_correct else 'no')} | "
+        f"{'—' if r.match_loss is None else _fmt(r.match_loss)} |"
+        for r in report.aggregate
+    ]
+    return lines
+
+
 def _grid(images: Mapping[str, Mapping[int, np.ndarray]], path: Path) -> None:
     """Rows: the true inputs, then each attack's reconstructions; columns: participants."""
     import matplotlib
@@ -564,7 +735,7 @@ def _grid(images: Mapping[str, Mapping[int, np.ndarray]], path: Path) -> None:
     rows = list(images)
     cols = sorted({p for row in images.values() for p in row})
     fig, axes = plt.subplots(
-        len(rows), len(cols), figsize=(1.1 * len(cols) + 1.6, 1.1 * len(rows)), squeeze=False
+        len(rows), len(cols), figsize=(1.1 * len(cols) + 2.2, 1.1 * len(rows)), squeeze=False
     )
     for i, name in enumerate(rows):
         for j, pid in enumerate(cols):
@@ -572,8 +743,9 @@ def _grid(images: Mapping[str, Mapping[int, np.ndarray]], path: Path) -> None:
             ax.set_xticks([])
             ax.set_yticks([])
             image = images[name].get(pid)
-            if image is None:
-                ax.axis("off")
+            if image is None:  # hide the frame, keep the axis: it may carry the row's name
+                for spine in ax.spines.values():
+                    spine.set_visible(False)
             else:
                 side = math.isqrt(image.size)
                 ax.imshow(image.reshape(side, side), cmap="gray", vmin=0.0, vmax=1.0)

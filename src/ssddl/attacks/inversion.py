@@ -31,8 +31,10 @@ from ssddl.hazmat.sharing import SHAMIR_PRIME, field_to_ring
 from ssddl.protocol.config import SessionParams
 
 __all__ = [
+    "SUCCESS_PSNR",
     "InputReconstruction",
     "Score",
+    "first_layer_candidates",
     "first_layer_recovery",
     "layer_slices",
     "random_guess_pvalue",
@@ -41,6 +43,8 @@ __all__ = [
     "update_as_seen",
     "words_as_update",
 ]
+
+SUCCESS_PSNR = 30.0  #: a reconstruction counts as a success at PSNR >= 30 dB (MSE <= 1e-3)
 
 
 @dataclass(frozen=True)
@@ -108,6 +112,30 @@ def first_layer_recovery(
         ratio = np.where(readable, rows / b[best], 0.0)
     x = np.clip(np.nan_to_num(ratio, nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0)
     return InputReconstruction(x, int(np.argmax(strength)), int(readable.sum()))
+
+
+def first_layer_candidates(
+    update: np.ndarray, *, weight: slice, bias: slice, in_features: int
+) -> np.ndarray:
+    """The first-layer ratio at every neuron: row k is ``ΔW_k / Δb_k`` clipped to [0, 1]
+    (zeros where ``Δb_k`` is 0), shape ``(out, in_features)``.
+
+    For a batch, ``ΔW_k / Δb_k = Σ_j δ_jk x_j / Σ_j δ_jk`` — sample j's input exactly when
+    neuron k's bias gradient comes from sample j alone (a ReLU neuron active for one sample
+    only), and close to it when one sample dominates; otherwise a mixture."""
+    values = np.asarray(update, dtype=np.float64)
+    if values.ndim != 1:
+        raise ConfigurationError("update must be a 1-D vector")
+    w, b = values[weight], values[bias]
+    if b.size == 0 or w.size != b.size * in_features:
+        raise ConfigurationError(
+            f"the first layer's weights hold {w.size} entries; with {b.size} biases and "
+            f"in_features={in_features} they must hold {b.size * in_features}"
+        )
+    with np.errstate(all="ignore"):
+        ratio = w.reshape(b.size, in_features) / b[:, None]
+    ratio[~(np.isfinite(b) & (b != 0.0))] = 0.0
+    return np.clip(np.nan_to_num(ratio, nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0)
 
 
 def score(reconstruction: np.ndarray, truth: np.ndarray) -> Score:

@@ -22,7 +22,14 @@ from ssddl.learning import ArrayDataset, LocalTrainConfig, model_to_vector, trai
 from ssddl.learning import vector_to_model as load_vector
 from ssddl.protocol.localtrain import LocalUpdate
 
-__all__ = ["FirstLayer", "SmallNet", "first_layer", "one_step_config", "single_sample_trainer"]
+__all__ = [
+    "FirstLayer",
+    "SmallNet",
+    "batch_trainer",
+    "first_layer",
+    "one_step_config",
+    "single_sample_trainer",
+]
 
 
 class SmallNet(nn.Module):
@@ -73,9 +80,39 @@ def first_layer(model: nn.Module) -> FirstLayer:
     return FirstLayer(slices[names[0]], slices[names[1]], shapes[names[0]][1])
 
 
-def one_step_config(lr: float) -> LocalTrainConfig:
-    """One plain SGD step on one sample: the update is exactly ``−lr · ∇``."""
-    return LocalTrainConfig(optimizer="sgd", lr=lr, momentum=0.0, steps=1, batch_size=1)
+def one_step_config(lr: float, batch: int = 1) -> LocalTrainConfig:
+    """One plain SGD step on a batch of ``batch`` samples (the batch-mean loss): the update
+    is exactly ``−lr · ∇``."""
+    return LocalTrainConfig(optimizer="sgd", lr=lr, momentum=0.0, steps=1, batch_size=batch)
+
+
+def batch_trainer(
+    model: nn.Module,
+    xs: np.ndarray,
+    labels: np.ndarray,
+    num_classes: int,
+    *,
+    lr: float,
+    seed: int = 0,
+) -> Callable[[np.ndarray, int], LocalUpdate]:
+    """A LocalTrain callback: load the global weights into a private copy of ``model``,
+    take one SGD step on all of ``(xs, labels)`` as one batch, return the change."""
+    ys = np.asarray(labels, dtype=np.int64).reshape(-1)
+    if ys.size < 1:
+        raise ConfigurationError("batch_trainer needs at least one sample")
+    data = ArrayDataset(
+        np.asarray(xs, dtype=np.float32).reshape(ys.size, -1), ys, num_classes, "audit"
+    )
+    config = one_step_config(lr, ys.size)
+    work = copy.deepcopy(model)
+
+    def trainer(weights: np.ndarray, round_number: int) -> LocalUpdate:
+        load_vector(weights, work)
+        train_local(work, data, config, seed=seed + round_number)
+        delta = model_to_vector(work) - weights
+        return LocalUpdate(delta, int(ys.size))
+
+    return trainer
 
 
 def single_sample_trainer(
@@ -83,19 +120,6 @@ def single_sample_trainer(
 ) -> Callable[[np.ndarray, int], LocalUpdate]:
     """A LocalTrain callback: load the global weights into a private copy of ``model``,
     take one SGD step on ``(x, label)``, return the change."""
-    data = ArrayDataset(
-        np.asarray(x, dtype=np.float32).reshape(1, -1),
-        np.array([label], dtype=np.int64),
-        num_classes,
-        "audit",
+    return batch_trainer(
+        model, np.asarray(x)[None], np.array([label]), num_classes, lr=lr, seed=seed
     )
-    config = one_step_config(lr)
-    work = copy.deepcopy(model)
-
-    def trainer(weights: np.ndarray, round_number: int) -> LocalUpdate:
-        load_vector(weights, work)
-        train_local(work, data, config, seed=seed + round_number)
-        delta = model_to_vector(work) - weights
-        return LocalUpdate(delta, 1)
-
-    return trainer
