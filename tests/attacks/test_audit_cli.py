@@ -34,6 +34,10 @@ def test_the_quick_audit_writes_its_report_and_prints_the_summary_last(
     attacks = summary["server_attacks"]
     assert attacks and all(a["holds"] for a in attacks)
     assert all({"config", "colluders", "bound", "recovered"} <= set(a) for a in attacks)
+    # a model sent to one member only: fails where members bind it, succeeds bypassed
+    models = summary["model_inconsistency"]
+    assert {a["recovered"] for a in models} == {True, False} and all(a["holds"] for a in models)
+    assert all(a["recovered"] == ("bypassed" in a["attack"]) for a in models)
     # each bound is attacked on both sides: fails at it, succeeds one beyond
     assert any(a["recovered"] and not a["within_bound"] for a in attacks)
     assert any(not a["recovered"] and a["within_bound"] for a in attacks)

@@ -222,6 +222,9 @@ class AuditReport:
             "coalition": self.coalition_recovered("prg"),
             "coalition_by_mode": {m: self.coalition_recovered(m) for m in SSDDL_MODES},
             "server_attacks": self.server_attacks,
+            "model_inconsistency": [
+                a for a in self.server_attacks if a["attack"].startswith("model_inconsistency")
+            ],
             "random_view_p": self.p_sim,
             "gradient_inversion": {
                 f"{r.attack}/{r.scheme}": max(

@@ -127,7 +127,9 @@ class ProtocolConfig:
     ``mode`` names a registered sharing scheme (``ssddl.protocol.schemes.scheme_names()``).
     ``frac_bits=None`` picks the largest number of fractional bits (at most 24) for which the
     sum of a full group cannot overflow the ring; ``threshold=None`` lets the scheme pick
-    (``n // 2 + 1`` for shamir); ``group_size=None`` selects every registered participant.
+    (``⌊2n/3⌋ + 1``, raised to survive ``max_colluders`` against a server that splits lists);
+    ``group_size=None`` selects every registered participant. ``max_colluders=None`` is the
+    most the resolved configuration survives against a server that lies.
 
     With ``weighted=True`` each member scales its change by ``num_samples / max_samples``
     and puts ``num_samples`` in the shared vector, so the server learns only the total count.
