@@ -133,14 +133,6 @@ def _fmt(value: Any, spec: str = "") -> str:
     return "—" if value is None else format(value, spec)
 
 
-def _lying(g: dict[str, Any]) -> str:
-    if g.get("lying_collusion_bound") is None:
-        return "no protection"
-    return (
-        f"collusion bound {g['lying_collusion_bound']}, dropout bound {g['lying_dropout_bound']}"
-    )
-
-
 def markdown_report(summary: dict[str, Any], aborted: Sequence[dict[str, Any]]) -> str:
     s = summary
     c = s["resolved_config"]
@@ -158,9 +150,7 @@ def markdown_report(summary: dict[str, Any], aborted: Sequence[dict[str, Any]]) 
         f"{s['group_size']}, {s['rounds']} of {s['rounds_planned']} rounds run "
         f"({s['rounds_applied']} applied), seed {c['seed']}.",
         "",
-        f"**Guarantee.** {g['text']} (honest-but-curious server: collusion bound "
-        f"{g['collusion_bound']}, dropout bound {g['dropout_bound']}; a server that lies: "
-        f"{_lying(g)}).",
+        f"**Guarantee.** {g['text']}.",
         "",
         "| figure | value |",
         "|---|---|",

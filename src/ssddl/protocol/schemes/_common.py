@@ -72,7 +72,7 @@ class Guarantee:
             else _bounds(*self.lying, group_size)
         )
         return (
-            f"against an honest-but-curious server: {honest}; against a server that lies "
+            f"Against an honest-but-curious server: {honest}; against a server that lies "
             f"(different lists or models, chosen groups, declared dropouts): {lying}. "
             f"{self.text[:1].upper()}{self.text[1:]}"
         )
