@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test check lint bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -19,8 +19,13 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy
 
+# the full suite (what CI runs): two workers; Flower and Ray process tests in one of them
 test: $(STAMP) lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
+
+# the quick tier for the edit loop: no slow end-to-end runs, no Flower or Ray processes
+check: $(STAMP) lint
+	HYPOTHESIS_PROFILE=dev $(BIN)/python -m pytest -q -n 2 -m "not slow and not flower"
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks

@@ -5,10 +5,13 @@ from __future__ import annotations
 import hashlib
 import json
 
+import pytest
+
 from ssddl.attacks import audit
 from ssddl.cli import main
 
 
+@pytest.mark.slow
 def test_the_quick_audit_writes_its_report_and_prints_the_summary_last(
     tmp_path, capsys, monkeypatch
 ):

@@ -13,6 +13,7 @@ from ssddl.cli import main
 KEYS = {"prg_over_plain_round", "prg_over_plain_step", "prg_over_plain_n100", "mask_over_ceiling"}
 
 
+@pytest.mark.slow
 def test_quick_bench_writes_the_report_and_a_json_last_line(tmp_path, capsys, monkeypatch):
     import benchmarks.bench_perf
 

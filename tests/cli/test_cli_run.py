@@ -211,6 +211,7 @@ def uninterrupted(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGINT], ids=["kill", "ctrl-c"])
 def test_resume_after_interruption_ends_with_the_same_model(tmp_path, capsys, uninterrupted, how):
     out = tmp_path / "cut"

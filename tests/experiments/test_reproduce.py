@@ -14,6 +14,7 @@ pytest.importorskip("tenseal")
 pytest.importorskip("phe")
 
 
+@pytest.mark.slow
 def test_quick_reproduce_writes_a_report_built_from_its_csvs(tmp_path, capsys):
     out = tmp_path / "rep"
     assert main(["reproduce", "--quick", "--out", str(out), "--no-progress"]) == 0

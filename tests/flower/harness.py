@@ -264,7 +264,7 @@ class Deployment:
                 "--disable-runtime-dependency-installation",
             ],
         )  # fmt: skip
-        wait_until(lambda: is_listening(self.port), 60, "the SuperLink to listen")
+        wait_until(lambda: is_listening(self.port), 300, "the SuperLink to listen")
         return self.superlink
 
     def node_key(self, name: str, *, register: bool) -> NodeKey:

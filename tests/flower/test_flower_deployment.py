@@ -93,7 +93,7 @@ def outcome(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Outcome]:
             f"result-file='{result}' go-file='{go}' batches=4 pause-after=1 reject-batch=1 "
             f"timeout={TIMEOUT} num-nodes=3",
         )
-        wait_until(lambda: any(e["event"] == "paused" for e in _events(result)), 120,
+        wait_until(lambda: any(e["event"] == "paused" for e in _events(result)), 600,
                    "the ServerApp to finish batch 1")  # fmt: skip
         node_of = {n: _node_id(deployment.supernodes[n].output()) for n in names}
         pids = pids_with_marker(str(root))
@@ -106,12 +106,12 @@ def outcome(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Outcome]:
         procs.stop(deployment.supernodes[killed], sig=signal.SIGKILL)
         killed_pid = deployment.supernodes[killed].pid
         try:
-            wait_until(lambda: not group_alive(killed_pid), 10, "the killed group to vanish")
+            wait_until(lambda: not group_alive(killed_pid), 120, "the killed group to vanish")
             killed_group_alive = False
         except TimeoutError:
             killed_group_alive = True
         go.touch()
-        run_rc = run.popen.wait(timeout=150)
+        run_rc = run.popen.wait(timeout=600)
         intruder_rc = intruder.popen.poll()
         procs.stop_all()
         outcome = Outcome(
