@@ -22,18 +22,7 @@ from ssddl.hazmat.aead import AeadAlgorithm, open_sealed, seal
 from ssddl.hazmat.keys import derive_key
 from ssddl.hazmat.rand import InsecureSeededRandom, RewindableSource
 from ssddl.hazmat.sharing import SHAMIR_PRIME, shamir_reconstruct
-from ssddl.protocol.maskproc import (
-    CIPHERS,
-    KIND,
-    OK,
-    REFUSED,
-    REPLY,
-    SHARES,
-    SHARES_REPLY,
-    SHARES_REQUEST,
-    MaskProcess,
-    serve,
-)
+from ssddl.protocol.ports import InlineMaskBuilder
 from ssddl.protocol.seedshares import (
     SHARE_AEAD_PURPOSE,
     SealedSeedShares,
@@ -44,6 +33,19 @@ from ssddl.protocol.seedshares import (
     share_bytes,
     split_seed,
 )
+from ssddl.runtime.masking import MaskEngine, engine
+from ssddl.runtime.masking.child import serve
+from ssddl.runtime.masking.framing import (
+    CIPHERS,
+    KIND,
+    OK,
+    REFUSED,
+    REPLY,
+    SHARES,
+    SHARES_REPLY,
+    SHARES_REQUEST,
+)
+from ssddl.runtime.masking.process import MaskProcess
 
 SESSION = b"session-7"
 SEED = hashlib.sha256(b"seed").digest()
@@ -330,7 +332,7 @@ def test_shares_drawn_ahead_are_sealed_only_once_bound_to_the_rounds_model():
     unbound = _request(digest=b"")
     with pytest.raises(ShareError, match="model digest"):
         seal_seed_shares(unbound)
-    pending = start_seed_shares(unbound, b"")
+    pending = start_seed_shares(unbound, b"", MaskEngine("process"))  # not sent: unbound
     assert pending.model_digest == b""
     pending.bind(DIGEST)
     pending.bind(DIGEST)  # the same digest again: nothing to do
@@ -344,7 +346,7 @@ def test_shares_drawn_ahead_are_sealed_only_once_bound_to_the_rounds_model():
 
 
 def test_the_backlog_counts_the_jobs_the_child_has_not_answered(worker):
-    from tests.protocol.test_mask_process import _streams
+    from tests.runtime.test_mask_process import _streams
 
     assert worker.backlog() == 0
     jobs = [worker.submit(np.empty(300_000, dtype=np.uint32), _streams(20), CIPHERS[0])]
@@ -361,17 +363,21 @@ def test_the_backlog_counts_the_jobs_the_child_has_not_answered(worker):
 
 
 def test_seed_shares_stay_with_their_caller_while_the_worker_is_behind(monkeypatch):
-    from ssddl.protocol import masks, seedshares
+    from ssddl.protocol import seedshares
 
     class Behind:
         def backlog(self):
-            return seedshares.WORKER_BACKLOG + 1
+            return engine.WORKER_BACKLOG + 1
 
         def submit_shares(self, request):
             raise AssertionError("a worker that is behind gets no seed shares")
 
+    masks = MaskEngine("process")
     monkeypatch.setattr(masks, "worker_process", lambda: Behind())
     request = _request()
-    pending = seedshares.start_seed_shares(request, b"drawn")
+    pending = seedshares.start_seed_shares(request, b"drawn", masks)
     assert pending._job is None and pending.drawn == b"drawn"
     assert pending.result() == seal_seed_shares(request)  # done here, when first asked for
+    inline = seedshares.start_seed_shares(request, b"drawn", InlineMaskBuilder())
+    assert inline._job is None and inline.result() == seal_seed_shares(request)
+    masks.close()

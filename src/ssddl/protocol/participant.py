@@ -47,7 +47,7 @@ from ssddl.protocol.init import (
     pair_prngs,
 )
 from ssddl.protocol.localtrain import Inspector, LocalUpdate, Trainer, check_update
-from ssddl.protocol.masks import MaskPrecomputer, PendingMask, RoundKeys
+from ssddl.protocol.masks import RoundKeys
 from ssddl.protocol.messages import (
     KeyDirectory,
     Message,
@@ -59,6 +59,7 @@ from ssddl.protocol.messages import (
 )
 from ssddl.protocol.pairing import pairing_graph, round_graph
 from ssddl.protocol.policy import ParticipantPolicy
+from ssddl.protocol.ports import InlineMaskBuilder, MaskBuilder, MaskPrecomputer, PendingMask
 from ssddl.protocol.schemes import Scheme, get_scheme
 from ssddl.protocol.stages import ParticipantStage, participant_next
 from ssddl.protocol.state import ParticipantState
@@ -80,9 +81,12 @@ Handler = Callable[[Any], list[Message]]
 class Participant:
     """One participant: its identity key, its pair PRNGs and its LocalTrain callback.
 
-    ``premask``: when every registered member is in every group, start the next round's
-    mask as soon as the member's upload is out (or, if it did not upload, when the round
-    ends; :mod:`ssddl.protocol.masks`); the bytes sent are the same.
+    ``masks``: where its combined masks are built (:class:`~ssddl.protocol.ports.MaskBuilder`;
+    default: in the caller, :class:`~ssddl.protocol.ports.InlineMaskBuilder`). A runtime that
+    wants them built off the critical path passes an engine of :mod:`ssddl.runtime.masking`,
+    which it owns and closes. ``premask``: when every registered member is in every group, ask
+    the builder for the next round's mask as soon as the member's upload is out (or, if it
+    did not upload, when the round ends); the bytes sent are the same.
     """
 
     def __init__(
@@ -96,6 +100,7 @@ class Participant:
         rounding_rng: np.random.Generator | None = None,
         inspector: Inspector | None = None,
         policy: ParticipantPolicy | None = None,
+        masks: MaskBuilder | None = None,
         premask: bool = True,
     ) -> None:
         if participant_id not in roster:
@@ -114,6 +119,8 @@ class Participant:
         self._rounding_rng = rounding_rng
         self._inspector = inspector
         self.policy = policy if policy is not None else ParticipantPolicy()
+        #: where masks are built (a port: the participant never closes it)
+        self.masks: MaskBuilder = masks if masks is not None else InlineMaskBuilder()
         self._premask = premask  #: build the next round's pair masks when a round ends
         # -- protocol state (everything below is in to_bytes) --
         self.stage = ParticipantStage.CREATED
@@ -666,11 +673,13 @@ class Participant:
         rounding_rng: np.random.Generator | None = None,
         inspector: Inspector | None = None,
         policy: ParticipantPolicy | None = None,
+        masks: MaskBuilder | None = None,
         premask: bool = False,
     ) -> Participant:
         """Rebuild a participant from :meth:`to_bytes` (MalformedMessage if the bytes are
-        not a valid state of this participant). ``premask`` as in the constructor; off by
-        default: a participant rebuilt for each message would throw the work away."""
+        not a valid state of this participant). ``masks`` and ``premask`` as in the
+        constructor; ``premask`` off by default: a participant rebuilt for each message
+        would throw the work away."""
         state = ParticipantState.from_bytes(data)
         participant = cls(
             state.participant_id,
@@ -681,6 +690,7 @@ class Participant:
             rounding_rng=rounding_rng,
             inspector=inspector,
             policy=policy,
+            masks=masks,
             premask=premask,
         )
         participant._load(state)
