@@ -244,13 +244,15 @@ def _run_frames(session, sent, rounds, first_round):
     session.server.round = first_round - 1
     ahead = []
     for _ in range(rounds):
-        ahead.append({p: q._ahead and q._ahead[0] for p, q in session.participants.items()})
+        ahead.append(
+            {p: q.in_flight.ahead and q.in_flight.ahead[0] for p, q in session.participants.items()}
+        )
         outcome = session.driver.round()
         xs = session.plaintexts[outcome.round]
         assert np.array_equal(outcome.aggregate, ring_sum([xs[p] for p in outcome.contributors]))
         assert len(outcome.contributors) >= 3
     session.driver.finish()
-    assert all(q._ahead is None for q in session.participants.values())
+    assert all(q.in_flight.ahead is None for q in session.participants.values())
     return sent, ahead
 
 
@@ -375,7 +377,7 @@ def test_the_next_rounds_mask_starts_once_the_upload_is_out():
     def look(frame):
         if frame_kind(frame.data) == "unmask_request":
             member = holder["session"].participants[frame.recipient]
-            ahead = member._ahead
+            ahead = member.in_flight.ahead
             shares = ahead is not None and ahead[1].shares is not None
             seen.append((member.round, ahead and ahead[0], shares))
         return frame
@@ -433,7 +435,9 @@ def test_a_next_round_mask_that_cannot_start_early_costs_no_upload(caplog):
         first = session.driver.round()
     assert 2 in first.contributors and first.status is RoundStatus.APPLIED
     assert "participant 2 could not start round 1's mask early (ConfigurationError)" in caplog.text
-    assert member._ahead is not None and member._ahead[0] == 1  # started at the round's end
+    assert (
+        member.in_flight.ahead is not None and member.in_flight.ahead[0] == 1
+    )  # started at the round's end
     second = session.driver.round()
     assert 2 in second.contributors and second.status is RoundStatus.APPLIED
     session.driver.finish()
