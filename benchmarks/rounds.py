@@ -72,12 +72,10 @@ def _prepare(case: Case) -> tuple[Any, list[Any]]:
     return model, datasets
 
 
-def _cpu() -> float:
-    """This process's CPU time plus its mask worker process's (the simulator builds masks
-    in a child process)."""
-    from ssddl.protocol.maskproc import worker_cpu_seconds
-
-    return time.process_time() + worker_cpu_seconds()
+def _cpu(masks: Any) -> float:
+    """This process's CPU time plus its mask worker process's (``masks``: the
+    :class:`~ssddl.runtime.masking.MaskEngine` the simulation builds masks on)."""
+    return time.process_time() + masks.worker_cpu_seconds()
 
 
 def run_session(
@@ -86,27 +84,31 @@ def run_session(
     """One simulated session of ``rounds`` rounds: its round times and Init time."""
     from ssddl.learning.train import LocalTrainConfig
     from ssddl.protocol.config import ProtocolConfig
+    from ssddl.runtime.masking import MaskEngine
     from ssddl.runtime.simulator import SimulationConfig, simulate
 
     model, datasets = prepared if prepared is not None else _prepare(case)
     protocol = ProtocolConfig(rounds=rounds, **{**case.protocol, **mode})
     train = LocalTrainConfig(epochs=case.epochs, steps=case.steps)
     setup: dict[str, float] = {}
-    cpu = [_cpu()]  # CPU time at the end of Init and of every round
-    started = time.perf_counter()
+    config = SimulationConfig(protocol=protocol, train=train)
+    with MaskEngine(config.mask_worker) as masks:  # the simulator's default engine, counted
+        cpu = [_cpu(masks)]  # CPU time at the end of Init and of every round
+        started = time.perf_counter()
 
-    def on_setup(stage: str, done: int, total: int) -> None:
-        if done == total:
-            setup[stage] = time.perf_counter() - started
-            cpu[0] = _cpu()
+        def on_setup(stage: str, done: int, total: int) -> None:
+            if done == total:
+                setup[stage] = time.perf_counter() - started
+                cpu[0] = _cpu(masks)
 
-    result = simulate(
-        model,
-        datasets,
-        SimulationConfig(protocol=protocol, train=train),
-        on_setup=on_setup,
-        on_round=lambda _: cpu.append(_cpu()),
-    )
+        result = simulate(
+            model,
+            datasets,
+            config,
+            on_setup=on_setup,
+            on_round=lambda _: cpu.append(_cpu(masks)),
+            masks=masks,
+        )
     history = result.history
     return {
         "round_seconds": [h.round_seconds for h in history],

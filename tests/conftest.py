@@ -1,12 +1,14 @@
-"""Session-wide: the simulator's mask worker process is stopped when the tests end; tests
-that start Flower or Ray processes run one after another in one pytest-xdist worker (their
-group), everything else on the other; Hypothesis profiles ``ci`` (the default: every test's
-own example count) and ``dev`` (``make check``: fewer examples where a test sets none)."""
+"""Session-wide: no mask worker process outlives the tests (every engine that started one
+closed it: ``ssddl.runtime.masking`` keeps no process-global worker to stop here); tests that
+start Flower or Ray processes run one after another in one pytest-xdist worker (their group),
+everything else on the other; Hypothesis profiles ``ci`` (the default: every test's own
+example count) and ``dev`` (``make check``: fewer examples where a test sets none)."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from hypothesis import settings
@@ -24,16 +26,26 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.xdist_group("processes"))
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _stop_the_mask_worker() -> Iterator[None]:
-    yield
-    from ssddl.protocol import maskproc
+CHILD = b"ssddl.runtime.masking.child"
 
-    process = maskproc._process
-    maskproc.shutdown()
-    if process is not None:
+
+def _mask_workers() -> list[int]:
+    """The pids of this process's children that run a mask worker (Linux; [] elsewhere)."""
+    found = []
+    for entry in Path("/proc").glob("[0-9]*"):
         try:
-            os.kill(process.pid, 0)
-        except ProcessLookupError:
-            return
-        raise AssertionError(f"the mask worker process {process.pid} outlived the tests")
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            running = CHILD in (entry / "cmdline").read_bytes()
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == os.getpid() and running:
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_mask_worker_outlives_the_tests() -> Iterator[None]:
+    yield
+    left = _mask_workers()
+    if left:
+        raise AssertionError(f"mask worker processes {left} outlived the tests: close engines")

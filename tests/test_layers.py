@@ -32,6 +32,10 @@ FORBIDDEN = {
         "ssddl.experiments",
         "torch",
         "flwr",
+        # machinery lives at the edge (STYLE §19): workers, pipes and shared memory are
+        # ssddl.runtime.masking's, behind the MaskBuilder port
+        *("socket", "subprocess", "threading", "mmap", "multiprocessing", "select"),
+        *("selectors", "asyncio", "concurrent", "_thread", "fcntl", "signal", "atexit"),
     },
     "learning": {"ssddl.protocol", "ssddl.runtime", "ssddl.cli", "ssddl.experiments"},
     "runtime": {"ssddl.cli", "ssddl.experiments", "ssddl.attacks"},
@@ -66,6 +70,28 @@ def test_a_layer_imports_only_the_layers_below_it(layer):
     if not (SRC / layer).exists():
         pytest.skip(f"no {layer} package yet")
     assert violations(layer) == []
+
+
+def test_the_protocol_runs_no_machinery_even_in_a_function(tmp_path, monkeypatch):
+    fake = tmp_path / "ssddl" / "protocol"
+    fake.mkdir(parents=True)
+    (fake / "bad.py").write_text(
+        "import selectors\n"
+        "def late():\n"
+        "    import threading\n"
+        "    from concurrent.futures import ThreadPoolExecutor\n"
+        "    import socket, mmap as m\n"
+        "    from subprocess import Popen\n"
+    )
+    monkeypatch.setattr(sys.modules[__name__], "SRC", tmp_path / "ssddl")
+    assert sorted(violations("protocol")) == [
+        "protocol/bad.py imports concurrent.futures",
+        "protocol/bad.py imports mmap",
+        "protocol/bad.py imports selectors",
+        "protocol/bad.py imports socket",
+        "protocol/bad.py imports subprocess",
+        "protocol/bad.py imports threading",
+    ]
 
 
 def test_the_contract_test_catches_a_violation(tmp_path, monkeypatch):

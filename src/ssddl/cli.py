@@ -16,12 +16,13 @@ import argparse
 import json
 import shlex
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
 from ssddl import __version__
-from ssddl.exceptions import SSDDLError
+from ssddl.exceptions import SecurityWarning, SSDDLError
 from ssddl.experiments.options import OPTIONS, Option, cli_words
 
 __all__ = ["build_parser", "main", "reference_markdown"]
@@ -572,8 +573,32 @@ def _reproduce(args: argparse.Namespace, argv: Sequence[str]) -> int:
     return EXIT_OK
 
 
+_show_warning = warnings.showwarning
+_said: set[str] = set()
+
+
+def _say_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
+    """A SecurityWarning is one line in the CLI's words, once (the configuration is resolved
+    in several places); any other warning as Python shows it."""
+    if issubclass(category, SecurityWarning):
+        text = f"ssddl: warning: {cli_words(str(message))}"
+        if text not in _said:
+            _said.add(text)
+            print(text, file=sys.stderr)
+    else:
+        _show_warning(message, category, filename, lineno, file, line)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    warnings.showwarning = _say_warning
     args = build_parser().parse_args(argv)
     try:
         if args.command == "simulate":

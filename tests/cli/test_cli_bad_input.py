@@ -60,6 +60,13 @@ def _cases() -> list[tuple[str, list[str] | tuple[object, str], str]]:
             ["--participants", "6", "--consistency", "--threshold", "3"],
             r"different lists.*threshold >= 4",
         ),
+        (
+            "split-threshold",  # issue 21: a lying server splits survivor lists at t = 3
+            ["--participants", "10", "--threshold", "3"],
+            r"--threshold=3 for groups of 10 .*different lists.*use threshold >= 6",
+        ),
+        ("colluders-over-group", ["--max-colluders", "9"], r"--max-colluders=9 needs groups"),
+        ("colluders-negative", ["--max-colluders", "-1"], r"max.colluders"),
         ("shards-with-iid", ["--shards-per-participant", "3"], r"--shards-per-participant"),
         ("dropout-at-alone", ["--dropout-at", "after_share"], r"--dropout-at .*--dropout"),
         ("compare-with-plain", ["--mode", "plain", "--compare", "plain"], r"--compare does not"),

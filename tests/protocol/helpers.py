@@ -14,6 +14,7 @@ from ssddl.hazmat.codec import ring_sum  # noqa: F401  (re-exported for the test
 from ssddl.hazmat.rand import InsecureSeededRandom
 from ssddl.protocol import LocalUpdate, Participant, ProtocolConfig, Server, UniformSubset
 from ssddl.protocol.policy import ParticipantPolicy
+from ssddl.protocol.ports import MaskBuilder
 from ssddl.runtime import Driver, InMemoryExchange, LiveHost, PersistedHost, make_members
 from ssddl.runtime.inmemory import Fault
 
@@ -55,12 +56,14 @@ def make_session(
     transport: InMemoryExchange | None = None,
     persisted: bool = False,
     policy: ParticipantPolicy | None = None,
+    masks: MaskBuilder | None = None,
 ) -> Session:
     """``bad[pid]`` = "nan" makes that participant's trainer return a NaN entry.
     ``persisted`` keeps every participant as state bytes, rebuilt for every message.
     ``vanish`` takes any in-memory faults (Vanish, Delay, Drop, Duplicate, Reorder).
     ``policy`` is every participant's own policy; by default the one that accepts exactly
-    ``config`` (as the simulator gives them)."""
+    ``config`` (as the simulator gives them). ``masks``: where every participant builds its
+    masks (default: in the caller, the protocol's own default; the caller closes an engine)."""
     bad = bad or {}
     if config.weighted and config.max_samples is None:
         config = dataclasses.replace(config, max_samples=64)
@@ -94,6 +97,7 @@ def make_session(
             random=randoms[pid],
             inspector=inspector_for(pid),
             policy=policy,
+            masks=masks,
         )
 
     def rebuild(pid: int):
@@ -105,6 +109,7 @@ def make_session(
             random=randoms[pid],
             inspector=inspector_for(pid),
             policy=policy,
+            masks=masks,
         )
 
     participants = {p: build(p) for p in ids}

@@ -186,3 +186,13 @@ def test_state_and_messages_of_the_previous_wire_version_are_refused_naming_the_
     old[4] = 2
     with pytest.raises(MalformedMessage, match=r"wire version 2.*start a new session"):
         Participant.restore(bytes(old), member._identity, member.roster, lambda w, r: None)
+
+
+def test_the_cli_says_a_lower_max_colluders_once_in_one_line(tmp_path, capsys):
+    from ssddl.cli import main
+
+    args = ["simulate", "--participants", "5", "--rounds", "1", "--epochs", "1"]
+    assert main([*args, "--max-colluders", "0", "--out", str(tmp_path / "a"), "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    lines = [x for x in err.splitlines() if x.startswith("ssddl: warning:")]
+    assert len(lines) == 1 and "--max-colluders=0 is below the 1" in lines[0], err

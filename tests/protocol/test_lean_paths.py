@@ -16,7 +16,8 @@ from ssddl.exceptions import ConfigurationError, NonFiniteError, ShareError
 from ssddl.hazmat.codec import FixedPoint, all_finite, encode, encode_clipped
 from ssddl.hazmat.prg import StreamCipher, derive_nonce
 from ssddl.protocol import Participant, ProtocolConfig
-from ssddl.protocol.masks import combined_mask, start_mask
+from ssddl.protocol.masks import combined_mask
+from ssddl.protocol.ports import InlineMaskBuilder
 from ssddl.runtime.exchange import Driver, Frame
 from tests.protocol.helpers import make_session, synthetic_delta
 from tests.vectors import transcript
@@ -82,7 +83,7 @@ def test_encode_update_onto_refuses_another_shape():
 
 def test_pending_mask_hands_its_array_over_once():
     streams = [(hashlib.sha256(b"k").digest(), derive_nonce(b"s", 0, 1, 2, "mask"), -1)]
-    pending = start_mask(1000, np.dtype(np.uint32), streams, StreamCipher.AES_CTR)
+    pending = InlineMaskBuilder().start(1000, np.dtype(np.uint32), streams, StreamCipher.AES_CTR)
     mask = pending.take()
     assert np.array_equal(
         mask, combined_mask(1000, np.dtype(np.uint32), streams, StreamCipher.AES_CTR)

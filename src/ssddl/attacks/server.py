@@ -81,6 +81,7 @@ from ssddl.protocol.messages import (
 )
 from ssddl.protocol.participant import Participant
 from ssddl.protocol.policy import ParticipantPolicy
+from ssddl.protocol.ports import MaskBuilder
 from ssddl.protocol.schemes import get_scheme
 from ssddl.protocol.schemes._common import open_all_from, seal_for
 from ssddl.protocol.schemes.prg import apply_self_mask, pair_binding, seed_from_field
@@ -165,9 +166,12 @@ def session(
     init: bool = True,
     selection: SelectionPolicy | None = None,
     trainers: Callable[[int], Trainer] | None = None,
+    masks: MaskBuilder | None = None,
 ) -> Session:
     """``n`` participants with synthetic updates of ``size`` values (or the trainer
-    ``trainers(pid)`` gives); Init done unless ``init`` is false."""
+    ``trainers(pid)`` gives); Init done unless ``init`` is false. ``masks``: where the
+    members build their masks (default: in the caller; an engine passed here is the
+    caller's to close)."""
     if config.weighted and config.max_samples is None:
         config = dataclasses.replace(config, max_samples=64)
     ids = list(range(1, n + 1))
@@ -195,6 +199,7 @@ def session(
             random=_source(f"attack/{seed}/p/{p}", not seeded_crypto),
             inspector=keep(p),
             policy=policy,
+            masks=masks,
         )
         for p in ids
     }

@@ -49,6 +49,7 @@ from ssddl.protocol.policy import ParticipantPolicy
 from ssddl.protocol.state import ParticipantState
 from ssddl.runtime.exchange import Driver, Frame, frame_kind
 from ssddl.runtime.inmemory import Fault, InMemoryExchange, LiveHost
+from ssddl.runtime.masking import MaskEngine
 from ssddl.runtime.session import make_members
 
 __all__ = [
@@ -292,7 +293,21 @@ def record_run(
     """Run a real session of ``config`` over the in-memory exchange — participants ``ids``
     with their LocalTrain ``trainers``, every registered participant in every round — and
     record it. Keys, masks and shares come from the OS CSPRNG; ``crypto_seed`` (32 bytes,
-    tests only) derives them from a seed so a statistical test is reproducible."""
+    tests only) derives them from a seed so a statistical test is reproducible. Masks are
+    built on a background thread while the members train (a
+    :class:`~ssddl.runtime.masking.MaskEngine`, closed when the run ends)."""
+    with MaskEngine("thread") as masks:
+        return _record_run(config, trainers, initial_weights, faults, crypto_seed, masks)
+
+
+def _record_run(
+    config: ProtocolConfig,
+    trainers: Mapping[int, Trainer],
+    initial_weights: np.ndarray,
+    faults: Sequence[Fault],
+    crypto_seed: bytes | None,
+    masks: MaskEngine,
+) -> RecordedRun:
     ids = sorted(trainers)
     if len(ids) < 2 or ids[0] < 1:
         raise ConfigurationError("record_run needs at least two participants with ids >= 1")
@@ -315,6 +330,7 @@ def record_run(
             random=source(f"participant/{p}"),
             inspector=recorder.inspector(p),
             policy=policy,
+            masks=masks,
         )
     server = Server(
         config,

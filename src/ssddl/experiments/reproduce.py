@@ -279,6 +279,7 @@ def _protocol_round(mode: str, n: int, model_size: int) -> tuple[float, float, f
     from ssddl.protocol.server import Server
     from ssddl.runtime.exchange import Driver
     from ssddl.runtime.inmemory import InMemoryExchange, LiveHost
+    from ssddl.runtime.masking import MaskEngine
     from ssddl.runtime.session import make_members
 
     ids = list(range(1, n + 1))
@@ -290,34 +291,36 @@ def _protocol_round(mode: str, n: int, model_size: int) -> tuple[float, float, f
     def trainer(weights: np.ndarray, round_number: int) -> LocalUpdate:
         return LocalUpdate(delta, 32)
 
-    participants = {
-        p: Participant(
-            p,
-            members.identities[p],
+    with MaskEngine("thread") as masks:  # built while the members train, as a runtime does
+        participants = {
+            p: Participant(
+                p,
+                members.identities[p],
+                members.roster,
+                trainer,
+                random=OsRandom(),
+                rounding_rng=np.random.default_rng(p),
+                policy=ParticipantPolicy.for_config(protocol, n),
+                masks=masks,
+            )
+            for p in ids
+        }
+        server = Server(
+            protocol,
             members.roster,
-            trainer,
-            random=OsRandom(),
-            rounding_rng=np.random.default_rng(p),
-            policy=ParticipantPolicy.for_config(protocol, n),
+            np.zeros(model_size, dtype=np.float32),
+            selection=UniformSubset(np.random.default_rng(0)),
         )
-        for p in ids
-    }
-    server = Server(
-        protocol,
-        members.roster,
-        np.zeros(model_size, dtype=np.float32),
-        selection=UniformSubset(np.random.default_rng(0)),
-    )
-    exchange = InMemoryExchange({p: LiveHost(x) for p, x in participants.items()})
-    driver = Driver(server, exchange)
-    driver.init()
-    outcome = driver.round()
-    traffic = exchange.bytes_by_participant(outcome.round)
-    share = statistics.fmean(participants[p].timings.get("share", 0.0) for p in ids)
-    up = statistics.fmean(traffic[p].get("up", 0) for p in ids)
-    down = statistics.fmean(traffic[p].get("down", 0) for p in ids)
-    driver.finish()
-    return share, driver.server_seconds, up, down
+        exchange = InMemoryExchange({p: LiveHost(x) for p, x in participants.items()})
+        driver = Driver(server, exchange)
+        driver.init()
+        outcome = driver.round()
+        traffic = exchange.bytes_by_participant(outcome.round)
+        share = statistics.fmean(participants[p].timings.get("share", 0.0) for p in ids)
+        up = statistics.fmean(traffic[p].get("up", 0) for p in ids)
+        down = statistics.fmean(traffic[p].get("down", 0) for p in ids)
+        driver.finish()
+        return share, driver.server_seconds, up, down
 
 
 def _he_point(mode: str, n: int, model_size: int) -> tuple[float, float, float, float]:

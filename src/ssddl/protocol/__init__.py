@@ -10,8 +10,11 @@ ParaShare  :mod:`ssddl.protocol.schemes` — one module per sharing mode, in a r
 ParaUpdate :mod:`ssddl.protocol.update` — update rules
 ========== ===========================================================================
 
-No torch and no sockets here: a runtime (the in-process simulator, or Flower) moves the
-messages, and LocalTrain is a callback handed to each participant.
+No torch and no machinery here — no sockets, processes, threads or shared memory: a runtime
+(the in-process simulator, or Flower) moves the messages, LocalTrain is a callback handed to
+each participant, and where its masks are built is a port handed to it the same way
+(:class:`~ssddl.protocol.ports.MaskBuilder`: in the caller by default, or an engine of
+:mod:`ssddl.runtime.masking`).
 """
 
 from ssddl.protocol.config import Aggregation, Mode, ProtocolConfig, Rounding, SessionParams

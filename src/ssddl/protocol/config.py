@@ -398,12 +398,12 @@ def resolve_colluders(
             f"max_colluders or enlarge the group"
         )
     if wanted < most:
-        warnings.warn(
+        warnings.warn(  # stacklevel 2: one location (ProtocolConfig.resolve), shown once
             f"max_colluders={wanted} is below the {most} that {what} survive: participants "
-            f"then accept rounds of {wanted + 2} contributors where the threshold allows, and "
-            f"a coalition of {wanted + 1} with the server can learn a change",
+            f"then hold the server to {wanted} colluder(s) only (groups of {wanted + 2} or "
+            f"more, thresholds no split breaks with {wanted})",
             SecurityWarning,
-            stacklevel=4,
+            stacklevel=2,
         )
     return wanted
 
@@ -565,7 +565,9 @@ class SessionParams:
             raise MalformedMessage("the announced configuration is not resolved")
         if config.weighted and config.max_samples is None:
             raise MalformedMessage("the announced configuration is not resolved (max_samples)")
-        params = config.resolve(num_participants)
+        with warnings.catch_warnings():  # the announcer's choice: the member has its own floor
+            warnings.simplefilter("ignore", SecurityWarning)
+            params = config.resolve(num_participants)
         if config.threshold is None and params.threshold:
             raise MalformedMessage("the announced configuration is not resolved (threshold)")
         return params

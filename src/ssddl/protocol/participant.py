@@ -47,7 +47,7 @@ from ssddl.protocol.init import (
     pair_prngs,
 )
 from ssddl.protocol.localtrain import Inspector, LocalUpdate, Trainer, check_update
-from ssddl.protocol.masks import MaskPrecomputer, PendingMask, RoundKeys
+from ssddl.protocol.masks import RoundKeys
 from ssddl.protocol.messages import (
     KeyDirectory,
     Message,
@@ -59,6 +59,8 @@ from ssddl.protocol.messages import (
 )
 from ssddl.protocol.pairing import pairing_graph, round_graph
 from ssddl.protocol.policy import ParticipantPolicy
+from ssddl.protocol.ports import InlineMaskBuilder, MaskBuilder, MaskPrecomputer, PendingMask
+from ssddl.protocol.premask import MasksInFlight
 from ssddl.protocol.schemes import Scheme, get_scheme
 from ssddl.protocol.stages import ParticipantStage, participant_next
 from ssddl.protocol.state import ParticipantState
@@ -80,9 +82,12 @@ Handler = Callable[[Any], list[Message]]
 class Participant:
     """One participant: its identity key, its pair PRNGs and its LocalTrain callback.
 
-    ``premask``: when every registered member is in every group, start the next round's
-    mask as soon as the member's upload is out (or, if it did not upload, when the round
-    ends; :mod:`ssddl.protocol.masks`); the bytes sent are the same.
+    ``masks``: where its combined masks are built (:class:`~ssddl.protocol.ports.MaskBuilder`;
+    default: in the caller, :class:`~ssddl.protocol.ports.InlineMaskBuilder`). A runtime that
+    wants them built off the critical path passes an engine of :mod:`ssddl.runtime.masking`,
+    which it owns and closes. ``premask``: when every registered member is in every group, ask
+    the builder for the next round's mask as soon as the member's upload is out (or, if it
+    did not upload, when the round ends); the bytes sent are the same.
     """
 
     def __init__(
@@ -96,6 +101,7 @@ class Participant:
         rounding_rng: np.random.Generator | None = None,
         inspector: Inspector | None = None,
         policy: ParticipantPolicy | None = None,
+        masks: MaskBuilder | None = None,
         premask: bool = True,
     ) -> None:
         if participant_id not in roster:
@@ -114,6 +120,8 @@ class Participant:
         self._rounding_rng = rounding_rng
         self._inspector = inspector
         self.policy = policy if policy is not None else ParticipantPolicy()
+        #: where masks are built (a port: the participant never closes it)
+        self.masks: MaskBuilder = masks if masks is not None else InlineMaskBuilder()
         self._premask = premask  #: build the next round's pair masks when a round ends
         # -- protocol state (everything below is in to_bytes) --
         self.stage = ParticipantStage.CREATED
@@ -139,10 +147,8 @@ class Participant:
         self._scratch: np.ndarray | None = None  #: encode_update's float64 work slice
         #: the round's update while it is shared, checked finite by check_update (not again)
         self._finite_delta: np.ndarray | None = None
-        self._precomputed: PendingMask | None = None
-        self._ahead: tuple[int, PendingMask] | None = None  #: (round, its mask built ahead)
-        #: (round, {peer: (mask key, share key)}) read when a mask was started (a secret)
-        self._peeked: tuple[int, dict[int, tuple[bytes, bytes]]] | None = None
+        #: the masks started and not used yet, and the pair keys read to start them
+        self.in_flight = MasksInFlight(self.random)
         #: per peer, (share key, the AEAD key derived from it): derived once a round
         self.aead_keys: dict[int, tuple[bytes, bytes]] = {}
         self.timings: dict[str, float] = {}
@@ -297,7 +303,7 @@ class Participant:
         digest = model_digest(self.session_id, msg.round, msg.group, msg.weights)
         prngs = self._round_prngs(msg)
         # masks build while LocalTrain runs
-        self._precomputed = self._precompute(msg, prngs, digest)
+        self.in_flight.current = self._precompute(msg, prngs, digest)
         started = perf_counter()
         try:
             update = self._trainer(msg.weights, msg.round)
@@ -305,8 +311,8 @@ class Participant:
             delta, count = check_update(update, self.params, self.model_size, self.id)
             self._finite_delta = delta
         except BaseException:
-            self._drop_precomputed()
-            self._peeked = None
+            self.in_flight.drop_current()
+            self.in_flight.forget_peeked()
             raise
         self.last_train_metrics = dict(update.metrics)
         # Nothing above touched a key: a refused update leaves every PRNG as it was.
@@ -314,7 +320,7 @@ class Participant:
         self.group = msg.group
         self.model_digest = digest
         self.scheme_state = None
-        peeked = self._take_peeked(msg.round)
+        peeked = self.in_flight.take_peeked(msg.round)
         for peer, prng in prngs.items():  # sparse: the round's neighbours only
             self._prngs[peer] = prng
             keys = peeked.get(peer) if prng.round <= msg.round else None
@@ -327,7 +333,7 @@ class Participant:
             replies = self.scheme.contribute(self, delta, count)
         finally:
             self._finite_delta = None
-            self._drop_precomputed()
+            self.in_flight.drop_current()
         self.timings = {"train": trained - started, "share": perf_counter() - trained}
         # the next round's mask can start now: the worker builds it while this round's
         # uploads, unmasking and end go by (nothing is drawn between here and the round end)
@@ -354,14 +360,9 @@ class Participant:
         scheme = self._mask_builder()
         if scheme is None:
             return None
-        ahead, self._ahead = self._ahead, None
+        ahead = self.in_flight.use_ahead(msg.round, msg.group == self.registered, digest)
         if ahead is not None:
-            if ahead[0] == msg.round and msg.group == self.registered:
-                if ahead[1].shares is not None:
-                    ahead[1].shares.bind(digest)
-                return ahead[1]
-            self._ahead = ahead
-            self._drop_ahead()  # another round or group: its draws go to this round
+            return ahead
         return scheme.precompute(self, self._peek(prngs, msg.round, msg.group, digest))
 
     def _mask_builder(self) -> MaskPrecomputer | None:
@@ -378,9 +379,10 @@ class Participant:
         start its whole mask now, while the member waits for the round (not saved; used only
         by that round with that group). Not with lazy pair keys (a pair not yet agreed).
         A mask already started for ``round_number`` is kept."""
-        if self._ahead is not None and self._ahead[0] == round_number:
+        in_flight = self.in_flight
+        if in_flight.ahead is not None and in_flight.ahead[0] == round_number:
             return
-        self._drop_ahead()
+        in_flight.drop_ahead()
         scheme, group = self._mask_builder(), self.registered
         if scheme is None or not self._premask:
             return
@@ -393,7 +395,7 @@ class Participant:
         prngs = {peer: self._prngs[peer] for peer in peers}
         pending = scheme.precompute_ahead(self, self._peek(prngs, round_number, group))
         if pending is not None:
-            self._ahead = (round_number, pending)
+            in_flight.ahead = (round_number, pending)
 
     def _peek(
         self,
@@ -402,31 +404,11 @@ class Participant:
         group: tuple[int, ...],
         digest: bytes = b"",
     ) -> RoundKeys:
-        """The pairs' mask keys of the round and, unless encoding draws from the random
-        source (then the seed shares wait for the share step), their share keys; read
-        without changing a PRNG, and kept (not saved) so that the round's start need not
-        compute them again. ``digest``: the round's model digest (empty ahead of the round)."""
-        peeked = {peer: _peek_keys(prng, round_number) for peer, prng in prngs.items()}
-        self._peeked = (round_number, peeked)
-        keys = {peer: pair[0] for peer, pair in peeked.items()}
-        early = None if self.encoding_draws else {p: pair[1] for p, pair in peeked.items()}
-        return RoundKeys(round_number, group, keys, early, digest)
-
-    def _take_peeked(self, round_number: int) -> dict[int, tuple[bytes, bytes]]:
-        """The pair keys :meth:`_peek` read for ``round_number``, once (empty if none)."""
-        peeked, self._peeked = self._peeked, None
-        return peeked[1] if peeked is not None and peeked[0] == round_number else {}
-
-    def _drop_ahead(self) -> None:
-        """Drop the mask built ahead; what was drawn for it (its seed, its shares'
-        randomness), never used, goes back to the random source and is drawn again next
-        (so every byte is drawn in the same order as without building ahead)."""
-        ahead, self._ahead = self._ahead, None
-        if ahead is not None:
-            pending = ahead[1]
-            drawn = (pending.seed or b"") + (pending.shares.drawn if pending.shares else b"")
-            pending.discard()
-            self.random.push_back(drawn)
+        """The round's pair keys, read without moving a PRNG; their share keys too unless
+        encoding draws from the random source (then the seed shares wait for the share
+        step)."""
+        share_keys = not self.encoding_draws
+        return self.in_flight.peek(prngs, round_number, group, digest, share_keys=share_keys)
 
     def take_seed(self, size: int) -> bytes:
         """A fresh secret seed of ``size`` bytes (the self-mask). Never saved."""
@@ -441,21 +423,11 @@ class Participant:
     def give_back_draws(self, pending: PendingMask) -> None:
         """The update was refused: the randomness drawn early for its seed shares goes back
         to the random source (the seed does not: without the early draw it was drawn too)."""
-        shares, pending.shares = pending.shares, None
-        if shares is not None:
-            shares.discard()
-            self.random.push_back(shares.drawn)
+        self.in_flight.give_back(pending)
 
     def take_precomputed(self) -> PendingMask | None:
         """The mask :meth:`_precompute` started for the open round, once (None if none)."""
-        pending, self._precomputed = self._precomputed, None
-        return pending
-
-    def _drop_precomputed(self) -> None:
-        pending, self._precomputed = self._precomputed, None
-        if pending is not None:
-            self.give_back_draws(pending)
-            pending.discard()
+        return self.in_flight.take_current()
 
     def _check_round_start(self, msg: RoundStart) -> None:
         params = self.params
@@ -504,8 +476,7 @@ class Participant:
         return []
 
     def _on_session_end(self, msg: SessionEnd) -> list[Message]:
-        self._drop_ahead()
-        self._peeked = None
+        self.in_flight.clear()
         self.random.clear()
         self._forget_round()
         for prng in self._prngs.values():
@@ -603,8 +574,7 @@ class Participant:
         return self._roster
 
     def _forget_round(self) -> None:
-        if self._peeked is not None and self._peeked[0] <= self.round:
-            self._peeked = None  # (keys read for a later round stay: a mask started ahead)
+        self.in_flight.forget_peeked(through=self.round)
         self.round_keys.clear()
         self.share_keys.clear()
         self.aead_keys.clear()
@@ -666,11 +636,13 @@ class Participant:
         rounding_rng: np.random.Generator | None = None,
         inspector: Inspector | None = None,
         policy: ParticipantPolicy | None = None,
+        masks: MaskBuilder | None = None,
         premask: bool = False,
     ) -> Participant:
         """Rebuild a participant from :meth:`to_bytes` (MalformedMessage if the bytes are
-        not a valid state of this participant). ``premask`` as in the constructor; off by
-        default: a participant rebuilt for each message would throw the work away."""
+        not a valid state of this participant). ``masks`` and ``premask`` as in the
+        constructor; ``premask`` off by default: a participant rebuilt for each message
+        would throw the work away."""
         state = ParticipantState.from_bytes(data)
         participant = cls(
             state.participant_id,
@@ -681,6 +653,7 @@ class Participant:
             rounding_rng=rounding_rng,
             inspector=inspector,
             policy=policy,
+            masks=masks,
             premask=premask,
         )
         participant._load(state)
@@ -720,12 +693,3 @@ class Participant:
 @functools.cache
 def _builds_masks(scheme: type) -> bool:
     return issubclass(scheme, MaskPrecomputer)
-
-
-def _peek_keys(prng: ForwardSecurePRNG, round_number: int) -> tuple[bytes, bytes]:
-    """The pair's (mask key, share key) of ``round_number``, read from the PRNG or from a
-    copy of it jumped to the round: the PRNG does not change."""
-    if prng.round != round_number:
-        prng = ForwardSecurePRNG(prng.export_state(), start_round=prng.round)
-        prng.jump_to(round_number)
-    return prng.round_keys()

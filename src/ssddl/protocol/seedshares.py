@@ -4,28 +4,29 @@ None of this depends on the member's update: only on the seed, the round's pair 
 and fresh randomness (the polynomial's coefficients, the AEAD nonces). So, like the mask
 (:mod:`ssddl.protocol.masks`), it is done before the update exists, off the critical path: a
 member draws the randomness when it draws the seed, in the order the split and the sealing
-would draw it after LocalTrain, and the mask worker process splits and seals while the member
-trains (:func:`start_seed_shares`). The share step is then encode + one in-place add, and the
-sealed shares are picked up with the mask. Where there is no worker process, the same
-function runs when the shares are first asked for (:meth:`PendingShares.result`): the same
-bytes either way.
+would draw it after LocalTrain, and the member's mask builder (a worker process of
+:mod:`ssddl.runtime.masking`) splits and seals while the member trains
+(:func:`start_seed_shares`). The share step is then encode + one in-place add, and the sealed
+shares are picked up with the mask. Where the builder does not seal (the default, in the
+caller), the same function runs when the shares are first asked for
+(:meth:`PendingShares.result`): the same bytes either way.
 
 :class:`SeedShareRequest` holds everything the work needs; :func:`seal_seed_shares` does it
 and returns, with the member's own share and the sealed ones, each pair's AEAD key of the
 round (derived from the pair's share key, as :func:`~ssddl.protocol.schemes._common.seal_for`
 derives it), which opens that pair's shares later in the round too. The request and the
 result are secrets (the seed, the share keys, the AEAD keys): never logged, shown or saved;
-they cross only the pipe to the mask worker process, as the round keys do.
+they cross only the pipe to a mask worker process, as the round keys do.
 
 Both travel to and from the worker process as records of the wire format
 (:mod:`ssddl.protocol.state`, kinds 143 and 144): versioned, every length checked.
 
 Every share is sealed with the digest of the round's model in its associated data
 (:mod:`ssddl.protocol.binding`): a member shown another model cannot open it. A request
-drawn before the round started (the mask built ahead, :func:`~ssddl.protocol.masks.
-start_mask_ahead`) has no digest yet: it waits, unsealed, until the round's start binds it
-(:meth:`PendingShares.bind`) and is then sealed by the member at the share step; sealing
-refuses a request without a digest.
+drawn before the round started (the mask built ahead,
+:meth:`~ssddl.protocol.ports.MaskBuilder.start_ahead`) has no digest yet: it waits, unsealed,
+until the round's start binds it (:meth:`PendingShares.bind`) and is then sealed by the
+member at the share step; sealing refuses a request without a digest.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar, Protocol
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
@@ -45,6 +46,9 @@ from ssddl.hazmat.sharing import SHAMIR_PRIME, field_polynomial_at
 from ssddl.protocol.binding import DIGEST_SIZE
 from ssddl.protocol.state import Record, record_kind
 from ssddl.protocol.wire import ARRAY, BLOBS, BYTES, IDS, STR, U64
+
+if TYPE_CHECKING:
+    from ssddl.protocol.ports import MaskBuilder, SealJob
 
 __all__ = [
     "SEED_SIZE",
@@ -303,12 +307,6 @@ def draw_seed_share_request(
     )
 
 
-class _Job(Protocol):
-    def result(self) -> SealedSeedShares: ...
-
-    def exception(self) -> BaseException | None: ...
-
-
 class PendingShares:
     """A member's seed shares being split and sealed in the background (a secret), with the
     random bytes drawn for them (``drawn``: given back to the member's source when they go
@@ -316,7 +314,7 @@ class PendingShares:
 
     __slots__ = ("_job", "_request", "drawn")
 
-    def __init__(self, request: SeedShareRequest, job: _Job | None, drawn: bytes) -> None:
+    def __init__(self, request: SeedShareRequest, job: SealJob | None, drawn: bytes) -> None:
         self._request: SeedShareRequest | None = request
         self._job = job
         self.drawn = drawn
@@ -369,26 +367,13 @@ class PendingShares:
             job.exception()
 
 
-#: the most jobs the worker process may have waiting for the seed shares to go to it too
-WORKER_BACKLOG = 4
-
-
-def start_seed_shares(request: SeedShareRequest, drawn: bytes) -> PendingShares:
-    """Have the mask worker process split and seal when masks are built in a process that
-    runs and keeps up (at most :data:`WORKER_BACKLOG` jobs waiting), else defer the work to
-    :meth:`PendingShares.result`. A worker that falls behind is building masks of many
-    streams: the complete graph at n = 100 (100 streams, 99 seals a member) ran its round in
-    0.86 s with the shares in the worker and 0.62 s without, sparse pairing at n = 100
-    (35 streams, 34 seals) in 0.30 s with them and 0.36 s without. A request without a
-    model digest (drawn ahead of its round) waits for :meth:`PendingShares.bind`."""
-    job = _worker_job(request) if request.model_digest else None
+def start_seed_shares(
+    request: SeedShareRequest, drawn: bytes, builder: MaskBuilder
+) -> PendingShares:
+    """Have ``builder`` split and seal the shares when it offers to
+    (:meth:`~ssddl.protocol.ports.MaskBuilder.seal_shares`: a worker process that keeps up),
+    else defer the work to :meth:`PendingShares.result`. A request without a model digest
+    (drawn ahead of its round) waits for :meth:`PendingShares.bind` and is sealed by the
+    member."""
+    job = builder.seal_shares(request) if request.model_digest else None
     return PendingShares(request, job, drawn)
-
-
-def _worker_job(request: SeedShareRequest) -> _Job | None:
-    from ssddl.protocol.masks import worker_process
-
-    process = worker_process()
-    if process is not None and process.backlog() <= WORKER_BACKLOG:
-        return process.submit_shares(request)
-    return None

@@ -1,5 +1,6 @@
 """Runtimes that move protocol messages: the Grid-shaped seam, the in-memory exchange that
-counts every byte and injects faults, session assembly, and the in-process simulator.
+counts every byte and injects faults, session assembly, the in-process simulator, and the
+mask engines that build members' masks off the critical path (``ssddl.runtime.masking``).
 
 The seam (``exchange``), the in-memory exchange and session assembly need no torch; the
 simulator (``ssddl.runtime.simulator``) does, and is loaded on first use of its names, so a

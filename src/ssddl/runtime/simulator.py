@@ -32,14 +32,15 @@ from ssddl.learning.train import LocalTrainConfig, evaluate
 from ssddl.learning.vector import model_to_vector, vector_to_model
 from ssddl.protocol.config import ProtocolConfig, SessionParams
 from ssddl.protocol.localtrain import Trainer
-from ssddl.protocol.masks import MaskWorker, using_mask_worker
 from ssddl.protocol.messages import RoundStatus
 from ssddl.protocol.participant import Participant
 from ssddl.protocol.policy import ParticipantPolicy
+from ssddl.protocol.ports import MaskBuilder
 from ssddl.protocol.select import UniformSubset
 from ssddl.protocol.server import RoundOutcome, Server
 from ssddl.runtime.exchange import Driver, Frame, Rejection
 from ssddl.runtime.inmemory import Fault, InMemoryExchange, LiveHost, TrafficRecord, Vanish
+from ssddl.runtime.masking import MaskEngine, MaskWorker, check_worker
 from ssddl.runtime.seeds import rounding_rng, selection_rng
 from ssddl.runtime.session import make_members
 from ssddl.runtime.training import model_trainer
@@ -90,10 +91,7 @@ class SimulationConfig:
             check_int(self.torch_threads, "torch_threads", low=1)
         if not isinstance(self.keep_round_arrays, bool):
             raise ConfigurationError("keep_round_arrays must be True or False")
-        if self.mask_worker not in ("thread", "process"):
-            raise ConfigurationError(
-                f"mask_worker must be 'thread' or 'process', got {self.mask_worker!r}"
-            )
+        check_worker(self.mask_worker, "mask_worker")
 
 
 @dataclass(frozen=True)
@@ -200,6 +198,7 @@ class _Hooks:
     on_state: Callable[[SimulationState], None] | None = None
     resume: SimulationState | None = None
     device: torch.device | None = None
+    masks: MaskBuilder | None = None
 
 
 def _generator_state(rng: np.random.Generator) -> dict[str, Any]:
@@ -246,6 +245,7 @@ def simulate(
     on_state: Callable[[SimulationState], None] | None = None,
     resume: SimulationState | None = None,
     device: str | torch.device | None = None,
+    masks: MaskBuilder | None = None,
 ) -> SimulationResult:
     """Train ``model`` with one participant per dataset under the SSDDL protocol.
 
@@ -259,6 +259,11 @@ def simulate(
     weights and generator states (the secure aggregate is exact whatever the keys, so the
     result is bit-identical to an uninterrupted run). ``device`` is where local training runs
     (the protocol always runs on the CPU); ``None`` means the CPU.
+
+    ``masks`` builds the members' masks (:class:`~ssddl.protocol.ports.MaskBuilder`; the
+    caller keeps and closes it); by default the simulation opens a
+    :class:`~ssddl.runtime.masking.MaskEngine` with ``config.mask_worker`` and closes it
+    when the run ends.
     """
     config = config if config is not None else SimulationConfig()
     if not datasets:
@@ -275,8 +280,11 @@ def simulate(
     if config.torch_threads is not None:
         torch.set_num_threads(config.torch_threads)
     try:
-        hooks = _Hooks(on_setup, on_state, resume, torch.device(device) if device else None)
-        with using_mask_worker(config.mask_worker):
+        where = torch.device(device) if device else None
+        with contextlib.ExitStack() as stack:
+            if masks is None:
+                masks = stack.enter_context(MaskEngine(config.mask_worker))
+            hooks = _Hooks(on_setup, on_state, resume, where, masks)
             return _simulate(model, datasets, config, test, on_round, hooks)
     finally:
         torch.set_num_threads(previous_threads)
@@ -330,6 +338,7 @@ def _simulate(
             rounding_rng=rounding_rngs[p],
             inspector=make_inspector(p),
             policy=ParticipantPolicy.for_config(protocol, len(ids)),
+            masks=hooks.masks,
         )
         for p in ids
     }

@@ -44,20 +44,17 @@ from ssddl.exceptions import (
     ShareError,
     UnknownSender,
 )
-from ssddl.hazmat.keys import derive_key
-from ssddl.hazmat.prg import accumulate_keystream, derive_nonce
+from ssddl.hazmat.prg import accumulate_keystream
 from ssddl.hazmat.sharing import SHAMIR_PRIME, shamir_reconstruct_each
 from ssddl.protocol.config import Recovery, SessionParams
 from ssddl.protocol.consistency import answer_request, check_partition, check_signed
 from ssddl.protocol.masks import (
-    PendingMask,
     RoundKeys,
     Stream,
     combined_mask,
     pair_streams,
     remove_pair_mask,
-    start_mask,
-    start_mask_ahead,
+    self_stream,
 )
 from ssddl.protocol.messages import (
     MaskedUpload,
@@ -70,6 +67,7 @@ from ssddl.protocol.messages import (
     Upload,
 )
 from ssddl.protocol.pairing import FAILURE_BITS, SECURITY_BITS, round_graph
+from ssddl.protocol.ports import PendingMask
 from ssddl.protocol.schemes._common import (
     Guarantee,
     check_signature,
@@ -114,8 +112,6 @@ K = MessageKind
 P = ParticipantStage
 S = ServerStage
 
-SELF_MASK_PURPOSE = b"ssddl/self-mask/v1"
-
 
 def seed_from_field(words: np.ndarray) -> bytes:
     sizes = [7, 7, 7, 7, 4]
@@ -150,12 +146,6 @@ def binds_pair_masks(params: SessionParams) -> bool:
 def pair_binding(params: SessionParams, digest: bytes) -> bytes:
     """What a pair's mask key is bound to: ``digest``, or nothing (:func:`binds_pair_masks`)."""
     return digest if binds_pair_masks(params) else b""
-
-
-def self_stream(seed: bytes, *, session_id: bytes, round_number: int, owner: int) -> Stream:
-    """The member's self-mask PRG(s_i) of the round as a (key, nonce, +1) stream."""
-    key = derive_key(seed, SELF_MASK_PURPOSE, session_id)
-    return key, derive_nonce(session_id, round_number, owner, owner, "self-mask"), 1
 
 
 def apply_self_mask(
@@ -339,23 +329,27 @@ class PrgScheme(Scheme):
 
     def precompute(self, participant: Participant, keys: RoundKeys) -> PendingMask:
         """Start building the member's combined mask (pair masks and, with double masking,
-        the self-mask from a fresh seed) from the round keys alone, in the background; with
-        the share keys, also the seed's shares, split and sealed for the member's pairs."""
+        the self-mask from a fresh seed) from the round keys alone, on the member's mask
+        builder; with the share keys, also the seed's shares, split and sealed for the
+        member's pairs."""
         streams, (seed, shares) = self._mask_streams(participant, keys)
         params = participant.params
         size = participant.model_size + 1
         dtype = participant.codec.dtype
-        return start_mask(size, dtype, streams, params.cipher, seed=seed, shares=shares)
+        return participant.masks.start(
+            size, dtype, streams, params.cipher, seed=seed, shares=shares
+        )
 
     def precompute_ahead(self, participant: Participant, keys: RoundKeys) -> PendingMask | None:
-        """:meth:`precompute` before the round starts, within the memory budget of masks
-        built ahead (None, and no seed drawn, when it is spent). Not when the pair masks are
+        """:meth:`precompute` before the round starts, if the member's mask builder builds
+        ahead (None, and no seed drawn, when it does not: its budget is spent, or it builds
+        in the caller). Not when the pair masks are
         bound to the round's model, which is not known yet (None: built at the round's
         start); the seed shares drawn here are bound when the round starts."""
         if binds_pair_masks(participant.params):
             return None
         size = participant.model_size + 1
-        return start_mask_ahead(
+        return participant.masks.start_ahead(
             size,
             participant.codec.dtype,
             participant.params.cipher,
@@ -391,7 +385,7 @@ class PrgScheme(Scheme):
         # draws nothing), and the worker splits and seals them while the member trains
         with participant.random.recording() as record:
             request = _share_request(participant, keys, share_keys, seed)
-        return streams, (seed, start_seed_shares(request, record.drawn))
+        return streams, (seed, start_seed_shares(request, record.drawn, participant.masks))
 
     def contribute(self, participant: Participant, delta: np.ndarray, count: int) -> list[Message]:
         params = participant.params
@@ -560,9 +554,7 @@ def _needed(params: SessionParams) -> int:
 
 
 def _sign_survivors(participant: Participant, msg: Any) -> list[Message]:
-    return answer_request(
-        participant, msg, at_least=participant.min_contributors, what="survivors"
-    )
+    return answer_request(participant, msg, at_least=participant.min_contributors, what="survivors")
 
 
 def _unmask(participant: Participant, msg: UnmaskRequest) -> list[Message]:

@@ -8,8 +8,9 @@ interval (5 ms). Measured on the 2-core machine: a mask of 35 streams of 85,003 
 2.1 ms alone and 479 ms on a thread next to a busy Python thread. A child process has its own
 interpreter and builds the mask at full speed on another CPU.
 
-The child is ``python -m ssddl.protocol.maskproc``, started on first use and stopped at exit
-(or by :func:`shutdown`). It talks to its parent over its stdin and stdout pipes, in the
+The child is ``python -m ssddl.runtime.masking.child`` (:mod:`.child`), started by the
+engine that owns it (:class:`~ssddl.runtime.masking.engine.MaskEngine`) on first use and
+stopped when that engine closes. It talks to its parent over its stdin and stdout pipes, in the
 binary framing below (fixed fields, no serialised Python objects); it prints nothing.
 Requests, parent to child, each led by a kind byte::
 
@@ -54,21 +55,19 @@ request is written at once as far as the (non-blocking) pipe takes it and the re
 whoever waits for a job (:meth:`MaskJob.result`) sends what is kept and reads replies,
 earlier ones first, multiplexing both pipes so that neither side can block the other. If the
 child dies (or cannot start), the masks it had are built in this process instead, bit for bit
-the same, and the next job starts a new child (at most :data:`MAX_RESTARTS` times in a
-process; then, or where there are no POSIX pipes, masks go to the thread): a lost worker costs
-time, never a round.
+the same, and the engine's next job starts a new child (at most
+:data:`~ssddl.runtime.masking.engine.MAX_RESTARTS` times an engine; then, or where there are
+no POSIX pipes, masks go to the engine's thread): a lost worker costs time, never a round.
 """
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import logging
 import mmap
 import os
 import select
 import socket
-import struct
 import subprocess
 import sys
 import threading
@@ -81,38 +80,35 @@ from typing import BinaryIO
 import numpy as np
 
 from ssddl.exceptions import MalformedMessage, ShareError
-from ssddl.hazmat.prg import KEY_SIZE, NONCE_SIZE, StreamCipher, combine_keystreams
+from ssddl.hazmat.prg import StreamCipher, combine_keystreams
 from ssddl.protocol.seedshares import SealedSeedShares, SeedShareRequest, seal_seed_shares
+from ssddl.runtime.masking.framing import (
+    CIPHERS,
+    KIND,
+    MAP,
+    MASK,
+    MAX_SHARES_BYTES,
+    OK,
+    REPLY,
+    REQUEST,
+    SEGMENT,
+    SHARES,
+    SHARES_REPLY,
+    SHARES_REQUEST,
+    STREAM,
+    UNMAP,
+    UNMAP_SEGMENT,
+    WORD_TYPES,
+    Streams,
+    read_exact,
+    read_into,
+    read_reason,
+)
 
-__all__ = [
-    "MaskJob",
-    "MaskProcess",
-    "ShareJob",
-    "mask_process",
-    "serve",
-    "shutdown",
-    "worker_cpu_seconds",
-]
+__all__ = ["MaskJob", "MaskProcess", "ShareJob", "shared_segments_available"]
 
 _log = logging.getLogger(__name__)
 
-KIND = struct.Struct("<B")
-MASK, MAP, UNMAP, SHARES = 0, 1, 2, 3
-REQUEST = struct.Struct("<QIBBHI")  #: after the kind byte MASK
-SHARES_REQUEST = struct.Struct("<QI")  #: after the kind byte SHARES: job id, body bytes
-SHARES_REPLY = struct.Struct("<I")  #: after an ok reply to SHARES: the body's bytes
-#: the largest seed share request or reply (a group of 2^15 members needs under 3 MiB)
-MAX_SHARES_BYTES = 1 << 22
-SEGMENT = struct.Struct("<IQ")  #: after the kind byte MAP
-UNMAP_SEGMENT = struct.Struct("<I")  #: after the kind byte UNMAP
-STREAM = struct.Struct(f"<{KEY_SIZE}s{NONCE_SIZE}sB")
-REPLY = struct.Struct("<QB")
-REASON = struct.Struct("<H")
-CIPHERS = tuple(StreamCipher)
-WORD_TYPES: dict[int, np.dtype[np.unsignedinteger]] = {4: np.dtype("<u4"), 8: np.dtype("<u8")}
-OK, REFUSED = 0, 1
-#: the largest mask the child builds (words); the parent sends far smaller ones
-MAX_WORDS = 1 << 28
 #: the child's output pipe is grown to this (Linux), so a small mask is written whole
 PIPE_BYTES = 1 << 20
 #: the most bytes and segments the pool of shared masks holds (see above)
@@ -127,9 +123,6 @@ def shared_segments_available() -> bool:
     return (
         hasattr(os, "memfd_create") and hasattr(socket, "send_fds") and hasattr(sys, "getrefcount")
     )
-
-
-Streams = Sequence[tuple[bytes, bytes, int]]
 
 
 class _WorkerJob(ABC):
@@ -248,10 +241,10 @@ class MaskProcess:
     """The parent's end of one child process."""
 
     def __init__(self) -> None:
-        package_root = str(Path(__file__).resolve().parents[2])
+        package_root = str(Path(__file__).resolve().parents[3])
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
-        args = [sys.executable, "-m", "ssddl.protocol.maskproc"]
+        args = [sys.executable, "-m", "ssddl.runtime.masking.child"]
         ours: socket.socket | None = None
         theirs: socket.socket | None = None
         if shared_segments_available():
@@ -299,6 +292,12 @@ class MaskProcess:
 
     def __repr__(self) -> str:
         return f"MaskProcess(pid={self.pid}, jobs={len(self._jobs)})"
+
+    @property
+    def running(self) -> bool:
+        """Whether the child is believed to run, without a system call (one that died
+        unnoticed is found at its next reply, and its jobs are built by their callers)."""
+        return self._dead is None and self._proc.returncode is None
 
     @property
     def alive(self) -> bool:
@@ -479,7 +478,7 @@ class MaskProcess:
             return len(self._jobs)
 
     def _read_one(self) -> None:
-        head = _read_exact(self._stdout, REPLY.size)
+        head = read_exact(self._stdout, REPLY.size)
         if head is None:
             raise EOFError
         job_id, status = REPLY.unpack(head)
@@ -492,11 +491,11 @@ class MaskProcess:
             return
         assert isinstance(job, MaskJob)
         if status == OK:
-            if not job.segment and _read_into(self._stdout, job.out) is None:
+            if not job.segment and read_into(self._stdout, job.out) is None:
                 job.out.fill(0)
                 raise EOFError
         elif job.segment:  # a segment the child could not map: build it here, pipe from now on
-            _read_reason(self._stdout)
+            read_reason(self._stdout)
             if self._fd_socket is not None:
                 _log.warning("the mask worker could not use a shared segment; pipe from now on")
                 self._fd_socket.close()
@@ -504,21 +503,21 @@ class MaskProcess:
             job._owner = None
             return
         else:
-            text = _read_reason(self._stdout)
+            text = read_reason(self._stdout)
             job._error = ShareError(f"the mask worker process refused a mask: {text}")
         job._finish()
 
     def _read_shares(self, job: ShareJob, status: int) -> None:
         """The reply to seed shares: the sealed shares, or a refusal (then done here)."""
         if status != OK:
-            _read_reason(self._stdout)
+            read_reason(self._stdout)
             job._owner = None
             return
-        head = _read_exact(self._stdout, SHARES_REPLY.size)
+        head = read_exact(self._stdout, SHARES_REPLY.size)
         size = SHARES_REPLY.unpack(head)[0] if head is not None else None
         if size is None or size > MAX_SHARES_BYTES:
             raise EOFError
-        body = _read_exact(self._stdout, size)
+        body = read_exact(self._stdout, size)
         if body is None:
             raise EOFError
         job._result = SealedSeedShares.parse(body, job.receivers)  # MalformedMessage: lost
@@ -562,252 +561,3 @@ class MaskProcess:
         with contextlib.suppress(OSError):
             self._stdout.close()
         self._lose_all()
-
-
-def _read_reason(stream: BinaryIO) -> str:
-    size = _read_exact(stream, REASON.size)
-    reason = _read_exact(stream, REASON.unpack(size)[0]) if size else None
-    return reason.decode("ascii", "replace") if reason is not None else "no reason"
-
-
-def _read_exact(stream: BinaryIO, size: int) -> bytes | None:
-    data = bytearray(size)
-    return bytes(data) if _fill(stream, memoryview(data)) else None
-
-
-def _read_into(stream: BinaryIO, out: np.ndarray) -> np.ndarray | None:
-    return out if _fill(stream, memoryview(out.data).cast("B")) else None
-
-
-def _fill(stream: BinaryIO, view: memoryview) -> bool:
-    """Fill ``view`` from ``stream``; False at end of file before it is full."""
-    while view:
-        got = stream.readinto(view)  # type: ignore[attr-defined]
-        if not got:
-            return False
-        view = view[got:]
-    return True
-
-
-_process: MaskProcess | None = None
-_process_pid = 0
-_process_lock = threading.Lock()
-_restarts = 0
-#: after this many children died in this process, no new one is started (the caller builds
-#: masks on a thread instead): a child that cannot live would otherwise cost a start per mask
-MAX_RESTARTS = 3
-
-
-def mask_process() -> MaskProcess:
-    """This process's mask worker process, started (or restarted) when needed; ShareError
-    when none can start or too many have died."""
-    global _process, _process_pid, _restarts
-    process = _process
-    if (
-        process is not None
-        and _process_pid == os.getpid()
-        and process._dead is None
-        and process._proc.returncode is None
-    ):  # two jobs a member and round ask: no lock and no system call (a child that died
-        return process  # unnoticed is found at its next reply, and its jobs built here)
-    if os.name != "posix":
-        raise ShareError("the mask worker process needs POSIX pipes; masks use a thread")
-    with _process_lock:
-        if _process is None or _process_pid != os.getpid() or not _process.alive:
-            if _process is not None and _process_pid == os.getpid():
-                _process.close(timeout=1.0)
-                _restarts += 1
-                if _restarts > MAX_RESTARTS:
-                    _process = None
-                    raise ShareError(
-                        f"{_restarts} mask worker processes exited in this process; no more "
-                        "are started"
-                    )
-            elif _process_pid != os.getpid():
-                _restarts = 0  # a forked child starts its own count
-            _process, _process_pid = MaskProcess(), os.getpid()
-        return _process
-
-
-def worker_cpu_seconds() -> float:
-    """CPU seconds the running mask worker process has used (Linux; 0.0 elsewhere or when
-    none runs), for benchmarks that count a protocol's whole CPU cost."""
-    process = _process
-    if process is None or _process_pid != os.getpid():
-        return 0.0
-    try:
-        fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
-
-
-def shutdown() -> None:
-    """Stop this process's mask worker process, if one runs (also done at exit)."""
-    global _process
-    with _process_lock:
-        process, _process = _process, None
-    if process is not None and _process_pid == os.getpid():
-        process.close()
-
-
-atexit.register(shutdown)
-
-
-# -- the child ----------------------------------------------------------------------------
-
-
-def serve(stdin: BinaryIO, stdout: BinaryIO, fd_socket: socket.socket | None = None) -> int:
-    """The child's loop: build each requested mask and write it back (or into its shared
-    segment), until end of input. A request it cannot build is refused with a reason; a
-    truncated one ends the loop. ``fd_socket`` brings the descriptors of shared segments."""
-    segments: dict[int, mmap.mmap] = {}
-    try:
-        return _serve(stdin, stdout, fd_socket, segments)
-    finally:
-        for mapping in segments.values():
-            _close_mapping(mapping)
-
-
-def _close_mapping(mapping: mmap.mmap) -> None:
-    with contextlib.suppress(BufferError):  # an array still on it: unmapped with the array
-        mapping.close()
-
-
-def _serve(
-    stdin: BinaryIO,
-    stdout: BinaryIO,
-    fd_socket: socket.socket | None,
-    segments: dict[int, mmap.mmap],
-) -> int:
-    while (kind := _read_exact(stdin, KIND.size)) is not None:
-        if kind[0] in (MAP, UNMAP):
-            if not _segment_request(kind[0], stdin, fd_socket, segments):
-                return 1
-        elif kind[0] == SHARES:
-            head = _read_exact(stdin, SHARES_REQUEST.size)
-            if head is None:
-                return 1
-            job_id, size = SHARES_REQUEST.unpack(head)
-            if not _seal_shares(job_id, size, stdin, stdout):
-                return 1
-        elif kind[0] != MASK:
-            return 1  # not a request of this framing: nothing after it can be trusted
-        elif (head := _read_exact(stdin, REQUEST.size)) is None:
-            return 0
-        elif not _build(REQUEST.unpack(head), stdin, stdout, segments):
-            return 1
-    return 0
-
-
-def _segment_request(
-    kind: int, stdin: BinaryIO, fd_socket: socket.socket | None, segments: dict[int, mmap.mmap]
-) -> bool:
-    """Map or unmap a shared segment; False when the request is cut."""
-    if kind == MAP:
-        head = _read_exact(stdin, SEGMENT.size)
-        if head is None:
-            return False
-        _map_segment(fd_socket, segments, *SEGMENT.unpack(head))
-        return True
-    head = _read_exact(stdin, UNMAP_SEGMENT.size)
-    if head is None:
-        return False
-    mapping = segments.pop(UNMAP_SEGMENT.unpack(head)[0], None)
-    if mapping is not None:
-        _close_mapping(mapping)
-    return True
-
-
-def _build(
-    request: tuple[int, ...], stdin: BinaryIO, stdout: BinaryIO, segments: dict[int, mmap.mmap]
-) -> bool:
-    """Build one requested mask and reply (or refuse it); False when its streams are cut."""
-    job_id, words, itemsize, cipher, count, where = request
-    body = _read_exact(stdin, count * STREAM.size)
-    if body is None:
-        return False
-    if itemsize not in WORD_TYPES or cipher >= len(CIPHERS) or words > MAX_WORDS:
-        _refuse(stdout, job_id, f"bad word size {itemsize}, cipher {cipher} or size {words}")
-        return True
-    mapping = segments.get(where) if where else None
-    if where and (mapping is None or len(mapping) != words * itemsize):
-        _refuse(stdout, job_id, f"segment {where} is not mapped at {words} words")
-        return True
-    streams = [(key, nonce, -1 if sub else 1) for key, nonce, sub in STREAM.iter_unpack(body)]
-    dtype = WORD_TYPES[itemsize]
-    try:
-        out = np.frombuffer(mapping, dtype) if mapping is not None else np.empty(words, dtype)
-        combine_keystreams(out, streams, cipher=CIPHERS[cipher], workers=1)
-    except Exception as exc:  # a refused request never ends the worker
-        _refuse(stdout, job_id, type(exc).__name__)
-        return True
-    stdout.write(REPLY.pack(job_id, OK))
-    if mapping is None:
-        view = memoryview(out.data).cast("B")
-        while view:
-            view = view[stdout.write(view) or 0 :]
-        out.fill(0)
-    stdout.flush()
-    return True  # ``out`` goes here: a segment is unmapped only without arrays on it
-
-
-def _seal_shares(job_id: int, size: int, stdin: BinaryIO, stdout: BinaryIO) -> bool:
-    """Split and seal one member's seed shares and reply (or refuse the request); False
-    when the request is cut or too large to be one."""
-    if size > MAX_SHARES_BYTES:
-        return False
-    body = _read_exact(stdin, size)
-    if body is None:
-        return False
-    try:
-        reply = seal_seed_shares(SeedShareRequest.from_bytes(body)).to_bytes()
-    except Exception as exc:  # a refused request never ends the worker
-        _refuse(stdout, job_id, type(exc).__name__)
-        return True
-    stdout.write(REPLY.pack(job_id, OK) + SHARES_REPLY.pack(len(reply)) + reply)
-    stdout.flush()
-    return True
-
-
-def _map_segment(
-    fd_socket: socket.socket | None, segments: dict[int, mmap.mmap], where: int, nbytes: int
-) -> None:
-    """Map the segment whose descriptor waits on ``fd_socket`` (a mask into a segment that
-    could not be mapped is refused, and the parent builds it)."""
-    if fd_socket is None:
-        return
-    try:
-        _, fds, _, _ = socket.recv_fds(fd_socket, 1, 1)
-    except OSError:
-        return
-    for fd in fds:
-        try:
-            if where and nbytes and fd == fds[0]:
-                old = segments.pop(where, None)
-                if old is not None:
-                    _close_mapping(old)
-                segments[where] = mmap.mmap(fd, nbytes)
-        except (OSError, ValueError, OverflowError):
-            pass
-        finally:
-            os.close(fd)
-
-
-def _refuse(stdout: BinaryIO, job_id: int, reason: str) -> None:
-    text = reason.encode("ascii", "replace")[:200]
-    stdout.write(REPLY.pack(job_id, REFUSED) + REASON.pack(len(text)) + text)
-    stdout.flush()
-
-
-def _main(argv: Sequence[str]) -> int:
-    fd_socket = None
-    if len(argv) == 2 and argv[0] == "--fd-socket" and argv[1].isdigit():
-        with contextlib.suppress(OSError):
-            fd_socket = socket.socket(fileno=int(argv[1]))
-    with os.fdopen(0, "rb", buffering=0) as requests, os.fdopen(1, "wb", buffering=0) as replies:
-        return serve(requests, replies, fd_socket)
-
-
-if __name__ == "__main__":
-    raise SystemExit(_main(sys.argv[1:]))

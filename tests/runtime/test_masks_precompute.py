@@ -1,4 +1,6 @@
-"""The combined mask built off the critical path equals the streams applied one by one."""
+"""The combined mask built off the critical path equals the streams applied one by one, on
+every :class:`~ssddl.protocol.ports.MaskBuilder` (in the caller, and the engines of
+``ssddl.runtime.masking``), and a mask built ahead of its round changes no byte sent."""
 
 from __future__ import annotations
 
@@ -16,11 +18,23 @@ from ssddl.hazmat.prg import (
     keystream_into,
     keystream_words,
 )
-from ssddl.protocol.masks import combined_mask, pair_streams, start_mask, start_mask_ahead
+from ssddl.protocol.masks import combined_mask, pair_streams
 from ssddl.protocol.participant import Participant
+from ssddl.protocol.ports import InlineMaskBuilder
+from ssddl.runtime.masking import MaskEngine
 
 KEY = hashlib.sha256(b"k").digest()
 NONCE = derive_nonce(b"s", 0, 1, 2, "mask")
+
+
+@pytest.fixture(params=["inline", "thread", "process"])
+def builder(request):
+    """Each mask builder: in the caller, or an engine (closed after the test)."""
+    if request.param == "inline":
+        yield InlineMaskBuilder()
+        return
+    with MaskEngine(request.param) as engine:
+        yield engine
 
 
 @pytest.mark.parametrize("cipher", list(StreamCipher))
@@ -71,12 +85,13 @@ def test_combine_keystreams_is_the_same_for_any_number_of_workers(workers, signs
         combine_keystreams(out, [(KEY, NONCE, 2)])
 
 
-def test_pending_mask_is_used_once_and_shows_no_secret():
+def test_pending_mask_is_used_once_and_shows_no_secret(builder):
     keys = {2: KEY, 5: hashlib.sha256(b"other").digest()}
     streams = pair_streams(keys, owner=3, session_id=b"s", round_number=4)
     assert [sign for _, _, sign in streams] == [-1, 1]
-    pending = start_mask(100, np.dtype(np.uint32), streams, StreamCipher.AES_CTR, seed=b"x" * 32)
+    pending = builder.start(100, np.dtype(np.uint32), streams, StreamCipher.AES_CTR, seed=b"x" * 32)
     assert "x" not in repr(pending) and KEY.hex() not in repr(pending)
+    assert KEY.hex()[:8] not in repr(builder)
     vector = np.arange(100, dtype=np.uint32)
     expected = vector.copy()
     for key, nonce, sign in streams:
@@ -86,11 +101,11 @@ def test_pending_mask_is_used_once_and_shows_no_secret():
     with pytest.raises(ShareError, match="already used"):
         pending.add_to(vector)
     with pytest.raises(ShareError, match="another round"):
-        start_mask(10, np.dtype(np.uint32), streams, StreamCipher.AES_CTR).add_to(vector)
+        builder.start(10, np.dtype(np.uint32), streams, StreamCipher.AES_CTR).add_to(vector)
 
 
-def test_discarded_mask_forgets_its_seed():
-    pending = start_mask(10, np.dtype(np.uint32), [], StreamCipher.AES_CTR, seed=b"y" * 32)
+def test_discarded_mask_forgets_its_seed(builder):
+    pending = builder.start(10, np.dtype(np.uint32), [], StreamCipher.AES_CTR, seed=b"y" * 32)
     pending.discard()
     assert pending.seed is None
     with pytest.raises(ShareError):
@@ -133,11 +148,21 @@ def _applied(vector: np.ndarray, streams) -> np.ndarray:
     return out
 
 
-def test_masks_built_ahead_stay_within_their_memory_budget(monkeypatch):
-    from ssddl.protocol import masks
+def test_the_inline_builder_never_builds_ahead_and_draws_nothing():
+    def streams():
+        raise AssertionError("a builder that does not build ahead must not draw")
 
-    budget = masks._Budget(4000)
-    monkeypatch.setattr(masks, "_ahead", budget)
+    assert (
+        InlineMaskBuilder().start_ahead(10, np.dtype(np.uint32), StreamCipher.AES_CTR, streams)
+        is None
+    )
+
+
+@pytest.mark.parametrize("worker", ["thread", "process"])
+def test_masks_built_ahead_stay_within_their_memory_budget(worker):
+    engine = MaskEngine(worker, ahead_budget=4000)
+    budget = engine.ahead
+    start_mask_ahead = engine.start_ahead
     words, aes = np.dtype(np.uint32), StreamCipher.AES_CTR
     drawn = []
 
@@ -157,6 +182,7 @@ def test_masks_built_ahead_stay_within_their_memory_budget(monkeypatch):
     again.add_to(vector)
     assert budget.used == 0
     assert np.array_equal(vector, keystream_words(KEY, NONCE, 1000, 32))
+    engine.close()
 
 
 def _frames(
@@ -171,15 +197,22 @@ def _frames(
     refuse: tuple[int, int] | None = None,
 ):
     """The frames of a session of 5 members. ``early``: seed-share randomness drawn with
-    the seed (else at the share step); ``worker``: where masks and seed shares are built;
-    ``refuse``: (member, round) whose update is not finite, so refused."""
-    from ssddl.protocol.masks import using_mask_worker
+    the seed (else at the share step); ``worker``: where masks and seed shares are built
+    (``inline``: in the caller; else a :class:`MaskEngine`); ``refuse``: (member, round)
+    whose update is not finite, so refused."""
+    if worker == "inline":
+        return _session_frames(config, premask, first_round, rounds, faults, early, refuse, None)
+    with MaskEngine(worker) as engine:  # type: ignore[arg-type]
+        return _session_frames(config, premask, first_round, rounds, faults, early, refuse, engine)
+
+
+def _session_frames(config, premask, first_round, rounds, faults, early, refuse, masks):
     from ssddl.runtime import InMemoryExchange
     from tests.protocol.helpers import make_session
 
     sent: list[bytes] = []
     transport = InMemoryExchange(interceptor=lambda f: sent.append(f.data) or f, faults=faults)
-    session = make_session(config, n=5, size=70_001, transport=transport)
+    session = make_session(config, n=5, size=70_001, transport=transport, masks=masks)
     for participant in session.participants.values():
         participant._premask = premask
         if not early:  # as if encoding drew from the member's source: nothing drawn early
@@ -187,8 +220,7 @@ def _frames(
     if refuse is not None:
         member = session.participants[refuse[0]]
         member._trainer = _refusing(member._trainer, refuse[1])
-    with using_mask_worker(worker):
-        return _run_frames(session, sent, rounds, first_round)
+    return _run_frames(session, sent, rounds, first_round)
 
 
 def _refusing(trainer, bad_round):
@@ -212,13 +244,15 @@ def _run_frames(session, sent, rounds, first_round):
     session.server.round = first_round - 1
     ahead = []
     for _ in range(rounds):
-        ahead.append({p: q._ahead and q._ahead[0] for p, q in session.participants.items()})
+        ahead.append(
+            {p: q.in_flight.ahead and q.in_flight.ahead[0] for p, q in session.participants.items()}
+        )
         outcome = session.driver.round()
         xs = session.plaintexts[outcome.round]
         assert np.array_equal(outcome.aggregate, ring_sum([xs[p] for p in outcome.contributors]))
         assert len(outcome.contributors) >= 3
     session.driver.finish()
-    assert all(q._ahead is None for q in session.participants.values())
+    assert all(q.in_flight.ahead is None for q in session.participants.values())
     return sent, ahead
 
 
@@ -236,6 +270,10 @@ def test_pair_masks_built_ahead_give_the_same_bytes_on_the_wire(recovery, worker
     in_round, none = _frames(config, premask=False, worker=worker)
     assert none == [{p: None for p in range(1, 6)}] * 3
     assert built_ahead == in_round
+    # the default builder, in the caller, never builds ahead and sends the same bytes
+    inline, none = _frames(config, premask=True, worker="inline")
+    assert none == [{p: None for p in range(1, 6)}] * 3
+    assert inline == in_round
     # seed shares split and sealed at the share step, their randomness drawn there
     at_share_step, _ = _frames(config, premask=False, early=False)
     assert at_share_step == in_round
@@ -339,19 +377,23 @@ def test_the_next_rounds_mask_starts_once_the_upload_is_out():
     def look(frame):
         if frame_kind(frame.data) == "unmask_request":
             member = holder["session"].participants[frame.recipient]
-            ahead = member._ahead
+            ahead = member.in_flight.ahead
             shares = ahead is not None and ahead[1].shares is not None
             seen.append((member.round, ahead and ahead[0], shares))
         return frame
 
-    session = make_session(
-        ProtocolConfig(rounds=3), n=4, transport=InMemoryExchange(interceptor=look)
-    )
-    holder["session"] = session
-    session.driver.init()
-    for _ in range(3):
-        session.driver.round()
-    session.driver.finish()
+    with MaskEngine("thread") as engine:
+        session = make_session(
+            ProtocolConfig(rounds=3),
+            n=4,
+            transport=InMemoryExchange(interceptor=look),
+            masks=engine,
+        )
+        holder["session"] = session
+        session.driver.init()
+        for _ in range(3):
+            session.driver.round()
+        session.driver.finish()
     # rounds 0 and 1: the next round's mask and shares started; the last round: none after
     assert seen == [(0, 1, True)] * 4 + [(1, 2, True)] * 4 + [(2, None, False)] * 4
 
@@ -367,7 +409,8 @@ def test_a_next_round_mask_that_cannot_start_early_costs_no_upload(caplog):
     from ssddl.protocol.messages import RoundStatus
     from tests.protocol.helpers import make_session
 
-    session = make_session(ProtocolConfig(rounds=2), n=4)
+    engine = MaskEngine("thread")
+    session = make_session(ProtocolConfig(rounds=2), n=4, masks=engine)
     member = session.participants[2]
     source = member.random.source
     armed = {"draws": 0}
@@ -392,7 +435,10 @@ def test_a_next_round_mask_that_cannot_start_early_costs_no_upload(caplog):
         first = session.driver.round()
     assert 2 in first.contributors and first.status is RoundStatus.APPLIED
     assert "participant 2 could not start round 1's mask early (ConfigurationError)" in caplog.text
-    assert member._ahead is not None and member._ahead[0] == 1  # started at the round's end
+    assert (
+        member.in_flight.ahead is not None and member.in_flight.ahead[0] == 1
+    )  # started at the round's end
     second = session.driver.round()
     assert 2 in second.contributors and second.status is RoundStatus.APPLIED
     session.driver.finish()
+    engine.close()

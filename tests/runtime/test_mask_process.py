@@ -1,6 +1,7 @@
-"""The mask worker process: the same words as this process, any order of waiting, a killed
-or stopped child, its request decoder under bad and random input, and a simulation that is
-bit-identical with either worker."""
+"""The mask worker process (``ssddl.runtime.masking``): the same words as this process, any
+order of waiting, a killed or stopped child, its request decoder under bad and random input,
+an engine that restarts or gives up on its child, and a simulation that is bit-identical with
+either worker."""
 
 from __future__ import annotations
 
@@ -15,11 +16,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ssddl.exceptions import ConfigurationError
+from ssddl.exceptions import ConfigurationError, ShareError
 from ssddl.hazmat.prg import StreamCipher, combine_keystreams, derive_nonce
 from ssddl.learning import LocalTrainConfig, build_model, load_digits, model_to_vector, partition
-from ssddl.protocol import ProtocolConfig, maskproc, masks
-from ssddl.protocol.maskproc import (
+from ssddl.protocol import ProtocolConfig
+from ssddl.runtime import SimulationConfig, simulate
+from ssddl.runtime.masking import MaskEngine, check_worker, engine, process
+from ssddl.runtime.masking.child import serve
+from ssddl.runtime.masking.framing import (
     CIPHERS,
     KIND,
     MAP,
@@ -33,11 +37,8 @@ from ssddl.protocol.maskproc import (
     STREAM,
     UNMAP,
     UNMAP_SEGMENT,
-    MaskProcess,
-    serve,
-    worker_cpu_seconds,
 )
-from ssddl.runtime import SimulationConfig, simulate
+from ssddl.runtime.masking.process import MaskProcess
 
 
 def _streams(count: int, label: bytes = b"") -> list[tuple[bytes, bytes, int]]:
@@ -114,17 +115,17 @@ def test_a_killed_worker_costs_time_never_a_mask(worker):
     assert np.array_equal(late.result(), expected)  # a dead worker hands every job back
 
 
-def test_the_module_worker_restarts_after_its_child_dies():
-    first = maskproc.mask_process()
-    try:
+def test_the_engine_restarts_its_worker_after_its_child_dies():
+    with MaskEngine("process") as masks:
+        first = masks.worker_process()
+        assert first is not None
         os.kill(first.pid, signal.SIGKILL)
         first._proc.wait()
-        second = maskproc.mask_process()
-        assert second is not first and second.alive and second.pid != first.pid
-        assert worker_cpu_seconds() >= 0.0
-    finally:
-        maskproc.shutdown()
-    assert _gone(first.pid) and _gone(second.pid)
+        second = masks.worker_process()
+        assert second is not None and second is not first
+        assert second.alive and second.pid != first.pid
+        assert masks.worker_cpu_seconds() >= 0.0
+    assert _gone(first.pid) and _gone(second.pid)  # closing the engine stopped it
 
 
 def test_close_stops_the_child_and_later_jobs_are_built_here(worker):
@@ -147,7 +148,7 @@ def test_a_job_repr_holds_no_key_material(worker):
 # -- shared segments ----------------------------------------------------------------------
 
 shared = pytest.mark.skipif(
-    not maskproc.shared_segments_available(), reason="no memfd or descriptor passing here"
+    not process.shared_segments_available(), reason="no memfd or descriptor passing here"
 )
 
 
@@ -183,22 +184,22 @@ def test_a_segment_is_reused_only_once_no_array_refers_to_it(worker):
 
 @shared
 def test_a_full_pool_sends_masks_through_the_pipe(worker, monkeypatch):
-    monkeypatch.setattr(maskproc, "SHARED_MAX_SEGMENTS", 2)
+    monkeypatch.setattr(process, "SHARED_MAX_SEGMENTS", 2)
     streams = _streams(2)
     held = [worker.submit_shared(700, np.dtype(np.uint32), streams, CIPHERS[0]) for _ in range(2)]
     assert worker.submit_shared(700, np.dtype(np.uint32), streams, CIPHERS[0]) is None
-    monkeypatch.setattr(maskproc, "_process", worker)
-    monkeypatch.setattr(maskproc, "_process_pid", os.getpid())
-    with masks.using_mask_worker("process"):
-        pending = masks.start_mask(700, np.dtype(np.uint32), streams, CIPHERS[0])
+    masks = MaskEngine("process")
+    masks._process = worker  # the engine's worker is this one, with its pool full
+    pending = masks.start(700, np.dtype(np.uint32), streams, CIPHERS[0])
+    assert isinstance(pending._future, process.MaskJob)  # on the process, not the thread
     assert np.array_equal(pending.take(), _expected(700, np.uint32, streams))  # by the pipe
     assert all(np.array_equal(job.result(), _expected(700, np.uint32, streams)) for job in held)
-    monkeypatch.setattr(maskproc, "_process", None)
+    masks.close()
 
 
 @shared
 def test_a_free_segment_of_another_size_makes_room(worker, monkeypatch):
-    monkeypatch.setattr(maskproc, "SHARED_MAX_SEGMENTS", 1)
+    monkeypatch.setattr(process, "SHARED_MAX_SEGMENTS", 1)
     streams = _streams(2)
     small = worker.submit_shared(100, np.dtype(np.uint64), streams, CIPHERS[0])
     assert np.array_equal(small.result(), _expected(100, np.uint64, streams))
@@ -224,17 +225,17 @@ def test_a_killed_worker_leaves_shared_masks_to_their_callers(worker):
 
 
 def test_without_shared_segments_every_mask_comes_through_the_pipe(monkeypatch):
-    monkeypatch.setattr(maskproc, "shared_segments_available", lambda: False)
-    process = MaskProcess()
+    monkeypatch.setattr(process, "shared_segments_available", lambda: False)
+    child = MaskProcess()
     try:
-        assert not process.shares_memory
+        assert not child.shares_memory
         streams = _streams(2)
-        assert process.submit_shared(64, np.dtype(np.uint32), streams, CIPHERS[0]) is None
-        job = process.submit(np.empty(64, dtype=np.uint32), streams, CIPHERS[0])
+        assert child.submit_shared(64, np.dtype(np.uint32), streams, CIPHERS[0]) is None
+        job = child.submit(np.empty(64, dtype=np.uint32), streams, CIPHERS[0])
         assert np.array_equal(job.result(), _expected(64, np.uint32, streams))
     finally:
-        process.close()
-    assert _gone(process.pid)
+        child.close()
+    assert _gone(child.pid)
 
 
 @shared
@@ -335,16 +336,30 @@ def test_serve_never_raises_on_random_input(data):
 
 def test_the_worker_choice_is_checked_and_the_environment_has_no_say(monkeypatch):
     with pytest.raises(ConfigurationError, match="'thread' or 'process'"):
-        masks.set_mask_worker("fork")  # type: ignore[arg-type]
+        check_worker("fork")
+    with pytest.raises(ConfigurationError, match="'thread' or 'process'"):
+        MaskEngine("fork")  # type: ignore[arg-type]
     monkeypatch.setenv("SSDDL_MASK_WORKER", "thread")  # the switch of old: no env-var flags
-    with masks.using_mask_worker("process"):
-        assert masks.mask_worker() == "process"
-    assert masks.mask_worker() == "thread"
+    with MaskEngine("process") as masks:
+        assert masks.worker == "process"
+    assert MaskEngine().worker == "process"  # the default, whatever the environment says
     with pytest.raises(ConfigurationError, match="mask_worker must be 'thread' or 'process'"):
         SimulationConfig(mask_worker="fork")  # type: ignore[arg-type]
 
 
-def test_a_simulation_is_bit_identical_with_either_worker():
+def test_two_engines_share_nothing_and_a_closed_one_builds_nothing():
+    streams = _streams(2)
+    with MaskEngine("thread") as one, MaskEngine("thread") as two:
+        assert np.array_equal(
+            one.start(50, np.dtype(np.uint32), streams, CIPHERS[0]).take(),
+            two.start(50, np.dtype(np.uint32), streams, CIPHERS[0]).take(),
+        )
+        assert one._thread is not two._thread and one.ahead is not two.ahead
+    with pytest.raises(ShareError, match="closed"):
+        one.start(50, np.dtype(np.uint32), streams, CIPHERS[0])
+
+
+def test_a_simulation_is_bit_identical_with_either_worker(monkeypatch):
     split = load_digits(seed=0)
     parts = partition(split.train.y, 4, "iid", rng=np.random.default_rng(0))
     datasets = [split.train.subset(p) for p in parts]
@@ -354,57 +369,66 @@ def test_a_simulation_is_bit_identical_with_either_worker():
         validate=True,
         insecure_crypto_seed=b"\x22" * 32,
     )
-    maskproc.shutdown()
+    engines: list[MaskEngine] = []
+
+    class Recorded(MaskEngine):  # the simulation's engine, and the children it started
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            self.children: list[MaskProcess] = []
+            engines.append(self)
+
+        def _start_process(self) -> MaskProcess:
+            child = super()._start_process()
+            if child not in self.children:
+                self.children.append(child)
+            return child
+
+    monkeypatch.setattr("ssddl.runtime.simulator.MaskEngine", Recorded)
     weights = {}
-    try:
-        for kind in ("thread", "process"):
-            chosen = dataclasses.replace(config, mask_worker=kind)
-            with pytest.warns(UserWarning, match="insecure_crypto_seed"):
-                result = simulate(build_model("mlp", (64,), 10, seed=0), datasets, chosen)
-            assert [h.validated for h in result.history] == [True, True]
-            assert (maskproc._process is not None) == (kind == "process")  # it was used
-            if kind == "process" and maskproc.shared_segments_available():
-                assert maskproc._process._pool  # on shared segments
-            weights[kind] = model_to_vector(result.model)
-    finally:
-        maskproc.shutdown()
+    for kind in ("thread", "process"):
+        chosen = dataclasses.replace(config, mask_worker=kind)
+        with pytest.warns(UserWarning, match="insecure_crypto_seed"):
+            result = simulate(build_model("mlp", (64,), 10, seed=0), datasets, chosen)
+        assert [h.validated for h in result.history] == [True, True]
+        masks = engines[-1]
+        assert masks.worker == kind and masks._closed  # the simulation's own, closed at its end
+        children = masks.children
+        assert (len(children) == 1) == (kind == "process")  # it was used
+        if kind == "process":
+            assert _gone(children[0].pid)  # stopped with the engine
+            if process.shared_segments_available():
+                assert children[0]._next_segment > 1  # on shared segments
+        weights[kind] = model_to_vector(result.model)
     assert np.array_equal(weights["thread"], weights["process"])
 
 
 def test_a_worker_that_cannot_start_leaves_masks_to_the_thread(monkeypatch, caplog):
     def refuse() -> MaskProcess:
-        raise masks.ShareError("cannot start the mask worker process: no such file")
+        raise ShareError("cannot start the mask worker process: no such file")
 
-    monkeypatch.setattr(maskproc, "mask_process", refuse)
-    monkeypatch.setattr(masks, "_no_process", False)
+    monkeypatch.setattr(engine, "MaskProcess", refuse)
     streams = _streams(3)
-    with masks.using_mask_worker("process"):
-        first = masks.start_mask(999, np.dtype(np.uint32), streams, CIPHERS[0])
-        second = masks.start_mask(999, np.dtype(np.uint32), streams, CIPHERS[0])
-    expected = _expected(999, np.uint32, streams)
-    assert np.array_equal(first.take(), expected) and np.array_equal(second.take(), expected)
-    assert masks._no_process and caplog.text.count("built on a thread from now on") == 1
+    with MaskEngine("process") as masks:
+        first = masks.start(999, np.dtype(np.uint32), streams, CIPHERS[0])
+        second = masks.start(999, np.dtype(np.uint32), streams, CIPHERS[0])
+        expected = _expected(999, np.uint32, streams)
+        assert np.array_equal(first.take(), expected) and np.array_equal(second.take(), expected)
+        assert masks._no_process and caplog.text.count("built on a thread from now on") == 1
 
 
-def test_children_that_keep_dying_are_not_restarted_forever(monkeypatch, caplog):
-    monkeypatch.setattr(maskproc, "_restarts", 0)
-    monkeypatch.setattr(masks, "_no_process", False)
-    maskproc.shutdown()
+def test_children_that_keep_dying_are_not_restarted_forever(caplog):
     streams = _streams(2)
     expected = _expected(500, np.uint32, streams)
     pids = []
-    try:
-        with masks.using_mask_worker("process"):
-            for _ in range(maskproc.MAX_RESTARTS + 2):
-                pending = masks.start_mask(500, np.dtype(np.uint32), streams, CIPHERS[0])
-                assert np.array_equal(pending.take(), expected)  # every mask is right
-                process = maskproc._process
-                if process is not None and process.alive:
-                    pids.append(process.pid)
-                    os.kill(process.pid, signal.SIGKILL)
-                    process._proc.wait()
-    finally:
-        maskproc.shutdown()
-    assert len(pids) == maskproc.MAX_RESTARTS + 1  # the first child and three restarts
+    with MaskEngine("process") as masks:
+        for _ in range(engine.MAX_RESTARTS + 2):
+            pending = masks.start(500, np.dtype(np.uint32), streams, CIPHERS[0])
+            assert np.array_equal(pending.take(), expected)  # every mask is right
+            child = masks._process
+            if child is not None and child.alive:
+                pids.append(child.pid)
+                os.kill(child.pid, signal.SIGKILL)
+                child._proc.wait()
+    assert len(pids) == engine.MAX_RESTARTS + 1  # the first child and three restarts
     assert masks._no_process and "no more are started" in caplog.text
     assert all(_gone(pid) for pid in pids)
