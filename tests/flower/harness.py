@@ -301,3 +301,24 @@ class Deployment:
 
     def all_pids(self) -> set[int]:
         return descendants(p.pid for p in self.procs.started)
+
+
+def watch_until_exit(
+    proc: subprocess.Popen[bytes], marker: str, limit: float = 900.0
+) -> tuple[int, set[str], set[int]]:
+    """Wait (up to ``limit`` s) for a driver process to exit, noting every address that a
+    process with ``marker`` in its environment listened on; then wait (up to 120 s more) for
+    those processes to be gone (Ray's shutdown may trail the driver's exit). Returns the exit
+    code, the addresses and the pids still there at the end. The caller kills what is left."""
+    addresses: set[str] = set()
+
+    def done() -> bool:
+        pids = pids_with_marker(marker)
+        addresses.update(a for a, owners in listening_sockets() if owners & pids)
+        return proc.poll() is not None
+
+    wait_until(done, limit, "the driver process to exit", interval=0.5)
+    rc = proc.wait()
+    with contextlib.suppress(TimeoutError):
+        wait_until(lambda: not pids_with_marker(marker), 120, "its processes to exit", 0.5)
+    return rc, addresses, pids_with_marker(marker)

@@ -15,7 +15,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from tests.flower.harness import flower_env, listening_sockets, pids_with_marker
+from tests.flower.harness import flower_env, pids_with_marker, watch_until_exit
 
 pytestmark = pytest.mark.flower
 
@@ -46,30 +45,18 @@ def sim() -> Iterator[SimOutcome]:
     (root / "home").mkdir()
     env = flower_env(root / "home", {"SSDDL_TEST_MARKER": str(root), "RAY_TMPDIR": str(root)})
     result, log = root / "result.jsonl", root / "sim.log"
-    addresses: set[str] = set()
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             [sys.executable, str(RUNNER), str(result), "3", "4"],
             env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
     try:
-        deadline = time.monotonic() + 180
-        while proc.poll() is None and time.monotonic() < deadline:
-            pids = pids_with_marker(str(root))
-            addresses |= {a for a, owners in listening_sockets() if owners & pids}
-            time.sleep(0.5)
-        rc = proc.wait(timeout=5)
-        left: set[int] = set()
-        for _ in range(20):  # Ray's shutdown may trail the driver's exit a little
-            left = pids_with_marker(str(root))
-            if not left:
-                break
-            time.sleep(0.5)
+        rc, addresses, left = watch_until_exit(proc, str(root))
     finally:
         for pid in {proc.pid, *pids_with_marker(str(root))}:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-        proc.wait(timeout=10)
+        proc.wait(timeout=120)
     events = [json.loads(x) for x in result.read_text().splitlines()] if result.exists() else []
     outcome = SimOutcome(rc, events, addresses, left, log.read_text(errors="replace"))
     shutil.rmtree(root, ignore_errors=True)

@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,7 @@ import numpy as np
 import pytest
 
 from ssddl.runtime.keyfiles import write_identities
-from tests.flower.harness import flower_env, listening_sockets, pids_with_marker
+from tests.flower.harness import flower_env, pids_with_marker, watch_until_exit
 from tests.flower.test_flower_workflow import run_config, simulated
 
 pytestmark = pytest.mark.flower
@@ -60,30 +59,18 @@ def sim() -> Iterator[SimOutcome]:
     env = flower_env(root / "home", {"SSDDL_TEST_MARKER": str(root), "RAY_TMPDIR": str(root)})
     env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[2]), *sys.path])
     log = root / "sim.log"
-    addresses: set[str] = set()
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             [sys.executable, str(RUNNER), str(NODES), json.dumps(run)],
             env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
     try:
-        deadline = time.monotonic() + 240
-        while proc.poll() is None and time.monotonic() < deadline:
-            pids = pids_with_marker(str(root))
-            addresses |= {a for a, owners in listening_sockets() if owners & pids}
-            time.sleep(0.5)
-        rc = proc.wait(timeout=5)
-        left: set[int] = set()
-        for _ in range(20):
-            left = pids_with_marker(str(root))
-            if not left:
-                break
-            time.sleep(0.5)
+        rc, addresses, left = watch_until_exit(proc, str(root))
     finally:
         for pid in {proc.pid, *pids_with_marker(str(root))}:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-        proc.wait(timeout=10)
+        proc.wait(timeout=120)
     record = root / "record"
     weights = [np.load(p) for p in sorted(record.glob("round-*.npy"))]
     result = (
