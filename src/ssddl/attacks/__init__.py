@@ -8,7 +8,8 @@ claims, run on the real transcript, not on a model of it.
 * :mod:`ssddl.attacks.aggregate` — the same attacks on the aggregate the server decodes by
   design: secure aggregation hides each member's upload, not what the sum says.
 * :mod:`ssddl.attacks.coalition` — the server plus c colluders against one honest member.
-* :mod:`ssddl.attacks.phong` — Phong et al.'s shared key: one colluder decrypts everyone.
+* :mod:`ssddl.attacks.baseline_views` — what the baselines show the server: DSSGD's sparse
+  uploads, and Phong et al.'s shared key (one colluder decrypts everyone).
 * :mod:`ssddl.attacks.server` — a server that lies, played against the real participants.
 * :mod:`ssddl.attacks.audit` — all of it as one report (``ssddl audit``).
 

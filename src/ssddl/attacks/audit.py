@@ -254,41 +254,67 @@ class AuditReport:
 
     def failed_claims(self) -> list[str]:
         """Every privacy claim the measurements contradict (empty: all held)."""
+        return [
+            *self._upload_claims(),
+            *self._coalition_claims(),
+            *self._server_claims(),
+            *self._aggregate_claims(),
+        ]
+
+    def _upload_claims(self) -> list[str]:
+        """Each member's upload: exact recovery on plain, nothing on an SSDDL mode."""
         failed: list[str] = []
-        recovery = self.input_recovery()
-        if recovery.get("plain", 1.0) >= 1e-4:
+        if self.input_recovery().get("plain", 1.0) >= 1e-4:
             failed.append("first-layer recovery is not exact on the plain view")
-        for mode in SSDDL_MODES:
-            if self.p_sim.get(mode, 1.0) < ALPHA:
-                failed.append(f"first-layer recovery beats a random view on {mode}")
+        failed += [
+            f"first-layer recovery beats a random view on {mode}"
+            for mode in SSDDL_MODES
+            if self.p_sim.get(mode, 1.0) < ALPHA
+        ]
         for row in self.recovery:
-            secure = row.scheme in SSDDL_MODES
-            if secure and row.success:
+            if row.scheme in SSDDL_MODES and row.success:
                 failed.append(
                     f"{row.attack} reconstructed member {row.participant} in {row.scheme}"
                 )
             if row.attack in ("DLG", "iDLG") and row.scheme == "plain" and not row.success:
                 failed.append(f"{row.attack} failed on the plain view of member {row.participant}")
+        return failed
+
+    def _coalition_claims(self) -> list[str]:
+        """Nothing learned within the stated bound; the largest coalition recovers."""
+        failed: list[str] = []
         for c in self.coalition:
             last = max(r.c for r in self.coalition if r.mode == c.mode)
             if c.c <= c.bound and (c.recovered or not c.indistinguishable):
                 failed.append(f"{c.mode}: a coalition of c={c.c} learned about the target")
             if c.c == last and not c.recovered:
                 failed.append(f"{c.mode}: c={c.c} did not recover the target (bound not tight)")
-        for attack in self.server_attacks:
-            if not attack["holds"]:
-                what = "recovered a change" if attack["recovered"] else "failed beyond the bound"
-                failed.append(
-                    f"{attack['attack']} on {attack['config']} with {attack['colluders']} "
-                    f"colluders {what} (stated bound {attack['bound']})"
-                )
+        return failed
+
+    def _server_claims(self) -> list[str]:
+        """Every stated bound held on both sides; Phong's shared key decrypted everyone."""
+        failed = [
+            f"{a['attack']} on {a['config']} with {a['colluders']} colluders "
+            f"{'recovered a change' if a['recovered'] else 'failed beyond the bound'} "
+            f"(stated bound {a['bound']})"
+            for a in self.server_attacks
+            if not a["holds"]
+        ]
         if self.phong and not self.phong["all_decrypted"]:
             failed.append("Phong's shared key did not decrypt every other participant")
+        return failed
+
+    def _aggregate_claims(self) -> list[str]:
+        """The decoded aggregate is the exact sum; the control gives nothing; the leak is
+        there (some attack reads an input from two samples' sum)."""
+        failed: list[str] = []
         if not self.aggregate_exact:
             failed.append("a decoded aggregate is not the ring sum of the members' updates")
-        for agg in self.aggregate:
-            if agg.view != REAL_AGGREGATE and agg.recovered:
-                failed.append(f"{agg.attack} recovered an input from {agg.view} (the control)")
+        failed += [
+            f"{agg.attack} recovered an input from {agg.view} (the control)"
+            for agg in self.aggregate
+            if agg.view != REAL_AGGREGATE and agg.recovered
+        ]
         smallest = [r for r in self.aggregate if r.view == REAL_AGGREGATE and r.inputs == 2]
         if smallest and not any(r.recovered for r in smallest):
             failed.append("no attack recovered an input from a prg aggregate of two samples")

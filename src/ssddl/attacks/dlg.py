@@ -124,6 +124,30 @@ def _split(vector: np.ndarray, model: nn.Module) -> list[torch.Tensor]:
     return out
 
 
+def _check_arguments(lr: float, iterations: int, batch: int) -> None:
+    if not (isinstance(lr, float | int) and lr > 0):
+        raise ConfigurationError(f"lr must be a positive number, got {lr!r}")
+    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
+        raise ConfigurationError(f"iterations must be an int >= 1, got {iterations!r}")
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        raise ConfigurationError(f"batch must be an int >= 1, got {batch!r}")
+
+
+def _labels(
+    values: np.ndarray,
+    net: nn.Module,
+    *,
+    lr: float,
+    batch: int,
+    input_shape: tuple[int, ...],
+    seed: int,
+) -> tuple[int, ...]:
+    """iDLG's labels: read off the output layer (one sample), or counted from it (a batch)."""
+    if batch == 1:
+        return (idlg_label(values, net),)
+    return label_counts(values, net, lr=lr, batch=batch, input_shape=input_shape, seed=seed)
+
+
 def gradient_inversion(
     model: nn.Module,
     update: np.ndarray,
@@ -139,12 +163,7 @@ def gradient_inversion(
     """Recover the inputs of ``update`` — one SGD step of size ``lr`` on ``model``'s current
     weights, on the mean loss of ``batch`` samples — by DLG, or iDLG with ``label_trick``
     (labels by :func:`idlg_label` for one sample, :func:`label_counts` for a batch)."""
-    if not (isinstance(lr, float | int) and lr > 0):
-        raise ConfigurationError(f"lr must be a positive number, got {lr!r}")
-    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
-        raise ConfigurationError(f"iterations must be an int >= 1, got {iterations!r}")
-    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
-        raise ConfigurationError(f"batch must be an int >= 1, got {batch!r}")
+    _check_arguments(lr, iterations, batch)
     net = copy.deepcopy(model).double()
     for p in net.parameters():
         p.requires_grad_(True)
@@ -155,12 +174,9 @@ def gradient_inversion(
     dummy = torch.rand((batch, *input_shape), generator=gen, dtype=torch.float64)
     dummy.requires_grad_(True)
     variables = [dummy]
-    if not label_trick:
-        labels: tuple[int, ...] = ()
-    elif batch == 1:
-        labels = (idlg_label(values, net),)
-    else:
-        labels = label_counts(values, net, lr=lr, batch=batch, input_shape=input_shape, seed=seed)
+    labels: tuple[int, ...] = ()
+    if label_trick:
+        labels = _labels(values, net, lr=lr, batch=batch, input_shape=input_shape, seed=seed)
     hard = torch.tensor(labels, dtype=torch.int64)
     soft = torch.randn((batch, num_classes), generator=gen, dtype=torch.float64)
     soft.requires_grad_(True)

@@ -10,5 +10,7 @@
 * :mod:`ssddl.baselines.he` — the additively homomorphic back ends behind it: Paillier
   (``phe`` + ``gmpy2``) and BFV (TenSEAL), from the ``he`` extra.
 
-Nothing here imports the SSDDL protocol; the runners plug these into the same scheme slot.
+The building blocks above import nothing of the SSDDL protocol. :mod:`ssddl.baselines.schemes`
+plugs FedAvg, FedSGD and DSSGD into the protocol's scheme slot (so it imports the protocol's
+messages and registry), and :mod:`ssddl.baselines.runners` runs the others beside it.
 """

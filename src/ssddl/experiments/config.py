@@ -94,10 +94,7 @@ class ExperimentConfig:
         return DSSGDConfig(self.theta_u, self.theta_d, self.gamma, self.laplace_scale)
 
     def __post_init__(self) -> None:
-        if self.runner is not None and self.runner not in RUNNER_MODES:
-            raise ConfigurationError(
-                f"runner={self.runner!r} is not one of {', '.join(RUNNER_MODES)}"
-            )
+        self._check_names()
         if self.protocol.mode == "dssgd" or self.runner == "dssgd-rr":
             dssgd = self.dssgd_config()  # checks the DSSGD options
             if self.runner is None:
@@ -105,22 +102,46 @@ class ExperimentConfig:
 
                 mode = dssgd_mode(dssgd)
                 object.__setattr__(self, "protocol", dataclasses.replace(self.protocol, mode=mode))
-        if self.dataset not in DATASETS:
+        self._check_counts()
+        self._check_run_options()
+        if self.dataset in ("mnist", "fashion-mnist") and self.data_dir is None:
             raise ConfigurationError(
-                f"dataset={self.dataset!r} is not one of {', '.join(DATASETS)}"
+                f"dataset={self.dataset!r} reads IDX files: give data_dir, the directory "
+                f"that holds (or, with download, will hold) them"
             )
-        if self.partition not in PARTITIONS:
+        # fail before any data is loaded (max_samples, if unset, is fixed from the data later)
+        self.protocol.resolve(self.participants, max_samples=1)
+
+    def _check_names(self) -> None:
+        """Every option that names one of a fixed list."""
+        if self.runner is not None and self.runner not in RUNNER_MODES:
             raise ConfigurationError(
-                f"partition={self.partition!r} is not one of {', '.join(PARTITIONS)}"
+                f"runner={self.runner!r} is not one of {', '.join(RUNNER_MODES)}"
             )
-        if self.model not in MODELS:
-            raise ConfigurationError(f"model={self.model!r} is not one of {', '.join(MODELS)}")
-        for name in ("participants", "shards_per_participant"):
+        for name, choices in (
+            ("dataset", DATASETS),
+            ("partition", PARTITIONS),
+            ("model", MODELS),
+            ("dropout_at", DROPOUT_PHASES),
+            ("device", DEVICE_CHOICES),
+        ):
+            value = getattr(self, name)
+            if value not in choices:
+                raise ConfigurationError(f"{name}={value!r} is not one of {', '.join(choices)}")
+        if self.compare not in (None, "plain"):
+            raise ConfigurationError(f"compare={self.compare!r} must be 'plain' or unset")
+
+    def _check_counts(self) -> None:
+        """Counts and the seed: integers (never booleans) in range."""
+        for name in ("participants", "shards_per_participant", "threads"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigurationError(f"{name}={value!r} must be an integer >= 1")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ConfigurationError(f"seed={self.seed!r} must be an integer >= 0")
+
+    def _check_run_options(self) -> None:
+        """Switches, the data directory, the dropout rate and the Dirichlet alpha."""
         for name in ("validate", "download"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigurationError(f"{name}={getattr(self, name)!r} must be true or false")
@@ -132,31 +153,12 @@ class ExperimentConfig:
             or not 0 <= self.dropout < 1
         ):
             raise ConfigurationError(f"dropout={self.dropout!r} must be a number in [0, 1)")
-        if self.dropout_at not in DROPOUT_PHASES:
-            raise ConfigurationError(
-                f"dropout_at={self.dropout_at!r} is not one of {', '.join(DROPOUT_PHASES)}"
-            )
-        if self.compare not in (None, "plain"):
-            raise ConfigurationError(f"compare={self.compare!r} must be 'plain' or unset")
-        if isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1:
-            raise ConfigurationError(f"threads={self.threads!r} must be an integer >= 1")
-        if self.device not in DEVICE_CHOICES:
-            raise ConfigurationError(
-                f"device={self.device!r} is not one of {', '.join(DEVICE_CHOICES)}"
-            )
         if (
             not isinstance(self.alpha, (int, float))
             or not math.isfinite(self.alpha)
             or self.alpha <= 0
         ):
             raise ConfigurationError(f"alpha={self.alpha!r} must be a number > 0")
-        if self.dataset in ("mnist", "fashion-mnist") and self.data_dir is None:
-            raise ConfigurationError(
-                f"dataset={self.dataset!r} reads IDX files: give data_dir, the directory "
-                f"that holds (or, with download, will hold) them"
-            )
-        # fail before any data is loaded (max_samples, if unset, is fixed from the data later)
-        self.protocol.resolve(self.participants, max_samples=1)
 
     # -- dict / TOML -----------------------------------------------------------------------
 
