@@ -178,6 +178,10 @@ def on_circles(graph: dict[Path, set[Path]], top: Path = SRC) -> list[str]:
     return sorted(str(p.relative_to(top)) for p in graph if p in reach(p))
 
 
+def test_the_protocol_sits_on_no_import_circle():
+    assert on_circles(import_graph(SRC / "protocol")) == []
+
+
 def test_the_circle_check_counts_type_checking_and_function_imports(tmp_path):
     fake = tmp_path / "ssddl" / "protocol"
     (fake / "schemes").mkdir(parents=True)
@@ -214,3 +218,37 @@ def test_scheme_code_sees_roles_never_the_participant_or_the_server():
         if n.startswith(("ssddl.protocol.participant", "ssddl.protocol.server"))
     ]
     assert found == []
+
+
+def test_the_scheme_registry_is_not_reached_from_below():
+    """Only the hosts and the front door import the schemes package (which registers the
+    built-in schemes); everything else looks a mode up in ssddl.protocol.registry."""
+    graph = import_graph(SRC / "protocol")
+    schemes = SRC / "protocol" / "schemes"
+    found = [
+        str(path.relative_to(SRC))
+        for path, targets in graph.items()
+        if schemes / "__init__.py" in targets
+        and path.parent != schemes
+        and str(path.relative_to(SRC)) not in HOSTS | {FRONT}
+    ]
+    assert found == []
+    assert imports_of(SRC / "protocol" / "registry.py") <= {
+        "__future__",
+        "typing",
+        "ssddl.exceptions",
+    }
+
+
+def test_looking_a_mode_up_from_below_finds_the_built_in_schemes():
+    """Importing any protocol module imports ssddl.protocol first, which registers them."""
+    probe = (
+        "from ssddl.protocol.registry import scheme_names\n"
+        "from ssddl.protocol.config import ProtocolConfig\n"
+        "ProtocolConfig(mode='shamir', weighted=False).resolve(4)\n"
+        "print(scheme_names())"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert out.stdout.strip() == "('prg', 'explicit', 'shamir', 'plain')", out.stderr
