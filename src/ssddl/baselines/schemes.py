@@ -33,6 +33,7 @@ import numpy as np
 from ssddl.exceptions import ConfigurationError, MalformedMessage, NonFiniteError
 from ssddl.protocol.config import SessionParams
 from ssddl.protocol.messages import Message, MessageKind, PlainUpload, SparseUpload
+from ssddl.protocol.roles import Envelope, MemberRole, ServerRole
 from ssddl.protocol.schemes import get_scheme, register_scheme, scheme_names
 from ssddl.protocol.schemes._common import Guarantee
 from ssddl.protocol.schemes.base import Scheme, ServerCheck, ServerCloser
@@ -47,8 +48,6 @@ if TYPE_CHECKING:
     from ssddl.baselines.dssgd import DSSGDConfig
     from ssddl.learning.data import ArrayDataset
     from ssddl.learning.train import LocalTrainConfig
-    from ssddl.protocol.participant import Participant
-    from ssddl.protocol.server import Envelope, Server
 
 __all__ = [
     "BASELINE_SCHEMES",
@@ -193,7 +192,7 @@ class DSSGDScheme(Scheme):
     ) -> dict[tuple[ServerStage, Event], frozenset[ServerStage]]:
         return one_upload_server_table(K.SPARSE_UPLOAD)
 
-    def contribute(self, participant: Participant, delta: np.ndarray, count: int) -> list[Message]:
+    def contribute(self, participant: MemberRole, delta: np.ndarray, count: int) -> list[Message]:
         from ssddl.baselines.dssgd import select_upload
 
         clip = participant.params.clip
@@ -221,7 +220,7 @@ class DSSGDScheme(Scheme):
     def server_closers(self) -> Mapping[ServerStage, ServerCloser]:
         return {S.COLLECTING_UPLOADS: _close_sparse}
 
-    def _check(self, server: Server, msg: SparseUpload) -> None:
+    def _check(self, server: ServerRole, msg: SparseUpload) -> None:
         from ssddl.baselines.dssgd import selection_count
 
         expected = selection_count(self.config.theta_u, server.model_size)
@@ -239,7 +238,7 @@ class DSSGDScheme(Scheme):
             raise MalformedMessage(f"upload from participant {msg.sender}: bad num_samples")
 
 
-def _close_sparse(server: Server) -> list[Envelope]:
+def _close_sparse(server: ServerRole) -> list[Envelope]:
     uploads = server.received(SparseUpload)
     if len(uploads) < server.config.min_group_size:
         return server.abort(

@@ -21,9 +21,10 @@ from ssddl.protocol.config import Aggregation, Mode, ProtocolConfig, Rounding, S
 from ssddl.protocol.localtrain import LocalUpdate, Trainer
 from ssddl.protocol.messages import Message, MessageKind, RoundStatus, decode_message
 from ssddl.protocol.participant import Participant
+from ssddl.protocol.roles import Envelope
 from ssddl.protocol.schemes import Scheme, get_scheme, register_scheme, scheme_names
 from ssddl.protocol.select import AllParticipants, RoundRobin, SelectionPolicy, UniformSubset
-from ssddl.protocol.server import Envelope, RoundOutcome, Server
+from ssddl.protocol.server import RoundOutcome, Server
 from ssddl.protocol.stages import Control, ParticipantStage, ServerStage
 from ssddl.protocol.update import Mean, Sum, UpdateRule, WeightedMean, update_rule_for
 

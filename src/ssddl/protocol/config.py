@@ -33,6 +33,7 @@ from ssddl.protocol.pairing import (
     DEFAULT_SPARSE_FROM,
     sparse_parameters,
 )
+from ssddl.protocol.registry import get_scheme
 from ssddl.validators import check_bool, check_enum, check_float, check_int
 
 __all__ = [
@@ -114,12 +115,6 @@ def check_known_options(data: dict[str, Any], cls: type, section: str) -> None:
         )
 
 
-def _scheme(mode: Any) -> Any:
-    from ssddl.protocol.schemes import get_scheme  # the registry imports this module
-
-    return get_scheme(mode)
-
-
 @dataclass(frozen=True)
 class ProtocolConfig:
     """Everything the server fixes in Init, as the user wrote it.
@@ -170,7 +165,7 @@ class ProtocolConfig:
     pair_keys: PairKeys = dataclasses.field(default=PairKeys.EAGER, metadata=_OPTIONAL)
 
     def __post_init__(self) -> None:
-        scheme = _scheme(self.mode)
+        scheme = get_scheme(self.mode)
         object.__setattr__(self, "mode", scheme.name)
         object.__setattr__(self, "rounding", check_enum(Rounding, self.rounding, "rounding"))
         object.__setattr__(
@@ -224,7 +219,7 @@ class ProtocolConfig:
     @property
     def secure(self) -> bool:
         """Whether the mode hides a participant's change (``plain`` does not)."""
-        return bool(_scheme(self.mode).secure)
+        return bool(get_scheme(self.mode).secure)
 
     def resolve(self, num_participants: int, *, max_samples: int | None = None) -> SessionParams:
         """The parameters that run for ``num_participants`` registered participants: automatic
@@ -234,7 +229,7 @@ class ProtocolConfig:
         if self.max_samples is None and max_samples is not None:
             check_int(max_samples, "max_samples", low=1)
             return dataclasses.replace(self, max_samples=max_samples).resolve(num_participants)
-        scheme = _scheme(self.mode)
+        scheme = get_scheme(self.mode)
         n = num_participants if self.group_size is None else self.group_size
         if n > num_participants:
             raise ConfigurationError(
@@ -331,7 +326,7 @@ def _sparse_pairing(config: ProtocolConfig, recovery: Recovery, n: int) -> tuple
     ``sparse_from`` members. When every registered member is in every group the graph is
     fixed at Init; when groups are smaller, each round draws a graph over its own group
     (:func:`~ssddl.protocol.pairing.round_graph`)."""
-    scheme = _scheme(config.mode)
+    scheme = get_scheme(config.mode)
     threshold = scheme.resolve_threshold(
         config.threshold,
         n,
@@ -502,12 +497,12 @@ class SessionParams:
 
     @property
     def secure(self) -> bool:
-        return bool(_scheme(self.mode).secure)
+        return bool(get_scheme(self.mode).secure)
 
     @property
     def capacity_modulus(self) -> int:
         """The modulus the signed sum must stay inside: Q, or also the scheme's field."""
-        return int(_scheme(self.mode).capacity_modulus(self.ring_bits))
+        return int(get_scheme(self.mode).capacity_modulus(self.ring_bits))
 
     @property
     def min_contributors(self) -> int:

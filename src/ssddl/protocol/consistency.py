@@ -13,14 +13,11 @@ refused.)
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
 
 from ssddl.exceptions import InvalidSignature, MalformedMessage, UnknownSender
 from ssddl.hazmat.keys import verify_signature
 from ssddl.protocol.messages import ConsistencyRequest, ConsistencySignature, Message
-
-if TYPE_CHECKING:
-    from ssddl.protocol.participant import Participant
+from ssddl.protocol.roles import MemberRole
 
 __all__ = ["answer_request", "check_partition", "check_signed", "statement", "verify_sets"]
 
@@ -111,7 +108,7 @@ def verify_sets(
 
 
 def answer_request(
-    participant: Participant, msg: ConsistencyRequest, *, at_least: int, what: str
+    participant: MemberRole, msg: ConsistencyRequest, *, at_least: int, what: str
 ) -> list[Message]:
     """Sign the set the server shows, once per round, after checking it splits the group."""
     participant.check_round(msg.round)
@@ -133,7 +130,7 @@ def answer_request(
 
 
 def check_signed(
-    participant: Participant,
+    participant: MemberRole,
     included: tuple[int, ...],
     excluded: tuple[int, ...],
     signers: tuple[int, ...],

@@ -59,8 +59,9 @@ from ssddl.protocol.messages import (
 )
 from ssddl.protocol.pairing import pairing_graph, round_graph
 from ssddl.protocol.policy import ParticipantPolicy
-from ssddl.protocol.ports import InlineMaskBuilder, MaskBuilder, MaskPrecomputer, PendingMask
+from ssddl.protocol.ports import InlineMaskBuilder, MaskBuilder, PendingMask
 from ssddl.protocol.premask import MasksInFlight
+from ssddl.protocol.roles import MaskPrecomputer
 from ssddl.protocol.schemes import Scheme, get_scheme
 from ssddl.protocol.stages import ParticipantStage, participant_next
 from ssddl.protocol.state import ParticipantState

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from ssddl.exceptions import ConfigurationError, GroupTooSmall, PolicyViolation
 from ssddl.protocol.config import PairKeys, ProtocolConfig, Recovery, SessionParams
-from ssddl.protocol.schemes import get_scheme
+from ssddl.protocol.registry import get_scheme
 from ssddl.validators import check_bool, check_int
 
 __all__ = ["DEFAULT_MAX_ROUND", "ParticipantPolicy"]

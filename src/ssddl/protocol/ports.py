@@ -20,24 +20,20 @@ A built mask is a :class:`PendingMask`: a secret, never logged, shown or saved.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import Protocol
 
 import numpy as np
 
 from ssddl.exceptions import ShareError
 from ssddl.hazmat.prg import StreamCipher
-from ssddl.protocol.masks import RoundKeys, Stream, combined_mask
-
-if TYPE_CHECKING:
-    from ssddl.protocol.participant import Participant
-    from ssddl.protocol.seedshares import PendingShares, SealedSeedShares, SeedShareRequest
+from ssddl.protocol.masks import Stream, combined_mask
+from ssddl.protocol.seedshares import PendingShares, SealJob, SeedShareRequest
 
 __all__ = [
     "Companions",
     "InlineMaskBuilder",
     "MaskBuilder",
     "MaskJob",
-    "MaskPrecomputer",
     "PendingMask",
     "SealJob",
 ]
@@ -50,14 +46,6 @@ class MaskJob(Protocol):
     """A mask being built: :meth:`result` waits for its words (a secret array)."""
 
     def result(self) -> np.ndarray: ...
-
-    def exception(self) -> BaseException | None: ...
-
-
-class SealJob(Protocol):
-    """A member's seed shares being split and sealed: :meth:`result` waits for them."""
-
-    def result(self) -> SealedSeedShares: ...
 
     def exception(self) -> BaseException | None: ...
 
@@ -232,18 +220,3 @@ class InlineMaskBuilder:
 
     def seal_shares(self, request: SeedShareRequest) -> SealJob | None:
         return None
-
-
-@runtime_checkable
-class MaskPrecomputer(Protocol):
-    """A scheme whose masks can be built from the round keys before the update exists (on
-    the participant's :class:`MaskBuilder`)."""
-
-    def precompute(self, participant: Participant, keys: RoundKeys) -> PendingMask:
-        """Start building ``participant``'s combined mask of ``keys.round_number`` (and what
-        else the share step can do before the update exists)."""
-        ...
-
-    def precompute_ahead(self, participant: Participant, keys: RoundKeys) -> PendingMask | None:
-        """:meth:`precompute` before the round starts (None: not now, nothing was drawn)."""
-        ...

@@ -34,7 +34,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar, Protocol
 
 import numpy as np
 
@@ -47,17 +47,16 @@ from ssddl.protocol.binding import DIGEST_SIZE
 from ssddl.protocol.state import Record, record_kind
 from ssddl.protocol.wire import ARRAY, BLOBS, BYTES, IDS, STR, U64
 
-if TYPE_CHECKING:
-    from ssddl.protocol.ports import MaskBuilder, SealJob
-
 __all__ = [
     "SEED_SIZE",
     "SEED_WORDS",
     "SHARE_AEAD_PURPOSE",
     "SHARE_SIZE",
     "PendingShares",
+    "SealJob",
     "SealedSeedShares",
     "SeedShareRequest",
+    "ShareSealer",
     "draw_seed_share_request",
     "seal_seed_shares",
     "seed_to_field",
@@ -307,6 +306,21 @@ def draw_seed_share_request(
     )
 
 
+class SealJob(Protocol):
+    """A member's seed shares being split and sealed: :meth:`result` waits for them."""
+
+    def result(self) -> SealedSeedShares: ...
+
+    def exception(self) -> BaseException | None: ...
+
+
+class ShareSealer(Protocol):
+    """Where seed shares may be sealed: the part of a
+    :class:`~ssddl.protocol.ports.MaskBuilder` this module asks for."""
+
+    def seal_shares(self, request: SeedShareRequest) -> SealJob | None: ...
+
+
 class PendingShares:
     """A member's seed shares being split and sealed in the background (a secret), with the
     random bytes drawn for them (``drawn``: given back to the member's source when they go
@@ -368,7 +382,7 @@ class PendingShares:
 
 
 def start_seed_shares(
-    request: SeedShareRequest, drawn: bytes, builder: MaskBuilder
+    request: SeedShareRequest, drawn: bytes, builder: ShareSealer
 ) -> PendingShares:
     """Have ``builder`` split and seal the shares when it offers to
     (:meth:`~ssddl.protocol.ports.MaskBuilder.seal_shares`: a worker process that keeps up),

@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from time import perf_counter
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
@@ -57,6 +57,7 @@ from ssddl.protocol.messages import (
     SessionEnd,
     decode_message,
 )
+from ssddl.protocol.roles import Envelope
 from ssddl.protocol.schemes import Scheme, get_scheme
 from ssddl.protocol.select import SelectionPolicy
 from ssddl.protocol.stages import Control, ServerStage, server_check
@@ -68,11 +69,6 @@ __all__ = ["Envelope", "RoundOutcome", "RoundState", "RoundStatus", "Server"]
 S = ServerStage
 K = MessageKind
 _NO_TOTAL = np.zeros(0, dtype=np.uint32)
-
-
-class Envelope(NamedTuple):
-    recipient: int
-    message: Message
 
 
 @dataclass(frozen=True)

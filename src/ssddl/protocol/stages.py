@@ -16,6 +16,7 @@ from typing import Any
 from ssddl.exceptions import UnexpectedMessage
 from ssddl.protocol.config import Recovery, SessionParams
 from ssddl.protocol.messages import MessageKind as K
+from ssddl.protocol.registry import get_scheme
 
 __all__ = [
     "Control",
@@ -80,8 +81,6 @@ class Variant:
 
 
 def _scheme(mode: Any) -> Any:
-    from ssddl.protocol.schemes import get_scheme
-
     return get_scheme(mode.mode if isinstance(mode, SessionParams) else mode)
 
 

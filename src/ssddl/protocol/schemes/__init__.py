@@ -5,66 +5,47 @@ the participant's contribution and what it does with deliveries, the server's ch
 scheme's messages and the end of each of its phases, and the stage tables of both. The
 participant and the server call the scheme; neither names a mode. Adding a mode is adding a
 module that calls :func:`register_scheme` — see ``tests/protocol/test_toy_scheme.py``.
+
+Importing this package registers the built-in schemes in :mod:`ssddl.protocol.registry`
+(:mod:`ssddl.protocol` imports it, so they are there before any mode is looked up).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import ssddl.protocol.registry as registry
 from ssddl.exceptions import ConfigurationError
+from ssddl.protocol.schemes import explicit, plain, prg, shamir
 from ssddl.protocol.schemes.base import Scheme
 
 __all__ = ["Scheme", "get_scheme", "register_scheme", "scheme_names", "unregister_scheme"]
-
-_REGISTRY: dict[str, Scheme] = {}
-_BUILTINS_LOADED = False
-
-
-def _load_builtins() -> None:
-    global _BUILTINS_LOADED
-    if _BUILTINS_LOADED:
-        return
-    _BUILTINS_LOADED = True
-    # Registration order is the order users see in help texts and errors.
-    from ssddl.protocol.schemes import explicit, plain, prg, shamir
-
-    for module in (prg, explicit, shamir, plain):
-        register_scheme(module.SCHEME)
 
 
 def register_scheme(scheme: Scheme) -> Scheme:
     """Make ``scheme`` selectable as ``ProtocolConfig(mode=scheme.name)``."""
     if not isinstance(scheme, Scheme):
         raise ConfigurationError("register_scheme takes a Scheme instance")
-    name = scheme.name
-    if not isinstance(name, str) or not name or not name.replace("-", "").isalnum():
-        raise ConfigurationError(f"scheme name {name!r} must be a short alphanumeric word")
-    if _REGISTRY.get(name, scheme) is not scheme:
-        raise ConfigurationError(f"a scheme named {name!r} is already registered")
-    _REGISTRY[name] = scheme
+    registry.add_scheme(scheme)
     return scheme
 
 
 def unregister_scheme(name: str) -> None:
     """Remove a scheme added with :func:`register_scheme` (tests); built-ins stay."""
-    _load_builtins()
-    if name in ("prg", "explicit", "shamir", "plain"):
-        raise ConfigurationError(f"the built-in scheme {name!r} cannot be removed")
-    _REGISTRY.pop(name, None)
+    registry.remove_scheme(name)
 
 
 def scheme_names() -> tuple[str, ...]:
     """Every selectable mode, built-ins first."""
-    _load_builtins()
-    return tuple(_REGISTRY)
+    return registry.scheme_names()
 
 
 def get_scheme(mode: Any) -> Scheme:
     """The scheme registered as ``mode`` (a name or a ``Mode`` member)."""
-    _load_builtins()
-    name = getattr(mode, "value", mode)
-    scheme = _REGISTRY.get(name) if isinstance(name, str) else None
-    if scheme is None:
-        choices = ", ".join(repr(n) for n in _REGISTRY)
-        raise ConfigurationError(f"mode={name!r} is not one of {choices}")
+    scheme: Scheme = registry.get_scheme(mode)
     return scheme
+
+
+# Registration order is the order users see in help texts and errors.
+for _builtin in (prg.SCHEME, explicit.SCHEME, shamir.SCHEME, plain.SCHEME):
+    registry.add_scheme(_builtin, built_in=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -15,11 +15,9 @@ from ssddl.hazmat.keys import derive_key, verify_signature
 from ssddl.hazmat.sharing import SHAMIR_PRIME
 from ssddl.protocol.consistency import statement
 from ssddl.protocol.messages import ConsistencyRequest, ConsistencySignature
+from ssddl.protocol.roles import Envelope, MemberRole, ServerRole
 from ssddl.protocol.seedshares import SHARE_AEAD_PURPOSE
-
-if TYPE_CHECKING:
-    from ssddl.protocol.participant import Participant
-    from ssddl.protocol.server import Envelope, Server
+from ssddl.protocol.stages import ServerStage
 
 __all__ = [
     "SHARE_AEAD_PURPOSE",
@@ -85,7 +83,7 @@ def _bounds(colluders: int, dropouts: int, n: int) -> str:
     )
 
 
-def check_upload(server: Server, msg: Any, *, field: bool) -> None:
+def check_upload(server: ServerRole, msg: Any, *, field: bool) -> None:
     """An upload is one word per parameter plus the count word: ring words, or field words
     below the Shamir prime when ``field``."""
     dtype = np.dtype(np.uint64) if field else server.config.codec().dtype
@@ -101,7 +99,7 @@ def check_upload(server: Server, msg: Any, *, field: bool) -> None:
 # -- sealing between two members of a round --------------------------------------------------
 
 
-def _aead_key(participant: Participant, peer: int) -> bytes:
+def _aead_key(participant: MemberRole, peer: int) -> bytes:
     """The pair's AEAD key of the round, from the pair's *share* key: revealing the round's
     mask key (dropout recovery) does not open the pair's sealed shares. Derived once per
     round and pair (sealing and opening use the same key), kept only while the round is open."""
@@ -114,7 +112,7 @@ def _aead_key(participant: Participant, peer: int) -> bytes:
     return key
 
 
-def seal_for(participant: Participant, peer: int, plaintext: bytes) -> bytes:
+def seal_for(participant: MemberRole, peer: int, plaintext: bytes) -> bytes:
     return seal(
         _aead_key(participant, peer),
         plaintext,
@@ -128,12 +126,12 @@ def seal_for(participant: Participant, peer: int, plaintext: bytes) -> bytes:
     )
 
 
-def open_from(participant: Participant, sender: int, blob: bytes) -> bytes:
+def open_from(participant: MemberRole, sender: int, blob: bytes) -> bytes:
     return open_all_from(participant, (sender,), (blob,))[0]
 
 
 def open_all_from(
-    participant: Participant, senders: Sequence[int], blobs: Sequence[bytes]
+    participant: MemberRole, senders: Sequence[int], blobs: Sequence[bytes]
 ) -> list[bytes]:
     """:func:`open_from` of each (sender, blob), in order (one share a pair and round): each
     opens only if its sender sealed it under this member's model digest of the round."""
@@ -153,13 +151,10 @@ def open_all_from(
 
 
 def request_signatures(
-    server: Server, included: tuple[int, ...], excluded: tuple[int, ...], data: Any
+    server: ServerRole, included: tuple[int, ...], excluded: tuple[int, ...], data: Any
 ) -> list[Envelope]:
     """Open the signature phase: every included member is asked to sign (included,
     excluded). ``data`` (the scheme's round data) must carry ``included`` and ``excluded``."""
-    from ssddl.protocol.server import Envelope
-    from ssddl.protocol.stages import ServerStage
-
     request = ConsistencyRequest(server.session_id, server.round, included, excluded)
     return server.next_phase(
         ServerStage.COLLECTING_SIGNATURES,
@@ -169,7 +164,7 @@ def request_signatures(
     )
 
 
-def check_signature(server: Server, msg: ConsistencySignature) -> None:
+def check_signature(server: ServerRole, msg: ConsistencySignature) -> None:
     """A member's signature must verify over exactly the sets the server asked about, under
     the digest of the model the server sent; a bad one is refused and drops only its sender."""
     data = server.open.data
@@ -180,8 +175,8 @@ def check_signature(server: Server, msg: ConsistencySignature) -> None:
 
 
 def close_signatures(
-    server: Server,
-    go_on: Callable[[Server, tuple[int, ...], tuple[bytes, ...]], list[Envelope]],
+    server: ServerRole,
+    go_on: Callable[[ServerRole, tuple[int, ...], tuple[bytes, ...]], list[Envelope]],
 ) -> list[Envelope]:
     """End the signature phase: with at least t signatures, go on; else abort the round."""
     signatures = server.received(ConsistencySignature)

@@ -16,7 +16,7 @@ from abc import abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
 from time import perf_counter
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -31,6 +31,7 @@ from ssddl.protocol.messages import (
     Upload,
     decode_message,
 )
+from ssddl.protocol.roles import Envelope, MemberRole, ServerRole
 from ssddl.protocol.schemes._common import (
     check_signature,
     check_upload,
@@ -40,14 +41,9 @@ from ssddl.protocol.schemes._common import (
     seal_for,
 )
 from ssddl.protocol.schemes.base import ParticipantHandler, Scheme, ServerCheck, ServerCloser
-from ssddl.protocol.server import Envelope
 from ssddl.protocol.stages import Control, Event, ParticipantStage, ServerStage, Variant
 from ssddl.protocol.state import Record, record_kind
 from ssddl.protocol.wire import ARRAY, BLOBS, IDS
-
-if TYPE_CHECKING:
-    from ssddl.protocol.participant import Participant
-    from ssddl.protocol.server import Server
 
 __all__ = ["RelayedScheme"]
 
@@ -84,7 +80,7 @@ class RelayedScheme(Scheme):
     field_upload: ClassVar[bool] = False
 
     @abstractmethod
-    def split(self, participant: Participant, x: np.ndarray) -> list[np.ndarray]:
+    def split(self, participant: MemberRole, x: np.ndarray) -> list[np.ndarray]:
         """One share of x_i per member of the round's group, in group order."""
 
     @abstractmethod
@@ -96,7 +92,7 @@ class RelayedScheme(Scheme):
         """How many members must have shared for the round to go on."""
 
     @abstractmethod
-    def aggregate(self, server: Server, uploads: dict[int, np.ndarray]) -> list[Envelope]:
+    def aggregate(self, server: ServerRole, uploads: dict[int, np.ndarray]) -> list[Envelope]:
         """ParaUpdate from the uploads of the contributors."""
 
     # -- stage tables ------------------------------------------------------------------------
@@ -137,7 +133,7 @@ class RelayedScheme(Scheme):
 
     # -- participant -----------------------------------------------------------------------
 
-    def contribute(self, participant: Participant, delta: np.ndarray, count: int) -> list[Message]:
+    def contribute(self, participant: MemberRole, delta: np.ndarray, count: int) -> list[Message]:
         x = participant.encode_update(delta, count)
         group = participant.group
         by_member = dict(zip(group, self.split(participant, x), strict=True))
@@ -154,18 +150,18 @@ class RelayedScheme(Scheme):
     def participant_handlers(self) -> Mapping[MessageKind, ParticipantHandler]:
         return {K.SHARE_DELIVERY: self._on_delivery, K.CONSISTENCY_REQUEST: self._on_request}
 
-    def _on_request(self, participant: Participant, msg: Any) -> list[Message]:
+    def _on_request(self, participant: MemberRole, msg: Any) -> list[Message]:
         return answer_request(
             participant, msg, at_least=self._floor(participant), what="contributors"
         )
 
-    def _floor(self, participant: Participant) -> int:
+    def _floor(self, participant: MemberRole) -> int:
         """The fewest contributors the member shares its sum for: the scheme's need and
         the member's own floor (its policy's max_colluders + 2), whichever is larger."""
         needed = self.needed(participant.params, len(participant.group))
         return max(needed, participant.min_contributors)
 
-    def _on_delivery(self, participant: Participant, msg: ShareDelivery) -> list[Message]:
+    def _on_delivery(self, participant: MemberRole, msg: ShareDelivery) -> list[Message]:
         participant.check_round(msg.round)
         group = participant.group
         excluded = tuple(p for p in group if p not in msg.contributors)
@@ -218,7 +214,7 @@ class RelayedScheme(Scheme):
             K.CONSISTENCY_SIGNATURE: check_signature,
         }
 
-    def _check_upload(self, server: Server, msg: Upload) -> None:
+    def _check_upload(self, server: ServerRole, msg: Upload) -> None:
         check_upload(server, msg, field=self.field_upload)
 
     def server_closers(self) -> Mapping[ServerStage, ServerCloser]:
@@ -228,7 +224,7 @@ class RelayedScheme(Scheme):
             S.COLLECTING_UPLOADS: self._close_uploads,
         }
 
-    def _close_shares(self, server: Server) -> list[Envelope]:
+    def _close_shares(self, server: ServerRole) -> list[Envelope]:
         contributors = tuple(server.received(ShareBundle))
         needed = self.needed(server.config, len(server.open.group))
         if len(contributors) < needed:
@@ -245,7 +241,7 @@ class RelayedScheme(Scheme):
 
     def _deliver(
         self,
-        server: Server,
+        server: ServerRole,
         signers: tuple[int, ...],
         signatures: tuple[bytes, ...],
         data: _Contributors | None = None,
@@ -271,7 +267,7 @@ class RelayedScheme(Scheme):
             _Contributors(contributors, data.excluded),
         )
 
-    def _close_uploads(self, server: Server) -> list[Envelope]:
+    def _close_uploads(self, server: ServerRole) -> list[Envelope]:
         uploads = {p: m.payload for p, m in server.received(Upload).items()}
         return self.aggregate(server, uploads)
 
@@ -286,12 +282,12 @@ def _little_endian(share: np.ndarray) -> bytes:
     return share.astype(share.dtype.newbyteorder("<")).tobytes()
 
 
-def contributors_of(server: Server) -> tuple[int, ...]:
+def contributors_of(server: ServerRole) -> tuple[int, ...]:
     data: _Contributors = server.open.data
     return data.included
 
 
-def _check_bundle(server: Server, msg: ShareBundle) -> None:
+def _check_bundle(server: ServerRole, msg: ShareBundle) -> None:
     expected = tuple(p for p in server.open.group if p != msg.sender)
     if tuple(sorted(msg.receivers)) != expected:
         raise MalformedMessage(

@@ -19,19 +19,16 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
 from ssddl.exceptions import ConfigurationError
 from ssddl.protocol.config import Recovery, SessionParams, default_threshold
 from ssddl.protocol.messages import Message, MessageKind
+from ssddl.protocol.roles import Envelope, MemberRole, ServerRole
 from ssddl.protocol.schemes._common import Guarantee
 from ssddl.protocol.stages import Event, ParticipantStage, ServerStage, Variant
-
-if TYPE_CHECKING:
-    from ssddl.protocol.participant import Participant
-    from ssddl.protocol.server import Envelope, Server
 
 __all__ = [
     "ParticipantHandler",
@@ -40,9 +37,9 @@ __all__ = [
     "ServerCloser",
 ]
 
-ParticipantHandler = Callable[["Participant", Any], list[Message]]
-ServerCheck = Callable[["Server", Any], None]
-ServerCloser = Callable[["Server"], list["Envelope"]]
+ParticipantHandler = Callable[[MemberRole, Any], list[Message]]
+ServerCheck = Callable[[ServerRole, Any], None]
+ServerCloser = Callable[[ServerRole], list[Envelope]]
 
 P = ParticipantStage
 S = ServerStage
@@ -65,7 +62,7 @@ class Scheme(ABC):
     #: the server stage a round starts in (after SelectGroup)
     first_stage: ClassVar[ServerStage] = ServerStage.COLLECTING_UPLOADS
     #: upload kinds whose ring-word payload the server adds into one running sum on arrival
-    #: (``Server.summed()``) instead of keeping every upload: O(M) memory, not O(n·M)
+    #: (``ServerRole.summed()``) instead of keeping every upload: O(M) memory, not O(n·M)
     summed_uploads: ClassVar[frozenset[MessageKind]] = frozenset()
 
     # -- configuration ---------------------------------------------------------------------
@@ -162,7 +159,7 @@ class Scheme(ABC):
     # -- participant side ------------------------------------------------------------------
 
     @abstractmethod
-    def contribute(self, participant: Participant, delta: np.ndarray, count: int) -> list[Message]:
+    def contribute(self, participant: MemberRole, delta: np.ndarray, count: int) -> list[Message]:
         """ParaShare's first step: the member's messages for its checked local change."""
 
     def participant_handlers(self) -> Mapping[MessageKind, ParticipantHandler]:

@@ -6,19 +6,14 @@ with it, so the round aborts (the model is left unchanged).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
 from ssddl.hazmat.sharing import additive_split
 from ssddl.protocol.config import SessionParams
 from ssddl.protocol.messages import MessageKind
+from ssddl.protocol.roles import Envelope, MemberRole, ServerRole
 from ssddl.protocol.schemes._common import Guarantee
 from ssddl.protocol.schemes._relayed import RelayedScheme, contributors_of
-
-if TYPE_CHECKING:
-    from ssddl.protocol.participant import Participant
-    from ssddl.protocol.server import Envelope, Server
 
 __all__ = ["SCHEME", "ExplicitScheme"]
 
@@ -28,7 +23,7 @@ class ExplicitScheme(RelayedScheme):
     min_group_floor = 2
     summed_uploads = frozenset({MessageKind.UPLOAD})
 
-    def split(self, participant: Participant, x: np.ndarray) -> list[np.ndarray]:
+    def split(self, participant: MemberRole, x: np.ndarray) -> list[np.ndarray]:
         return additive_split(x, len(participant.group), participant.random)
 
     def add(self, total: np.ndarray, share: np.ndarray, sender: int) -> np.ndarray:
@@ -48,7 +43,7 @@ class ExplicitScheme(RelayedScheme):
             lying=(floor - 2, 0),
         )
 
-    def aggregate(self, server: Server, uploads: dict[int, np.ndarray]) -> list[Envelope]:
+    def aggregate(self, server: ServerRole, uploads: dict[int, np.ndarray]) -> list[Envelope]:
         contributors = contributors_of(server)
         if len(uploads) < len(contributors):
             return server.abort("a member vanished after sharing; explicit mode needs every upload")

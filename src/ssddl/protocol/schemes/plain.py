@@ -4,20 +4,16 @@ secure mode is checked against, never a private mode."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ssddl.exceptions import MalformedMessage, NonFiniteError
 from ssddl.protocol.config import SessionParams
 from ssddl.protocol.messages import Message, MessageKind, PlainUpload
+from ssddl.protocol.roles import Envelope, MemberRole, ServerRole
 from ssddl.protocol.schemes._common import Guarantee
 from ssddl.protocol.schemes.base import Scheme, ServerCheck, ServerCloser
 from ssddl.protocol.stages import Control, Event, ParticipantStage, ServerStage, Variant
-
-if TYPE_CHECKING:
-    from ssddl.protocol.participant import Participant
-    from ssddl.protocol.server import Envelope, Server
 
 __all__ = [
     "ONE_UPLOAD_PARTICIPANT_TABLE",
@@ -69,7 +65,7 @@ class PlainScheme(Scheme):
     ) -> dict[tuple[ServerStage, Event], frozenset[ServerStage]]:
         return one_upload_server_table(K.PLAIN_UPLOAD)
 
-    def contribute(self, participant: Participant, delta: np.ndarray, count: int) -> list[Message]:
+    def contribute(self, participant: MemberRole, delta: np.ndarray, count: int) -> list[Message]:
         clip = participant.params.clip
         clipped = np.clip(delta, -clip, clip).astype(np.float32)
         return [
@@ -83,7 +79,7 @@ class PlainScheme(Scheme):
         return {S.COLLECTING_UPLOADS: _close}
 
 
-def _check(server: Server, msg: PlainUpload) -> None:
+def _check(server: ServerRole, msg: PlainUpload) -> None:
     if msg.delta.shape != (server.model_size,):
         raise MalformedMessage(
             f"upload from participant {msg.sender} has {msg.delta.size} entries; "
@@ -98,7 +94,7 @@ def _check(server: Server, msg: PlainUpload) -> None:
         raise MalformedMessage(f"upload from participant {msg.sender}: bad num_samples")
 
 
-def _close(server: Server) -> list[Envelope]:
+def _close(server: ServerRole) -> list[Envelope]:
     uploads = server.received(PlainUpload)
     if len(uploads) < server.config.min_group_size:
         return server.abort(

@@ -34,7 +34,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -68,6 +68,7 @@ from ssddl.protocol.messages import (
 )
 from ssddl.protocol.pairing import FAILURE_BITS, SECURITY_BITS, round_graph
 from ssddl.protocol.ports import PendingMask
+from ssddl.protocol.roles import Envelope, MemberRole, ServerRole
 from ssddl.protocol.schemes._common import (
     Guarantee,
     check_signature,
@@ -90,14 +91,9 @@ from ssddl.protocol.seedshares import (
     split_seed,
     start_seed_shares,
 )
-from ssddl.protocol.server import Envelope
 from ssddl.protocol.stages import Control, Event, ParticipantStage, ServerStage, Variant
 from ssddl.protocol.state import Record, record_kind
 from ssddl.protocol.wire import ARRAY, BLOBS, BYTES, IDS
-
-if TYPE_CHECKING:
-    from ssddl.protocol.participant import Participant
-    from ssddl.protocol.server import Server
 
 __all__ = [
     "SCHEME",
@@ -327,7 +323,7 @@ class PrgScheme(Scheme):
 
     # -- participant -----------------------------------------------------------------------
 
-    def precompute(self, participant: Participant, keys: RoundKeys) -> PendingMask:
+    def precompute(self, participant: MemberRole, keys: RoundKeys) -> PendingMask:
         """Start building the member's combined mask (pair masks and, with double masking,
         the self-mask from a fresh seed) from the round keys alone, on the member's mask
         builder; with the share keys, also the seed's shares, split and sealed for the
@@ -340,7 +336,7 @@ class PrgScheme(Scheme):
             size, dtype, streams, params.cipher, seed=seed, shares=shares
         )
 
-    def precompute_ahead(self, participant: Participant, keys: RoundKeys) -> PendingMask | None:
+    def precompute_ahead(self, participant: MemberRole, keys: RoundKeys) -> PendingMask | None:
         """:meth:`precompute` before the round starts, if the member's mask builder builds
         ahead (None, and no seed drawn, when it does not: its budget is spent, or it builds
         in the caller). Not when the pair masks are
@@ -357,7 +353,7 @@ class PrgScheme(Scheme):
         )
 
     def _mask_streams(
-        self, participant: Participant, keys: RoundKeys
+        self, participant: MemberRole, keys: RoundKeys
     ) -> tuple[list[Stream], tuple[bytes | None, PendingShares | None]]:
         session, me, round_number = participant.session_id, participant.id, keys.round_number
         binding = pair_binding(participant.params, keys.model_digest)
@@ -387,7 +383,7 @@ class PrgScheme(Scheme):
             request = _share_request(participant, keys, share_keys, seed)
         return streams, (seed, start_seed_shares(request, record.drawn, participant.masks))
 
-    def contribute(self, participant: Participant, delta: np.ndarray, count: int) -> list[Message]:
+    def contribute(self, participant: MemberRole, delta: np.ndarray, count: int) -> list[Message]:
         params = participant.params
         session, round_number, me = participant.session_id, participant.round, participant.id
         pending = participant.take_precomputed()
@@ -466,7 +462,7 @@ class PrgScheme(Scheme):
 
 
 def _share_request(
-    participant: Participant, keys: RoundKeys, share_keys: Mapping[int, bytes], seed: bytes
+    participant: MemberRole, keys: RoundKeys, share_keys: Mapping[int, bytes], seed: bytes
 ) -> SeedShareRequest:
     """The seed's shares for the member and its pairs in the round's group (sparse: its
     neighbours), their randomness drawn from the member's source."""
@@ -487,7 +483,7 @@ def _share_request(
 
 
 def _early_shares(
-    participant: Participant, early: PendingShares, others: tuple[int, ...]
+    participant: MemberRole, early: PendingShares, others: tuple[int, ...]
 ) -> SealedSeedShares:
     """The shares sealed before the update existed, checked to be this round's: for the
     round's pairs (``others``), in order, under their share keys of the round and its model
@@ -530,7 +526,7 @@ def _sparse_guarantee(params: SessionParams) -> Guarantee:
 # -- participant handlers ------------------------------------------------------------------
 
 
-def _reveal(participant: Participant, msg: RevealRequest) -> list[Message]:
+def _reveal(participant: MemberRole, msg: RevealRequest) -> list[Message]:
     """unsafe-reveal-keys: reveal this round's pair keys with the members said to be gone."""
     participant.check_round(msg.round)
     group = participant.group
@@ -553,11 +549,11 @@ def _needed(params: SessionParams) -> int:
     return params.min_contributors
 
 
-def _sign_survivors(participant: Participant, msg: Any) -> list[Message]:
+def _sign_survivors(participant: MemberRole, msg: Any) -> list[Message]:
     return answer_request(participant, msg, at_least=participant.min_contributors, what="survivors")
 
 
-def _unmask(participant: Participant, msg: UnmaskRequest) -> list[Message]:
+def _unmask(participant: MemberRole, msg: UnmaskRequest) -> list[Message]:
     """Open the survivors' seed shares and reveal the round keys with the dropped members:
     never both for one member (the sets are disjoint), once per round (the stage)."""
     participant.check_round(msg.round)
@@ -593,7 +589,7 @@ def _unmask(participant: Participant, msg: UnmaskRequest) -> list[Message]:
 # -- server ----------------------------------------------------------------------------------
 
 
-def _pairs_of(server: Server, member: int) -> frozenset[int] | None:
+def _pairs_of(server: ServerRole, member: int) -> frozenset[int] | None:
     """The members ``member`` pairs with under sparse pairing (None: everyone)."""
     degree = server.config.degree
     if not degree:
@@ -604,7 +600,7 @@ def _pairs_of(server: Server, member: int) -> frozenset[int] | None:
     return graph[member]
 
 
-def _check_masked_upload(server: Server, msg: MaskedUpload) -> None:
+def _check_masked_upload(server: ServerRole, msg: MaskedUpload) -> None:
     check_upload(server, msg, field=False)
     pairs = _pairs_of(server, msg.sender)
     others = tuple(
@@ -617,7 +613,7 @@ def _check_masked_upload(server: Server, msg: MaskedUpload) -> None:
         )
 
 
-def _check_reveal(server: Server, msg: RevealResponse) -> None:
+def _check_reveal(server: ServerRole, msg: RevealResponse) -> None:
     recovery = server.open.data
     if tuple(msg.peers) != recovery.dropped:
         raise MalformedMessage(
@@ -626,7 +622,7 @@ def _check_reveal(server: Server, msg: RevealResponse) -> None:
         )
 
 
-def _check_unmask_response(server: Server, msg: UnmaskResponse) -> None:
+def _check_unmask_response(server: ServerRole, msg: UnmaskResponse) -> None:
     data: _Unmask = server.open.data
     pairs = _pairs_of(server, msg.sender)
     asked = tuple(p for p in data.excluded if pairs is None or p in pairs)
@@ -640,7 +636,7 @@ def _check_unmask_response(server: Server, msg: UnmaskResponse) -> None:
     _shares_from_bytes(msg.seed_shares, msg.share_owners)
 
 
-def _close_uploads(server: Server) -> list[Envelope]:
+def _close_uploads(server: ServerRole) -> list[Envelope]:
     params = server.config
     kind = MaskedUpload if params.recovery is Recovery.DOUBLE_MASK else Upload
     uploads = server.received(kind)  # without payloads: they were summed on arrival
@@ -690,7 +686,7 @@ def _flatten_shares(
 
 
 def _ask_unmask(
-    server: Server,
+    server: ServerRole,
     signers: tuple[int, ...],
     signatures: tuple[bytes, ...],
     data: _Unmask | None = None,
@@ -731,7 +727,7 @@ def _ask_unmask(
     return server.next_phase(S.COLLECTING_UNMASK, frozenset(asked), envelopes, data)
 
 
-def _close_unmask(server: Server) -> list[Envelope]:
+def _close_unmask(server: ServerRole) -> list[Envelope]:
     """Rebuild each survivor's seed from t shares and take its self-mask out; take the
     survivors' halves of the pair masks with the dropped members out; apply the sum."""
     data: _Unmask = server.open.data
@@ -766,7 +762,7 @@ def _close_unmask(server: Server) -> list[Envelope]:
 
 
 def _without_self_masks(
-    server: Server, partial: np.ndarray, seeds: Mapping[int, np.ndarray]
+    server: ServerRole, partial: np.ndarray, seeds: Mapping[int, np.ndarray]
 ) -> np.ndarray:
     """``partial`` minus every owner's self-mask PRG(s_i), as a new array: the masks are
     combined chunk by chunk in the cache (:func:`~ssddl.protocol.masks.combined_mask`), so
@@ -798,7 +794,7 @@ def _reconstruct_seeds(
     return dict(zip(owners, seeds, strict=True))
 
 
-def _close_reveals(server: Server) -> list[Envelope]:
+def _close_reveals(server: ServerRole) -> list[Envelope]:
     recovery: _Recovery = server.open.data
     responses = server.received(RevealResponse)
     if set(responses) != set(recovery.uploaded):
@@ -811,7 +807,7 @@ def _close_reveals(server: Server) -> list[Envelope]:
 
 
 def _remove_revealed(
-    server: Server, aggregate: np.ndarray, revealed: Mapping[int, Iterable[tuple[int, bytes]]]
+    server: ServerRole, aggregate: np.ndarray, revealed: Mapping[int, Iterable[tuple[int, bytes]]]
 ) -> None:
     """Take each survivor's half of its pair masks with the members that did not upload out
     of ``aggregate``: ``revealed[survivor]`` holds (peer, round key) pairs. Pair masks bound

@@ -7,8 +7,6 @@ Ring words are lifted to signed field elements and back, so the sum must fit min
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
 from ssddl.exceptions import MalformedMessage
@@ -21,12 +19,9 @@ from ssddl.hazmat.sharing import (
     shamir_split,
 )
 from ssddl.protocol.config import Recovery, SessionParams
+from ssddl.protocol.roles import Envelope, MemberRole, ServerRole
 from ssddl.protocol.schemes._common import Guarantee
 from ssddl.protocol.schemes._relayed import RelayedScheme, contributors_of
-
-if TYPE_CHECKING:
-    from ssddl.protocol.participant import Participant
-    from ssddl.protocol.server import Envelope, Server
 
 __all__ = ["SCHEME", "ShamirScheme"]
 
@@ -39,7 +34,7 @@ class ShamirScheme(RelayedScheme):
     def capacity_modulus(self, ring_bits: int) -> int:
         return min(1 << ring_bits, SHAMIR_PRIME)
 
-    def split(self, participant: Participant, x: np.ndarray) -> list[np.ndarray]:
+    def split(self, participant: MemberRole, x: np.ndarray) -> list[np.ndarray]:
         return shamir_split(
             ring_to_field(x),
             threshold=participant.params.threshold,
@@ -73,7 +68,7 @@ class ShamirScheme(RelayedScheme):
             lying=(min(floor - 2, 2 * t - n - 1), n - floor),
         )
 
-    def aggregate(self, server: Server, uploads: dict[int, np.ndarray]) -> list[Envelope]:
+    def aggregate(self, server: ServerRole, uploads: dict[int, np.ndarray]) -> list[Envelope]:
         threshold = server.config.threshold
         if len(uploads) < threshold:
             return server.abort(f"{len(uploads)} uploads, threshold is {threshold}")
