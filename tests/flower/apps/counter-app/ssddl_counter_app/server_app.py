@@ -26,7 +26,7 @@ def _log(path: str, record: dict[str, Any]) -> None:
             handle.write(json.dumps(record) + "\n")
 
 
-def wait_for_nodes(grid: Grid, n: int, limit: float = 60.0) -> list[int]:
+def wait_for_nodes(grid: Grid, n: int, limit: float = 300.0) -> list[int]:
     deadline = time.monotonic() + limit
     while True:
         nodes = sorted(grid.get_node_ids())
@@ -45,7 +45,7 @@ def run(grid: Grid, settings: Mapping[str, Any]) -> None:
     for batch in range(int(settings["batches"])):
         if batch - 1 == int(settings["pause-after"]) and settings["go-file"]:
             _log(out, {"event": "paused", "batch": batch})
-            deadline = time.monotonic() + 120.0
+            deadline = time.monotonic() + 600.0
             while not Path(str(settings["go-file"])).exists() and time.monotonic() < deadline:
                 time.sleep(0.2)
         frames = [
