@@ -325,22 +325,8 @@ def _pair_keys_of(responses: Mapping[int, UnmaskResponse], target: int) -> dict[
 
 def _seed_of(seen: list[Message], target: int, s: Session) -> bytes | None:
     """The target's self-mask seed, if the server holds t of its shares (it never should)."""
-    shares = [
-        (m.sender, share)
-        for m in seen
-        if isinstance(m, UnmaskResponse)
-        for owner, share in zip(m.share_owners, m.seed_shares, strict=True)
-        if owner == target
-    ]
-    t = s.server.config.threshold
-    if t == 0 or len(shares) < t:
-        return None
-    words = shamir_reconstruct(
-        [np.frombuffer(v, dtype="<u8").astype(np.uint64) for _, v in shares[:t]],
-        [p for p, _ in shares[:t]],
-        threshold=t,
-    )
-    return seed_from_field(words)
+    responses = {m.sender: m for m in seen if isinstance(m, UnmaskResponse)}
+    return _seed_from(_seed_shares_of(responses, target), s.server.config.threshold)
 
 
 # -- the coalition's part ------------------------------------------------------------------
