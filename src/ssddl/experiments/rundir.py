@@ -1,0 +1,282 @@
+"""A run directory on disk: the one place that knows its files, their formats and how they
+are written.
+
+A run (:mod:`ssddl.experiments.run`) decides *what* to write; this module decides *where and
+how*:
+
+- :func:`prepare_out_dir` checks that ``--out`` can hold a run, before any training;
+- :meth:`RunDirectory.start` begins a fresh run (``config.toml``, an empty ``traffic.csv``,
+  an empty ``checkpoint/``);
+- every round: :meth:`~RunDirectory.append_traffic`, :meth:`~RunDirectory.write_metrics`
+  and :meth:`~RunDirectory.save_checkpoint`;
+- at the end: :meth:`~RunDirectory.write_model`, :meth:`~RunDirectory.write_summary`,
+  :meth:`~RunDirectory.write_plot`, :meth:`~RunDirectory.write_report` (and
+  :meth:`~RunDirectory.write_rows` for ``compare-plain.csv``);
+- for ``--resume``: :meth:`~RunDirectory.load_checkpoint` and
+  :meth:`~RunDirectory.keep_traffic_through`.
+
+The checkpoint holds only public state (see ``docs/howto/resume.md``): never a key, a seed of
+the cryptography, a share or a round key.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ssddl.exceptions import ConfigurationError
+
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "RUN_FILES",
+    "TRAFFIC_HEADER",
+    "Checkpoint",
+    "RunDirectory",
+    "TrafficRow",
+    "json_safe",
+    "prepare_out_dir",
+]
+
+CHECKPOINT_FORMAT = "ssddl-checkpoint/1"
+#: the files a run writes next to ``config.toml`` and ``checkpoint/``
+RUN_FILES = (
+    "metrics.csv",
+    "traffic.csv",
+    "summary.json",
+    "plot.png",
+    "report.md",
+    "model.pt",
+    "model.safetensors",
+    "compare-plain.csv",
+)
+TRAFFIC_HEADER = ["round", "kind", "sender", "recipient", "bytes"]
+#: one line of ``traffic.csv``: round, message kind, sender, recipient, bytes
+TrafficRow = tuple[int, str, int, int, int]
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with numpy scalars as Python numbers and non-finite floats as ``None``."""
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    if isinstance(value, (np.integer, np.floating)):
+        return json_safe(value.item())
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def prepare_out_dir(out: str) -> Path:
+    """Check that ``out`` can be a run directory, create it and prove it writable — before
+    any training. Raises ConfigurationError naming ``--out`` and the fix."""
+    if not out or not out.strip():
+        raise ConfigurationError("--out is empty; give a directory path such as runs/mine")
+    path = Path(out).expanduser()
+    if path.exists() and not path.is_dir():
+        raise ConfigurationError(f"--out {out} is an existing file; give a directory path")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except (FileExistsError, NotADirectoryError):
+        raise ConfigurationError(
+            f"--out {out}: a parent of it is a file, not a directory; give another path"
+        ) from None
+    except PermissionError:
+        raise ConfigurationError(
+            f"--out {out} is not writable (permission denied); give a directory you can write"
+        ) from None
+    except OSError as exc:
+        raise ConfigurationError(
+            f"--out {out} cannot be created or written ({exc.strerror}); give another path"
+        ) from None
+    return path
+
+
+@dataclass
+class Checkpoint:
+    """``checkpoint/``: the state after the last finished round, and the run's history."""
+
+    round: int
+    rounds: int
+    config_sha256: str
+    weights: np.ndarray
+    selection_state: dict[str, Any]
+    rounding_states: dict[int, Any]
+    history: list[dict[str, Any]]  #: the metrics rows (non-finite floats as ``None``)
+    outcomes: list[dict[str, Any]]
+    rejections: list[dict[str, Any]]
+    gone: list[int]
+    started: str
+    wall_seconds: float
+
+    def state_json(self, weights_file: str) -> dict[str, Any]:
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "round": self.round,
+            "rounds": self.rounds,
+            "config_sha256": self.config_sha256,
+            "weights_file": weights_file,
+            "selection_state": self.selection_state,
+            "rounding_states": {str(k): v for k, v in self.rounding_states.items()},
+            # local training builds a fresh optimizer every round and the server keeps none:
+            # there is no optimizer state to save
+            "optimizer_state": None,
+            "history": json_safe(self.history),
+            "outcomes": self.outcomes,
+            "rejections": self.rejections,
+            "gone": sorted(self.gone),
+            "started": self.started,
+            "wall_seconds": self.wall_seconds,
+        }
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def _csv_text(rows: Sequence[dict[str, Any]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\r\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+class RunDirectory:
+    """The files of one run directory (see :mod:`ssddl.experiments.run` for what they hold)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.checkpoint_dir = path / "checkpoint"
+
+    # -- start -----------------------------------------------------------------------------
+
+    def start(self, config_toml: str, *, checkpoint: bool = True) -> None:
+        """Begin a fresh run: remove an earlier run's files, write ``config.toml`` and the
+        header of ``traffic.csv``; an empty ``checkpoint/`` unless ``checkpoint`` is false."""
+        for name in RUN_FILES:
+            with contextlib.suppress(FileNotFoundError):
+                (self.path / name).unlink()
+        shutil.rmtree(self.checkpoint_dir, ignore_errors=True)
+        if checkpoint:
+            self.checkpoint_dir.mkdir()
+        (self.path / "config.toml").write_text(config_toml)
+        with open(self.path / "traffic.csv", "w", newline="") as fh:
+            csv.writer(fh).writerow(TRAFFIC_HEADER)
+
+    # -- every round -----------------------------------------------------------------------
+
+    def append_traffic(self, rows: Iterable[Sequence[Any]]) -> None:
+        with open(self.path / "traffic.csv", "a", newline="") as fh:
+            csv.writer(fh).writerows(rows)
+
+    def write_metrics(self, rows: Sequence[dict[str, Any]]) -> None:
+        """``metrics.csv``: one row per round (nothing is written before the first)."""
+        if rows:
+            self.write_rows("metrics.csv", rows)
+
+    def save_checkpoint(self, checkpoint: Checkpoint) -> None:
+        """The weights first, then ``state.json`` naming them, then drop older weights: a
+        kill at any point leaves a consistent checkpoint."""
+        name = f"weights-{checkpoint.round}.npy"
+        buffer = io.BytesIO()
+        np.save(buffer, checkpoint.weights, allow_pickle=False)
+        _atomic_write(self.checkpoint_dir / name, buffer.getvalue())
+        text = json.dumps(checkpoint.state_json(name), indent=1)
+        _atomic_write(self.checkpoint_dir / "state.json", text.encode())
+        for old in self.checkpoint_dir.glob("weights-*.npy"):
+            if old.name != name:
+                old.unlink()
+
+    # -- resume ----------------------------------------------------------------------------
+
+    def load_checkpoint(self) -> Checkpoint | None:
+        """The saved checkpoint, or ``None`` when the run finished no round."""
+        state_file = self.checkpoint_dir / "state.json"
+        if not state_file.is_file():
+            return None
+        data = json.loads(state_file.read_text())
+        if data.get("format") != CHECKPOINT_FORMAT:
+            raise ConfigurationError(f"--resume {self.path}: unknown checkpoint format")
+        weights = np.load(self.checkpoint_dir / data["weights_file"], allow_pickle=False)
+        return Checkpoint(
+            round=int(data["round"]),
+            rounds=int(data["rounds"]),
+            config_sha256=data["config_sha256"],
+            weights=weights.astype(np.float32, copy=False),
+            selection_state=data["selection_state"],
+            rounding_states={int(k): v for k, v in data["rounding_states"].items()},
+            history=data["history"],
+            outcomes=data["outcomes"],
+            rejections=data["rejections"],
+            gone=list(data["gone"]),
+            started=data["started"],
+            wall_seconds=float(data["wall_seconds"]),
+        )
+
+    def keep_traffic_through(self, last_round: int) -> None:
+        """Keep the traffic of rounds up to ``last_round`` only (and drop a line a kill cut
+        short)."""
+        with open(self.path / "traffic.csv", newline="") as fh:
+            kept = [r for r in csv.reader(fh)][1:]
+        kept = [
+            r
+            for r in kept
+            if len(r) == len(TRAFFIC_HEADER)
+            and r[4].isdigit()
+            and r[0].lstrip("-").isdigit()
+            and int(r[0]) <= last_round
+        ]
+        with open(self.path / "traffic.csv", "w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(TRAFFIC_HEADER)
+            writer.writerows(kept)
+
+    def read_traffic(self) -> list[TrafficRow]:
+        with open(self.path / "traffic.csv", newline="") as fh:
+            rows = list(csv.reader(fh))[1:]
+        return [(int(r[0]), r[1], int(r[2]), int(r[3]), int(r[4])) for r in rows]
+
+    # -- end -------------------------------------------------------------------------------
+
+    def write_rows(self, name: str, rows: Sequence[dict[str, Any]]) -> None:
+        """A CSV file of dict rows (the keys of the first row are the header)."""
+        with open(self.path / name, "w", newline="") as fh:
+            fh.write(_csv_text(rows))
+
+    def write_model(self, state: dict[str, Any]) -> None:
+        """``model.pt`` (``torch.load(..., weights_only=True)``) and ``model.safetensors``:
+        the same tensors."""
+        import torch
+        from safetensors.torch import save_file
+
+        torch.save(state, self.path / "model.pt")
+        save_file(state, str(self.path / "model.safetensors"))
+
+    def write_summary(self, summary: dict[str, Any]) -> None:
+        text = json.dumps(json_safe(summary), indent=2) + "\n"
+        _atomic_write(self.path / "summary.json", text.encode())
+
+    def write_plot(self, rows: Sequence[dict[str, Any]], **kwargs: Any) -> None:
+        """``plot.png``, drawn by :func:`ssddl.experiments.report.plot_run`."""
+        from ssddl.experiments.report import plot_run
+
+        plot_run(rows, self.path / "plot.png", **kwargs)
+
+    def write_report(self, text: str) -> None:
+        (self.path / "report.md").write_text(text)
