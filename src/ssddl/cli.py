@@ -19,11 +19,15 @@ import sys
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from ssddl import __version__
 from ssddl.exceptions import SecurityWarning, SSDDLError
 from ssddl.experiments.options import OPTIONS, Option, cli_words
+
+if TYPE_CHECKING:
+    from ssddl.experiments.config import ExperimentConfig
+    from ssddl.experiments.rundir import RunDirectory
 
 __all__ = ["build_parser", "main", "reference_markdown"]
 
@@ -59,8 +63,17 @@ RUN_FLAGS: tuple[tuple[str, dict[str, Any]], ...] = (
         "--out",
         {
             "metavar": "DIR",
-            "help": "run directory to write (created if missing; checked before training) "
-            "(default: runs/latest)",
+            "help": "run directory to write (created if missing; checked before training; "
+            "one that holds a run is refused without --resume or --force; an earlier run in "
+            "the default is moved aside) (default: runs/latest)",
+        },
+    ),
+    (
+        "--force",
+        {
+            "action": "store_true",
+            "help": "start a new run even if --out holds one: the earlier run's files are "
+            "moved to <out>.replaced-<time> (nothing is deleted)",
         },
     ),
     (
@@ -266,6 +279,8 @@ def _resume_choices(args: argparse.Namespace) -> dict[str, Any]:
         given.append("--config")
     if args.out is not None:
         given.append("--out")
+    if args.force:
+        given.append("--force")
     if given:
         raise SSDDLError(
             f"--resume continues a run with its own options; drop {', '.join(given)} "
@@ -426,14 +441,38 @@ def _no_round_applied(summary: dict[str, Any]) -> str:
 
 def _simulate(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from ssddl.experiments.config import ExperimentConfig
-    from ssddl.experiments.run import json_safe, prepare_out_dir, run_in_directory
+    from ssddl.experiments.rundir import claim
 
     resume = args.resume is not None
     chosen = _resume_choices(args) if resume else _chosen(args)
     config = ExperimentConfig.from_choices(chosen)
-    out = prepare_out_dir(
-        args.resume if resume else (args.out if args.out is not None else "runs/latest")
+    # the default directory is the latest run: an earlier one there is moved aside, not lost
+    directory = claim(
+        args.resume if resume else (args.out if args.out is not None else "runs/latest"),
+        resume=resume,
+        force=args.force or (args.out is None and not resume),
     )
+    with directory:
+        if directory.moved_aside is not None:
+            print(
+                f"ssddl: the earlier run in {directory.path} was moved to "
+                f"{directory.moved_aside}",
+                file=sys.stderr,
+            )
+        return _simulate_in(args, argv, config, chosen, directory)
+
+
+def _simulate_in(
+    args: argparse.Namespace,
+    argv: Sequence[str],
+    config: ExperimentConfig,
+    chosen: dict[str, Any],
+    directory: RunDirectory,
+) -> int:
+    from ssddl.experiments.run import json_safe, run_in_directory
+
+    resume = args.resume is not None
+    out = directory.path
     err = sys.stderr
     table_stream = err if args.json else sys.stdout
     command = "ssddl " + shlex.join(argv)
@@ -449,7 +488,7 @@ def _simulate(args: argparse.Namespace, argv: Sequence[str]) -> int:
         )
         outcome = run_in_directory(
             config,
-            out,
+            directory,
             chosen=chosen,
             command=command,
             resume=resume,

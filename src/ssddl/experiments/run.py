@@ -47,6 +47,7 @@ from ssddl.experiments.rundir import (
     Checkpoint,
     RunDirectory,
     TrafficRow,
+    claim,
     json_safe,
     prepare_out_dir,
 )
@@ -453,7 +454,7 @@ def plain_reference(config: ExperimentConfig) -> list[dict[str, Any]]:
 
 def run_in_directory(
     config: ExperimentConfig,
-    out: Path,
+    out: RunDirectory | Path,
     *,
     chosen: dict[str, Any],
     command: str,
@@ -464,7 +465,20 @@ def run_in_directory(
 ) -> RunOutcome:
     """Run ``config`` writing ``out`` round by round; with ``resume`` continue the run whose
     checkpoint is in ``out``. Ctrl-C (KeyboardInterrupt) ends the run with what finished
-    written and ``RunOutcome.interrupted`` set."""
+    written and ``RunOutcome.interrupted`` set. ``out`` is a directory :func:`claim` took,
+    or a path to claim (and release at the end)."""
+    if not isinstance(out, RunDirectory):
+        with claim(str(out), resume=resume) as directory:
+            return run_in_directory(
+                config,
+                directory,
+                chosen=chosen,
+                command=command,
+                resume=resume,
+                on_round=on_round,
+                on_setup=on_setup,
+                on_compare=on_compare,
+            )
     if config.runner is not None:
         if resume:
             raise ConfigurationError(
@@ -475,7 +489,7 @@ def run_in_directory(
             config, config.runner, out, chosen=chosen, command=command, on_round=on_round
         )
     prep = prepare(config)
-    recorder = _Recorder(RunDirectory(out), prep, chosen, command)
+    recorder = _Recorder(out, prep, chosen, command)
     start: SimulationState | None = None
     if resume:
         start = recorder.load_checkpoint()
@@ -515,7 +529,7 @@ def run_in_directory(
         resumed_from=None if start is None else start.round,
         reference=reference,
     )
-    return RunOutcome(out, summary, interrupted)
+    return RunOutcome(out.path, summary, interrupted)
 
 
 # -- baselines that run outside the protocol ---------------------------------------------------
@@ -574,7 +588,7 @@ def run_baseline_experiment(
 def _run_baseline_in_directory(
     config: ExperimentConfig,
     mode: str,
-    out: Path,
+    out: RunDirectory,
     *,
     chosen: dict[str, Any],
     command: str,
@@ -584,7 +598,7 @@ def _run_baseline_in_directory(
     from ssddl.baselines.runners import run_baseline
 
     prep = prepare(config)
-    recorder = _Recorder(RunDirectory(out), prep, chosen, command)
+    recorder = _Recorder(out, prep, chosen, command)
     recorder.start_fresh(checkpoint=False)
 
     def round_done(row: dict[str, Any]) -> None:
@@ -620,4 +634,4 @@ def _run_baseline_in_directory(
     overrides["decoding_error_bound"] = 0.0
     overrides["resolved_config"] = json_safe(config.to_dict())
     summary = recorder.finish(interrupted=interrupted, resumed_from=None, overrides=overrides)
-    return RunOutcome(out, summary, interrupted)
+    return RunOutcome(out.path, summary, interrupted)

@@ -4,7 +4,9 @@ are written.
 A run (:mod:`ssddl.experiments.run`) decides *what* to write; this module decides *where and
 how*:
 
-- :func:`prepare_out_dir` checks that ``--out`` can hold a run, before any training;
+- :func:`claim` takes a directory for one run, before anything is written: it holds a lock
+  on ``.ssddl.lock`` there until the run ends, refuses a directory that holds another run
+  (unless ``force``, which moves that run aside) and never overwrites a file a user wrote;
 - :meth:`RunDirectory.start` begins a fresh run (``config.toml``, an empty ``traffic.csv``,
   an empty ``checkpoint/``);
 - every round: :meth:`~RunDirectory.append_traffic`, :meth:`~RunDirectory.write_metrics`
@@ -21,12 +23,12 @@ the cryptography, a share or a round key.
 
 from __future__ import annotations
 
-import contextlib
 import csv
+import datetime
+import fcntl
 import io
 import json
 import os
-import shutil
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -44,6 +46,7 @@ __all__ = [
     "Checkpoint",
     "RunDirectory",
     "TrafficRow",
+    "claim",
     "json_safe",
     "prepare_out_dir",
 ]
@@ -61,6 +64,9 @@ RUN_FILES = (
     "compare-plain.csv",
 )
 TRAFFIC_HEADER = ["round", "kind", "sender", "recipient", "bytes"]
+#: a directory with one of these holds a run (the other names may be a user's own files)
+_RUN_MARKS = ("traffic.csv", "metrics.csv", "summary.json", "checkpoint")
+LOCK_FILE = ".ssddl.lock"
 #: one line of ``traffic.csv``: round, message kind, sender, recipient, bytes
 TrafficRow = tuple[int, str, int, int, int]
 
@@ -103,6 +109,35 @@ def prepare_out_dir(out: str) -> Path:
             f"--out {out} cannot be created or written ({exc.strerror}); give another path"
         ) from None
     return path
+
+
+def claim(out: str, *, resume: bool = False, force: bool = False) -> RunDirectory:
+    """Take ``out`` for one run before anything is written to it: create it if missing,
+    lock it against a second run, and — for a new run — refuse one that holds another run
+    (``force`` moves that run to ``<out>.replaced-<time>``) or a user's file of a run's
+    name. With ``resume`` it must hold the run to continue. Raises ConfigurationError naming
+    the flag and the fix."""
+    flag = "--resume" if resume else "--out"
+    path = prepare_out_dir(out) if not resume else Path(out).expanduser()
+    directory = RunDirectory(path, flag=flag)
+    try:
+        directory._take_lock()
+    except PermissionError:
+        raise ConfigurationError(
+            f"{flag} {out} is not writable (permission denied); give a directory you can write"
+        ) from None
+    try:
+        if resume:
+            if not (path / "config.toml").is_file():
+                raise ConfigurationError(
+                    f"--resume {out} holds no config.toml: not a run directory"
+                )
+        else:
+            directory.moved_aside = directory._check_fresh(force=force)
+    except BaseException:
+        directory.release()
+        raise
+    return directory
 
 
 @dataclass
@@ -158,26 +193,99 @@ def _csv_text(rows: Sequence[dict[str, Any]]) -> str:
 
 
 class RunDirectory:
-    """The files of one run directory (see :mod:`ssddl.experiments.run` for what they hold)."""
+    """The files of one run directory (see :mod:`ssddl.experiments.run` for what they hold).
 
-    def __init__(self, path: Path) -> None:
+    Made by :func:`claim`, which locks it; use it as a context manager (or call
+    :meth:`release`) to let the lock go when the run ends."""
+
+    def __init__(self, path: Path, *, flag: str = "--out") -> None:
         self.path = path
+        self.flag = flag  #: how the user named it (``--out`` or ``--resume``), for messages
         self.checkpoint_dir = path / "checkpoint"
+        self._lock: int | None = None
+        self.moved_aside: Path | None = None  #: where ``--force`` moved an earlier run
+
+    def __enter__(self) -> RunDirectory:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def release(self) -> None:
+        """Let another run take the directory (the lock also goes when the process ends)."""
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
+
+    def _take_lock(self) -> None:
+        fd = os.open(self.path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip()
+            os.close(fd)
+            pid = f" (process {holder})" if holder.isdigit() else ""
+            raise ConfigurationError(
+                f"{self.flag} {self.path} is in use by another ssddl run{pid}; wait for it to "
+                f"end or choose another --out"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._lock = fd
+
+    def holds_run(self) -> bool:
+        return any((self.path / name).exists() for name in _RUN_MARKS)
+
+    def _check_fresh(self, *, force: bool) -> Path | None:
+        """Refuse a directory that holds a run (or move it aside with ``force``) and one
+        with a file of a run's name that a user wrote. Returns where an old run went."""
+        moved = None
+        if self.holds_run():
+            if not force:
+                raise ConfigurationError(
+                    f"--out {self.path} holds an earlier run; continue it with --resume "
+                    f"{self.path}, or give --force to move it aside (nothing is deleted)"
+                )
+            moved = self._move_aside()
+        theirs = [n for n in ("config.toml", *RUN_FILES) if (self.path / n).exists()]
+        if theirs:
+            raise ConfigurationError(
+                f"--out {self.path} holds {theirs[0]}, which no ssddl run wrote; a run never "
+                f"overwrites a file of yours: choose another --out"
+            )
+        return moved
+
+    def _move_aside(self) -> Path:
+        """Move the run's files (never anything else) to ``<out>.replaced-<UTC time>``."""
+        here = self.path.resolve()
+        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        aside = here.with_name(f"{here.name}.replaced-{stamp}")
+        for n in range(2, 1000):
+            if not aside.exists():
+                break
+            aside = here.with_name(f"{here.name}.replaced-{stamp}-{n}")
+        try:
+            aside.mkdir()
+            for name in ("config.toml", "checkpoint", *RUN_FILES):
+                if (here / name).exists():
+                    os.rename(here / name, aside / name)
+        except OSError as exc:
+            raise ConfigurationError(
+                f"--force: cannot move the earlier run in {self.path} to {aside} "
+                f"({exc.strerror}); move or delete it yourself"
+            ) from None
+        return aside
 
     # -- start -----------------------------------------------------------------------------
 
     def start(self, config_toml: str, *, checkpoint: bool = True) -> None:
-        """Begin a fresh run: remove an earlier run's files, write ``config.toml`` and the
-        header of ``traffic.csv``; an empty ``checkpoint/`` unless ``checkpoint`` is false."""
-        for name in RUN_FILES:
-            with contextlib.suppress(FileNotFoundError):
-                (self.path / name).unlink()
-        shutil.rmtree(self.checkpoint_dir, ignore_errors=True)
-        if checkpoint:
-            self.checkpoint_dir.mkdir()
-        (self.path / "config.toml").write_text(config_toml)
+        """Begin a fresh run in the claimed directory: ``config.toml``, the header of
+        ``traffic.csv`` and an empty ``checkpoint/`` (unless ``checkpoint`` is false)."""
         with open(self.path / "traffic.csv", "w", newline="") as fh:
             csv.writer(fh).writerow(TRAFFIC_HEADER)
+        if checkpoint:
+            self.checkpoint_dir.mkdir(exist_ok=True)
+        (self.path / "config.toml").write_text(config_toml)
 
     # -- every round -----------------------------------------------------------------------
 
