@@ -6,8 +6,9 @@ described once, in :data:`ssddl.experiments.options.OPTIONS`; this module builds
 from it and imports torch only once a run starts, so ``--help`` and ``--version`` are quick.
 
 Exit status: 0 done; 1 the run finished but applied no round; 2 a bad option, file or
-directory (one line on stderr naming it and the fix); 130 interrupted (Ctrl-C), with what
-finished written.
+directory (one line on stderr naming it and the fix); 130 interrupted (Ctrl-C) and 143
+terminated (SIGTERM, as ``timeout``, ``docker stop`` and Slurm send), both with what finished
+written and the command that continues the run.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+import signal
 import sys
+import threading
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -35,6 +38,7 @@ EXIT_OK = 0
 EXIT_NOTHING_APPLIED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143  # 128 + SIGTERM, what a shell reports for a process SIGTERM ended
 
 #: Setup seconds per pair of participants (X25519 + HKDF + signature checks), measured on a
 #: 2-core machine; used only to warn before a long setup.
@@ -128,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the SSDDL protocol in one process and write a run directory "
         "(config.toml, metrics.csv, traffic.csv, summary.json, plot.png, report.md, model.pt, "
         "model.safetensors, checkpoint/). Exit status: 0 done, 1 no round applied, 2 bad "
-        "input, 130 interrupted.",
+        "input, 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).",
     )
     run = sim.add_argument_group("run")
     for flag, kwargs in RUN_FLAGS:
@@ -455,8 +459,7 @@ def _simulate(args: argparse.Namespace, argv: Sequence[str]) -> int:
     with directory:
         if directory.moved_aside is not None:
             print(
-                f"ssddl: the earlier run in {directory.path} was moved to "
-                f"{directory.moved_aside}",
+                f"ssddl: the earlier run in {directory.path} was moved to {directory.moved_aside}",
                 file=sys.stderr,
             )
         return _simulate_in(args, argv, config, chosen, directory)
@@ -501,14 +504,16 @@ def _simulate_in(
     if args.json:
         line = json_safe(_json_line(summary))
         print(json.dumps(line, sort_keys=True, allow_nan=False), flush=True)
-    if outcome.interrupted:
+    if outcome.completed:
         print(
-            f"ssddl: interrupted after {summary['rounds']} of {summary['rounds_planned']} "
-            f"rounds; what finished is written to {out}. Continue with: "
-            f"ssddl simulate --resume {shlex.quote(str(out))}",
+            f"ssddl: the run had finished all {summary['rounds_planned']} rounds; wrote the "
+            f"final outputs an interruption left out ({', '.join(outcome.completed)})",
             file=err,
         )
-        return EXIT_INTERRUPTED
+    if outcome.interrupted:
+        print(f"ssddl: {_interrupted_line(summary['rounds'], summary['rounds_planned'], out)}",
+              file=err)  # fmt: skip
+        return _interrupted_status()
     if summary["rounds_applied"] == 0:
         print(f"ssddl: error: {_no_round_applied(summary)}", file=err)
         return EXIT_NOTHING_APPLIED
@@ -519,6 +524,34 @@ def _simulate_in(
             file=err,
         )
     return EXIT_OK
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the process is, so that it ends like Ctrl-C."""
+
+
+_terminated = False
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    global _terminated
+    _terminated = True
+    raise _Terminated
+
+
+def _interrupted_status() -> int:
+    return EXIT_TERMINATED if _terminated else EXIT_INTERRUPTED
+
+
+def _interrupted_line(rounds: int, planned: int, out: Path) -> str:
+    how = "terminated (SIGTERM)" if _terminated else "interrupted"
+    again = f"ssddl simulate --resume {shlex.quote(str(out))}"
+    if rounds == 0:
+        return f"{how} before the first round finished; continue with: {again}"
+    return (
+        f"{how} after {rounds} of {planned} rounds; what finished is written to {out}. "
+        f"Continue with: {again}"
+    )
 
 
 def _add_audit_parser(sub: Any) -> None:
@@ -636,9 +669,24 @@ def _say_warning(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``ssddl`` command; SIGTERM ends it the way Ctrl-C does (status 143)."""
+    global _terminated
     argv = list(sys.argv[1:] if argv is None else argv)
     warnings.showwarning = _say_warning
     args = build_parser().parse_args(argv)
+    _terminated = False
+    if threading.current_thread() is not threading.main_thread():
+        return _run(args, argv)
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        return _run(args, argv)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from ssddl.experiments.rundir import OutputsInterrupted
+
     try:
         if args.command == "simulate":
             return _simulate(args, argv)
@@ -653,9 +701,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SSDDLError as exc:
         print(f"ssddl: error: {cli_words(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
+    except OutputsInterrupted as exc:
+        print(
+            f"ssddl: {'terminated (SIGTERM)' if _terminated else 'interrupted'} while writing "
+            f"the final outputs; the checkpoint after {exc.rounds} rounds is kept. Continue "
+            f"with: ssddl simulate --resume {shlex.quote(str(exc.out))}",
+            file=sys.stderr,
+        )
+        return _interrupted_status()
     except KeyboardInterrupt:
-        print("ssddl: interrupted before training started; nothing was written", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        what = "terminated (SIGTERM)" if _terminated else "interrupted"
+        print(f"ssddl: {what} before training started; nothing new was written", file=sys.stderr)
+        return _interrupted_status()
     return EXIT_USAGE  # pragma: no cover - argparse rejects unknown commands
 
 

@@ -44,7 +44,9 @@ from ssddl.experiments.report import (
 )
 from ssddl.experiments.rundir import (
     CHECKPOINT_FORMAT,
+    FINAL_OUTPUTS,
     Checkpoint,
+    OutputsInterrupted,
     RunDirectory,
     TrafficRow,
     claim,
@@ -70,6 +72,7 @@ from ssddl.runtime.simulator import (
 
 __all__ = [
     "CHECKPOINT_FORMAT",
+    "OutputsInterrupted",
     "Prepared",
     "RunOutcome",
     "dropout_schedule",
@@ -191,11 +194,13 @@ def _row_from_json(row: dict[str, Any]) -> dict[str, Any]:
 
 @dataclass
 class RunOutcome:
-    """What a run left behind: its summary (as in ``summary.json``) and whether it was cut."""
+    """What a run left behind: its summary (as in ``summary.json``), whether it was cut, and
+    the final outputs a resume completed (of a run interrupted after its last round)."""
 
     out: Path
     summary: dict[str, Any]
     interrupted: bool = False
+    completed: tuple[str, ...] = ()
 
 
 @dataclass
@@ -233,29 +238,36 @@ class _Recorder:
         self.clock = time.perf_counter()
         self.progress = _Progress()
         self.vanish = {v.participant: v for v in prep.sim.vanish}
+        #: final outputs an interruption after the last round left out (completed on resume)
+        self.missing: list[str] = []
 
     # -- start -----------------------------------------------------------------------------
 
     def start_fresh(self, *, checkpoint: bool = True) -> None:
         self.directory.start(dump_toml(nest(self.chosen)), checkpoint=checkpoint)
 
-    def load_checkpoint(self) -> SimulationState:
+    def resume(self) -> SimulationState | None:
+        """Restore the run from its checkpoint; ``None`` (and a fresh start with the run's
+        ``config.toml``) when it finished no round. Refuses a changed ``config.toml`` and a
+        run with nothing left to do."""
         saved = self.directory.load_checkpoint()
         if saved is None:
-            raise ConfigurationError(
-                f"--resume {self.out}: no checkpoint/state.json (the run finished no round); "
-                f"start it again without --resume"
-            )
+            self.start_fresh()
+            return None
         if saved.config_sha256 != choices_hash(self.chosen):
             raise ConfigurationError(
                 f"--resume {self.out}: config.toml changed since the checkpoint was written; "
                 f"restore it or start a new run"
             )
-        if saved.round + 1 >= self.prep.protocol.rounds:
-            raise ConfigurationError(
-                f"--resume {self.out}: the run already finished all "
-                f"{self.prep.protocol.rounds} rounds; nothing to resume"
-            )
+        rounds = self.prep.protocol.rounds
+        if saved.round + 1 >= rounds:
+            self.missing = self.directory.missing_outputs(saved, self._final_outputs())
+            if not self.missing:
+                raise ConfigurationError(
+                    f"--resume {self.out}: the run already finished all {rounds} rounds "
+                    f"and wrote every output; nothing to resume"
+                )
+        self.directory.keep_traffic_through(saved.round)
         p = self.progress
         p.rows = [_row_from_json(r) for r in saved.history]
         p.outcomes = saved.outcomes
@@ -263,15 +275,17 @@ class _Recorder:
         p.gone = set(saved.gone)
         p.wall_before = saved.wall_seconds
         self.started = saved.started
-        self.directory.keep_traffic_through(saved.round)
-        state = SimulationState(
+        p.state = SimulationState(
             round=saved.round,
             weights=saved.weights,
             selection_state=saved.selection_state,
             rounding_states=saved.rounding_states,
         )
-        p.state = state
-        return state
+        return p.state
+
+    def _final_outputs(self) -> list[str]:
+        skip = set() if self.prep.config.compare == "plain" else {"compare-plain.csv"}
+        return [n for n in FINAL_OUTPUTS if n not in skip]
 
     def resumed_vanish(self, after: int) -> tuple[Vanish, ...]:
         """Participants already gone vanish at once; the rest keep their schedule."""
@@ -328,6 +342,10 @@ class _Recorder:
             wall_seconds=self.wall_seconds(),
         )
 
+    def rounds_done(self) -> int:
+        state = self.progress.state
+        return 0 if state is None else state.round + 1
+
     def wall_seconds(self) -> float:
         return self.progress.wall_before + time.perf_counter() - self.clock
 
@@ -370,6 +388,8 @@ class _Recorder:
                 reference=reference,
             )
         self.directory.write_report(markdown_report(summary, summary["aborted"]))
+        if not interrupted and p.state is not None:
+            self.directory.mark_finished()
         return summary
 
     def _summary(self, traffic: list[TrafficRow], *, interrupted: bool) -> dict[str, Any]:
@@ -491,45 +511,61 @@ def run_in_directory(
     prep = prepare(config)
     recorder = _Recorder(out, prep, chosen, command)
     start: SimulationState | None = None
-    if resume:
-        start = recorder.load_checkpoint()
-        prep = dataclasses.replace(
-            prep, sim=dataclasses.replace(prep.sim, vanish=recorder.resumed_vanish(start.round))
-        )
-    else:
-        recorder.start_fresh()
-
-    def round_done(metrics: RoundMetrics) -> None:
-        recorder.on_round(metrics)
-        if on_round is not None:
-            on_round(metrics)
-
     interrupted = False
     reference: list[dict[str, Any]] = []
     try:
-        simulate(
-            prep.model,
-            prep.datasets,
-            dataclasses.replace(prep.sim, keep_round_arrays=False),  # results go to files
-            test=prep.split.test,
-            on_round=round_done,
-            on_setup=on_setup,
-            on_state=recorder.on_state,
-            resume=start,
-            device=prep.device,
-        )
+        if resume:
+            start = recorder.resume()
+        else:
+            recorder.start_fresh()
+        if start is None or start.round + 1 < prep.protocol.rounds:
+            _train(prep, recorder, start, on_round=on_round, on_setup=on_setup)
         if config.compare == "plain":
             if on_compare is not None:
                 on_compare()
             reference = plain_reference(config)
     except KeyboardInterrupt:
         interrupted = True
-    summary = recorder.finish(
-        interrupted=interrupted,
-        resumed_from=None if start is None else start.round,
-        reference=reference,
+    try:
+        summary = recorder.finish(
+            interrupted=interrupted,
+            resumed_from=None if start is None else start.round,
+            reference=reference,
+        )
+    except KeyboardInterrupt:
+        raise OutputsInterrupted(out.path, recorder.rounds_done()) from None
+    return RunOutcome(out.path, summary, interrupted, completed=tuple(recorder.missing))
+
+
+def _train(
+    prep: Prepared,
+    recorder: _Recorder,
+    start: SimulationState | None,
+    *,
+    on_round: Callable[[RoundMetrics], None] | None,
+    on_setup: SetupCallback | None,
+) -> None:
+    """Simulate the rounds after ``start`` (all of them without), recording each."""
+    if start is not None:  # who had vanished stays gone
+        vanish = recorder.resumed_vanish(start.round)
+        prep = dataclasses.replace(prep, sim=dataclasses.replace(prep.sim, vanish=vanish))
+
+    def round_done(metrics: RoundMetrics) -> None:
+        recorder.on_round(metrics)
+        if on_round is not None:
+            on_round(metrics)
+
+    simulate(
+        prep.model,
+        prep.datasets,
+        dataclasses.replace(prep.sim, keep_round_arrays=False),  # results go to files
+        test=prep.split.test,
+        on_round=round_done,
+        on_setup=on_setup,
+        on_state=recorder.on_state,
+        resume=start,
+        device=prep.device,
     )
-    return RunOutcome(out.path, summary, interrupted)
 
 
 # -- baselines that run outside the protocol ---------------------------------------------------

@@ -17,12 +17,19 @@ how*:
 - for ``--resume``: :meth:`~RunDirectory.load_checkpoint` and
   :meth:`~RunDirectory.keep_traffic_through`.
 
+Every file is written atomically (a temporary file in the same directory, fsync, rename), so
+a kill or a full disk leaves the previous version or the new one, never half a file; only
+``traffic.csv`` grows by appending, and a line a kill cut short is dropped on resume. The
+checkpoint records which final outputs were written from it and whether the run finished, so
+``--resume`` can complete whatever an interruption left out.
+
 The checkpoint holds only public state (see ``docs/howto/resume.md``): never a key, a seed of
 the cryptography, a share or a round key.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime
 import fcntl
@@ -30,8 +37,8 @@ import io
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,9 +48,11 @@ from ssddl.exceptions import ConfigurationError
 
 __all__ = [
     "CHECKPOINT_FORMAT",
+    "FINAL_OUTPUTS",
     "RUN_FILES",
     "TRAFFIC_HEADER",
     "Checkpoint",
+    "OutputsInterrupted",
     "RunDirectory",
     "TrafficRow",
     "claim",
@@ -62,6 +71,15 @@ RUN_FILES = (
     "model.pt",
     "model.safetensors",
     "compare-plain.csv",
+)
+#: written at the end of a run (or of an interrupted one) from its last checkpoint
+FINAL_OUTPUTS = (
+    "model.pt",
+    "model.safetensors",
+    "compare-plain.csv",
+    "summary.json",
+    "plot.png",
+    "report.md",
 )
 TRAFFIC_HEADER = ["round", "kind", "sender", "recipient", "bytes"]
 #: a directory with one of these holds a run (the other names may be a user's own files)
@@ -111,6 +129,16 @@ def prepare_out_dir(out: str) -> Path:
     return path
 
 
+class OutputsInterrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM while a run wrote its final outputs: the checkpoint of the last
+    finished round is kept, and ``--resume`` writes what is missing."""
+
+    def __init__(self, out: Path, rounds: int) -> None:
+        super().__init__(f"interrupted while writing the final outputs of {out}")
+        self.out = out
+        self.rounds = rounds  #: rounds finished and checkpointed
+
+
 def claim(out: str, *, resume: bool = False, force: bool = False) -> RunDirectory:
     """Take ``out`` for one run before anything is written to it: create it if missing,
     lock it against a second run, and — for a new run — refuse one that holds another run
@@ -156,6 +184,10 @@ class Checkpoint:
     gone: list[int]
     started: str
     wall_seconds: float
+    #: the final outputs written from this checkpoint's state, in the order written
+    outputs: list[str] = field(default_factory=list)
+    #: all rounds ran and every final output of a finished run was written
+    finished: bool = False
 
     def state_json(self, weights_file: str) -> dict[str, Any]:
         return {
@@ -175,13 +207,40 @@ class Checkpoint:
             "gone": sorted(self.gone),
             "started": self.started,
             "wall_seconds": self.wall_seconds,
+            "outputs": self.outputs,
+            "finished": self.finished,
         }
 
 
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def _replacing(path: Path) -> Iterator[Path]:
+    """Yield a temporary path next to ``path`` to write; then fsync it and rename it over
+    ``path`` (and fsync the directory). On any error the temporary file is removed and
+    ``path`` is left as it was."""
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")  # the suffix tells the format
+    try:
+        yield tmp
+        _fsync(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    with contextlib.suppress(OSError):  # durability of the rename; not every system allows it
+        _fsync(path.parent)
+
+
 def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    with _replacing(path) as tmp, open(tmp, "wb") as fh:
+        fh.write(data)
 
 
 def _csv_text(rows: Sequence[dict[str, Any]]) -> str:
@@ -203,6 +262,7 @@ class RunDirectory:
         self.flag = flag  #: how the user named it (``--out`` or ``--resume``), for messages
         self.checkpoint_dir = path / "checkpoint"
         self._lock: int | None = None
+        self._saved: tuple[Checkpoint, str] | None = None  #: last checkpoint, its weights file
         self.moved_aside: Path | None = None  #: where ``--force`` moved an earlier run
 
     def __enter__(self) -> RunDirectory:
@@ -281,17 +341,27 @@ class RunDirectory:
     def start(self, config_toml: str, *, checkpoint: bool = True) -> None:
         """Begin a fresh run in the claimed directory: ``config.toml``, the header of
         ``traffic.csv`` and an empty ``checkpoint/`` (unless ``checkpoint`` is false)."""
-        with open(self.path / "traffic.csv", "w", newline="") as fh:
-            csv.writer(fh).writerow(TRAFFIC_HEADER)
+        self._write_traffic([])
         if checkpoint:
             self.checkpoint_dir.mkdir(exist_ok=True)
-        (self.path / "config.toml").write_text(config_toml)
+        _atomic_write(self.path / "config.toml", config_toml.encode())
+
+    def _write_traffic(self, rows: Iterable[Sequence[Any]]) -> None:
+        buffer = io.StringIO(newline="")
+        writer = csv.writer(buffer)
+        writer.writerow(TRAFFIC_HEADER)
+        writer.writerows(rows)
+        _atomic_write(self.path / "traffic.csv", buffer.getvalue().encode())
 
     # -- every round -----------------------------------------------------------------------
 
     def append_traffic(self, rows: Iterable[Sequence[Any]]) -> None:
+        """Append to ``traffic.csv`` (the one file that grows; a torn last line is dropped
+        by :meth:`keep_traffic_through` on resume)."""
         with open(self.path / "traffic.csv", "a", newline="") as fh:
             csv.writer(fh).writerows(rows)
+            fh.flush()
+            os.fsync(fh.fileno())
 
     def write_metrics(self, rows: Sequence[dict[str, Any]]) -> None:
         """``metrics.csv``: one row per round (nothing is written before the first)."""
@@ -305,11 +375,42 @@ class RunDirectory:
         buffer = io.BytesIO()
         np.save(buffer, checkpoint.weights, allow_pickle=False)
         _atomic_write(self.checkpoint_dir / name, buffer.getvalue())
-        text = json.dumps(checkpoint.state_json(name), indent=1)
-        _atomic_write(self.checkpoint_dir / "state.json", text.encode())
+        self._saved = (checkpoint, name)
+        self._write_state()
         for old in self.checkpoint_dir.glob("weights-*.npy"):
             if old.name != name:
                 old.unlink()
+
+    def _write_state(self) -> None:
+        if self._saved is not None:
+            checkpoint, name = self._saved
+            text = json.dumps(checkpoint.state_json(name), indent=1)
+            _atomic_write(self.checkpoint_dir / "state.json", text.encode())
+
+    def _wrote(self, *names: str) -> None:
+        """Record in the checkpoint that final outputs were written from it."""
+        new = [n for n in names if n in FINAL_OUTPUTS]
+        if self._saved is not None and new:
+            outputs = self._saved[0].outputs
+            outputs += [n for n in new if n not in outputs]
+            self._write_state()
+
+    def mark_finished(self) -> None:
+        """Record that every final output of the finished run is written."""
+        if self._saved is not None:
+            self._saved[0].finished = True
+            self._write_state()
+
+    def missing_outputs(self, checkpoint: Checkpoint, expected: Iterable[str]) -> list[str]:
+        """Of the final outputs ``expected`` of a run, those its last finish did not write
+        or that are gone since (empty: the run is complete)."""
+        return [
+            n
+            for n in expected
+            if not checkpoint.finished
+            or n not in checkpoint.outputs
+            or not (self.path / n).is_file()
+        ]
 
     # -- resume ----------------------------------------------------------------------------
 
@@ -322,7 +423,7 @@ class RunDirectory:
         if data.get("format") != CHECKPOINT_FORMAT:
             raise ConfigurationError(f"--resume {self.path}: unknown checkpoint format")
         weights = np.load(self.checkpoint_dir / data["weights_file"], allow_pickle=False)
-        return Checkpoint(
+        checkpoint = Checkpoint(
             round=int(data["round"]),
             rounds=int(data["rounds"]),
             config_sha256=data["config_sha256"],
@@ -335,7 +436,11 @@ class RunDirectory:
             gone=list(data["gone"]),
             started=data["started"],
             wall_seconds=float(data["wall_seconds"]),
+            outputs=list(data.get("outputs", [])),
+            finished=bool(data.get("finished", False)),
         )
+        self._saved = (checkpoint, data["weights_file"])
+        return checkpoint
 
     def keep_traffic_through(self, last_round: int) -> None:
         """Keep the traffic of rounds up to ``last_round`` only (and drop a line a kill cut
@@ -350,10 +455,7 @@ class RunDirectory:
             and r[0].lstrip("-").isdigit()
             and int(r[0]) <= last_round
         ]
-        with open(self.path / "traffic.csv", "w", newline="") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(TRAFFIC_HEADER)
-            writer.writerows(kept)
+        self._write_traffic(kept)
 
     def read_traffic(self) -> list[TrafficRow]:
         with open(self.path / "traffic.csv", newline="") as fh:
@@ -364,8 +466,8 @@ class RunDirectory:
 
     def write_rows(self, name: str, rows: Sequence[dict[str, Any]]) -> None:
         """A CSV file of dict rows (the keys of the first row are the header)."""
-        with open(self.path / name, "w", newline="") as fh:
-            fh.write(_csv_text(rows))
+        _atomic_write(self.path / name, _csv_text(rows).encode())
+        self._wrote(name)
 
     def write_model(self, state: dict[str, Any]) -> None:
         """``model.pt`` (``torch.load(..., weights_only=True)``) and ``model.safetensors``:
@@ -373,18 +475,25 @@ class RunDirectory:
         import torch
         from safetensors.torch import save_file
 
-        torch.save(state, self.path / "model.pt")
-        save_file(state, str(self.path / "model.safetensors"))
+        with _replacing(self.path / "model.pt") as tmp:
+            torch.save(state, tmp)
+        with _replacing(self.path / "model.safetensors") as tmp:
+            save_file(state, str(tmp))
+        self._wrote("model.pt", "model.safetensors")
 
     def write_summary(self, summary: dict[str, Any]) -> None:
         text = json.dumps(json_safe(summary), indent=2) + "\n"
         _atomic_write(self.path / "summary.json", text.encode())
+        self._wrote("summary.json")
 
     def write_plot(self, rows: Sequence[dict[str, Any]], **kwargs: Any) -> None:
         """``plot.png``, drawn by :func:`ssddl.experiments.report.plot_run`."""
         from ssddl.experiments.report import plot_run
 
-        plot_run(rows, self.path / "plot.png", **kwargs)
+        with _replacing(self.path / "plot.png") as tmp:
+            plot_run(rows, tmp, **kwargs)
+        self._wrote("plot.png")
 
     def write_report(self, text: str) -> None:
-        (self.path / "report.md").write_text(text)
+        _atomic_write(self.path / "report.md", text.encode())
+        self._wrote("report.md")
