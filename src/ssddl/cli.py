@@ -5,7 +5,8 @@ Options given on the command line override those of ``--config FILE.toml``. Ever
 described once, in :data:`ssddl.experiments.options.OPTIONS`; this module builds the parser
 from it and imports torch only once a run starts, so ``--help`` and ``--version`` are quick.
 
-Exit status: 0 done; 1 the run finished but applied no round; 2 a bad option, file or
+Exit status: 0 done; 1 the run finished but applied no round, or a file could not be written
+(a full disk: one line naming the file and what was kept); 2 a bad option, file or
 directory (one line on stderr naming it and the fix); 130 interrupted (Ctrl-C) and 143
 terminated (SIGTERM, as ``timeout``, ``docker stop`` and Slurm send), both with what finished
 written and the command that continues the run.
@@ -14,6 +15,7 @@ written and the command that continues the run.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import shlex
 import signal
@@ -36,6 +38,7 @@ __all__ = ["build_parser", "main", "reference_markdown"]
 
 EXIT_OK = 0
 EXIT_NOTHING_APPLIED = 1
+EXIT_NOT_WRITTEN = 1  # a file could not be written (a full disk); what was kept is said
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143  # 128 + SIGTERM, what a shell reports for a process SIGTERM ended
@@ -584,11 +587,9 @@ def _add_audit_parser(sub: Any) -> None:
 
 def _audit(args: argparse.Namespace) -> int:
     from ssddl.attacks.audit import run_audit
+    from ssddl.experiments.rundir import prepare_out_dir
 
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        print(f"ssddl: error: --out {out} is a file; give a directory", file=sys.stderr)
-        return EXIT_USAGE
+    out = prepare_out_dir(args.out)  # before the work: a bad --out is refused at once
     report = run_audit(quick=args.quick, progress=lambda line: print(line, file=sys.stderr))
     report.write(out)
     table = sys.stderr if args.json else sys.stdout
@@ -604,6 +605,9 @@ def _audit(args: argparse.Namespace) -> int:
 
 def _bench(args: argparse.Namespace) -> int:
     """``ssddl bench``: a thin layer over ``benchmarks.bench_perf.main``."""
+    from ssddl.experiments.rundir import prepare_out_dir
+
+    prepare_out_dir(str(args.out))  # before the work: a bad --out is refused at once
     try:
         from benchmarks import bench_perf
     except ImportError:
@@ -684,8 +688,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, previous)
 
 
+#: errors of a write that the user fixes by freeing space or choosing another place
+_WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO}
+
+
+def _not_written(exc: Any) -> str:
+    """One line for a run stopped by a file it could not write."""
+    kept = f"the checkpoint after {exc.rounds} rounds is kept" if exc.rounds else "no round is kept"
+    again = f"ssddl simulate --resume {shlex.quote(str(exc.out))}"
+    if not exc.resumable:
+        return f"cannot write {exc.path}: {exc.reason}; nothing was kept: free space and run again"
+    return f"cannot write {exc.path}: {exc.reason}; {kept}. Free space and continue with: {again}"
+
+
 def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from ssddl.experiments.rundir import OutputsInterrupted
+    from ssddl.experiments.rundir import OutputsInterrupted, RunNotWritten
 
     try:
         if args.command == "simulate":
@@ -698,9 +715,19 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
             return _reproduce(args, argv)
         if args.command == "bench":
             return _bench(args)
+    except RunNotWritten as exc:
+        print(f"ssddl: error: {_not_written(exc)}", file=sys.stderr)
+        return EXIT_NOT_WRITTEN
     except SSDDLError as exc:
         print(f"ssddl: error: {cli_words(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
+    except OSError as exc:
+        if exc.errno not in _WRITE_ERRORS:
+            raise
+        where = exc.filename or "an output file"
+        print(f"ssddl: error: cannot write {where}: {exc.strerror}; free space and run again",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_NOT_WRITTEN
     except OutputsInterrupted as exc:
         print(
             f"ssddl: {'terminated (SIGTERM)' if _terminated else 'interrupted'} while writing "

@@ -46,8 +46,10 @@ from ssddl.experiments.rundir import (
     CHECKPOINT_FORMAT,
     FINAL_OUTPUTS,
     Checkpoint,
+    OutputError,
     OutputsInterrupted,
     RunDirectory,
+    RunNotWritten,
     TrafficRow,
     claim,
     json_safe,
@@ -342,10 +344,6 @@ class _Recorder:
             wall_seconds=self.wall_seconds(),
         )
 
-    def rounds_done(self) -> int:
-        state = self.progress.state
-        return 0 if state is None else state.round + 1
-
     def wall_seconds(self) -> float:
         return self.progress.wall_before + time.perf_counter() - self.clock
 
@@ -363,6 +361,7 @@ class _Recorder:
         prep, p = self.prep, self.progress
         last = p.state.round if p.state is not None else -1
         p.rows = [r for r in p.rows if r["round"] <= last]  # Ctrl-C may cut a round short
+        self.directory.record_outputs = not interrupted
         if p.state is not None:
             self.directory.write_model(_model_state(p.state.weights, prep.model))
         self.directory.write_metrics(p.rows)
@@ -526,6 +525,8 @@ def run_in_directory(
             reference = plain_reference(config)
     except KeyboardInterrupt:
         interrupted = True
+    except OutputError as exc:
+        raise RunNotWritten(exc, out.path, out.rounds_kept()) from exc
     try:
         summary = recorder.finish(
             interrupted=interrupted,
@@ -533,7 +534,9 @@ def run_in_directory(
             reference=reference,
         )
     except KeyboardInterrupt:
-        raise OutputsInterrupted(out.path, recorder.rounds_done()) from None
+        raise OutputsInterrupted(out.path, out.rounds_kept()) from None
+    except OutputError as exc:
+        raise RunNotWritten(exc, out.path, out.rounds_kept()) from exc
     return RunOutcome(out.path, summary, interrupted, completed=tuple(recorder.missing))
 
 

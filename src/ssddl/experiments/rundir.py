@@ -44,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-from ssddl.exceptions import ConfigurationError
+from ssddl.exceptions import ConfigurationError, SSDDLError
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -52,8 +52,10 @@ __all__ = [
     "RUN_FILES",
     "TRAFFIC_HEADER",
     "Checkpoint",
+    "OutputError",
     "OutputsInterrupted",
     "RunDirectory",
+    "RunNotWritten",
     "TrafficRow",
     "claim",
     "json_safe",
@@ -127,6 +129,32 @@ def prepare_out_dir(out: str) -> Path:
             f"--out {out} cannot be created or written ({exc.strerror}); give another path"
         ) from None
     return path
+
+
+class OutputError(SSDDLError):
+    """A file of a run could not be written (a full disk, a quota, a file-size limit, a
+    read-only or vanished file system). What was written before stays valid: every file is
+    replaced atomically, so the checkpoint is the last one that was written whole."""
+
+    def __init__(self, path: Path, error: OSError) -> None:
+        self.path = path
+        self.reason = error.strerror or str(error)
+        self.errno = error.errno
+        super().__init__(f"cannot write {path}: {self.reason}")
+
+
+class RunNotWritten(OutputError):
+    """A run stopped because one of its files could not be written; ``rounds`` rounds are
+    kept in its checkpoint, and ``resumable`` says whether ``--resume`` can continue it
+    (its ``config.toml`` was written)."""
+
+    def __init__(self, error: OutputError, out: Path, rounds: int) -> None:
+        self.path, self.reason, self.errno = error.path, error.reason, error.errno
+        self.out = out
+        self.rounds = rounds
+        self.resumable = (out / "config.toml").is_file()
+        kept = f"the checkpoint after {rounds} rounds is kept" if rounds else "no round is kept"
+        SSDDLError.__init__(self, f"cannot write {error.path}: {error.reason}; {kept}")
 
 
 class OutputsInterrupted(KeyboardInterrupt):
@@ -230,9 +258,11 @@ def _replacing(path: Path) -> Iterator[Path]:
         yield tmp
         _fsync(tmp)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()
+        if isinstance(exc, OSError):
+            raise OutputError(path, exc) from exc
         raise
     with contextlib.suppress(OSError):  # durability of the rename; not every system allows it
         _fsync(path.parent)
@@ -263,6 +293,9 @@ class RunDirectory:
         self.checkpoint_dir = path / "checkpoint"
         self._lock: int | None = None
         self._saved: tuple[Checkpoint, str] | None = None  #: last checkpoint, its weights file
+        #: record final outputs in the checkpoint (not those of an interrupted run, which a
+        #: resumed run rewrites)
+        self.record_outputs = True
         self.moved_aside: Path | None = None  #: where ``--force`` moved an earlier run
 
     def __enter__(self) -> RunDirectory:
@@ -341,10 +374,13 @@ class RunDirectory:
     def start(self, config_toml: str, *, checkpoint: bool = True) -> None:
         """Begin a fresh run in the claimed directory: ``config.toml``, the header of
         ``traffic.csv`` and an empty ``checkpoint/`` (unless ``checkpoint`` is false)."""
+        _atomic_write(self.path / "config.toml", config_toml.encode())  # first: resumable
         self._write_traffic([])
         if checkpoint:
-            self.checkpoint_dir.mkdir(exist_ok=True)
-        _atomic_write(self.path / "config.toml", config_toml.encode())
+            try:
+                self.checkpoint_dir.mkdir(exist_ok=True)
+            except OSError as exc:
+                raise OutputError(self.checkpoint_dir, exc) from exc
 
     def _write_traffic(self, rows: Iterable[Sequence[Any]]) -> None:
         buffer = io.StringIO(newline="")
@@ -358,10 +394,14 @@ class RunDirectory:
     def append_traffic(self, rows: Iterable[Sequence[Any]]) -> None:
         """Append to ``traffic.csv`` (the one file that grows; a torn last line is dropped
         by :meth:`keep_traffic_through` on resume)."""
-        with open(self.path / "traffic.csv", "a", newline="") as fh:
-            csv.writer(fh).writerows(rows)
-            fh.flush()
-            os.fsync(fh.fileno())
+        path = self.path / "traffic.csv"
+        try:
+            with open(path, "a", newline="") as fh:
+                csv.writer(fh).writerows(rows)
+                fh.flush()
+                os.fsync(fh.fileno())
+        except OSError as exc:
+            raise OutputError(path, exc) from exc
 
     def write_metrics(self, rows: Sequence[dict[str, Any]]) -> None:
         """``metrics.csv``: one row per round (nothing is written before the first)."""
@@ -375,22 +415,27 @@ class RunDirectory:
         buffer = io.BytesIO()
         np.save(buffer, checkpoint.weights, allow_pickle=False)
         _atomic_write(self.checkpoint_dir / name, buffer.getvalue())
-        self._saved = (checkpoint, name)
-        self._write_state()
+        self._write_state((checkpoint, name))
         for old in self.checkpoint_dir.glob("weights-*.npy"):
             if old.name != name:
                 old.unlink()
 
-    def _write_state(self) -> None:
-        if self._saved is not None:
-            checkpoint, name = self._saved
+    def _write_state(self, saved: tuple[Checkpoint, str] | None = None) -> None:
+        saved = self._saved if saved is None else saved
+        if saved is not None:
+            checkpoint, name = saved
             text = json.dumps(checkpoint.state_json(name), indent=1)
             _atomic_write(self.checkpoint_dir / "state.json", text.encode())
+            self._saved = saved
+
+    def rounds_kept(self) -> int:
+        """The rounds the checkpoint on disk holds (0 if there is none)."""
+        return 0 if self._saved is None else self._saved[0].round + 1
 
     def _wrote(self, *names: str) -> None:
         """Record in the checkpoint that final outputs were written from it."""
         new = [n for n in names if n in FINAL_OUTPUTS]
-        if self._saved is not None and new:
+        if self._saved is not None and new and self.record_outputs:
             outputs = self._saved[0].outputs
             outputs += [n for n in new if n not in outputs]
             self._write_state()
@@ -402,14 +447,10 @@ class RunDirectory:
             self._write_state()
 
     def missing_outputs(self, checkpoint: Checkpoint, expected: Iterable[str]) -> list[str]:
-        """Of the final outputs ``expected`` of a run, those its last finish did not write
-        or that are gone since (empty: the run is complete)."""
+        """Of the final outputs ``expected`` of a run, those the finish of its last round
+        did not write or that are gone since (empty: the run is complete)."""
         return [
-            n
-            for n in expected
-            if not checkpoint.finished
-            or n not in checkpoint.outputs
-            or not (self.path / n).is_file()
+            n for n in expected if n not in checkpoint.outputs or not (self.path / n).is_file()
         ]
 
     # -- resume ----------------------------------------------------------------------------
