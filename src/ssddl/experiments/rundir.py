@@ -36,6 +36,7 @@ import fcntl
 import io
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -273,6 +274,25 @@ def _atomic_write(path: Path, data: bytes) -> None:
         fh.write(data)
 
 
+def _checkpoint_of(data: dict[str, Any], weights: np.ndarray) -> Checkpoint:
+    return Checkpoint(
+        round=int(data["round"]),
+        rounds=int(data["rounds"]),
+        config_sha256=str(data["config_sha256"]),
+        weights=weights,
+        selection_state=dict(data["selection_state"]),
+        rounding_states={int(k): v for k, v in data["rounding_states"].items()},
+        history=list(data["history"]),
+        outcomes=list(data["outcomes"]),
+        rejections=list(data["rejections"]),
+        gone=[int(g) for g in data["gone"]],
+        started=str(data["started"]),
+        wall_seconds=float(data["wall_seconds"]),
+        outputs=[str(n) for n in data.get("outputs", [])],
+        finished=bool(data.get("finished", False)),
+    )
+
+
 def _csv_text(rows: Sequence[dict[str, Any]]) -> str:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\r\n")
@@ -449,39 +469,52 @@ class RunDirectory:
     def missing_outputs(self, checkpoint: Checkpoint, expected: Iterable[str]) -> list[str]:
         """Of the final outputs ``expected`` of a run, those the finish of its last round
         did not write or that are gone since (empty: the run is complete)."""
-        return [
-            n for n in expected if n not in checkpoint.outputs or not (self.path / n).is_file()
-        ]
+        return [n for n in expected if n not in checkpoint.outputs or not (self.path / n).is_file()]
 
     # -- resume ----------------------------------------------------------------------------
 
     def load_checkpoint(self) -> Checkpoint | None:
-        """The saved checkpoint, or ``None`` when the run finished no round."""
+        """The saved checkpoint, or ``None`` when the run finished no round. A damaged one
+        (a truncated ``state.json``, a missing or cut weights file) is refused in one line
+        naming the file."""
         state_file = self.checkpoint_dir / "state.json"
         if not state_file.is_file():
             return None
-        data = json.loads(state_file.read_text())
-        if data.get("format") != CHECKPOINT_FORMAT:
-            raise ConfigurationError(f"--resume {self.path}: unknown checkpoint format")
-        weights = np.load(self.checkpoint_dir / data["weights_file"], allow_pickle=False)
-        checkpoint = Checkpoint(
-            round=int(data["round"]),
-            rounds=int(data["rounds"]),
-            config_sha256=data["config_sha256"],
-            weights=weights.astype(np.float32, copy=False),
-            selection_state=data["selection_state"],
-            rounding_states={int(k): v for k, v in data["rounding_states"].items()},
-            history=data["history"],
-            outcomes=data["outcomes"],
-            rejections=data["rejections"],
-            gone=list(data["gone"]),
-            started=data["started"],
-            wall_seconds=float(data["wall_seconds"]),
-            outputs=list(data.get("outputs", [])),
-            finished=bool(data.get("finished", False)),
-        )
+        try:
+            data = json.loads(state_file.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            raise self._damaged("checkpoint/state.json", "it is not whole JSON") from None
+        if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
+            raise self._damaged("checkpoint/state.json", "unknown checkpoint format")
+        weights = self._weights(data.get("weights_file"))
+        try:
+            checkpoint = _checkpoint_of(data, weights)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            why = f"a field is missing or wrong: {exc}"
+            raise self._damaged("checkpoint/state.json", why) from None
         self._saved = (checkpoint, data["weights_file"])
         return checkpoint
+
+    def _weights(self, name: Any) -> np.ndarray:
+        if not isinstance(name, str) or not re.fullmatch(r"weights-\d+\.npy", name):
+            raise self._damaged("checkpoint/state.json", "it names no weights file")
+        path = self.checkpoint_dir / name
+        if not path.is_file():
+            raise self._damaged(f"checkpoint/{name}", "it is missing")
+        try:
+            weights = np.load(path, allow_pickle=False)
+        except (OSError, ValueError, EOFError):
+            raise self._damaged(f"checkpoint/{name}", "it is not a whole .npy file") from None
+        if weights.ndim != 1 or weights.dtype.kind != "f":
+            raise self._damaged(f"checkpoint/{name}", "it holds no weight vector")
+        return weights.astype(np.float32, copy=False)
+
+    def _damaged(self, name: str, why: str) -> ConfigurationError:
+        return ConfigurationError(
+            f"--resume {self.path}: {self.path / name} is damaged ({why}); restore it, or "
+            f"start the run again with --config {self.path / 'config.toml'} --out {self.path} "
+            f"--force"
+        )
 
     def keep_traffic_through(self, last_round: int) -> None:
         """Keep the traffic of rounds up to ``last_round`` only (and drop a line a kill cut
