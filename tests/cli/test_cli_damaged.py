@@ -8,6 +8,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from ssddl.cli import main
@@ -44,6 +45,12 @@ def _cut_weights(out: Path) -> str:
     return f"checkpoint/{weights.name}"
 
 
+def _other_weights(out: Path) -> str:
+    [weights] = (out / "checkpoint").glob("weights-*.npy")
+    np.save(weights, np.zeros(10, dtype=np.float32), allow_pickle=False)
+    return f"checkpoint/{weights.name}"
+
+
 def _drop_a_field(out: Path) -> str:
     path = out / "checkpoint" / "state.json"
     state = json.loads(path.read_text())
@@ -52,7 +59,9 @@ def _drop_a_field(out: Path) -> str:
     return "checkpoint/state.json"
 
 
-@pytest.mark.parametrize("damage", [_truncate_state, _delete_weights, _cut_weights, _drop_a_field])
+@pytest.mark.parametrize(
+    "damage", [_truncate_state, _delete_weights, _cut_weights, _other_weights, _drop_a_field]
+)
 def test_a_damaged_checkpoint_is_refused_naming_the_file(tmp_path, capsys, cut_run, damage):
     out = tmp_path / "run"
     shutil.copytree(cut_run, out)

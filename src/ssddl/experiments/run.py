@@ -252,7 +252,8 @@ class _Recorder:
         """Restore the run from its checkpoint; ``None`` (and a fresh start with the run's
         ``config.toml``) when it finished no round. Refuses a changed ``config.toml`` and a
         run with nothing left to do."""
-        saved = self.directory.load_checkpoint()
+        model_size = sum(int(t.numel()) for t in self.prep.model.parameters())
+        saved = self.directory.load_checkpoint(model_size=model_size)
         if saved is None:
             self.start_fresh()
             return None

@@ -473,10 +473,10 @@ class RunDirectory:
 
     # -- resume ----------------------------------------------------------------------------
 
-    def load_checkpoint(self) -> Checkpoint | None:
+    def load_checkpoint(self, *, model_size: int | None = None) -> Checkpoint | None:
         """The saved checkpoint, or ``None`` when the run finished no round. A damaged one
-        (a truncated ``state.json``, a missing or cut weights file) is refused in one line
-        naming the file."""
+        (a truncated ``state.json``, a missing or cut weights file, weights of another size
+        than ``model_size``) is refused in one line naming the file."""
         state_file = self.checkpoint_dir / "state.json"
         if not state_file.is_file():
             return None
@@ -486,7 +486,7 @@ class RunDirectory:
             raise self._damaged("checkpoint/state.json", "it is not whole JSON") from None
         if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
             raise self._damaged("checkpoint/state.json", "unknown checkpoint format")
-        weights = self._weights(data.get("weights_file"))
+        weights = self._weights(data.get("weights_file"), model_size)
         try:
             checkpoint = _checkpoint_of(data, weights)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -495,7 +495,7 @@ class RunDirectory:
         self._saved = (checkpoint, data["weights_file"])
         return checkpoint
 
-    def _weights(self, name: Any) -> np.ndarray:
+    def _weights(self, name: Any, size: int | None) -> np.ndarray:
         if not isinstance(name, str) or not re.fullmatch(r"weights-\d+\.npy", name):
             raise self._damaged("checkpoint/state.json", "it names no weights file")
         path = self.checkpoint_dir / name
@@ -507,6 +507,9 @@ class RunDirectory:
             raise self._damaged(f"checkpoint/{name}", "it is not a whole .npy file") from None
         if weights.ndim != 1 or weights.dtype.kind != "f":
             raise self._damaged(f"checkpoint/{name}", "it holds no weight vector")
+        if size is not None and weights.size != size:
+            why = f"it holds {weights.size} weights, the model has {size}"
+            raise self._damaged(f"checkpoint/{name}", why)
         return weights.astype(np.float32, copy=False)
 
     def _damaged(self, name: str, why: str) -> ConfigurationError:
@@ -519,8 +522,11 @@ class RunDirectory:
     def keep_traffic_through(self, last_round: int) -> None:
         """Keep the traffic of rounds up to ``last_round`` only (and drop a line a kill cut
         short)."""
-        with open(self.path / "traffic.csv", newline="") as fh:
-            kept = [r for r in csv.reader(fh)][1:]
+        try:
+            with open(self.path / "traffic.csv", newline="") as fh:
+                kept = [r for r in csv.reader(fh)][1:]
+        except FileNotFoundError:  # deleted: the traffic of the resumed rounds only
+            kept = []
         kept = [
             r
             for r in kept
