@@ -9,14 +9,17 @@ Exit status: 0 done; 1 the run finished but applied no round, or a file could no
 (a full disk: one line naming the file and what was kept); 2 a bad option, file or
 directory (one line on stderr naming it and the fix); 130 interrupted (Ctrl-C) and 143
 terminated (SIGTERM, as ``timeout``, ``docker stop`` and Slurm send), both with what finished
-written and the command that continues the run.
+written and the command that continues the run; 141 the reader of stdout went away
+(``--json | head -c 1``), with the run directory written and no traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import json
+import os
 import shlex
 import signal
 import sys
@@ -42,6 +45,7 @@ EXIT_NOT_WRITTEN = 1  # a file could not be written (a full disk); what was kept
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143  # 128 + SIGTERM, what a shell reports for a process SIGTERM ended
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: the reader of stdout went away (``| head``)
 
 #: Setup seconds per pair of participants (X25519 + HKDF + signature checks), measured on a
 #: 2-core machine; used only to warn before a long setup.
@@ -692,6 +696,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 _WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO}
 
 
+def _drop_stdout() -> None:
+    """Point stdout at /dev/null so that the flush at exit does not fail a second time."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+
+
 def _not_written(exc: Any) -> str:
     """One line for a run stopped by a file it could not write."""
     kept = f"the checkpoint after {exc.rounds} rounds is kept" if exc.rounds else "no round is kept"
@@ -721,12 +732,19 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     except SSDDLError as exc:
         print(f"ssddl: error: {cli_words(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:
+        _drop_stdout()
+        return EXIT_BROKEN_PIPE
     except OSError as exc:
         if exc.errno not in _WRITE_ERRORS:
             raise
-        where = exc.filename or "an output file"
-        print(f"ssddl: error: cannot write {where}: {exc.strerror}; free space and run again",
-              file=sys.stderr)  # fmt: skip
+        if exc.filename is None:  # the run's own files name themselves: this is stdout
+            _drop_stdout()
+            print(f"ssddl: error: cannot write to standard output: {exc.strerror}; the run "
+                  f"directory holds the results", file=sys.stderr)  # fmt: skip
+            return EXIT_NOT_WRITTEN
+        print(f"ssddl: error: cannot write {exc.filename}: {exc.strerror}; free space and "
+              f"run again", file=sys.stderr)  # fmt: skip
         return EXIT_NOT_WRITTEN
     except OutputsInterrupted as exc:
         print(

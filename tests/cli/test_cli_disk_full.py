@@ -123,3 +123,37 @@ def test_an_out_that_cannot_be_a_directory_is_refused_before_work(tmp_path, caps
     line = _one_error_line(captured.err)
     assert "--out" in line
     assert afile.read_text() == "mine\n"
+
+
+@pytest.mark.slow
+def test_stdout_that_fills_or_closes_is_one_line_or_silent(tmp_path):
+    args = [sys.executable, "-m", "ssddl.cli", "simulate", *TINY, "--json"]
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(
+            [*args, "--out", str(tmp_path / "a")],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=600,
+        )
+    assert done.returncode == 1, done.stderr
+    assert "standard output" in _one_error_line(done.stderr)
+    assert (tmp_path / "a" / "summary.json").is_file()
+    # ``| head -c 1``: the reader is gone before the JSON line is printed
+    proc = subprocess.Popen(
+        [*args, "--out", str(tmp_path / "b")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        proc.stdout.close()
+        _, err = proc.communicate(timeout=600)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 141, err
+    assert "Traceback" not in err and "Exception ignored" not in err
+    assert (tmp_path / "b" / "summary.json").is_file()
