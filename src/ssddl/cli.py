@@ -180,17 +180,45 @@ def _add_keys_parser(sub: Any) -> None:
         "gen",
         help="Ed25519 identity keys (participant-<id>.key, mode 0600) and roster.json",
     )
-    gen.add_argument("--participants", type=int, required=True, metavar="N")
-    gen.add_argument("--out", type=Path, required=True, metavar="DIR")
+    gen.add_argument(
+        "--participants",
+        type=int,
+        required=True,
+        metavar="N",
+        help="write keys for participants 1..N",
+    )
+    gen.add_argument(
+        "--out", type=Path, required=True, metavar="DIR",
+        help="directory for the keys (created 0700 if missing; existing keys are never "
+        "overwritten)",
+    )  # fmt: skip
     certs = what.add_parser(
         "certs",
         help="a CA, a server certificate for 127.0.0.1 and optional SuperNode auth keys",
     )
-    certs.add_argument("--out", type=Path, required=True, metavar="DIR")
+    certs.add_argument(
+        "--out", type=Path, required=True, metavar="DIR",
+        help="directory for the TLS material (created 0700 if missing; never overwritten)",
+    )  # fmt: skip
     certs.add_argument(
         "--supernodes", type=int, default=0, metavar="N",
         help="also write N SuperNode authentication key pairs (supernode-<i>, .pub)",
     )  # fmt: skip
+
+
+def _key_dir(out: Path) -> Path:
+    """``keys --out``: created if missing, readable by its owner only (0700)."""
+    from ssddl.exceptions import ConfigurationError
+
+    if out.exists() and not out.is_dir():
+        raise ConfigurationError(f"--out {str(out)!r} is an existing file; give a directory")
+    try:
+        out.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigurationError(
+            f"--out {str(out)!r} cannot be created ({exc.strerror}); give another directory"
+        ) from None
+    return out
 
 
 def _keys(args: argparse.Namespace) -> int:
@@ -198,7 +226,7 @@ def _keys(args: argparse.Namespace) -> int:
     from ssddl.exceptions import ConfigurationError
     from ssddl.runtime.keyfiles import write_identities
 
-    out = Path(args.out)
+    out = _key_dir(Path(args.out))
     if args.keys_command == "gen":
         written = write_identities(out, args.participants)
         for path in (*written.keys.values(), written.roster):
@@ -208,8 +236,6 @@ def _keys(args: argparse.Namespace) -> int:
 
     if args.supernodes < 0:
         raise ConfigurationError("--supernodes must be >= 0")
-    if not out.is_dir():
-        raise ConfigurationError(f"--out {str(out)!r} is not a directory; create it first")
     existing = [p for p in ("ca.crt", "server.pem", "server.key") if (out / p).exists()]
     if existing:
         raise ConfigurationError(f"{out / existing[0]} already exists: use an empty directory")
