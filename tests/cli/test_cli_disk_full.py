@@ -83,6 +83,21 @@ def test_a_full_disk_before_the_first_file_keeps_nothing_and_a_rerun_works(
     assert main(["simulate", *TINY, "--out", str(out)]) == 0
 
 
+def test_a_disk_without_room_for_the_run_is_refused_before_training(tmp_path, capsys, monkeypatch):
+    import shutil
+
+    import ssddl.experiments.run as run
+
+    real = shutil.disk_usage
+    monkeypatch.setattr(rundir.shutil, "disk_usage", lambda p: real(p)._replace(free=500_000))
+    monkeypatch.setattr(run, "simulate", lambda *a, **k: pytest.fail("training started"))
+    out = tmp_path / "run"
+    assert main(["simulate", *TINY, "--out", str(out)]) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert f"--out {out}: 0.5 MiB free, the run needs about" in line
+    assert not (out / "config.toml").exists()
+
+
 #: the CLI under a file-size limit (a real write failure, no root needed); plain mode, whose
 #: run writes no scratch file of its own that the limit would stop first
 _LIMITED = (

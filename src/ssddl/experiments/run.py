@@ -509,6 +509,7 @@ def run_in_directory(
             config, config.runner, out, chosen=chosen, command=command, on_round=on_round
         )
     prep = prepare(config)
+    out.check_space(sum(int(t.numel()) for t in prep.model.parameters()))
     recorder = _Recorder(out, prep, chosen, command)
     start: SimulationState | None = None
     interrupted = False
@@ -638,6 +639,7 @@ def _run_baseline_in_directory(
     from ssddl.baselines.runners import run_baseline
 
     prep = prepare(config)
+    out.check_space(sum(int(t.numel()) for t in prep.model.parameters()))
     recorder = _Recorder(out, prep, chosen, command)
     recorder.start_fresh(checkpoint=False)
 

@@ -37,6 +37,7 @@ import io
 import json
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -388,6 +389,22 @@ class RunDirectory:
                 f"({exc.strerror}); move or delete it yourself"
             ) from None
         return aside
+
+    def check_space(self, model_size: int) -> None:
+        """Refuse before training a disk without room for the run's files: about five copies
+        of the weights (two checkpoint files while one replaces the other, ``model.pt``,
+        ``model.safetensors``, a temporary copy) and a megabyte for the rest."""
+        needed = 5 * 4 * model_size + 2**20
+        try:
+            free = shutil.disk_usage(self.path).free
+        except OSError:  # not every file system says; writing will tell
+            return
+        if free < needed:
+            raise ConfigurationError(
+                f"{self.flag} {self.path}: {free / 2**20:.1f} MiB free, the run needs about "
+                f"{needed / 2**20:.1f} MiB (checkpoint and model files); free space or "
+                f"choose another --out"
+            )
 
     # -- start -----------------------------------------------------------------------------
 
