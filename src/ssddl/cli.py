@@ -738,22 +738,26 @@ def _not_written(exc: Any) -> str:
     return f"cannot write {exc.path}: {exc.reason}; {kept}. Free space and continue with: {again}"
 
 
+_COMMANDS: dict[str, Callable[[argparse.Namespace, Sequence[str]], int]] = {
+    "simulate": lambda args, argv: _simulate(args, argv),
+    "audit": lambda args, argv: _audit(args),
+    "keys": lambda args, argv: _keys(args),
+    "reproduce": lambda args, argv: _reproduce(args, argv),
+    "bench": lambda args, argv: _bench(args),
+}
+
+
 def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from ssddl.experiments.rundir import OutputsInterrupted, RunNotWritten
+    """Run the command; every error a user can act on becomes one line on stderr."""
+    from ssddl.experiments.rundir import OutputError, OutputsInterrupted, RunNotWritten
 
     try:
-        if args.command == "simulate":
-            return _simulate(args, argv)
-        if args.command == "audit":
-            return _audit(args)
-        if args.command == "keys":
-            return _keys(args)
-        if args.command == "reproduce":
-            return _reproduce(args, argv)
-        if args.command == "bench":
-            return _bench(args)
+        return _COMMANDS[args.command](args, argv)
     except RunNotWritten as exc:
         print(f"ssddl: error: {_not_written(exc)}", file=sys.stderr)
+        return EXIT_NOT_WRITTEN
+    except OutputError as exc:
+        print(f"ssddl: error: {exc}; free space and run again", file=sys.stderr)
         return EXIT_NOT_WRITTEN
     except SSDDLError as exc:
         print(f"ssddl: error: {cli_words(str(exc))}", file=sys.stderr)
@@ -762,16 +766,7 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         _drop_stdout()
         return EXIT_BROKEN_PIPE
     except OSError as exc:
-        if exc.errno not in _WRITE_ERRORS:
-            raise
-        if exc.filename is None:  # the run's own files name themselves: this is stdout
-            _drop_stdout()
-            print(f"ssddl: error: cannot write to standard output: {exc.strerror}; the run "
-                  f"directory holds the results", file=sys.stderr)  # fmt: skip
-            return EXIT_NOT_WRITTEN
-        print(f"ssddl: error: cannot write {exc.filename}: {exc.strerror}; free space and "
-              f"run again", file=sys.stderr)  # fmt: skip
-        return EXIT_NOT_WRITTEN
+        return _write_failed(exc)
     except OutputsInterrupted as exc:
         print(
             f"ssddl: {'terminated (SIGTERM)' if _terminated else 'interrupted'} while writing "
@@ -784,7 +779,21 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         what = "terminated (SIGTERM)" if _terminated else "interrupted"
         print(f"ssddl: {what} before training started; nothing new was written", file=sys.stderr)
         return _interrupted_status()
-    return EXIT_USAGE  # pragma: no cover - argparse rejects unknown commands
+
+
+def _write_failed(exc: OSError) -> int:
+    """A write that failed outside a run directory: stdout, or a file of reproduce, audit,
+    bench or keys. Any other OSError is a bug, shown as one."""
+    if exc.errno not in _WRITE_ERRORS:
+        raise exc
+    if exc.filename is None:  # the run's own files name themselves: this is stdout
+        _drop_stdout()
+        print(f"ssddl: error: cannot write to standard output: {exc.strerror}; the run "
+              f"directory holds the results", file=sys.stderr)  # fmt: skip
+        return EXIT_NOT_WRITTEN
+    print(f"ssddl: error: cannot write {exc.filename}: {exc.strerror}; free space and "
+          f"run again", file=sys.stderr)  # fmt: skip
+    return EXIT_NOT_WRITTEN
 
 
 if __name__ == "__main__":  # pragma: no cover
