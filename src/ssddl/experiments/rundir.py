@@ -339,9 +339,10 @@ class RunDirectory:
             holder = os.read(fd, 32).decode(errors="replace").strip()
             os.close(fd)
             pid = f" (process {holder})" if holder.isdigit() else ""
+            other = "" if self.flag == "--resume" else " or choose another --out"
             raise ConfigurationError(
                 f"{self.flag} {self.path} is in use by another ssddl run{pid}; wait for it to "
-                f"end or choose another --out"
+                f"end{other}"
             ) from None
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
