@@ -57,11 +57,12 @@ from ssddl.baselines.dssgd import DSSGDConfig
 from ssddl.exceptions import ConfigurationError
 from ssddl.hazmat.codec import ring_sum
 from ssddl.learning import load_digits, model_to_vector
+from ssddl.modes import secure_modes
 from ssddl.protocol import ProtocolConfig, SessionParams
 
 __all__ = ["AuditConfig", "AuditReport", "run_audit"]
 
-SSDDL_MODES = ("prg", "explicit", "shamir")
+SSDDL_MODES = secure_modes()  #: every secure mode of the catalogue (the scheme registry's)
 SCHEMES = ("plain", "dssgd", *SSDDL_MODES)
 REAL_AGGREGATE = "prg aggregate"  #: the view label of the real aggregate's rows
 CONTROL = "uniform words"  #: the control's: uniform ring words read as an aggregate
