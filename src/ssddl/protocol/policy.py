@@ -16,27 +16,33 @@ different lists cannot unmask anyone with c colluders (``Scheme.split_margin``).
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ssddl.exceptions import ConfigurationError, GroupTooSmall, PolicyViolation
 from ssddl.protocol.config import PairKeys, ProtocolConfig, Recovery, SessionParams
-from ssddl.protocol.registry import get_scheme
+from ssddl.protocol.registry import get_scheme, scheme_names
 from ssddl.validators import check_bool, check_int
 
-__all__ = ["DEFAULT_MAX_ROUND", "ParticipantPolicy"]
+__all__ = ["DEFAULT_MAX_ROUND", "ParticipantPolicy", "secure_modes"]
 
 #: the largest round number a participant follows by default (a bound on PRNG jumps)
 DEFAULT_MAX_ROUND = 1_000_000
-SECURE_MODES = ("prg", "explicit", "shamir")
 SAFE_RECOVERIES = (Recovery.DOUBLE_MASK, Recovery.NONE)
+
+
+def secure_modes() -> tuple[str, ...]:
+    """The registered modes that hide a member's change (``Scheme.secure``), in the order
+    they were registered: the modes a participant takes part in unless told otherwise."""
+    return tuple(name for name in scheme_names() if get_scheme(name).secure)
 
 
 @dataclass(frozen=True)
 class ParticipantPolicy:
     """A participant's own limits.
 
-    ``modes``: the sharing modes it takes part in (``plain`` sends the change in the clear and
-    is never accepted unless listed). ``max_colluders``: the largest coalition of members
+    ``modes``: the sharing modes it takes part in (default: every registered secure mode,
+    :func:`secure_modes`; ``plain`` sends the change in the clear and is never accepted
+    unless listed). ``max_colluders``: the largest coalition of members
     (with the server) it must survive — the participant's real protection (module
     docstring). ``min_threshold``: the smallest threshold it accepts (2 at least: a threshold
     of 1 makes every share the secret). ``min_group_size``: the smallest round group it
@@ -48,7 +54,7 @@ class ParticipantPolicy:
     so a compromise during it reveals earlier rounds' pair keys); refused unless set.
     """
 
-    modes: tuple[str, ...] = SECURE_MODES
+    modes: tuple[str, ...] = field(default_factory=secure_modes)
     max_colluders: int = 0
     min_threshold: int = 2
     min_group_size: int = 2
