@@ -98,11 +98,7 @@ def make_session(
         return lambda r, x: plaintexts.setdefault(r, {}).__setitem__(pid, x)
 
     transport = transport if transport is not None else InMemoryExchange()
-
-    def carry(hosts):
-        transport.hosts.update(hosts)
-        transport.faults = (*transport.faults, *vanish)
-        return transport
+    transport.faults = (*transport.faults, *vanish)
 
     built = BuiltSession.build(
         config,
@@ -114,7 +110,7 @@ def make_session(
         masks=masks,
         inspectors=inspector_for,
         host=persisted_host if persisted else live,
-        exchange=carry,
+        exchange=transport.attach,
     )
     server, participants, driver = built.server, built.participants, built.driver
     return Session(server, participants, driver, transport, plaintexts, samples)

@@ -199,6 +199,12 @@ class InMemoryExchange(TrafficLog):
         self._pending: list[Frame] = []
         self._round = -1
 
+    def attach(self, hosts: Mapping[int, ParticipantHost]) -> InMemoryExchange:
+        """Carry frames to ``hosts`` too (an :data:`~ssddl.runtime.session.ExchangeFactory`:
+        ``Session.build(..., exchange=exchange.attach)`` keeps this very object)."""
+        self.hosts.update(hosts)
+        return self
+
     def inject(self, frame: Frame) -> None:
         """Put a raw frame for the server on the wire: it arrives with the next batch
         (tests: malformed, replayed or forged frames)."""
