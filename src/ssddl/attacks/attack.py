@@ -155,7 +155,11 @@ class AttackOutcome:
     def __post_init__(self) -> None:
         if not self.attack or not self.setting:
             raise ConfigurationError("AttackOutcome needs an attack name and a setting")
-        if self.expected not in (True, False, None):
+        if not isinstance(self.succeeded, bool):
+            raise ConfigurationError(
+                f"AttackOutcome.succeeded must be a bool, got {type(self.succeeded).__name__}"
+            )
+        if not any(self.expected is v for v in (True, False, None)):
             raise ConfigurationError(
                 f"AttackOutcome.expected must be True, False or None, got {self.expected!r}"
             )

@@ -55,6 +55,7 @@ from ssddl.attacks.attack import (
 from ssddl.attacks.coalition import ALPHA, CoalitionRow
 from ssddl.attacks.inversion import SUCCESS_PSNR
 from ssddl.attacks.server import AttackRow
+from ssddl.attacks.suite import BUILT_IN
 from ssddl.attacks.uploads import SSDDL_MODES, RecoveryRow
 
 __all__ = ["AuditConfig", "AuditReport", "run_audit"]
@@ -407,6 +408,23 @@ def _attacks_markdown(report: AuditReport) -> list[str]:
             f"| {name} | {_short(report.guarantees.get(name, ''), 200)} | {len(outcomes)} | "
             f"{len(claimed)} | {held}/{len(claimed)}{mark} |"
         )
+    own = {a.name for a in BUILT_IN}
+    added = [o for name, found in report.results.items() if name not in own for o in found]
+    if added:  # the audit's own attacks have tables of their own below
+        lines += [
+            "",
+            "| attack | setting | target | server | colluders | bound | succeeded | expected "
+            "| as stated |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {o.attack} | {_short(o.setting, 40)} | {_short(o.target, 40)} | {o.server} | "
+            f"{o.colluders} | {'none' if o.bound is None else o.bound} | "
+            f"{'YES' if o.succeeded else 'no'} | "
+            f"{'—' if o.expected is None else ('succeed' if o.expected else 'fail')} | "
+            f"{'yes' if o.holds else '**NO**'} |"
+            for o in added
+        ]
     return [*lines, ""]
 
 
