@@ -304,6 +304,7 @@ def _short(text: str, limit: int = 90) -> str:
 
 
 def _markdown(report: AuditReport) -> list[str]:
+    """The report: the attacks run, then each of the audit's own sections that has rows."""
     lines = [
         "# Privacy audit",
         "",
@@ -312,6 +313,22 @@ def _markdown(report: AuditReport) -> list[str]:
         f"success = PSNR >= {SUCCESS_PSNR:g} dB. {report.seconds:.1f} s.",
         "",
         *_attacks_markdown(report),
+        *_recovery_markdown(report),
+        *_aggregate_markdown(report),
+        *_coalition_markdown(report),
+        *_server_markdown(report),
+        *_phong_markdown(report),
+    ]
+    if report.notes:
+        lines += ["", "## Notes", "", *[f"- {n}" for n in report.notes]]
+    lines += ["", "![true inputs and reconstructions](reconstructions.png)"]
+    return lines
+
+
+def _recovery_markdown(report: AuditReport) -> list[str]:
+    if not report.recovery:
+        return []
+    lines = [
         "## Input recovery from what the server received",
         "",
         "| attack | scheme | success | max abs error | MSE | PSNR (dB) | random-guess MSE |",
@@ -329,6 +346,8 @@ def _markdown(report: AuditReport) -> list[str]:
             f"{_fmt(float(np.mean([r.psnr for r in rows])))} | "
             f"{_fmt(float(np.mean([r.random_guess_mse for r in rows])))} |"
         )
+    if not report.p_sim:
+        return lines
     lines += [
         "",
         "No better than random: `p_sim` is the fraction of simulated views (uniform words, "
@@ -338,11 +357,15 @@ def _markdown(report: AuditReport) -> list[str]:
         "| scheme | p_sim | no better than random |",
         "|---|---|---|",
     ]
-    lines += [
+    return lines + [
         f"| {m} | {_fmt(p)} | {'yes' if p >= ALPHA else 'NO'} |" for m, p in report.p_sim.items()
     ]
-    lines += _aggregate_markdown(report)
-    lines += [
+
+
+def _coalition_markdown(report: AuditReport) -> list[str]:
+    if not report.coalition:
+        return []
+    lines = [
         "",
         "## Coalitions: the server plus c colluders against member 1",
         "",
@@ -354,42 +377,52 @@ def _markdown(report: AuditReport) -> list[str]:
         "| indistinguishable |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    lines += [
+    return lines + [
         f"| {r.mode} | {r.c} | {r.bound} | {'yes' if r.recovered else 'no'} | "
         f"{_fmt(r.max_abs_error)} | {_fmt(r.upload_uniform_p)} | {_fmt(r.estimate_uniform_p)} | "
         f"{_fmt(r.same_p)} | {'yes' if r.indistinguishable else 'no'} |"
         for r in report.coalition
     ]
-    lines += ["", "## Stated bounds, attacked at the bound and one beyond it", ""]
-    if report.server_attacks:
-        lines += [
-            "Each attack plays a server (honest-but-curious, or one that lies) with a coalition "
-            "of colluders against the real participants. At or below the stated bound it must "
-            "fail; one colluder beyond it is the control that shows the attack is real.",
-            "",
-            "| configuration | server | attack | colluders | bound | recovered | stopped by | "
-            "as stated |",
-            "|---|---|---|---|---|---|---|---|",
-        ]
-        lines += [
-            f"| {r['config']} | {r['server']} | {r['attack']} | {r['colluders']} | "
-            f"{'none' if r['bound'] is None else r['bound']} | "
-            f"{'YES' if r['recovered'] else 'no'} | {_short(r['stopped_by'] or '—', 40)} | "
-            f"{'yes' if r['holds'] else '**NO**'} |"
-            for r in report.server_attacks
-        ]
-    lines += ["", "## Phong et al.: one colluder's copy of the shared key", ""]
-    if report.phong:
-        lines.append(
-            f"The server, given participant {report.phong['colluder']}'s key, decrypted the "
-            f"uploads of participants {report.phong['decrypted']} (max abs error of the "
-            f"decryption {_fmt(report.phong['max_abs_error_of_decryption'])}); the "
-            "`phong+first-layer` rows above read their inputs back."
-        )
-    if report.notes:
-        lines += ["", "## Notes", "", *[f"- {n}" for n in report.notes]]
-    lines += ["", "![true inputs and reconstructions](reconstructions.png)"]
-    return lines
+
+
+def _server_markdown(report: AuditReport) -> list[str]:
+    rows = report.server_attacks
+    if not rows:
+        return []
+    lines = [
+        "",
+        "## Stated bounds, attacked at the bound and one beyond it",
+        "",
+        "Each attack plays a server (honest-but-curious, or one that lies) with a coalition "
+        "of colluders against the real participants. At or below the stated bound it must "
+        "fail; one colluder beyond it is the control that shows the attack is real.",
+        "",
+        "| configuration | server | attack | colluders | bound | recovered | stopped by | "
+        "as stated |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    return lines + [
+        f"| {r['config']} | {r['server']} | {r['attack']} | {r['colluders']} | "
+        f"{'none' if r['bound'] is None else r['bound']} | "
+        f"{'YES' if r['recovered'] else 'no'} | {_short(r['stopped_by'] or '—', 40)} | "
+        f"{'yes' if r['holds'] else '**NO**'} |"
+        for r in rows
+    ]
+
+
+def _phong_markdown(report: AuditReport) -> list[str]:
+    phong = report.phong
+    if not phong:
+        return []
+    return [
+        "",
+        "## Phong et al.: one colluder's copy of the shared key",
+        "",
+        f"The server, given participant {phong['colluder']}'s key, decrypted the uploads of "
+        f"participants {phong['decrypted']} (max abs error of the decryption "
+        f"{_fmt(phong['max_abs_error_of_decryption'])}); the `phong+first-layer` rows above "
+        "read their inputs back.",
+    ]
 
 
 def _attacks_markdown(report: AuditReport) -> list[str]:
