@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from ssddl.attacks.target import Victims
 
 __all__ = [
+    "SSDDL_MODES",
     "Attack",
     "AttackContext",
     "AttackOutcome",
@@ -39,6 +40,8 @@ __all__ = [
     "unregister_attack",
 ]
 
+#: the secure modes every attack on a secure view runs against
+SSDDL_MODES = ("prg", "explicit", "shamir")
 MAX_AGGREGATE_INPUTS = 64  #: n·B at most (the dummies of batch DLG grow with it)
 Progress = Callable[[str], None]
 

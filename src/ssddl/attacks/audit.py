@@ -44,6 +44,7 @@ import numpy as np
 
 from ssddl.attacks.aggregate import BEST, AggregateRow
 from ssddl.attacks.attack import (
+    SSDDL_MODES,
     Attack,
     AttackContext,
     AttackOutcome,
@@ -56,7 +57,7 @@ from ssddl.attacks.coalition import ALPHA, CoalitionRow
 from ssddl.attacks.inversion import SUCCESS_PSNR
 from ssddl.attacks.server import AttackRow
 from ssddl.attacks.suite import BUILT_IN
-from ssddl.attacks.uploads import SSDDL_MODES, RecoveryRow
+from ssddl.attacks.uploads import RecoveryRow
 
 __all__ = ["AuditConfig", "AuditReport", "run_audit"]
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ssddl.attacks.attack import AttackContext, AttackOutcome
+from ssddl.attacks.attack import SSDDL_MODES, AttackContext, AttackOutcome
 from ssddl.attacks.views import CoalitionView, RecordedRun, record_run
 from ssddl.exceptions import ConfigurationError, SSDDLError
 from ssddl.hazmat.aead import open_sealed
@@ -368,7 +368,7 @@ class CoalitionAttack:
     def run(self, context: AttackContext) -> list[AttackOutcome]:
         config = context.config
         outcomes = []
-        for mode in ("prg", "explicit", "shamir"):
+        for mode in SSDDL_MODES:
             context.say(f"coalitions: server + c colluders in {mode} (n={config.coalition_n})")
             rows = coalition_experiment(
                 mode,

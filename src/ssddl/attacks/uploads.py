@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from ssddl.attacks.attack import AttackContext, AttackOutcome
+from ssddl.attacks.attack import SSDDL_MODES, AttackContext, AttackOutcome
 from ssddl.attacks.baseline_views import dssgd_uploads, shared_key_attack, sparse_as_seen
 from ssddl.attacks.coalition import ALPHA
 from ssddl.attacks.dlg import gradient_inversion
@@ -41,7 +41,6 @@ from ssddl.exceptions import ConfigurationError
 from ssddl.protocol import SessionParams
 
 __all__ = [
-    "SSDDL_MODES",
     "FirstLayerOnUploads",
     "InversionOnUploads",
     "PhongSharedKey",
@@ -49,8 +48,6 @@ __all__ = [
     "first_layer_row",
     "simulated_p",
 ]
-
-SSDDL_MODES = ("prg", "explicit", "shamir")
 
 
 @dataclass(frozen=True)
