@@ -65,7 +65,7 @@ SCHEMES = ("plain", "dssgd", *SSDDL_MODES)
 #: the attacks whose rows make ``server_attacks``
 SERVER_ATTACKS = ("stated-bounds", "policy", "model-inconsistency")
 #: the order of the input-recovery table: schemes, then attacks
-_SCHEME_ORDER = ("plain", "prg", "explicit", "shamir", "dssgd", "dssgd(theta_u=1)", "phong")
+_SCHEME_ORDER = ("plain", *SSDDL_MODES, "dssgd", "dssgd(theta_u=1)", "phong")
 _ATTACK_ORDER = ("first-layer", "iDLG", "DLG", "phong+first-layer")
 R = TypeVar("R")
 
