@@ -22,7 +22,7 @@ from ssddl.protocol.config import SessionParams
 from ssddl.protocol.masks import RoundKeys
 from ssddl.protocol.messages import Message, PlainUpload
 from ssddl.protocol.ports import MaskBuilder, PendingMask
-from ssddl.protocol.stages import ServerStage
+from ssddl.protocol.stages import BaseServerStage
 
 __all__ = ["Envelope", "MaskPrecomputer", "MemberRole", "OpenRound", "ServerRole"]
 
@@ -189,7 +189,11 @@ class ServerRole(Protocol):
         ...
 
     def next_phase(
-        self, stage: ServerStage, expected: frozenset[int], envelopes: list[Envelope], data: Any
+        self,
+        stage: BaseServerStage,
+        expected: frozenset[int],
+        envelopes: list[Envelope],
+        data: Any,
     ) -> list[Envelope]:
         """Open the next phase of the round, waiting for ``expected``; ``envelopes`` go out."""
         ...

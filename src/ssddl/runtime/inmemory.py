@@ -20,7 +20,7 @@ from enum import Enum
 from typing import Protocol
 
 from ssddl.exceptions import ConfigurationError, SSDDLError, UnknownSender
-from ssddl.protocol.messages import SERVER, MessageKind, decode_message
+from ssddl.protocol.messages import SERVER, Kind, MessageKind, decode_message, kind_of
 from ssddl.protocol.participant import Participant
 from ssddl.runtime.exchange import Frame, Rejection, frame_kind, rejection
 
@@ -152,7 +152,7 @@ Fault = Vanish | VanishAt | Delay | Drop | Duplicate | Reorder
 @dataclass(frozen=True)
 class TrafficRecord:
     round: int
-    kind: MessageKind
+    kind: Kind
     sender: int
     recipient: int
     nbytes: int
@@ -281,7 +281,7 @@ class InMemoryExchange:
 
     def _record(self, frame: Frame) -> None:
         try:
-            kind = MessageKind(frame.data[5])
+            kind = kind_of(frame.data[5])  # a registered kind, a scheme's own too
         except (IndexError, ValueError):
             return
         self.records.append(
@@ -289,7 +289,7 @@ class InMemoryExchange:
         )
 
     def bytes_by_participant(
-        self, round_number: int | None = None, kinds: Iterable[MessageKind] | None = None
+        self, round_number: int | None = None, kinds: Iterable[Kind] | None = None
     ) -> dict[int, dict[str, int]]:
         """{participant: {"up": bytes sent to the server, "down": bytes received}}."""
         wanted = set(kinds) if kinds is not None else None

@@ -8,6 +8,8 @@ What a scheme provides:
 
 - configuration rules: whether it needs pair keys, uses a threshold, the smallest safe group,
   the modulus its sum lives in;
+- what it adds to the protocol: the message classes of its own kinds (``messages``) and the
+  enum of its own server stages (``stages``), which ``register_scheme`` registers with it;
 - the round part of both stage tables (Init and the end of a session are common to all);
 - participant side: ``contribute`` (from the checked local change to the first message of
   ParaShare) and handlers for the scheme's own message kinds;
@@ -25,10 +27,17 @@ import numpy as np
 
 from ssddl.exceptions import ConfigurationError
 from ssddl.protocol.config import Recovery, SessionParams, default_threshold
-from ssddl.protocol.messages import Message, MessageKind
+from ssddl.protocol.messages import Kind, Message
 from ssddl.protocol.roles import Envelope, MemberRole, ServerRole
 from ssddl.protocol.schemes._common import Guarantee
-from ssddl.protocol.stages import Event, ParticipantStage, ServerStage, Variant
+from ssddl.protocol.stages import (
+    BaseServerStage,
+    ParticipantStage,
+    ParticipantTable,
+    ServerStage,
+    ServerTable,
+    Variant,
+)
 
 __all__ = [
     "ParticipantHandler",
@@ -60,10 +69,14 @@ class Scheme(ABC):
     #: the smallest ``min_group_size`` that keeps one member's change hidden
     min_group_floor: ClassVar[int] = 1
     #: the server stage a round starts in (after SelectGroup)
-    first_stage: ClassVar[ServerStage] = ServerStage.COLLECTING_UPLOADS
+    first_stage: ClassVar[BaseServerStage] = ServerStage.COLLECTING_UPLOADS
     #: upload kinds whose ring-word payload the server adds into one running sum on arrival
     #: (``ServerRole.summed()``) instead of keeping every upload: O(M) memory, not O(n·M)
-    summed_uploads: ClassVar[frozenset[MessageKind]] = frozenset()
+    summed_uploads: ClassVar[frozenset[Kind]] = frozenset()
+    #: the message classes of the scheme's own kinds (registered with the scheme)
+    messages: ClassVar[tuple[type[Message], ...]] = ()
+    #: the enum of the scheme's own server stages (registered with the scheme), if any
+    stages: ClassVar[type[BaseServerStage] | None] = None
 
     # -- configuration ---------------------------------------------------------------------
 
@@ -144,16 +157,12 @@ class Scheme(ABC):
         )
 
     @abstractmethod
-    def participant_table(
-        self, variant: Variant
-    ) -> dict[tuple[ParticipantStage, MessageKind], ParticipantStage]:
+    def participant_table(self, variant: Variant) -> ParticipantTable:
         """Every (stage, message kind) of a round the participant accepts, and where it goes.
         Must contain ``(READY, ROUND_START)``."""
 
     @abstractmethod
-    def server_table(
-        self, variant: Variant
-    ) -> dict[tuple[ServerStage, Event], frozenset[ServerStage]]:
+    def server_table(self, variant: Variant) -> ServerTable:
         """Every (stage, event) of a round the server accepts, and the stages it may reach."""
 
     # -- participant side ------------------------------------------------------------------
@@ -162,7 +171,7 @@ class Scheme(ABC):
     def contribute(self, participant: MemberRole, delta: np.ndarray, count: int) -> list[Message]:
         """ParaShare's first step: the member's messages for its checked local change."""
 
-    def participant_handlers(self) -> Mapping[MessageKind, ParticipantHandler]:
+    def participant_handlers(self) -> Mapping[Kind, ParticipantHandler]:
         """Handlers of the scheme's own server → participant messages."""
         return {}
 
@@ -177,11 +186,11 @@ class Scheme(ABC):
 
     # -- server side -----------------------------------------------------------------------
 
-    def server_checks(self) -> Mapping[MessageKind, ServerCheck]:
+    def server_checks(self) -> Mapping[Kind, ServerCheck]:
         """Validators of the scheme's participant → server messages (raise, never store)."""
         return {}
 
-    def server_closers(self) -> Mapping[ServerStage, ServerCloser]:
+    def server_closers(self) -> Mapping[BaseServerStage, ServerCloser]:
         """What ends each of the scheme's server phases."""
         return {}
 
