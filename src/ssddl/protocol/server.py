@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from time import perf_counter
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -69,6 +69,7 @@ __all__ = ["Envelope", "RoundOutcome", "RoundState", "RoundStatus", "Server"]
 
 S = ServerStage
 K = MessageKind
+M = TypeVar("M", bound=Message)
 _NO_TOTAL = np.zeros(0, dtype=np.uint32)
 
 
@@ -325,7 +326,7 @@ class Server:
         self.stage = stage
         return envelopes
 
-    def received(self, kind: type[Message]) -> dict[int, Any]:
+    def received(self, kind: type[M]) -> dict[int, M]:
         """For schemes: the messages of ``kind`` of the open phase, by sender id."""
         return {p: m for p, m in sorted(self.open.received.items()) if isinstance(m, kind)}
 

@@ -643,8 +643,8 @@ def _check_unmask_response(server: ServerRole, msg: UnmaskResponse) -> None:
 
 def _close_uploads(server: ServerRole) -> list[Envelope]:
     params = server.config
-    kind = MaskedUpload if params.recovery is Recovery.DOUBLE_MASK else Upload
-    uploads = server.received(kind)  # without payloads: they were summed on arrival
+    kind: type[Message] = MaskedUpload if params.recovery is Recovery.DOUBLE_MASK else Upload
+    uploads: dict[int, Any] = server.received(kind)  # without payloads: summed on arrival
     aggregate = server.summed() if uploads else None
     survivors = tuple(uploads)
     dropped = tuple(p for p in server.open.group if p not in uploads)
