@@ -13,7 +13,12 @@ from typing import ClassVar
 import numpy as np
 import pytest
 
-from ssddl.exceptions import ConfigurationError, MalformedMessage, UnexpectedMessage
+from ssddl.exceptions import (
+    ConfigurationError,
+    MalformedMessage,
+    PolicyViolation,
+    UnexpectedMessage,
+)
 from ssddl.hazmat.codec import ring_sum
 from ssddl.protocol import Mode, ProtocolConfig, RoundStatus, Server, UniformSubset
 from ssddl.protocol.messages import (
@@ -26,6 +31,7 @@ from ssddl.protocol.messages import (
     unregister_message,
 )
 from ssddl.protocol.messages import MessageKind as K
+from ssddl.protocol.policy import ParticipantPolicy, secure_modes
 from ssddl.protocol.roles import Envelope, MemberRole, ServerRole
 from ssddl.protocol.schemes import Scheme, register_scheme, scheme_names, unregister_scheme
 from ssddl.protocol.schemes.base import ParticipantHandler, ServerCheck, ServerCloser
@@ -281,6 +287,15 @@ def test_out_of_turn_messages_of_the_new_kinds_are_refused(scheme):
         server_check("toy-reveal", S.COLLECTING_UPLOADS, RevealKind.MASK_REVEAL)
     with pytest.raises(UnexpectedMessage):
         server_check("prg", S.COLLECTING_UPLOADS, RevealKind.MASK_REVEAL)
+
+
+def test_a_member_takes_part_only_where_its_policy_names_the_scheme(scheme):
+    params = ProtocolConfig(mode="toy-reveal", max_samples=64).resolve(5)
+    assert params.scheme is scheme  # resolved once, with the parameters
+    assert ParticipantPolicy().modes == secure_modes() == ("prg", "explicit", "shamir")
+    with pytest.raises(PolicyViolation, match="accepts only 'prg', 'explicit', 'shamir'"):
+        ParticipantPolicy().check_session(params)
+    ParticipantPolicy(modes=("toy-reveal",)).check_session(params)
 
 
 # -- 5. the registry: round trips, clashes, unknown kinds ------------------------------------

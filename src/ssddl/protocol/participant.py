@@ -63,7 +63,7 @@ from ssddl.protocol.policy import ParticipantPolicy
 from ssddl.protocol.ports import InlineMaskBuilder, MaskBuilder, PendingMask
 from ssddl.protocol.premask import MasksInFlight
 from ssddl.protocol.roles import MaskPrecomputer
-from ssddl.protocol.schemes import Scheme, get_scheme
+from ssddl.protocol.schemes import Scheme
 from ssddl.protocol.stages import ParticipantStage, participant_next
 from ssddl.protocol.state import ParticipantState
 
@@ -177,7 +177,9 @@ class Participant:
 
     @property
     def scheme(self) -> Scheme:
-        return get_scheme(self.params.mode)
+        """The session's scheme (resolved once, with the announced parameters)."""
+        scheme: Scheme = self.params.scheme
+        return scheme
 
     @property
     def min_contributors(self) -> int:

@@ -59,7 +59,7 @@ from ssddl.protocol.messages import (
     decode_message,
 )
 from ssddl.protocol.roles import Envelope
-from ssddl.protocol.schemes import Scheme, get_scheme
+from ssddl.protocol.schemes import Scheme
 from ssddl.protocol.select import SelectionPolicy
 from ssddl.protocol.stages import BaseServerStage, Control, ServerStage, server_check, server_stage
 from ssddl.protocol.state import ServerState
@@ -139,7 +139,7 @@ class Server:
         if not np.isfinite(weights).all():
             raise NonFiniteError("initial_weights hold NaN or Inf")
         self.config: SessionParams = config.resolve(len(roster))
-        self.scheme: Scheme = get_scheme(self.config.mode)
+        self.scheme: Scheme = self.config.scheme  # resolved with the parameters
         self.roster = dict(sorted(roster.items()))
         self.weights = weights.copy()
         self.model_size = int(weights.size)

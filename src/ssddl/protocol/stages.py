@@ -145,7 +145,8 @@ class Variant:
 
 
 def _scheme(mode: Any) -> Any:
-    return get_scheme(mode.mode if isinstance(mode, SessionParams) else mode)
+    """Resolved parameters carry their scheme; a mode name is looked up."""
+    return mode.scheme if isinstance(mode, SessionParams) else get_scheme(mode)
 
 
 def _resolve(mode: Any, variant: Variant | None) -> tuple[Any, Variant]:
