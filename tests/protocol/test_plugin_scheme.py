@@ -27,6 +27,7 @@ from ssddl.protocol.messages import (
     Upload,
     decode_message,
     kind_of,
+    message_kinds,
     register_message,
     unregister_message,
 )
@@ -317,6 +318,7 @@ def test_the_new_kinds_round_trip_through_the_wire_format(scheme):
     assert repr(messages[1]).startswith("<mask_reveal round=3 sender=2")
     assert "arange" not in repr(messages[1]) and "0, 1, 2" not in repr(messages[1])
     assert server_stage("toy_collecting_masks") is RevealStage.COLLECTING_MASKS
+    assert {RevealKind.MASK_REQUEST, RevealKind.MASK_REVEAL, K.UPLOAD} <= set(message_kinds())
     with pytest.raises(MalformedMessage, match="ring words"):
         MaskReveal(SESSION, 3, 2, np.zeros(3, dtype=np.float32))
 
@@ -405,6 +407,7 @@ def test_an_unregistered_kind_is_refused_by_the_decoder():
         unregister_scheme(scheme.name)
     with pytest.raises(MalformedMessage, match="unknown message kind 120"):
         decode_message(frame)
+    assert RevealKind.MASK_REQUEST not in message_kinds()
     with pytest.raises(MalformedMessage, match="unknown server stage"):
         server_stage("toy_collecting_masks")
 
