@@ -386,6 +386,16 @@ def test_a_stage_value_that_is_taken_is_refused(scheme):
         register_scheme(Other())
     assert "toy-twin" not in scheme_names()
 
+    class Borrower(RevealScheme):
+        name = "toy-borrower"
+        messages = ()
+
+    with pytest.raises(ConfigurationError, match=r"'toy_collecting_masks' .* by RevealStage"):
+        register_scheme(Borrower())  # another scheme's stages are that scheme's
+    assert server_stage("toy_collecting_masks") is RevealStage.COLLECTING_MASKS  # still there
+    assert register_scheme(scheme) is scheme  # the same object again: nothing changes
+    assert kind_of(int(RevealKind.MASK_REVEAL)) is RevealKind.MASK_REVEAL
+
 
 def test_an_unregistered_kind_is_refused_by_the_decoder():
     class Unknown(Kind):

@@ -99,15 +99,16 @@ _SERVER_STAGES: dict[str, BaseServerStage] = {stage.value: stage for stage in Se
 
 def register_stages(stages: type[BaseServerStage]) -> None:
     """Make the members of ``stages`` (an enum that subclasses :class:`BaseServerStage`)
-    known server stages. Registering the same enum again does nothing; a value that another
-    stage has is refused (ConfigurationError): a saved state names its stage by value."""
+    known server stages. A value that a registered stage has — another's, or its own: an
+    enum is registered once, by the scheme that owns it — is refused (ConfigurationError):
+    a saved state names its stage by value."""
     if not (isinstance(stages, type) and issubclass(stages, BaseServerStage)):
         raise ConfigurationError("register_stages takes an enum that subclasses BaseServerStage")
     for stage in stages:
         if not isinstance(stage.value, str) or not stage.value:
             raise ConfigurationError(f"server stage {stage.name} needs a non-empty string value")
-        taken = _SERVER_STAGES.get(stage.value, stage)
-        if taken is not stage:
+        taken = _SERVER_STAGES.get(stage.value)
+        if taken is not None:
             raise ConfigurationError(
                 f"server stage value {stage.value!r} ({stages.__name__}.{stage.name}) is "
                 f"taken by {type(taken).__name__}.{taken.name}; give it another value"

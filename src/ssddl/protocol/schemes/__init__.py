@@ -39,9 +39,12 @@ def register_scheme(scheme: Scheme) -> Scheme:
     is taken is refused (ConfigurationError) and nothing of the scheme is registered."""
     if not isinstance(scheme, Scheme):
         raise ConfigurationError("register_scheme takes a Scheme instance")
-    if scheme.name in registry.scheme_names() and registry.get_scheme(scheme.name) is not scheme:
+    if scheme.name in registry.scheme_names():
+        if registry.get_scheme(scheme.name) is scheme:
+            return scheme  # registered already: nothing to do
         raise ConfigurationError(f"a scheme named {scheme.name!r} is already registered")
     added: list[type[Message]] = []
+    stages: type[BaseServerStage] | None = None
     try:
         for cls in scheme.messages:
             if cls in MESSAGE_TYPES.values():
@@ -52,10 +55,11 @@ def register_scheme(scheme: Scheme) -> Scheme:
             register_message(cls)
             added.append(cls)
         if scheme.stages is not None:
-            register_stages(scheme.stages)
+            register_stages(scheme.stages)  # refuses stages registered already
+            stages = scheme.stages
         registry.add_scheme(scheme)
     except ConfigurationError:
-        _forget(added, scheme.stages)
+        _forget(added, stages)  # only what this call added
         raise
     return scheme
 
