@@ -50,6 +50,7 @@ from ssddl.protocol.stages import (
 )
 from ssddl.protocol.state import Record, record_kind
 from ssddl.protocol.wire import ARRAY, BYTES, IDS, U64
+from ssddl.runtime.inmemory import Vanish, VanishPhase
 from tests.protocol.helpers import make_session
 
 P, S = ParticipantStage, ServerStage
@@ -243,6 +244,22 @@ def test_full_rounds_give_the_exact_plaintext_sum(scheme, persisted):
     kinds = {record.kind for record in session.transport.records}
     assert {RevealKind.MASK_REQUEST, RevealKind.MASK_REVEAL} <= kinds
     assert session.transport.bytes_by_kind()["mask_reveal"] > 0
+
+
+@pytest.mark.parametrize("phase", list(VanishPhase))
+def test_a_member_lost_in_either_phase_aborts_the_round(scheme, phase):
+    # every member must contribute (the default guarantee): the uploads' deadline or the
+    # masks' deadline ends the round without touching the model
+    vanish = (Vanish(5, 1, phase),)
+    session = make_session(ProtocolConfig(mode="toy-reveal", rounds=2), vanish=vanish)
+    session.driver.init()
+    assert session.driver.round().status is RoundStatus.APPLIED
+    weights = session.server.weights.copy()
+    outcome = session.driver.round()
+    assert outcome.status is RoundStatus.ABORTED
+    expected = "4 uploads arrived" if phase is VanishPhase.ROUND_START else "mask is missing"
+    assert expected in outcome.reason
+    assert np.array_equal(session.server.weights, weights)
 
 
 def test_the_model_is_the_one_prg_makes_from_the_same_changes(scheme):
