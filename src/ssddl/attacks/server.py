@@ -88,8 +88,8 @@ from ssddl.protocol.schemes.prg import apply_self_mask, pair_binding, seed_from_
 from ssddl.protocol.select import SelectionPolicy, UniformSubset
 from ssddl.protocol.server import Server
 from ssddl.runtime.exchange import Driver, Frame
-from ssddl.runtime.inmemory import Delay, InMemoryExchange, LiveHost
-from ssddl.runtime.session import make_members
+from ssddl.runtime.inmemory import Delay, InMemoryExchange
+from ssddl.runtime.session import Session as RuntimeSession
 
 M = TypeVar("M", bound=Message)
 
@@ -175,9 +175,7 @@ def session(
     if config.weighted and config.max_samples is None:
         config = dataclasses.replace(config, max_samples=64)
     ids = list(range(1, n + 1))
-    members = make_members(ids, lambda p: _source(f"attack/{seed}/id/{p}", not seeded_crypto))
     truth: dict[int, dict[int, np.ndarray]] = {}
-    policy = policy if policy is not None else ParticipantPolicy.for_config(config, n)
 
     def trainer_for(pid: int) -> Callable[[np.ndarray, int], LocalUpdate]:
         def trainer(weights: np.ndarray, round_number: int) -> LocalUpdate:
@@ -189,31 +187,29 @@ def session(
     def keep(pid: int) -> Callable[[int, np.ndarray], None]:
         return lambda r, x: truth.setdefault(r, {}).__setitem__(pid, x)
 
+    names = {"identity": "id", "participant": "p"}
+
+    def source(label: str) -> RandomSource:
+        role, _, pid = label.partition("/")
+        name = f"{names[role]}/{pid}" if pid else role
+        return _source(f"attack/{seed}/{name}", not seeded_crypto)
+
     make_trainer = trainers if trainers is not None else trainer_for
-    participants = {
-        p: Participant(
-            p,
-            members.identities[p],
-            members.roster,
-            make_trainer(p),
-            random=_source(f"attack/{seed}/p/{p}", not seeded_crypto),
-            inspector=keep(p),
-            policy=policy,
-            masks=masks,
-        )
-        for p in ids
-    }
-    server = Server(
+    exchange = InMemoryExchange(faults=faults)
+    built = RuntimeSession.build(
         config,
-        members.roster,
+        {p: make_trainer(p) for p in ids},
         np.zeros(size, dtype=np.float32),
         selection=selection
         if selection is not None
         else UniformSubset(np.random.default_rng(seed)),
-        random=_source(f"attack/{seed}/server", not seeded_crypto),
+        sources=source,
+        policy=policy,
+        masks=masks,
+        inspectors=keep,
+        exchange=exchange.attach,
     )
-    exchange = InMemoryExchange({p: LiveHost(q) for p, q in participants.items()}, faults=faults)
-    driver = Driver(server, exchange)
+    server, participants, driver = built.server, built.participants, built.driver
     if init:
         driver.init()
     return Session(server, participants, exchange, driver, truth)
