@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from ssddl.exceptions import ConfigurationError, SSDDLError, UnknownSender
-from ssddl.protocol.messages import SERVER, MessageKind
+from ssddl.protocol.messages import SERVER, Kind, MessageKind, kind_of
 from ssddl.runtime.exchange import Exchange, Frame, Rejection, frame_kind, rejection
 from ssddl.runtime.hosts import LiveHost, ParticipantHost, PersistedHost
 
@@ -120,7 +120,7 @@ Fault = Vanish | VanishAt | Delay | Drop | Duplicate | Reorder
 @dataclass(frozen=True)
 class TrafficRecord:
     round: int
-    kind: MessageKind
+    kind: Kind
     sender: int
     recipient: int
     nbytes: int
@@ -145,7 +145,7 @@ class TrafficLog:
 
     def _log(self, frame: Frame, round_number: int) -> None:
         try:
-            kind = MessageKind(frame.data[5])
+            kind = kind_of(frame.data[5])  # a registered kind, a scheme's own too
         except (IndexError, ValueError):
             return
         self.records.append(
@@ -153,7 +153,7 @@ class TrafficLog:
         )
 
     def bytes_by_participant(
-        self, round_number: int | None = None, kinds: Iterable[MessageKind] | None = None
+        self, round_number: int | None = None, kinds: Iterable[Kind] | None = None
     ) -> dict[int, dict[str, int]]:
         """{participant: {"up": bytes sent to the server, "down": bytes received}}."""
         wanted = set(kinds) if kinds is not None else None
