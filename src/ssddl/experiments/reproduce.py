@@ -268,48 +268,32 @@ def _e1_final(rows: list[dict[str, Any]], plan: Plan, out: Path) -> None:
 def _protocol_round(mode: str, n: int, model_size: int) -> tuple[float, float, float, float]:
     """One protocol round with a synthetic change (no training): per-member ParaShare
     seconds, server seconds, per-member upload and download bytes."""
-    from ssddl.hazmat.rand import OsRandom
     from ssddl.protocol.localtrain import LocalUpdate
-    from ssddl.protocol.participant import Participant
-    from ssddl.protocol.policy import ParticipantPolicy
     from ssddl.protocol.select import UniformSubset
-    from ssddl.protocol.server import Server
-    from ssddl.runtime.exchange import Driver
-    from ssddl.runtime.inmemory import InMemoryExchange, LiveHost
+    from ssddl.runtime.inmemory import InMemoryExchange
     from ssddl.runtime.masking import MaskEngine
-    from ssddl.runtime.session import make_members
+    from ssddl.runtime.session import Session
 
     ids = list(range(1, n + 1))
     protocol = ProtocolConfig(mode=mode, rounds=1, max_samples=64)
-    members = make_members(ids, lambda p: OsRandom())
     rng = np.random.default_rng(model_size + n)
     delta = rng.normal(0, 0.01, model_size)
 
     def trainer(weights: np.ndarray, round_number: int) -> LocalUpdate:
         return LocalUpdate(delta, 32)
 
+    exchange = InMemoryExchange()
     with MaskEngine("thread") as masks:  # built while the members train, as a runtime does
-        participants = {
-            p: Participant(
-                p,
-                members.identities[p],
-                members.roster,
-                trainer,
-                random=OsRandom(),
-                rounding_rng=np.random.default_rng(p),
-                policy=ParticipantPolicy.for_config(protocol, n),
-                masks=masks,
-            )
-            for p in ids
-        }
-        server = Server(
+        session = Session.build(
             protocol,
-            members.roster,
+            dict.fromkeys(ids, trainer),
             np.zeros(model_size, dtype=np.float32),
             selection=UniformSubset(np.random.default_rng(0)),
+            rounding_rngs={p: np.random.default_rng(p) for p in ids},
+            masks=masks,
+            exchange=exchange.attach,
         )
-        exchange = InMemoryExchange({p: LiveHost(x) for p, x in participants.items()})
-        driver = Driver(server, exchange)
+        participants, driver = session.participants, session.driver
         driver.init()
         outcome = driver.round()
         traffic = exchange.bytes_by_participant(outcome.round)

@@ -495,14 +495,25 @@ class SessionParams:
     degree: int = dataclasses.field(default=0, metadata={"published": False})
     max_samples_given: bool = dataclasses.field(default=True, metadata={"published": False})
 
+    def __post_init__(self) -> None:
+        # the one lookup of the mode: stages, policy, participant and server ask `scheme`
+        object.__setattr__(self, "_scheme", get_scheme(self.mode))
+
+    @property
+    def scheme(self) -> Any:
+        """The registered scheme that runs this session (a
+        :class:`~ssddl.protocol.schemes.base.Scheme`; untyped here, below the schemes),
+        looked up once, when the parameters were made."""
+        return self._scheme  # type: ignore[attr-defined]
+
     @property
     def secure(self) -> bool:
-        return bool(get_scheme(self.mode).secure)
+        return bool(self.scheme.secure)
 
     @property
     def capacity_modulus(self) -> int:
         """The modulus the signed sum must stay inside: Q, or also the scheme's field."""
-        return int(get_scheme(self.mode).capacity_modulus(self.ring_bits))
+        return int(self.scheme.capacity_modulus(self.ring_bits))
 
     @property
     def min_contributors(self) -> int:

@@ -16,11 +16,11 @@ different lists cannot unmask anyone with c colluders (``Scheme.split_margin``).
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ssddl.exceptions import ConfigurationError, GroupTooSmall, PolicyViolation
 from ssddl.protocol.config import PairKeys, ProtocolConfig, Recovery, SessionParams
-from ssddl.protocol.registry import get_scheme, scheme_names
+from ssddl.protocol.registry import secure_built_ins
 from ssddl.validators import check_bool, check_int
 
 __all__ = ["DEFAULT_MAX_ROUND", "ParticipantPolicy", "secure_modes"]
@@ -31,30 +31,30 @@ SAFE_RECOVERIES = (Recovery.DOUBLE_MASK, Recovery.NONE)
 
 
 def secure_modes() -> tuple[str, ...]:
-    """The registered modes that hide a member's change (``Scheme.secure``), in the order
-    they were registered: the modes a participant takes part in unless told otherwise."""
-    return tuple(name for name in scheme_names() if get_scheme(name).secure)
+    """The modes a policy accepts unless it lists its own: the built-in secure schemes, from
+    the registry (``prg``, ``explicit``, ``shamir``). A scheme registered later is taken
+    part in only where a policy names it."""
+    return secure_built_ins()
 
 
 @dataclass(frozen=True)
 class ParticipantPolicy:
     """A participant's own limits.
 
-    ``modes``: the sharing modes it takes part in (default: every registered secure mode,
-    :func:`secure_modes`; ``plain`` sends the change in the clear and is never accepted
-    unless listed). ``max_colluders``: the largest coalition of members
-    (with the server) it must survive — the participant's real protection (module
-    docstring). ``min_threshold``: the smallest threshold it accepts (2 at least: a threshold
-    of 1 makes every share the secret). ``min_group_size``: the smallest round group it
-    shares in (never below ``max_colluders + 2``). ``max_round``: the largest
+    ``modes``: the sharing modes it takes part in (default: :func:`secure_modes`; ``plain``
+    sends the change in the clear and is never accepted unless listed). ``max_colluders``: the
+    largest coalition of members (with the server) it must survive — the participant's real
+    protection (module docstring). ``min_threshold``: the smallest threshold it accepts (2 at
+    least: a threshold of 1 makes every share the secret). ``min_group_size``: the smallest
+    round group it shares in (never below ``max_colluders + 2``). ``max_round``: the largest
     round number it follows. ``recoveries``: the dropout recoveries it accepts
     (``unsafe-reveal-keys`` only if listed). ``require_consistency``: refuse sessions without
     the signed consistency check (an actively malicious server). ``lazy_pair_keys``: accept
-    sessions that agree pair keys lazily (the exchange key then lives for the whole session,
-    so a compromise during it reveals earlier rounds' pair keys); refused unless set.
+    sessions that agree pair keys lazily (the exchange key then lives for the whole session, so
+    a compromise during it reveals earlier rounds' pair keys); refused unless set.
     """
 
-    modes: tuple[str, ...] = field(default_factory=secure_modes)
+    modes: tuple[str, ...] = dataclasses.field(default_factory=secure_modes)
     max_colluders: int = 0
     min_threshold: int = 2
     min_group_size: int = 2
@@ -145,7 +145,7 @@ class ParticipantPolicy:
                 f"the server announced groups of {n}; this participant must survive "
                 f"{c} colluders and shares only in groups of {c + 2} or more"
             )
-        scheme = get_scheme(params.mode)
+        scheme = params.scheme
         margin = scheme.split_margin(params.recovery, params.consistency)
         if margin is None or params.degree:
             return  # no list to split (or the sparse graph's own bound)

@@ -17,7 +17,7 @@ from typing import Any
 
 from ssddl.exceptions import ConfigurationError
 
-__all__ = ["add_scheme", "get_scheme", "remove_scheme", "scheme_names"]
+__all__ = ["add_scheme", "get_scheme", "remove_scheme", "scheme_names", "secure_built_ins"]
 
 _SCHEMES: dict[str, Any] = {}
 _BUILT_IN: set[str] = set()
@@ -45,6 +45,12 @@ def remove_scheme(name: str) -> None:
 def scheme_names() -> tuple[str, ...]:
     """Every selectable mode, in the order they were added (built-ins first)."""
     return tuple(_SCHEMES)
+
+
+def secure_built_ins() -> tuple[str, ...]:
+    """The built-in schemes that hide a member's change (``secure``), in registration order:
+    what a participant's policy accepts unless it lists its modes."""
+    return tuple(n for n in _SCHEMES if n in _BUILT_IN and getattr(_SCHEMES[n], "secure", False))
 
 
 def get_scheme(mode: Any) -> Any:
