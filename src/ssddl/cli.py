@@ -79,7 +79,7 @@ RUN_FLAGS: tuple[tuple[str, dict[str, Any]], ...] = (
 
 
 def _help(spec: Option) -> str:
-    return f"{spec.help} (default: {spec.default_text()})"
+    return f"{spec.help_text()} (default: {spec.default_text()})"
 
 
 def _add_option(group: argparse._ArgumentGroup, spec: Option) -> None:
@@ -89,9 +89,10 @@ def _add_option(group: argparse._ArgumentGroup, spec: Option) -> None:
     else:
         kwargs["type"] = spec.type
         kwargs["metavar"] = spec.metavar
-        if spec.choices is not None:
-            kwargs["choices"] = [spec.type(c) for c in spec.choices]
-            kwargs["metavar"] = "{" + ",".join(spec.choices) + "}"
+        choices = spec.choice_names()
+        if choices is not None:
+            kwargs["choices"] = [spec.type(c) for c in choices]
+            kwargs["metavar"] = "{" + ",".join(choices) + "}"
     group.add_argument(spec.flag, **kwargs)
 
 
@@ -238,7 +239,8 @@ def reference_markdown() -> str:
             flags = ", ".join(f"`{f}`" for f in action.option_strings)
             spec = by_dest.get(action.dest)
             key = f"`{spec.key}`" if spec is not None else "—"
-            choices = ", ".join(spec.choices) if spec is not None and spec.choices else ""
+            names = spec.choice_names() if spec is not None else None
+            choices = ", ".join(names) if names else ""
             text = (action.help or "").replace("|", "\\|")
             lines.append(f"| {flags} | {key} | {choices} | {text} |")
     return "\n".join(lines) + "\n"

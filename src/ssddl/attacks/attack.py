@@ -22,6 +22,7 @@ import numpy as np
 
 from ssddl.attacks.views import RecordedRun, record_run
 from ssddl.exceptions import ConfigurationError
+from ssddl.modes import secure_modes
 from ssddl.protocol import ProtocolConfig
 
 if TYPE_CHECKING:
@@ -40,8 +41,9 @@ __all__ = [
     "unregister_attack",
 ]
 
-#: the secure modes every attack on a secure view runs against
-SSDDL_MODES = ("prg", "explicit", "shamir")
+#: the secure modes every attack on a secure view runs against: the catalogue's secure modes
+#: (derived from the scheme registry), as registered when the attacks are imported
+SSDDL_MODES = secure_modes()
 MAX_AGGREGATE_INPUTS = 64  #: n·B at most (the dummies of batch DLG grow with it)
 Progress = Callable[[str], None]
 

@@ -165,6 +165,8 @@ class DSSGDScheme(Scheme):
         # config None: the defaults, built on first use (the registry loads without torch)
         self._config = config
         self.name = name  # type: ignore[misc]
+        #: the mode this scheme is a variant of: a θ registered on demand is not a mode of its own
+        self.variant_of = None if name == "dssgd" else "dssgd"
         if config is not None and config.theta_d != 1.0:
             raise ConfigurationError(
                 f"theta_d={config.theta_d}: in the protocol every member downloads the whole "

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ssddl.baselines.schemes import RUNNER_MODES
+from ssddl import modes
 from ssddl.exceptions import ConfigurationError
 from ssddl.experiments.options import (
     DEFAULT_EPOCHS,
@@ -72,7 +72,7 @@ class ExperimentConfig:
     device: str = "cpu"  #: cpu, cuda or auto: where local training runs
     protocol: ProtocolConfig = field(default_factory=lambda: ProtocolConfig(rounds=DEFAULT_ROUNDS))
     train: LocalTrainConfig = field(default_factory=lambda: LocalTrainConfig(epochs=DEFAULT_EPOCHS))
-    #: a baseline run outside the protocol (ssddl.baselines.runners.RUNNERS); its rounds,
+    #: a baseline run outside the protocol (ssddl.modes.runner_names()); its rounds,
     #: clip and fixed point come from ``protocol`` (whose mode is then a stand-in)
     runner: str | None = None
     theta_u: float = 0.1  #: DSSGD
@@ -114,10 +114,9 @@ class ExperimentConfig:
 
     def _check_names(self) -> None:
         """Every option that names one of a fixed list."""
-        if self.runner is not None and self.runner not in RUNNER_MODES:
-            raise ConfigurationError(
-                f"runner={self.runner!r} is not one of {', '.join(RUNNER_MODES)}"
-            )
+        runners = modes.runner_names()
+        if self.runner is not None and self.runner not in runners:
+            raise ConfigurationError(f"runner={self.runner!r} is not one of {', '.join(runners)}")
         for name, choices in (
             ("dataset", DATASETS),
             ("partition", PARTITIONS),
@@ -187,7 +186,7 @@ class ExperimentConfig:
         check_known_options(train, LocalTrainConfig, "train")
         protocol.setdefault("rounds", DEFAULT_ROUNDS)
         train.setdefault("epochs", DEFAULT_EPOCHS)
-        if protocol.get("mode") in RUNNER_MODES:
+        if protocol.get("mode") in modes.runner_names():
             # the protocol section still gives rounds, clip and fixed point; the mode that
             # checks them is a stand-in without keys or threshold
             data["runner"] = protocol.pop("mode")
