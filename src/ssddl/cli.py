@@ -14,16 +14,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shlex
 import sys
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 from ssddl import __version__
 from ssddl.exceptions import SecurityWarning, SSDDLError
 from ssddl.experiments.options import OPTIONS, Option, cli_words
+from ssddl.validators import did_you_mean
 
 __all__ = ["build_parser", "main", "reference_markdown"]
 
@@ -103,8 +105,37 @@ _GROUPS = (
 )
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with "did you mean …?" after a mistyped flag, command or choice."""
+
+    def error(self, message: str) -> NoReturn:
+        super().error(message + _hint(message, self))
+
+
+def _flags(parser: argparse.ArgumentParser) -> list[str]:
+    """Every long flag of ``parser`` and of its subcommands."""
+    found = [o for a in parser._actions for o in a.option_strings if o.startswith("--")]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                found += _flags(sub)
+    return found
+
+
+def _hint(message: str, parser: argparse.ArgumentParser) -> str:
+    """The suggestion for one of argparse's refusals (``""`` when nothing is close)."""
+    choice = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+    if choice:
+        return did_you_mean(choice.group(1), re.findall(r"'([^']*)'", choice.group(2)))
+    unknown = re.search(r"unrecognized arguments: (\S+)", message)
+    if unknown:
+        word = unknown.group(1).split("=")[0]
+        return did_you_mean(word, _flags(parser)) if word.startswith("-") else ""
+    return ""
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="ssddl",
         description="Privacy-preserving distributed deep learning based on secret sharing.",
     )

@@ -34,7 +34,7 @@ from ssddl.protocol.pairing import (
     sparse_parameters,
 )
 from ssddl.protocol.registry import get_scheme
-from ssddl.validators import check_bool, check_enum, check_float, check_int
+from ssddl.validators import check_bool, check_enum, check_float, check_int, did_you_mean
 
 __all__ = [
     "Aggregation",
@@ -110,8 +110,10 @@ def check_known_options(data: dict[str, Any], cls: type, section: str) -> None:
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - known)
     if unknown:
+        hint = did_you_mean(unknown[0], known)
         raise ConfigurationError(
-            f"unknown {section} option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            f"unknown {section} option(s) {', '.join(unknown)}{hint}; "
+            f"known: {', '.join(sorted(known))}"
         )
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from ssddl.exceptions import ConfigurationError
+from ssddl.validators import did_you_mean
 
 __all__ = ["add_scheme", "get_scheme", "remove_scheme", "scheme_names", "secure_built_ins"]
 
@@ -59,5 +60,7 @@ def get_scheme(mode: Any) -> Any:
     scheme = _SCHEMES.get(name) if isinstance(name, str) else None
     if scheme is None:
         choices = ", ".join(repr(n) for n in _SCHEMES)
-        raise ConfigurationError(f"mode={name!r} is not one of {choices}")
+        raise ConfigurationError(
+            f"mode={name!r} is not one of {choices}{did_you_mean(name, _SCHEMES)}"
+        )
     return scheme
