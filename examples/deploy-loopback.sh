@@ -19,6 +19,14 @@
 set -euo pipefail
 
 APP=$(cd "$(dirname "$0")/flower-app" && pwd)
+VENV_BIN=$(cd "$(dirname "$0")/.." && pwd)/.venv/bin    # `make test` installs here
+if ! command -v ssddl >/dev/null && [ -x "$VENV_BIN/ssddl" ]; then PATH=$VENV_BIN:$PATH; fi
+for tool in ssddl flwr flower-superlink python setsid ps; do
+    command -v "$tool" >/dev/null || {
+        echo "deploy-loopback: $tool not found: activate the virtualenv of pip install -e '.[flower]'" >&2
+        exit 2
+    }
+done
 if [ $# -gt 0 ]; then
     mkdir -p "$1"
     WORK=$(cd "$1" && pwd)

@@ -181,9 +181,18 @@ def _add_keys_parser(sub: Any) -> None:
         help="sign the bundle 'flwr run' builds from an app directory (or a .fab file): "
         "writes DIR/<sha256>.sig for 'ssddl supernode --app-signatures DIR'",
     )
-    sign.add_argument("--app", type=Path, required=True, metavar="PATH")
-    sign.add_argument("--key", type=Path, required=True, metavar="FILE")
-    sign.add_argument("--out", type=Path, required=True, metavar="DIR")
+    sign.add_argument(
+        "--app", type=Path, required=True, metavar="PATH",
+        help="the Flower app directory given to 'flwr run' (or a .fab file)",
+    )  # fmt: skip
+    sign.add_argument(
+        "--key", type=Path, required=True, metavar="FILE",
+        help="the app-signing.key written by 'ssddl keys app-key'",
+    )  # fmt: skip
+    sign.add_argument(
+        "--out", type=Path, required=True, metavar="DIR",
+        help="where <sha256>.sig goes (the directory SuperNodes read with --app-signatures)",
+    )  # fmt: skip
 
 
 def _add_supernode_parser(sub: Any) -> None:

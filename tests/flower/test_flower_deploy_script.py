@@ -56,7 +56,7 @@ class Outcome:
 
 @pytest.fixture(scope="module")
 def outcome(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Outcome]:
-    from tests.flower.harness import flower_env, watch_until_exit
+    from tests.flower.harness import flower_env, pids_with_marker, watch_until_exit
 
     root = tmp_path_factory.mktemp("deploy-script")
     work = root / "work"
@@ -80,9 +80,13 @@ def outcome(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Outcome]:
         rc, addresses, left = watch_until_exit(proc, str(work), limit=LIMIT)
         yield Outcome(rc, log.read_text(errors="replace"), work, addresses, left)
     finally:
+        # only if the script itself outlived the limit: its group, then what it started
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)  # only if the script itself outlived the limit
+            os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+        for pid in pids_with_marker(str(work)):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
 
 @pytest.mark.flower
