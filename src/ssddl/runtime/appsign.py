@@ -243,6 +243,11 @@ def run_supernode(signatures: Path, flower_args: list[str]) -> None:
     from flwr.supernode import start_client_internal as internal
     from flwr.supernode.cli.flower_supernode import flower_supernode
 
+    if not callable(getattr(internal, "_pull_and_store_message", None)):  # pinned: flwr 1.42.0
+        raise ConfigurationError(
+            "ssddl supernode needs flwr 1.42.0 (its SuperNode's message loop is what gets the "
+            "signatures); install it with: pip install 'ssddl[flower]'"
+        )
     internal._pull_and_store_message = _with_signatures(
         internal._pull_and_store_message, signatures.resolve()
     )
