@@ -39,6 +39,7 @@ from __future__ import annotations
 import copy
 import inspect
 import json
+import logging
 import struct
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -47,7 +48,7 @@ from typing import Any
 
 import numpy as np
 
-from ssddl.exceptions import ConfigurationError, MalformedMessage
+from ssddl.exceptions import ConfigurationError, MalformedMessage, SSDDLError
 from ssddl.hazmat.keys import IdentityKey
 from ssddl.protocol.config import Recovery
 from ssddl.protocol.localtrain import LocalUpdate
@@ -56,6 +57,8 @@ from ssddl.protocol.participant import Participant
 from ssddl.protocol.policy import DEFAULT_MAX_ROUND, SECURE_MODES, ParticipantPolicy
 from ssddl.runtime.flower._records import TRAIN_CONFIG
 from ssddl.runtime.flower.client import answer
+from ssddl.runtime.flower.membership import CHALLENGE_SIZE, prove
+from ssddl.runtime.flower.sealed import open_state, seal_state
 from ssddl.runtime.keyfiles import identity_file, load_identity, load_roster, participant_id
 from ssddl.runtime.seeds import rounding_rng
 
@@ -71,6 +74,9 @@ __all__ = [
     "ssddl_mod",
     "vector_to_arrays",
 ]
+
+#: The node's log: a child of Flower's logger (the SuperNode's output shows it).
+_log = logging.getLogger("flwr.ssddl.node")
 
 #: The ConfigRecord that marks the workflow's discovery message (and its reply).
 HELLO = "ssddl.hello"
@@ -219,6 +225,31 @@ def _unpack(state: bytes) -> tuple[bytes, str]:
         raise MalformedMessage("the persisted rounding state is not text") from None
 
 
+def _participant(
+    settings: NodeSettings,
+    saved: bytes,
+    trainer: Callable[[np.ndarray, int], LocalUpdate],
+    rng: np.random.Generator | None,
+) -> Participant:
+    """The node's participant: rebuilt from its saved state, or new before the first one."""
+    if not saved:
+        return Participant(
+            settings.participant,
+            settings.identity,
+            settings.roster,
+            trainer,
+            rounding_rng=rng,
+            policy=settings.policy,
+        )
+    participant = Participant.restore(
+        saved, settings.identity, settings.roster, trainer, rounding_rng=rng,
+        policy=settings.policy,
+    )  # fmt: skip
+    if participant.id != settings.participant:
+        raise ConfigurationError("the saved state belongs to another participant")
+    return participant
+
+
 class SSDDLClient:
     """A node's participant: a ``FrameHandler`` plus the discovery answer.
 
@@ -263,7 +294,13 @@ class SSDDLClient:
                 return train(weights, round_number, p, ctx, config=given)  # type: ignore[call-arg]
 
         rng = rounding_rng(settings.seed, pid) if settings.seed is not None else None
-        saved, rounding = _unpack(state) if state is not None else (b"", "")
+        run_id, node_id = int(context.run_id), int(context.node_id)
+        plain = (
+            open_state(settings.identity, state, run_id=run_id, node_id=node_id, participant=pid)
+            if state is not None
+            else None
+        )
+        saved, rounding = _unpack(plain) if plain is not None else (b"", "")
         if rng is not None and rounding:
             try:
                 rng.bit_generator.state = json.loads(rounding)
@@ -273,47 +310,44 @@ class SSDDLClient:
         def trainer(weights: np.ndarray, round_number: int) -> LocalUpdate:
             return local(weights, round_number, pid, context)
 
-        if saved:
-            participant = Participant.restore(
-                saved,
-                settings.identity,
-                settings.roster,
-                trainer,
-                rounding_rng=rng,
-                policy=settings.policy,
-            )
-            if participant.id != pid:
-                raise ConfigurationError("the saved state belongs to another participant")
-        else:
-            participant = Participant(
-                pid,
-                settings.identity,
-                settings.roster,
-                trainer,
-                rounding_rng=rng,
-                policy=settings.policy,
-            )
+        participant = _participant(settings, saved, trainer, rng)
         replies: list[bytes] = []
         for frame in frames:
             replies += [m.encode() for m in participant.handle(decode_message(frame))]
         kept = json.dumps(rng.bit_generator.state) if rng is not None else ""
-        return _pack(participant.to_bytes(), kept), replies
+        packed = _pack(participant.to_bytes(), kept)
+        sealed = seal_state(
+            settings.identity, packed, run_id=run_id, node_id=node_id, participant=pid
+        )
+        return sealed, replies
 
     def hello(self, message: Any, context: Any) -> Any:
-        """Answer the discovery message: this node's protocol id and public key."""
+        """Answer discovery: this node's protocol id and its proof of holding that id's key
+        (a signature over the server's fresh challenge, this run and this node:
+        :mod:`~ssddl.runtime.flower.membership`)."""
         from flwr.app import ConfigRecord, Error, Message, RecordDict
 
         try:
             settings = self._settings(context)
             pid = settings.participant
+            challenge = message.content.config_records[HELLO].get("challenge")
+            if not isinstance(challenge, bytes) or len(challenge) != CHALLENGE_SIZE:
+                raise MalformedMessage(
+                    f"the discovery message carries no {CHALLENGE_SIZE}-byte challenge: the "
+                    "ServerApp runs an older ssddl; update it"
+                )
+            run_id, node_id = int(context.run_id), int(message.metadata.dst_node_id)
+            signature = prove(settings.identity, challenge, run_id, node_id, pid)
         except Exception as exc:  # the reason names the node's own config problem only
             reason = (
                 f"{type(exc).__name__}: {exc}"
-                if isinstance(exc, ConfigurationError)
+                if isinstance(exc, SSDDLError)
                 else (f"internal error ({type(exc).__name__})")
             )
+            _log.warning("refused discovery: %s", reason)
             return Message(Error(code=100, reason=reason), reply_to=message)
-        record = ConfigRecord({"participant": pid, "public-key": settings.identity.public_bytes})
+        public = settings.identity.public_bytes
+        record = ConfigRecord({"participant": pid, "public-key": public, "signature": signature})
         return Message(RecordDict({HELLO: record}), reply_to=message)
 
     def answer(self, message: Any, context: Any, train: TrainFn | None = None) -> Any:

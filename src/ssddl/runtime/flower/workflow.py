@@ -17,12 +17,19 @@ Every stage has a timeout (:class:`WorkflowConfig`); nothing waits forever.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ssddl.exceptions import ConfigurationError, GroupTooSmall
+from ssddl.exceptions import (
+    ConfigurationError,
+    GroupTooSmall,
+    KeyCompromise,
+    MalformedMessage,
+    SSDDLError,
+)
 from ssddl.hazmat.rand import OsRandom, RandomSource
 from ssddl.protocol.config import ProtocolConfig
 from ssddl.protocol.messages import RoundStatus
@@ -31,6 +38,7 @@ from ssddl.protocol.server import RoundOutcome, Server
 from ssddl.protocol.stages import ServerStage
 from ssddl.runtime.exchange import Driver
 from ssddl.runtime.flower.exchange import FlowerExchange
+from ssddl.runtime.flower.membership import CHALLENGE_SIZE, Claim, verify_claim
 from ssddl.runtime.flower.mod import HELLO, arrays_to_vector, vector_to_arrays
 from ssddl.runtime.seeds import selection_rng
 from ssddl.validators import check_int
@@ -43,6 +51,9 @@ __all__ = [
     "discover",
     "start",
 ]
+
+#: The ServerApp's log: a child of Flower's logger, so ``flwr run --stream`` shows it.
+_log = logging.getLogger("flwr.ssddl")
 
 
 def _seconds(value: Any, name: str, *, allow_none: bool = False) -> None:
@@ -114,13 +125,17 @@ def discover(
     timeout: float,
     message_type: str = "query.ssddl",
     poll_interval: float = 0.5,
+    random: RandomSource | None = None,
 ) -> dict[int, int]:
     """Which Flower node holds which roster key: ``{protocol id: Flower node id}``.
 
-    Waits (at most ``timeout``) until as many nodes as the roster has are connected, asks
-    each who it is, and keeps the nodes whose claimed id and public key match the roster.
-    Two nodes claiming one id are both left out. The claim is only a routing hint: Init's
-    key advert is signed with the identity key, so a wrong claim fails there.
+    Waits (at most ``timeout``) until as many nodes as the roster has are connected, sends
+    each a fresh challenge (:mod:`~ssddl.runtime.flower.membership`; 32 bytes from
+    ``random``, default the OS CSPRNG) and keeps a node only if it signed its challenge with
+    the identity key of the roster id it claims. A node that cannot prove its claim is
+    refused and logged, and never removes the id's real holder. Two nodes that both prove
+    one key mean that key was copied: :class:`~ssddl.exceptions.KeyCompromise` (the session
+    does not start).
     """
     from flwr.app import ConfigRecord, Message, RecordDict
 
@@ -129,20 +144,83 @@ def discover(
     while len(nodes) < len(roster) and time.monotonic() < deadline:
         time.sleep(poll_interval)
         nodes = sorted(grid.get_node_ids())
+    source = random if random is not None else OsRandom()
+    challenges = {node: source.random_bytes(CHALLENGE_SIZE) for node in nodes}
     messages = [
-        Message(RecordDict({HELLO: ConfigRecord({"v": 1})}), node, message_type) for node in nodes
+        Message(
+            RecordDict({HELLO: ConfigRecord({"v": 2, "challenge": challenges[node]})}),
+            node,
+            message_type,
+        )
+        for node in nodes
     ]
     left = max(0.0, deadline - time.monotonic())
     replies = grid.send_and_receive(messages, timeout=max(left, poll_interval)) if nodes else []
-    claims: dict[int, list[int]] = {}
+    run_id = _run_id(grid, messages)
+    asked = {m.metadata.message_id: m.metadata.dst_node_id for m in messages}
+    proved: dict[int, list[int]] = {}
     for reply in replies:
-        if reply.has_error() or HELLO not in reply.content.config_records:
+        node = _answering_node(reply, asked)
+        if node is None:
             continue
-        record = reply.content.config_records[HELLO]
-        pid, public = record.get("participant"), record.get("public-key")
-        if isinstance(pid, int) and roster.get(pid) == public:
-            claims.setdefault(pid, []).append(reply.metadata.src_node_id)
-    return {pid: found[0] for pid, found in sorted(claims.items()) if len(set(found)) == 1}
+        try:
+            pid = verify_claim(_claim(reply, node), dict(roster), challenges[node], run_id)
+        except SSDDLError as exc:
+            _log.warning("discovery refused node %d: %s: %s", node, type(exc).__name__, exc)
+            continue
+        proved.setdefault(pid, []).append(node)
+    copied = {pid: found for pid, found in proved.items() if len(found) > 1}
+    if copied:
+        pid, found = min(copied.items())
+        message = (
+            f"key compromise: Flower nodes {', '.join(map(str, sorted(found)))} both proved "
+            f"participant {pid}'s identity key; the session does not start. Give that "
+            "participant a new key (ssddl keys gen) and a new roster"
+        )
+        _log.error("discovery: %s", message)
+        raise KeyCompromise(message)
+    found_ids = {pid: nodes_of[0] for pid, nodes_of in sorted(proved.items())}
+    missing = sorted(set(roster) - set(found_ids))
+    _log.info(
+        "discovery: %d of %d roster participants proved their keys (%s)%s",
+        len(found_ids),
+        len(roster),
+        ", ".join(f"{pid} = node {node}" for pid, node in found_ids.items()) or "none",
+        f"; missing {', '.join(map(str, missing))}" if missing else "",
+    )
+    return found_ids
+
+
+def _run_id(grid: Any, messages: list[Any]) -> int:
+    """The Flower run the challenges belong to (the grid's run, else the messages')."""
+    run = getattr(grid, "run", None)
+    run_id = getattr(run, "run_id", None)
+    if isinstance(run_id, int):
+        return run_id
+    return int(messages[0].metadata.run_id) if messages else 0
+
+
+def _answering_node(reply: Any, asked: Mapping[str, int]) -> int | None:
+    """The node a discovery reply answers for (None, logged, for a reply to no challenge,
+    one from another node than the one asked, or an error reply)."""
+    meta = reply.metadata
+    node = asked.get(meta.reply_to_message_id)
+    if node is None or meta.src_node_id != node:
+        _log.warning("discovery dropped a reply that answers no challenge sent to its node")
+        return None
+    if reply.has_error():
+        _log.warning(
+            "discovery: node %d refused: %s (code %s)", node, reply.error.reason, reply.error.code
+        )
+        return None
+    return int(node)
+
+
+def _claim(reply: Any, node: int) -> Claim:
+    record = reply.content.config_records.get(HELLO)
+    if record is None:
+        raise MalformedMessage(f"the reply has no ConfigRecord {HELLO!r}")
+    return Claim(node, record.get("participant"), record.get("signature"))
 
 
 class SSDDLSession:
