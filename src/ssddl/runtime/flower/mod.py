@@ -55,7 +55,7 @@ from ssddl.protocol.localtrain import LocalUpdate
 from ssddl.protocol.messages import decode_message
 from ssddl.protocol.participant import Participant
 from ssddl.protocol.policy import DEFAULT_MAX_ROUND, SECURE_MODES, ParticipantPolicy
-from ssddl.runtime.flower._records import TRAIN_CONFIG
+from ssddl.runtime.flower._records import HELLO, TRAIN_CONFIG, carries_ssddl
 from ssddl.runtime.flower.client import answer
 from ssddl.runtime.flower.membership import CHALLENGE_SIZE, prove
 from ssddl.runtime.flower.sealed import open_state, seal_state
@@ -78,8 +78,6 @@ __all__ = [
 #: The node's log: a child of Flower's logger (the SuperNode's output shows it).
 _log = logging.getLogger("flwr.ssddl.node")
 
-#: The ConfigRecord that marks the workflow's discovery message (and its reply).
-HELLO = "ssddl.hello"
 
 #: LocalTrain of a ClientApp: (flat global weights, round, protocol id, context) -> update
 TrainFn = Callable[[np.ndarray, int, int, Any], LocalUpdate]
@@ -505,7 +503,8 @@ def ssddl_mod(
     client = SSDDLClient(settings=settings)
 
     def mod(message: Any, context: Any, call_next: Callable[[Any, Any], Any]) -> Any:
-        if message.metadata.message_type != message_type:
+        kind = message.metadata.message_type
+        if kind != message_type and not (kind == "train" and carries_ssddl(message)):
             return call_next(message, context)
         trainer = call_next_trainer(message, call_next, template, legacy=legacy)
         return client.answer(message, context, trainer)

@@ -17,10 +17,10 @@ Every stage has a timeout (:class:`WorkflowConfig`); nothing waits forever.
 from __future__ import annotations
 
 import dataclasses
-import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ssddl.exceptions import (
@@ -40,6 +40,13 @@ from ssddl.runtime.exchange import Driver
 from ssddl.runtime.flower.exchange import FlowerExchange
 from ssddl.runtime.flower.membership import CHALLENGE_SIZE, Claim, verify_claim
 from ssddl.runtime.flower.mod import HELLO, arrays_to_vector, vector_to_arrays
+from ssddl.runtime.flower.report import (
+    RoundReport,
+    evaluation_line,
+    log_refusals,
+    write_report,
+)
+from ssddl.runtime.flower.report import log as _log
 from ssddl.runtime.seeds import selection_rng
 from ssddl.validators import check_int
 
@@ -51,9 +58,6 @@ __all__ = [
     "discover",
     "start",
 ]
-
-#: The ServerApp's log: a child of Flower's logger, so ``flwr run --stream`` shows it.
-_log = logging.getLogger("flwr.ssddl")
 
 
 def _seconds(value: Any, name: str, *, allow_none: bool = False) -> None:
@@ -246,6 +250,10 @@ class SSDDLSession:
         self.node_ids: dict[int, int] = {}
         self._template: Any = None
         self._exchange_hook = exchange_hook
+        #: one report per round, as logged (what the server learned; no participant's values)
+        self.reports: list[RoundReport] = []
+        self._refusals_seen = 0
+        self._bytes_seen = (0, 0)
 
     @property
     def server(self) -> Server:
@@ -289,12 +297,47 @@ class SSDDLSession:
         self.driver.init()
         if server.stage is ServerStage.DONE:
             self.driver.flush()
-            refused = sorted({f"{r.at}: {r.error}" for r in self.driver.rejections})
+        refused = self._new_refusals("Init")
+        _log.info(
+            "SSDDL Init: %d of %d participants registered keys: [%s]",
+            len(server.registered),
+            len(self.node_ids),
+            ", ".join(map(str, server.registered)),
+        )
+        if server.stage is ServerStage.DONE:
             raise GroupTooSmall(
                 f"only {len(server.registered)} participants registered keys in Init; "
                 f"min_group_size={cfg.protocol.min_group_size} (refusals: "
-                f"{'; '.join(refused) or 'none'})"
+                f"{'; '.join(sorted(set(refused))) or 'none'})"
             )
+
+    def _new_refusals(self, where: str) -> list[str]:
+        """Log the refusals since the last call, each with its reason; return their lines."""
+        every = self.driver.rejections if self.driver is not None else []
+        fresh, self._refusals_seen = every[self._refusals_seen :], len(every)
+        return log_refusals(where, fresh)
+
+    def _report(self, outcome: RoundOutcome) -> RoundReport:
+        traffic = self.exchange.traffic if self.exchange is not None else {}
+        up = sum(n for (_, _, d), n in traffic.items() if d == "up")
+        down = sum(n for (_, _, d), n in traffic.items() if d == "down")
+        (up0, down0), self._bytes_seen = self._bytes_seen, (up, down)
+        report = RoundReport(
+            round=outcome.round,
+            status="applied" if outcome.status is RoundStatus.APPLIED else "aborted",
+            group=tuple(outcome.group),
+            contributors=tuple(outcome.contributors),
+            dropped=tuple(outcome.dropped),
+            num_examples=int(outcome.total_samples),
+            refusals=tuple(self._new_refusals(f"SSDDL round {outcome.round}")),
+            bytes_up=up - up0,
+            bytes_down=down - down0,
+            seconds=float(outcome.seconds),
+            reason=outcome.reason,
+        )
+        self.reports.append(report)
+        (_log.info if report.status == "applied" else _log.warning)("%s", report.line())
+        return report
 
     def participants_of(self, node_ids: Iterable[int]) -> tuple[int, ...]:
         """The protocol ids of Flower nodes (nodes outside the session are left out)."""
@@ -321,7 +364,9 @@ class SSDDLSession:
                 self.server.round + 1,
                 {of[n]: record for n, record in train_configs.items() if n in of},
             )
-        return self.driver.round()
+        outcome = self.driver.round()
+        self._report(outcome)
+        return outcome
 
     @property
     def arrays(self) -> Any:
@@ -355,6 +400,7 @@ def start(
     evaluate_fn: Callable[[int, Any], Any] | None = None,
     on_round: Callable[[RoundOutcome, Any], None] | None = None,
     exchange_hook: Callable[[FlowerExchange], None] | None = None,
+    record_dir: str | Path | None = None,
 ) -> Any:
     """Run ``config.protocol.rounds`` SSDDL rounds on ``grid``; return Flower's ``Result``.
 
@@ -365,8 +411,11 @@ def start(
     before the first round and after each. ``on_round(outcome, arrays)`` sees every round.
     Flower's round numbers start at 1, SSDDL's at 0. ``exchange_hook(exchange)`` is called
     once the session's :class:`FlowerExchange` exists (to instrument it).
+
+    Every round is logged (``flwr.ssddl``: group, contributors, dropped, each refusal with
+    its reason, bytes, the evaluation); with ``record_dir`` (an existing directory) each
+    round's report is also appended to ``record_dir/rounds.jsonl``.
     """
-    from flwr.app import ConfigRecord, MetricRecord
     from flwr.serverapp.strategy import Result
 
     session = SSDDLSession(
@@ -380,31 +429,75 @@ def start(
         first = evaluate_fn(0, initial_arrays)
         if first is not None:
             result.evaluate_metrics_serverapp[0] = first
+    run = _Run(grid, config, strategy, train_config, evaluate_config, evaluate_fn, result)
     session.open(grid, initial_arrays)
     try:
         for current in range(1, config.protocol.rounds + 1):
-            arrays = result.arrays
-            sampled, configs = None, None
-            if strategy is not None:
-                train = ConfigRecord() if train_config is None else train_config
-                bounded = _BoundedGrid(grid, config.discovery_timeout)
-                messages = list(strategy.configure_train(current, arrays, train, bounded))
-                sampled = [m.metadata.dst_node_id for m in messages]
-                configs = {m.metadata.dst_node_id: _config_of(m.content) for m in messages}
-            outcome = session.round(sampled, configs)
-            result.arrays = arrays = session.arrays
-            result.train_metrics_clientapp[current] = MetricRecord(dict(outcome_metrics(outcome)))
+            outcome = run.round(session, current)
             if on_round is not None:
-                on_round(outcome, arrays)
-            if strategy is not None:
-                _evaluate(grid, strategy, current, arrays, evaluate_config, config, result)
-            if evaluate_fn is not None:
-                metrics = evaluate_fn(current, arrays)
-                if metrics is not None:
-                    result.evaluate_metrics_serverapp[current] = metrics
+                on_round(outcome, result.arrays)
+            evaluation = run.evaluate(current)
+            report = dataclasses.replace(session.reports[-1], evaluation=evaluation)
+            session.reports[-1] = report
+            if record_dir is not None:
+                write_report(Path(record_dir), report)
     finally:
         session.close()
     return result
+
+
+@dataclass
+class _Run:
+    """The Message-API loop's pieces, for :func:`start`."""
+
+    grid: Any
+    config: WorkflowConfig
+    strategy: Any
+    train_config: Any
+    evaluate_config: Any
+    evaluate_fn: Callable[[int, Any], Any] | None
+    result: Any
+
+    def round(self, session: SSDDLSession, current: int) -> RoundOutcome:
+        from flwr.app import ConfigRecord, MetricRecord
+
+        sampled, configs = None, None
+        if self.strategy is not None:
+            train = ConfigRecord() if self.train_config is None else self.train_config
+            bounded = _BoundedGrid(self.grid, self.config.discovery_timeout)
+            arrays = self.result.arrays
+            messages = list(self.strategy.configure_train(current, arrays, train, bounded))
+            sampled = [m.metadata.dst_node_id for m in messages]
+            configs = {m.metadata.dst_node_id: _config_of(m.content) for m in messages}
+        outcome = session.round(sampled, configs)
+        self.result.arrays = session.arrays
+        self.result.train_metrics_clientapp[current] = MetricRecord(dict(outcome_metrics(outcome)))
+        return outcome
+
+    def evaluate(self, current: int) -> dict[str, float]:
+        """The strategy's and the central evaluation of round ``current``, logged."""
+        arrays, result = self.result.arrays, self.result
+        if self.strategy is not None:
+            _evaluate(self.grid, self.strategy, current, arrays, self.evaluate_config,
+                      self.config, result)  # fmt: skip
+        if self.evaluate_fn is not None:
+            metrics = self.evaluate_fn(current, arrays)
+            if metrics is not None:
+                result.evaluate_metrics_serverapp[current] = metrics
+        found = {
+            source: dict(record[current])
+            for source, record in (("clients", result.evaluate_metrics_clientapp),
+                                   ("server", result.evaluate_metrics_serverapp))
+            if current in record
+        }  # fmt: skip
+        if found:
+            _log.info("%s", evaluation_line(current - 1, found))
+        return {
+            f"{source}-{k}": float(v)
+            for source, values in found.items()
+            for k, v in values.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool)
+        }
 
 
 def _config_of(content: Any) -> Any:
