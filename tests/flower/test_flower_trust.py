@@ -348,3 +348,24 @@ def test_workflow_config_accepts_train_as_message_type(keys: Path) -> None:
         WorkflowConfig(task.protocol_config(run_config()), {1: b"k" * 32}, message_type="train"),
         WorkflowConfig,
     )
+
+
+def test_the_example_server_app_records_the_run_by_default(
+    keys: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ssddl_log: pytest.LogCaptureFixture
+) -> None:
+    import json
+
+    from ssddl_flower_app import server_app
+
+    run = run_config(**{"num-server-rounds": 1, "roster": str(keys / "roster.json"),
+                        "stage-timeout": 5.0, "discovery-timeout": 5.0,
+                        "poll-interval": 0.0})  # fmt: skip
+    assert run["record-dir"] == ""  # the shipped default
+    monkeypatch.chdir(tmp_path)
+    context = Context(run_id=7, node_id=0, node_config={}, state=RecordDict(), run_config=run)
+    server_app.main(NodeGrid(keys, run, 3), context)
+    record = tmp_path / "runs" / "flower" / "run-7"
+    lines = (record / "rounds.jsonl").read_text().splitlines()
+    assert len(lines) == 1 and json.loads(lines[0])["contributors"] == [1, 2, 3]
+    assert (record / "round-0.npy").exists() and (record / "result.json").exists()
+    assert any(str(record) in r.getMessage() for r in ssddl_log.records)
