@@ -136,6 +136,21 @@ def test_a_replayed_proof_is_refused(keys: Path, ssddl_log: pytest.LogCaptureFix
     assert len(lines) == 2 and all("replayed proof" in line for line in lines)
 
 
+def test_a_node_error_at_discovery_is_logged_on_one_line(
+    keys: Path, ssddl_log: pytest.LogCaptureFixture
+) -> None:
+    from flwr.app import Error
+
+    def failing(message: Message, context: Context) -> Message:
+        return Message(Error(code=100, reason="bad\nINFO : forged line"), reply_to=message)
+
+    grid = NodeGrid(keys, run_config(), 4, per_node(client_app.app, n1021=failing))
+    roster = load_roster(keys / "roster.json")
+    assert discover(grid, roster, timeout=0.5, poll_interval=0.1) == {1: 1000, 2: 1007, 3: 1014}
+    lines = [r.getMessage() for r in ssddl_log.records if "node 1021 refused" in r.getMessage()]
+    assert lines == ["discovery: node 1021 refused: bad INFO : forged line (code 100)"]
+
+
 def test_two_nodes_proving_one_key_stop_the_run_as_a_key_compromise(
     keys: Path, ssddl_log: pytest.LogCaptureFixture
 ) -> None:
@@ -344,10 +359,10 @@ def test_workflow_config_accepts_train_as_message_type(keys: Path) -> None:
     assert FlowerExchange(object(), {1: 5}, message_type="train").message_type == "train"
     with pytest.raises(ConfigurationError, match="message_type"):
         FlowerExchange(object(), {1: 5}, message_type="evaluate")
-    assert isinstance(
-        WorkflowConfig(task.protocol_config(run_config()), {1: b"k" * 32}, message_type="train"),
-        WorkflowConfig,
-    )
+    protocol = task.protocol_config(run_config())
+    assert WorkflowConfig(protocol, {1: b"k" * 32}, message_type="train").message_type == "train"
+    with pytest.raises(ConfigurationError, match="message_type"):
+        WorkflowConfig(protocol, {1: b"k" * 32}, message_type="ssddl")
 
 
 def test_the_example_server_app_records_the_run_by_default(

@@ -14,8 +14,11 @@ LocalTrain is the ClientApp's own training:
   ``participant`` is the node's protocol id; a ``fn`` with a ``config`` parameter also gets
   the strategy's train config as a dict); register ``client.query`` with
   ``@app.query("ssddl")``;
-* :func:`ssddl_mod` ``(template=...)``: a Flower ``Mod`` for a Message-API ClientApp whose
-  ``@app.train()`` function trains: the mod answers ``query.ssddl`` itself and, when the
+* :func:`ssddl_mod` ``(template=...)``: a Flower ``Mod`` for a Message-API
+  ``ClientApp(mods=[...])`` whose ``@app.train()`` function trains. Flower routes by message
+  type before any mod runs, so the ServerApp sends the protocol as ``train`` messages
+  (``WorkflowConfig(message_type="train")``, as SecAgg+ sends its stages): the mod answers
+  every ``train`` message that carries ssddl frames or the discovery challenge and, when the
   participant trains, calls ``call_next`` with a ``train`` message holding the global model
   as an ``ArrayRecord`` (laid out like ``template(context)``) and a ``ConfigRecord`` with
   the strategy's train config and ``server-round``; the reply's ``ArrayRecord`` and its
@@ -28,10 +31,14 @@ The strategy's train config (:data:`~ssddl.runtime.flower._records.TRAIN_CONFIG`
 a node's first message of a round) is a hint for local training, exactly as in FedAvg: it
 comes from the ServerApp, so it never touches the protocol or the node's policy.
 
-A ``query.ssddl`` message whose content holds the ConfigRecord ``"ssddl.hello"`` is the
-workflow's discovery: the node answers with the protocol id its identity key has in its
-roster, and that public key, so the server can map Flower node ids to protocol ids (the
-signed key advert in Init then proves the claim).
+A message whose content holds the ConfigRecord ``"ssddl.hello"`` is the workflow's
+discovery: the node answers with the protocol id its identity key has in its roster and its
+signature, by that key, over the server's fresh challenge, the run and the node
+(:mod:`~ssddl.runtime.flower.membership`), so the server maps a Flower node to a protocol id
+only when the node proved it holds that id's key.
+
+The participant's state is kept in ``context.state`` sealed under a key derived from the
+node's identity key (:mod:`~ssddl.runtime.flower.sealed`).
 """
 
 from __future__ import annotations
@@ -491,11 +498,14 @@ def ssddl_mod(
     message_type: str = "query.ssddl",
     legacy: bool = False,
 ) -> Callable[[Any, Any, Callable[[Any, Any], Any]], Any]:
-    """A Flower ``Mod``: answers ``message_type`` with the node's participant, whose
-    LocalTrain is the ClientApp's ``train`` function (through ``call_next``);
-    ``template(context)`` gives an ``ArrayRecord`` shaped like the model. Every other
-    message passes through. ``legacy=True`` for a ``ClientApp(client_fn=...)``: LocalTrain
-    is then the client's ``fit`` (a ``FitIns`` in, a ``FitRes`` out)."""
+    """A Flower ``Mod``: answers ``message_type`` messages, and ``train`` messages that carry
+    ssddl frames or the discovery challenge, with the node's participant, whose LocalTrain
+    is the ClientApp's ``train`` function (through ``call_next``); ``template(context)``
+    gives an ``ArrayRecord`` shaped like the model. Every other message passes through. In a
+    Message-API ``ClientApp(mods=[ssddl_mod(...)])`` with ``@app.train()``, the ServerApp
+    must send ``message_type="train"`` (Flower routes a ``query.ssddl`` message only to an
+    ``@app.query("ssddl")`` function). ``legacy=True`` for a ``ClientApp(client_fn=...)``:
+    LocalTrain is then the client's ``fit`` (a ``FitIns`` in, a ``FitRes`` out)."""
     if not callable(template):
         raise ConfigurationError("template must be a callable (context) -> ArrayRecord")
     if not isinstance(legacy, bool):

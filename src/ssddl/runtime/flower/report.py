@@ -17,10 +17,23 @@ from typing import Any
 
 from ssddl.runtime.exchange import Rejection
 
-__all__ = ["RoundReport", "describe", "log_refusals", "write_report"]
+__all__ = [
+    "RoundReport",
+    "describe",
+    "evaluation_line",
+    "log_refusals",
+    "one_line",
+    "write_report",
+]
 
 #: The ServerApp's log: a child of Flower's logger, so ``flwr run --stream`` shows it.
 log = logging.getLogger("flwr.ssddl")
+
+
+def one_line(text: object, limit: int = 500) -> str:
+    """A remote party's text as one bounded log line (no line breaks it could forge)."""
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
 def describe(rejection: Rejection) -> str:
@@ -32,7 +45,7 @@ def describe(rejection: Rejection) -> str:
         else (rejection.kind)
     )
     reason = f"{rejection.error}: {rejection.detail}" if rejection.detail else rejection.error
-    return f"{who} refused {what}: {reason}"
+    return f"{who} refused {what}: {one_line(reason)}"
 
 
 def log_refusals(where: str, rejections: Iterable[Rejection]) -> list[str]:

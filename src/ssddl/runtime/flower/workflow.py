@@ -37,6 +37,7 @@ from ssddl.protocol.select import SelectionPolicy, UniformSubset
 from ssddl.protocol.server import RoundOutcome, Server
 from ssddl.protocol.stages import ServerStage
 from ssddl.runtime.exchange import Driver
+from ssddl.runtime.flower._records import check_message_type
 from ssddl.runtime.flower.exchange import FlowerExchange
 from ssddl.runtime.flower.membership import CHALLENGE_SIZE, Claim, verify_claim
 from ssddl.runtime.flower.mod import HELLO, arrays_to_vector, vector_to_arrays
@@ -44,6 +45,7 @@ from ssddl.runtime.flower.report import (
     RoundReport,
     evaluation_line,
     log_refusals,
+    one_line,
     write_report,
 )
 from ssddl.runtime.flower.report import log as _log
@@ -97,6 +99,10 @@ class WorkflowConfig:
         for name in ("stage_timeout", "discovery_timeout", "evaluate_timeout"):
             _seconds(getattr(self, name), name)
         _seconds(self.poll_interval, "poll_interval", allow_none=True)
+        try:
+            check_message_type(self.message_type)
+        except MalformedMessage as exc:
+            raise ConfigurationError(str(exc)) from None
 
 
 class StrategySelection:
@@ -163,12 +169,13 @@ def discover(
     run_id = _run_id(grid, messages)
     asked = {m.metadata.message_id: m.metadata.dst_node_id for m in messages}
     proved: dict[int, list[int]] = {}
+    known = dict(roster)
     for reply in replies:
         node = _answering_node(reply, asked)
         if node is None:
             continue
         try:
-            pid = verify_claim(_claim(reply, node), dict(roster), challenges[node], run_id)
+            pid = verify_claim(_claim(reply, node), known, challenges[node], run_id)
         except SSDDLError as exc:
             _log.warning("discovery refused node %d: %s: %s", node, type(exc).__name__, exc)
             continue
@@ -214,7 +221,10 @@ def _answering_node(reply: Any, asked: Mapping[str, int]) -> int | None:
         return None
     if reply.has_error():
         _log.warning(
-            "discovery: node %d refused: %s (code %s)", node, reply.error.reason, reply.error.code
+            "discovery: node %d refused: %s (code %s)",
+            node,
+            one_line(reply.error.reason),
+            reply.error.code,
         )
         return None
     return int(node)
