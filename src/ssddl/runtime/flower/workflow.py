@@ -177,7 +177,8 @@ def discover(
         try:
             pid = verify_claim(_claim(reply, node), known, challenges[node], run_id)
         except SSDDLError as exc:
-            _log.warning("discovery refused node %d: %s: %s", node, type(exc).__name__, exc)
+            reason = one_line(f"{type(exc).__name__}: {exc}")  # the claim's id is the node's
+            _log.warning("discovery refused node %d: %s", node, reason)
             continue
         proved.setdefault(pid, []).append(node)
     copied = {pid: found for pid, found in proved.items() if len(found) > 1}
