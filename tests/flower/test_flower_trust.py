@@ -384,3 +384,21 @@ def test_the_example_server_app_records_the_run_by_default(
     assert len(lines) == 1 and json.loads(lines[0])["contributors"] == [1, 2, 3]
     assert (record / "round-0.npy").exists() and (record / "result.json").exists()
     assert any(str(record) in r.getMessage() for r in ssddl_log.records)
+
+
+def test_refusal_lines_say_who_refused_what_and_why() -> None:
+    from ssddl.runtime.exchange import Rejection
+    from ssddl.runtime.flower.report import describe
+
+    node = Rejection(1, 2, 0, "round_start", "PolicyViolation", "mode 'shamir'\nnot accepted")
+    assert describe(node) == (
+        "participant 2 refused round_start: PolicyViolation: mode 'shamir' not accepted"
+    )
+    gone = Rejection(1, 3, 0, "unmask_request", "FlowerError5", "Error: Node Unavailable")
+    assert describe(gone) == (
+        "unmask_request to participant 3 failed: FlowerError5: Error: Node Unavailable"
+    )
+    server = Rejection(1, 0, 4, "upload", "ReplayedMessage", "a second upload")
+    assert describe(server) == (
+        "the server refused upload from participant 4: ReplayedMessage: a second upload"
+    )

@@ -45,6 +45,9 @@ def describe(rejection: Rejection) -> str:
         else (rejection.kind)
     )
     reason = f"{rejection.error}: {rejection.detail}" if rejection.detail else rejection.error
+    if rejection.at != 0 and rejection.error.startswith("FlowerError"):
+        # an error reply the node's ClientApp or the SuperLink made (node gone, expired, ...)
+        return f"{rejection.kind} to participant {rejection.at} failed: {one_line(reason)}"
     return f"{who} refused {what}: {one_line(reason)}"
 
 
