@@ -59,13 +59,13 @@ from ssddl.exceptions import ConfigurationError, MalformedMessage, SSDDLError
 from ssddl.hazmat.keys import IdentityKey
 from ssddl.protocol.config import Recovery
 from ssddl.protocol.localtrain import LocalUpdate
-from ssddl.protocol.messages import decode_message
 from ssddl.protocol.participant import Participant
 from ssddl.protocol.policy import DEFAULT_MAX_ROUND, ParticipantPolicy, secure_modes
 from ssddl.runtime.flower._records import HELLO, TRAIN_CONFIG, carries_ssddl
 from ssddl.runtime.flower.client import answer
 from ssddl.runtime.flower.membership import CHALLENGE_SIZE, prove
 from ssddl.runtime.flower.sealed import open_state, seal_state
+from ssddl.runtime.hosts import LiveHost
 from ssddl.runtime.keyfiles import identity_file, load_identity, load_roster, participant_id
 from ssddl.runtime.seeds import rounding_rng
 
@@ -316,9 +316,10 @@ class SSDDLClient:
             return local(weights, round_number, pid, context)
 
         participant = _participant(settings, saved, trainer, rng)
+        host = LiveHost(participant)  # for this message's frames; the state is kept sealed
         replies: list[bytes] = []
         for frame in frames:
-            replies += [m.encode() for m in participant.handle(decode_message(frame))]
+            replies += host.handle(frame)
         kept = json.dumps(rng.bit_generator.state) if rng is not None else ""
         packed = _pack(participant.to_bytes(), kept)
         sealed = seal_state(
