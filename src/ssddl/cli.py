@@ -20,6 +20,7 @@ import contextlib
 import errno
 import json
 import os
+import re
 import shlex
 import signal
 import sys
@@ -27,11 +28,12 @@ import threading
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from ssddl import __version__
 from ssddl.exceptions import SecurityWarning, SSDDLError
 from ssddl.experiments.options import OPTIONS, Option, cli_words
+from ssddl.validators import did_you_mean
 
 if TYPE_CHECKING:
     from ssddl.experiments.config import ExperimentConfig
@@ -103,7 +105,7 @@ RUN_FLAGS: tuple[tuple[str, dict[str, Any]], ...] = (
 
 
 def _help(spec: Option) -> str:
-    return f"{spec.help} (default: {spec.default_text()})"
+    return f"{spec.help_text()} (default: {spec.default_text()})"
 
 
 def _add_option(group: argparse._ArgumentGroup, spec: Option) -> None:
@@ -113,9 +115,10 @@ def _add_option(group: argparse._ArgumentGroup, spec: Option) -> None:
     else:
         kwargs["type"] = spec.type
         kwargs["metavar"] = spec.metavar
-        if spec.choices is not None:
-            kwargs["choices"] = [spec.type(c) for c in spec.choices]
-            kwargs["metavar"] = "{" + ",".join(spec.choices) + "}"
+        choices = spec.choice_names()
+        if choices is not None:
+            kwargs["choices"] = [spec.type(c) for c in choices]
+            kwargs["metavar"] = "{" + ",".join(choices) + "}"
     group.add_argument(spec.flag, **kwargs)
 
 
@@ -126,8 +129,37 @@ _GROUPS = (
 )
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with "did you mean …?" after a mistyped flag, command or choice."""
+
+    def error(self, message: str) -> NoReturn:
+        super().error(message + _hint(message, self))
+
+
+def _flags(parser: argparse.ArgumentParser) -> list[str]:
+    """Every long flag of ``parser`` and of its subcommands."""
+    found = [o for a in parser._actions for o in a.option_strings if o.startswith("--")]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                found += _flags(sub)
+    return found
+
+
+def _hint(message: str, parser: argparse.ArgumentParser) -> str:
+    """The suggestion for one of argparse's refusals (``""`` when nothing is close)."""
+    choice = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+    if choice:
+        return did_you_mean(choice.group(1), re.findall(r"'([^']*)'", choice.group(2)))
+    unknown = re.search(r"unrecognized arguments: (\S+)", message)
+    if unknown:
+        word = unknown.group(1).split("=")[0]
+        return did_you_mean(word, _flags(parser)) if word.startswith("-") else ""
+    return ""
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="ssddl",
         description="Privacy-preserving distributed deep learning based on secret sharing.",
     )
@@ -151,6 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
                 _add_option(group, spec)
     _add_audit_parser(sub)
     _add_keys_parser(sub)
+    _add_supernode_parser(sub)
     rep = sub.add_parser(
         "reproduce",
         help="run SSDDL against its baselines and write DIR/REPORT.md with tables and figures",
@@ -172,8 +205,10 @@ def _add_keys_parser(sub: Any) -> None:
     keys = sub.add_parser(
         "keys",
         help="key material for participants on separate machines (Flower)",
-        description="Write identity keys and a roster (gen) or throw-away TLS certificates "
-        "and SuperNode keys for 127.0.0.1 (certs). Exit status: 0 done, 2 bad input.",
+        description="Write identity keys and a roster (gen), throw-away TLS certificates "
+        "and SuperNode keys for 127.0.0.1 (certs), an app-signing key with the "
+        "trusted-entities file SuperNodes start with (app-key), or a signature of an app "
+        "bundle (sign-app). Exit status: 0 done, 2 bad input.",
     )
     what = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
     gen = what.add_parser(
@@ -204,6 +239,46 @@ def _add_keys_parser(sub: Any) -> None:
         "--supernodes", type=int, default=0, metavar="N",
         help="also write N SuperNode authentication key pairs (supernode-<i>, .pub)",
     )  # fmt: skip
+    app_key = what.add_parser(
+        "app-key",
+        help="an Ed25519 app-signing key (app-signing.key, 0600; .pub) and "
+        "trusted-entities.yaml for flower-supernode --trusted-entities",
+    )
+    app_key.add_argument("--out", type=Path, required=True, metavar="DIR")
+    sign = what.add_parser(
+        "sign-app",
+        help="sign the bundle 'flwr run' builds from an app directory (or a .fab file): "
+        "writes DIR/<sha256>.sig for 'ssddl supernode --app-signatures DIR'",
+    )
+    sign.add_argument(
+        "--app", type=Path, required=True, metavar="PATH",
+        help="the Flower app directory given to 'flwr run' (or a .fab file)",
+    )  # fmt: skip
+    sign.add_argument(
+        "--key", type=Path, required=True, metavar="FILE",
+        help="the app-signing.key written by 'ssddl keys app-key'",
+    )  # fmt: skip
+    sign.add_argument(
+        "--out", type=Path, required=True, metavar="DIR",
+        help="where <sha256>.sig goes (the directory SuperNodes read with --app-signatures)",
+    )  # fmt: skip
+
+
+def _add_supernode_parser(sub: Any) -> None:
+    node = sub.add_parser(
+        "supernode",
+        help="Flower's flower-supernode that runs only app bundles signed by a trusted key",
+        description="Run Flower's SuperNode (every argument after '--' is flower-supernode's, "
+        "and --trusted-entities FILE is required); each app bundle it fetches gets the "
+        "signature from DIR/<sha256>.sig, which Flower checks against --trusted-entities; "
+        "an app without a signature by a trusted key is refused. Exit status: Flower's; "
+        "2 bad input.",
+    )
+    node.add_argument(
+        "--app-signatures", type=Path, required=True, metavar="DIR",
+        help="directory of <sha256>.sig files written by 'ssddl keys sign-app'",
+    )  # fmt: skip
+    node.add_argument("flower_args", nargs=argparse.REMAINDER, metavar="-- FLOWER_ARGS")
 
 
 def _key_dir(out: Path) -> Path:
@@ -226,6 +301,8 @@ def _keys(args: argparse.Namespace) -> int:
     from ssddl.exceptions import ConfigurationError
     from ssddl.runtime.keyfiles import write_identities
 
+    if args.keys_command in ("app-key", "sign-app"):
+        return _app_signing(args)
     out = _key_dir(Path(args.out))
     if args.keys_command == "gen":
         written = write_identities(out, args.participants)
@@ -244,6 +321,28 @@ def _keys(args: argparse.Namespace) -> int:
     for i in range(1, args.supernodes + 1):
         node = make_node_key(out, f"supernode-{i}")
         print(f"{node.private_key}\n{node.public_key}")
+    return EXIT_OK
+
+
+def _app_signing(args: argparse.Namespace) -> int:
+    """``ssddl keys app-key|sign-app``: paths only, one per line."""
+    from ssddl.runtime.appsign import sign_app, write_app_key
+
+    if args.keys_command == "app-key":
+        key = write_app_key(Path(args.out))
+        print(f"{key.private_key}\n{key.public_key}\n{key.trusted_entities}")
+        return EXIT_OK
+    print(sign_app(args.app, args.key, args.out))
+    return EXIT_OK
+
+
+def _supernode(args: argparse.Namespace) -> int:
+    from ssddl.runtime.appsign import run_supernode
+
+    flower_args = list(args.flower_args)
+    if flower_args[:1] == ["--"]:
+        flower_args = flower_args[1:]
+    run_supernode(args.app_signatures, flower_args)
     return EXIT_OK
 
 
@@ -288,7 +387,8 @@ def reference_markdown() -> str:
             flags = ", ".join(f"`{f}`" for f in action.option_strings)
             spec = by_dest.get(action.dest)
             key = f"`{spec.key}`" if spec is not None else "—"
-            choices = ", ".join(spec.choices) if spec is not None and spec.choices else ""
+            names = spec.choice_names() if spec is not None else None
+            choices = ", ".join(names) if names else ""
             text = (action.help or "").replace("|", "\\|")
             lines.append(f"| {flags} | {key} | {choices} | {text} |")
     return "\n".join(lines) + "\n"
@@ -742,6 +842,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace, Sequence[str]], int]] = {
     "simulate": lambda args, argv: _simulate(args, argv),
     "audit": lambda args, argv: _audit(args),
     "keys": lambda args, argv: _keys(args),
+    "supernode": lambda args, argv: _supernode(args),
     "reproduce": lambda args, argv: _reproduce(args, argv),
     "bench": lambda args, argv: _bench(args),
 }
