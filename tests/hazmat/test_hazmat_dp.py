@@ -19,10 +19,12 @@ from ssddl.hazmat.dp import (
     hadamard,
     padded_dimension,
     rotate,
+    rotate_fixed,
     rotation_key,
     rotation_signs,
     rounded_norm_bound,
     unrotate,
+    unrotate_fixed,
     unwrap,
     wrap,
     wrap_probability_bound,
@@ -218,3 +220,28 @@ def test_the_wrap_bound_holds_where_wraps_happen_and_is_tiny_with_enough_bits():
 def test_bad_arguments_are_refused(call, error, message):
     with pytest.raises(error, match=message):
         call()
+
+
+@settings(deadline=None)
+@given(vectors, st.integers(0, 2**64 - 1))
+def test_the_fixed_length_rotation_keeps_the_length_and_norm_and_inverts(x, round_number):
+    key = rotation_key(b"fixed", round_number)
+    y = rotate_fixed(x, key)
+    assert y.shape == x.shape
+    scale = max(float(np.abs(x).max(initial=0.0)), 1.0)
+    assert math.isclose(
+        float(np.linalg.norm(y)), float(np.linalg.norm(x)), rel_tol=1e-12, abs_tol=1e-9
+    )
+    back = unrotate_fixed(y, key)
+    assert np.allclose(back, x, rtol=0, atol=1e-12 * scale * max(1, x.size.bit_length()))
+
+
+def test_the_fixed_length_rotation_flattens_a_spike_everywhere():
+    x = np.zeros(1000)
+    x[999] = 1.0  # in the last block only
+    y = rotate_fixed(x, KEY)
+    assert np.abs(y).max() <= 1 / math.sqrt(512) + 1e-12
+    x = np.zeros(1000)
+    x[0] = 1.0  # in the first block: spread over [0, 512), then partly rotated again
+    y = rotate_fixed(x, KEY)
+    assert np.abs(y).max() <= 1 / math.sqrt(512) + 1e-12

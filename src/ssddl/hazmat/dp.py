@@ -33,7 +33,6 @@ import math
 from typing import Any
 
 import numpy as np
-from scipy import optimize
 
 from ssddl.exceptions import ConfigurationError, NonFiniteError
 from ssddl.hazmat._checks import as_bytes, as_int, lp
@@ -48,10 +47,12 @@ __all__ = [
     "hadamard",
     "padded_dimension",
     "rotate",
+    "rotate_fixed",
     "rotation_key",
     "rotation_signs",
     "rounded_norm_bound",
     "unrotate",
+    "unrotate_fixed",
     "unwrap",
     "wrap",
     "wrap_probability_bound",
@@ -59,7 +60,6 @@ __all__ = [
 
 MAX_ROUNDING_ATTEMPTS = 1000
 _ROTATION_LABEL = b"ssddl/dp-rotation/v1"
-_ZERO_NONCE = bytes(12)
 
 
 class RoundingFailed(NonFiniteError):
@@ -115,11 +115,13 @@ def rotation_key(session_id: bytes, round_number: int) -> bytes:
     return hashlib.sha256(data).digest()
 
 
-def rotation_signs(key: bytes, dim: int) -> np.ndarray:
+def rotation_signs(key: bytes, dim: int, *, part: int = 0) -> np.ndarray:
     """``dim`` signs (+1.0 / -1.0, float64): the bits of the AES-256-CTR keystream under
-    ``key`` (zero nonce), least significant bit of each byte first."""
+    ``key`` (nonce: ``part`` as 12 bytes big-endian), least significant bit of each byte
+    first."""
     dim = as_int(dim, "dim")
-    words = keystream_words(key, _ZERO_NONCE, -(-dim // 64), 64)
+    nonce = as_int(part, "part", high=1 << 32).to_bytes(12, "big")
+    words = keystream_words(key, nonce, -(-dim // 64), 64)
     bits = np.unpackbits(words.view(np.uint8), bitorder="little")[:dim]
     return 1.0 - 2.0 * bits.astype(np.float64)
 
@@ -168,6 +170,42 @@ def unrotate(values: Any, key: bytes, dim: int) -> np.ndarray:
     x *= rotation_signs(key, size)
     x /= math.sqrt(size)
     return x[:dim]
+
+
+def _blocks(size: int) -> list[tuple[int, int]]:
+    """(start, part) of the rotated blocks of :func:`rotate_fixed` for a vector of ``size``."""
+    if size <= 1:
+        return []
+    block = 1 << (size.bit_length() - 1)
+    return [(0, 0)] if block == size else [(0, 0), (size - block, 1)]
+
+
+def rotate_fixed(values: Any, key: bytes) -> np.ndarray:
+    """A randomized Hadamard rotation that keeps the length ``M`` (for a protocol whose vector
+    length is fixed): with ``B`` the largest power of two ``<= M``, ``H D₀ / sqrt(B)`` on the
+    first ``B`` coordinates, then ``H D₁ / sqrt(B)`` on the last ``B`` (the two overlap unless
+    ``M = B``; ``D₀``, ``D₁`` are :func:`rotation_signs` parts 0 and 1). An orthogonal map of
+    ``R^M``: it keeps the norm, and every coordinate comes out of a rotation of ``B > M/2``
+    coordinates (sub-Gaussian with variance proxy at most ``||x||² / B``)."""
+    x = _as_vector(values, "values").copy()
+    for start, part in _blocks(x.size):
+        block = x.size.bit_length() - 1
+        size = 1 << block
+        segment = x[start : start + size] * rotation_signs(key, size, part=part)
+        x[start : start + size] = hadamard(segment) / math.sqrt(size)
+    return x
+
+
+def unrotate_fixed(values: Any, key: bytes) -> np.ndarray:
+    """The inverse of :func:`rotate_fixed` (the blocks undone in reverse order)."""
+    y = np.array(values, dtype=np.float64)
+    if y.ndim != 1:
+        raise ConfigurationError("values must be a 1-D array")
+    for start, part in reversed(_blocks(y.size)):
+        size = 1 << (y.size.bit_length() - 1)
+        segment = hadamard(y[start : start + size]) / math.sqrt(size)
+        y[start : start + size] = segment * rotation_signs(key, size, part=part)
+    return y
 
 
 # --- conditional randomized rounding ------------------------------------------------------
@@ -297,6 +335,7 @@ def wrap_probability_bound(
         total = proxy + variance
         exponent = -(t * t) / (2 * total) if total > 0 else -math.inf
     else:
+        from scipy import optimize  # only here: importing scipy costs every protocol import
 
         def log_mgf_bound(lam: float) -> float:
             return -lam * t + lam * lam * proxy / 2 + variance * (math.cosh(lam) - 1)

@@ -276,7 +276,7 @@ class NoisePlan:
         )
 
 
-def _scale(dp: DistributedDp, padded: int, group_size: int, noise_members: int) -> float:
+def _scale(dp: DistributedDp, flat: int, group_size: int, noise_members: int) -> float:
     """γ such that ``k_stddevs`` standard deviations of an aggregate coordinate fit in
     ``2**(bits-1)``: γ²(c²n²/d + n σ²) + n/4 = (2**(bits-1)/k)², with n the round's group
     (everyone's signal and noise are in the sum) and σ the per-member noise in update units
@@ -291,20 +291,25 @@ def _scale(dp: DistributedDp, padded: int, group_size: int, noise_members: int) 
             f"dp bits={dp.bits} cannot hold the sum of {n} members' rounding alone; "
             "raise --bits or lower k_stddevs"
         )
-    fitting = math.sqrt(room / (c * c * n * n / padded + n * local_std**2))
+    fitting = math.sqrt(room / (c * c * n * n / flat + n * local_std**2))
     return min(fitting, math.sqrt(MAX_PLANNED_VARIANCE) / local_std)
 
 
-def plan(dp: DistributedDp, *, dim: int, group_size: int, noise_members: int) -> NoisePlan:
+def plan(
+    dp: DistributedDp, *, dim: int, group_size: int, noise_members: int, pad: bool = True
+) -> NoisePlan:
     """The integer-domain parameters of a round: ``dim`` coordinates (padded to a power of
-    two), at most ``group_size`` contributors, at least ``noise_members`` honest ones."""
+    two by :func:`~ssddl.hazmat.dp.rotate`; ``pad=False``: kept, by
+    :func:`~ssddl.hazmat.dp.rotate_fixed`), at most ``group_size`` contributors, at least
+    ``noise_members`` honest ones."""
     dim = _count(dim, "dim")
     group_size = _count(group_size, "group_size")
     noise_members = _count(noise_members, "noise_members")
     if noise_members > group_size:
         raise ConfigurationError("noise_members cannot exceed group_size")
-    padded = padded_dimension(dim)
-    scale = _scale(dp, padded, group_size, noise_members)
+    padded = padded_dimension(dim) if pad else dim
+    flat = padded if pad else 1 << (dim.bit_length() - 1)  # the rotated blocks' length
+    scale = _scale(dp, flat, group_size, noise_members)
     l2 = rounded_norm_bound(scale * dp.l2_clip, padded, dp.beta)
     total_std = dp.noise_multiplier * dp.l2_clip * scale
     local_variance = total_std**2 / noise_members
@@ -330,11 +335,17 @@ def plan(dp: DistributedDp, *, dim: int, group_size: int, noise_members: int) ->
 
 
 def epsilon(
-    dp: DistributedDp, *, rounds: int, dim: int, group_size: int, noise_members: int
+    dp: DistributedDp,
+    *,
+    rounds: int,
+    dim: int,
+    group_size: int,
+    noise_members: int,
+    pad: bool = True,
 ) -> float:
     """ε at ``dp.delta`` after ``rounds`` rounds, composed by the RDP accountant."""
     rounds = _count(rounds, "rounds", low=0)
-    event = plan(dp, dim=dim, group_size=group_size, noise_members=noise_members)
+    event = plan(dp, dim=dim, group_size=group_size, noise_members=noise_members, pad=pad)
     accountant = DistributedDpAccountant()
     accountant.compose(event.event(dp.mechanism), rounds)
     return float(accountant.get_epsilon(dp.delta))
@@ -352,6 +363,7 @@ def calibrate(
     bits: int = 20,
     delta: float = 1e-5,
     beta: float = DEFAULT_BETA,
+    pad: bool = True,
 ) -> DistributedDp:
     """The smallest noise multiplier (to 0.1 %) whose ε after ``rounds`` rounds is at most
     ``target_epsilon``, by bisection (ε decreases as the noise grows)."""
@@ -363,7 +375,12 @@ def calibrate(
     def eps(z: float) -> float:
         try:
             return epsilon(
-                spec(z), rounds=rounds, dim=dim, group_size=group_size, noise_members=noise_members
+                spec(z),
+                rounds=rounds,
+                dim=dim,
+                group_size=group_size,
+                noise_members=noise_members,
+                pad=pad,
             )
         except NoiseTooSmall:
             return math.inf

@@ -38,6 +38,7 @@ from ssddl.hazmat.keys import ExchangeKey, IdentityKey
 from ssddl.hazmat.rand import OsRandom, RandomSource, RewindableSource
 from ssddl.protocol.binding import model_digest
 from ssddl.protocol.config import PairKeys, Rounding, SessionParams
+from ssddl.protocol.dp import encode_noised
 from ssddl.protocol.init import (
     DirectoryIndex,
     check_announced_members,
@@ -534,6 +535,9 @@ class Participant:
         temporary to allocate (and fault in) per message. Stochastic rounding draws the
         whole vector's uniforms at once, in one slice."""
         params = self.params
+        if params.dp:
+            self._encode_noised(delta, codec, x, add=add)
+            return
         rng = self._rounding_rng if params.rounding is Rounding.STOCHASTIC else None
         if params.rounding is Rounding.STOCHASTIC and rng is None:
             rng = np.random.default_rng(int.from_bytes(self.random.random_bytes(16), "little"))
@@ -565,6 +569,20 @@ class Participant:
         else:
             np.add(x[-1:], last, out=x[-1:])
             words.fill(0)
+
+    def _encode_noised(
+        self, delta: np.ndarray, codec: FixedPoint, x: np.ndarray, *, add: bool
+    ) -> None:
+        """Distributed DP: x_i is the member's clipped, rotated, rounded and noised change
+        (:mod:`ssddl.protocol.dp`) in two's complement, and a count word of 1."""
+        z = encode_noised(self.params, self.session_id, self.round, delta, self.random)
+        words = z.view(np.uint64).astype(codec.dtype)  # mod 2**ring_bits
+        if add:
+            np.add(x[:-1], words, out=x[:-1])
+            np.add(x[-1:], np.ones(1, dtype=codec.dtype), out=x[-1:])
+        else:
+            x[:-1] = words
+            x[-1] = 1
 
     def sign(self, message: bytes) -> bytes:
         """An Ed25519 signature with the identity key (the consistency check)."""
