@@ -3,6 +3,8 @@ fix, before any training."""
 
 from __future__ import annotations
 
+import csv
+import json
 import re
 
 import pytest
@@ -17,6 +19,8 @@ CASES = [
     (["--dp", "ddg", "--no-weighted", "--dp-bits", "40"], r"--dp-bits=40 is out of range"),
     (["--dp", "ddg", "--no-weighted", "--dp-delta", "2"], r"--dp-delta=2.0 must be below 1"),
     (["--dp", "skellam", "--no-weighted", "--mode", "plain"], r"--dp|secure mode"),
+    (["--target-epsilon", "8"], r"--target-epsilon does not apply"),
+    (["--dp", "ddg", "--no-weighted", "--target-epsilon", "0"], r"--target-epsilon"),
 ]
 
 
@@ -33,3 +37,34 @@ def test_bad_dp_options_exit_2_with_one_line(tmp_path, capsys, monkeypatch, args
     assert code == 2
     assert len(err.splitlines()) == 1, err
     assert re.search(pattern, err), err
+
+
+def test_a_dp_run_reports_epsilon_per_round_and_in_the_summary(tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["--participants", "4", "--rounds", "2", "--steps", "2", "--no-progress"]
+    code = main(
+        ["simulate", *args, "--dp", "ddg", "--no-weighted", "--target-epsilon", "8",
+         "--out", str(out), "--json"]
+    )  # fmt: skip
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    summary = json.loads(captured.out)
+    assert summary["dp"] == "ddg" and summary["bits"] == 20 and summary["delta"] == 1e-5
+    assert summary["epsilon"] <= 8.0
+    assert summary["epsilon"] > 7.9  # calibrated to the target, to 0.1 % of the noise
+    assert summary["noise_multiplier"] > 0
+    assert summary["resolved_config"]["protocol"]["noise_multiplier"] == summary["noise_multiplier"]
+    assert summary["wrap_probability_bound_per_round"] < 1e-9
+    with open(out / "metrics.csv") as fh:
+        eps = [float(row["epsilon"]) for row in csv.DictReader(fh)]
+    assert len(eps) == 2 and 0 < eps[0] < eps[1] == summary["epsilon"]
+
+
+def test_a_run_without_dp_reports_no_epsilon(tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["--participants", "3", "--rounds", "1", "--steps", "1", "--no-progress"]
+    assert main(["simulate", *args, "--out", str(out), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert "epsilon" not in summary and "dp" not in summary
+    with open(out / "metrics.csv") as fh:
+        assert "epsilon" not in next(csv.reader(fh))

@@ -454,6 +454,14 @@ OPTIONS: tuple[Option, ...] = (
         applies=_dp_on,
     ),
     Option(
+        "protocol.target_epsilon",
+        "dp: choose --noise-multiplier so that epsilon(dp_delta) after --rounds rounds is at "
+        "most this, for the model's size and the honest contributor floor",
+        float,
+        None,
+        applies=_dp_on,
+    ),
+    Option(
         "protocol.ring_bits",
         "bits of the ring Z_Q the changes are encoded in",
         int,

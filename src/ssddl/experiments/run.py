@@ -53,6 +53,7 @@ from ssddl.learning.models import build_model
 from ssddl.learning.partition import partition
 from ssddl.learning.vector import vector_to_model
 from ssddl.protocol.config import Mode, ProtocolConfig, SessionParams
+from ssddl.protocol.dp import calibrated_noise, dp_summary, epsilon_after
 from ssddl.runtime.inmemory import TrafficRecord, Vanish, VanishPhase
 from ssddl.runtime.simulator import (
     RoundMetrics,
@@ -154,8 +155,11 @@ def prepare(config: ExperimentConfig, *, vanish: tuple[Vanish, ...] | None = Non
     model = build_model(
         config.model, split.train.input_shape, split.train.num_classes, seed=config.seed
     )
+    protocol, resolved = _calibrated(
+        config.protocol, resolve_protocol(config.protocol, datasets).resolve(len(datasets)), model
+    )
     sim = SimulationConfig(
-        protocol=config.protocol,
+        protocol=protocol,
         train=fedsgd_train_config(config.train, datasets)
         if config.mode == "fedsgd"
         else config.train,
@@ -170,8 +174,23 @@ def prepare(config: ExperimentConfig, *, vanish: tuple[Vanish, ...] | None = Non
         datasets,
         model,
         sim,
-        resolve_protocol(config.protocol, datasets).resolve(len(datasets)),
+        resolved,
         device,
+    )
+
+
+def _calibrated(
+    protocol: ProtocolConfig, resolved: SessionParams, model: nn.Module
+) -> tuple[ProtocolConfig, SessionParams]:
+    """With ``target_epsilon`` (distributed DP), the noise multiplier that reaches it for this
+    model's size over the planned rounds, in both forms of the configuration."""
+    if protocol.target_epsilon is None:
+        return protocol, resolved
+    dim = sum(int(t.numel()) for t in model.parameters())
+    z = calibrated_noise(resolved, dim, protocol.target_epsilon)
+    return (
+        dataclasses.replace(protocol, noise_multiplier=z),
+        dataclasses.replace(resolved, noise_multiplier=z),
     )
 
 
@@ -368,7 +387,12 @@ class _RunDirectory:
     # -- every round -----------------------------------------------------------------------
 
     def on_round(self, metrics: RoundMetrics) -> None:
-        self.progress.rows.append(metrics.as_row())
+        row = metrics.as_row()
+        protocol = self.prep.protocol
+        if protocol.dp:  # every round run counts, applied or not (an upper bound)
+            dim = sum(int(t.numel()) for t in self.prep.model.parameters())
+            row["epsilon"] = epsilon_after(protocol, dim, len(self.progress.rows) + 1)
+        self.progress.rows.append(row)
 
     def on_state(self, state: SimulationState) -> None:
         p = self.progress
@@ -494,6 +518,8 @@ class _RunDirectory:
                 "aborted": [o for o in p.outcomes if o["status"] != "applied"],
             }
         )
+        if prep.protocol.dp:
+            summary.update(dp_summary(prep.protocol, model_size, len(p.rows)))
         if resumed_from is not None:
             summary["resumed"] = {"from_round": resumed_from}
         if reference:

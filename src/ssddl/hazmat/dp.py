@@ -310,12 +310,15 @@ def wrap_probability_bound(
     members: int,
     noise: str,
     noise_variance: float,
+    flat_dim: int | None = None,
 ) -> float:
     """An upper bound on the probability that some coordinate of the true integer sum leaves
     ``[-2**(bits-1), 2**(bits-1))`` so that :func:`unwrap` reads it wrongly.
+    ``flat_dim`` (default ``dim``): the length of the rotated blocks (:func:`rotate_fixed`
+    rotates blocks of ``B`` coordinates: pass ``B``).
 
     The sum is ``γ R(Σ x_i) + e + N``: the rotated sum of the scaled inputs (``||·|| <=
-    signal_norm``; each coordinate is sub-Gaussian with variance proxy ``signal_norm² / dim``
+    signal_norm``; each coordinate is sub-Gaussian with variance proxy ``signal_norm² / flat_dim``
     over the random signs, by Hoeffding), the rounding errors (``|e| < members``) and the total
     noise ``N`` of variance ``noise_variance`` (``noise`` "ddg": a sum of discrete Gaussians,
     sub-Gaussian with that proxy, Canonne et al. Cor. 9; "skellam": moment generating function
@@ -324,7 +327,8 @@ def wrap_probability_bound(
     """
     bits, dim = _bits(bits), as_int(dim, "dim", low=1)
     members = as_int(members, "members", low=1)
-    proxy = float(signal_norm) ** 2 / dim
+    flat = dim if flat_dim is None else as_int(flat_dim, "flat_dim", low=1)
+    proxy = float(signal_norm) ** 2 / flat
     variance = float(noise_variance)
     if noise not in ("ddg", "skellam") or variance < 0 or proxy < 0:
         raise ConfigurationError("noise must be 'ddg' or 'skellam' with a variance >= 0")

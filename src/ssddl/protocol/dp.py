@@ -37,7 +37,16 @@ from ssddl.protocol.config import SessionParams
 if TYPE_CHECKING:
     from ssddl.privacy.accounting import DistributedDp, NoisePlan
 
-__all__ = ["decode_noised", "encode_noised", "noise_members", "noise_plan", "session_dp"]
+__all__ = [
+    "calibrated_noise",
+    "decode_noised",
+    "dp_summary",
+    "encode_noised",
+    "epsilon_after",
+    "noise_members",
+    "noise_plan",
+    "session_dp",
+]
 
 
 def session_dp(params: SessionParams) -> DistributedDp:
@@ -102,3 +111,62 @@ def decode_noised(
     summed = unrotate_fixed(integers, rotation_key(session_id, round_number))
     summed /= plan.scale
     return summed
+
+
+def epsilon_after(params: SessionParams, dim: int, rounds: int) -> float:
+    """ε at ``params.dp_delta`` after ``rounds`` rounds of this session (``dim`` coordinates)."""
+    from ssddl.privacy.accounting import epsilon
+
+    return epsilon(
+        session_dp(params),
+        rounds=rounds,
+        dim=dim,
+        group_size=params.group_size,
+        noise_members=noise_members(params),
+        pad=False,
+    )
+
+
+def calibrated_noise(params: SessionParams, dim: int, target_epsilon: float) -> float:
+    """The smallest noise multiplier whose ε after ``params.rounds`` rounds is at most
+    ``target_epsilon`` (to 0.1 %)."""
+    from ssddl.privacy.accounting import calibrate
+
+    return calibrate(
+        params.dp,
+        target_epsilon=target_epsilon,
+        rounds=params.rounds,
+        l2_clip=params.l2_clip,
+        dim=dim,
+        group_size=params.group_size,
+        noise_members=noise_members(params),
+        bits=params.dp_bits,
+        delta=params.dp_delta,
+        pad=False,
+    ).noise_multiplier
+
+
+def dp_summary(params: SessionParams, dim: int, rounds: int) -> dict[str, object]:
+    """What a run reports about its distributed DP after ``rounds`` rounds."""
+    from ssddl.hazmat.dp import wrap_probability_bound
+
+    plan = noise_plan(params, dim)
+    wrap = wrap_probability_bound(
+        bits=params.dp_bits,
+        dim=dim,
+        signal_norm=plan.scale * params.l2_clip * params.group_size,
+        members=params.group_size,
+        noise=params.dp,
+        noise_variance=plan.local_variance * params.group_size,
+        flat_dim=1 << (dim.bit_length() - 1),
+    )
+    return {
+        "dp": params.dp,
+        "epsilon": epsilon_after(params, dim, rounds),
+        "delta": params.dp_delta,
+        "noise_multiplier": params.noise_multiplier,
+        "l2_clip": params.l2_clip,
+        "bits": params.dp_bits,
+        "noise_members": noise_members(params),
+        "wrap_probability_bound_per_round": wrap,
+    }
