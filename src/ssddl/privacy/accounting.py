@@ -259,21 +259,31 @@ class NoisePlan:
     l1_sensitivity: float
     noise_members: int
 
-    def event(self, mechanism: Mechanism) -> dp_event.DpEvent:
-        """The round's event for the accountant."""
+    def event(self, mechanism: Mechanism, members: int | None = None) -> dp_event.DpEvent:
+        """The round's event for the accountant, with the noise of ``members`` members
+        (default: ``noise_members``, those the plan is calibrated for)."""
+        count = self.noise_members if members is None else _count(members, "members")
         if mechanism is Mechanism.DDG:
             return DistributedDiscreteGaussianDpEvent(
                 local_variance=self.local_variance,
-                members=self.noise_members,
+                members=count,
                 l2_sensitivity=self.l2_sensitivity,
                 l1_sensitivity=self.l1_sensitivity,
                 dim=self.padded_dim,
             )
         return SkellamDpEvent(
-            variance=self.local_variance * self.noise_members,
+            variance=self.local_variance * count,
             l2_sensitivity=self.l2_sensitivity,
             l1_sensitivity=self.l1_sensitivity,
         )
+
+    def epsilon(
+        self, mechanism: Mechanism, delta: float, rounds: int, members: int | None = None
+    ) -> float:
+        """ε at ``delta`` after ``rounds`` rounds with the noise of ``members`` members."""
+        accountant = DistributedDpAccountant()
+        accountant.compose(self.event(mechanism, members), _count(rounds, "rounds", low=0))
+        return float(accountant.get_epsilon(delta))
 
 
 def _scale(dp: DistributedDp, flat: int, group_size: int, noise_members: int) -> float:
@@ -344,11 +354,8 @@ def epsilon(
     pad: bool = True,
 ) -> float:
     """ε at ``dp.delta`` after ``rounds`` rounds, composed by the RDP accountant."""
-    rounds = _count(rounds, "rounds", low=0)
-    event = plan(dp, dim=dim, group_size=group_size, noise_members=noise_members, pad=pad)
-    accountant = DistributedDpAccountant()
-    accountant.compose(event.event(dp.mechanism), rounds)
-    return float(accountant.get_epsilon(dp.delta))
+    chosen = plan(dp, dim=dim, group_size=group_size, noise_members=noise_members, pad=pad)
+    return chosen.epsilon(dp.mechanism, dp.delta, rounds)
 
 
 def calibrate(

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ssddl.exceptions import PolicyViolation
 from ssddl.hazmat.dp import (
     clip_l2,
     conditional_round,
@@ -33,12 +34,14 @@ from ssddl.hazmat.dp import (
 from ssddl.hazmat.noise import NoiseStream, discrete_gaussian, skellam
 from ssddl.hazmat.rand import RandomSource
 from ssddl.protocol.config import SessionParams
+from ssddl.protocol.policy import ParticipantPolicy
 
 if TYPE_CHECKING:
     from ssddl.privacy.accounting import DistributedDp, NoisePlan
 
 __all__ = [
     "calibrated_noise",
+    "check_noise",
     "decode_noised",
     "dp_summary",
     "encode_noised",
@@ -170,3 +173,25 @@ def dp_summary(params: SessionParams, dim: int, rounds: int) -> dict[str, object
         "noise_members": noise_members(params),
         "wrap_probability_bound_per_round": wrap,
     }
+
+
+def check_noise(policy: ParticipantPolicy, params: SessionParams, model_size: int) -> None:
+    """Refuse an announced session whose distributed DP gives more than the participant's
+    ``max_epsilon`` — counting only the noise of its own floor of honest contributors:
+    its contributor floor less its ``max_colluders``."""
+    if policy.max_epsilon is None:
+        return
+    if not params.dp:
+        raise PolicyViolation(
+            f"the server announced no distributed DP; this participant needs epsilon <= "
+            f"{policy.max_epsilon}"
+        )
+    honest = policy.contributor_floor(params) - policy.max_colluders
+    members = max(1, min(honest, params.group_size))
+    dp = session_dp(params)  # each member's noise is the session's; only ``members`` count
+    spent = noise_plan(params, model_size).epsilon(dp.mechanism, dp.delta, params.rounds, members)
+    if spent > policy.max_epsilon * (1 + 1e-9):
+        raise PolicyViolation(
+            f"the announced noise gives epsilon {spent:.4g} over {params.rounds} rounds; this "
+            f"participant accepts at most {policy.max_epsilon}"
+        )

@@ -38,7 +38,7 @@ from ssddl.hazmat.keys import ExchangeKey, IdentityKey
 from ssddl.hazmat.rand import OsRandom, RandomSource, RewindableSource
 from ssddl.protocol.binding import model_digest
 from ssddl.protocol.config import PairKeys, Rounding, SessionParams
-from ssddl.protocol.dp import encode_noised
+from ssddl.protocol.dp import check_noise, encode_noised
 from ssddl.protocol.init import (
     DirectoryIndex,
     check_announced_members,
@@ -211,6 +211,7 @@ class Participant:
         check_announced_members(msg, self.id, self._roster)
         params = SessionParams.from_announcement(msg.config, len(msg.participants))
         self.policy.check_session(params)  # before any key is made
+        check_noise(self.policy, params, msg.model_size)
         self.config = params
         self.session_id = msg.session_id
         self.model_size = msg.model_size
