@@ -300,7 +300,7 @@ class _Sampler:
 
     def draw(self, stream: NoiseStream, count: int) -> np.ndarray:
         words = stream.words(count)
-        index = np.take(self.guide, (words >> self.shift).view(np.int64)).astype(np.int64)
+        index = np.take(self.guide, (words >> self.shift).view(np.int64))  # int32
         boundary = np.take(self.table, index)
         slow = words == boundary
         slow |= index < 0
@@ -308,8 +308,7 @@ class _Sampler:
         if slow.any():
             where = np.flatnonzero(slow)
             index[where] = self._slow(words[where], stream)
-        index += self.low
-        return index
+        return np.add(index, self.low, dtype=np.int64)
 
     def _slow(self, words: np.ndarray, stream: NoiseStream) -> np.ndarray:
         """The indices of ``words`` by binary search, finished with more bits of ``U`` for
