@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from ssddl.exceptions import ConfigurationError, NonFiniteError
+from ssddl.exceptions import ConfigurationError, NonFiniteError, ShareError
 from ssddl.hazmat._checks import as_bytes, as_int, lp
 from ssddl.hazmat.noise import NoiseStream
 from ssddl.hazmat.prg import keystream_words
@@ -62,7 +62,7 @@ MAX_ROUNDING_ATTEMPTS = 1000
 _ROTATION_LABEL = b"ssddl/dp-rotation/v1"
 
 
-class RoundingFailed(NonFiniteError):
+class RoundingFailed(ShareError):
     """Conditional rounding found no rounding within the bound: the input norm is too large."""
 
 

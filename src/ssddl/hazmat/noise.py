@@ -30,7 +30,7 @@ How inversion stays exact and fast.
   the bucket case by a binary search, the others by drawing 64 more bits of ``U`` at a time and
   comparing ``U`` with enclosures of ``C(k)`` at a precision 64 bits beyond ``U``'s, until the
   comparison is certain (:func:`_invert_exactly`). That happens with probability below
-  ``2**-45`` per sample.
+  ``2**-40`` per sample (at most 2**22 table entries, each one word of 2**64).
 
 Error bounds of the fixed-point terms (units of ``2**-P``, all terms at most 1, ``floor``
 adds at most one unit per operation; :func:`_exp_neg` is within 2 units):
