@@ -18,16 +18,24 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-#: (label, protocol options): every mode, and prg with each recovery and the consistency check
-MODES: tuple[tuple[str, dict[str, Any]], ...] = (
-    ("plain", {"mode": "plain"}),
+#: prg with each recovery and the consistency check
+PRG_OPTIONS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("prg (double-mask)", {"mode": "prg"}),
     ("prg (double-mask + consistency)", {"mode": "prg", "consistency": True}),
     ("prg (recovery none)", {"mode": "prg", "recovery": "none"}),
     ("prg (unsafe-reveal-keys)", {"mode": "prg", "recovery": "unsafe-reveal-keys"}),
-    ("explicit", {"mode": "explicit"}),
-    ("shamir", {"mode": "shamir"}),
 )
+
+
+def modes() -> tuple[tuple[str, dict[str, Any]], ...]:
+    """(label, protocol options): plain first (the reference), then every secure mode of the
+    catalogue (:func:`ssddl.modes.secure_modes`), prg with each of :data:`PRG_OPTIONS`."""
+    from ssddl.modes import secure_modes
+
+    rows: list[tuple[str, dict[str, Any]]] = [("plain", {"mode": "plain"})]
+    for name in secure_modes():
+        rows += PRG_OPTIONS if name == "prg" else [(name, {"mode": name})]
+    return tuple(rows)
 
 
 def measure(label: str, options: dict[str, Any], rounds: int, participants: int) -> dict[str, Any]:
@@ -64,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     rounds = args.rounds or (10 if args.quick else 40)
-    rows = [measure(label, options, rounds, args.participants) for label, options in MODES]
+    rows = [measure(label, options, rounds, args.participants) for label, options in modes()]
     plain = rows[0]
     for row in rows:
         plain_seconds = plain["round_seconds_median"]

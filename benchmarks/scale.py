@@ -77,10 +77,10 @@ def _peak_rss_mb() -> float:
 def _point(spec: dict[str, Any]) -> dict[str, Any]:
     """One simulated session (runs in the child process)."""
     from benchmarks.rounds import CASES, replace_case, run_session
-    from ssddl.runtime import simulator
+    from ssddl.runtime import session
 
     peak = _ServerPeak()
-    simulator.Server = peak.wrap(simulator.Server)  # type: ignore[misc]  # this child only
+    session.Server = peak.wrap(session.Server)  # type: ignore[misc]  # this child only
     case = replace_case(
         CASES["step"],
         participants=spec["N"],

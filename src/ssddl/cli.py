@@ -14,16 +14,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shlex
 import sys
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 from ssddl import __version__
 from ssddl.exceptions import SecurityWarning, SSDDLError
 from ssddl.experiments.options import OPTIONS, Option, cli_words
+from ssddl.validators import did_you_mean
 
 __all__ = ["build_parser", "main", "reference_markdown"]
 
@@ -79,7 +81,7 @@ RUN_FLAGS: tuple[tuple[str, dict[str, Any]], ...] = (
 
 
 def _help(spec: Option) -> str:
-    return f"{spec.help} (default: {spec.default_text()})"
+    return f"{spec.help_text()} (default: {spec.default_text()})"
 
 
 def _add_option(group: argparse._ArgumentGroup, spec: Option) -> None:
@@ -89,9 +91,10 @@ def _add_option(group: argparse._ArgumentGroup, spec: Option) -> None:
     else:
         kwargs["type"] = spec.type
         kwargs["metavar"] = spec.metavar
-        if spec.choices is not None:
-            kwargs["choices"] = [spec.type(c) for c in spec.choices]
-            kwargs["metavar"] = "{" + ",".join(spec.choices) + "}"
+        choices = spec.choice_names()
+        if choices is not None:
+            kwargs["choices"] = [spec.type(c) for c in choices]
+            kwargs["metavar"] = "{" + ",".join(choices) + "}"
     group.add_argument(spec.flag, **kwargs)
 
 
@@ -102,8 +105,37 @@ _GROUPS = (
 )
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with "did you mean …?" after a mistyped flag, command or choice."""
+
+    def error(self, message: str) -> NoReturn:
+        super().error(message + _hint(message, self))
+
+
+def _flags(parser: argparse.ArgumentParser) -> list[str]:
+    """Every long flag of ``parser`` and of its subcommands."""
+    found = [o for a in parser._actions for o in a.option_strings if o.startswith("--")]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                found += _flags(sub)
+    return found
+
+
+def _hint(message: str, parser: argparse.ArgumentParser) -> str:
+    """The suggestion for one of argparse's refusals (``""`` when nothing is close)."""
+    choice = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+    if choice:
+        return did_you_mean(choice.group(1), re.findall(r"'([^']*)'", choice.group(2)))
+    unknown = re.search(r"unrecognized arguments: (\S+)", message)
+    if unknown:
+        word = unknown.group(1).split("=")[0]
+        return did_you_mean(word, _flags(parser)) if word.startswith("-") else ""
+    return ""
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="ssddl",
         description="Privacy-preserving distributed deep learning based on secret sharing.",
     )
@@ -238,7 +270,8 @@ def reference_markdown() -> str:
             flags = ", ".join(f"`{f}`" for f in action.option_strings)
             spec = by_dest.get(action.dest)
             key = f"`{spec.key}`" if spec is not None else "—"
-            choices = ", ".join(spec.choices) if spec is not None and spec.choices else ""
+            names = spec.choice_names() if spec is not None else None
+            choices = ", ".join(names) if names else ""
             text = (action.help or "").replace("|", "\\|")
             lines.append(f"| {flags} | {key} | {choices} | {text} |")
     return "\n".join(lines) + "\n"

@@ -8,13 +8,22 @@ callers only pass the name the user knows the value by (a config key or a flag).
 
 from __future__ import annotations
 
+import difflib
 import math
+from collections.abc import Iterable
 from enum import Enum
 from typing import Any, TypeVar
 
 from ssddl.exceptions import ConfigurationError
 
-__all__ = ["check_bool", "check_choice", "check_enum", "check_float", "check_int"]
+__all__ = [
+    "check_bool",
+    "check_choice",
+    "check_enum",
+    "check_float",
+    "check_int",
+    "did_you_mean",
+]
 
 E = TypeVar("E", bound=Enum)
 
@@ -59,6 +68,20 @@ def check_float(
     return number
 
 
+def did_you_mean(word: object, candidates: Iterable[str]) -> str:
+    """``" (did you mean 'x'?)"`` naming the candidate closest to ``word`` (a typo), or ``""``
+    when none is close: the tail of a refusal, so a user sees the fix."""
+    if not isinstance(word, str) or not word:
+        return ""
+    pool = [c for c in candidates if c]
+    close = difflib.get_close_matches(word, pool, n=1, cutoff=0.6)
+    if not close:  # a different case or separator: --Rounds, max-colluders for max_colluders
+        folded = {c.lower().replace("-", "_"): c for c in pool}
+        hit = folded.get(word.lower().replace("-", "_"))
+        close = [hit] if hit else []
+    return f" (did you mean {close[0]!r}?)" if close and close[0] != word else ""
+
+
 def check_bool(value: Any, field: str) -> bool:
     if not isinstance(value, bool):
         raise ConfigurationError(f"{field} must be true or false, got {value!r}")
@@ -73,7 +96,8 @@ def check_enum(cls: type[E], value: Any, field: str) -> E:
         return cls(value)
     except ValueError:
         choices = ", ".join(repr(m.value) for m in cls)
-        raise ConfigurationError(f"{field}={value!r} is not one of {choices}") from None
+        hint = did_you_mean(value, [str(m.value) for m in cls])
+        raise ConfigurationError(f"{field}={value!r} is not one of {choices}{hint}") from None
 
 
 def check_choice(value: Any, field: str, choices: tuple[str, ...]) -> str:
@@ -81,5 +105,6 @@ def check_choice(value: Any, field: str, choices: tuple[str, ...]) -> str:
     if not isinstance(value, str) or value not in choices:
         raise ConfigurationError(
             f"{field}={value!r} is not one of {', '.join(repr(c) for c in choices)}"
+            f"{did_you_mean(value, choices)}"
         )
     return value

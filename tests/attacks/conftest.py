@@ -1,5 +1,6 @@
 """Recorded sessions shared by the attack tests: one real session per mode, n = 4
-participants, one digits sample each, seeded keys so the statistics are reproducible."""
+participants, one digits sample each, seeded keys so the statistics are reproducible — the
+same victims and sessions the audit's attacks get from their context."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import hashlib
 
 import pytest
 
-from ssddl.attacks.audit import AuditConfig, _session, _victims
+from ssddl.attacks.attack import AttackContext, AuditConfig
 
 MODES = ("plain", "prg", "explicit", "shamir")
 
@@ -18,10 +19,15 @@ def audit_config() -> AuditConfig:
 
 
 @pytest.fixture(scope="session")
-def victims(audit_config):
-    return _victims(audit_config)
+def attack_context(audit_config) -> AttackContext:
+    return AttackContext(audit_config)
 
 
 @pytest.fixture(scope="session")
-def runs(victims, audit_config):
-    return {mode: _session(mode, victims, audit_config) for mode in MODES}
+def victims(attack_context):
+    return attack_context.victims
+
+
+@pytest.fixture(scope="session")
+def runs(attack_context):
+    return {mode: attack_context.recorded(mode) for mode in MODES}

@@ -61,6 +61,15 @@ def test_the_quick_audit_writes_its_report_and_prints_the_summary_last(
     assert len(summary["aggregate_best"]) == 6
     written = json.loads((out / "audit.json").read_text())
     assert written["aggregate_recovery"] == rows
+    # every attack's outcomes in one list of flat rows, each judged against its guarantee
+    outcomes = summary["attacks"]
+    assert written["attacks"] == outcomes and all(o["holds"] for o in outcomes)
+    assert {o["attack"] for o in outcomes} >= {"coalition", "coalition_floor", "iDLG"}
+    seen = {(o["attack"], o["setting"], o["colluders"], o["succeeded"]) for o in outcomes}
+    assert all((a["attack"], a["config"], a["colluders"], a["recovered"]) in seen for a in attacks)
+    assert sum(o["expected"] is False for o in outcomes) > 0
+    assert sum(o["expected"] is True for o in outcomes) > 0
+    assert "## The attacks" in (out / "report.md").read_text()
     assert "## What secure aggregation does not hide" in (out / "report.md").read_text()
 
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from ssddl.attacks import first_layer_recovery, score, update_as_seen
-from ssddl.attacks.audit import _simulated_p
 from ssddl.attacks.baseline_views import dssgd_uploads, sparse_as_seen
+from ssddl.attacks.uploads import simulated_p
 from ssddl.baselines.dssgd import DSSGDConfig
 from ssddl.exceptions import ConfigurationError
 
@@ -46,12 +46,12 @@ def test_recovery_on_an_ssddl_view_is_no_better_than_on_a_random_view(runs, vict
         s = score(rec.x, victims.xs[pid - 1])
         assert s.psnr < 15 and s.max_abs_error > 0.5
         errors.append(s.mse)
-    assert _simulated_p(run.params, victims, float(np.mean(errors)), 20_000) >= 1e-4
+    assert simulated_p(run.params, victims, float(np.mean(errors)), 20_000) >= 1e-4
 
 
 def test_the_random_view_statistic_detects_a_leak(runs, victims):
     """The same statistic on the plain view's error rejects: the test can fail."""
-    assert _simulated_p(runs["prg"].params, victims, 1e-6, 20_000) < 1e-4
+    assert simulated_p(runs["prg"].params, victims, 1e-6, 20_000) < 1e-4
 
 
 def test_dssgd_uploads_leak_every_input_read_from_a_received_ratio(victims, audit_config):

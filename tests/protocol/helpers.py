@@ -15,14 +15,28 @@ from ssddl.hazmat.rand import InsecureSeededRandom
 from ssddl.protocol import LocalUpdate, Participant, ProtocolConfig, Server, UniformSubset
 from ssddl.protocol.policy import ParticipantPolicy
 from ssddl.protocol.ports import MaskBuilder
-from ssddl.runtime import Driver, InMemoryExchange, LiveHost, PersistedHost, make_members
+from ssddl.runtime import Driver, InMemoryExchange
 from ssddl.runtime.inmemory import Fault
+from ssddl.runtime.session import Session as BuiltSession
+from ssddl.runtime.session import live
+from ssddl.runtime.session import persisted as persisted_host
 
 
 def seeded(label: str) -> InsecureSeededRandom:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return InsecureSeededRandom(hashlib.sha256(label.encode()).digest())
+
+
+def labelled(seed: str):
+    """Seeded sources for :meth:`ssddl.runtime.session.Session.build`, one per role."""
+    names = {"identity": "id", "participant": "p"}
+
+    def source(label: str) -> InsecureSeededRandom:
+        role, _, pid = label.partition("/")
+        return seeded(f"{seed}/{names[role]}/{pid}" if pid else f"{seed}/{role}")
+
+    return source
 
 
 def synthetic_delta(pid: int, round_number: int, size: int, scale: float = 0.5) -> np.ndarray:
@@ -68,8 +82,6 @@ def make_session(
     if config.weighted and config.max_samples is None:
         config = dataclasses.replace(config, max_samples=64)
     ids = list(range(1, n + 1))
-    members = make_members(ids, lambda p: seeded(f"{seed}/id/{p}"))
-    identities, roster = members.identities, members.roster
     plaintexts: dict[int, dict[int, np.ndarray]] = {}
     samples = {p: 10 + 7 * p for p in ids}
 
@@ -85,48 +97,22 @@ def make_session(
     def inspector_for(pid: int):
         return lambda r, x: plaintexts.setdefault(r, {}).__setitem__(pid, x)
 
-    randoms = {p: seeded(f"{seed}/p/{p}") for p in ids}
-    policy = policy if policy is not None else ParticipantPolicy.for_config(config, len(ids))
+    transport = transport if transport is not None else InMemoryExchange()
+    transport.faults = (*transport.faults, *vanish)
 
-    def build(pid: int) -> Participant:
-        return Participant(
-            pid,
-            identities[pid],
-            roster,
-            trainer_for(pid),
-            random=randoms[pid],
-            inspector=inspector_for(pid),
-            policy=policy,
-            masks=masks,
-        )
-
-    def rebuild(pid: int):
-        return lambda state: Participant.restore(
-            state,
-            identities[pid],
-            roster,
-            trainer_for(pid),
-            random=randoms[pid],
-            inspector=inspector_for(pid),
-            policy=policy,
-            masks=masks,
-        )
-
-    participants = {p: build(p) for p in ids}
-    server = Server(
+    built = BuiltSession.build(
         config,
-        roster,
+        {p: trainer_for(p) for p in ids},
         np.zeros(size, dtype=np.float32),
         selection=UniformSubset(np.random.default_rng(0)),
-        random=seeded(f"{seed}/server"),
+        sources=labelled(seed),
+        policy=policy,
+        masks=masks,
+        inspectors=inspector_for,
+        host=persisted_host if persisted else live,
+        exchange=transport.attach,
     )
-    transport = transport if transport is not None else InMemoryExchange()
-    for p, participant in participants.items():
-        transport.hosts[p] = (
-            PersistedHost(participant, rebuild(p)) if persisted else LiveHost(participant)
-        )
-    transport.faults = (*transport.faults, *vanish)
-    driver = Driver(server, transport)
+    server, participants, driver = built.server, built.participants, built.driver
     return Session(server, participants, driver, transport, plaintexts, samples)
 
 

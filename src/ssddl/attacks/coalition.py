@@ -26,11 +26,13 @@ coalition also subtracts its own updates from the aggregate.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from ssddl.attacks.attack import SSDDL_MODES, AttackContext, AttackOutcome
 from ssddl.attacks.views import CoalitionView, RecordedRun, record_run
 from ssddl.exceptions import ConfigurationError, SSDDLError
 from ssddl.hazmat.aead import open_sealed
@@ -44,6 +46,7 @@ from ssddl.protocol.schemes.prg import apply_self_mask, pair_binding, seed_from_
 
 __all__ = [
     "ALPHA",
+    "CoalitionAttack",
     "CoalitionRow",
     "coalition_experiment",
     "same_distribution_pvalue",
@@ -232,6 +235,26 @@ class CoalitionRow:
     def indistinguishable(self) -> bool:
         return self.estimate_uniform_p >= ALPHA and self.same_p >= ALPHA
 
+    def outcome(self, n: int) -> AttackOutcome:
+        """This row as an :class:`AttackOutcome`: within the bound the coalition *succeeds*
+        when it learns anything about the target (its estimate is the target's update, or is
+        told apart from uniform) and must not; the control, all n − 1 others, succeeds only by
+        recovering the target's update exactly, and must."""
+        learned = self.recovered or not self.indistinguishable
+        if self.c == n - 1:
+            learned = self.recovered
+        return AttackOutcome(
+            "coalition",
+            self.mode,
+            learned,
+            False if self.c <= self.bound else (True if self.c == n - 1 else None),
+            target="member 1",
+            colluders=self.c,
+            bound=self.bound,
+            detail=f"recovered: {self.recovered}; indistinguishable: {self.indistinguishable}",
+            measured=dataclasses.asdict(self),
+        )
+
     def as_dict(self) -> dict[str, object]:
         return {
             "mode": self.mode,
@@ -333,3 +356,28 @@ def coalition_experiment(
             )
         )
     return rows
+
+
+class CoalitionAttack:
+    """:func:`coalition_experiment` in every secure mode, n = ``coalition_n``."""
+
+    name = "coalition"
+    guarantee = (
+        "with every member contributing, a coalition at or within the mode's stated bound "
+        "learns nothing of one honest member's update; all n − 1 others recover it"
+    )
+    adversary = "an honest-but-curious server plus c colluders' keys, shares and updates"
+
+    def run(self, context: AttackContext) -> list[AttackOutcome]:
+        config = context.config
+        outcomes = []
+        for mode in SSDDL_MODES:
+            context.say(f"coalitions: server + c colluders in {mode} (n={config.coalition_n})")
+            rows = coalition_experiment(
+                mode,
+                n=config.coalition_n,
+                size=config.coalition_size,
+                crypto_seed=config.crypto_seed,
+            )
+            outcomes += [row.outcome(config.coalition_n) for row in rows]
+        return outcomes

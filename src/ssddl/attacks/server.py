@@ -37,6 +37,11 @@ The attacks (``run_server_attacks``):
 
 :func:`bound_attacks` runs the first three at every configuration's stated bound (they must
 fail) and one colluder beyond it (the control: they must succeed), as :class:`AttackRow`.
+
+The audit runs them behind :class:`~ssddl.attacks.attack.Attack` as three attacks:
+:class:`StatedBounds` (``bound_attacks`` and ``late_upload``), :class:`PolicyAnnouncements`
+and :class:`ModelInconsistency`; each row becomes an
+:class:`~ssddl.attacks.attack.AttackOutcome` (:meth:`AttackRow.outcome`).
 """
 
 from __future__ import annotations
@@ -53,6 +58,7 @@ from unittest import mock
 
 import numpy as np
 
+from ssddl.attacks.attack import AttackContext, AttackOutcome, expected_at
 from ssddl.exceptions import SecurityWarning, SSDDLError
 from ssddl.hazmat.codec import ring_sub
 from ssddl.hazmat.rand import InsecureSeededRandom, OsRandom, RandomSource
@@ -88,23 +94,29 @@ from ssddl.protocol.schemes.prg import apply_self_mask, pair_binding, seed_from_
 from ssddl.protocol.select import SelectionPolicy, UniformSubset
 from ssddl.protocol.server import Server
 from ssddl.runtime.exchange import Driver, Frame
-from ssddl.runtime.inmemory import Delay, InMemoryExchange, LiveHost
-from ssddl.runtime.session import make_members
+from ssddl.runtime.inmemory import Delay, InMemoryExchange
+from ssddl.runtime.session import Session as RuntimeSession
 
 M = TypeVar("M", bound=Message)
 
 __all__ = [
     "AttackResult",
     "AttackRow",
+    "ModelInconsistency",
+    "PolicyAnnouncements",
     "Session",
+    "StatedBounds",
     "bound_attacks",
     "coalition_floor",
     "contributor_split",
     "late_upload",
     "model_inconsistency",
+    "model_inconsistency_rows",
     "policy_attacks",
+    "policy_rows",
     "run_server_attacks",
     "session",
+    "stated_bound_rows",
     "survivor_split",
 ]
 
@@ -175,9 +187,7 @@ def session(
     if config.weighted and config.max_samples is None:
         config = dataclasses.replace(config, max_samples=64)
     ids = list(range(1, n + 1))
-    members = make_members(ids, lambda p: _source(f"attack/{seed}/id/{p}", not seeded_crypto))
     truth: dict[int, dict[int, np.ndarray]] = {}
-    policy = policy if policy is not None else ParticipantPolicy.for_config(config, n)
 
     def trainer_for(pid: int) -> Callable[[np.ndarray, int], LocalUpdate]:
         def trainer(weights: np.ndarray, round_number: int) -> LocalUpdate:
@@ -189,31 +199,29 @@ def session(
     def keep(pid: int) -> Callable[[int, np.ndarray], None]:
         return lambda r, x: truth.setdefault(r, {}).__setitem__(pid, x)
 
+    names = {"identity": "id", "participant": "p"}
+
+    def source(label: str) -> RandomSource:
+        role, _, pid = label.partition("/")
+        name = f"{names[role]}/{pid}" if pid else role
+        return _source(f"attack/{seed}/{name}", not seeded_crypto)
+
     make_trainer = trainers if trainers is not None else trainer_for
-    participants = {
-        p: Participant(
-            p,
-            members.identities[p],
-            members.roster,
-            make_trainer(p),
-            random=_source(f"attack/{seed}/p/{p}", not seeded_crypto),
-            inspector=keep(p),
-            policy=policy,
-            masks=masks,
-        )
-        for p in ids
-    }
-    server = Server(
+    exchange = InMemoryExchange(faults=faults)
+    built = RuntimeSession.build(
         config,
-        members.roster,
+        {p: make_trainer(p) for p in ids},
         np.zeros(size, dtype=np.float32),
         selection=selection
         if selection is not None
         else UniformSubset(np.random.default_rng(seed)),
-        random=_source(f"attack/{seed}/server", not seeded_crypto),
+        sources=source,
+        policy=policy,
+        masks=masks,
+        inspectors=keep,
+        exchange=exchange.attach,
     )
-    exchange = InMemoryExchange({p: LiveHost(q) for p, q in participants.items()}, faults=faults)
-    driver = Driver(server, exchange)
+    server, participants, driver = built.server, built.participants, built.driver
     if init:
         driver.init()
     return Session(server, participants, exchange, driver, truth)
@@ -983,6 +991,35 @@ class AttackRow:
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self) | {"within_bound": self.within_bound, "holds": self.holds}
 
+    def outcome(self) -> AttackOutcome:
+        """This row as an :class:`AttackOutcome` (every field is one of its own)."""
+        return AttackOutcome(
+            self.attack,
+            self.config,
+            self.recovered,
+            expected_at(self.colluders, self.bound),
+            target="a member's encoded change",
+            server=self.server,
+            colluders=self.colluders,
+            bound=self.bound,
+            stopped_by=self.stopped_by,
+            detail=self.detail,
+        )
+
+    @classmethod
+    def from_outcome(cls, outcome: AttackOutcome) -> AttackRow:
+        """The row an :meth:`outcome` came from."""
+        return cls(
+            outcome.attack,
+            outcome.setting,
+            outcome.server,
+            outcome.colluders,
+            outcome.bound,
+            outcome.succeeded,
+            outcome.stopped_by,
+            outcome.detail,
+        )
+
 
 #: the configurations the bounds are checked on: (label, mode, options)
 BOUND_CONFIGS: tuple[tuple[str, str, dict[str, Any]], ...] = (
@@ -1038,13 +1075,19 @@ def _row(result: AttackResult, config: str, server: str, c: int, bound: int | No
     )
 
 
-def run_server_attacks(quick: bool = False) -> list[AttackRow]:
-    """Every lying-server and coalition attack against the stated bounds (groups of 5; also
-    of 7 unless ``quick``), and the announcements outside the participants' policy. A row
-    whose ``holds`` is false is a broken (or untight) guarantee."""
-    rows = [row for n in ((5,) if quick else (5, 7)) for row in bound_attacks(n)]
-    for result in policy_attacks().values():
-        rows.append(_row(result, "policy", "lying", 0, 0))
+def stated_bound_rows(quick: bool = False) -> list[AttackRow]:
+    """:func:`bound_attacks` for groups of 5, and of 7 unless ``quick``."""
+    return [row for n in ((5,) if quick else (5, 7)) for row in bound_attacks(n)]
+
+
+def policy_rows() -> list[AttackRow]:
+    """:func:`policy_attacks` as rows: nothing is stated to survive them (bound 0)."""
+    return [_row(result, "policy", "lying", 0, 0) for result in policy_attacks().values()]
+
+
+def model_inconsistency_rows() -> list[AttackRow]:
+    """:func:`model_inconsistency_attacks` with the binding (bound 0) and bypassed (None)."""
+    rows = []
     # a model sent to one member only: no colluder needed, so the stated bound is 0 in every
     # mode; the control bypasses the binding (every member digests the same model)
     for bind, bound in ((True, 0), (False, None)):
@@ -1053,3 +1096,58 @@ def run_server_attacks(quick: bool = False) -> list[AttackRow]:
             label = "model_inconsistency" + ("" if bind else " (binding bypassed)")
             rows.append(dataclasses.replace(_row(result, config, "lying", 0, bound), attack=label))
     return rows
+
+
+def run_server_attacks(quick: bool = False) -> list[AttackRow]:
+    """Every lying-server and coalition attack against the stated bounds (groups of 5; also
+    of 7 unless ``quick``), and the announcements outside the participants' policy. A row
+    whose ``holds`` is false is a broken (or untight) guarantee."""
+    return [*stated_bound_rows(quick), *policy_rows(), *model_inconsistency_rows()]
+
+
+# -- behind the audit's interface (ssddl.attacks.attack) -------------------------------------
+
+
+class StatedBounds:
+    """``coalition_floor``, ``survivor_split``, ``contributor_split`` and ``late_upload`` at
+    every configuration's stated bound and one colluder beyond it."""
+
+    name = "stated-bounds"
+    guarantee = (
+        "a coalition of the stated size learns no member's change, whether the server is "
+        "honest-but-curious or lies; one colluder more recovers it (each bound is tight)"
+    )
+    adversary = (
+        "a server that drops or declares members dropped, chooses groups, splits survivor or "
+        "contributor lists, or reads a late upload, with c colluders"
+    )
+
+    def run(self, context: AttackContext) -> list[AttackOutcome]:
+        context.say("server misbehaviour and coalitions at each stated bound and one beyond it")
+        return [row.outcome() for row in stated_bound_rows(context.quick)]
+
+
+class PolicyAnnouncements:
+    """A server announcing plain, a threshold of 1, small groups, a tiny group or a far
+    round: the participants' own policy must refuse each."""
+
+    name = "policy"
+    guarantee = "a participant joins nothing outside its own policy, whatever is announced"
+    adversary = "a server announcing a session or a round outside the participants' policy"
+
+    def run(self, context: AttackContext) -> list[AttackOutcome]:
+        return [row.outcome() for row in policy_rows()]
+
+
+class ModelInconsistency:
+    """:func:`model_inconsistency` in every configuration, with the binding and bypassed."""
+
+    name = "model-inconsistency"
+    guarantee = (
+        "members bind a round to the model they were sent: a model sent to one member only "
+        "reveals nothing (with the binding bypassed, the control, it reveals the target)"
+    )
+    adversary = "a server that sends the target the true model and the others a dead one"
+
+    def run(self, context: AttackContext) -> list[AttackOutcome]:
+        return [row.outcome() for row in model_inconsistency_rows()]

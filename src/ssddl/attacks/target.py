@@ -1,4 +1,5 @@
-"""The victim the audit attacks: a small model and a single-sample LocalTrain.
+"""The victims the audit attacks: a small model, a single-sample LocalTrain, and the digits
+samples the members hold (:class:`Victims`).
 
 A two-layer network with a sigmoid between the layers (as in Zhu et al.'s DLG experiments:
 a smooth activation makes gradient matching well posed), trained by the library's own
@@ -18,13 +19,20 @@ from torch import nn
 
 from ssddl.attacks.inversion import layer_slices
 from ssddl.exceptions import ConfigurationError
-from ssddl.learning import ArrayDataset, LocalTrainConfig, model_to_vector, train_local
+from ssddl.learning import (
+    ArrayDataset,
+    LocalTrainConfig,
+    load_digits,
+    model_to_vector,
+    train_local,
+)
 from ssddl.learning import vector_to_model as load_vector
 from ssddl.protocol.localtrain import LocalUpdate
 
 __all__ = [
     "FirstLayer",
     "SmallNet",
+    "Victims",
     "batch_trainer",
     "first_layer",
     "one_step_config",
@@ -123,3 +131,46 @@ def single_sample_trainer(
     return batch_trainer(
         model, np.asarray(x)[None], np.array([label]), num_classes, lr=lr, seed=seed
     )
+
+
+@dataclass(frozen=True)
+class Victims:
+    """n members with one 8×8 digits sample each (inputs in [0, 1]) on a seeded 64-32-10
+    :class:`SmallNet`, where it lies in the vector (``layer``), and a larger pool of samples
+    for the aggregate attacks (``xs`` first)."""
+
+    xs: np.ndarray
+    ys: np.ndarray
+    model: SmallNet
+    initial: np.ndarray
+    layer: FirstLayer
+    pool_x: np.ndarray
+    pool_y: np.ndarray
+
+    def trainers(self, lr: float) -> dict[int, Callable[[np.ndarray, int], LocalUpdate]]:
+        """Member p (from 1) takes one plain SGD step of size ``lr`` on its own sample."""
+        return {
+            p: single_sample_trainer(self.model, self.xs[p - 1], int(self.ys[p - 1]), 10, lr=lr)
+            for p in range(1, len(self.xs) + 1)
+        }
+
+    @classmethod
+    def drawn(cls, members: int, pool: int, *, seed: int) -> Victims:
+        """``members`` samples of distinct digits first (so a grid reads at a glance), then a
+        pool of ``pool`` samples (at least ``members``), and the model seeded by ``seed``."""
+        split = load_digits(seed=seed)
+        xs, ys = split.train.x, split.train.y
+        chosen: list[int] = []
+        for label in range(10):
+            chosen += [int(i) for i in np.flatnonzero(ys == label)[:1]]
+        picked = list(dict.fromkeys([*chosen, *range(len(ys))]))[: max(members, pool)]
+        model = SmallNet.seeded(64, 10, seed=seed)
+        return cls(
+            xs[picked[:members]],
+            ys[picked[:members]],
+            model,
+            model_to_vector(model),
+            first_layer(model),
+            xs[picked],
+            ys[picked],
+        )

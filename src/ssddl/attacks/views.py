@@ -38,19 +38,17 @@ from ssddl.protocol import (
     Participant,
     ProtocolConfig,
     RoundOutcome,
-    Server,
     SessionParams,
     decode_message,
     get_scheme,
 )
 from ssddl.protocol.localtrain import Trainer
 from ssddl.protocol.messages import SERVER
-from ssddl.protocol.policy import ParticipantPolicy
 from ssddl.protocol.state import ParticipantState
-from ssddl.runtime.exchange import Driver, Frame, frame_kind
-from ssddl.runtime.inmemory import Fault, InMemoryExchange, LiveHost
+from ssddl.runtime.exchange import Frame, frame_kind
+from ssddl.runtime.inmemory import Fault
 from ssddl.runtime.masking import MaskEngine
-from ssddl.runtime.session import make_members
+from ssddl.runtime.session import Session, in_memory
 
 __all__ = [
     "CoalitionView",
@@ -317,34 +315,20 @@ def _record_run(
     if config.weighted and config.max_samples is None:
         config = dataclasses.replace(config, max_samples=1 << 16)
     source = _sources(crypto_seed)
-    members = make_members(ids, lambda p: source(f"id/{p}"))
-    participants: dict[int, Participant] = {}
+    participants: dict[int, Participant] = {}  # filled once built; the recorder reads them
     recorder = ViewRecorder(lambda p: participants[p].to_bytes())
-    policy = ParticipantPolicy.for_config(config, len(ids))
-    for p in ids:
-        participants[p] = Participant(
-            p,
-            members.identities[p],
-            members.roster,
-            trainers[p],
-            random=source(f"participant/{p}"),
-            inspector=recorder.inspector(p),
-            policy=policy,
-            masks=masks,
-        )
-    server = Server(
+    session = Session.build(
         config,
-        members.roster,
+        {p: trainers[p] for p in ids},
         weights,
         selection=AllParticipants(),
-        random=source("server"),
+        sources=lambda label: source(label.replace("identity/", "id/")),
+        masks=masks,
+        inspectors=recorder.inspector,
+        exchange=in_memory(faults, interceptor=recorder),
     )
-    exchange = InMemoryExchange(
-        {p: LiveHost(participant) for p, participant in participants.items()},
-        faults=faults,
-        interceptor=recorder,
-    )
-    driver = Driver(server, exchange)
+    participants.update(session.participants)
+    server, driver = session.server, session.driver
     driver.init()
     outcomes = tuple(driver.round() for _ in range(server.config.rounds))
     driver.finish()

@@ -28,7 +28,7 @@ import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -61,8 +61,11 @@ __all__ = [
     "ROW_FIELDS",
     "RUNNERS",
     "BaselineRun",
+    "RowCallback",
+    "Runner",
     "RunnerConfig",
     "make_he_backend",
+    "round_row",
     "run_baseline",
 ]
 
@@ -150,7 +153,26 @@ class BaselineRun:
 RowCallback = Callable[[dict[str, Any]], None]
 
 
-def _row(round_number: int, participants: int, **values: Any) -> dict[str, Any]:
+class Runner(Protocol):
+    """A baseline that runs outside the protocol: trains from ``model`` (never in place) with
+    one participant per dataset for ``config.rounds`` rounds, hands each row (made with
+    :func:`round_row`) to ``on_round`` as it finishes, and returns every row, its traffic
+    and the final weights (``docs/writing-a-baseline.md``)."""
+
+    def __call__(
+        self,
+        model: nn.Module,
+        datasets: list[ArrayDataset],
+        config: RunnerConfig,
+        *,
+        test: ArrayDataset | None,
+        on_round: RowCallback | None,
+    ) -> BaselineRun: ...
+
+
+def round_row(round_number: int, participants: int, **values: Any) -> dict[str, Any]:
+    """One row of ``metrics.csv``: round ``round_number`` applied with every one of the
+    ``participants``; ``values`` sets the other columns (unset: NaN metrics, no bytes)."""
     row: dict[str, Any] = {
         "round": round_number,
         "status": "applied",
@@ -210,7 +232,7 @@ def make_he_backend(mode: str, config: RunnerConfig, participants: int) -> HEBac
 
 
 def run_baseline(
-    mode: str,
+    mode: str | Runner,
     model: nn.Module,
     datasets: Sequence[ArrayDataset],
     config: RunnerConfig,
@@ -218,17 +240,21 @@ def run_baseline(
     test: ArrayDataset | None = None,
     on_round: RowCallback | None = None,
 ) -> BaselineRun:
-    """Run the baseline ``mode`` (one of :data:`RUNNERS`) from the initial ``model`` (left
-    untouched) with one participant per dataset."""
-    if mode not in RUNNERS:
+    """Run the baseline ``mode`` (one of :data:`RUNNERS`, or a :class:`Runner`) from the
+    initial ``model`` (left untouched) with one participant per dataset."""
+    if isinstance(mode, str) and mode not in RUNNERS:
         raise ConfigurationError(f"mode={mode!r} is not one of {', '.join(RUNNERS)}")
+    if not isinstance(mode, str) and not callable(mode):
+        raise ConfigurationError("mode must be a runner name or a Runner function")
     if not isinstance(config, RunnerConfig):
         raise ConfigurationError("config must be a RunnerConfig")
     items = check_training_inputs(model, datasets, config.train, config.seed, rounds=config.rounds)
     previous = torch.get_num_threads()
     torch.set_num_threads(1)  # as the simulator: small models train fastest on one thread
     try:
-        return _dispatch(mode, model, items, config, test, on_round)
+        if isinstance(mode, str):
+            return _dispatch(mode, model, items, config, test, on_round)
+        return mode(model, items, config, test=test, on_round=on_round)
     finally:
         torch.set_num_threads(previous)
 
@@ -272,7 +298,7 @@ def _centralized(
         loss = _train(work, data, config, r, 0)
         seconds = time.perf_counter() - started
         acc, test_loss = _evaluate(work, test)
-        row = _row(
+        row = round_row(
             r, 1, accuracy=acc, loss=test_loss, train_loss=loss,
             train_seconds_mean=seconds, round_seconds=seconds,
         )  # fmt: skip
@@ -298,7 +324,7 @@ def _standalone(
         seconds = time.perf_counter() - started
         results = [evaluate(m, test) for m in models]
         last = [e.accuracy for e in results]
-        row = _row(
+        row = round_row(
             r, len(items),
             accuracy=statistics.fmean(last),
             loss=statistics.fmean(e.loss for e in results),
@@ -339,7 +365,7 @@ def _dssgd_rr(
     for r, record in enumerate(result.history):
         traffic += [(r, "dssgd_download", 0, p, down) for p in range(1, n + 1)]
         traffic += [(r, "dssgd_upload", p, 0, up) for p in range(1, n + 1)]
-        row = _row(
+        row = round_row(
             r, n,
             accuracy=float("nan") if record.accuracy is None else record.accuracy,
             loss=float("nan") if record.loss is None else record.loss,
@@ -443,7 +469,7 @@ def _phong(
         traffic += [(r, "he_update", p, 0, b) for p, b in enumerate(up_bytes, start=1)]
         vector_to_model(decode(words, codec).astype(np.float32), work)
         acc, test_loss = _evaluate(work, test)
-        row = _row(
+        row = round_row(
             r, n, accuracy=acc, loss=test_loss, train_loss=statistics.fmean(losses),
             upload_bytes_mean=float(statistics.fmean(up_bytes)),
             download_bytes_mean=float(down_bytes), upload_bytes_max=max(up_bytes),

@@ -32,7 +32,7 @@ import numpy as np
 
 from ssddl.exceptions import ConfigurationError, MalformedMessage, NonFiniteError
 from ssddl.protocol.config import SessionParams
-from ssddl.protocol.messages import Message, MessageKind, PlainUpload, SparseUpload
+from ssddl.protocol.messages import Kind, Message, MessageKind, PlainUpload, SparseUpload
 from ssddl.protocol.roles import Envelope, MemberRole, ServerRole
 from ssddl.protocol.schemes import get_scheme, register_scheme, scheme_names
 from ssddl.protocol.schemes._common import Guarantee
@@ -42,7 +42,14 @@ from ssddl.protocol.schemes.plain import (
     PlainScheme,
     one_upload_server_table,
 )
-from ssddl.protocol.stages import Event, ParticipantStage, ServerStage, Variant
+from ssddl.protocol.stages import (
+    BaseServerStage,
+    ParticipantStage,
+    ParticipantTable,
+    ServerStage,
+    ServerTable,
+    Variant,
+)
 
 if TYPE_CHECKING:
     from ssddl.baselines.dssgd import DSSGDConfig
@@ -158,6 +165,8 @@ class DSSGDScheme(Scheme):
         # config None: the defaults, built on first use (the registry loads without torch)
         self._config = config
         self.name = name  # type: ignore[misc]
+        #: the mode this scheme is a variant of: a θ registered on demand is not a mode of its own
+        self.variant_of = None if name == "dssgd" else "dssgd"
         if config is not None and config.theta_d != 1.0:
             raise ConfigurationError(
                 f"theta_d={config.theta_d}: in the protocol every member downloads the whole "
@@ -182,14 +191,10 @@ class DSSGDScheme(Scheme):
             f"change it selected, in the clear, with the indices (DSSGD)",
         )
 
-    def participant_table(
-        self, variant: Variant
-    ) -> dict[tuple[ParticipantStage, MessageKind], ParticipantStage]:
+    def participant_table(self, variant: Variant) -> ParticipantTable:
         return ONE_UPLOAD_PARTICIPANT_TABLE
 
-    def server_table(
-        self, variant: Variant
-    ) -> dict[tuple[ServerStage, Event], frozenset[ServerStage]]:
+    def server_table(self, variant: Variant) -> ServerTable:
         return one_upload_server_table(K.SPARSE_UPLOAD)
 
     def contribute(self, participant: MemberRole, delta: np.ndarray, count: int) -> list[Message]:
@@ -214,10 +219,10 @@ class DSSGDScheme(Scheme):
             )
         ]
 
-    def server_checks(self) -> Mapping[MessageKind, ServerCheck]:
+    def server_checks(self) -> Mapping[Kind, ServerCheck]:
         return {K.SPARSE_UPLOAD: self._check}
 
-    def server_closers(self) -> Mapping[ServerStage, ServerCloser]:
+    def server_closers(self) -> Mapping[BaseServerStage, ServerCloser]:
         return {S.COLLECTING_UPLOADS: _close_sparse}
 
     def _check(self, server: ServerRole, msg: SparseUpload) -> None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ssddl.baselines.schemes import RUNNER_MODES
+from ssddl import modes
 from ssddl.exceptions import ConfigurationError
 from ssddl.experiments.options import (
     DEFAULT_EPOCHS,
@@ -31,6 +31,7 @@ from ssddl.learning.models import MODELS
 from ssddl.learning.partition import PARTITIONS
 from ssddl.learning.train import LocalTrainConfig
 from ssddl.protocol.config import ProtocolConfig, check_known_options
+from ssddl.validators import did_you_mean
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -72,7 +73,7 @@ class ExperimentConfig:
     device: str = "cpu"  #: cpu, cuda or auto: where local training runs
     protocol: ProtocolConfig = field(default_factory=lambda: ProtocolConfig(rounds=DEFAULT_ROUNDS))
     train: LocalTrainConfig = field(default_factory=lambda: LocalTrainConfig(epochs=DEFAULT_EPOCHS))
-    #: a baseline run outside the protocol (ssddl.baselines.runners.RUNNERS); its rounds,
+    #: a baseline run outside the protocol (ssddl.modes.runner_names()); its rounds,
     #: clip and fixed point come from ``protocol`` (whose mode is then a stand-in)
     runner: str | None = None
     theta_u: float = 0.1  #: DSSGD
@@ -114,9 +115,11 @@ class ExperimentConfig:
 
     def _check_names(self) -> None:
         """Every option that names one of a fixed list."""
-        if self.runner is not None and self.runner not in RUNNER_MODES:
+        runners = modes.runner_names()
+        if self.runner is not None and self.runner not in runners:
             raise ConfigurationError(
-                f"runner={self.runner!r} is not one of {', '.join(RUNNER_MODES)}"
+                f"runner={self.runner!r} is not one of {', '.join(runners)}"
+                f"{did_you_mean(self.runner, runners)}"
             )
         for name, choices in (
             ("dataset", DATASETS),
@@ -127,7 +130,10 @@ class ExperimentConfig:
         ):
             value = getattr(self, name)
             if value not in choices:
-                raise ConfigurationError(f"{name}={value!r} is not one of {', '.join(choices)}")
+                raise ConfigurationError(
+                    f"{name}={value!r} is not one of {', '.join(choices)}"
+                    f"{did_you_mean(value, choices)}"
+                )
         if self.compare not in (None, "plain"):
             raise ConfigurationError(f"compare={self.compare!r} must be 'plain' or unset")
 
@@ -187,7 +193,7 @@ class ExperimentConfig:
         check_known_options(train, LocalTrainConfig, "train")
         protocol.setdefault("rounds", DEFAULT_ROUNDS)
         train.setdefault("epochs", DEFAULT_EPOCHS)
-        if protocol.get("mode") in RUNNER_MODES:
+        if protocol.get("mode") in modes.runner_names():
             # the protocol section still gives rounds, clip and fixed point; the mode that
             # checks them is a stand-in without keys or threshold
             data["runner"] = protocol.pop("mode")
@@ -228,13 +234,13 @@ def flatten(data: Any, source: str) -> dict[str, Any]:
         elif isinstance(value, dict):
             raise ConfigurationError(
                 f"config file {source}: unknown section [{key}]; sections are "
-                f"{', '.join(f'[{s}]' for s in _SECTIONS)}"
+                f"{', '.join(f'[{s}]' for s in _SECTIONS)}{did_you_mean(key, _SECTIONS)}"
             )
         else:
             flat[key] = value
     unknown = sorted(set(flat) - known)
     if unknown:
-        names = ", ".join(_where(k) for k in unknown)
+        names = ", ".join(_where(k) + _closest(k, known) for k in unknown)
         raise ConfigurationError(
             f"config file {source}: unknown option(s) {names}; see docs/reference/options.md "
             f"for the keys (known in this section: {_known_like(unknown[0], known)})"
@@ -245,6 +251,28 @@ def flatten(data: Any, source: str) -> dict[str, Any]:
 def _where(key: str) -> str:
     section, _, name = key.rpartition(".")
     return f"{name!r} in [{section}]" if section else f"{name!r} at the top level"
+
+
+def _closest(key: str, known: set[str]) -> str:
+    """What a mistyped key most likely meant: the same name in another section (``rounds``
+    at the top level belongs in [protocol]), else a close name in its own section, else a
+    close name in any section."""
+    section, _, name = key.rpartition(".")
+    elsewhere = sorted(k for k in known if k.rpartition(".")[2] == name)
+    if elsewhere:
+        where = elsewhere[0].rpartition(".")[0]
+        return f" (it belongs in [{where}])" if where else " (it belongs at the top level)"
+    here = did_you_mean(
+        name, [k.rpartition(".")[2] for k in known if k.rpartition(".")[0] == section]
+    )
+    if here:
+        return here
+    anywhere = did_you_mean(name, [k.rpartition(".")[2] for k in known])
+    if not anywhere:
+        return ""
+    meant = anywhere.split("'")[1]
+    where = sorted(k for k in known if k.rpartition(".")[2] == meant)[0].rpartition(".")[0]
+    return f" (did you mean {meant!r} in [{where}]?)" if where else anywhere
 
 
 def _known_like(key: str, known: set[str]) -> str:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from ssddl.baselines.schemes import RUNNER_MODES
+from ssddl import modes
 from ssddl.exceptions import ConfigurationError
 from ssddl.hazmat.aead import AeadAlgorithm
 from ssddl.hazmat.prg import StreamCipher
@@ -26,7 +26,6 @@ from ssddl.protocol.pairing import (
     DEFAULT_DROPOUT_FRACTION,
     DEFAULT_SPARSE_FROM,
 )
-from ssddl.protocol.schemes import get_scheme, scheme_names
 
 __all__ = [
     "DATASET_CHOICES",
@@ -86,16 +85,23 @@ def _threshold_applies(values: Mapping[str, Any]) -> str | None:
     )
 
 
-_DSSGD_MODES = ("dssgd", "dssgd-rr")
-_PHONG_MODES = ("phong-paillier", "phong-bfv")
+def _only_modes(key: str) -> Rule:
+    """``key`` applies only to the modes whose catalogue entry lists it."""
+
+    def rule(values: Mapping[str, Any]) -> str | None:
+        allowed = modes.modes_using(key)
+        return _only("protocol.mode", allowed, f"with --mode {' or '.join(allowed)}")(values)
+
+    return rule
 
 
 def _in_clear(mode: str) -> bool:
     """The mode sends changes in the clear (plain, FedAvg, FedSGD, DSSGD): no fixed point."""
     try:
-        return not get_scheme(mode).secure
-    except ConfigurationError:  # a baseline runner, not a scheme
+        entry = modes.entry(mode)
+    except ConfigurationError:  # not a mode: refused by the configuration
         return False
+    return entry.engine is modes.Engine.SIMULATOR and not entry.secure
 
 
 def _not_plain(values: Mapping[str, Any]) -> str | None:
@@ -113,13 +119,15 @@ def _dp_on(values: Mapping[str, Any]) -> str | None:
 
 @dataclass(frozen=True)
 class Option:
-    """One option: ``key`` is its TOML path (``section.name`` or ``name``)."""
+    """One option: ``key`` is its TOML path (``section.name`` or ``name``). ``help`` and
+    ``choices`` may be functions, read when a parser is built (``--mode``'s come from the
+    catalogue of modes, which can grow after import): :meth:`help_text`, :meth:`choice_names`."""
 
     key: str
-    help: str
+    help: str | Callable[[], str]
     type: type
     default: Any = None
-    choices: tuple[str, ...] | None = None
+    choices: tuple[str, ...] | Callable[[], tuple[str, ...]] | None = None
     metavar: str | None = None
     #: why the option does not apply to the other values of a run (None: it always applies)
     applies: Rule | None = None
@@ -139,6 +147,12 @@ class Option:
     @property
     def dest(self) -> str:
         return self.name
+
+    def help_text(self) -> str:
+        return self.help() if callable(self.help) else self.help
+
+    def choice_names(self) -> tuple[str, ...] | None:
+        return self.choices() if callable(self.choices) else self.choices
 
     def default_text(self) -> str:
         if self.default is None:
@@ -265,7 +279,7 @@ OPTIONS: tuple[Option, ...] = (
         float,
         0.1,
         metavar="F",
-        applies=_only("protocol.mode", _DSSGD_MODES, "with --mode dssgd or dssgd-rr"),
+        applies=_only_modes("theta_u"),
     ),
     Option(
         "theta_d",
@@ -273,7 +287,7 @@ OPTIONS: tuple[Option, ...] = (
         float,
         1.0,
         metavar="F",
-        applies=_only("protocol.mode", _DSSGD_MODES, "with --mode dssgd or dssgd-rr"),
+        applies=_only_modes("theta_d"),
     ),
     Option(
         "gamma",
@@ -281,7 +295,7 @@ OPTIONS: tuple[Option, ...] = (
         float,
         None,
         metavar="G",
-        applies=_only("protocol.mode", _DSSGD_MODES, "with --mode dssgd or dssgd-rr"),
+        applies=_only_modes("gamma"),
     ),
     Option(
         "laplace_scale",
@@ -289,7 +303,7 @@ OPTIONS: tuple[Option, ...] = (
         float,
         None,
         metavar="B",
-        applies=_only("protocol.mode", _DSSGD_MODES, "with --mode dssgd or dssgd-rr"),
+        applies=_only_modes("laplace_scale"),
     ),
     Option(
         "he_key_bits",
@@ -297,7 +311,7 @@ OPTIONS: tuple[Option, ...] = (
         int,
         2048,
         ("2048", "3072", "4096"),
-        applies=_only("protocol.mode", ("phong-paillier",), "with --mode phong-paillier"),
+        applies=_only_modes("he_key_bits"),
     ),
     Option(
         "he_poly_degree",
@@ -305,7 +319,7 @@ OPTIONS: tuple[Option, ...] = (
         int,
         4096,
         ("4096", "8192", "16384"),
-        applies=_only("protocol.mode", ("phong-bfv",), "with --mode phong-bfv"),
+        applies=_only_modes("he_poly_degree"),
     ),
     Option(
         "he_real_rounds",
@@ -314,17 +328,15 @@ OPTIONS: tuple[Option, ...] = (
         int,
         None,
         metavar="K",
-        applies=_only("protocol.mode", _PHONG_MODES, "with --mode phong-paillier or phong-bfv"),
+        applies=_only_modes("he_real_rounds"),
     ),
     # -- protocol ---------------------------------------------------------------------------
     Option(
         "protocol.mode",
-        "how a participant's change reaches the server: prg masks, explicit shares, "
-        "Shamir shares, or plain (no protection); or a baseline: fedavg, fedsgd, dssgd "
-        "(parallel), dssgd-rr (round robin), phong-paillier, phong-bfv, centralized, standalone",
+        modes.mode_help,
         str,
         Mode.PRG.value,
-        (*scheme_names(), *RUNNER_MODES),
+        modes.mode_names,
     ),
     Option("protocol.rounds", "training rounds", int, DEFAULT_ROUNDS, metavar="R"),
     Option(
@@ -368,7 +380,7 @@ OPTIONS: tuple[Option, ...] = (
         str,
         None,
         _values(Recovery),
-        applies=_only("protocol.mode", (Mode.PRG.value,), "with --mode prg"),
+        applies=_only_modes("protocol.recovery"),
     ),
     Option(
         "protocol.consistency",
@@ -386,7 +398,7 @@ OPTIONS: tuple[Option, ...] = (
         "t follow from the two fractions",
         int,
         DEFAULT_SPARSE_FROM,
-        applies=_only("protocol.mode", (Mode.PRG.value,), "with --mode prg"),
+        applies=_only_modes("protocol.sparse_from"),
     ),
     Option(
         "protocol.corrupt_fraction",
@@ -394,7 +406,7 @@ OPTIONS: tuple[Option, ...] = (
         "2^-40 over the pairing graph)",
         float,
         DEFAULT_CORRUPT_FRACTION,
-        applies=_only("protocol.mode", (Mode.PRG.value,), "with --mode prg"),
+        applies=_only_modes("protocol.corrupt_fraction"),
     ),
     Option(
         "protocol.dropout_fraction",
@@ -402,7 +414,7 @@ OPTIONS: tuple[Option, ...] = (
         "probability below 2^-20)",
         float,
         DEFAULT_DROPOUT_FRACTION,
-        applies=_only("protocol.mode", (Mode.PRG.value,), "with --mode prg"),
+        applies=_only_modes("protocol.dropout_fraction"),
     ),
     Option(
         "protocol.pair_keys",
@@ -527,7 +539,7 @@ OPTIONS: tuple[Option, ...] = (
         str,
         StreamCipher.AES_CTR.value,
         _values(StreamCipher),
-        applies=_only("protocol.mode", (Mode.PRG.value,), "with --mode prg"),
+        applies=_only_modes("protocol.cipher"),
     ),
     Option(
         "protocol.aead",

@@ -24,32 +24,27 @@ import os
 import platform
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ssddl import modes
 from ssddl.experiments.config import ExperimentConfig
 from ssddl.protocol.config import ProtocolConfig
 
-__all__ = ["E1_MODES", "Plan", "fmt", "reproduce"]
+__all__ = ["Plan", "e1_modes", "fmt", "reproduce"]
 
-#: E1's schemes: (label, mode, extra ExperimentConfig fields)
-E1_MODES: tuple[tuple[str, str, dict[str, Any]], ...] = (
-    ("centralized", "centralized", {}),
-    ("standalone", "standalone", {}),
-    ("fedavg", "fedavg", {}),
-    ("dssgd θu=0.01", "dssgd", {"theta_u": 0.01}),
-    ("dssgd θu=0.1", "dssgd", {"theta_u": 0.1}),
-    ("phong-paillier", "phong-paillier", {}),
-    ("phong-bfv", "phong-bfv", {}),
-    ("ssddl prg", "prg", {}),
-    ("ssddl explicit", "explicit", {}),
-    ("ssddl shamir", "shamir", {}),
-)
-SSDDL_MODES = ("prg", "explicit", "shamir")
+
+def e1_modes() -> tuple[tuple[str, str, Mapping[str, Any]], ...]:
+    """E1's schemes, as (label, mode, extra ExperimentConfig fields): every ``compared`` run
+    of the catalogue of modes (:func:`ssddl.modes.comparison`) — the baselines (centralized,
+    standalone, FedAvg, DSSGD θu = 0.01 and 0.1, Phong over Paillier and BFV), then SSDDL's
+    secure modes."""
+    return modes.comparison()
+
 
 Progress = Callable[[str, int, int], None]
 
@@ -124,7 +119,7 @@ def _read_csv(path: Path) -> list[dict[str, str]]:
 # -- E1, E2, E3: training runs -----------------------------------------------------------------
 
 
-def _experiment(plan: Plan, dataset: str, mode: str, extra: dict[str, Any]) -> ExperimentConfig:
+def _experiment(plan: Plan, dataset: str, mode: str, extra: Mapping[str, Any]) -> ExperimentConfig:
     protocol: dict[str, Any] = {"mode": mode, "rounds": plan.rounds}
     data: dict[str, Any] = {
         "dataset": dataset,
@@ -152,10 +147,11 @@ def _train_runs(plan: Plan, out: Path, progress: Progress) -> list[dict[str, Any
     from ssddl.runtime.simulator import RoundMetrics
 
     rows: list[dict[str, Any]] = []
-    total = len(plan.datasets) * len(E1_MODES)
+    compared = e1_modes()
+    total = len(plan.datasets) * len(compared)
     done = 0
     for dataset in plan.datasets:
-        for label, mode, extra in E1_MODES:
+        for label, mode, extra in compared:
             config = _experiment(plan, dataset, mode, extra)
             progress(f"E1 {dataset} {label}", done, total)
             round_rows: list[dict[str, Any]]
@@ -211,9 +207,10 @@ def _codec_seconds(model_size: int, mode: str, plan: Plan) -> tuple[float, float
 def _e2_e3(rows: list[dict[str, Any]], plan: Plan, out: Path, model_size: int) -> None:
     first = plan.datasets[0]
     e2, e3 = [], []
-    codec = {m: _codec_seconds(model_size, m, plan) for m in SSDDL_MODES}
+    secure = modes.secure_modes()
+    codec = {m: _codec_seconds(model_size, m, plan) for m in secure}
     float32 = 4 * model_size
-    for label, mode, _ in E1_MODES:
+    for label, mode, _ in e1_modes():
         mine = [r for r in rows if r["dataset"] == first and r["scheme"] == label]
         if not mine:
             continue
@@ -232,7 +229,7 @@ def _e2_e3(rows: list[dict[str, Any]], plan: Plan, out: Path, model_size: int) -
         server = statistics.fmean(float(r["server_seconds"]) for r in mine)
         decrypt = statistics.fmean(float(r["decrypt_seconds_mean"]) for r in mine)
         encode_s, decode_s, sharing = 0.0, 0.0, 0.0
-        if mode in SSDDL_MODES:
+        if mode in secure:
             encode_s, decode_s = codec[mode]
             sharing = max(share - encode_s, 0.0)
             server = max(server - decode_s, 0.0)
@@ -256,7 +253,7 @@ def _e2_e3(rows: list[dict[str, Any]], plan: Plan, out: Path, model_size: int) -
 
 def _e1_final(rows: list[dict[str, Any]], plan: Plan, out: Path) -> None:
     table = []
-    for label, _, _ in E1_MODES:
+    for label, _, _ in e1_modes():
         entry: dict[str, Any] = {"scheme": label}
         for dataset in plan.datasets:
             mine = [r for r in rows if r["dataset"] == dataset and r["scheme"] == label]
@@ -271,48 +268,32 @@ def _e1_final(rows: list[dict[str, Any]], plan: Plan, out: Path) -> None:
 def _protocol_round(mode: str, n: int, model_size: int) -> tuple[float, float, float, float]:
     """One protocol round with a synthetic change (no training): per-member ParaShare
     seconds, server seconds, per-member upload and download bytes."""
-    from ssddl.hazmat.rand import OsRandom
     from ssddl.protocol.localtrain import LocalUpdate
-    from ssddl.protocol.participant import Participant
-    from ssddl.protocol.policy import ParticipantPolicy
     from ssddl.protocol.select import UniformSubset
-    from ssddl.protocol.server import Server
-    from ssddl.runtime.exchange import Driver
-    from ssddl.runtime.inmemory import InMemoryExchange, LiveHost
+    from ssddl.runtime.inmemory import InMemoryExchange
     from ssddl.runtime.masking import MaskEngine
-    from ssddl.runtime.session import make_members
+    from ssddl.runtime.session import Session
 
     ids = list(range(1, n + 1))
     protocol = ProtocolConfig(mode=mode, rounds=1, max_samples=64)
-    members = make_members(ids, lambda p: OsRandom())
     rng = np.random.default_rng(model_size + n)
     delta = rng.normal(0, 0.01, model_size)
 
     def trainer(weights: np.ndarray, round_number: int) -> LocalUpdate:
         return LocalUpdate(delta, 32)
 
+    exchange = InMemoryExchange()
     with MaskEngine("thread") as masks:  # built while the members train, as a runtime does
-        participants = {
-            p: Participant(
-                p,
-                members.identities[p],
-                members.roster,
-                trainer,
-                random=OsRandom(),
-                rounding_rng=np.random.default_rng(p),
-                policy=ParticipantPolicy.for_config(protocol, n),
-                masks=masks,
-            )
-            for p in ids
-        }
-        server = Server(
+        session = Session.build(
             protocol,
-            members.roster,
+            dict.fromkeys(ids, trainer),
             np.zeros(model_size, dtype=np.float32),
             selection=UniformSubset(np.random.default_rng(0)),
+            rounding_rngs={p: np.random.default_rng(p) for p in ids},
+            masks=masks,
+            exchange=exchange.attach,
         )
-        exchange = InMemoryExchange({p: LiveHost(x) for p, x in participants.items()})
-        driver = Driver(server, exchange)
+        participants, driver = session.participants, session.driver
         driver.init()
         outcome = driver.round()
         traffic = exchange.bytes_by_participant(outcome.round)
@@ -352,7 +333,7 @@ def _e6(plan: Plan, out: Path, progress: Progress) -> None:
     base_m = plan.model_sizes[0]
     points = [("group", n, base_m) for n in plan.group_sizes]
     points += [("model", base_n, m) for m in plan.model_sizes]
-    schemes = ("prg", "explicit", "shamir", "fedavg", "phong-bfv", "phong-paillier")
+    schemes = (*modes.secure_modes(), "fedavg", "phong-bfv", "phong-paillier")
     total = len(points) * len(schemes)
     done = 0
     paillier_probe = min(plan.model_sizes[0], 10_000)
@@ -397,20 +378,17 @@ def _e6(plan: Plan, out: Path, progress: Progress) -> None:
 
 
 def _e7(plan: Plan, out: Path) -> None:
-    from ssddl.baselines.schemes import runner_guarantee
-    from ssddl.protocol.schemes import get_scheme
-
     n = plan.participants
     rows = []
-    for label, mode, extra in E1_MODES:
+    for label, mode, extra in e1_modes():
         if label.startswith("dssgd θu=0.01"):
             continue
-        if mode in ("centralized", "standalone", "phong-paillier", "phong-bfv"):
-            stated = runner_guarantee(mode, n)
+        entry = modes.entry(mode)
+        if entry.engine is modes.Engine.RUNNER:
+            stated = entry.guarantee(n)
         else:
             config = _experiment(plan, plan.datasets[0], mode, extra)
-            params = config.protocol.resolve(n, max_samples=1024)
-            stated = get_scheme(params.mode).guarantee(params)
+            stated = entry.guarantee(n, config.protocol.resolve(n, max_samples=1024))
         rows.append(
             {
                 "scheme": label.replace(" θu=0.1", ""),
@@ -435,7 +413,7 @@ def _figures(plan: Plan, out: Path) -> None:
     rounds = _read_csv(out / "e1_rounds.csv")
     for dataset in plan.datasets:
         fig, ax = plt.subplots(figsize=(7, 4.5))
-        for label, _, _ in E1_MODES:
+        for label, _, _ in e1_modes():
             mine = [r for r in rounds if r["dataset"] == dataset and r["scheme"] == label]
             ax.plot(
                 [int(r["round"]) + 1 for r in mine],

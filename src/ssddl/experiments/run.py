@@ -37,7 +37,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ssddl.baselines.schemes import fedsgd_train_config, runner_guarantee
+from ssddl import modes
 from ssddl.exceptions import ConfigurationError
 from ssddl.experiments.config import ExperimentConfig, choices_hash, dump_toml, nest
 from ssddl.experiments.report import (
@@ -158,11 +158,10 @@ def prepare(config: ExperimentConfig, *, vanish: tuple[Vanish, ...] | None = Non
     protocol, resolved = _calibrated(
         config.protocol, resolve_protocol(config.protocol, datasets).resolve(len(datasets)), model
     )
+    local_train = modes.entry(config.mode).local_train
     sim = SimulationConfig(
         protocol=protocol,
-        train=fedsgd_train_config(config.train, datasets)
-        if config.mode == "fedsgd"
-        else config.train,
+        train=config.train if local_train is None else local_train(config.train, datasets),
         seed=config.seed,
         vanish=dropout_schedule(config) if vanish is None else vanish,
         validate=config.validate,
@@ -684,6 +683,14 @@ def runner_config(config: ExperimentConfig) -> Any:
     )
 
 
+def _runner_of(mode: str) -> Any:
+    """The runner of a runner mode, as its catalogue entry names it."""
+    runner = modes.entry(mode).runner
+    if runner is None:
+        raise ConfigurationError(f"mode {mode} runs in the protocol, not as a runner")
+    return runner
+
+
 def metrics_of(row: dict[str, Any]) -> RoundMetrics:
     """A runner's row as the simulator's RoundMetrics (extra columns dropped)."""
     return RoundMetrics(**{f.name: row[f.name] for f in dataclasses.fields(RoundMetrics)})
@@ -704,7 +711,7 @@ def run_baseline_experiment(
         raise ConfigurationError("run_baseline_experiment needs a runner mode")
     prep = prepare(config) if prep is None else prep
     return run_baseline(
-        config.runner,
+        _runner_of(config.runner),
         prep.model,
         prep.datasets,
         runner_config(config) if runner is None else runner,
@@ -739,7 +746,7 @@ def _run_baseline_in_directory(
     overrides: dict[str, Any] = {"mode": mode}
     try:
         run = run_baseline(
-            mode,
+            _runner_of(mode),
             prep.model,
             prep.datasets,
             runner_config(config),
@@ -756,7 +763,7 @@ def _run_baseline_in_directory(
         )
         overrides["baseline"] = json_safe(run.extra)
     overrides["guarantee"] = stated(
-        runner_guarantee(mode, config.participants),
+        modes.entry(mode).guarantee(config.participants),
         config.participants,
         recovery="none",
         consistency=False,

@@ -34,7 +34,7 @@ from ssddl.protocol.pairing import (
     sparse_parameters,
 )
 from ssddl.protocol.registry import get_scheme
-from ssddl.validators import check_bool, check_enum, check_float, check_int
+from ssddl.validators import check_bool, check_enum, check_float, check_int, did_you_mean
 
 __all__ = [
     "Aggregation",
@@ -112,8 +112,10 @@ def check_known_options(data: dict[str, Any], cls: type, section: str) -> None:
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - known)
     if unknown:
+        hint = did_you_mean(unknown[0], known)
         raise ConfigurationError(
-            f"unknown {section} option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            f"unknown {section} option(s) {', '.join(unknown)}{hint}; "
+            f"known: {', '.join(sorted(known))}"
         )
 
 
@@ -549,14 +551,25 @@ class SessionParams:
     degree: int = dataclasses.field(default=0, metadata={"published": False})
     max_samples_given: bool = dataclasses.field(default=True, metadata={"published": False})
 
+    def __post_init__(self) -> None:
+        # the one lookup of the mode: stages, policy, participant and server ask `scheme`
+        object.__setattr__(self, "_scheme", get_scheme(self.mode))
+
+    @property
+    def scheme(self) -> Any:
+        """The registered scheme that runs this session (a
+        :class:`~ssddl.protocol.schemes.base.Scheme`; untyped here, below the schemes),
+        looked up once, when the parameters were made."""
+        return self._scheme  # type: ignore[attr-defined]
+
     @property
     def secure(self) -> bool:
-        return bool(get_scheme(self.mode).secure)
+        return bool(self.scheme.secure)
 
     @property
     def capacity_modulus(self) -> int:
         """The modulus the signed sum must stay inside: Q, or also the scheme's field."""
-        return int(get_scheme(self.mode).capacity_modulus(self.ring_bits))
+        return int(self.scheme.capacity_modulus(self.ring_bits))
 
     @property
     def min_contributors(self) -> int:

@@ -3,17 +3,28 @@
 Every message names its session; every message of a round names the round. The sender of a
 participant message is also checked against the transport's own idea of who sent it, so a
 participant cannot speak for another. ``decode_message(msg.encode()) == msg`` for every message.
+
+**A registry of kinds.** A frame's header names its kind by one byte; :func:`decode_message`
+decodes only the kinds registered here and refuses every other code. The session's and the
+built-in schemes' kinds are the members of :class:`MessageKind` (their codes are fixed: they
+are on the wire and in the recorded transcript). A scheme with messages of its own declares
+them in an enum of its own that subclasses :class:`Kind`, and registers each message class
+with :func:`register_message` (``register_scheme`` does it for the classes a scheme lists in
+``Scheme.messages``). A code or a name that another kind has is refused with an error that
+says which kind holds it; codes 128 and up are state records (:mod:`ssddl.protocol.state`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any, ClassVar
+from types import MappingProxyType
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
-from ssddl.exceptions import MalformedMessage
+from ssddl.exceptions import ConfigurationError, MalformedMessage
 from ssddl.protocol.wire import (
     ARRAY,
     BLOBS,
@@ -34,6 +45,7 @@ __all__ = [
     "ConsistencySignature",
     "KeyAdvert",
     "KeyDirectory",
+    "Kind",
     "MaskedUpload",
     "Message",
     "MessageKind",
@@ -52,6 +64,10 @@ __all__ = [
     "UnmaskResponse",
     "Upload",
     "decode_message",
+    "kind_of",
+    "message_kinds",
+    "register_message",
+    "unregister_message",
 ]
 
 #: The server's address; participants are numbered from 1 (their Shamir evaluation points).
@@ -60,7 +76,20 @@ SESSION_ID_SIZE = 16
 MAX_ID = (1 << 31) - 1
 
 
-class MessageKind(IntEnum):
+#: Message kinds are codes 1..127; 128 and up are state records (ssddl.protocol.state).
+MAX_MESSAGE_KIND = 127
+
+
+class Kind(IntEnum):
+    """A message kind: its wire code (one byte, 1..127) and its name. An enum without
+    members: :class:`MessageKind` holds the session's and built-in schemes' kinds, and a
+    scheme with messages of its own declares its kinds in an enum of its own that subclasses
+    this one (``class MyKind(Kind): MY_UPLOAD = 64``)."""
+
+
+class MessageKind(Kind):
+    """The kinds of the session's messages and of the built-in schemes' (codes fixed)."""
+
     SESSION_ANNOUNCE = 1
     KEY_ADVERT = 2
     KEY_DIRECTORY = 3
@@ -124,7 +153,7 @@ def _check_blobs(values: Any, name: str) -> None:
 class Message:
     """Base of all messages. Subclasses declare ``KIND`` and ``SCHEMA``."""
 
-    KIND: ClassVar[MessageKind]
+    KIND: ClassVar[Kind]
     SCHEMA: ClassVar[tuple[tuple[str, FieldType], ...]]
 
     session_id: bytes
@@ -569,35 +598,110 @@ class SparseUpload(Message):
             raise MalformedMessage("indices must be strictly increasing")
 
 
-MESSAGE_TYPES: dict[int, type[Message]] = {
-    int(cls.KIND): cls
-    for cls in (
-        SessionAnnounce,
-        KeyAdvert,
-        KeyDirectory,
-        RoundStart,
-        ShareBundle,
-        ShareDelivery,
-        Upload,
-        PlainUpload,
-        RevealRequest,
-        RevealResponse,
-        RoundEnd,
-        SessionEnd,
-        MaskedUpload,
-        ConsistencyRequest,
-        ConsistencySignature,
-        UnmaskRequest,
-        UnmaskResponse,
-        SparseUpload,
-    )
-}
+M = TypeVar("M", bound=type[Message])
+
+_MESSAGES: dict[int, type[Message]] = {}
+_BUILT_IN: frozenset[int] = frozenset()
+
+#: Every registered kind's code and message class (a read-only, live view of the registry).
+MESSAGE_TYPES: Mapping[int, type[Message]] = MappingProxyType(_MESSAGES)
+
+
+def _check_new_kind(cls: Any) -> int:
+    """The code of ``cls``'s kind if ``cls`` can be registered (ConfigurationError if not)."""
+    if not (isinstance(cls, type) and issubclass(cls, Message)) or cls is Message:
+        raise ConfigurationError("register_message takes a subclass of Message")
+    kind = getattr(cls, "KIND", None)
+    if not isinstance(kind, Kind):
+        raise ConfigurationError(
+            f"{cls.__name__}.KIND must be a member of an enum that subclasses "
+            f"ssddl.protocol.messages.Kind"
+        )
+    code = int(kind)
+    if not 1 <= code <= MAX_MESSAGE_KIND:
+        raise ConfigurationError(
+            f"{cls.__name__}.KIND = {code}: message kind codes are in [1, {MAX_MESSAGE_KIND}] "
+            f"(codes from {MAX_MESSAGE_KIND + 1} are state records)"
+        )
+    taken = _MESSAGES.get(code, cls)
+    if taken is not cls:
+        raise ConfigurationError(
+            f"message kind code {code} ({kind.name.lower()}) is taken by {taken.__name__} "
+            f"({taken.KIND.name.lower()}); pick a free code, e.g. {_free_code()}"
+        )
+    for other in _MESSAGES.values():
+        if other is not cls and other.KIND.name.lower() == kind.name.lower():
+            raise ConfigurationError(
+                f"message kind name {kind.name.lower()!r} is taken by {other.__name__} "
+                f"(code {int(other.KIND)}); give {cls.__name__}'s kind another name"
+            )
+    return code
+
+
+def _free_code() -> int:
+    return next(c for c in range(MAX_MESSAGE_KIND, 0, -1) if c not in _MESSAGES)
+
+
+def register_message(cls: M) -> M:
+    """Make ``decode_message`` accept the kind of ``cls`` (a Message subclass whose ``KIND``
+    is a member of a :class:`Kind` enum). Also a class decorator. Registering the same class
+    again does nothing; a code or a name another class holds is refused
+    (ConfigurationError)."""
+    _MESSAGES[_check_new_kind(cls)] = cls
+    return cls
+
+
+def unregister_message(cls: type[Message]) -> None:
+    """Forget a kind added with :func:`register_message` (tests); built-in kinds stay."""
+    code = int(cls.KIND)
+    if code in _BUILT_IN:
+        raise ConfigurationError(f"the built-in message kind {cls.KIND.name.lower()!r} stays")
+    if _MESSAGES.get(code) is cls:
+        del _MESSAGES[code]
+
+
+def message_kinds() -> tuple[Kind, ...]:
+    """Every registered kind, by code."""
+    return tuple(_MESSAGES[code].KIND for code in sorted(_MESSAGES))
+
+
+def kind_of(code: int) -> Kind:
+    """The registered kind with wire code ``code`` (MalformedMessage for any other code)."""
+    cls = _MESSAGES.get(code)
+    if cls is None:
+        raise MalformedMessage(f"unknown message kind {code}")
+    return cls.KIND
+
+
+for _cls in (
+    SessionAnnounce,
+    KeyAdvert,
+    KeyDirectory,
+    RoundStart,
+    ShareBundle,
+    ShareDelivery,
+    Upload,
+    PlainUpload,
+    RevealRequest,
+    RevealResponse,
+    RoundEnd,
+    SessionEnd,
+    MaskedUpload,
+    ConsistencyRequest,
+    ConsistencySignature,
+    UnmaskRequest,
+    UnmaskResponse,
+    SparseUpload,
+):
+    register_message(_cls)
+_BUILT_IN = frozenset(_MESSAGES)
 
 
 def decode_message(data: bytes) -> Message:
-    """Decode and validate one frame. Raises MalformedMessage for anything off."""
+    """Decode and validate one frame of a registered kind. Raises MalformedMessage for
+    anything off, an unknown kind included."""
     kind = read_header(data)
-    cls = MESSAGE_TYPES.get(kind)
+    cls = _MESSAGES.get(kind)
     if cls is None:
         raise MalformedMessage(f"unknown message kind {kind}")
     return cls(**decode_fields(data, cls.SCHEMA))

@@ -51,6 +51,7 @@ from ssddl.protocol.localtrain import Inspector, LocalUpdate, Trainer, check_upd
 from ssddl.protocol.masks import RoundKeys
 from ssddl.protocol.messages import (
     KeyDirectory,
+    Kind,
     Message,
     MessageKind,
     RoundEnd,
@@ -63,7 +64,7 @@ from ssddl.protocol.policy import ParticipantPolicy
 from ssddl.protocol.ports import InlineMaskBuilder, MaskBuilder, PendingMask
 from ssddl.protocol.premask import MasksInFlight
 from ssddl.protocol.roles import MaskPrecomputer
-from ssddl.protocol.schemes import Scheme, get_scheme
+from ssddl.protocol.schemes import Scheme
 from ssddl.protocol.stages import ParticipantStage, participant_next
 from ssddl.protocol.state import ParticipantState
 
@@ -155,7 +156,7 @@ class Participant:
         self.aead_keys: dict[int, tuple[bytes, bytes]] = {}
         self.timings: dict[str, float] = {}
         self.last_train_metrics: Mapping[str, float] = {}
-        self._handlers: dict[MessageKind, Handler] = {
+        self._handlers: dict[Kind, Handler] = {
             K.SESSION_ANNOUNCE: self._on_session_announce,
             K.KEY_DIRECTORY: self._on_key_directory,
             K.ROUND_START: self._on_round_start,
@@ -177,7 +178,9 @@ class Participant:
 
     @property
     def scheme(self) -> Scheme:
-        return get_scheme(self.params.mode)
+        """The session's scheme (resolved once, with the announced parameters)."""
+        scheme: Scheme = self.params.scheme
+        return scheme
 
     @property
     def min_contributors(self) -> int:
@@ -196,7 +199,7 @@ class Participant:
         self.stage = participant_next(self.params, self.stage, message.KIND)
         return replies
 
-    def _handler(self, kind: MessageKind) -> Handler:
+    def _handler(self, kind: Kind) -> Handler:
         own = self._handlers.get(kind)
         if own is not None:
             return own

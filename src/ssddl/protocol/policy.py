@@ -20,39 +20,45 @@ from dataclasses import dataclass
 
 from ssddl.exceptions import ConfigurationError, GroupTooSmall, PolicyViolation
 from ssddl.protocol.config import PairKeys, ProtocolConfig, Recovery, SessionParams
-from ssddl.protocol.registry import get_scheme
+from ssddl.protocol.registry import secure_built_ins
 from ssddl.validators import check_bool, check_float, check_int
 
-__all__ = ["DEFAULT_MAX_ROUND", "ParticipantPolicy"]
+__all__ = ["DEFAULT_MAX_ROUND", "ParticipantPolicy", "secure_modes"]
 
 #: the largest round number a participant follows by default (a bound on PRNG jumps)
 DEFAULT_MAX_ROUND = 1_000_000
-SECURE_MODES = ("prg", "explicit", "shamir")
 SAFE_RECOVERIES = (Recovery.DOUBLE_MASK, Recovery.NONE)
+
+
+def secure_modes() -> tuple[str, ...]:
+    """The modes a policy accepts unless it lists its own: the built-in secure schemes, from
+    the registry (``prg``, ``explicit``, ``shamir``). A scheme registered later is taken
+    part in only where a policy names it."""
+    return secure_built_ins()
 
 
 @dataclass(frozen=True)
 class ParticipantPolicy:
     """A participant's own limits.
 
-    ``modes``: the sharing modes it takes part in (``plain`` sends the change in the clear and
-    is never accepted unless listed). ``max_colluders``: the largest coalition of members
-    (with the server) it must survive — the participant's real protection (module
-    docstring). ``min_threshold``: the smallest threshold it accepts (2 at least: a threshold
-    of 1 makes every share the secret). ``min_group_size``: the smallest round group it
-    shares in (never below ``max_colluders + 2``). ``max_round``: the largest
+    ``modes``: the sharing modes it takes part in (default: :func:`secure_modes`; ``plain``
+    sends the change in the clear and is never accepted unless listed). ``max_colluders``: the
+    largest coalition of members (with the server) it must survive — the participant's real
+    protection (module docstring). ``min_threshold``: the smallest threshold it accepts (2 at
+    least: a threshold of 1 makes every share the secret). ``min_group_size``: the smallest
+    round group it shares in (never below ``max_colluders + 2``). ``max_round``: the largest
     round number it follows. ``recoveries``: the dropout recoveries it accepts
     (``unsafe-reveal-keys`` only if listed). ``require_consistency``: refuse sessions without
     the signed consistency check (an actively malicious server). ``lazy_pair_keys``: accept
-    sessions that agree pair keys lazily (the exchange key then lives for the whole session,
-    so a compromise during it reveals earlier rounds' pair keys); refused unless set.
+    sessions that agree pair keys lazily (the exchange key then lives for the whole session, so
+    a compromise during it reveals earlier rounds' pair keys); refused unless set.
     ``max_epsilon``: distributed DP's ε (at the session's δ, over its announced rounds, for
     the announced model size and this participant's own contributor floor less its
     ``max_colluders``) above which it refuses a session — also one without DP; None: no
     requirement.
     """
 
-    modes: tuple[str, ...] = SECURE_MODES
+    modes: tuple[str, ...] = dataclasses.field(default_factory=secure_modes)
     max_colluders: int = 0
     min_threshold: int = 2
     min_group_size: int = 2
@@ -148,7 +154,7 @@ class ParticipantPolicy:
                 f"the server announced groups of {n}; this participant must survive "
                 f"{c} colluders and shares only in groups of {c + 2} or more"
             )
-        scheme = get_scheme(params.mode)
+        scheme = params.scheme
         margin = scheme.split_margin(params.recovery, params.consistency)
         if margin is None or params.degree:
             return  # no list to split (or the sparse graph's own bound)

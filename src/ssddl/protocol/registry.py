@@ -16,8 +16,9 @@ from __future__ import annotations
 from typing import Any
 
 from ssddl.exceptions import ConfigurationError
+from ssddl.validators import did_you_mean
 
-__all__ = ["add_scheme", "get_scheme", "remove_scheme", "scheme_names"]
+__all__ = ["add_scheme", "get_scheme", "remove_scheme", "scheme_names", "secure_built_ins"]
 
 _SCHEMES: dict[str, Any] = {}
 _BUILT_IN: set[str] = set()
@@ -47,11 +48,19 @@ def scheme_names() -> tuple[str, ...]:
     return tuple(_SCHEMES)
 
 
+def secure_built_ins() -> tuple[str, ...]:
+    """The built-in schemes that hide a member's change (``secure``), in registration order:
+    what a participant's policy accepts unless it lists its modes."""
+    return tuple(n for n in _SCHEMES if n in _BUILT_IN and getattr(_SCHEMES[n], "secure", False))
+
+
 def get_scheme(mode: Any) -> Any:
     """The scheme registered as ``mode`` (a name or a ``Mode`` member)."""
     name = getattr(mode, "value", mode)
     scheme = _SCHEMES.get(name) if isinstance(name, str) else None
     if scheme is None:
         choices = ", ".join(repr(n) for n in _SCHEMES)
-        raise ConfigurationError(f"mode={name!r} is not one of {choices}")
+        raise ConfigurationError(
+            f"mode={name!r} is not one of {choices}{did_you_mean(name, _SCHEMES)}"
+        )
     return scheme

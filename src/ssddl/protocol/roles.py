@@ -12,7 +12,7 @@ one place, and a change to the hosts that breaks it shows up as a type error.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, NamedTuple, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 
@@ -22,9 +22,11 @@ from ssddl.protocol.config import SessionParams
 from ssddl.protocol.masks import RoundKeys
 from ssddl.protocol.messages import Message, PlainUpload
 from ssddl.protocol.ports import MaskBuilder, PendingMask
-from ssddl.protocol.stages import ServerStage
+from ssddl.protocol.stages import BaseServerStage
 
 __all__ = ["Envelope", "MaskPrecomputer", "MemberRole", "OpenRound", "ServerRole"]
+
+M = TypeVar("M", bound=Message)
 
 
 class Envelope(NamedTuple):
@@ -180,7 +182,7 @@ class ServerRole(Protocol):
         """The digest of the model the open round's group was sent."""
         ...
 
-    def received(self, kind: type[Message]) -> dict[int, Any]:
+    def received(self, kind: type[M]) -> dict[int, M]:
         """The messages of ``kind`` of the open phase, by sender id."""
         ...
 
@@ -189,7 +191,11 @@ class ServerRole(Protocol):
         ...
 
     def next_phase(
-        self, stage: ServerStage, expected: frozenset[int], envelopes: list[Envelope], data: Any
+        self,
+        stage: BaseServerStage,
+        expected: frozenset[int],
+        envelopes: list[Envelope],
+        data: Any,
     ) -> list[Envelope]:
         """Open the next phase of the round, waiting for ``expected``; ``envelopes`` go out."""
         ...

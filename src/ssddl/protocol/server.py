@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from time import perf_counter
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -48,6 +48,7 @@ from ssddl.protocol.messages import (
     SESSION_ID_SIZE,
     KeyAdvert,
     KeyDirectory,
+    Kind,
     Message,
     MessageKind,
     PlainUpload,
@@ -59,9 +60,9 @@ from ssddl.protocol.messages import (
     decode_message,
 )
 from ssddl.protocol.roles import Envelope
-from ssddl.protocol.schemes import Scheme, get_scheme
+from ssddl.protocol.schemes import Scheme
 from ssddl.protocol.select import SelectionPolicy
-from ssddl.protocol.stages import Control, ServerStage, server_check
+from ssddl.protocol.stages import BaseServerStage, Control, ServerStage, server_check, server_stage
 from ssddl.protocol.state import ServerState
 from ssddl.protocol.update import UpdateRule, update_rule_for
 
@@ -69,6 +70,7 @@ __all__ = ["Envelope", "RoundOutcome", "RoundState", "RoundStatus", "Server"]
 
 S = ServerStage
 K = MessageKind
+M = TypeVar("M", bound=Message)
 _NO_TOTAL = np.zeros(0, dtype=np.uint32)
 
 
@@ -138,7 +140,7 @@ class Server:
         if not np.isfinite(weights).all():
             raise NonFiniteError("initial_weights hold NaN or Inf")
         self.config: SessionParams = config.resolve(len(roster))
-        self.scheme: Scheme = get_scheme(self.config.mode)
+        self.scheme: Scheme = self.config.scheme  # resolved with the parameters
         self.roster = dict(sorted(roster.items()))
         self.weights = weights.copy()
         self.model_size = int(weights.size)
@@ -150,7 +152,7 @@ class Server:
         )
         if len(self.session_id) != SESSION_ID_SIZE:
             raise ConfigurationError(f"session_id must be {SESSION_ID_SIZE} bytes")
-        self.stage = S.CREATED
+        self.stage: BaseServerStage = S.CREATED
         self.round = -1
         self.registered: tuple[int, ...] = ()
         #: the runtime's record; not protocol state (arrays of the latest round only)
@@ -161,8 +163,8 @@ class Server:
         #: (round, group, weights) -> the model digest of the round (a cache, not state)
         self._digest: tuple[int, tuple[int, ...], np.ndarray, bytes] | None = None
         self.open = RoundState()
-        self._checks: dict[MessageKind, Callable[[Any], None]] = {K.KEY_ADVERT: self._on_advert}
-        self._closers: dict[ServerStage, Callable[[], list[Envelope]]] = {
+        self._checks: dict[Kind, Callable[[Any], None]] = {K.KEY_ADVERT: self._on_advert}
+        self._closers: dict[BaseServerStage, Callable[[], list[Envelope]]] = {
             S.COLLECTING_KEYS: self._close_keys
         }
         for kind, check in self.scheme.server_checks().items():
@@ -314,14 +316,18 @@ class Server:
         return self._closers[self.stage]()
 
     def next_phase(
-        self, stage: ServerStage, expected: frozenset[int], envelopes: list[Envelope], data: Any
+        self,
+        stage: BaseServerStage,
+        expected: frozenset[int],
+        envelopes: list[Envelope],
+        data: Any,
     ) -> list[Envelope]:
         """For schemes: open the next phase of the round, waiting for ``expected``."""
         self.open = RoundState(self.open.group, expected, {}, data, self.open.started)
         self.stage = stage
         return envelopes
 
-    def received(self, kind: type[Message]) -> dict[int, Any]:
+    def received(self, kind: type[M]) -> dict[int, M]:
         """For schemes: the messages of ``kind`` of the open phase, by sender id."""
         return {p: m for p, m in sorted(self.open.received.items()) if isinstance(m, kind)}
 
@@ -423,7 +429,7 @@ class Server:
 
     # -- helpers ---------------------------------------------------------------------------
 
-    def _move(self, event: Control, target: ServerStage) -> None:
+    def _move(self, event: Control, target: BaseServerStage) -> None:
         if target not in server_check(self.config, self.stage, event):
             raise UnexpectedMessage(f"the server cannot move to {target.value} on {event.value}")
         self.stage = target
@@ -470,10 +476,7 @@ class Server:
             update_rule=update_rule,
             session_id=state.session_id,
         )
-        try:
-            server.stage = ServerStage(state.stage)
-        except ValueError:
-            raise MalformedMessage(f"unknown server stage {state.stage!r}") from None
+        server.stage = server_stage(state.stage)  # the common ones and the schemes' own
         server.round = state.round_plus_one - 1
         server.registered = state.registered
         adverts = [decode_message(f) for f in state.advert_frames]

@@ -16,7 +16,7 @@ from time import perf_counter
 from typing import Protocol
 
 from ssddl.exceptions import ProtocolError, SSDDLError
-from ssddl.protocol.messages import SERVER, MessageKind, decode_message
+from ssddl.protocol.messages import SERVER, decode_message, kind_of
 from ssddl.protocol.server import Envelope, RoundOutcome, Server
 
 __all__ = ["Driver", "Exchange", "Frame", "Rejection", "frame_kind"]
@@ -36,7 +36,7 @@ class Frame:
 def frame_kind(data: bytes) -> str:
     """The message kind named in a frame's header, for logs ("?" if it has none)."""
     try:
-        return MessageKind(data[5]).name.lower()
+        return kind_of(data[5]).name.lower()
     except (IndexError, ValueError):
         return "?"
 

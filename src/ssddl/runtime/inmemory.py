@@ -1,9 +1,9 @@
 """The in-memory exchange: participants in this process, every byte counted, faults injected.
 
 Every frame is encoded and decoded exactly as a network runtime would, so the bytes counted
-here are the bytes a deployment sends. A participant lives behind a *host*: a
-:class:`LiveHost` keeps the Python object; a :class:`PersistedHost` keeps only its state
-bytes and rebuilds it for every message, as a Flower ClientApp must.
+here are the bytes a deployment sends. A participant lives behind a *host*
+(:mod:`ssddl.runtime.hosts`: the Python object kept, or only its state bytes, rebuilt for
+every message as a Flower ClientApp must).
 
 Faults are data, applied by the exchange (never by the protocol or the driver):
 :class:`Vanish` (a participant disappears for good), :class:`Delay` (a reply misses the
@@ -17,12 +17,11 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import Protocol
 
 from ssddl.exceptions import ConfigurationError, SSDDLError, UnknownSender
-from ssddl.protocol.messages import SERVER, MessageKind, decode_message
-from ssddl.protocol.participant import Participant
-from ssddl.runtime.exchange import Frame, Rejection, frame_kind, rejection
+from ssddl.protocol.messages import SERVER, Kind, MessageKind, kind_of
+from ssddl.runtime.exchange import Exchange, Frame, Rejection, frame_kind, rejection
+from ssddl.runtime.hosts import LiveHost, ParticipantHost, PersistedHost
 
 __all__ = [
     "Delay",
@@ -31,48 +30,17 @@ __all__ = [
     "Fault",
     "InMemoryExchange",
     "LiveHost",
+    "Metered",
     "ParticipantHost",
     "PersistedHost",
     "Reorder",
+    "TrafficLog",
     "TrafficRecord",
     "Vanish",
     "VanishAt",
     "VanishPhase",
+    "metered",
 ]
-
-
-class ParticipantHost(Protocol):
-    """Where a participant lives: frames in, reply frames out (SSDDLError on refusal)."""
-
-    def handle(self, data: bytes) -> list[bytes]: ...
-
-
-class LiveHost:
-    """A participant kept as a Python object between messages."""
-
-    def __init__(self, participant: Participant) -> None:
-        self.participant = participant
-
-    def handle(self, data: bytes) -> list[bytes]:
-        return [m.encode() for m in self.participant.handle(decode_message(data))]
-
-
-class PersistedHost:
-    """A participant kept only as its state bytes: rebuilt for every message, saved after
-    it, exactly like a Flower ClientApp with ``context.state``. A refused message leaves the
-    saved state as it was."""
-
-    def __init__(self, participant: Participant, rebuild: Callable[[bytes], Participant]) -> None:
-        self.state = participant.to_bytes()
-        self._rebuild = rebuild
-        self.participant = participant  #: the last rebuilt object (for metrics only)
-
-    def handle(self, data: bytes) -> list[bytes]:
-        participant = self._rebuild(self.state)
-        replies = participant.handle(decode_message(data))
-        self.state = participant.to_bytes()
-        self.participant = participant
-        return [m.encode() for m in replies]
 
 
 # -- faults ------------------------------------------------------------------------------
@@ -152,7 +120,7 @@ Fault = Vanish | VanishAt | Delay | Drop | Duplicate | Reorder
 @dataclass(frozen=True)
 class TrafficRecord:
     round: int
-    kind: MessageKind
+    kind: Kind
     sender: int
     recipient: int
     nbytes: int
@@ -170,7 +138,49 @@ def _matches(fault: Fault, pid: int, round_number: int, kind: str) -> bool:
     )
 
 
-class InMemoryExchange:
+class TrafficLog:
+    """Every frame's size, kind and ends, by round: what the metrics and the audit count."""
+
+    records: list[TrafficRecord]
+
+    def _log(self, frame: Frame, round_number: int) -> None:
+        try:
+            kind = kind_of(frame.data[5])  # a registered kind, a scheme's own too
+        except (IndexError, ValueError):
+            return
+        self.records.append(
+            TrafficRecord(round_number, kind, frame.sender, frame.recipient, len(frame.data))
+        )
+
+    def bytes_by_participant(
+        self, round_number: int | None = None, kinds: Iterable[Kind] | None = None
+    ) -> dict[int, dict[str, int]]:
+        """{participant: {"up": bytes sent to the server, "down": bytes received}}."""
+        wanted = set(kinds) if kinds is not None else None
+        out: dict[int, dict[str, int]] = defaultdict(lambda: {"up": 0, "down": 0})
+        for rec in self.records:
+            if round_number is not None and rec.round != round_number:
+                continue
+            if wanted is not None and rec.kind not in wanted:
+                continue
+            if rec.sender != SERVER:
+                out[rec.sender]["up"] += rec.nbytes
+            if rec.recipient != SERVER:
+                out[rec.recipient]["down"] += rec.nbytes
+        return dict(out)
+
+    def bytes_by_kind(self, round_number: int | None = None) -> dict[str, int]:
+        out: dict[str, int] = defaultdict(int)
+        for rec in self.records:
+            if round_number is None or rec.round == round_number:
+                out[rec.kind.name.lower()] += rec.nbytes
+        return dict(out)
+
+    def total_bytes(self) -> int:
+        return sum(rec.nbytes for rec in self.records)
+
+
+class InMemoryExchange(TrafficLog):
     """Participants in this process behind the Grid-shaped seam, with a traffic log."""
 
     def __init__(
@@ -188,6 +198,12 @@ class InMemoryExchange:
         self.gone: set[int] = set()
         self._pending: list[Frame] = []
         self._round = -1
+
+    def attach(self, hosts: Mapping[int, ParticipantHost]) -> InMemoryExchange:
+        """Carry frames to ``hosts`` too (an :data:`~ssddl.runtime.session.ExchangeFactory`:
+        ``Session.build(..., exchange=exchange.attach)`` keeps this very object)."""
+        self.hosts.update(hosts)
+        return self
 
     def inject(self, frame: Frame) -> None:
         """Put a raw frame for the server on the wire: it arrives with the next batch
@@ -250,6 +266,9 @@ class InMemoryExchange:
         copies = 2 if self._fault(Duplicate, pid, kind) else 1
         return [intercepted] * copies
 
+    def _record(self, frame: Frame) -> None:
+        self._log(frame, self._round)
+
     def _fault(self, cls: type, pid: int, kind: str, **extra: bool) -> bool:
         return any(
             isinstance(f, cls)
@@ -277,40 +296,34 @@ class InMemoryExchange:
             self.gone.add(pid)
         return False
 
-    # -- accounting --------------------------------------------------------------------------
 
-    def _record(self, frame: Frame) -> None:
-        try:
-            kind = MessageKind(frame.data[5])
-        except (IndexError, ValueError):
-            return
-        self.records.append(
-            TrafficRecord(self._round, kind, frame.sender, frame.recipient, len(frame.data))
-        )
+class Metered(TrafficLog):
+    """Any :class:`~ssddl.runtime.exchange.Exchange` with its traffic counted at the seam:
+    every frame the server sends and every reply that reaches it. ``interceptor`` sees the
+    frames going out (and may drop or replace them), as on the in-memory exchange."""
 
-    def bytes_by_participant(
-        self, round_number: int | None = None, kinds: Iterable[MessageKind] | None = None
-    ) -> dict[int, dict[str, int]]:
-        """{participant: {"up": bytes sent to the server, "down": bytes received}}."""
-        wanted = set(kinds) if kinds is not None else None
-        out: dict[int, dict[str, int]] = defaultdict(lambda: {"up": 0, "down": 0})
-        for rec in self.records:
-            if round_number is not None and rec.round != round_number:
-                continue
-            if wanted is not None and rec.kind not in wanted:
-                continue
-            if rec.sender != SERVER:
-                out[rec.sender]["up"] += rec.nbytes
-            if rec.recipient != SERVER:
-                out[rec.recipient]["down"] += rec.nbytes
-        return dict(out)
+    def __init__(self, inner: Exchange) -> None:
+        self.inner = inner
+        self.records: list[TrafficRecord] = []
+        self.interceptor: Interceptor | None = None
 
-    def bytes_by_kind(self, round_number: int | None = None) -> dict[str, int]:
-        out: dict[str, int] = defaultdict(int)
-        for rec in self.records:
-            if round_number is None or rec.round == round_number:
-                out[rec.kind.name.lower()] += rec.nbytes
-        return dict(out)
+    @property
+    def rejections(self) -> list[Rejection]:
+        return list(getattr(self.inner, "rejections", []))
 
-    def total_bytes(self) -> int:
-        return sum(rec.nbytes for rec in self.records)
+    def send_and_receive(
+        self, frames: Sequence[Frame], *, timeout: float | None = None, round_number: int = -1
+    ) -> list[Frame]:
+        sent = [self.interceptor(f) if self.interceptor else f for f in frames]
+        out = [f for f in sent if f is not None]
+        for frame in out:
+            self._log(frame, round_number)
+        replies = self.inner.send_and_receive(out, timeout=timeout, round_number=round_number)
+        for frame in replies:
+            self._log(frame, round_number)
+        return replies
+
+
+def metered(exchange: Exchange) -> InMemoryExchange | Metered:
+    """``exchange`` if it counts its own traffic (the in-memory one), else wrapped to."""
+    return exchange if isinstance(exchange, (InMemoryExchange, Metered)) else Metered(exchange)

@@ -34,15 +34,22 @@ from ssddl.protocol.config import ProtocolConfig, SessionParams
 from ssddl.protocol.localtrain import Trainer
 from ssddl.protocol.messages import RoundStatus
 from ssddl.protocol.participant import Participant
-from ssddl.protocol.policy import ParticipantPolicy
 from ssddl.protocol.ports import MaskBuilder
 from ssddl.protocol.select import UniformSubset
-from ssddl.protocol.server import RoundOutcome, Server
+from ssddl.protocol.server import RoundOutcome
 from ssddl.runtime.exchange import Driver, Frame, Rejection
-from ssddl.runtime.inmemory import Fault, InMemoryExchange, LiveHost, TrafficRecord, Vanish
+from ssddl.runtime.inmemory import (
+    Fault,
+    InMemoryExchange,
+    Metered,
+    TrafficLog,
+    TrafficRecord,
+    Vanish,
+    metered,
+)
 from ssddl.runtime.masking import MaskEngine, MaskWorker, check_worker
 from ssddl.runtime.seeds import rounding_rng, selection_rng
-from ssddl.runtime.session import make_members
+from ssddl.runtime.session import ExchangeFactory, Session, in_memory
 from ssddl.runtime.training import model_trainer
 from ssddl.validators import check_int
 
@@ -127,7 +134,7 @@ class SimulationResult:
     #: every round's; with its aggregate and update arrays unless ``keep_round_arrays`` is off
     outcomes: list[RoundOutcome]
     rejections: list[Rejection]
-    transport: InMemoryExchange  #: the exchange that carried every frame (its traffic log)
+    transport: TrafficLog  #: the exchange that carried every frame (its traffic log)
     model_size: int
     participants: int
     session_id: bytes
@@ -199,6 +206,7 @@ class _Hooks:
     resume: SimulationState | None = None
     device: torch.device | None = None
     masks: MaskBuilder | None = None
+    exchange: ExchangeFactory | None = None
 
 
 def _generator_state(rng: np.random.Generator) -> dict[str, Any]:
@@ -234,6 +242,13 @@ def _crypto_source(config: SimulationConfig, who: int) -> RandomSource:
         return InsecureSeededRandom(seed)
 
 
+def _crypto_slot(label: str) -> int:
+    """Where each role's seeded source sits (the order recorded runs were made with):
+    identity keys at 1000 + id, participants at their id, the server at 0."""
+    role, _, pid = label.partition("/")
+    return {"identity": 1000 + int(pid or 0), "participant": int(pid or 0)}.get(role, 0)
+
+
 def simulate(
     model: nn.Module,
     datasets: Sequence[ArrayDataset],
@@ -246,6 +261,7 @@ def simulate(
     resume: SimulationState | None = None,
     device: str | torch.device | None = None,
     masks: MaskBuilder | None = None,
+    exchange: ExchangeFactory | None = None,
 ) -> SimulationResult:
     """Train ``model`` with one participant per dataset under the SSDDL protocol.
 
@@ -264,6 +280,11 @@ def simulate(
     caller keeps and closes it); by default the simulation opens a
     :class:`~ssddl.runtime.masking.MaskEngine` with ``config.mask_worker`` and closes it
     when the run ends.
+
+    ``exchange`` carries the frames (:data:`~ssddl.runtime.session.ExchangeFactory`: given
+    every participant's host, any :class:`~ssddl.runtime.exchange.Exchange`); by default the
+    in-memory exchange with ``config``'s faults. Its traffic is counted at the seam for the
+    metrics.
     """
     config = config if config is not None else SimulationConfig()
     if not datasets:
@@ -284,7 +305,7 @@ def simulate(
         with contextlib.ExitStack() as stack:
             if masks is None:
                 masks = stack.enter_context(MaskEngine(config.mask_worker))
-            hooks = _Hooks(on_setup, on_state, resume, where, masks)
+            hooks = _Hooks(on_setup, on_state, resume, where, masks, exchange)
             return _simulate(model, datasets, config, test, on_round, hooks)
     finally:
         torch.set_num_threads(previous_threads)
@@ -306,10 +327,6 @@ def _simulate(
         work_model.to(hooks.device)
     ids = list(range(1, len(datasets) + 1))
     protocol = resolve_protocol(config.protocol, datasets)
-    members = make_members(
-        ids, lambda p: _crypto_source(config, 1000 + p), progress=_stage(on_setup, "identity keys")
-    )
-    identities, roster = members.identities, members.roster
     plaintexts: dict[int, dict[int, np.ndarray]] = {}
 
     def make_trainer(pid: int) -> Trainer:
@@ -328,32 +345,20 @@ def _simulate(
         return lambda r, x: plaintexts.setdefault(r, {}).__setitem__(pid, x)
 
     selection_rng, rounding_rngs = _generators(config.seed, ids, hooks.resume)
-    participants = {
-        p: Participant(
-            p,
-            identities[p],
-            roster,
-            make_trainer(p),
-            random=_crypto_source(config, p),
-            rounding_rng=rounding_rngs[p],
-            inspector=make_inspector(p),
-            policy=ParticipantPolicy.for_config(protocol, len(ids)),
-            masks=hooks.masks,
-        )
-        for p in ids
-    }
-    server = Server(
+    session = Session.build(
         protocol,
-        roster,
+        {p: make_trainer(p) for p in ids},
         initial,
         selection=UniformSubset(selection_rng),
-        random=_crypto_source(config, 0),
+        sources=lambda label: _crypto_source(config, _crypto_slot(label)),
+        masks=hooks.masks,
+        inspectors=make_inspector,
+        rounding_rngs=rounding_rngs,
+        exchange=_counted(hooks.exchange or in_memory((*config.vanish, *config.faults))),
+        progress=_stage(on_setup, "identity keys"),
     )
-    exchange = InMemoryExchange(
-        {p: LiveHost(participant) for p, participant in participants.items()},
-        faults=(*config.vanish, *config.faults),
-    )
-    driver = Driver(server, exchange)
+    server, participants, driver = session.server, session.participants, session.driver
+    exchange = metered(session.exchange)  # already counted: the same object
     _init(driver, exchange, on_setup, len(ids) * (2 if server.scheme.needs_keys else 1))
     first = 0
     if hooks.resume is not None:
@@ -413,6 +418,11 @@ def _setup_left_out_of_collections() -> Iterator[None]:
         gc.unfreeze()
 
 
+def _counted(make: ExchangeFactory) -> ExchangeFactory:
+    """The exchange ``make`` builds, counting its traffic for the metrics (any exchange)."""
+    return lambda hosts: metered(make(hosts))
+
+
 def _stage(on_setup: SetupCallback | None, stage: str) -> Callable[[int, int], None] | None:
     if on_setup is None:
         return None
@@ -434,7 +444,10 @@ def _generators(
 
 
 def _init(
-    driver: Driver, exchange: InMemoryExchange, on_setup: SetupCallback | None, frames: int
+    driver: Driver,
+    exchange: InMemoryExchange | Metered,
+    on_setup: SetupCallback | None,
+    frames: int,
 ) -> None:
     """Init, reporting key-agreement progress as its frames reach the members."""
     if on_setup is not None:
@@ -454,7 +467,7 @@ class _StateReporter:
         self,
         on_state: Callable[[SimulationState], None] | None,
         driver: Driver,
-        exchange: InMemoryExchange,
+        exchange: TrafficLog,
         selection: np.random.Generator,
         rounding: dict[int, np.random.Generator],
     ) -> None:
@@ -510,7 +523,7 @@ def _validate(outcome: RoundOutcome, plaintexts: dict[int, np.ndarray]) -> bool 
 def _metrics(
     outcome: RoundOutcome,
     driver: Driver,
-    exchange: InMemoryExchange,
+    exchange: TrafficLog,
     participants: dict[int, Participant],
     model: nn.Module,
     test: ArrayDataset | None,

@@ -24,6 +24,7 @@ from ssddl.exceptions import MalformedMessage, UnexpectedMessage
 from ssddl.protocol.config import SessionParams
 from ssddl.protocol.consistency import answer_request, check_partition, check_signed
 from ssddl.protocol.messages import (
+    Kind,
     Message,
     MessageKind,
     ShareBundle,
@@ -41,7 +42,15 @@ from ssddl.protocol.schemes._common import (
     seal_for,
 )
 from ssddl.protocol.schemes.base import ParticipantHandler, Scheme, ServerCheck, ServerCloser
-from ssddl.protocol.stages import Control, Event, ParticipantStage, ServerStage, Variant
+from ssddl.protocol.stages import (
+    BaseServerStage,
+    Control,
+    ParticipantStage,
+    ParticipantTable,
+    ServerStage,
+    ServerTable,
+    Variant,
+)
 from ssddl.protocol.state import Record, record_kind
 from ssddl.protocol.wire import ARRAY, BLOBS, IDS
 
@@ -97,11 +106,9 @@ class RelayedScheme(Scheme):
 
     # -- stage tables ------------------------------------------------------------------------
 
-    def participant_table(
-        self, variant: Variant
-    ) -> dict[tuple[ParticipantStage, MessageKind], ParticipantStage]:
+    def participant_table(self, variant: Variant) -> ParticipantTable:
         asked = P.SIGNED if variant.consistency else P.SHARED
-        table = {
+        table: ParticipantTable = {
             (P.READY, K.ROUND_START): P.SHARED,
             (asked, K.SHARE_DELIVERY): P.UPLOADED,
             (P.SHARED, K.ROUND_END): P.READY,  # round aborted before delivery
@@ -113,11 +120,9 @@ class RelayedScheme(Scheme):
             }
         return table
 
-    def server_table(
-        self, variant: Variant
-    ) -> dict[tuple[ServerStage, Event], frozenset[ServerStage]]:
+    def server_table(self, variant: Variant) -> ServerTable:
         after_shares = S.COLLECTING_SIGNATURES if variant.consistency else S.COLLECTING_UPLOADS
-        table: dict[tuple[ServerStage, Event], frozenset[ServerStage]] = {
+        table: ServerTable = {
             (S.COLLECTING_SHARES, K.SHARE_BUNDLE): frozenset({S.COLLECTING_SHARES, after_shares}),
             (S.COLLECTING_SHARES, Control.DEADLINE): frozenset({after_shares, S.IDLE}),
             (S.COLLECTING_UPLOADS, K.UPLOAD): frozenset({S.COLLECTING_UPLOADS, S.IDLE}),
@@ -147,7 +152,7 @@ class RelayedScheme(Scheme):
         )
         return [bundle]
 
-    def participant_handlers(self) -> Mapping[MessageKind, ParticipantHandler]:
+    def participant_handlers(self) -> Mapping[Kind, ParticipantHandler]:
         return {K.SHARE_DELIVERY: self._on_delivery, K.CONSISTENCY_REQUEST: self._on_request}
 
     def _on_request(self, participant: MemberRole, msg: Any) -> list[Message]:
@@ -207,7 +212,7 @@ class RelayedScheme(Scheme):
 
     # -- server ----------------------------------------------------------------------------
 
-    def server_checks(self) -> Mapping[MessageKind, ServerCheck]:
+    def server_checks(self) -> Mapping[Kind, ServerCheck]:
         return {
             K.SHARE_BUNDLE: _check_bundle,
             K.UPLOAD: self._check_upload,
@@ -217,7 +222,7 @@ class RelayedScheme(Scheme):
     def _check_upload(self, server: ServerRole, msg: Upload) -> None:
         check_upload(server, msg, field=self.field_upload)
 
-    def server_closers(self) -> Mapping[ServerStage, ServerCloser]:
+    def server_closers(self) -> Mapping[BaseServerStage, ServerCloser]:
         return {
             S.COLLECTING_SHARES: self._close_shares,
             S.COLLECTING_SIGNATURES: lambda server: close_signatures(server, self._deliver),

@@ -3,11 +3,16 @@
 A scheme is a stateless object: every piece of round state it needs lives in the participant's
 ``scheme_state`` or the server round's ``data`` (both persisted through the scheme's own
 ``encode_*``/``decode_*``), so the same scheme object serves every participant and session.
+A scheme whose state is a :class:`~ssddl.protocol.state.Record` names its record types
+(``member_record``, ``server_record``): the default hooks then persist it, and
+``member_state``/``round_data`` hand it out typed.
 
 What a scheme provides:
 
 - configuration rules: whether it needs pair keys, uses a threshold, the smallest safe group,
   the modulus its sum lives in;
+- what it adds to the protocol: the message classes of its own kinds (``messages``) and the
+  enum of its own server stages (``stages``), which ``register_scheme`` registers with it;
 - the round part of both stage tables (Init and the end of a session are common to all);
 - participant side: ``contribute`` (from the checked local change to the first message of
   ParaShare) and handlers for the scheme's own message kinds;
@@ -19,16 +24,24 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
-from ssddl.exceptions import ConfigurationError
+from ssddl.exceptions import ConfigurationError, MalformedMessage, UnexpectedMessage
 from ssddl.protocol.config import Recovery, SessionParams, default_threshold
-from ssddl.protocol.messages import Message, MessageKind
+from ssddl.protocol.messages import Kind, Message
 from ssddl.protocol.roles import Envelope, MemberRole, ServerRole
 from ssddl.protocol.schemes._common import Guarantee
-from ssddl.protocol.stages import Event, ParticipantStage, ServerStage, Variant
+from ssddl.protocol.stages import (
+    BaseServerStage,
+    ParticipantStage,
+    ParticipantTable,
+    ServerStage,
+    ServerTable,
+    Variant,
+)
+from ssddl.protocol.state import Record
 
 __all__ = [
     "ParticipantHandler",
@@ -43,6 +56,7 @@ ServerCloser = Callable[[ServerRole], list[Envelope]]
 
 P = ParticipantStage
 S = ServerStage
+R = TypeVar("R", bound=Record)
 
 
 class Scheme(ABC):
@@ -60,10 +74,18 @@ class Scheme(ABC):
     #: the smallest ``min_group_size`` that keeps one member's change hidden
     min_group_floor: ClassVar[int] = 1
     #: the server stage a round starts in (after SelectGroup)
-    first_stage: ClassVar[ServerStage] = ServerStage.COLLECTING_UPLOADS
+    first_stage: ClassVar[BaseServerStage] = ServerStage.COLLECTING_UPLOADS
     #: upload kinds whose ring-word payload the server adds into one running sum on arrival
     #: (``ServerRole.summed()``) instead of keeping every upload: O(M) memory, not O(n·M)
-    summed_uploads: ClassVar[frozenset[MessageKind]] = frozenset()
+    summed_uploads: ClassVar[frozenset[Kind]] = frozenset()
+    #: the message classes of the scheme's own kinds (registered with the scheme)
+    messages: ClassVar[tuple[type[Message], ...]] = ()
+    #: the enum of the scheme's own server stages (registered with the scheme), if any
+    stages: ClassVar[type[BaseServerStage] | None] = None
+    #: the record type of the member's round state (``MemberRole.scheme_state``), if any
+    member_record: ClassVar[type[Record] | None] = None
+    #: the record type of the server's round data (``OpenRound.data``), if any
+    server_record: ClassVar[type[Record] | None] = None
 
     # -- configuration ---------------------------------------------------------------------
 
@@ -144,16 +166,12 @@ class Scheme(ABC):
         )
 
     @abstractmethod
-    def participant_table(
-        self, variant: Variant
-    ) -> dict[tuple[ParticipantStage, MessageKind], ParticipantStage]:
+    def participant_table(self, variant: Variant) -> ParticipantTable:
         """Every (stage, message kind) of a round the participant accepts, and where it goes.
         Must contain ``(READY, ROUND_START)``."""
 
     @abstractmethod
-    def server_table(
-        self, variant: Variant
-    ) -> dict[tuple[ServerStage, Event], frozenset[ServerStage]]:
+    def server_table(self, variant: Variant) -> ServerTable:
         """Every (stage, event) of a round the server accepts, and the stages it may reach."""
 
     # -- participant side ------------------------------------------------------------------
@@ -162,36 +180,68 @@ class Scheme(ABC):
     def contribute(self, participant: MemberRole, delta: np.ndarray, count: int) -> list[Message]:
         """ParaShare's first step: the member's messages for its checked local change."""
 
-    def participant_handlers(self) -> Mapping[MessageKind, ParticipantHandler]:
+    def participant_handlers(self) -> Mapping[Kind, ParticipantHandler]:
         """Handlers of the scheme's own server → participant messages."""
         return {}
 
     def encode_participant_state(self, state: Any) -> bytes:
         """The scheme's participant round state as bytes (``b""`` for none)."""
-        if state is not None:
-            raise ConfigurationError(f"scheme {self.name!r} keeps no participant state")
-        return b""
+        return self._encode_record(state, self.member_record, "participant state")
 
     def decode_participant_state(self, data: bytes) -> Any:
-        return None
+        return self._decode_record(data, self.member_record, "participant state")
+
+    @staticmethod
+    def member_state(participant: MemberRole, record: type[R]) -> R:
+        """The member's round state, typed: a ``record`` (UnexpectedMessage if the member
+        holds none, e.g. a message out of turn)."""
+        state = participant.scheme_state
+        if not isinstance(state, record):
+            raise UnexpectedMessage(
+                f"participant {participant.id} holds no {record.__name__} in round "
+                f"{participant.round}"
+            )
+        return state
 
     # -- server side -----------------------------------------------------------------------
 
-    def server_checks(self) -> Mapping[MessageKind, ServerCheck]:
+    def server_checks(self) -> Mapping[Kind, ServerCheck]:
         """Validators of the scheme's participant → server messages (raise, never store)."""
         return {}
 
-    def server_closers(self) -> Mapping[ServerStage, ServerCloser]:
+    def server_closers(self) -> Mapping[BaseServerStage, ServerCloser]:
         """What ends each of the scheme's server phases."""
         return {}
 
     def encode_server_data(self, data: Any) -> bytes:
-        if data is not None:
-            raise ConfigurationError(f"scheme {self.name!r} keeps no server round data")
-        return b""
+        return self._encode_record(data, self.server_record, "server round data")
 
     def decode_server_data(self, data: bytes) -> Any:
-        return None
+        return self._decode_record(data, self.server_record, "server round data")
+
+    @staticmethod
+    def round_data(server: ServerRole, record: type[R]) -> R:
+        """The data of the server's open phase, typed: a ``record`` (UnexpectedMessage if
+        the phase holds none)."""
+        data = server.open.data
+        if not isinstance(data, record):
+            raise UnexpectedMessage(f"round {server.round} holds no {record.__name__}")
+        return data
+
+    def _encode_record(self, state: Any, record: type[Record] | None, what: str) -> bytes:
+        if state is None:
+            return b""
+        if record is None or not isinstance(state, record):
+            expected = f"a {record.__name__}" if record is not None else "nothing"
+            raise ConfigurationError(f"scheme {self.name!r} keeps {expected} as its {what}")
+        return state.to_bytes()
+
+    def _decode_record(self, data: bytes, record: type[Record] | None, what: str) -> Any:
+        if not data:
+            return None
+        if record is None:
+            raise MalformedMessage(f"scheme {self.name!r} keeps no {what}, but some was saved")
+        return record.from_bytes(data)
 
     def __repr__(self) -> str:
         return f"<scheme {self.name!r}>"

@@ -9,11 +9,19 @@ import numpy as np
 
 from ssddl.exceptions import MalformedMessage, NonFiniteError
 from ssddl.protocol.config import SessionParams
-from ssddl.protocol.messages import Message, MessageKind, PlainUpload
+from ssddl.protocol.messages import Kind, Message, MessageKind, PlainUpload
 from ssddl.protocol.roles import Envelope, MemberRole, ServerRole
 from ssddl.protocol.schemes._common import Guarantee
 from ssddl.protocol.schemes.base import Scheme, ServerCheck, ServerCloser
-from ssddl.protocol.stages import Control, Event, ParticipantStage, ServerStage, Variant
+from ssddl.protocol.stages import (
+    BaseServerStage,
+    Control,
+    ParticipantStage,
+    ParticipantTable,
+    ServerStage,
+    ServerTable,
+    Variant,
+)
 
 __all__ = [
     "ONE_UPLOAD_PARTICIPANT_TABLE",
@@ -28,12 +36,12 @@ S = ServerStage
 
 
 #: A round of one upload per member and nothing after it (plain, and baselines like it).
-ONE_UPLOAD_PARTICIPANT_TABLE = {(P.READY, K.ROUND_START): P.UPLOADED}
+ONE_UPLOAD_PARTICIPANT_TABLE: ParticipantTable = {(P.READY, K.ROUND_START): P.UPLOADED}
 
 
 def one_upload_server_table(
-    upload: MessageKind,
-) -> dict[tuple[ServerStage, Event], frozenset[ServerStage]]:
+    upload: Kind,
+) -> ServerTable:
     """The server side of a one-upload round: collect ``upload`` messages until every member
     has sent one, or the deadline."""
     return {
@@ -55,14 +63,10 @@ class PlainScheme(Scheme):
             "no protection: every change is sent in the clear (the reference run)",
         )
 
-    def participant_table(
-        self, variant: Variant
-    ) -> dict[tuple[ParticipantStage, MessageKind], ParticipantStage]:
+    def participant_table(self, variant: Variant) -> ParticipantTable:
         return ONE_UPLOAD_PARTICIPANT_TABLE
 
-    def server_table(
-        self, variant: Variant
-    ) -> dict[tuple[ServerStage, Event], frozenset[ServerStage]]:
+    def server_table(self, variant: Variant) -> ServerTable:
         return one_upload_server_table(K.PLAIN_UPLOAD)
 
     def contribute(self, participant: MemberRole, delta: np.ndarray, count: int) -> list[Message]:
@@ -72,10 +76,10 @@ class PlainScheme(Scheme):
             PlainUpload(participant.session_id, participant.round, participant.id, count, clipped)
         ]
 
-    def server_checks(self) -> Mapping[MessageKind, ServerCheck]:
+    def server_checks(self) -> Mapping[Kind, ServerCheck]:
         return {K.PLAIN_UPLOAD: _check}
 
-    def server_closers(self) -> Mapping[ServerStage, ServerCloser]:
+    def server_closers(self) -> Mapping[BaseServerStage, ServerCloser]:
         return {S.COLLECTING_UPLOADS: _close}
 
 

@@ -57,6 +57,7 @@ from ssddl.protocol.masks import (
     self_stream,
 )
 from ssddl.protocol.messages import (
+    Kind,
     MaskedUpload,
     Message,
     MessageKind,
@@ -91,7 +92,15 @@ from ssddl.protocol.seedshares import (
     split_seed,
     start_seed_shares,
 )
-from ssddl.protocol.stages import Control, Event, ParticipantStage, ServerStage, Variant
+from ssddl.protocol.stages import (
+    BaseServerStage,
+    Control,
+    ParticipantStage,
+    ParticipantTable,
+    ServerStage,
+    ServerTable,
+    Variant,
+)
 from ssddl.protocol.state import Record, record_kind
 from ssddl.protocol.wire import ARRAY, BLOBS, BYTES, IDS
 
@@ -272,10 +281,8 @@ class PrgScheme(Scheme):
 
     # -- stage tables ----------------------------------------------------------------------
 
-    def participant_table(
-        self, params: Variant
-    ) -> dict[tuple[ParticipantStage, MessageKind], ParticipantStage]:
-        table = {(P.READY, K.ROUND_START): P.UPLOADED}
+    def participant_table(self, params: Variant) -> ParticipantTable:
+        table: ParticipantTable = {(P.READY, K.ROUND_START): P.UPLOADED}
         if params.recovery is Recovery.UNSAFE_REVEAL:
             table |= {
                 (P.UPLOADED, K.REVEAL_REQUEST): P.UNMASKED,
@@ -291,12 +298,10 @@ class PrgScheme(Scheme):
                 }
         return table
 
-    def server_table(
-        self, params: Variant
-    ) -> dict[tuple[ServerStage, Event], frozenset[ServerStage]]:
+    def server_table(self, params: Variant) -> ServerTable:
         upload = K.MASKED_UPLOAD if params.recovery is Recovery.DOUBLE_MASK else K.UPLOAD
         after = {S.COLLECTING_UPLOADS, S.IDLE}
-        table: dict[tuple[ServerStage, Event], frozenset[ServerStage]] = {}
+        table: ServerTable = {}
         if params.recovery is Recovery.UNSAFE_REVEAL:
             after.add(S.COLLECTING_REVEALS)
             table |= {
@@ -419,7 +424,7 @@ class PrgScheme(Scheme):
         participant.scheme_state = sealed.own
         return [MaskedUpload(session, round_number, me, x, others, sealed.sealed)]
 
-    def participant_handlers(self) -> Mapping[MessageKind, ParticipantHandler]:
+    def participant_handlers(self) -> Mapping[Kind, ParticipantHandler]:
         return {
             K.REVEAL_REQUEST: _reveal,
             K.CONSISTENCY_REQUEST: _sign_survivors,
@@ -434,7 +439,7 @@ class PrgScheme(Scheme):
 
     # -- server ----------------------------------------------------------------------------
 
-    def server_checks(self) -> Mapping[MessageKind, ServerCheck]:
+    def server_checks(self) -> Mapping[Kind, ServerCheck]:
         return {
             K.UPLOAD: lambda server, msg: check_upload(server, msg, field=False),
             K.MASKED_UPLOAD: _check_masked_upload,
@@ -443,7 +448,7 @@ class PrgScheme(Scheme):
             K.UNMASK_RESPONSE: _check_unmask_response,
         }
 
-    def server_closers(self) -> Mapping[ServerStage, ServerCloser]:
+    def server_closers(self) -> Mapping[BaseServerStage, ServerCloser]:
         return {
             S.COLLECTING_UPLOADS: _close_uploads,
             S.COLLECTING_REVEALS: _close_reveals,
@@ -638,8 +643,8 @@ def _check_unmask_response(server: ServerRole, msg: UnmaskResponse) -> None:
 
 def _close_uploads(server: ServerRole) -> list[Envelope]:
     params = server.config
-    kind = MaskedUpload if params.recovery is Recovery.DOUBLE_MASK else Upload
-    uploads = server.received(kind)  # without payloads: they were summed on arrival
+    kind: type[Message] = MaskedUpload if params.recovery is Recovery.DOUBLE_MASK else Upload
+    uploads: dict[int, Any] = server.received(kind)  # without payloads: summed on arrival
     aggregate = server.summed() if uploads else None
     survivors = tuple(uploads)
     dropped = tuple(p for p in server.open.group if p not in uploads)

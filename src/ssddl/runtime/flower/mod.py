@@ -53,7 +53,7 @@ from ssddl.protocol.config import Recovery
 from ssddl.protocol.localtrain import LocalUpdate
 from ssddl.protocol.messages import decode_message
 from ssddl.protocol.participant import Participant
-from ssddl.protocol.policy import DEFAULT_MAX_ROUND, SECURE_MODES, ParticipantPolicy
+from ssddl.protocol.policy import DEFAULT_MAX_ROUND, ParticipantPolicy, secure_modes
 from ssddl.runtime.flower._records import TRAIN_CONFIG
 from ssddl.runtime.flower.client import answer
 from ssddl.runtime.keyfiles import identity_file, load_identity, load_roster, participant_id
@@ -128,7 +128,7 @@ def policy_from_config(config: Mapping[str, Any]) -> ParticipantPolicy:
     ``ssddl-max-round``, ``ssddl-recoveries`` ("double-mask,none") and
     ``ssddl-require-consistency`` (true/false)."""
     defaults = ParticipantPolicy()
-    modes = _names(config.get("ssddl-modes", ",".join(SECURE_MODES)), "ssddl-modes")
+    modes = _names(config.get("ssddl-modes", ",".join(secure_modes())), "ssddl-modes")
     recoveries = _names(
         config.get("ssddl-recoveries", ",".join(r.value for r in defaults.recoveries)),
         "ssddl-recoveries",

@@ -33,6 +33,7 @@ from ssddl.runtime.exchange import Driver
 from ssddl.runtime.flower.exchange import FlowerExchange
 from ssddl.runtime.flower.mod import HELLO, arrays_to_vector, vector_to_arrays
 from ssddl.runtime.seeds import selection_rng
+from ssddl.runtime.session import open_server
 from ssddl.validators import check_int
 
 __all__ = [
@@ -195,9 +196,6 @@ class SSDDLSession:
         self._template = initial_arrays
         weights = arrays_to_vector(initial_arrays)
         roster = {pid: cfg.roster[pid] for pid in self.node_ids}
-        server = Server(
-            cfg.protocol, roster, weights, selection=self.selection, random=self._random
-        )
         self.exchange = FlowerExchange(
             grid,
             self.node_ids,
@@ -207,7 +205,17 @@ class SSDDLSession:
         )
         if self._exchange_hook is not None:
             self._exchange_hook(self.exchange)  # instrumentation: wrap or observe the exchange
-        self.driver = Driver(server, self.exchange, timeout=cfg.stage_timeout, defer_idle=True)
+        self.driver = open_server(  # the server's half of ssddl.runtime.session's one wiring
+            cfg.protocol,
+            roster,
+            weights,
+            self.exchange,
+            selection=self.selection,
+            random=self._random,
+            timeout=cfg.stage_timeout,
+            defer_idle=True,
+        )
+        server = self.driver.server
         self.driver.init()
         if server.stage is ServerStage.DONE:
             self.driver.flush()
