@@ -20,6 +20,8 @@ CASES = [
     (["--dp", "ddg", "--no-weighted", "--dp-delta", "2"], r"--dp-delta=2.0 must be below 1"),
     (["--dp", "skellam", "--no-weighted", "--mode", "plain"], r"--dp|secure mode"),
     (["--target-epsilon", "8"], r"--target-epsilon does not apply"),
+    (["--max-epsilon", "8"], r"--max-epsilon does not apply"),
+    (["--dp", "ddg", "--no-weighted", "--max-epsilon", "-1"], r"--max-epsilon"),
     (["--dp", "ddg", "--no-weighted", "--target-epsilon", "0"], r"--target-epsilon"),
 ]
 
@@ -68,3 +70,30 @@ def test_a_run_without_dp_reports_no_epsilon(tmp_path, capsys):
     assert "epsilon" not in summary and "dp" not in summary
     with open(out / "metrics.csv") as fh:
         assert "epsilon" not in next(csv.reader(fh))
+
+
+def test_a_dp_run_stops_before_the_round_that_would_exceed_max_epsilon(tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["--participants", "4", "--rounds", "3", "--steps", "1", "--no-progress"]
+    dp = ["--dp", "ddg", "--no-weighted", "--target-epsilon", "8", "--max-epsilon", "7"]
+    assert main(["simulate", *args, *dp, "--out", str(out), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["stopped"]["reason"] == "max_epsilon"
+    assert summary["stopped"]["before_round"] == 2
+    assert summary["stopped"]["epsilon_next_round"] > 7.0 >= summary["epsilon"]
+    assert summary["rounds"] == 2 and not summary["interrupted"]
+    assert (out / "model.safetensors").exists()
+    with open(out / "metrics.csv") as fh:
+        assert [row["round"] for row in csv.DictReader(fh)] == ["0", "1"]
+    # resuming would take the next round over the budget: refused, exit 2, one line
+    assert main(["simulate", "--resume", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--max-epsilon=7.0" in err, err
+
+
+def test_a_budget_the_first_round_exceeds_is_refused(tmp_path, capsys):
+    args = ["--participants", "4", "--rounds", "3", "--steps", "1", "--no-progress"]
+    dp = ["--dp", "ddg", "--no-weighted", "--noise-multiplier", "0.5", "--max-epsilon", "1"]
+    assert main(["simulate", *args, *dp, "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "round 0 would already take epsilon" in err, err

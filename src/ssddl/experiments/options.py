@@ -474,6 +474,13 @@ OPTIONS: tuple[Option, ...] = (
         applies=_dp_on,
     ),
     Option(
+        "protocol.max_epsilon",
+        "dp: stop the run, everything saved, before the round that would take epsilon above this",
+        float,
+        None,
+        applies=_dp_on,
+    ),
+    Option(
         "protocol.ring_bits",
         "bits of the ring Z_Q the changes are encoded in",
         int,

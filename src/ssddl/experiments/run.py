@@ -631,6 +631,13 @@ def run_in_directory(
         if on_round is not None:
             on_round(metrics)
 
+    budget = _Budget(config.protocol.max_epsilon, prep)
+    budget.check_first(0 if start is None else start.round + 1)
+
+    def state_done(state: SimulationState) -> None:
+        directory.on_state(state)
+        budget.check_next(state.round + 1)  # after the checkpoint: everything is saved
+
     interrupted = False
     reference: list[dict[str, Any]] = []
     try:
@@ -641,7 +648,7 @@ def run_in_directory(
             test=prep.split.test,
             on_round=round_done,
             on_setup=on_setup,
-            on_state=directory.on_state,
+            on_state=state_done,
             resume=start,
             device=prep.device,
         )
@@ -651,12 +658,56 @@ def run_in_directory(
             reference = plain_reference(config)
     except KeyboardInterrupt:
         interrupted = True
+    except _BudgetSpent as spent:
+        budget.stopped = spent.args[0]
     summary = directory.finish(
         interrupted=interrupted,
         resumed_from=None if start is None else start.round,
         reference=reference,
+        overrides=budget.report(),
     )
     return RunOutcome(out, summary, interrupted)
+
+
+class _BudgetSpent(Exception):
+    """The next round would take ε above ``max_epsilon``: the run stops before it."""
+
+
+class _Budget:
+    """``max_epsilon`` of a distributed-DP run: ε is the same function of the number of rounds
+    run in every run of a configuration, so the round that would exceed it is known before it
+    starts."""
+
+    def __init__(self, limit: float | None, prep: Prepared) -> None:
+        self.limit, self.params = limit, prep.protocol
+        self.dim = sum(int(t.numel()) for t in prep.model.parameters())
+        self.stopped: dict[str, Any] | None = None
+
+    def _over(self, rounds: int) -> float | None:
+        """ε after ``rounds`` rounds if it exceeds the limit, else None."""
+        if self.limit is None or rounds > self.params.rounds:
+            return None
+        spent = epsilon_after(self.params, self.dim, rounds)
+        return spent if spent > self.limit else None
+
+    def check_first(self, first: int) -> None:
+        spent = self._over(first + 1)
+        if spent is not None:
+            raise ConfigurationError(
+                f"max_epsilon={self.limit}: round {first} would already take epsilon to "
+                f"{spent:.4g}; raise noise_multiplier or max_epsilon"
+            )
+
+    def check_next(self, rounds_run: int) -> None:
+        spent = self._over(rounds_run + 1)
+        if spent is not None:
+            raise _BudgetSpent(
+                {"reason": "max_epsilon", "max_epsilon": self.limit, "before_round": rounds_run,
+                 "epsilon_next_round": spent}
+            )  # fmt: skip
+
+    def report(self) -> dict[str, Any]:
+        return {} if self.stopped is None else {"stopped": self.stopped}
 
 
 # -- baselines that run outside the protocol ---------------------------------------------------

@@ -179,6 +179,8 @@ class ProtocolConfig:
     #: dp: pick ``noise_multiplier`` so that ε(dp_delta) after ``rounds`` rounds is at most
     #: this (the runner calibrates it once the model's size is known; None: as given)
     target_epsilon: float | None = dataclasses.field(default=None, metadata=_OPTIONAL)
+    #: dp: a run stops, everything saved, before the round that would take ε above this
+    max_epsilon: float | None = dataclasses.field(default=None, metadata=_OPTIONAL)
 
     def __post_init__(self) -> None:
         scheme = get_scheme(self.mode)
@@ -333,12 +335,14 @@ def _check_dp(config: ProtocolConfig) -> None:
     (each member's contribution is bounded by ``l2_clip`` alone, not scaled by its count)."""
     if config.dp is None or config.dp == "":
         object.__setattr__(config, "dp", None)
-        if config.target_epsilon is not None:
-            raise ConfigurationError("target_epsilon needs dp='ddg' or dp='skellam'")
+        for name in ("target_epsilon", "max_epsilon"):
+            if getattr(config, name) is not None:
+                raise ConfigurationError(f"{name} needs dp='ddg' or dp='skellam'")
         return
-    if config.target_epsilon is not None:
-        value = check_float(config.target_epsilon, "target_epsilon", positive=True)
-        object.__setattr__(config, "target_epsilon", value)
+    for name in ("target_epsilon", "max_epsilon"):
+        if getattr(config, name) is not None:
+            value = check_float(getattr(config, name), name, positive=True)
+            object.__setattr__(config, name, value)
     if config.dp not in DP_MECHANISMS:
         raise ConfigurationError(f"dp={config.dp!r} must be one of {', '.join(DP_MECHANISMS)}")
     if not get_scheme(config.mode).secure:
