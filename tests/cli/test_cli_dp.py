@@ -46,7 +46,7 @@ def test_a_dp_run_reports_epsilon_per_round_and_in_the_summary(tmp_path, capsys)
     args = ["--participants", "4", "--rounds", "2", "--steps", "2", "--no-progress"]
     code = main(
         ["simulate", *args, "--dp", "ddg", "--no-weighted", "--target-epsilon", "8",
-         "--out", str(out), "--json"]
+         "--out", str(out), "--json", "--compare", "plain"]
     )  # fmt: skip
     captured = capsys.readouterr()
     assert code == 0, captured.err
@@ -57,6 +57,7 @@ def test_a_dp_run_reports_epsilon_per_round_and_in_the_summary(tmp_path, capsys)
     assert summary["noise_multiplier"] > 0
     assert summary["resolved_config"]["protocol"]["noise_multiplier"] == summary["noise_multiplier"]
     assert summary["wrap_probability_bound_per_round"] < 1e-9
+    assert summary["compare"]["plain_final_accuracy"] is not None  # non-private FedAvg
     with open(out / "metrics.csv") as fh:
         eps = [float(row["epsilon"]) for row in csv.DictReader(fh)]
     assert len(eps) == 2 and 0 < eps[0] < eps[1] == summary["epsilon"]
