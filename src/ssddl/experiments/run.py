@@ -60,6 +60,7 @@ from ssddl.learning.models import build_model
 from ssddl.learning.partition import partition
 from ssddl.learning.vector import vector_to_model
 from ssddl.protocol.config import Mode, ProtocolConfig, SessionParams
+from ssddl.protocol.dp import calibrated_noise, dp_summary, epsilon_after
 from ssddl.runtime.inmemory import TrafficRecord, Vanish, VanishPhase
 from ssddl.runtime.simulator import (
     RoundMetrics,
@@ -149,9 +150,12 @@ def prepare(config: ExperimentConfig, *, vanish: tuple[Vanish, ...] | None = Non
     model = build_model(
         config.model, split.train.input_shape, split.train.num_classes, seed=config.seed
     )
+    protocol, resolved = _calibrated(
+        config.protocol, resolve_protocol(config.protocol, datasets).resolve(len(datasets)), model
+    )
     local_train = modes.entry(config.mode).local_train
     sim = SimulationConfig(
-        protocol=config.protocol,
+        protocol=protocol,
         train=config.train if local_train is None else local_train(config.train, datasets),
         seed=config.seed,
         vanish=dropout_schedule(config) if vanish is None else vanish,
@@ -164,8 +168,23 @@ def prepare(config: ExperimentConfig, *, vanish: tuple[Vanish, ...] | None = Non
         datasets,
         model,
         sim,
-        resolve_protocol(config.protocol, datasets).resolve(len(datasets)),
+        resolved,
         device,
+    )
+
+
+def _calibrated(
+    protocol: ProtocolConfig, resolved: SessionParams, model: nn.Module
+) -> tuple[ProtocolConfig, SessionParams]:
+    """With ``target_epsilon`` (distributed DP), the noise multiplier that reaches it for this
+    model's size over the planned rounds, in both forms of the configuration."""
+    if protocol.target_epsilon is None:
+        return protocol, resolved
+    dim = sum(int(t.numel()) for t in model.parameters())
+    z = calibrated_noise(resolved, dim, protocol.target_epsilon)
+    return (
+        dataclasses.replace(protocol, noise_multiplier=z),
+        dataclasses.replace(resolved, noise_multiplier=z),
     )
 
 
@@ -302,7 +321,12 @@ class _Recorder:
     # -- every round -----------------------------------------------------------------------
 
     def on_round(self, metrics: RoundMetrics) -> None:
-        self.progress.rows.append(metrics.as_row())
+        row = metrics.as_row()
+        protocol = self.prep.protocol
+        if protocol.dp:  # every round run counts, applied or not (an upper bound)
+            dim = sum(int(t.numel()) for t in self.prep.model.parameters())
+            row["epsilon"] = epsilon_after(protocol, dim, len(self.progress.rows) + 1)
+        self.progress.rows.append(row)
 
     def on_state(self, state: SimulationState) -> None:
         p = self.progress
@@ -434,6 +458,8 @@ class _Recorder:
                 "aborted": [o for o in p.outcomes if o["status"] != "applied"],
             }
         )
+        if prep.protocol.dp:
+            summary.update(dp_summary(prep.protocol, model_size, len(p.rows)))
         return summary
 
 
@@ -465,6 +491,7 @@ def plain_reference(config: ExperimentConfig) -> list[dict[str, Any]]:
     for name in ("threshold", "ring_bits", "frac_bits", "rounding", "cipher", "aead"):
         keep.pop(name)
     keep["mode"] = Mode.PLAIN
+    keep.update(dp=None, target_epsilon=None, max_epsilon=None)  # the non-private reference
     plain = dataclasses.replace(
         config, protocol=ProtocolConfig(**keep), validate=False, compare=None
     )
@@ -507,10 +534,42 @@ def run_in_directory(
         return _run_baseline_in_directory(
             config, config.runner, out, chosen=chosen, command=command, on_round=on_round
         )
+    return _run_protocol(
+        config,
+        out,
+        _Hooks(on_round, on_setup, on_compare),
+        chosen=chosen,
+        command=command,
+        resume=resume,
+    )
+
+
+@dataclass(frozen=True)
+class _Hooks:
+    """What the caller hears of a run: each round, setup progress, the plain reference."""
+
+    on_round: Callable[[RoundMetrics], None] | None = None
+    on_setup: SetupCallback | None = None
+    on_compare: Callable[[], None] | None = None
+
+
+def _run_protocol(
+    config: ExperimentConfig,
+    out: RunDirectory,
+    hooks: _Hooks,
+    *,
+    chosen: dict[str, Any],
+    command: str,
+    resume: bool,
+) -> RunOutcome:
+    """A run of the protocol into the claimed ``out``, from a checkpoint with ``resume``."""
     prep = prepare(config)
     out.check_space(sum(int(t.numel()) for t in prep.model.parameters()))
     recorder = _Recorder(out, prep, chosen, command)
     start: SimulationState | None = None
+    budget = _Budget(config.protocol.max_epsilon, prep)
+    if not resume:
+        budget.check_first(0)  # before anything is written
     interrupted = False
     reference: list[dict[str, Any]] = []
     try:
@@ -519,13 +578,16 @@ def run_in_directory(
         else:
             recorder.start_fresh()
         if start is None or start.round + 1 < prep.protocol.rounds:
-            _train(prep, recorder, start, on_round=on_round, on_setup=on_setup)
+            budget.check_first(0 if start is None else start.round + 1)
+            _train(prep, recorder, start, budget, on_round=hooks.on_round, on_setup=hooks.on_setup)
         if config.compare == "plain":
-            if on_compare is not None:
-                on_compare()
+            if hooks.on_compare is not None:
+                hooks.on_compare()
             reference = plain_reference(config)
     except KeyboardInterrupt:
         interrupted = True
+    except _BudgetSpent as spent:
+        budget.stopped = spent.args[0]
     except OutputError as exc:
         raise RunNotWritten(exc, out.path, out.rounds_kept()) from exc
     try:
@@ -533,6 +595,7 @@ def run_in_directory(
             interrupted=interrupted,
             resumed_from=None if start is None else start.round,
             reference=reference,
+            overrides=budget.report(),
         )
     except KeyboardInterrupt:
         raise OutputsInterrupted(out.path, out.rounds_kept()) from None
@@ -545,11 +608,13 @@ def _train(
     prep: Prepared,
     recorder: _Recorder,
     start: SimulationState | None,
+    budget: _Budget,
     *,
     on_round: Callable[[RoundMetrics], None] | None,
     on_setup: SetupCallback | None,
 ) -> None:
-    """Simulate the rounds after ``start`` (all of them without), recording each."""
+    """Simulate the rounds after ``start`` (all of them without), recording each; stop
+    before a round that would spend more than the privacy ``budget``."""
     if start is not None:  # who had vanished stays gone
         vanish = recorder.resumed_vanish(start.round)
         prep = dataclasses.replace(prep, sim=dataclasses.replace(prep.sim, vanish=vanish))
@@ -559,6 +624,10 @@ def _train(
         if on_round is not None:
             on_round(metrics)
 
+    def state_done(state: SimulationState) -> None:
+        recorder.on_state(state)
+        budget.check_next(state.round + 1)  # after the checkpoint: everything is saved
+
     simulate(
         prep.model,
         prep.datasets,
@@ -566,10 +635,51 @@ def _train(
         test=prep.split.test,
         on_round=round_done,
         on_setup=on_setup,
-        on_state=recorder.on_state,
+        on_state=state_done,
         resume=start,
         device=prep.device,
     )
+
+
+class _BudgetSpent(Exception):
+    """The next round would take ε above ``max_epsilon``: the run stops before it."""
+
+
+class _Budget:
+    """``max_epsilon`` of a distributed-DP run: ε is the same function of the number of rounds
+    run in every run of a configuration, so the round that would exceed it is known before it
+    starts."""
+
+    def __init__(self, limit: float | None, prep: Prepared) -> None:
+        self.limit, self.params = limit, prep.protocol
+        self.dim = sum(int(t.numel()) for t in prep.model.parameters())
+        self.stopped: dict[str, Any] | None = None
+
+    def _over(self, rounds: int) -> float | None:
+        """ε after ``rounds`` rounds if it exceeds the limit, else None."""
+        if self.limit is None or rounds > self.params.rounds:
+            return None
+        spent = epsilon_after(self.params, self.dim, rounds)
+        return spent if spent > self.limit else None
+
+    def check_first(self, first: int) -> None:
+        spent = self._over(first + 1)
+        if spent is not None:
+            raise ConfigurationError(
+                f"max_epsilon={self.limit}: round {first} would already take epsilon to "
+                f"{spent:.4g}; raise noise_multiplier or max_epsilon"
+            )
+
+    def check_next(self, rounds_run: int) -> None:
+        spent = self._over(rounds_run + 1)
+        if spent is not None:
+            raise _BudgetSpent(
+                {"reason": "max_epsilon", "max_epsilon": self.limit, "before_round": rounds_run,
+                 "epsilon_next_round": spent}
+            )  # fmt: skip
+
+    def report(self) -> dict[str, Any]:
+        return {} if self.stopped is None else {"stopped": self.stopped}
 
 
 # -- baselines that run outside the protocol ---------------------------------------------------
