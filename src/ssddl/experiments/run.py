@@ -185,7 +185,9 @@ def prepare(config: ExperimentConfig, *, vanish: tuple[Vanish, ...] | None = Non
         validate=config.validate,
         torch_threads=config.threads,
         eval_participants=config.eval_participants,
-        train_step=None if config.train_step is None else load_train_step(config.train_step),
+        train_step=None
+        if config.train_step is None
+        else load_train_step(config.train_step, model, datasets[0]),
     )
     return Prepared(
         config,

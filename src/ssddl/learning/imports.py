@@ -19,6 +19,7 @@ Importing a module runs its code: name only modules you trust, as with any impor
 
 from __future__ import annotations
 
+import copy
 import importlib
 import re
 from collections.abc import Callable
@@ -88,14 +89,19 @@ def load_function(key: str, path: str, what: str) -> Callable[..., Any]:
     where = module_name
     for part in name.split("."):
         if not hasattr(target, part):
-            public = [n for n in dir(target) if not n.startswith("_")]
+            public = [
+                n
+                for n in dir(target)
+                if not n.startswith("_") and callable(getattr(target, n, None))
+            ]
             raise ConfigurationError(
                 f"{key}={path!r}: {where} has no attribute {part!r}{did_you_mean(part, public)}"
             )
         target, where = getattr(target, part), f"{where}.{part}"
     if not callable(target):
         raise ConfigurationError(
-            f"{key}={path!r}: {where} is a {type(target).__name__}, not a {what}; name a callable"
+            f"{key}={path!r}: {where} is not callable (its type is "
+            f"{type(target).__name__}); name a {what}"
         )
     return target
 
@@ -172,6 +178,26 @@ def load_dataset_factory(path: str, *, seed: int) -> DatasetSplit:
     )
 
 
-def load_train_step(path: str) -> TrainStep:
-    """The custom loss ``path`` names (checked when it is first called)."""
-    return load_function("train_step", path, "function")
+def load_train_step(path: str, model: nn.Module, data: ArrayDataset) -> TrainStep:
+    """The custom loss ``path`` names, tried once before training on a copy of ``model``
+    and two samples of ``data`` (under a forked torch RNG): it must return a scalar loss
+    tensor with a gradient."""
+    step = load_function("train_step", path, "function")
+    probe = copy.deepcopy(model)
+    probe.train()
+    x, y = data.to_tensors()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        loss = _call("train_step", path, step, probe, x[:2], y[:2])
+    if not isinstance(loss, torch.Tensor) or loss.numel() != 1 or not loss.requires_grad:
+        got = (
+            f"a tensor of shape {tuple(loss.shape)}"
+            + ("" if loss.requires_grad else " without a gradient")
+            if isinstance(loss, torch.Tensor)
+            else f"a {type(loss).__name__}"
+        )
+        raise ConfigurationError(
+            f"train_step={path!r} returned {got}; it must return the minibatch's scalar loss "
+            f"as a tensor with a gradient, e.g. F.cross_entropy(model(x), y)"
+        )
+    return step
