@@ -174,7 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="run participants and server in one process and write a run directory",
         description="Run the SSDDL protocol in one process and write a run directory "
         "(config.toml, metrics.csv, traffic.csv, summary.json, plot.png, report.md, model.pt, "
-        "model.safetensors, checkpoint/). Exit status: 0 done, 1 no round applied, 2 bad "
+        "model.safetensors, checkpoint/; participants.csv with --eval-participants, "
+        "tensorboard/ with --tensorboard). Exit status: 0 done, 1 no round applied, 2 bad "
         "input, 130 interrupted.",
     )
     run = sim.add_argument_group("run")

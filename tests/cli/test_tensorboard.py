@@ -44,6 +44,16 @@ def test_tensorboard_event_files_hold_every_metric(tmp_path, capsys):
         for event, row in zip(events, rows, strict=True):
             assert math.isclose(event.value, float(row[key]), rel_tol=1e-6)
     assert [e.value for e in acc.Scalars("metrics/applied")] == [1.0, 1.0]
+    # traffic.csv, summed per round, kind and direction
+    with open(out / "traffic.csv", newline="") as fh:
+        traffic = list(csv.DictReader(fh))
+    for rnd in (0, 1):
+        ups = [r for r in traffic if r["round"] == str(rnd) and r["kind"] == "masked_upload"]
+        expected = sum(int(r["bytes"]) for r in ups if r["sender"] != "0")
+        assert expected > 0
+        assert acc.Scalars("bytes_up/masked_upload")[rnd].value == expected
+    kinds = {r["kind"] for r in traffic if r["round"] == "0"}
+    assert {f"bytes_up/{k}" for k in kinds} <= scalars
     # the participants' own evaluations, each round (K = 1), and their spread
     with open(out / "participants.csv", newline="") as fh:
         evals = list(csv.DictReader(fh))

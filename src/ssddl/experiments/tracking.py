@@ -4,7 +4,8 @@ see docs/howto/tracking.md).
 
 :class:`TensorBoardCallback` writes, per round (the step is the round number), every column
 of ``metrics.csv`` under ``metrics/`` (``status`` as ``metrics/applied`` 1 or 0,
-``validated`` as 1 or 0 when checked), each participant's held-out accuracy and loss under
+``validated`` as 1 or 0 when checked), the round's bytes by message kind under ``bytes_up/``
+and ``bytes_down/`` (``traffic.csv`` summed), each participant's held-out accuracy and loss under
 ``participant_accuracy/`` and ``participant_loss/`` with their spread under
 ``participants/``, and the run's configuration, guarantee and summary as text.
 It needs the optional ``tensorboard`` package (``pip install 'ssddl[tensorboard]'``).
@@ -78,6 +79,11 @@ class TensorBoardCallback(RunCallback):
             elif isinstance(value, (bool, int, float)):  # validated: 1 or 0 when checked
                 self._writer.add_scalar(f"metrics/{name}", float(value), step)
         self._writer.flush()
+
+    def on_traffic(self, round: int, bytes_by_kind: Mapping[str, Mapping[str, int]]) -> None:
+        for kind, directions in sorted(bytes_by_kind.items()):
+            for direction, nbytes in sorted(directions.items()):
+                self._writer.add_scalar(f"bytes_{direction}/{kind}", float(nbytes), round)
 
     def on_participants(self, round: int, results: Sequence[ParticipantEval]) -> None:
         for r in results:

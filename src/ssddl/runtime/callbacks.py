@@ -44,10 +44,13 @@ class RunCallback:
       ``"text"``).
     - ``on_round(metrics)``: after every round, its :class:`RoundMetrics` (one row of
       ``metrics.csv``).
+    - ``on_traffic(round, bytes_by_kind)``: after every round, the bytes of its frames by
+      message kind and direction, ``{"masked_upload": {"up": 1234, "down": 0}, ...}`` (the
+      round's rows of ``traffic.csv``, summed; runs of the protocol only).
     - ``on_participants(round, results)``: after the rounds that evaluate participants
       (``eval_participants``), one :class:`ParticipantEval` per participant that answered.
-    - ``on_end(summary)``: once, after the last round or an interruption (the dict
-      ``summary.json`` holds, or :meth:`SimulationResult.summary`).
+    - ``on_end(summary)``: once, after the last round (:meth:`SimulationResult.summary`); in
+      the command line's run loop also after Ctrl-C, with the dict ``summary.json`` holds.
     """
 
     def on_start(self, config: Mapping[str, Any], guarantee: Mapping[str, Any]) -> None:
@@ -55,6 +58,9 @@ class RunCallback:
 
     def on_round(self, metrics: RoundMetrics) -> None:
         """After every round."""
+
+    def on_traffic(self, round: int, bytes_by_kind: Mapping[str, Mapping[str, int]]) -> None:
+        """After every round: its bytes by message kind, ``"up"`` and ``"down"``."""
 
     def on_participants(self, round: int, results: Sequence[ParticipantEval]) -> None:
         """After a round whose global model the participants evaluated."""
@@ -82,6 +88,10 @@ class CallbackList(RunCallback):
         for cb in self.callbacks:
             cb.on_round(metrics)
 
+    def on_traffic(self, round: int, bytes_by_kind: Mapping[str, Mapping[str, int]]) -> None:
+        for cb in self.callbacks:
+            cb.on_traffic(round, bytes_by_kind)
+
     def on_participants(self, round: int, results: Sequence[ParticipantEval]) -> None:
         for cb in self.callbacks:
             cb.on_participants(round, results)
@@ -92,7 +102,7 @@ class CallbackList(RunCallback):
 
 
 class Relay(CallbackList):
-    """Forwards rounds and participants' evaluations, not the start and end: for a caller
+    """Forwards rounds, traffic and participants' evaluations, not the start and end: for a caller
     that reports those itself, with figures of its own (the command line's run loop)."""
 
     def on_start(self, config: Mapping[str, Any], guarantee: Mapping[str, Any]) -> None:

@@ -400,6 +400,7 @@ def _simulate(
     history: list[RoundMetrics] = []
     hooks.callbacks.on_start(_public_config(config, server.config), _guarantee(server.config))
     evaluate_participants = _ParticipantEvaluation(config, hooks, copy.deepcopy(model), ids)
+    report_traffic = _TrafficReporter(hooks.callbacks, exchange)
     report_state = _StateReporter(hooks.on_state, driver, exchange, selection_rng, rounding_rngs)
     outcomes: list[RoundOutcome] = []
     with _setup_left_out_of_collections():
@@ -419,6 +420,7 @@ def _simulate(
             if on_round is not None:
                 on_round(history[-1])
             hooks.callbacks.on_round(history[-1])
+            report_traffic(outcome.round)
             evaluate_participants(outcome.round, server.weights)
             report_state(outcome)
     driver.finish()
@@ -451,6 +453,27 @@ def _check_holdout(
     if any(not isinstance(d, ArrayDataset) or len(d) == 0 for d in holdout):
         raise ConfigurationError("every participant's held-out split needs at least one sample")
     return holdout
+
+
+class _TrafficReporter:
+    """Hands each round's bytes by message kind and direction to the callbacks (only when
+    there are callbacks: it reads the round's new traffic records once)."""
+
+    def __init__(self, callbacks: CallbackList, exchange: TrafficLog) -> None:
+        self._callbacks, self._exchange = callbacks, exchange
+        self._seen = 0
+
+    def __call__(self, round_number: int) -> None:
+        if not self._callbacks.callbacks:
+            return
+        records = self._exchange.records
+        by_kind: dict[str, dict[str, int]] = {}
+        for r in records[self._seen :]:
+            if r.round == round_number:
+                bucket = by_kind.setdefault(r.kind.name.lower(), {"up": 0, "down": 0})
+                bucket["down" if r.sender == 0 else "up"] += r.nbytes
+        self._seen = len(records)
+        self._callbacks.on_traffic(round_number, by_kind)
 
 
 class _ParticipantEvaluation:
