@@ -350,9 +350,12 @@ def serve_point(grid: Any, context: Any, spec: Spec, out: str | Path) -> None:
     if spec.pull > 0 and hasattr(grid, "pull_interval"):  # the in-memory grid (simulation)
         grid.pull_interval = spec.pull
     count_traffic(grid, clock)
+    started = time.perf_counter()
     entries()[spec.entry].server(grid, context, spec, clock)
+    run_seconds = time.perf_counter() - started  # every round and the entry's own setup
     Path(out).write_text(json.dumps({"spec": asdict(spec), "clock": {
-        "seconds": clock.seconds, "up": clock.up, "down": clock.down}}))  # fmt: skip
+        "seconds": clock.seconds, "up": clock.up, "down": clock.down,
+        "run_seconds": run_seconds}}))  # fmt: skip
 
 
 def worker(spec: Spec, out: Path) -> None:
@@ -429,6 +432,9 @@ def point_row(spec: Spec, out: Path, wall: float, error: str | None = None) -> d
     row["download_bytes_per_client"] = sum(clock["down"][-rounds:]) / (rounds * spec.n)
     row["rounds_measured"] = rounds
     row["per_round"] = [round(x, 3) for x in clock["seconds"]]
+    if "run_seconds" in clock:
+        row["run_seconds"] = clock["run_seconds"]
+        row["rounds"] = spec.rounds
     return row
 
 
@@ -496,9 +502,27 @@ def _point(row: dict[str, Any]) -> tuple[int, int, float, int]:
     return row["n"], row["m"], row.get("pull", 0.0), row.get("repeat", 0)
 
 
+#: bytes Flower's SecAgg+ ships per ring value: its 2^32 ring as int64 (4 would hold it)
+SECAGG_WORD = 8
+RING_WORD = 4
+
+
+def same_width_upload(row: dict[str, Any]) -> float:
+    """Upload bytes per client and round with every ring value counted at 4 bytes: SecAgg+'s
+    masked vector (M + 1 values: its weight leads) at 4 bytes instead of 8; SSDDL and FedAvg
+    as sent (they ship 4-byte words and float32 already)."""
+    upload = float(row["upload_bytes_per_client"])
+    if row["entry"] == "secagg+":
+        upload -= (SECAGG_WORD - RING_WORD) * (row["m"] + 1)
+    return upload
+
+
 def add_ratios(rows: list[dict[str, Any]]) -> None:
     """Each row's ratios to FedAvg and SecAgg+ at the same point (N, M, pull interval) and
-    in the same repeat: a ratio compares runs made one after the other."""
+    in the same repeat: a ratio compares runs made one after the other. Against SecAgg+:
+    time per round, time of the whole run (``run_seconds``: every round plus the entry's
+    setup -- SSDDL's discovery and key setup, which SecAgg+ repeats in every round), upload
+    bytes as sent and at the same value width (:func:`same_width_upload`)."""
     base = {_point(r): r for r in rows if r["entry"] == "fedavg" and "error" not in r}
     for r in rows:
         plain = base.get(_point(r))
@@ -513,9 +537,13 @@ def add_ratios(rows: list[dict[str, Any]]) -> None:
             continue
         r["time_vs_secagg"] = r["round_seconds"] / other["round_seconds"]
         r["upload_vs_secagg"] = r["upload_bytes_per_client"] / other["upload_bytes_per_client"]
+        r["upload_vs_secagg_same_width"] = same_width_upload(r) / same_width_upload(other)
+        if "run_seconds" in r and "run_seconds" in other:
+            r["run_time_vs_secagg"] = r["run_seconds"] / other["run_seconds"]
 
 
-_RATIOS = ("time_vs_fedavg", "time_vs_secagg", "upload_vs_fedavg", "upload_vs_secagg")
+_RATIOS = ("time_vs_fedavg", "time_vs_secagg", "upload_vs_fedavg", "upload_vs_secagg",
+           "run_time_vs_secagg", "upload_vs_secagg_same_width")  # fmt: skip
 
 
 def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -535,6 +563,9 @@ def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                                "repeats": len(group)}  # fmt: skip
         for key in ("round_seconds", "upload_bytes_per_client", "download_bytes_per_client"):
             row[key] = statistics.median(r[key] for r in group)
+        if all("run_seconds" in r for r in group):
+            row["run_seconds"] = statistics.median(r["run_seconds"] for r in group)
+            row["rounds"] = group[0]["rounds"]
         for key in _RATIOS:
             values = [r[key] for r in group if key in r]
             if len(values) == len(group):
@@ -546,12 +577,13 @@ def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _table(rows: list[dict[str, Any]]) -> str:
-    headers = ["entry", "N", "M", "s / round", "× FedAvg", "× SecAgg+",
-               "upload B / client / round", "× FedAvg", "× SecAgg+"]  # fmt: skip
+    headers = ["entry", "N", "M", "s / round", "× FedAvg", "× SecAgg+", "s / run",
+               "× SecAgg+", "upload B / client / round", "× FedAvg", "× SecAgg+",
+               "× SecAgg+ (same width)"]  # fmt: skip
     table = []
     for r in rows:
         if "error" in r:
-            table.append([r["entry"], r["n"], r["m"], r["error"], "", "", "", "", ""])
+            table.append([r["entry"], r["n"], r["m"], r["error"], *[""] * 8])
             continue
 
         def ratio(key: str, row: dict[str, Any] = r) -> str:
@@ -561,11 +593,14 @@ def _table(rows: list[dict[str, Any]]) -> str:
             spread = f" ({low:.2f}–{high:.2f})" if (low, high) != (row[key], row[key]) else ""
             return f"{row[key]:.2f}{spread}"
 
+        run = f"{r['run_seconds']:.2f}" if "run_seconds" in r else ""
         table.append([
             r["entry"], r["n"], f"{r['m']:,}", f"{r['round_seconds']:.3f}",
             ratio("time_vs_fedavg"), ratio("time_vs_secagg"),
+            run, ratio("run_time_vs_secagg"),
             f"{r['upload_bytes_per_client']:,.0f}",
             ratio("upload_vs_fedavg"), ratio("upload_vs_secagg"),
+            ratio("upload_vs_secagg_same_width"),
         ])  # fmt: skip
     return markdown_table(headers, table)
 
@@ -587,7 +622,10 @@ def render(rows: list[dict[str, Any]], rounds: int, engine: str = "simulation") 
         shares, where = f"{NUM_SHARES}/{THRESHOLD}", "simulation engine (Ray)"
     md = (
         f"## Secure aggregation on Flower's {where}\n\n{rounds} rounds, median of rounds "
-        f"2..{rounds}; SecAgg+ num_shares/threshold {shares}.\n"
+        f"2..{rounds}; SecAgg+ num_shares/threshold {shares}. `s / run`: the ServerApp's "
+        f"whole run, all {rounds} rounds and each entry's setup (SSDDL's discovery and key "
+        "setup happen once; SecAgg+ agrees keys in every round). `same width`: SecAgg+'s "
+        "upload with its 2^32-ring values counted at 4 bytes (Flower ships them as int64).\n"
     )
     pulls = sorted({r.get("pull", 0.0) for r in rows})
     for pull in pulls:
@@ -596,8 +634,9 @@ def render(rows: list[dict[str, Any]], rounds: int, engine: str = "simulation") 
         md += "\n" + _table([r for r in rows if r.get("pull", 0.0) == pull]) + "\n"
     buffer = io.StringIO()
     fields = ["entry", "n", "m", "pull", "repeats", "round_seconds", "mean_round_seconds", "load",
-              "time_vs_fedavg", "time_vs_secagg", "upload_bytes_per_client", "upload_vs_fedavg",
-              "upload_vs_secagg",
+              "time_vs_fedavg", "time_vs_secagg", "run_seconds", "run_time_vs_secagg",
+              "upload_bytes_per_client", "upload_vs_fedavg", "upload_vs_secagg",
+              "upload_vs_secagg_same_width",
               "download_bytes_per_client", "rounds_measured", "wall_seconds", "error"]  # fmt: skip
     writer = csv.DictWriter(buffer, fieldnames=fields, extrasaction="ignore")
     writer.writeheader()
@@ -646,19 +685,40 @@ TARGET_ROUNDS = 8
 TARGET_REPEATS = 3
 
 
+def _headline_point(rows: list[dict[str, Any]]) -> tuple[int, int, float] | None:
+    """:data:`TARGET_POINT` at the fine pull when it was measured (the full run), otherwise
+    the largest (N, M) at which both SSDDL and SecAgg+ were measured (``--quick``)."""
+    compared = {(r["n"], r["m"], r.get("pull", 0.0)) for r in rows if "time_vs_secagg" in r}
+    target = (*TARGET_POINT, FINE_PULL)
+    if target in compared:
+        return target
+    return max(compared, key=lambda p: (p[1], p[0], -p[2])) if compared else None
+
+
 def target_headline(rows: list[dict[str, Any]]) -> dict[str, float]:
-    """The issue's three target ratios at :data:`TARGET_POINT` with the fine pull, when those
-    rows were measured: SSDDL without recovery against FedAvg (time), SSDDL with double
-    masking against SecAgg+ (time and upload bytes)."""
-    n, m = TARGET_POINT
+    """The headline ratios at one point (:func:`_headline_point`): SSDDL without recovery
+    against FedAvg (time per round); SSDDL with double masking against SecAgg+: time per
+    round, time of the whole run including SSDDL's key setup, upload bytes as sent and at
+    the same value width; ``flower_point_n``/``_m``/``_rounds`` say where."""
+    point = _headline_point(rows)
+    if point is None:
+        return {}
     at = {r["entry"]: r for r in summarize(rows)
-          if (r["n"], r["m"], r.get("pull", 0.0)) == (n, m, FINE_PULL)}  # fmt: skip
-    found = {}
+          if (r["n"], r["m"], r.get("pull", 0.0)) == point}  # fmt: skip
+    found: dict[str, float] = {"flower_point_n": point[0], "flower_point_m": point[1]}
+    if "rounds" in at.get("ssddl", {}):
+        found["flower_point_rounds"] = at["ssddl"]["rounds"]
     if "time_vs_fedavg" in at.get("ssddl-none", {}):
         found["flower_none_over_fedavg"] = at["ssddl-none"]["time_vs_fedavg"]
-    if "time_vs_secagg" in at.get("ssddl", {}):
-        found["flower_ssddl_over_secagg_time"] = at["ssddl"]["time_vs_secagg"]
-        found["flower_ssddl_over_secagg_bytes"] = at["ssddl"]["upload_vs_secagg"]
+    ssddl = at.get("ssddl", {})
+    for key, name in (
+        ("time_vs_secagg", "flower_ssddl_over_secagg_time"),
+        ("run_time_vs_secagg", "flower_ssddl_over_secagg_run_time"),
+        ("upload_vs_secagg", "flower_ssddl_over_secagg_bytes"),
+        ("upload_vs_secagg_same_width", "flower_ssddl_over_secagg_bytes_same_width"),
+    ):
+        if key in ssddl:
+            found[name] = ssddl[key]
     return found
 
 
@@ -746,6 +806,9 @@ def main(argv: list[str] | None = None) -> int:
         help="Flower's simulation engine (Ray) or its deployment engine (SuperLink + "
         "SuperNodes on 127.0.0.1; default N = 5, M = 10^5)",
     )
+    parser.add_argument(
+        "--json", action="store_true", help="print the headline ratios as one JSON object last"
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--worker-out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -780,17 +843,20 @@ def main(argv: list[str] | None = None) -> int:
                      for m in ms for name in names]  # fmt: skip
             rows += run_deployment(specs, Path(tmp), args.limit)
         if not deploy:
-            rows = run_grid(ns, ms, names, args.rounds, Path(tmp), args.limit,
+            log = (lambda m: print(m, file=sys.stderr)) if args.json else print
+            rows = run_grid(ns, ms, names, args.rounds, Path(tmp), args.limit, log,
                             pull=args.pull_interval, repeats=args.repeat)  # fmt: skip
     add_ratios(rows)
     md, table_csv = render(summarize(rows), args.rounds, args.engine)
-    print(md)
+    print(md, file=sys.stderr if args.json else sys.stdout)
     if args.out is not None:
         name = "bench_flower_deployment" if deploy else "bench_flower"
         payload = {"benchmark": "flower", "engine": args.engine, "environment": environment(),
                    "rounds": args.rounds, "rows": rows}  # fmt: skip
         write_report(args.out, name, payload, md)
         (args.out / f"{name}.csv").write_text(table_csv)
+    if args.json:
+        print(json.dumps(target_headline(rows), sort_keys=True))
     return 0 if all("error" not in r for r in rows) else 1
 
 

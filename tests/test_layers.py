@@ -14,6 +14,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "ssddl"
 #: layer -> the ssddl packages (and third-party roots) it must never import
 FORBIDDEN = {
     "hazmat": {
+        "ssddl.privacy",
         "ssddl.protocol",
         "ssddl.learning",
         "ssddl.runtime",
@@ -36,6 +37,17 @@ FORBIDDEN = {
         # ssddl.runtime.masking's, behind the MaskBuilder port
         *("socket", "subprocess", "threading", "mmap", "multiprocessing", "select"),
         *("selectors", "asyncio", "concurrent", "_thread", "fcntl", "signal", "atexit"),
+    },
+    # accounting and calibration of distributed DP: above hazmat, below the protocol
+    "privacy": {
+        "ssddl.protocol",
+        "ssddl.learning",
+        "ssddl.runtime",
+        "ssddl.baselines",
+        "ssddl.attacks",
+        "ssddl.cli",
+        "ssddl.experiments",
+        "torch",
     },
     "learning": {"ssddl.protocol", "ssddl.runtime", "ssddl.cli", "ssddl.experiments"},
     "runtime": {"ssddl.cli", "ssddl.experiments", "ssddl.attacks"},
@@ -237,6 +249,7 @@ def test_the_scheme_registry_is_not_reached_from_below():
         "__future__",
         "typing",
         "ssddl.exceptions",
+        "ssddl.validators",  # a leaf: the "did you mean" of an unknown mode
     }
 
 

@@ -188,6 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
                 _add_option(group, spec)
     _add_audit_parser(sub)
     _add_keys_parser(sub)
+    _add_supernode_parser(sub)
     rep = sub.add_parser(
         "reproduce",
         help="run SSDDL against its baselines and write DIR/REPORT.md with tables and figures",
@@ -209,8 +210,10 @@ def _add_keys_parser(sub: Any) -> None:
     keys = sub.add_parser(
         "keys",
         help="key material for participants on separate machines (Flower)",
-        description="Write identity keys and a roster (gen) or throw-away TLS certificates "
-        "and SuperNode keys for 127.0.0.1 (certs). Exit status: 0 done, 2 bad input.",
+        description="Write identity keys and a roster (gen), throw-away TLS certificates "
+        "and SuperNode keys for 127.0.0.1 (certs), an app-signing key with the "
+        "trusted-entities file SuperNodes start with (app-key), or a signature of an app "
+        "bundle (sign-app). Exit status: 0 done, 2 bad input.",
     )
     what = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
     gen = what.add_parser(
@@ -228,6 +231,46 @@ def _add_keys_parser(sub: Any) -> None:
         "--supernodes", type=int, default=0, metavar="N",
         help="also write N SuperNode authentication key pairs (supernode-<i>, .pub)",
     )  # fmt: skip
+    app_key = what.add_parser(
+        "app-key",
+        help="an Ed25519 app-signing key (app-signing.key, 0600; .pub) and "
+        "trusted-entities.yaml for flower-supernode --trusted-entities",
+    )
+    app_key.add_argument("--out", type=Path, required=True, metavar="DIR")
+    sign = what.add_parser(
+        "sign-app",
+        help="sign the bundle 'flwr run' builds from an app directory (or a .fab file): "
+        "writes DIR/<sha256>.sig for 'ssddl supernode --app-signatures DIR'",
+    )
+    sign.add_argument(
+        "--app", type=Path, required=True, metavar="PATH",
+        help="the Flower app directory given to 'flwr run' (or a .fab file)",
+    )  # fmt: skip
+    sign.add_argument(
+        "--key", type=Path, required=True, metavar="FILE",
+        help="the app-signing.key written by 'ssddl keys app-key'",
+    )  # fmt: skip
+    sign.add_argument(
+        "--out", type=Path, required=True, metavar="DIR",
+        help="where <sha256>.sig goes (the directory SuperNodes read with --app-signatures)",
+    )  # fmt: skip
+
+
+def _add_supernode_parser(sub: Any) -> None:
+    node = sub.add_parser(
+        "supernode",
+        help="Flower's flower-supernode that runs only app bundles signed by a trusted key",
+        description="Run Flower's SuperNode (every argument after '--' is flower-supernode's, "
+        "and --trusted-entities FILE is required); each app bundle it fetches gets the "
+        "signature from DIR/<sha256>.sig, which Flower checks against --trusted-entities; "
+        "an app without a signature by a trusted key is refused. Exit status: Flower's; "
+        "2 bad input.",
+    )
+    node.add_argument(
+        "--app-signatures", type=Path, required=True, metavar="DIR",
+        help="directory of <sha256>.sig files written by 'ssddl keys sign-app'",
+    )  # fmt: skip
+    node.add_argument("flower_args", nargs=argparse.REMAINDER, metavar="-- FLOWER_ARGS")
 
 
 def _keys(args: argparse.Namespace) -> int:
@@ -241,6 +284,8 @@ def _keys(args: argparse.Namespace) -> int:
         for path in (*written.keys.values(), written.roster):
             print(path)
         return EXIT_OK
+    if args.keys_command in ("app-key", "sign-app"):
+        return _app_signing(args)
     from ssddl.runtime.flower.certs import make_node_key, make_tls_material
 
     if args.supernodes < 0:
@@ -255,6 +300,28 @@ def _keys(args: argparse.Namespace) -> int:
     for i in range(1, args.supernodes + 1):
         node = make_node_key(out, f"supernode-{i}")
         print(f"{node.private_key}\n{node.public_key}")
+    return EXIT_OK
+
+
+def _app_signing(args: argparse.Namespace) -> int:
+    """``ssddl keys app-key|sign-app``: paths only, one per line."""
+    from ssddl.runtime.appsign import sign_app, write_app_key
+
+    if args.keys_command == "app-key":
+        key = write_app_key(Path(args.out))
+        print(f"{key.private_key}\n{key.public_key}\n{key.trusted_entities}")
+        return EXIT_OK
+    print(sign_app(args.app, args.key, args.out))
+    return EXIT_OK
+
+
+def _supernode(args: argparse.Namespace) -> int:
+    from ssddl.runtime.appsign import run_supernode
+
+    flower_args = list(args.flower_args)
+    if flower_args[:1] == ["--"]:
+        flower_args = flower_args[1:]
+    run_supernode(args.app_signatures, flower_args)
     return EXIT_OK
 
 
@@ -686,6 +753,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _audit(args)
         if args.command == "keys":
             return _keys(args)
+        if args.command == "supernode":
+            return _supernode(args)
         if args.command == "reproduce":
             return _reproduce(args, argv)
         if args.command == "bench":

@@ -13,6 +13,7 @@ __all__ = [
     "InvalidCiphertext",
     "InvalidKey",
     "InvalidSignature",
+    "KeyCompromise",
     "MalformedMessage",
     "NonFiniteError",
     "PolicyViolation",
@@ -93,6 +94,11 @@ class PolicyViolation(ProtocolError):
 
 class GroupTooSmall(ProtocolError):
     """Fewer participants than the configured minimum are available for a round."""
+
+
+class KeyCompromise(ProtocolError):
+    """Two parties proved possession of one participant's identity key: the key was copied,
+    and the session must not start until that participant has a new key."""
 
 
 class ValidationError(SSDDLError):

@@ -37,8 +37,8 @@ def test_secagg_shares_never_exceed_the_nodes(n, shares):
     assert bench_flower.deployment_shares(n) == shares
 
 
-def _clock(path: Path, seconds, up, down) -> Path:
-    path.write_text(json.dumps({"clock": {"seconds": seconds, "up": up, "down": down}}))
+def _clock(path: Path, seconds, up, down, **extra) -> Path:
+    path.write_text(json.dumps({"clock": {"seconds": seconds, "up": up, "down": down, **extra}}))
     return path
 
 
@@ -50,21 +50,24 @@ def test_a_row_is_the_median_of_rounds_after_the_first(tmp_path):
     assert row["upload_bytes_per_client"] == 4.0  # 24 bytes, 3 rounds, 2 clients
     assert row["download_bytes_per_client"] == pytest.approx(14 / 6)
     assert row["per_round"] == [9.0, 1.0, 3.0, 2.0] and row["rounds_measured"] == 3
+    assert "run_seconds" not in row  # a clock from before whole-run timing
+    timed = _clock(tmp_path / "t.json", [9.0, 1.0], [5, 5], [5, 5], run_seconds=14.5)
+    assert bench_flower.point_row(spec, timed, 15.0)["run_seconds"] == 14.5
     failed = bench_flower.point_row(spec, tmp_path / "missing.json", 1.0, "exit code 1")
     assert failed["error"] == "exit code 1" and "round_seconds" not in failed
 
 
 def _rows():
     rows = []
-    for entry, seconds, up in (
-        ("fedavg", 0.2, 400),
-        ("secagg+", 1.0, 800),
-        ("ssddl", 0.4, 401),
-        ("ssddl-none", 0.21, 400),
+    for entry, seconds, run, up in (
+        ("fedavg", 0.2, 1.0, 400),
+        ("secagg+", 1.0, 4.0, 800),
+        ("ssddl", 0.4, 2.6, 401),
+        ("ssddl-none", 0.21, 2.0, 400),
     ):
         rows.append(
-            {"entry": entry, "n": 5, "m": 100, "round_seconds": seconds,
-             "upload_bytes_per_client": up, "download_bytes_per_client": up}
+            {"entry": entry, "n": 5, "m": 100, "round_seconds": seconds, "run_seconds": run,
+             "rounds": 3, "upload_bytes_per_client": up, "download_bytes_per_client": up}
         )  # fmt: skip
     return rows
 
@@ -76,10 +79,15 @@ def test_ratios_and_the_deployment_table():
     assert by["ssddl"]["time_vs_secagg"] == pytest.approx(0.4)
     assert by["ssddl-none"]["time_vs_fedavg"] == pytest.approx(1.05)
     assert by["ssddl"]["upload_vs_secagg"] == pytest.approx(401 / 800)
+    # the whole run, key setup included: 2.6 s against 4.0 s
+    assert by["ssddl"]["run_time_vs_secagg"] == pytest.approx(0.65)
+    # SecAgg+'s 101 ring values (M + 1) at 4 bytes instead of 8: 800 - 404 = 396
+    assert by["ssddl"]["upload_vs_secagg_same_width"] == pytest.approx(401 / 396)
     assert "time_vs_secagg" not in by["fedavg"]
     md, csv_text = bench_flower.render(rows, 3, "deployment")
     assert "deployment engine" in md and "N=5: 5/3" in md
-    assert "| ssddl-none | 5 | 100 | 0.210 | 1.05 | 0.21 |" in md
+    assert "| ssddl-none | 5 | 100 | 0.210 | 1.05 | 0.21 | 2.00 | 0.50 |" in md
+    assert "| 401 | 1.00 | 0.50 | 1.01 |" in md  # as sent, then at the same width
     header = csv_text.splitlines()[0]
     assert header.startswith("entry,n,m,pull,repeats,round_seconds,mean_round_seconds,")
 
@@ -99,17 +107,28 @@ def test_points_with_another_pull_interval_are_never_compared():
     assert "| ssddl-none | 5 | 100 | 0.105 | 0.52 | 0.21 |" in fine_part  # 0.105 / 0.2
 
 
-def test_the_target_headline_reads_only_the_fine_pull_target_point():
+def test_the_headline_reads_the_fine_pull_target_point_when_it_was_measured():
     n, m = bench_flower.TARGET_POINT
-    rows = [dict(r, n=n, m=m) for r in _rows()]
-    bench_flower.add_ratios(rows)
-    assert bench_flower.target_headline(rows) == {}  # default pull: not the target run
-    fine = [dict(r, pull=bench_flower.FINE_PULL) for r in rows]
-    assert bench_flower.target_headline(fine) == {
+    quick = _rows()  # N = 5, M = 100 at the default pull: what --quick measures
+    fine = [dict(r, n=n, m=m, pull=bench_flower.FINE_PULL, round_seconds=r["round_seconds"] / 2)
+            for r in _rows()]  # fmt: skip
+    fine[0]["round_seconds"] = 0.2  # FedAvg as slow as at the default pull
+    bench_flower.add_ratios(quick)
+    bench_flower.add_ratios(fine)
+    assert bench_flower.target_headline(quick) == {
+        "flower_point_n": 5,
+        "flower_point_m": 100,
+        "flower_point_rounds": 3,
         "flower_none_over_fedavg": pytest.approx(1.05),
         "flower_ssddl_over_secagg_time": pytest.approx(0.4),
+        "flower_ssddl_over_secagg_run_time": pytest.approx(0.65),
         "flower_ssddl_over_secagg_bytes": pytest.approx(401 / 800),
+        "flower_ssddl_over_secagg_bytes_same_width": pytest.approx(401 / 396),
     }
+    both = bench_flower.target_headline(quick + fine)
+    assert (both["flower_point_n"], both["flower_point_m"]) == (n, m)
+    assert both["flower_none_over_fedavg"] == pytest.approx(0.525)  # the fine-pull rows'
+    assert bench_flower.target_headline([]) == {}
 
 
 def test_the_report_section_comes_from_the_grid_it_ran(monkeypatch):
@@ -125,8 +144,10 @@ def test_the_report_section_comes_from_the_grid_it_ran(monkeypatch):
     text = "\n".join(section["lines"])
     assert text.startswith("## Flower: SecAgg+, FedAvg and SSDDL")
     assert "--rounds 3 --n 5 --m 100000" in text
-    assert "| ssddl | 5 | 100 | 0.400 | 2.00 | 0.40 |" in text
+    assert "| ssddl | 5 | 100 | 0.400 | 2.00 | 0.40 | 2.60 | 0.65 |" in text
     assert section["rows"][2]["time_vs_secagg"] == pytest.approx(0.4)
+    headline = bench_flower.target_headline(section["rows"])
+    assert headline["flower_ssddl_over_secagg_run_time"] == pytest.approx(0.65)
 
 
 def test_the_full_report_measures_the_target_point_again_with_a_fine_pull(monkeypatch):
@@ -205,3 +226,5 @@ def test_one_simulation_point_per_entry_runs_and_counts_bytes():
     assert fedavg["upload_bytes_per_client"] == 4000 + 151  # float32 model + Flower's keys
     assert ssddl["upload_bytes_per_client"] == 4004 + 51  # uint32 words + count word + frame
     assert all(r["round_seconds"] > 0 and len(r["per_round"]) == 2 for r in rows)
+    # the whole run: both rounds and, for SSDDL, discovery and key setup
+    assert all(r["run_seconds"] >= sum(r["per_round"]) for r in rows)

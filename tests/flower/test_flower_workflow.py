@@ -239,14 +239,25 @@ def test_discovery_keeps_only_roster_keys(keys: Path, tmp_path: Path) -> None:
     assert found == {1: 1000, 2: 1007}
 
 
-def test_hello_reports_the_roster_id_of_the_node_key(keys: Path) -> None:
+def test_hello_proves_the_roster_id_of_the_node_key(keys: Path) -> None:
+    from ssddl.runtime.flower.membership import Claim, verify_claim
+
     grid = NodeGrid(keys, run_config(), 3)
-    msg = Message(RecordDict({HELLO: ConfigRecord({"v": 1})}), 1007, "query.ssddl")
+    challenge = bytes(range(32))
+    msg = Message(RecordDict({HELLO: ConfigRecord({"v": 2, "challenge": challenge})}), 1007,
+                  "query.ssddl")  # fmt: skip
     msg.metadata.__dict__["_message_id"] = "m1"
     reply = client_app.app(msg, grid.contexts[1007])
     record = reply.content.config_records[HELLO]
-    assert record["participant"] == 2
-    assert record["public-key"] == load_roster(keys / "roster.json")[2]
+    roster = load_roster(keys / "roster.json")
+    assert record["participant"] == 2 and record["public-key"] == roster[2]
+    claim = Claim(1007, record["participant"], record["signature"])
+    assert verify_claim(claim, roster, challenge, 7) == 2
+    # without a challenge the node proves nothing and says why
+    old = Message(RecordDict({HELLO: ConfigRecord({"v": 1})}), 1007, "query.ssddl")
+    old.metadata.__dict__["_message_id"] = "m0"
+    refused = client_app.app(old, grid.contexts[1007])
+    assert refused.has_error() and "challenge" in refused.error.reason
 
 
 def test_node_settings_come_from_the_node_config(keys: Path, tmp_path: Path) -> None:

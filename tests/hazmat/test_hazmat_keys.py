@@ -370,3 +370,16 @@ def test_the_verified_adverts_stay_bounded(monkeypatch):
     assert [k[1] for k in kept] == [
         keys_module.exchange_key_statement(SESSION, pid, public) for pid in (4, 5, 6)
     ]
+
+
+def test_identity_derive_key_is_per_key_and_per_purpose() -> None:
+    from ssddl.hazmat.keys import IdentityKey, derive_key
+
+    seed = bytes(range(32))
+    key = IdentityKey.from_private_bytes(seed)
+    state = key.derive_key(b"flower-state")
+    assert len(state) == 32 and state == key.derive_key(b"flower-state")
+    assert state == derive_key(seed, b"flower-state")  # HKDF of the Ed25519 seed
+    assert state != key.derive_key(b"other") and state != key.derive_key(b"flower-state", b"x")
+    other = IdentityKey.from_private_bytes(bytes(range(1, 33)))
+    assert other.derive_key(b"flower-state") != state and seed not in state

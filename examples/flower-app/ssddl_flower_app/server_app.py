@@ -19,7 +19,7 @@ from ssddl.protocol.server import RoundOutcome
 from ssddl.runtime.exchange import Frame, frame_kind
 from ssddl.runtime.flower import FlowerExchange, WorkflowConfig, start
 from ssddl.runtime.flower.mod import arrays_to_vector
-from ssddl.runtime.flower.workflow import outcome_metrics
+from ssddl.runtime.flower.report import log
 from ssddl.runtime.keyfiles import load_roster
 from ssddl_flower_app import task
 
@@ -36,6 +36,15 @@ def workflow_config(run: dict[str, Any]) -> WorkflowConfig:
         evaluate_timeout=float(run["stage-timeout"]),
         poll_interval=float(run["poll-interval"]) or None,
     )
+
+
+def record_dir(run: dict[str, Any], run_id: int) -> Path:
+    """Where the run is recorded: ``record-dir``, or by default ``runs/flower/run-<run id>``
+    under the ServerApp's working directory (the SuperLink's, in the deployment engine)."""
+    record = Path(str(run["record-dir"]) or f"runs/flower/run-{run_id}")
+    record.mkdir(parents=True, exist_ok=True)
+    log.info("SSDDL records this run in %s", record.resolve())
+    return record
 
 
 def pause_before(run: dict[str, Any]) -> Any:
@@ -73,17 +82,11 @@ def main(grid: Grid, context: Context) -> None:
     seed = int(run["seed"])
     net = task.model(seed)
     initial = ArrayRecord(numpy_ndarrays=[p.detach().cpu().numpy() for p in net.parameters()])
-    record = Path(str(run["record-dir"])) if run["record-dir"] else None
+    record = record_dir(run, context.run_id)
     test = task.digits(seed).test
 
     def on_round(outcome: RoundOutcome, arrays: ArrayRecord) -> None:
-        if record is None:
-            return
         np.save(record / f"round-{outcome.round}.npy", arrays_to_vector(arrays), allow_pickle=False)
-        line = {"round": outcome.round, "members": list(outcome.contributors),
-                **outcome_metrics(outcome)}  # fmt: skip
-        with open(record / "rounds.jsonl", "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(line) + "\n")
 
     def central(server_round: int, arrays: ArrayRecord) -> MetricRecord:
         vector_to_model(arrays_to_vector(arrays), net)
@@ -107,12 +110,12 @@ def main(grid: Grid, context: Context) -> None:
         evaluate_fn=central,
         on_round=on_round,
         exchange_hook=pause_before(run),
+        record_dir=record,
     )
-    if record is not None:
-        summary = {
-            "train": {str(r): dict(m) for r, m in result.train_metrics_clientapp.items()},
-            "evaluate": {str(r): dict(m) for r, m in result.evaluate_metrics_clientapp.items()},
-            "central": {str(r): dict(m) for r, m in result.evaluate_metrics_serverapp.items()},
-            "initial": model_to_vector(net).size,
-        }
-        (record / "result.json").write_text(json.dumps(summary))
+    summary = {
+        "train": {str(r): dict(m) for r, m in result.train_metrics_clientapp.items()},
+        "evaluate": {str(r): dict(m) for r, m in result.evaluate_metrics_clientapp.items()},
+        "central": {str(r): dict(m) for r, m in result.evaluate_metrics_serverapp.items()},
+        "initial": model_to_vector(net).size,
+    }
+    (record / "result.json").write_text(json.dumps(summary))

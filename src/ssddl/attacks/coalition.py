@@ -236,10 +236,13 @@ class CoalitionRow:
         return self.estimate_uniform_p >= ALPHA and self.same_p >= ALPHA
 
     def outcome(self, n: int) -> AttackOutcome:
-        """This row as an :class:`AttackOutcome`: the coalition *succeeds* when it learns
-        about the target (its estimate is the target's update, or is told apart from
-        uniform); it must not at or within the bound, and must with all n − 1 others."""
+        """This row as an :class:`AttackOutcome`: within the bound the coalition *succeeds*
+        when it learns anything about the target (its estimate is the target's update, or is
+        told apart from uniform) and must not; the control, all n − 1 others, succeeds only by
+        recovering the target's update exactly, and must."""
         learned = self.recovered or not self.indistinguishable
+        if self.c == n - 1:
+            learned = self.recovered
         return AttackOutcome(
             "coalition",
             self.mode,

@@ -119,6 +119,12 @@ def _not_plain(values: Mapping[str, Any]) -> str | None:
     return f"mode {mode} sends float32 changes in the clear, with no fixed-point encoding"
 
 
+def _dp_on(values: Mapping[str, Any]) -> str | None:
+    if values["protocol.dp"] is not None:
+        return None
+    return "it is only used with --dp ddg or --dp skellam"
+
+
 @dataclass(frozen=True)
 class Option:
     """One option: ``key`` is its TOML path (``section.name`` or ``name``). ``help`` and
@@ -468,6 +474,60 @@ OPTIONS: tuple[Option, ...] = (
         applies=_not_plain,
     ),
     Option(
+        "protocol.dp",
+        "distributed differential privacy (docs/privacy.md): every member clips, rotates, "
+        "rounds and adds its share of discrete Gaussian (ddg) or Skellam noise before masking; "
+        "needs --no-weighted",
+        str,
+        None,
+        ("ddg", "skellam"),
+        applies=_not_plain,
+    ),
+    Option(
+        "protocol.noise_multiplier",
+        "dp: the honest contributors' total noise has standard deviation noise_multiplier x "
+        "l2_clip",
+        float,
+        1.0,
+        applies=_dp_on,
+    ),
+    Option(
+        "protocol.l2_clip",
+        "dp: each member's change is clipped to this L2 norm",
+        float,
+        1.0,
+        applies=_dp_on,
+    ),
+    Option(
+        "protocol.dp_bits",
+        "dp: the noised sum is read modulo 2^dp_bits (8 to 32, at most ring_bits)",
+        int,
+        20,
+        applies=_dp_on,
+    ),
+    Option(
+        "protocol.dp_delta",
+        "dp: the delta of the (epsilon, delta) guarantee",
+        float,
+        1e-5,
+        applies=_dp_on,
+    ),
+    Option(
+        "protocol.target_epsilon",
+        "dp: choose --noise-multiplier so that epsilon(dp_delta) after --rounds rounds is at "
+        "most this, for the model's size and the honest contributor floor",
+        float,
+        None,
+        applies=_dp_on,
+    ),
+    Option(
+        "protocol.max_epsilon",
+        "dp: stop the run, everything saved, before the round that would take epsilon above this",
+        float,
+        None,
+        applies=_dp_on,
+    ),
+    Option(
         "protocol.ring_bits",
         "bits of the ring Z_Q the changes are encoded in",
         int,
@@ -612,6 +672,7 @@ _PHRASES = (
     ("use fewer parts or a smaller min_size", "use fewer --participants"),
     ("use fewer parts or fewer shards_per_part", "use fewer --participants or shards"),
     ("shards_per_part", "shards_per_participant"),
+    ("dp needs weighted=false", "--dp needs --no-weighted"),
 )
 
 

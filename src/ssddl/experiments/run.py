@@ -60,6 +60,7 @@ from ssddl.learning.models import build_model
 from ssddl.learning.partition import partition
 from ssddl.learning.vector import vector_to_model
 from ssddl.protocol.config import Mode, ProtocolConfig, SessionParams
+from ssddl.protocol.dp import calibrated_noise, dp_summary, epsilon_after
 from ssddl.runtime.callbacks import CallbackList, Relay, RunCallback
 from ssddl.runtime.inmemory import TrafficRecord, Vanish, VanishPhase
 from ssddl.runtime.simulator import (
@@ -176,9 +177,12 @@ def prepare(config: ExperimentConfig, *, vanish: tuple[Vanish, ...] | None = Non
     if config.eval_participants is not None:
         datasets, holdout = hold_out(datasets, config.seed)
     model = _build_model(config, split)
+    protocol, resolved = _calibrated(
+        config.protocol, resolve_protocol(config.protocol, datasets).resolve(len(datasets)), model
+    )
     local_train = modes.entry(config.mode).local_train
     sim = SimulationConfig(
-        protocol=config.protocol,
+        protocol=protocol,
         train=config.train if local_train is None else local_train(config.train, datasets),
         seed=config.seed,
         vanish=dropout_schedule(config) if vanish is None else vanish,
@@ -195,9 +199,24 @@ def prepare(config: ExperimentConfig, *, vanish: tuple[Vanish, ...] | None = Non
         datasets,
         model,
         sim,
-        resolve_protocol(config.protocol, datasets).resolve(len(datasets)),
+        resolved,
         device,
         holdout,
+    )
+
+
+def _calibrated(
+    protocol: ProtocolConfig, resolved: SessionParams, model: nn.Module
+) -> tuple[ProtocolConfig, SessionParams]:
+    """With ``target_epsilon`` (distributed DP), the noise multiplier that reaches it for this
+    model's size over the planned rounds, in both forms of the configuration."""
+    if protocol.target_epsilon is None:
+        return protocol, resolved
+    dim = sum(int(t.numel()) for t in model.parameters())
+    z = calibrated_noise(resolved, dim, protocol.target_epsilon)
+    return (
+        dataclasses.replace(protocol, noise_multiplier=z),
+        dataclasses.replace(resolved, noise_multiplier=z),
     )
 
 
@@ -397,7 +416,12 @@ class _RunDirectory:
     # -- every round -----------------------------------------------------------------------
 
     def on_round(self, metrics: RoundMetrics) -> None:
-        self.progress.rows.append(metrics.as_row())
+        row = metrics.as_row()
+        protocol = self.prep.protocol
+        if protocol.dp:  # every round run counts, applied or not (an upper bound)
+            dim = sum(int(t.numel()) for t in self.prep.model.parameters())
+            row["epsilon"] = epsilon_after(protocol, dim, len(self.progress.rows) + 1)
+        self.progress.rows.append(row)
 
     def on_state(self, state: SimulationState) -> None:
         p = self.progress
@@ -523,6 +547,8 @@ class _RunDirectory:
                 "aborted": [o for o in p.outcomes if o["status"] != "applied"],
             }
         )
+        if prep.protocol.dp:
+            summary.update(dp_summary(prep.protocol, model_size, len(p.rows)))
         if resumed_from is not None:
             summary["resumed"] = {"from_round": resumed_from}
         if reference:
@@ -591,6 +617,7 @@ def plain_reference(config: ExperimentConfig) -> list[dict[str, Any]]:
     for name in ("threshold", "ring_bits", "frac_bits", "rounding", "cipher", "aead"):
         keep.pop(name)
     keep["mode"] = Mode.PLAIN
+    keep.update(dp=None, target_epsilon=None, max_epsilon=None)  # the non-private reference
     plain = dataclasses.replace(
         config, protocol=ProtocolConfig(**keep), validate=False, compare=None
     )
@@ -639,13 +666,19 @@ def run_in_directory(
         )
     else:
         directory.start_fresh()
-    tracker = _tracker(config, out, start, callbacks)
-    tracker.on_start(_resolved(prep), guarantee(prep.protocol))
-
     def round_done(metrics: RoundMetrics) -> None:
         directory.on_round(metrics)
         if on_round is not None:
             on_round(metrics)
+
+    budget = _Budget(config.protocol.max_epsilon, prep)
+    budget.check_first(0 if start is None else start.round + 1)
+    tracker = _tracker(config, out, start, callbacks)
+    tracker.on_start(_resolved(prep), guarantee(prep.protocol))
+
+    def state_done(state: SimulationState) -> None:
+        directory.on_state(state)
+        budget.check_next(state.round + 1)  # after the checkpoint: everything is saved
 
     interrupted = False
     reference: list[dict[str, Any]] = []
@@ -657,7 +690,7 @@ def run_in_directory(
             test=prep.split.test,
             on_round=round_done,
             on_setup=on_setup,
-            on_state=directory.on_state,
+            on_state=state_done,
             resume=start,
             device=prep.device,
             callbacks=[Relay([tracker])],  # start and end are reported here
@@ -669,10 +702,13 @@ def run_in_directory(
             reference = plain_reference(config)
     except KeyboardInterrupt:
         interrupted = True
+    except _BudgetSpent as spent:
+        budget.stopped = spent.args[0]
     summary = directory.finish(
         interrupted=interrupted,
         resumed_from=None if start is None else start.round,
         reference=reference,
+        overrides=budget.report(),
     )
     tracker.on_end(summary)
     return RunOutcome(out, summary, interrupted)
@@ -688,6 +724,47 @@ def _tracker(
     keep = None if start is None else start.round
     files = [ParticipantsCsv(out, keep_through=keep)] if config.eval_participants else []
     return CallbackList([*files, *callbacks])
+
+
+class _BudgetSpent(Exception):
+    """The next round would take ε above ``max_epsilon``: the run stops before it."""
+
+
+class _Budget:
+    """``max_epsilon`` of a distributed-DP run: ε is the same function of the number of rounds
+    run in every run of a configuration, so the round that would exceed it is known before it
+    starts."""
+
+    def __init__(self, limit: float | None, prep: Prepared) -> None:
+        self.limit, self.params = limit, prep.protocol
+        self.dim = sum(int(t.numel()) for t in prep.model.parameters())
+        self.stopped: dict[str, Any] | None = None
+
+    def _over(self, rounds: int) -> float | None:
+        """ε after ``rounds`` rounds if it exceeds the limit, else None."""
+        if self.limit is None or rounds > self.params.rounds:
+            return None
+        spent = epsilon_after(self.params, self.dim, rounds)
+        return spent if spent > self.limit else None
+
+    def check_first(self, first: int) -> None:
+        spent = self._over(first + 1)
+        if spent is not None:
+            raise ConfigurationError(
+                f"max_epsilon={self.limit}: round {first} would already take epsilon to "
+                f"{spent:.4g}; raise noise_multiplier or max_epsilon"
+            )
+
+    def check_next(self, rounds_run: int) -> None:
+        spent = self._over(rounds_run + 1)
+        if spent is not None:
+            raise _BudgetSpent(
+                {"reason": "max_epsilon", "max_epsilon": self.limit, "before_round": rounds_run,
+                 "epsilon_next_round": spent}
+            )  # fmt: skip
+
+    def report(self) -> dict[str, Any]:
+        return {} if self.stopped is None else {"stopped": self.stopped}
 
 
 # -- baselines that run outside the protocol ---------------------------------------------------

@@ -112,6 +112,12 @@ class IdentityKey:
         """A 64-byte Ed25519 signature of ``message``."""
         return self._key.sign(as_bytes(message, "message"))
 
+    def derive_key(self, purpose: bytes, context: bytes = b"") -> bytes:
+        """A 32-byte key for ``purpose`` derived from this private key (:func:`derive_key`
+        of its Ed25519 seed): a key only the holder of this identity key can make, for
+        sealing the holder's own data at rest. Different purposes give independent keys."""
+        return derive_key(self._key.private_bytes_raw(), purpose, context)
+
     def __repr__(self) -> str:
         return f"IdentityKey(public={self.public_bytes.hex()})"
 

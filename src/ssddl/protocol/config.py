@@ -50,6 +50,8 @@ __all__ = [
 
 #: No point in more fractional bits than a float32 mantissa carries.
 MAX_AUTO_FRAC_BITS = 24
+#: the distributed-DP mechanisms (``ProtocolConfig.dp``)
+DP_MECHANISMS = ("ddg", "skellam")
 #: fields published (and written) only when they differ from their default
 _OPTIONAL = {"optional": True}
 
@@ -165,6 +167,20 @@ class ProtocolConfig:
     )
     #: when pair keys are agreed (see :class:`PairKeys`)
     pair_keys: PairKeys = dataclasses.field(default=PairKeys.EAGER, metadata=_OPTIONAL)
+    #: distributed DP (docs/privacy.md): None (off), "ddg" or "skellam"; then every member
+    #: clips its change to ``l2_clip``, rotates, scales, rounds, adds its noise share and the
+    #: server reads the sum modulo ``2**dp_bits``; ``noise_multiplier``: the honest
+    #: contributors' total noise is ``noise_multiplier * l2_clip`` (standard deviation)
+    dp: str | None = dataclasses.field(default=None, metadata=_OPTIONAL)
+    noise_multiplier: float = dataclasses.field(default=1.0, metadata=_OPTIONAL)
+    l2_clip: float = dataclasses.field(default=1.0, metadata=_OPTIONAL)
+    dp_bits: int = dataclasses.field(default=20, metadata=_OPTIONAL)
+    dp_delta: float = dataclasses.field(default=1e-5, metadata=_OPTIONAL)
+    #: dp: pick ``noise_multiplier`` so that ε(dp_delta) after ``rounds`` rounds is at most
+    #: this (the runner calibrates it once the model's size is known; None: as given)
+    target_epsilon: float | None = dataclasses.field(default=None, metadata=_OPTIONAL)
+    #: dp: a run stops, everything saved, before the round that would take ε above this
+    max_epsilon: float | None = dataclasses.field(default=None, metadata=_OPTIONAL)
 
     def __post_init__(self) -> None:
         scheme = get_scheme(self.mode)
@@ -217,6 +233,7 @@ class ProtocolConfig:
         if self.max_colluders is not None:
             check_int(self.max_colluders, "max_colluders", low=0)
         _check_pairing(self)
+        _check_dp(self)
 
     @property
     def secure(self) -> bool:
@@ -289,6 +306,11 @@ class ProtocolConfig:
             corrupt_fraction=self.corrupt_fraction,
             dropout_fraction=self.dropout_fraction,
             pair_keys=self.pair_keys,
+            dp=self.dp or "",
+            noise_multiplier=self.noise_multiplier,
+            l2_clip=self.l2_clip,
+            dp_bits=self.dp_bits,
+            dp_delta=self.dp_delta,
             degree=degree,
             max_samples_given=self.max_samples is not None,
         )
@@ -306,6 +328,36 @@ class ProtocolConfig:
     def from_dict(cls, data: dict[str, Any]) -> ProtocolConfig:
         check_known_options(data, cls, "protocol")
         return cls(**data)
+
+
+def _check_dp(config: ProtocolConfig) -> None:
+    """Distributed DP's fields: a known mechanism, a secure mode, one count word per member
+    (each member's contribution is bounded by ``l2_clip`` alone, not scaled by its count)."""
+    if config.dp is None or config.dp == "":
+        object.__setattr__(config, "dp", None)
+        for name in ("target_epsilon", "max_epsilon"):
+            if getattr(config, name) is not None:
+                raise ConfigurationError(f"{name} needs dp='ddg' or dp='skellam'")
+        return
+    for name in ("target_epsilon", "max_epsilon"):
+        if getattr(config, name) is not None:
+            value = check_float(getattr(config, name), name, positive=True)
+            object.__setattr__(config, name, value)
+    if config.dp not in DP_MECHANISMS:
+        raise ConfigurationError(f"dp={config.dp!r} must be one of {', '.join(DP_MECHANISMS)}")
+    if not get_scheme(config.mode).secure:
+        raise ConfigurationError(
+            f"dp adds noise under secure aggregation: use a secure mode, not {config.mode!r}"
+        )
+    if config.weighted:
+        raise ConfigurationError("dp needs weighted=false (each member counts once)")
+    for name in ("noise_multiplier", "l2_clip"):
+        object.__setattr__(config, name, check_float(getattr(config, name), name, positive=True))
+    check_int(config.dp_bits, "dp_bits", low=8, high=min(config.ring_bits, 32))
+    delta = check_float(config.dp_delta, "dp_delta", positive=True)
+    if delta >= 1:
+        raise ConfigurationError(f"dp_delta={delta} must be below 1, e.g. 1e-5")
+    object.__setattr__(config, "dp_delta", delta)
 
 
 def _check_pairing(config: ProtocolConfig) -> None:
@@ -493,6 +545,12 @@ class SessionParams:
         default=DEFAULT_DROPOUT_FRACTION, metadata=_OPTIONAL
     )
     pair_keys: PairKeys = dataclasses.field(default=PairKeys.EAGER, metadata=_OPTIONAL)
+    #: distributed DP's mechanism, "" when off (see ProtocolConfig.dp)
+    dp: str = dataclasses.field(default="", metadata=_OPTIONAL)
+    noise_multiplier: float = dataclasses.field(default=1.0, metadata=_OPTIONAL)
+    l2_clip: float = dataclasses.field(default=1.0, metadata=_OPTIONAL)
+    dp_bits: int = dataclasses.field(default=20, metadata=_OPTIONAL)
+    dp_delta: float = dataclasses.field(default=1e-5, metadata=_OPTIONAL)
     #: the pairing graph's degree k; 0 = the complete graph (derived, never published)
     degree: int = dataclasses.field(default=0, metadata={"published": False})
     max_samples_given: bool = dataclasses.field(default=True, metadata={"published": False})

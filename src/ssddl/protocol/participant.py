@@ -38,6 +38,7 @@ from ssddl.hazmat.keys import ExchangeKey, IdentityKey
 from ssddl.hazmat.rand import OsRandom, RandomSource, RewindableSource
 from ssddl.protocol.binding import model_digest
 from ssddl.protocol.config import PairKeys, Rounding, SessionParams
+from ssddl.protocol.dp import check_noise, encode_noised
 from ssddl.protocol.init import (
     DirectoryIndex,
     check_announced_members,
@@ -213,6 +214,7 @@ class Participant:
         check_announced_members(msg, self.id, self._roster)
         params = SessionParams.from_announcement(msg.config, len(msg.participants))
         self.policy.check_session(params)  # before any key is made
+        check_noise(self.policy, params, msg.model_size)
         self.config = params
         self.session_id = msg.session_id
         self.model_size = msg.model_size
@@ -537,6 +539,9 @@ class Participant:
         temporary to allocate (and fault in) per message. Stochastic rounding draws the
         whole vector's uniforms at once, in one slice."""
         params = self.params
+        if params.dp:
+            self._encode_noised(delta, codec, x, add=add)
+            return
         rng = self._rounding_rng if params.rounding is Rounding.STOCHASTIC else None
         if params.rounding is Rounding.STOCHASTIC and rng is None:
             rng = np.random.default_rng(int.from_bytes(self.random.random_bytes(16), "little"))
@@ -568,6 +573,20 @@ class Participant:
         else:
             np.add(x[-1:], last, out=x[-1:])
             words.fill(0)
+
+    def _encode_noised(
+        self, delta: np.ndarray, codec: FixedPoint, x: np.ndarray, *, add: bool
+    ) -> None:
+        """Distributed DP: x_i is the member's clipped, rotated, rounded and noised change
+        (:mod:`ssddl.protocol.dp`) in two's complement, and a count word of 1."""
+        z = encode_noised(self.params, self.session_id, self.round, delta, self.random)
+        words = z.view(np.uint64).astype(codec.dtype)  # mod 2**ring_bits
+        if add:
+            np.add(x[:-1], words, out=x[:-1])
+            np.add(x[-1:], np.ones(1, dtype=codec.dtype), out=x[-1:])
+        else:
+            x[:-1] = words
+            x[-1] = 1
 
     def sign(self, message: bytes) -> bytes:
         """An Ed25519 signature with the identity key (the consistency check)."""

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from ssddl.exceptions import ConfigurationError, GroupTooSmall, PolicyViolation
 from ssddl.protocol.config import PairKeys, ProtocolConfig, Recovery, SessionParams
 from ssddl.protocol.registry import secure_built_ins
-from ssddl.validators import check_bool, check_int
+from ssddl.validators import check_bool, check_float, check_int
 
 __all__ = ["DEFAULT_MAX_ROUND", "ParticipantPolicy", "secure_modes"]
 
@@ -52,6 +52,10 @@ class ParticipantPolicy:
     the signed consistency check (an actively malicious server). ``lazy_pair_keys``: accept
     sessions that agree pair keys lazily (the exchange key then lives for the whole session, so
     a compromise during it reveals earlier rounds' pair keys); refused unless set.
+    ``max_epsilon``: distributed DP's ε (at the session's δ, over its announced rounds, for
+    the announced model size and this participant's own contributor floor less its
+    ``max_colluders``) above which it refuses a session — also one without DP; None: no
+    requirement.
     """
 
     modes: tuple[str, ...] = dataclasses.field(default_factory=secure_modes)
@@ -62,6 +66,7 @@ class ParticipantPolicy:
     recoveries: tuple[Recovery, ...] = SAFE_RECOVERIES
     require_consistency: bool = False
     lazy_pair_keys: bool = False
+    max_epsilon: float | None = None
 
     def __post_init__(self) -> None:
         if not self.modes or not all(isinstance(m, str) for m in self.modes):
@@ -73,6 +78,8 @@ class ParticipantPolicy:
         object.__setattr__(self, "recoveries", tuple(Recovery(r) for r in self.recoveries))
         check_bool(self.require_consistency, "policy require_consistency")
         check_bool(self.lazy_pair_keys, "policy lazy_pair_keys")
+        if self.max_epsilon is not None:
+            check_float(self.max_epsilon, "policy max_epsilon", positive=True)
 
     @classmethod
     def for_config(
@@ -82,6 +89,7 @@ class ParticipantPolicy:
         its smallest group, threshold and the coalition its guarantee states (what the
         simulator and the CLI give participants). A ProtocolConfig is resolved for
         ``participants`` registered members first."""
+        target = config.target_epsilon if isinstance(config, ProtocolConfig) else None
         if isinstance(config, ProtocolConfig):
             if participants is None:
                 raise ConfigurationError(
@@ -99,6 +107,7 @@ class ParticipantPolicy:
             recoveries=(config.recovery,),
             require_consistency=config.consistency,
             lazy_pair_keys=config.pair_keys is PairKeys.LAZY,
+            max_epsilon=target,
         )
 
     # -- checks ------------------------------------------------------------------------------

@@ -42,6 +42,7 @@ from ssddl.hazmat.keys import verify_exchange_key
 from ssddl.hazmat.rand import OsRandom, RandomSource
 from ssddl.protocol.binding import model_digest
 from ssddl.protocol.config import ProtocolConfig, SessionParams
+from ssddl.protocol.dp import decode_noised
 from ssddl.protocol.init import graph_seed, key_directory
 from ssddl.protocol.messages import (
     SESSION_ID_SIZE,
@@ -342,7 +343,10 @@ class Server:
         total = int(aggregate[-1])
         if total < 1 or total >= codec.modulus // 2:
             return self.abort("the aggregated sample count is out of range")
-        summed = decode(aggregate[:-1], codec)
+        if self.config.dp:  # distributed DP: Σ z_i mod 2**dp_bits, unrotated
+            summed = decode_noised(self.config, self.session_id, self.round, aggregate[:-1])
+        else:
+            summed = decode(aggregate[:-1], codec)
         return self._apply(summed, total, contributors, aggregate)
 
     def apply_plain(self, uploads: Mapping[int, PlainUpload]) -> list[Envelope]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from ssddl.exceptions import MalformedMessage
-from ssddl.protocol.messages import MessageKind
+from ssddl.protocol.messages import kind_of
 from ssddl.protocol.wire import read_header
 
 __all__ = [
@@ -19,14 +19,18 @@ __all__ = [
     "ERROR_MALFORMED",
     "ERROR_REJECTED",
     "FRAMES",
+    "HELLO",
     "RECORD",
     "TRAIN_CONFIG",
+    "carries_ssddl",
     "check_message_type",
     "frame_kind",
     "frames_in",
 ]
 
 RECORD = "ssddl"
+#: The ConfigRecord that marks the workflow's discovery message (and its reply).
+HELLO = "ssddl.hello"
 FRAMES = "frames"
 #: A ``ConfigRecord`` the ServerApp may add to a node's first message of a round: the
 #: strategy's train config for that node (learning rate, epochs, ...). It is a hint for the
@@ -46,16 +50,28 @@ _CATEGORIES = ("train", "evaluate", "query")
 
 def check_message_type(message_type: str) -> str:
     """Accept ``"<train|evaluate|query>.<action>"`` (what Flower routes to a decorated
-    function); raise ``MalformedMessage`` otherwise."""
+    function) or plain ``"train"`` (routed to ``@app.train()``, through the ClientApp's mods:
+    the way :func:`~ssddl.runtime.flower.mod.ssddl_mod` is reached in a Message-API app, as
+    SecAgg+'s stages are ``train`` messages); raise ``MalformedMessage`` otherwise."""
+    if message_type == "train":
+        return message_type
     category, _, action = (
         message_type.partition(".") if isinstance(message_type, str) else ("", "", "")
     )
     if category not in _CATEGORIES or not action.isidentifier():
         raise MalformedMessage(
             f"message_type must look like 'query.ssddl' (one of {', '.join(_CATEGORIES)}, a dot "
-            f"and a Python identifier), got {message_type!r}"
+            f"and a Python identifier) or be 'train', got {message_type!r}"
         )
     return message_type
+
+
+def carries_ssddl(message: Any) -> bool:
+    """Whether a Flower message holds ssddl frames or the discovery challenge."""
+    if not message.has_content():
+        return False
+    records = message.content.config_records
+    return RECORD in records or HELLO in records
 
 
 def frames_in(content: Any) -> list[bytes]:
@@ -76,6 +92,6 @@ def frame_kind(data: bytes) -> str:
     """The protocol message kind of a frame, lower case (``"upload"``), for byte accounting;
     ``"opaque"`` for bytes that are not an ssddl message."""
     try:
-        return MessageKind(read_header(data)).name.lower()
+        return kind_of(read_header(data)).name.lower()
     except (MalformedMessage, ValueError):
         return "opaque"

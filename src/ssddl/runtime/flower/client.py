@@ -47,7 +47,8 @@ FrameHandler = Callable[[bytes | None, list[bytes], Any], tuple[bytes, list[byte
 STATE_RECORD = "ssddl.state"
 STATE_KEY = "state"
 
-_log = logging.getLogger(__name__)
+#: The node's log: a child of Flower's logger, so the SuperNode's output shows every refusal.
+_log = logging.getLogger("flwr.ssddl.node")
 
 
 def _load_state(context: Any) -> bytes | None:
@@ -81,10 +82,22 @@ def answer(message: Any, context: Any, handler: FrameHandler) -> Any:
         if not all(isinstance(r, bytes) for r in replies):
             raise MalformedMessage("a FrameHandler's reply frames must all be bytes")
     except SSDDLError as exc:
-        _log.info("frame handler rejected a batch: %s: %s", type(exc).__name__, exc)
+        _log.warning(
+            "node %s refused a message of run %s: %s: %s",
+            getattr(context, "node_id", "?"),
+            getattr(context, "run_id", "?"),
+            type(exc).__name__,
+            exc,
+        )
         return error_reply(ERROR_REJECTED, f"{type(exc).__name__}: {exc}")
     except Exception as exc:
-        _log.error("frame handler failed with %s", type(exc).__name__)
+        _log.error(
+            "node %s failed on a message of run %s with %s (its text is not logged: it may "
+            "quote secret values)",
+            getattr(context, "node_id", "?"),
+            getattr(context, "run_id", "?"),
+            type(exc).__name__,
+        )
         return error_reply(ERROR_INTERNAL, f"internal error ({type(exc).__name__})")
     context.state[STATE_RECORD] = ConfigRecord({STATE_KEY: new_state})
     return Message(RecordDict({RECORD: ConfigRecord({FRAMES: replies})}), reply_to=message)

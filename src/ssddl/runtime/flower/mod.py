@@ -14,8 +14,11 @@ LocalTrain is the ClientApp's own training:
   ``participant`` is the node's protocol id; a ``fn`` with a ``config`` parameter also gets
   the strategy's train config as a dict); register ``client.query`` with
   ``@app.query("ssddl")``;
-* :func:`ssddl_mod` ``(template=...)``: a Flower ``Mod`` for a Message-API ClientApp whose
-  ``@app.train()`` function trains: the mod answers ``query.ssddl`` itself and, when the
+* :func:`ssddl_mod` ``(template=...)``: a Flower ``Mod`` for a Message-API
+  ``ClientApp(mods=[...])`` whose ``@app.train()`` function trains. Flower routes by message
+  type before any mod runs, so the ServerApp sends the protocol as ``train`` messages
+  (``WorkflowConfig(message_type="train")``, as SecAgg+ sends its stages): the mod answers
+  every ``train`` message that carries ssddl frames or the discovery challenge and, when the
   participant trains, calls ``call_next`` with a ``train`` message holding the global model
   as an ``ArrayRecord`` (laid out like ``template(context)``) and a ``ConfigRecord`` with
   the strategy's train config and ``server-round``; the reply's ``ArrayRecord`` and its
@@ -28,10 +31,14 @@ The strategy's train config (:data:`~ssddl.runtime.flower._records.TRAIN_CONFIG`
 a node's first message of a round) is a hint for local training, exactly as in FedAvg: it
 comes from the ServerApp, so it never touches the protocol or the node's policy.
 
-A ``query.ssddl`` message whose content holds the ConfigRecord ``"ssddl.hello"`` is the
-workflow's discovery: the node answers with the protocol id its identity key has in its
-roster, and that public key, so the server can map Flower node ids to protocol ids (the
-signed key advert in Init then proves the claim).
+A message whose content holds the ConfigRecord ``"ssddl.hello"`` is the workflow's
+discovery: the node answers with the protocol id its identity key has in its roster and its
+signature, by that key, over the server's fresh challenge, the run and the node
+(:mod:`~ssddl.runtime.flower.membership`), so the server maps a Flower node to a protocol id
+only when the node proved it holds that id's key.
+
+The participant's state is kept in ``context.state`` sealed under a key derived from the
+node's identity key (:mod:`~ssddl.runtime.flower.sealed`).
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ from __future__ import annotations
 import copy
 import inspect
 import json
+import logging
 import struct
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -47,15 +55,17 @@ from typing import Any
 
 import numpy as np
 
-from ssddl.exceptions import ConfigurationError, MalformedMessage
+from ssddl.exceptions import ConfigurationError, MalformedMessage, SSDDLError
 from ssddl.hazmat.keys import IdentityKey
 from ssddl.protocol.config import Recovery
 from ssddl.protocol.localtrain import LocalUpdate
-from ssddl.protocol.messages import decode_message
 from ssddl.protocol.participant import Participant
 from ssddl.protocol.policy import DEFAULT_MAX_ROUND, ParticipantPolicy, secure_modes
-from ssddl.runtime.flower._records import TRAIN_CONFIG
+from ssddl.runtime.flower._records import HELLO, TRAIN_CONFIG, carries_ssddl
 from ssddl.runtime.flower.client import answer
+from ssddl.runtime.flower.membership import CHALLENGE_SIZE, prove
+from ssddl.runtime.flower.sealed import open_state, seal_state
+from ssddl.runtime.hosts import LiveHost
 from ssddl.runtime.keyfiles import identity_file, load_identity, load_roster, participant_id
 from ssddl.runtime.seeds import rounding_rng
 
@@ -72,8 +82,9 @@ __all__ = [
     "vector_to_arrays",
 ]
 
-#: The ConfigRecord that marks the workflow's discovery message (and its reply).
-HELLO = "ssddl.hello"
+#: The node's log: a child of Flower's logger (the SuperNode's output shows it).
+_log = logging.getLogger("flwr.ssddl.node")
+
 
 #: LocalTrain of a ClientApp: (flat global weights, round, protocol id, context) -> update
 TrainFn = Callable[[np.ndarray, int, int, Any], LocalUpdate]
@@ -219,6 +230,31 @@ def _unpack(state: bytes) -> tuple[bytes, str]:
         raise MalformedMessage("the persisted rounding state is not text") from None
 
 
+def _participant(
+    settings: NodeSettings,
+    saved: bytes,
+    trainer: Callable[[np.ndarray, int], LocalUpdate],
+    rng: np.random.Generator | None,
+) -> Participant:
+    """The node's participant: rebuilt from its saved state, or new before the first one."""
+    if not saved:
+        return Participant(
+            settings.participant,
+            settings.identity,
+            settings.roster,
+            trainer,
+            rounding_rng=rng,
+            policy=settings.policy,
+        )
+    participant = Participant.restore(
+        saved, settings.identity, settings.roster, trainer, rounding_rng=rng,
+        policy=settings.policy,
+    )  # fmt: skip
+    if participant.id != settings.participant:
+        raise ConfigurationError("the saved state belongs to another participant")
+    return participant
+
+
 class SSDDLClient:
     """A node's participant: a ``FrameHandler`` plus the discovery answer.
 
@@ -263,7 +299,13 @@ class SSDDLClient:
                 return train(weights, round_number, p, ctx, config=given)  # type: ignore[call-arg]
 
         rng = rounding_rng(settings.seed, pid) if settings.seed is not None else None
-        saved, rounding = _unpack(state) if state is not None else (b"", "")
+        run_id, node_id = int(context.run_id), int(context.node_id)
+        plain = (
+            open_state(settings.identity, state, run_id=run_id, node_id=node_id, participant=pid)
+            if state is not None
+            else None
+        )
+        saved, rounding = _unpack(plain) if plain is not None else (b"", "")
         if rng is not None and rounding:
             try:
                 rng.bit_generator.state = json.loads(rounding)
@@ -273,47 +315,45 @@ class SSDDLClient:
         def trainer(weights: np.ndarray, round_number: int) -> LocalUpdate:
             return local(weights, round_number, pid, context)
 
-        if saved:
-            participant = Participant.restore(
-                saved,
-                settings.identity,
-                settings.roster,
-                trainer,
-                rounding_rng=rng,
-                policy=settings.policy,
-            )
-            if participant.id != pid:
-                raise ConfigurationError("the saved state belongs to another participant")
-        else:
-            participant = Participant(
-                pid,
-                settings.identity,
-                settings.roster,
-                trainer,
-                rounding_rng=rng,
-                policy=settings.policy,
-            )
+        participant = _participant(settings, saved, trainer, rng)
+        host = LiveHost(participant)  # for this message's frames; the state is kept sealed
         replies: list[bytes] = []
         for frame in frames:
-            replies += [m.encode() for m in participant.handle(decode_message(frame))]
+            replies += host.handle(frame)
         kept = json.dumps(rng.bit_generator.state) if rng is not None else ""
-        return _pack(participant.to_bytes(), kept), replies
+        packed = _pack(participant.to_bytes(), kept)
+        sealed = seal_state(
+            settings.identity, packed, run_id=run_id, node_id=node_id, participant=pid
+        )
+        return sealed, replies
 
     def hello(self, message: Any, context: Any) -> Any:
-        """Answer the discovery message: this node's protocol id and public key."""
+        """Answer discovery: this node's protocol id and its proof of holding that id's key
+        (a signature over the server's fresh challenge, this run and this node:
+        :mod:`~ssddl.runtime.flower.membership`)."""
         from flwr.app import ConfigRecord, Error, Message, RecordDict
 
         try:
             settings = self._settings(context)
             pid = settings.participant
+            challenge = message.content.config_records[HELLO].get("challenge")
+            if not isinstance(challenge, bytes) or len(challenge) != CHALLENGE_SIZE:
+                raise MalformedMessage(
+                    f"the discovery message carries no {CHALLENGE_SIZE}-byte challenge: the "
+                    "ServerApp runs an older ssddl; update it"
+                )
+            run_id, node_id = int(context.run_id), int(message.metadata.dst_node_id)
+            signature = prove(settings.identity, challenge, run_id, node_id, pid)
         except Exception as exc:  # the reason names the node's own config problem only
             reason = (
                 f"{type(exc).__name__}: {exc}"
-                if isinstance(exc, ConfigurationError)
+                if isinstance(exc, SSDDLError)
                 else (f"internal error ({type(exc).__name__})")
             )
+            _log.warning("refused discovery: %s", reason)
             return Message(Error(code=100, reason=reason), reply_to=message)
-        record = ConfigRecord({"participant": pid, "public-key": settings.identity.public_bytes})
+        public = settings.identity.public_bytes
+        record = ConfigRecord({"participant": pid, "public-key": public, "signature": signature})
         return Message(RecordDict({HELLO: record}), reply_to=message)
 
     def answer(self, message: Any, context: Any, train: TrainFn | None = None) -> Any:
@@ -459,11 +499,14 @@ def ssddl_mod(
     message_type: str = "query.ssddl",
     legacy: bool = False,
 ) -> Callable[[Any, Any, Callable[[Any, Any], Any]], Any]:
-    """A Flower ``Mod``: answers ``message_type`` with the node's participant, whose
-    LocalTrain is the ClientApp's ``train`` function (through ``call_next``);
-    ``template(context)`` gives an ``ArrayRecord`` shaped like the model. Every other
-    message passes through. ``legacy=True`` for a ``ClientApp(client_fn=...)``: LocalTrain
-    is then the client's ``fit`` (a ``FitIns`` in, a ``FitRes`` out)."""
+    """A Flower ``Mod``: answers ``message_type`` messages, and ``train`` messages that carry
+    ssddl frames or the discovery challenge, with the node's participant, whose LocalTrain
+    is the ClientApp's ``train`` function (through ``call_next``); ``template(context)``
+    gives an ``ArrayRecord`` shaped like the model. Every other message passes through. In a
+    Message-API ``ClientApp(mods=[ssddl_mod(...)])`` with ``@app.train()``, the ServerApp
+    must send ``message_type="train"`` (Flower routes a ``query.ssddl`` message only to an
+    ``@app.query("ssddl")`` function). ``legacy=True`` for a ``ClientApp(client_fn=...)``:
+    LocalTrain is then the client's ``fit`` (a ``FitIns`` in, a ``FitRes`` out)."""
     if not callable(template):
         raise ConfigurationError("template must be a callable (context) -> ArrayRecord")
     if not isinstance(legacy, bool):
@@ -471,7 +514,8 @@ def ssddl_mod(
     client = SSDDLClient(settings=settings)
 
     def mod(message: Any, context: Any, call_next: Callable[[Any, Any], Any]) -> Any:
-        if message.metadata.message_type != message_type:
+        kind = message.metadata.message_type
+        if kind != message_type and not (kind == "train" and carries_ssddl(message)):
             return call_next(message, context)
         trainer = call_next_trainer(message, call_next, template, legacy=legacy)
         return client.answer(message, context, trainer)

@@ -20,9 +20,16 @@ import dataclasses
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from ssddl.exceptions import ConfigurationError, GroupTooSmall
+from ssddl.exceptions import (
+    ConfigurationError,
+    GroupTooSmall,
+    KeyCompromise,
+    MalformedMessage,
+    SSDDLError,
+)
 from ssddl.hazmat.rand import OsRandom, RandomSource
 from ssddl.protocol.config import ProtocolConfig
 from ssddl.protocol.messages import RoundStatus
@@ -30,8 +37,18 @@ from ssddl.protocol.select import SelectionPolicy, UniformSubset
 from ssddl.protocol.server import RoundOutcome, Server
 from ssddl.protocol.stages import ServerStage
 from ssddl.runtime.exchange import Driver
+from ssddl.runtime.flower._records import check_message_type
 from ssddl.runtime.flower.exchange import FlowerExchange
+from ssddl.runtime.flower.membership import CHALLENGE_SIZE, Claim, verify_claim
 from ssddl.runtime.flower.mod import HELLO, arrays_to_vector, vector_to_arrays
+from ssddl.runtime.flower.report import (
+    RoundReport,
+    evaluation_line,
+    log_refusals,
+    one_line,
+    write_report,
+)
+from ssddl.runtime.flower.report import log as _log
 from ssddl.runtime.seeds import selection_rng
 from ssddl.runtime.session import open_server
 from ssddl.validators import check_int
@@ -83,6 +100,10 @@ class WorkflowConfig:
         for name in ("stage_timeout", "discovery_timeout", "evaluate_timeout"):
             _seconds(getattr(self, name), name)
         _seconds(self.poll_interval, "poll_interval", allow_none=True)
+        try:
+            check_message_type(self.message_type)
+        except MalformedMessage as exc:
+            raise ConfigurationError(str(exc)) from None
 
 
 class StrategySelection:
@@ -115,13 +136,17 @@ def discover(
     timeout: float,
     message_type: str = "query.ssddl",
     poll_interval: float = 0.5,
+    random: RandomSource | None = None,
 ) -> dict[int, int]:
     """Which Flower node holds which roster key: ``{protocol id: Flower node id}``.
 
-    Waits (at most ``timeout``) until as many nodes as the roster has are connected, asks
-    each who it is, and keeps the nodes whose claimed id and public key match the roster.
-    Two nodes claiming one id are both left out. The claim is only a routing hint: Init's
-    key advert is signed with the identity key, so a wrong claim fails there.
+    Waits (at most ``timeout``) until as many nodes as the roster has are connected, sends
+    each a fresh challenge (:mod:`~ssddl.runtime.flower.membership`; 32 bytes from
+    ``random``, default the OS CSPRNG) and keeps a node only if it signed its challenge with
+    the identity key of the roster id it claims. A node that cannot prove its claim is
+    refused and logged, and never removes the id's real holder. Two nodes that both prove
+    one key mean that key was copied: :class:`~ssddl.exceptions.KeyCompromise` (the session
+    does not start).
     """
     from flwr.app import ConfigRecord, Message, RecordDict
 
@@ -130,20 +155,88 @@ def discover(
     while len(nodes) < len(roster) and time.monotonic() < deadline:
         time.sleep(poll_interval)
         nodes = sorted(grid.get_node_ids())
+    source = random if random is not None else OsRandom()
+    challenges = {node: source.random_bytes(CHALLENGE_SIZE) for node in nodes}
     messages = [
-        Message(RecordDict({HELLO: ConfigRecord({"v": 1})}), node, message_type) for node in nodes
+        Message(
+            RecordDict({HELLO: ConfigRecord({"v": 2, "challenge": challenges[node]})}),
+            node,
+            message_type,
+        )
+        for node in nodes
     ]
     left = max(0.0, deadline - time.monotonic())
     replies = grid.send_and_receive(messages, timeout=max(left, poll_interval)) if nodes else []
-    claims: dict[int, list[int]] = {}
+    run_id = _run_id(grid, messages)
+    asked = {m.metadata.message_id: m.metadata.dst_node_id for m in messages}
+    proved: dict[int, list[int]] = {}
+    known = dict(roster)
     for reply in replies:
-        if reply.has_error() or HELLO not in reply.content.config_records:
+        node = _answering_node(reply, asked)
+        if node is None:
             continue
-        record = reply.content.config_records[HELLO]
-        pid, public = record.get("participant"), record.get("public-key")
-        if isinstance(pid, int) and roster.get(pid) == public:
-            claims.setdefault(pid, []).append(reply.metadata.src_node_id)
-    return {pid: found[0] for pid, found in sorted(claims.items()) if len(set(found)) == 1}
+        try:
+            pid = verify_claim(_claim(reply, node), known, challenges[node], run_id)
+        except SSDDLError as exc:
+            reason = one_line(f"{type(exc).__name__}: {exc}")  # the claim's id is the node's
+            _log.warning("discovery refused node %d: %s", node, reason)
+            continue
+        proved.setdefault(pid, []).append(node)
+    copied = {pid: found for pid, found in proved.items() if len(found) > 1}
+    if copied:
+        pid, found = min(copied.items())
+        message = (
+            f"key compromise: Flower nodes {', '.join(map(str, sorted(found)))} both proved "
+            f"participant {pid}'s identity key; the session does not start. Give that "
+            "participant a new key (ssddl keys gen) and a new roster"
+        )
+        _log.error("discovery: %s", message)
+        raise KeyCompromise(message)
+    found_ids = {pid: nodes_of[0] for pid, nodes_of in sorted(proved.items())}
+    missing = sorted(set(roster) - set(found_ids))
+    _log.info(
+        "discovery: %d of %d roster participants proved their keys (%s)%s",
+        len(found_ids),
+        len(roster),
+        ", ".join(f"{pid} = node {node}" for pid, node in found_ids.items()) or "none",
+        f"; missing {', '.join(map(str, missing))}" if missing else "",
+    )
+    return found_ids
+
+
+def _run_id(grid: Any, messages: list[Any]) -> int:
+    """The Flower run the challenges belong to (the grid's run, else the messages')."""
+    run = getattr(grid, "run", None)
+    run_id = getattr(run, "run_id", None)
+    if isinstance(run_id, int):
+        return run_id
+    return int(messages[0].metadata.run_id) if messages else 0
+
+
+def _answering_node(reply: Any, asked: Mapping[str, int]) -> int | None:
+    """The node a discovery reply answers for (None, logged, for a reply to no challenge,
+    one from another node than the one asked, or an error reply)."""
+    meta = reply.metadata
+    node = asked.get(meta.reply_to_message_id)
+    if node is None or meta.src_node_id != node:
+        _log.warning("discovery dropped a reply that answers no challenge sent to its node")
+        return None
+    if reply.has_error():
+        _log.warning(
+            "discovery: node %d refused: %s (code %s)",
+            node,
+            one_line(reply.error.reason),
+            reply.error.code,
+        )
+        return None
+    return int(node)
+
+
+def _claim(reply: Any, node: int) -> Claim:
+    record = reply.content.config_records.get(HELLO)
+    if record is None:
+        raise MalformedMessage(f"the reply has no ConfigRecord {HELLO!r}")
+    return Claim(node, record.get("participant"), record.get("signature"))
 
 
 class SSDDLSession:
@@ -169,6 +262,10 @@ class SSDDLSession:
         self.node_ids: dict[int, int] = {}
         self._template: Any = None
         self._exchange_hook = exchange_hook
+        #: one report per round, as logged (what the server learned; no participant's values)
+        self.reports: list[RoundReport] = []
+        self._refusals_seen = 0
+        self._bytes_seen = (0, 0)
 
     @property
     def server(self) -> Server:
@@ -219,12 +316,47 @@ class SSDDLSession:
         self.driver.init()
         if server.stage is ServerStage.DONE:
             self.driver.flush()
-            refused = sorted({f"{r.at}: {r.error}" for r in self.driver.rejections})
+        refused = self._new_refusals("Init")
+        _log.info(
+            "SSDDL Init: %d of %d participants registered keys: [%s]",
+            len(server.registered),
+            len(self.node_ids),
+            ", ".join(map(str, server.registered)),
+        )
+        if server.stage is ServerStage.DONE:
             raise GroupTooSmall(
                 f"only {len(server.registered)} participants registered keys in Init; "
                 f"min_group_size={cfg.protocol.min_group_size} (refusals: "
-                f"{'; '.join(refused) or 'none'})"
+                f"{'; '.join(sorted(set(refused))) or 'none'})"
             )
+
+    def _new_refusals(self, where: str) -> list[str]:
+        """Log the refusals since the last call, each with its reason; return their lines."""
+        every = self.driver.rejections if self.driver is not None else []
+        fresh, self._refusals_seen = every[self._refusals_seen :], len(every)
+        return log_refusals(where, fresh)
+
+    def _report(self, outcome: RoundOutcome) -> RoundReport:
+        traffic = self.exchange.traffic if self.exchange is not None else {}
+        up = sum(n for (_, _, d), n in traffic.items() if d == "up")
+        down = sum(n for (_, _, d), n in traffic.items() if d == "down")
+        (up0, down0), self._bytes_seen = self._bytes_seen, (up, down)
+        report = RoundReport(
+            round=outcome.round,
+            status="applied" if outcome.status is RoundStatus.APPLIED else "aborted",
+            group=tuple(outcome.group),
+            contributors=tuple(outcome.contributors),
+            dropped=tuple(outcome.dropped),
+            num_examples=int(outcome.total_samples),
+            refusals=tuple(self._new_refusals(f"SSDDL round {outcome.round}")),
+            bytes_up=up - up0,
+            bytes_down=down - down0,
+            seconds=float(outcome.seconds),
+            reason=outcome.reason,
+        )
+        self.reports.append(report)
+        (_log.info if report.status == "applied" else _log.warning)("%s", report.line())
+        return report
 
     def participants_of(self, node_ids: Iterable[int]) -> tuple[int, ...]:
         """The protocol ids of Flower nodes (nodes outside the session are left out)."""
@@ -251,7 +383,9 @@ class SSDDLSession:
                 self.server.round + 1,
                 {of[n]: record for n, record in train_configs.items() if n in of},
             )
-        return self.driver.round()
+        outcome = self.driver.round()
+        self._report(outcome)
+        return outcome
 
     @property
     def arrays(self) -> Any:
@@ -285,6 +419,7 @@ def start(
     evaluate_fn: Callable[[int, Any], Any] | None = None,
     on_round: Callable[[RoundOutcome, Any], None] | None = None,
     exchange_hook: Callable[[FlowerExchange], None] | None = None,
+    record_dir: str | Path | None = None,
 ) -> Any:
     """Run ``config.protocol.rounds`` SSDDL rounds on ``grid``; return Flower's ``Result``.
 
@@ -295,8 +430,11 @@ def start(
     before the first round and after each. ``on_round(outcome, arrays)`` sees every round.
     Flower's round numbers start at 1, SSDDL's at 0. ``exchange_hook(exchange)`` is called
     once the session's :class:`FlowerExchange` exists (to instrument it).
+
+    Every round is logged (``flwr.ssddl``: group, contributors, dropped, each refusal with
+    its reason, bytes, the evaluation); with ``record_dir`` (an existing directory) each
+    round's report is also appended to ``record_dir/rounds.jsonl``.
     """
-    from flwr.app import ConfigRecord, MetricRecord
     from flwr.serverapp.strategy import Result
 
     session = SSDDLSession(
@@ -310,31 +448,75 @@ def start(
         first = evaluate_fn(0, initial_arrays)
         if first is not None:
             result.evaluate_metrics_serverapp[0] = first
+    run = _Run(grid, config, strategy, train_config, evaluate_config, evaluate_fn, result)
     session.open(grid, initial_arrays)
     try:
         for current in range(1, config.protocol.rounds + 1):
-            arrays = result.arrays
-            sampled, configs = None, None
-            if strategy is not None:
-                train = ConfigRecord() if train_config is None else train_config
-                bounded = _BoundedGrid(grid, config.discovery_timeout)
-                messages = list(strategy.configure_train(current, arrays, train, bounded))
-                sampled = [m.metadata.dst_node_id for m in messages]
-                configs = {m.metadata.dst_node_id: _config_of(m.content) for m in messages}
-            outcome = session.round(sampled, configs)
-            result.arrays = arrays = session.arrays
-            result.train_metrics_clientapp[current] = MetricRecord(dict(outcome_metrics(outcome)))
+            outcome = run.round(session, current)
             if on_round is not None:
-                on_round(outcome, arrays)
-            if strategy is not None:
-                _evaluate(grid, strategy, current, arrays, evaluate_config, config, result)
-            if evaluate_fn is not None:
-                metrics = evaluate_fn(current, arrays)
-                if metrics is not None:
-                    result.evaluate_metrics_serverapp[current] = metrics
+                on_round(outcome, result.arrays)
+            evaluation = run.evaluate(current)
+            report = dataclasses.replace(session.reports[-1], evaluation=evaluation)
+            session.reports[-1] = report
+            if record_dir is not None:
+                write_report(Path(record_dir), report)
     finally:
         session.close()
     return result
+
+
+@dataclass
+class _Run:
+    """The Message-API loop's pieces, for :func:`start`."""
+
+    grid: Any
+    config: WorkflowConfig
+    strategy: Any
+    train_config: Any
+    evaluate_config: Any
+    evaluate_fn: Callable[[int, Any], Any] | None
+    result: Any
+
+    def round(self, session: SSDDLSession, current: int) -> RoundOutcome:
+        from flwr.app import ConfigRecord, MetricRecord
+
+        sampled, configs = None, None
+        if self.strategy is not None:
+            train = ConfigRecord() if self.train_config is None else self.train_config
+            bounded = _BoundedGrid(self.grid, self.config.discovery_timeout)
+            arrays = self.result.arrays
+            messages = list(self.strategy.configure_train(current, arrays, train, bounded))
+            sampled = [m.metadata.dst_node_id for m in messages]
+            configs = {m.metadata.dst_node_id: _config_of(m.content) for m in messages}
+        outcome = session.round(sampled, configs)
+        self.result.arrays = session.arrays
+        self.result.train_metrics_clientapp[current] = MetricRecord(dict(outcome_metrics(outcome)))
+        return outcome
+
+    def evaluate(self, current: int) -> dict[str, float]:
+        """The strategy's and the central evaluation of round ``current``, logged."""
+        arrays, result = self.result.arrays, self.result
+        if self.strategy is not None:
+            _evaluate(self.grid, self.strategy, current, arrays, self.evaluate_config,
+                      self.config, result)  # fmt: skip
+        if self.evaluate_fn is not None:
+            metrics = self.evaluate_fn(current, arrays)
+            if metrics is not None:
+                result.evaluate_metrics_serverapp[current] = metrics
+        found = {
+            source: dict(record[current])
+            for source, record in (("clients", result.evaluate_metrics_clientapp),
+                                   ("server", result.evaluate_metrics_serverapp))
+            if current in record
+        }  # fmt: skip
+        if found:
+            _log.info("%s", evaluation_line(current - 1, found))
+        return {
+            f"{source}-{k}": float(v)
+            for source, values in found.items()
+            for k, v in values.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool)
+        }
 
 
 def _config_of(content: Any) -> Any:

@@ -1,0 +1,100 @@
+"""The CLI's distributed-DP options: bad ones exit 2 with one line naming the flag and the
+fix, before any training."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+
+import pytest
+
+from ssddl.cli import main
+
+CASES = [
+    (["--dp", "ddg"], r"--dp needs --no-weighted"),
+    (["--noise-multiplier", "2"], r"--noise-multiplier does not apply.*--dp ddg"),
+    (["--dp", "ddg", "--no-weighted", "--noise-multiplier", "0"], r"--noise-multiplier"),
+    (["--dp", "ddg", "--no-weighted", "--l2-clip", "-1"], r"--l2-clip"),
+    (["--dp", "ddg", "--no-weighted", "--dp-bits", "40"], r"--dp-bits=40 is out of range"),
+    (["--dp", "ddg", "--no-weighted", "--dp-delta", "2"], r"--dp-delta=2.0 must be below 1"),
+    (["--dp", "skellam", "--no-weighted", "--mode", "plain"], r"--dp|secure mode"),
+    (["--target-epsilon", "8"], r"--target-epsilon does not apply"),
+    (["--max-epsilon", "8"], r"--max-epsilon does not apply"),
+    (["--dp", "ddg", "--no-weighted", "--max-epsilon", "-1"], r"--max-epsilon"),
+    (["--dp", "ddg", "--no-weighted", "--target-epsilon", "0"], r"--target-epsilon"),
+]
+
+
+@pytest.mark.parametrize(("args", "pattern"), CASES, ids=[" ".join(c[0]) for c in CASES])
+def test_bad_dp_options_exit_2_with_one_line(tmp_path, capsys, monkeypatch, args, pattern):
+    import ssddl.experiments.run as run
+
+    def no_training(*_a, **_k):
+        raise AssertionError("training started")
+
+    monkeypatch.setattr(run, "simulate", no_training)
+    code = main(["simulate", "--no-progress", *args, "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert len(err.splitlines()) == 1, err
+    assert re.search(pattern, err), err
+
+
+def test_a_dp_run_reports_epsilon_per_round_and_in_the_summary(tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["--participants", "4", "--rounds", "2", "--steps", "2", "--no-progress"]
+    code = main(
+        ["simulate", *args, "--dp", "ddg", "--no-weighted", "--target-epsilon", "8",
+         "--out", str(out), "--json", "--compare", "plain"]
+    )  # fmt: skip
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    summary = json.loads(captured.out)
+    assert summary["dp"] == "ddg" and summary["bits"] == 20 and summary["delta"] == 1e-5
+    assert summary["epsilon"] <= 8.0
+    assert summary["epsilon"] > 7.9  # calibrated to the target, to 0.1 % of the noise
+    assert summary["noise_multiplier"] > 0
+    assert summary["resolved_config"]["protocol"]["noise_multiplier"] == summary["noise_multiplier"]
+    assert summary["wrap_probability_bound_per_round"] < 1e-9
+    assert summary["compare"]["plain_final_accuracy"] is not None  # non-private FedAvg
+    with open(out / "metrics.csv") as fh:
+        eps = [float(row["epsilon"]) for row in csv.DictReader(fh)]
+    assert len(eps) == 2 and 0 < eps[0] < eps[1] == summary["epsilon"]
+
+
+def test_a_run_without_dp_reports_no_epsilon(tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["--participants", "3", "--rounds", "1", "--steps", "1", "--no-progress"]
+    assert main(["simulate", *args, "--out", str(out), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert "epsilon" not in summary and "dp" not in summary
+    with open(out / "metrics.csv") as fh:
+        assert "epsilon" not in next(csv.reader(fh))
+
+
+def test_a_dp_run_stops_before_the_round_that_would_exceed_max_epsilon(tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["--participants", "4", "--rounds", "3", "--steps", "1", "--no-progress"]
+    dp = ["--dp", "ddg", "--no-weighted", "--target-epsilon", "8", "--max-epsilon", "7"]
+    assert main(["simulate", *args, *dp, "--out", str(out), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["stopped"]["reason"] == "max_epsilon"
+    assert summary["stopped"]["before_round"] == 2
+    assert summary["stopped"]["epsilon_next_round"] > 7.0 >= summary["epsilon"]
+    assert summary["rounds"] == 2 and not summary["interrupted"]
+    assert (out / "model.safetensors").exists()
+    with open(out / "metrics.csv") as fh:
+        assert [row["round"] for row in csv.DictReader(fh)] == ["0", "1"]
+    # resuming would take the next round over the budget: refused, exit 2, one line
+    assert main(["simulate", "--resume", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--max-epsilon=7.0" in err, err
+
+
+def test_a_budget_the_first_round_exceeds_is_refused(tmp_path, capsys):
+    args = ["--participants", "4", "--rounds", "3", "--steps", "1", "--no-progress"]
+    dp = ["--dp", "ddg", "--no-weighted", "--noise-multiplier", "0.5", "--max-epsilon", "1"]
+    assert main(["simulate", *args, *dp, "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "round 0 would already take epsilon" in err, err
