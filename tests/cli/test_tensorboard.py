@@ -93,3 +93,15 @@ def test_tensorboard_refused_without_the_package(tmp_path, capsys, monkeypatch):
     assert err.count("\n") == 1 and "Traceback" not in err
     assert "--tensorboard" in err and "pip install 'ssddl[tensorboard]'" in err
     assert not (out / "metrics.csv").exists()  # refused before any training
+
+
+def test_tensorboard_with_a_baseline_runner(tmp_path, capsys):
+    pytest.importorskip("tensorboard")
+    out = tmp_path / "run"
+    code = main(["simulate", *TINY, "--mode", "centralized", "--out", str(out), "--tensorboard"])
+    assert code == 0, capsys.readouterr().err
+    acc = _accumulator(out / "tensorboard")
+    assert [e.step for e in acc.Scalars("metrics/accuracy")] == [0, 1]
+    assert {"config/text_summary", "guarantee/text_summary", "summary/text_summary"} <= set(
+        acc.Tags()["tensors"]
+    )
