@@ -101,6 +101,17 @@ RUN_FLAGS: tuple[tuple[str, dict[str, Any]], ...] = (
         "--no-progress",
         {"action": "store_true", "help": "do not show setup and round progress"},
     ),
+    (
+        "--tensorboard",
+        {
+            "metavar": "DIR",
+            "nargs": "?",
+            "const": "",
+            "help": "also write TensorBoard event files: every metric per round, the "
+            "participants' evaluations, the configuration and guarantee as text (default "
+            "DIR: <run directory>/tensorboard; needs pip install 'ssddl[tensorboard]')",
+        },
+    ),
 )
 
 
@@ -116,10 +127,27 @@ def _add_option(group: argparse._ArgumentGroup, spec: Option) -> None:
         kwargs["type"] = spec.type
         kwargs["metavar"] = spec.metavar
         choices = spec.choice_names()
-        if choices is not None:
+        if choices is not None and spec.import_path:
+            kwargs["type"] = _name_or_import_path(choices)
+            kwargs["metavar"] = "{" + ",".join(choices) + ",MODULE:FACTORY}"
+        elif choices is not None:
             kwargs["choices"] = [spec.type(c) for c in choices]
             kwargs["metavar"] = "{" + ",".join(choices) + "}"
     group.add_argument(spec.flag, **kwargs)
+
+
+def _name_or_import_path(choices: Sequence[str]) -> Callable[[str], str]:
+    """One of ``choices``, or ``package.module:name`` (resolved when the run starts)."""
+
+    def check(value: str) -> str:
+        if ":" in value or value in choices:
+            return value
+        quoted = ", ".join(repr(c) for c in choices)
+        raise argparse.ArgumentTypeError(
+            f"invalid choice: {value!r} (choose from {quoted}, or package.module:factory)"
+        )
+
+    return check
 
 
 _GROUPS = (
@@ -170,7 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="run participants and server in one process and write a run directory",
         description="Run the SSDDL protocol in one process and write a run directory "
         "(config.toml, metrics.csv, traffic.csv, summary.json, plot.png, report.md, model.pt, "
-        "model.safetensors, checkpoint/). Exit status: 0 done, 1 no round applied, 2 bad "
+        "model.safetensors, checkpoint/; participants.csv with --eval-participants, "
+        "tensorboard/ with --tensorboard). Exit status: 0 done, 1 no round applied, 2 bad "
         "input, 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).",
     )
     run = sim.add_argument_group("run")
@@ -576,6 +605,21 @@ def _no_round_applied(summary: dict[str, Any]) -> str:
     )
 
 
+def _trackers(args: argparse.Namespace, out: Path) -> list[Any]:
+    """The trackers the flags ask for (``--tensorboard [DIR]``), checked before training."""
+    if args.tensorboard is None:
+        return []
+    from ssddl.experiments.tracking import TensorBoardCallback
+
+    if args.tensorboard:
+        return [TensorBoardCallback(args.tensorboard)]
+    logdir = out / "tensorboard"
+    if args.resume is None:  # a new run in an old directory: not mixed with the old run's
+        for old in logdir.glob("events.out.tfevents.*"):
+            old.unlink()
+    return [TensorBoardCallback(logdir)]
+
+
 def _simulate(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from ssddl.experiments.config import ExperimentConfig
     from ssddl.experiments.rundir import claim
@@ -612,6 +656,7 @@ def _simulate_in(
     err = sys.stderr
     table_stream = err if args.json else sys.stdout
     command = "ssddl " + shlex.join(argv)
+    callbacks = _trackers(args, out)
     with _Reporter(
         err,
         enabled=not args.no_progress,
@@ -631,6 +676,7 @@ def _simulate_in(
             on_round=reporter.round,
             on_setup=reporter.setup,
             on_compare=compare,
+            callbacks=callbacks,
         )
     summary = outcome.summary
     _print_table(summary, table_stream)

@@ -28,6 +28,7 @@ from ssddl.experiments.options import (
     option,
 )
 from ssddl.learning.data import DATASETS
+from ssddl.learning.imports import is_import_path
 from ssddl.learning.models import MODELS
 from ssddl.learning.partition import PARTITIONS
 from ssddl.learning.train import LocalTrainConfig
@@ -84,6 +85,10 @@ class ExperimentConfig:
     he_key_bits: int = 2048  #: Phong
     he_poly_degree: int = 4096
     he_real_rounds: int | None = None
+    #: a custom loss, ``package.module:function`` (:mod:`ssddl.learning.imports`)
+    train_step: str | None = None
+    #: every this many rounds each participant evaluates on its own held-out split
+    eval_participants: int | None = None
 
     @property
     def mode(self) -> str:
@@ -123,23 +128,36 @@ class ExperimentConfig:
                 f"{did_you_mean(self.runner, runners)}"
             )
         for name, choices in (
-            ("dataset", DATASETS),
+            ("dataset", () if is_import_path(self.dataset) else DATASETS),
             ("partition", PARTITIONS),
-            ("model", MODELS),
+            ("model", () if is_import_path(self.model) else MODELS),
             ("dropout_at", DROPOUT_PHASES),
             ("device", DEVICE_CHOICES),
         ):
             value = getattr(self, name)
-            if value not in choices:
+            if choices and value not in choices:
                 raise ConfigurationError(
                     f"{name}={value!r} is not one of {', '.join(choices)}"
                     f"{did_you_mean(value, choices)}"
                 )
         if self.compare not in (None, "plain"):
             raise ConfigurationError(f"compare={self.compare!r} must be 'plain' or unset")
+        if self.train_step is not None and not is_import_path(self.train_step):
+            raise ConfigurationError(
+                f"train_step={self.train_step!r} must be an import path package.module:function"
+            )
 
     def _check_counts(self) -> None:
         """Counts and the seed: integers (never booleans) in range."""
+        if self.eval_participants is not None and (
+            isinstance(self.eval_participants, bool)
+            or not isinstance(self.eval_participants, int)
+            or self.eval_participants < 1
+        ):
+            raise ConfigurationError(
+                f"eval_participants={self.eval_participants!r} must be an integer >= 1 "
+                f"(evaluate every that many rounds)"
+            )
         for name in ("participants", "shards_per_participant", "threads"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:

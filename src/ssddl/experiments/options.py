@@ -104,6 +104,14 @@ def _in_clear(mode: str) -> bool:
     return entry.engine is modes.Engine.SIMULATOR and not entry.secure
 
 
+def _in_protocol(mode: str) -> bool:
+    """The mode runs in the simulator (not in a baseline runner of its own)."""
+    try:
+        return modes.entry(mode).engine is modes.Engine.SIMULATOR
+    except ConfigurationError:  # not a mode: refused by the configuration
+        return True
+
+
 def _not_plain(values: Mapping[str, Any]) -> str | None:
     mode = values["protocol.mode"]
     if not _in_clear(mode):
@@ -131,6 +139,8 @@ class Option:
     metavar: str | None = None
     #: why the option does not apply to the other values of a run (None: it always applies)
     applies: Rule | None = None
+    #: besides ``choices``, a value with ``:`` names ``package.module:name`` (your own)
+    import_path: bool = False
 
     @property
     def name(self) -> str:
@@ -166,10 +176,12 @@ OPTIONS: tuple[Option, ...] = (
     # -- data, model, participants ----------------------------------------------------------
     Option(
         "dataset",
-        "the data the participants hold",
+        "the data the participants hold: a built-in name, or package.module:factory, "
+        "factory(seed) -> DatasetSplit (docs/howto/own-model-and-data.md)",
         str,
         "digits",
         DATASET_CHOICES,
+        import_path=True,
     ),
     Option(
         "data_dir",
@@ -211,7 +223,42 @@ OPTIONS: tuple[Option, ...] = (
         metavar="K",
         applies=_only("partition", ("shards",), "with --partition shards"),
     ),
-    Option("model", "the network every participant trains", str, "mlp", MODEL_CHOICES),
+    Option(
+        "model",
+        "the network every participant trains: a built-in name, or package.module:factory, "
+        "factory(input_shape, num_classes) -> torch.nn.Module",
+        str,
+        "mlp",
+        MODEL_CHOICES,
+        import_path=True,
+    ),
+    Option(
+        "train_step",
+        "a custom loss for local training: package.module:function, "
+        "function(model, x, y) -> the minibatch's scalar loss tensor (unset: cross-entropy)",
+        str,
+        None,
+        metavar="MODULE:FUNCTION",
+        applies=lambda v: (
+            None
+            if _in_protocol(v["protocol.mode"])
+            else f"mode {v['protocol.mode']} trains in its own baseline runner"
+        ),
+    ),
+    Option(
+        "eval_participants",
+        "every K rounds each participant evaluates the global model on its own held-out "
+        "split (a fifth of its data, kept out of training) and reports only accuracy and "
+        "loss, to participants.csv (unset: never)",
+        int,
+        None,
+        metavar="K",
+        applies=lambda v: (
+            None
+            if _in_protocol(v["protocol.mode"])
+            else f"mode {v['protocol.mode']} trains in its own baseline runner"
+        ),
+    ),
     Option(
         "seed",
         "seed of the data split, model, training and group selection (never of keys)",

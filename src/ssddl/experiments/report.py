@@ -200,6 +200,23 @@ def markdown_report(summary: dict[str, Any], aborted: Sequence[dict[str, Any]]) 
     return "\n".join(lines) + "\n"
 
 
+def _plot_spread(ax: Any, participants: Sequence[dict[str, Any]], key: str) -> None:
+    """The participants' held-out ``key`` per evaluated round: min-max band and median."""
+    from ssddl.experiments.participants import spread
+
+    points = spread(participants, key)
+    rounds = [p[0] for p in points]
+    ax.fill_between(
+        rounds,
+        [p[1] for p in points],
+        [p[3] for p in points],
+        alpha=0.25,
+        label="participants (min-max, own held-out data)",
+    )
+    ax.plot(rounds, [p[2] for p in points], linestyle=":", marker="s", markersize=3,
+            label="participants (median)")  # fmt: skip
+
+
 def plot_run(
     rows: Sequence[dict[str, Any]],
     path: Path,
@@ -207,8 +224,10 @@ def plot_run(
     title: str,
     bytes_by_kind: dict[str, dict[str, int]],
     reference: Sequence[dict[str, Any]] = (),
+    participants: Sequence[dict[str, Any]] = (),
 ) -> None:
-    """Accuracy and loss against rounds (with the plain reference, if given) and a bar of
+    """Accuracy and loss against rounds (with the plain reference, if given; with the
+    participants' own evaluations, their spread: min to max and the median) and a bar of
     the bytes of each message kind, split by direction."""
     import matplotlib
 
@@ -232,6 +251,9 @@ def plot_run(
                 linestyle="--",
                 label="plain reference",
             )
+        if participants:
+            _plot_spread(ax, participants, key)
+        if reference or participants:
             ax.legend()
         ax.set_xlabel("round")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))

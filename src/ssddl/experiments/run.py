@@ -35,6 +35,7 @@ from torch import nn
 from ssddl import modes
 from ssddl.exceptions import ConfigurationError
 from ssddl.experiments.config import ExperimentConfig, choices_hash, dump_toml, nest
+from ssddl.experiments.participants import ParticipantsCsv, hold_out, read_participants
 from ssddl.experiments.report import (
     decoding_error_bound,
     guarantee,
@@ -56,11 +57,18 @@ from ssddl.experiments.rundir import (
     prepare_out_dir,
 )
 from ssddl.learning.data import ArrayDataset, DatasetSplit, load_dataset
+from ssddl.learning.imports import (
+    is_import_path,
+    load_dataset_factory,
+    load_model_factory,
+    load_train_step,
+)
 from ssddl.learning.models import build_model
 from ssddl.learning.partition import partition
 from ssddl.learning.vector import vector_to_model
 from ssddl.protocol.config import Mode, ProtocolConfig, SessionParams
 from ssddl.protocol.dp import calibrated_noise, dp_summary, epsilon_after
+from ssddl.runtime.callbacks import CallbackList, Relay, RunCallback
 from ssddl.runtime.inmemory import TrafficRecord, Vanish, VanishPhase
 from ssddl.runtime.simulator import (
     RoundMetrics,
@@ -89,6 +97,8 @@ __all__ = [
 
 
 def load_split(config: ExperimentConfig) -> DatasetSplit:
+    if is_import_path(config.dataset):
+        return load_dataset_factory(config.dataset, seed=config.seed)
     return load_dataset(
         config.dataset, root=config.data_dir, download=config.download, seed=config.seed
     )
@@ -132,6 +142,16 @@ class Prepared:
     sim: SimulationConfig
     protocol: SessionParams  #: the resolved parameters that run
     device: torch.device
+    #: each participant's held-out split (``eval_participants``), else None
+    holdout: list[ArrayDataset] | None = None
+
+
+def _build_model(config: ExperimentConfig, split: DatasetSplit) -> nn.Module:
+    """The built-in model ``config.model`` names, or the one its factory builds."""
+    shape, classes = split.train.input_shape, split.train.num_classes
+    if is_import_path(config.model):
+        return load_model_factory(config.model, shape, classes, seed=config.seed)
+    return build_model(config.model, shape, classes, seed=config.seed)
 
 
 def prepare(config: ExperimentConfig, *, vanish: tuple[Vanish, ...] | None = None) -> Prepared:
@@ -147,9 +167,10 @@ def prepare(config: ExperimentConfig, *, vanish: tuple[Vanish, ...] | None = Non
         shards_per_part=config.shards_per_participant,
     )
     datasets = [split.train.subset(idx) for idx in parts]
-    model = build_model(
-        config.model, split.train.input_shape, split.train.num_classes, seed=config.seed
-    )
+    holdout = None
+    if config.eval_participants is not None:
+        datasets, holdout = hold_out(datasets, config.seed)
+    model = _build_model(config, split)
     protocol, resolved = _calibrated(
         config.protocol, resolve_protocol(config.protocol, datasets).resolve(len(datasets)), model
     )
@@ -161,6 +182,10 @@ def prepare(config: ExperimentConfig, *, vanish: tuple[Vanish, ...] | None = Non
         vanish=dropout_schedule(config) if vanish is None else vanish,
         validate=config.validate,
         torch_threads=config.threads,
+        eval_participants=config.eval_participants,
+        train_step=None
+        if config.train_step is None
+        else load_train_step(config.train_step, model, datasets[0]),
     )
     return Prepared(
         config,
@@ -170,6 +195,7 @@ def prepare(config: ExperimentConfig, *, vanish: tuple[Vanish, ...] | None = Non
         sim,
         resolved,
         device,
+        holdout,
     )
 
 
@@ -194,6 +220,7 @@ def run_experiment(
     vanish: tuple[Vanish, ...] | None = None,
     on_round: Callable[[RoundMetrics], None] | None = None,
     on_setup: SetupCallback | None = None,
+    callbacks: Sequence[RunCallback] = (),
 ) -> SimulationResult:
     """Run one simulation as ``config`` says, in memory (no run directory)."""
     prep = prepare(config, vanish=vanish)
@@ -205,6 +232,8 @@ def run_experiment(
         on_round=on_round,
         on_setup=on_setup,
         device=prep.device,
+        callbacks=callbacks,
+        holdout=prep.holdout,
     )
 
 
@@ -409,6 +438,7 @@ class _Recorder:
                 title=f"ssddl {summary['mode']}",
                 bytes_by_kind=_bytes_by_kind(traffic),
                 reference=reference,
+                participants=read_participants(self.out),
             )
         self.directory.write_report(markdown_report(summary, summary["aborted"]))
         if not interrupted and p.state is not None:
@@ -508,11 +538,14 @@ def run_in_directory(
     on_round: Callable[[RoundMetrics], None] | None = None,
     on_setup: SetupCallback | None = None,
     on_compare: Callable[[], None] | None = None,
+    callbacks: Sequence[RunCallback] = (),
 ) -> RunOutcome:
     """Run ``config`` writing ``out`` round by round; with ``resume`` continue the run whose
     checkpoint is in ``out``. Ctrl-C (KeyboardInterrupt) ends the run with what finished
-    written and ``RunOutcome.interrupted`` set. ``out`` is a directory :func:`claim` took,
-    or a path to claim (and release at the end)."""
+    written and ``RunOutcome.interrupted`` set. ``callbacks`` see the start (the resolved
+    configuration and the guarantee, as in ``summary.json``), every round, the
+    participants' evaluations and the end (the summary). ``out`` is a directory
+    :func:`claim` took, or a path to claim (and release at the end)."""
     if not isinstance(out, RunDirectory):
         with claim(str(out), resume=resume) as directory:
             return run_in_directory(
@@ -524,6 +557,7 @@ def run_in_directory(
                 on_round=on_round,
                 on_setup=on_setup,
                 on_compare=on_compare,
+                callbacks=callbacks,
             )
     if config.runner is not None:
         if resume:
@@ -532,12 +566,18 @@ def run_in_directory(
                 f"checkpoint; start it again"
             )
         return _run_baseline_in_directory(
-            config, config.runner, out, chosen=chosen, command=command, on_round=on_round
+            config,
+            config.runner,
+            out,
+            chosen=chosen,
+            command=command,
+            on_round=on_round,
+            callbacks=CallbackList(callbacks),
         )
     return _run_protocol(
         config,
         out,
-        _Hooks(on_round, on_setup, on_compare),
+        _Hooks(on_round, on_setup, on_compare, callbacks),
         chosen=chosen,
         command=command,
         resume=resume,
@@ -551,6 +591,7 @@ class _Hooks:
     on_round: Callable[[RoundMetrics], None] | None = None
     on_setup: SetupCallback | None = None
     on_compare: Callable[[], None] | None = None
+    callbacks: Sequence[RunCallback] = ()
 
 
 def _run_protocol(
@@ -572,14 +613,17 @@ def _run_protocol(
         budget.check_first(0)  # before anything is written
     interrupted = False
     reference: list[dict[str, Any]] = []
+    tracker = CallbackList([])
     try:
         if resume:
             start = recorder.resume()
         else:
             recorder.start_fresh()
+        tracker = _tracker(config, out.path, start, hooks.callbacks)
+        tracker.on_start(_resolved(prep), guarantee(prep.protocol))
         if start is None or start.round + 1 < prep.protocol.rounds:
             budget.check_first(0 if start is None else start.round + 1)
-            _train(prep, recorder, start, budget, on_round=hooks.on_round, on_setup=hooks.on_setup)
+            _train(prep, recorder, start, budget, tracker, hooks)
         if config.compare == "plain":
             if hooks.on_compare is not None:
                 hooks.on_compare()
@@ -601,6 +645,7 @@ def _run_protocol(
         raise OutputsInterrupted(out.path, out.rounds_kept()) from None
     except OutputError as exc:
         raise RunNotWritten(exc, out.path, out.rounds_kept()) from exc
+    tracker.on_end(summary)
     return RunOutcome(out.path, summary, interrupted, completed=tuple(recorder.missing))
 
 
@@ -609,9 +654,8 @@ def _train(
     recorder: _Recorder,
     start: SimulationState | None,
     budget: _Budget,
-    *,
-    on_round: Callable[[RoundMetrics], None] | None,
-    on_setup: SetupCallback | None,
+    tracker: CallbackList,
+    hooks: _Hooks,
 ) -> None:
     """Simulate the rounds after ``start`` (all of them without), recording each; stop
     before a round that would spend more than the privacy ``budget``."""
@@ -621,8 +665,8 @@ def _train(
 
     def round_done(metrics: RoundMetrics) -> None:
         recorder.on_round(metrics)
-        if on_round is not None:
-            on_round(metrics)
+        if hooks.on_round is not None:
+            hooks.on_round(metrics)
 
     def state_done(state: SimulationState) -> None:
         recorder.on_state(state)
@@ -634,11 +678,25 @@ def _train(
         dataclasses.replace(prep.sim, keep_round_arrays=False),  # results go to files
         test=prep.split.test,
         on_round=round_done,
-        on_setup=on_setup,
+        on_setup=hooks.on_setup,
         on_state=state_done,
         resume=start,
         device=prep.device,
+        callbacks=[Relay([tracker])],  # start and end are reported here
+        holdout=prep.holdout,
     )
+
+
+def _tracker(
+    config: ExperimentConfig,
+    out: Path,
+    start: SimulationState | None,
+    callbacks: Sequence[RunCallback],
+) -> CallbackList:
+    """The run directory's participants.csv (with ``eval_participants``), then ``callbacks``."""
+    keep = None if start is None else start.round
+    files = [ParticipantsCsv(out, keep_through=keep)] if config.eval_participants else []
+    return CallbackList([*files, *callbacks])
 
 
 class _BudgetSpent(Exception):
@@ -751,6 +809,7 @@ def _run_baseline_in_directory(
     chosen: dict[str, Any],
     command: str,
     on_round: Callable[[RoundMetrics], None] | None,
+    callbacks: CallbackList,
 ) -> RunOutcome:
     """A runner mode writes the same run directory as ``simulate`` (no checkpoint)."""
     from ssddl.baselines.runners import run_baseline
@@ -764,9 +823,17 @@ def _run_baseline_in_directory(
         recorder.progress.rows.append(row)
         if on_round is not None:
             on_round(metrics_of(row))
+        callbacks.on_round(metrics_of(row))
 
     interrupted = False
     overrides: dict[str, Any] = {"mode": mode}
+    overrides["guarantee"] = stated(
+        modes.entry(mode).guarantee(config.participants),
+        config.participants,
+        recovery="none",
+        consistency=False,
+    )
+    callbacks.on_start(json_safe(config.to_dict()), overrides["guarantee"])
     try:
         run = run_baseline(
             _runner_of(mode),
@@ -784,13 +851,8 @@ def _run_baseline_in_directory(
             round=len(run.rows) - 1, weights=run.weights, selection_state={}, rounding_states={}
         )
         overrides["baseline"] = json_safe(run.extra)
-    overrides["guarantee"] = stated(
-        modes.entry(mode).guarantee(config.participants),
-        config.participants,
-        recovery="none",
-        consistency=False,
-    )
     overrides["decoding_error_bound"] = 0.0
     overrides["resolved_config"] = json_safe(config.to_dict())
     summary = recorder.finish(interrupted=interrupted, resumed_from=None, overrides=overrides)
+    callbacks.on_end(summary)
     return RunOutcome(out.path, summary, interrupted)

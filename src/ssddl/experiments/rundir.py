@@ -75,6 +75,7 @@ RUN_FILES = (
     "model.pt",
     "model.safetensors",
     "compare-plain.csv",
+    "participants.csv",
 )
 #: written at the end of a run (or of an interrupted one) from its last checkpoint
 FINAL_OUTPUTS = (
@@ -381,7 +382,7 @@ class RunDirectory:
             aside = here.with_name(f"{here.name}.replaced-{stamp}-{n}")
         try:
             aside.mkdir()
-            for name in ("config.toml", "checkpoint", *RUN_FILES):
+            for name in ("config.toml", "checkpoint", "tensorboard", *RUN_FILES):
                 if (here / name).exists():
                     os.rename(here / name, aside / name)
         except OSError as exc:

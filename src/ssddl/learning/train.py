@@ -16,7 +16,7 @@ with other work they make a training step up to ~100x slower.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,9 +28,23 @@ from ssddl.exceptions import ConfigurationError, NonFiniteError
 from ssddl.learning.data import ArrayDataset
 from ssddl.validators import check_choice, check_float, check_int
 
-__all__ = ["OPTIMIZERS", "EvalResult", "LocalTrainConfig", "TrainResult", "evaluate", "train_local"]
+__all__ = [
+    "OPTIMIZERS",
+    "EvalResult",
+    "LocalTrainConfig",
+    "TrainResult",
+    "TrainStep",
+    "evaluate",
+    "train_local",
+]
 
 OPTIMIZERS = ("sgd", "adam")
+
+#: A custom loss (``--train-step``): ``step(model, x, y)`` returns the scalar loss of one
+#: minibatch (``x`` the inputs, ``y`` the int64 labels, both on the training device); local
+#: training then calls ``backward()`` on it and takes the optimizer's step. The default is
+#: ``F.cross_entropy(model(x), y)``.
+TrainStep = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -150,9 +164,11 @@ def train_local(
     *,
     seed: int,
     device: torch.device | None = None,
+    step: TrainStep | None = None,
 ) -> TrainResult:
-    """Train ``model`` in place on ``data`` with cross-entropy and a fresh optimizer
-    (no state is kept between calls). The model's train/eval mode is restored afterwards.
+    """Train ``model`` in place on ``data`` with cross-entropy (or the loss ``step``
+    returns, see :data:`TrainStep`) and a fresh optimizer (no state is kept between calls).
+    The model's train/eval mode is restored afterwards.
 
     ``device``: where the minibatches go; the model must already be there (default: CPU).
 
@@ -187,7 +203,7 @@ def train_local(
                 optimizer.zero_grad(set_to_none=True)
                 if device is not None:
                     idx = idx.to(device)
-                loss = F.cross_entropy(model(x[idx]), y[idx])
+                loss = _loss(model, x[idx], y[idx], step)
                 value = float(loss.detach())
                 if not math.isfinite(value):
                     raise NonFiniteError(
@@ -202,6 +218,26 @@ def train_local(
         finally:
             model.train(was_training)
     return TrainResult(num_samples=n, steps=steps, mean_loss=total_loss / seen)
+
+
+def _loss(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, step: TrainStep | None
+) -> torch.Tensor:
+    if step is None:
+        return F.cross_entropy(model(x), y)
+    loss = step(model, x, y)
+    if not isinstance(loss, torch.Tensor) or loss.numel() != 1 or not loss.requires_grad:
+        got = (
+            f"a tensor of shape {tuple(loss.shape)}"
+            + ("" if loss.requires_grad else " without a gradient")
+            if isinstance(loss, torch.Tensor)
+            else type(loss).__name__
+        )
+        raise ConfigurationError(
+            f"the train step must return the minibatch's scalar loss as a tensor with a "
+            f"gradient, got {got}; return e.g. F.cross_entropy(model(x), y)"
+        )
+    return loss.reshape(())
 
 
 def evaluate(model: nn.Module, data: ArrayDataset, *, batch_size: int = 1024) -> EvalResult:

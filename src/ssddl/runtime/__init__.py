@@ -12,6 +12,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
+from ssddl.runtime.callbacks import ParticipantEval, RunCallback
 from ssddl.runtime.exchange import Driver, Exchange, Frame, Rejection
 from ssddl.runtime.inmemory import (
     Delay,
@@ -48,10 +49,12 @@ __all__ = [
     "LiveHost",
     "Members",
     "NodeMap",
+    "ParticipantEval",
     "PersistedHost",
     "Rejection",
     "Reorder",
     "RoundMetrics",
+    "RunCallback",
     "SimulationConfig",
     "SimulationResult",
     "TrafficRecord",

@@ -28,15 +28,17 @@ from ssddl.exceptions import ConfigurationError, ValidationError
 from ssddl.hazmat.codec import ring_sum
 from ssddl.hazmat.rand import InsecureSeededRandom, OsRandom, RandomSource
 from ssddl.learning.data import ArrayDataset
-from ssddl.learning.train import LocalTrainConfig, evaluate
+from ssddl.learning.train import LocalTrainConfig, TrainStep, evaluate
 from ssddl.learning.vector import model_to_vector, vector_to_model
 from ssddl.protocol.config import ProtocolConfig, SessionParams
 from ssddl.protocol.localtrain import Trainer
 from ssddl.protocol.messages import RoundStatus
 from ssddl.protocol.participant import Participant
 from ssddl.protocol.ports import MaskBuilder
+from ssddl.protocol.schemes import get_scheme
 from ssddl.protocol.select import UniformSubset
 from ssddl.protocol.server import RoundOutcome
+from ssddl.runtime.callbacks import CallbackList, ParticipantEval, RunCallback
 from ssddl.runtime.exchange import Driver, Frame, Rejection
 from ssddl.runtime.inmemory import (
     Fault,
@@ -50,11 +52,13 @@ from ssddl.runtime.inmemory import (
 from ssddl.runtime.masking import MaskEngine, MaskWorker, check_worker
 from ssddl.runtime.seeds import rounding_rng, selection_rng
 from ssddl.runtime.session import ExchangeFactory, Session, in_memory
-from ssddl.runtime.training import model_trainer
+from ssddl.runtime.training import model_evaluator, model_trainer
 from ssddl.validators import check_int
 
 __all__ = [
+    "ParticipantEval",
     "RoundMetrics",
+    "RunCallback",
     "SimulationConfig",
     "SimulationResult",
     "SimulationState",
@@ -84,6 +88,11 @@ class SimulationConfig:
     #: keep every round's aggregate and update in ``SimulationResult.outcomes`` (False: the
     #: last round's only, so a long run holds O(M) of them, not 12 bytes an entry a round)
     keep_round_arrays: bool = True
+    #: every this many rounds each participant evaluates the global model on its own
+    #: held-out split (``simulate(holdout=...)``) and reports accuracy and loss only
+    eval_participants: int | None = None
+    #: a custom loss for local training (:data:`~ssddl.learning.train.TrainStep`)
+    train_step: TrainStep | None = field(default=None, repr=False)
     insecure_crypto_seed: bytes | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -99,6 +108,10 @@ class SimulationConfig:
         if not isinstance(self.keep_round_arrays, bool):
             raise ConfigurationError("keep_round_arrays must be True or False")
         check_worker(self.mask_worker, "mask_worker")
+        if self.eval_participants is not None:
+            check_int(self.eval_participants, "eval_participants", low=1)
+        if self.train_step is not None and not callable(self.train_step):
+            raise ConfigurationError("train_step must be a function (model, x, y) -> loss")
 
 
 @dataclass(frozen=True)
@@ -207,6 +220,8 @@ class _Hooks:
     device: torch.device | None = None
     masks: MaskBuilder | None = None
     exchange: ExchangeFactory | None = None
+    callbacks: CallbackList = field(default_factory=CallbackList)
+    holdout: Sequence[ArrayDataset] | None = None
 
 
 def _generator_state(rng: np.random.Generator) -> dict[str, Any]:
@@ -262,6 +277,8 @@ def simulate(
     device: str | torch.device | None = None,
     masks: MaskBuilder | None = None,
     exchange: ExchangeFactory | None = None,
+    callbacks: Sequence[RunCallback] = (),
+    holdout: Sequence[ArrayDataset] | None = None,
 ) -> SimulationResult:
     """Train ``model`` with one participant per dataset under the SSDDL protocol.
 
@@ -285,6 +302,12 @@ def simulate(
     every participant's host, any :class:`~ssddl.runtime.exchange.Exchange`); by default the
     in-memory exchange with ``config``'s faults. Its traffic is counted at the seam for the
     metrics.
+
+    ``callbacks`` (:class:`~ssddl.runtime.callbacks.RunCallback`) see the start (the
+    resolved protocol and the guarantee), every round, the participants' evaluations and the
+    end (:meth:`SimulationResult.summary`). ``holdout`` gives participant ``i`` a held-out
+    split ``holdout[i-1]``: with ``config.eval_participants`` = K, after every K-th round
+    each participant still present evaluates the global model on it (accuracy and loss only).
     """
     config = config if config is not None else SimulationConfig()
     if not datasets:
@@ -305,7 +328,16 @@ def simulate(
         with contextlib.ExitStack() as stack:
             if masks is None:
                 masks = stack.enter_context(MaskEngine(config.mask_worker))
-            hooks = _Hooks(on_setup, on_state, resume, where, masks, exchange)
+            hooks = _Hooks(
+                on_setup,
+                on_state,
+                resume,
+                where,
+                masks,
+                exchange,
+                CallbackList(callbacks),
+                _check_holdout(config, datasets, holdout),
+            )
             return _simulate(model, datasets, config, test, on_round, hooks)
     finally:
         torch.set_num_threads(previous_threads)
@@ -337,6 +369,7 @@ def _simulate(
             seed=config.seed,
             participant=pid,
             device=hooks.device,
+            step=config.train_step,
         )
 
     def make_inspector(pid: int) -> Callable[[int, np.ndarray], None] | None:
@@ -365,6 +398,9 @@ def _simulate(
         first = hooks.resume.round + 1
         server.round = hooks.resume.round  # the next start_round opens round resume.round + 1
     history: list[RoundMetrics] = []
+    hooks.callbacks.on_start(_public_config(config, server.config), _guarantee(server.config))
+    evaluate_participants = _ParticipantEvaluation(config, hooks, copy.deepcopy(model), ids)
+    report_traffic = _TrafficReporter(hooks.callbacks, exchange)
     report_state = _StateReporter(hooks.on_state, driver, exchange, selection_rng, rounding_rngs)
     outcomes: list[RoundOutcome] = []
     with _setup_left_out_of_collections():
@@ -383,9 +419,12 @@ def _simulate(
             history.append(dataclasses.replace(metrics, validated=validated))
             if on_round is not None:
                 on_round(history[-1])
+            hooks.callbacks.on_round(history[-1])
+            report_traffic(outcome.round)
+            evaluate_participants(outcome.round, server.weights)
             report_state(outcome)
     driver.finish()
-    return SimulationResult(
+    result = SimulationResult(
         model=global_model,
         config=server.config,
         history=history,
@@ -396,6 +435,103 @@ def _simulate(
         participants=len(ids),
         session_id=server.session_id,
     )
+    hooks.callbacks.on_end(result.summary())
+    return result
+
+
+def _check_holdout(
+    config: SimulationConfig,
+    datasets: Sequence[ArrayDataset],
+    holdout: Sequence[ArrayDataset] | None,
+) -> Sequence[ArrayDataset] | None:
+    if config.eval_participants is None:
+        return holdout
+    if holdout is None or len(holdout) != len(datasets):
+        raise ConfigurationError(
+            "eval_participants needs holdout: one held-out dataset per participant"
+        )
+    if any(not isinstance(d, ArrayDataset) or len(d) == 0 for d in holdout):
+        raise ConfigurationError("every participant's held-out split needs at least one sample")
+    return holdout
+
+
+class _TrafficReporter:
+    """Hands each round's bytes by message kind and direction to the callbacks (only when
+    there are callbacks: it reads the round's new traffic records once)."""
+
+    def __init__(self, callbacks: CallbackList, exchange: TrafficLog) -> None:
+        self._callbacks, self._exchange = callbacks, exchange
+        self._seen = 0
+
+    def __call__(self, round_number: int) -> None:
+        if not self._callbacks.callbacks:
+            return
+        records = self._exchange.records
+        by_kind: dict[str, dict[str, int]] = {}
+        for r in records[self._seen :]:
+            if r.round == round_number:
+                bucket = by_kind.setdefault(r.kind.name.lower(), {"up": 0, "down": 0})
+                bucket["down" if r.sender == 0 else "up"] += r.nbytes
+        self._seen = len(records)
+        self._callbacks.on_traffic(round_number, by_kind)
+
+
+class _ParticipantEvaluation:
+    """After every ``eval_participants``-th round, each participant that has not vanished
+    evaluates the global weights on its own held-out split; the callbacks get the figures."""
+
+    def __init__(
+        self, config: SimulationConfig, hooks: _Hooks, model: nn.Module, ids: list[int]
+    ) -> None:
+        self._every = config.eval_participants
+        self._callbacks = hooks.callbacks
+        self._vanish = {v.participant: v.round for v in config.vanish}
+        holdout = hooks.holdout if self._every is not None else None
+        self._evaluators = (
+            {}
+            if holdout is None
+            else {p: model_evaluator(model, holdout[p - 1], participant=p) for p in ids}
+        )
+
+    def __call__(self, round_number: int, weights: np.ndarray) -> None:
+        if self._every is None or (round_number + 1) % self._every:
+            return
+        results = [
+            run(weights)
+            for p, run in self._evaluators.items()
+            if self._vanish.get(p, round_number + 1) > round_number
+        ]
+        self._callbacks.on_participants(round_number, results)
+
+
+def _public_config(config: SimulationConfig, params: SessionParams) -> dict[str, Any]:
+    """What ``on_start`` shows of a simulation: the resolved protocol, local training and
+    the public seed (never the insecure crypto seed)."""
+    return {
+        "seed": config.seed,
+        "protocol": params.to_dict(),
+        "train": dataclasses.asdict(config.train),
+        "eval_participants": config.eval_participants,
+        "train_step": None if config.train_step is None else _name_of(config.train_step),
+    }
+
+
+def _name_of(function: Any) -> str:
+    module = getattr(function, "__module__", None) or "?"
+    return f"{module}:{getattr(function, '__qualname__', type(function).__name__)}"
+
+
+def _guarantee(params: SessionParams) -> dict[str, Any]:
+    """The session's guarantee, as its scheme states it."""
+    g = get_scheme(params.mode).guarantee(params)
+    return {
+        "collusion_bound": g.collusion_bound,
+        "dropout_bound": g.dropout_bound,
+        "lying_collusion_bound": None if g.lying is None else g.lying[0],
+        "lying_dropout_bound": None if g.lying is None else g.lying[1],
+        "round_trips": g.round_trips,
+        "text": g.describe(params.group_size),
+    }
 
 
 @contextlib.contextmanager

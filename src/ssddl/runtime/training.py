@@ -8,17 +8,20 @@ The simulator and the Flower ClientApp both use it, so their updates are bit-ide
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 from torch import nn
 
 from ssddl.learning.data import ArrayDataset
-from ssddl.learning.train import LocalTrainConfig, train_local
+from ssddl.learning.train import LocalTrainConfig, TrainStep, evaluate, train_local
 from ssddl.learning.vector import model_to_vector, vector_to_model
 from ssddl.protocol.localtrain import LocalUpdate, Trainer
+from ssddl.runtime.callbacks import ParticipantEval
 from ssddl.runtime.seeds import train_seed
 
-__all__ = ["model_trainer"]
+__all__ = ["model_evaluator", "model_trainer"]
 
 
 def model_trainer(
@@ -29,9 +32,11 @@ def model_trainer(
     seed: int,
     participant: int,
     device: torch.device | None = None,
+    step: TrainStep | None = None,
 ) -> Trainer:
     """The LocalTrain callback of participant ``participant``: ``work_model`` is overwritten
-    with the global weights every round (it may be shared between participants)."""
+    with the global weights every round (it may be shared between participants). ``step``:
+    a custom loss (:data:`~ssddl.learning.train.TrainStep`)."""
 
     def trainer(weights: np.ndarray, round_number: int) -> LocalUpdate:
         vector_to_model(weights, work_model)
@@ -41,8 +46,25 @@ def model_trainer(
             train,
             seed=train_seed(seed, participant, round_number),
             device=device,
+            step=step,
         )
         delta = model_to_vector(work_model) - weights
         return LocalUpdate(delta, result.num_samples, {"loss": result.mean_loss})
 
     return trainer
+
+
+def model_evaluator(
+    work_model: nn.Module, heldout: ArrayDataset, *, participant: int
+) -> Callable[[np.ndarray], ParticipantEval]:
+    """Participant ``participant``'s evaluation of global weights on its own held-out split:
+    it runs where the data lives and returns only accuracy, mean loss and the split's size
+    (no sample, prediction or per-sample loss). ``work_model`` (on the CPU) is overwritten
+    with the weights."""
+
+    def evaluator(weights: np.ndarray) -> ParticipantEval:
+        vector_to_model(weights, work_model)
+        result = evaluate(work_model, heldout)
+        return ParticipantEval(participant, result.accuracy, result.loss, result.num_samples)
+
+    return evaluator
