@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/ssddl simulate --out runs/demo
+	$(BIN)/ssddl simulate --out runs/demo --force  # a second demo moves the first aside
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

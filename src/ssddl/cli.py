@@ -5,34 +5,49 @@ Options given on the command line override those of ``--config FILE.toml``. Ever
 described once, in :data:`ssddl.experiments.options.OPTIONS`; this module builds the parser
 from it and imports torch only once a run starts, so ``--help`` and ``--version`` are quick.
 
-Exit status: 0 done; 1 the run finished but applied no round; 2 a bad option, file or
-directory (one line on stderr naming it and the fix); 130 interrupted (Ctrl-C), with what
-finished written.
+Exit status: 0 done; 1 the run finished but applied no round, or a file could not be written
+(a full disk: one line naming the file and what was kept); 2 a bad option, file or
+directory (one line on stderr naming it and the fix); 130 interrupted (Ctrl-C) and 143
+terminated (SIGTERM, as ``timeout``, ``docker stop`` and Slurm send), both with what finished
+written and the command that continues the run; 141 the reader of stdout went away
+(``--json | head -c 1``), with the run directory written and no traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import json
+import os
 import re
 import shlex
+import signal
 import sys
+import threading
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from ssddl import __version__
 from ssddl.exceptions import SecurityWarning, SSDDLError
 from ssddl.experiments.options import OPTIONS, Option, cli_words
 from ssddl.validators import did_you_mean
 
+if TYPE_CHECKING:
+    from ssddl.experiments.config import ExperimentConfig
+    from ssddl.experiments.rundir import RunDirectory
+
 __all__ = ["build_parser", "main", "reference_markdown"]
 
 EXIT_OK = 0
 EXIT_NOTHING_APPLIED = 1
+EXIT_NOT_WRITTEN = 1  # a file could not be written (a full disk); what was kept is said
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143  # 128 + SIGTERM, what a shell reports for a process SIGTERM ended
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: the reader of stdout went away (``| head``)
 
 #: Setup seconds per pair of participants (X25519 + HKDF + signature checks), measured on a
 #: 2-core machine; used only to warn before a long setup.
@@ -61,8 +76,17 @@ RUN_FLAGS: tuple[tuple[str, dict[str, Any]], ...] = (
         "--out",
         {
             "metavar": "DIR",
-            "help": "run directory to write (created if missing; checked before training) "
-            "(default: runs/latest)",
+            "help": "run directory to write (created if missing; checked before training; "
+            "one that holds a run is refused without --resume or --force; an earlier run in "
+            "the default is moved aside) (default: runs/latest)",
+        },
+    ),
+    (
+        "--force",
+        {
+            "action": "store_true",
+            "help": "start a new run even if --out holds one: the earlier run's files are "
+            "moved to <out>.replaced-<time> (nothing is deleted)",
         },
     ),
     (
@@ -176,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(config.toml, metrics.csv, traffic.csv, summary.json, plot.png, report.md, model.pt, "
         "model.safetensors, checkpoint/; participants.csv with --eval-participants, "
         "tensorboard/ with --tensorboard). Exit status: 0 done, 1 no round applied, 2 bad "
-        "input, 130 interrupted.",
+        "input, 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).",
     )
     run = sim.add_argument_group("run")
     for flag, kwargs in RUN_FLAGS:
@@ -220,13 +244,26 @@ def _add_keys_parser(sub: Any) -> None:
         "gen",
         help="Ed25519 identity keys (participant-<id>.key, mode 0600) and roster.json",
     )
-    gen.add_argument("--participants", type=int, required=True, metavar="N")
-    gen.add_argument("--out", type=Path, required=True, metavar="DIR")
+    gen.add_argument(
+        "--participants",
+        type=int,
+        required=True,
+        metavar="N",
+        help="write keys for participants 1..N",
+    )
+    gen.add_argument(
+        "--out", type=Path, required=True, metavar="DIR",
+        help="directory for the keys (created 0700 if missing; existing keys are never "
+        "overwritten)",
+    )  # fmt: skip
     certs = what.add_parser(
         "certs",
         help="a CA, a server certificate for 127.0.0.1 and optional SuperNode auth keys",
     )
-    certs.add_argument("--out", type=Path, required=True, metavar="DIR")
+    certs.add_argument(
+        "--out", type=Path, required=True, metavar="DIR",
+        help="directory for the TLS material (created 0700 if missing; never overwritten)",
+    )  # fmt: skip
     certs.add_argument(
         "--supernodes", type=int, default=0, metavar="N",
         help="also write N SuperNode authentication key pairs (supernode-<i>, .pub)",
@@ -273,25 +310,38 @@ def _add_supernode_parser(sub: Any) -> None:
     node.add_argument("flower_args", nargs=argparse.REMAINDER, metavar="-- FLOWER_ARGS")
 
 
+def _key_dir(out: Path) -> Path:
+    """``keys --out``: created if missing, readable by its owner only (0700)."""
+    from ssddl.exceptions import ConfigurationError
+
+    if out.exists() and not out.is_dir():
+        raise ConfigurationError(f"--out {str(out)!r} is an existing file; give a directory")
+    try:
+        out.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigurationError(
+            f"--out {str(out)!r} cannot be created ({exc.strerror}); give another directory"
+        ) from None
+    return out
+
+
 def _keys(args: argparse.Namespace) -> int:
     """``ssddl keys gen|certs``: files only, printed one per line (never key material)."""
     from ssddl.exceptions import ConfigurationError
     from ssddl.runtime.keyfiles import write_identities
 
-    out = Path(args.out)
+    if args.keys_command in ("app-key", "sign-app"):
+        return _app_signing(args)
+    out = _key_dir(Path(args.out))
     if args.keys_command == "gen":
         written = write_identities(out, args.participants)
         for path in (*written.keys.values(), written.roster):
             print(path)
         return EXIT_OK
-    if args.keys_command in ("app-key", "sign-app"):
-        return _app_signing(args)
     from ssddl.runtime.flower.certs import make_node_key, make_tls_material
 
     if args.supernodes < 0:
         raise ConfigurationError("--supernodes must be >= 0")
-    if not out.is_dir():
-        raise ConfigurationError(f"--out {str(out)!r} is not a directory; create it first")
     existing = [p for p in ("ca.crt", "server.pem", "server.key") if (out / p).exists()]
     if existing:
         raise ConfigurationError(f"{out / existing[0]} already exists: use an empty directory")
@@ -395,6 +445,8 @@ def _resume_choices(args: argparse.Namespace) -> dict[str, Any]:
         given.append("--config")
     if args.out is not None:
         given.append("--out")
+    if args.force:
+        given.append("--force")
     if given:
         raise SSDDLError(
             f"--resume continues a run with its own options; drop {', '.join(given)} "
@@ -570,14 +622,37 @@ def _trackers(args: argparse.Namespace, out: Path) -> list[Any]:
 
 def _simulate(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from ssddl.experiments.config import ExperimentConfig
-    from ssddl.experiments.run import json_safe, prepare_out_dir, run_in_directory
+    from ssddl.experiments.rundir import claim
 
     resume = args.resume is not None
     chosen = _resume_choices(args) if resume else _chosen(args)
     config = ExperimentConfig.from_choices(chosen)
-    out = prepare_out_dir(
-        args.resume if resume else (args.out if args.out is not None else "runs/latest")
+    # the default directory is the latest run: an earlier one there is moved aside, not lost
+    directory = claim(
+        args.resume if resume else (args.out if args.out is not None else "runs/latest"),
+        resume=resume,
+        force=args.force or (args.out is None and not resume),
     )
+    with directory:
+        if directory.moved_aside is not None:
+            print(
+                f"ssddl: the earlier run in {directory.path} was moved to {directory.moved_aside}",
+                file=sys.stderr,
+            )
+        return _simulate_in(args, argv, config, chosen, directory)
+
+
+def _simulate_in(
+    args: argparse.Namespace,
+    argv: Sequence[str],
+    config: ExperimentConfig,
+    chosen: dict[str, Any],
+    directory: RunDirectory,
+) -> int:
+    from ssddl.experiments.run import json_safe, run_in_directory
+
+    resume = args.resume is not None
+    out = directory.path
     err = sys.stderr
     table_stream = err if args.json else sys.stdout
     command = "ssddl " + shlex.join(argv)
@@ -594,7 +669,7 @@ def _simulate(args: argparse.Namespace, argv: Sequence[str]) -> int:
         )
         outcome = run_in_directory(
             config,
-            out,
+            directory,
             chosen=chosen,
             command=command,
             resume=resume,
@@ -608,14 +683,16 @@ def _simulate(args: argparse.Namespace, argv: Sequence[str]) -> int:
     if args.json:
         line = json_safe(_json_line(summary))
         print(json.dumps(line, sort_keys=True, allow_nan=False), flush=True)
-    if outcome.interrupted:
+    if outcome.completed:
         print(
-            f"ssddl: interrupted after {summary['rounds']} of {summary['rounds_planned']} "
-            f"rounds; what finished is written to {out}. Continue with: "
-            f"ssddl simulate --resume {shlex.quote(str(out))}",
+            f"ssddl: the run had finished all {summary['rounds_planned']} rounds; wrote the "
+            f"final outputs an interruption left out ({', '.join(outcome.completed)})",
             file=err,
         )
-        return EXIT_INTERRUPTED
+    if outcome.interrupted:
+        print(f"ssddl: {_interrupted_line(summary['rounds'], summary['rounds_planned'], out)}",
+              file=err)  # fmt: skip
+        return _interrupted_status()
     if summary["rounds_applied"] == 0:
         print(f"ssddl: error: {_no_round_applied(summary)}", file=err)
         return EXIT_NOTHING_APPLIED
@@ -626,6 +703,34 @@ def _simulate(args: argparse.Namespace, argv: Sequence[str]) -> int:
             file=err,
         )
     return EXIT_OK
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the process is, so that it ends like Ctrl-C."""
+
+
+_terminated = False
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    global _terminated
+    _terminated = True
+    raise _Terminated
+
+
+def _interrupted_status() -> int:
+    return EXIT_TERMINATED if _terminated else EXIT_INTERRUPTED
+
+
+def _interrupted_line(rounds: int, planned: int, out: Path) -> str:
+    how = "terminated (SIGTERM)" if _terminated else "interrupted"
+    again = f"ssddl simulate --resume {shlex.quote(str(out))}"
+    if rounds == 0:
+        return f"{how} before the first round finished; continue with: {again}"
+    return (
+        f"{how} after {rounds} of {planned} rounds; what finished is written to {out}. "
+        f"Continue with: {again}"
+    )
 
 
 def _add_audit_parser(sub: Any) -> None:
@@ -658,11 +763,9 @@ def _add_audit_parser(sub: Any) -> None:
 
 def _audit(args: argparse.Namespace) -> int:
     from ssddl.attacks.audit import run_audit
+    from ssddl.experiments.rundir import prepare_out_dir
 
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        print(f"ssddl: error: --out {out} is a file; give a directory", file=sys.stderr)
-        return EXIT_USAGE
+    out = prepare_out_dir(args.out)  # before the work: a bad --out is refused at once
     report = run_audit(quick=args.quick, progress=lambda line: print(line, file=sys.stderr))
     report.write(out)
     table = sys.stderr if args.json else sys.stdout
@@ -678,6 +781,9 @@ def _audit(args: argparse.Namespace) -> int:
 
 def _bench(args: argparse.Namespace) -> int:
     """``ssddl bench``: a thin layer over ``benchmarks.bench_perf.main``."""
+    from ssddl.experiments.rundir import prepare_out_dir
+
+    prepare_out_dir(str(args.out))  # before the work: a bad --out is refused at once
     try:
         from benchmarks import bench_perf
     except ImportError:
@@ -743,29 +849,98 @@ def _say_warning(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``ssddl`` command; SIGTERM ends it the way Ctrl-C does (status 143)."""
+    global _terminated
     argv = list(sys.argv[1:] if argv is None else argv)
     warnings.showwarning = _say_warning
     args = build_parser().parse_args(argv)
+    _terminated = False
+    if threading.current_thread() is not threading.main_thread():
+        return _run(args, argv)
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        if args.command == "simulate":
-            return _simulate(args, argv)
-        if args.command == "audit":
-            return _audit(args)
-        if args.command == "keys":
-            return _keys(args)
-        if args.command == "supernode":
-            return _supernode(args)
-        if args.command == "reproduce":
-            return _reproduce(args, argv)
-        if args.command == "bench":
-            return _bench(args)
+        return _run(args, argv)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+#: errors of a write that the user fixes by freeing space or choosing another place
+_WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO}
+
+
+def _drop_stdout() -> None:
+    """Point stdout at /dev/null so that the flush at exit does not fail a second time."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+
+
+def _not_written(exc: Any) -> str:
+    """One line for a run stopped by a file it could not write."""
+    kept = f"the checkpoint after {exc.rounds} rounds is kept" if exc.rounds else "no round is kept"
+    again = f"ssddl simulate --resume {shlex.quote(str(exc.out))}"
+    if not exc.resumable:
+        return f"cannot write {exc.path}: {exc.reason}; nothing was kept: free space and run again"
+    return f"cannot write {exc.path}: {exc.reason}; {kept}. Free space and continue with: {again}"
+
+
+_COMMANDS: dict[str, Callable[[argparse.Namespace, Sequence[str]], int]] = {
+    "simulate": lambda args, argv: _simulate(args, argv),
+    "audit": lambda args, argv: _audit(args),
+    "keys": lambda args, argv: _keys(args),
+    "supernode": lambda args, argv: _supernode(args),
+    "reproduce": lambda args, argv: _reproduce(args, argv),
+    "bench": lambda args, argv: _bench(args),
+}
+
+
+def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    """Run the command; every error a user can act on becomes one line on stderr."""
+    from ssddl.experiments.rundir import OutputError, OutputsInterrupted, RunNotWritten
+
+    try:
+        return _COMMANDS[args.command](args, argv)
+    except RunNotWritten as exc:
+        print(f"ssddl: error: {_not_written(exc)}", file=sys.stderr)
+        return EXIT_NOT_WRITTEN
+    except OutputError as exc:
+        print(f"ssddl: error: {exc}; free space and run again", file=sys.stderr)
+        return EXIT_NOT_WRITTEN
     except SSDDLError as exc:
         print(f"ssddl: error: {cli_words(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:
+        _drop_stdout()
+        return EXIT_BROKEN_PIPE
+    except OSError as exc:
+        return _write_failed(exc)
+    except OutputsInterrupted as exc:
+        print(
+            f"ssddl: {'terminated (SIGTERM)' if _terminated else 'interrupted'} while writing "
+            f"the final outputs; the checkpoint after {exc.rounds} rounds is kept. Continue "
+            f"with: ssddl simulate --resume {shlex.quote(str(exc.out))}",
+            file=sys.stderr,
+        )
+        return _interrupted_status()
     except KeyboardInterrupt:
-        print("ssddl: interrupted before training started; nothing was written", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    return EXIT_USAGE  # pragma: no cover - argparse rejects unknown commands
+        what = "terminated (SIGTERM)" if _terminated else "interrupted"
+        print(f"ssddl: {what} before training started; nothing new was written", file=sys.stderr)
+        return _interrupted_status()
+
+
+def _write_failed(exc: OSError) -> int:
+    """A write that failed outside a run directory: stdout, or a file of reproduce, audit,
+    bench or keys. Any other OSError is a bug, shown as one."""
+    if exc.errno not in _WRITE_ERRORS:
+        raise exc
+    if exc.filename is None:  # the run's own files name themselves: this is stdout
+        _drop_stdout()
+        print(f"ssddl: error: cannot write to standard output: {exc.strerror}; the run "
+              f"directory holds the results", file=sys.stderr)  # fmt: skip
+        return EXIT_NOT_WRITTEN
+    print(f"ssddl: error: cannot write {exc.filename}: {exc.strerror}; free space and "
+          f"run again", file=sys.stderr)  # fmt: skip
+    return EXIT_NOT_WRITTEN
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -30,8 +30,8 @@ def test_gen_writes_private_keys_and_the_matching_roster(
     ("argv", "words"),
     [
         (["keys", "gen", "--participants", "0"], "--participants"),
-        (["keys", "gen", "--participants", "2", "--out", "/nonexistent/x"], "--out"),
-        (["keys", "certs", "--out", "/nonexistent/x"], "--out"),
+        (["keys", "gen", "--participants", "2", "--out", "/proc/ssddl-nope/x"], "--out"),
+        (["keys", "certs", "--out", "/proc/ssddl-nope/x"], "--out"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(
@@ -42,6 +42,16 @@ def test_bad_input_is_one_line_and_exit_2(
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and words in err
+
+
+def test_gen_creates_its_directory_owner_only(tmp_path: Path) -> None:
+    out = tmp_path / "new" / "keys"  # README's `ssddl keys gen --out keys`, in a fresh place
+    assert main(["keys", "gen", "--participants", "2", "--out", str(out)]) == 0
+    assert out.stat().st_mode & 0o777 == 0o700
+    assert (out / "participant-2.key").stat().st_mode & 0o777 == 0o600
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    assert main(["keys", "gen", "--participants", "2", "--out", str(afile)]) == 2
 
 
 def test_gen_never_overwrites(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

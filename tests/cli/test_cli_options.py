@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ssddl.cli import build_parser, reference_markdown
+from ssddl.cli import RUN_FLAGS, build_parser, reference_markdown
 from ssddl.experiments import options as opt
 from ssddl.experiments.config import ExperimentConfig
 from ssddl.learning.data import DATASETS
@@ -57,7 +57,7 @@ def test_every_config_field_has_exactly_one_option_with_its_default():
 def test_every_flag_has_help_and_a_default():
     parser = _simulate_parser()
     flags = [a for a in parser._actions if a.option_strings and a.dest != "help"]
-    assert len(flags) == len(opt.OPTIONS) + 6
+    assert len(flags) == len(opt.OPTIONS) + len(RUN_FLAGS)
     for action in flags:
         assert action.help and len(action.help) > 15, action.option_strings
         if action.dest in {o.dest for o in opt.OPTIONS} or action.dest == "out":

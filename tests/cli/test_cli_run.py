@@ -250,6 +250,8 @@ def test_resume_after_interruption_ends_with_the_same_model(tmp_path, capsys, un
         "gone",
         "started",
         "wall_seconds",
+        "outputs",
+        "finished",
     }
     names = {p.name for p in (out / "checkpoint").iterdir()}
     assert {"state.json", state["weights_file"]} <= names

@@ -12,6 +12,7 @@ from ssddl.exceptions import ConfigurationError
 from ssddl.experiments.config import ExperimentConfig
 from ssddl.experiments.participants import hold_out, read_participants
 from ssddl.experiments.run import prepare, run_in_directory
+from ssddl.experiments.rundir import claim
 from ssddl.learning import ArrayDataset
 from ssddl.runtime.callbacks import RunCallback
 
@@ -71,7 +72,14 @@ def test_participants_csv_long_format_and_resume(tmp_path):
         (rnd, p) for rnd in range(4) for p in (1, 2, 3)
     ]
     assert all(0.0 <= float(r["accuracy"]) <= 1.0 for r in table)
-    # a fresh run without the flag leaves no stale participants.csv behind
+    # a fresh run without the flag (--force: the earlier run is moved aside) leaves no stale
+    # participants.csv behind
     no_eval = {k: v for k, v in CHOSEN.items() if k != "eval_participants"}
-    run_in_directory(ExperimentConfig.from_choices(no_eval), out, chosen=no_eval, command="t")
+    with claim(str(out), force=True) as directory:
+        run_in_directory(
+            ExperimentConfig.from_choices(no_eval), directory, chosen=no_eval, command="t"
+        )
     assert not (out / "participants.csv").exists()
+    [aside] = tmp_path.glob("run.replaced-*")
+    with open(aside / "participants.csv", newline="") as fh:
+        assert list(csv.DictReader(fh)) == table  # moved aside whole, not deleted

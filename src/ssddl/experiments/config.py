@@ -25,6 +25,7 @@ from ssddl.experiments.options import (
     DROPOUT_PHASES,
     OPTIONS,
     check_applicable,
+    option,
 )
 from ssddl.learning.data import DATASETS
 from ssddl.learning.imports import is_import_path
@@ -263,7 +264,36 @@ def flatten(data: Any, source: str) -> dict[str, Any]:
             f"config file {source}: unknown option(s) {names}; see docs/reference/options.md "
             f"for the keys (known in this section: {_known_like(unknown[0], known)})"
         )
+    for key, value in flat.items():
+        _check_type(key, value, source)
     return flat
+
+
+#: what a TOML value of an option of each type must be (a float option takes an integer)
+_TOML_TYPES: dict[type, tuple[str, tuple[type, ...]]] = {
+    bool: ("true or false", (bool,)),
+    int: ("an integer", (int,)),
+    float: ("a number", (int, float)),
+    str: ("a string", (str,)),
+}
+_TOML_NAMES = {bool: "boolean", int: "integer", float: "float", str: "string", list: "array"}
+
+
+def _check_type(key: str, value: Any, source: str) -> None:
+    """Strict TOML types: ``rounds = 2.0`` or ``participants = true`` is refused, naming the
+    key and the type it takes (a boolean is not an integer here, as it is in Python)."""
+    spec = option(key)
+    want = spec.type
+    if want not in _TOML_TYPES:
+        return
+    what, allowed = _TOML_TYPES[want]
+    if type(value) in allowed:
+        return
+    got = _TOML_NAMES.get(type(value), type(value).__name__)
+    shown = _toml_value(value) if type(value) in _TOML_TYPES else repr(value)
+    raise ConfigurationError(
+        f"config file {source}: {_where(key)} ({spec.flag}) must be {what}, got {got} {shown}"
+    )
 
 
 def _where(key: str) -> str:

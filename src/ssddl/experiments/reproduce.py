@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from ssddl import modes
+from ssddl.exceptions import ConfigurationError
 from ssddl.experiments.config import ExperimentConfig
 from ssddl.protocol.config import ProtocolConfig
 
@@ -68,7 +69,8 @@ class Plan:
     @classmethod
     def make(cls, *, quick: bool, data_dir: str | None, seed: int = 0) -> Plan:
         datasets: tuple[str, ...] = ("digits", "mnist1d")
-        if data_dir is not None and _has_mnist(Path(data_dir)):
+        if data_dir is not None:
+            _check_mnist_dir(Path(data_dir))
             datasets += ("mnist",)
         if quick:
             return cls(
@@ -79,9 +81,20 @@ class Plan:
         return cls(False, datasets, 10, 15, 2, seed, data_dir=data_dir)
 
 
-def _has_mnist(path: Path) -> bool:
+def _check_mnist_dir(path: Path) -> None:
+    """``--data-dir`` must hold the MNIST IDX files: a typo must not drop MNIST silently."""
+    if not path.is_dir():
+        raise ConfigurationError(
+            f"--data-dir {path} does not exist or is not a directory; give the directory "
+            f"that holds the MNIST IDX files (or leave --data-dir out to compare without MNIST)"
+        )
     names = ("train-images-idx3-ubyte", "t10k-images-idx3-ubyte")
-    return all((path / n).exists() or (path / f"{n}.gz").exists() for n in names)
+    missing = [n for n in names if not ((path / n).exists() or (path / f"{n}.gz").exists())]
+    if missing:
+        raise ConfigurationError(
+            f"--data-dir {path} holds no {missing[0]} (raw or .gz); give the directory that "
+            f"holds the MNIST IDX files (or leave --data-dir out to compare without MNIST)"
+        )
 
 
 def fmt(value: Any) -> str:

@@ -13,20 +13,15 @@ The run directory holds files a person can open:
 - ``checkpoint/``        the state after the last finished round, for ``--resume``
 
 The directory is checked and written to before any training, metrics and traffic are written
-after every round, so an interrupted run keeps what it finished.
+after every round, so an interrupted run keeps what it finished. How and where each file is
+written is :mod:`ssddl.experiments.rundir`'s business; this module decides what they hold.
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import csv
 import dataclasses
 import datetime
-import json
-import os
-import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -45,9 +40,21 @@ from ssddl.experiments.report import (
     decoding_error_bound,
     guarantee,
     markdown_report,
-    plot_run,
     stated,
     summarize,
+)
+from ssddl.experiments.rundir import (
+    CHECKPOINT_FORMAT,
+    FINAL_OUTPUTS,
+    Checkpoint,
+    OutputError,
+    OutputsInterrupted,
+    RunDirectory,
+    RunNotWritten,
+    TrafficRow,
+    claim,
+    json_safe,
+    prepare_out_dir,
 )
 from ssddl.learning.data import ArrayDataset, DatasetSplit, load_dataset
 from ssddl.learning.imports import (
@@ -76,6 +83,7 @@ from ssddl.runtime.simulator import (
 
 __all__ = [
     "CHECKPOINT_FORMAT",
+    "OutputsInterrupted",
     "Prepared",
     "RunOutcome",
     "dropout_schedule",
@@ -86,20 +94,6 @@ __all__ = [
     "run_experiment",
     "run_in_directory",
 ]
-
-CHECKPOINT_FORMAT = "ssddl-checkpoint/1"
-_RUN_FILES = (
-    "metrics.csv",
-    "traffic.csv",
-    "summary.json",
-    "plot.png",
-    "report.md",
-    "model.pt",
-    "model.safetensors",
-    "compare-plain.csv",
-    "participants.csv",
-)
-_TRAFFIC_HEADER = ["round", "kind", "sender", "recipient", "bytes"]
 
 
 def load_split(config: ExperimentConfig) -> DatasetSplit:
@@ -243,62 +237,19 @@ def run_experiment(
     )
 
 
-def prepare_out_dir(out: str) -> Path:
-    """Check that ``out`` can be a run directory, create it and prove it writable — before
-    any training. Raises ConfigurationError naming ``--out`` and the fix."""
-    if not out or not out.strip():
-        raise ConfigurationError("--out is empty; give a directory path such as runs/mine")
-    path = Path(out).expanduser()
-    if path.exists() and not path.is_dir():
-        raise ConfigurationError(f"--out {out} is an existing file; give a directory path")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=path):
-            pass
-    except (FileExistsError, NotADirectoryError):
-        raise ConfigurationError(
-            f"--out {out}: a parent of it is a file, not a directory; give another path"
-        ) from None
-    except PermissionError:
-        raise ConfigurationError(
-            f"--out {out} is not writable (permission denied); give a directory you can write"
-        ) from None
-    except OSError as exc:
-        raise ConfigurationError(
-            f"--out {out} cannot be created or written ({exc.strerror}); give another path"
-        ) from None
-    return path
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
-def json_safe(value: Any) -> Any:
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    if isinstance(value, (np.integer, np.floating)):
-        return json_safe(value.item())
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    return value
-
-
 def _row_from_json(row: dict[str, Any]) -> dict[str, Any]:
     return {k: (float("nan") if v is None and k != "validated" else v) for k, v in row.items()}
 
 
 @dataclass
 class RunOutcome:
-    """What a run left behind: its summary (as in ``summary.json``) and whether it was cut."""
+    """What a run left behind: its summary (as in ``summary.json``), whether it was cut, and
+    the final outputs a resume completed (of a run interrupted after its last round)."""
 
     out: Path
     summary: dict[str, Any]
     interrupted: bool = False
+    completed: tuple[str, ...] = ()
 
 
 @dataclass
@@ -315,93 +266,76 @@ def _traffic_rows(records: Iterable[TrafficRecord]) -> list[list[Any]]:
     return [[r.round, r.kind.name.lower(), r.sender, r.recipient, r.nbytes] for r in records]
 
 
-def _save_model(weights: np.ndarray, model: nn.Module, out: Path) -> None:
-    from safetensors.torch import save_file
-
+def _model_state(weights: np.ndarray, model: nn.Module) -> dict[str, torch.Tensor]:
     trained = copy.deepcopy(model)
     vector_to_model(weights, trained)
-    state = {k: v.detach().cpu().contiguous() for k, v in trained.state_dict().items()}
-    torch.save(state, out / "model.pt")
-    save_file(state, str(out / "model.safetensors"))
+    return {k: v.detach().cpu().contiguous() for k, v in trained.state_dict().items()}
 
 
-class _RunDirectory:
-    """Writes a run directory round by round, and its checkpoint."""
+class _Recorder:
+    """Follows a run round by round and writes its run directory and checkpoint."""
 
-    def __init__(self, out: Path, prep: Prepared, chosen: dict[str, Any], command: str) -> None:
-        self.out = out
+    def __init__(
+        self, directory: RunDirectory, prep: Prepared, chosen: dict[str, Any], command: str
+    ) -> None:
+        self.directory = directory
+        self.out = directory.path
         self.prep = prep
         self.chosen = chosen
         self.command = command
-        self.ckpt = out / "checkpoint"
         self.started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
         self.clock = time.perf_counter()
         self.progress = _Progress()
         self.vanish = {v.participant: v for v in prep.sim.vanish}
+        #: final outputs an interruption after the last round left out (completed on resume)
+        self.missing: list[str] = []
 
     # -- start -----------------------------------------------------------------------------
 
-    def start_fresh(self) -> None:
-        for name in _RUN_FILES:
-            with contextlib.suppress(FileNotFoundError):
-                (self.out / name).unlink()
-        shutil.rmtree(self.ckpt, ignore_errors=True)
-        self.ckpt.mkdir()
-        (self.out / "config.toml").write_text(dump_toml(nest(self.chosen)))
-        with open(self.out / "traffic.csv", "w", newline="") as fh:
-            csv.writer(fh).writerow(_TRAFFIC_HEADER)
+    def start_fresh(self, *, checkpoint: bool = True) -> None:
+        self.directory.start(dump_toml(nest(self.chosen)), checkpoint=checkpoint)
 
-    def load_checkpoint(self) -> SimulationState:
-        state_file = self.ckpt / "state.json"
-        if not state_file.is_file():
-            raise ConfigurationError(
-                f"--resume {self.out}: no checkpoint/state.json (the run finished no round); "
-                f"start it again without --resume"
-            )
-        data = json.loads(state_file.read_text())
-        if data.get("format") != CHECKPOINT_FORMAT:
-            raise ConfigurationError(f"--resume {self.out}: unknown checkpoint format")
-        if data["config_sha256"] != choices_hash(self.chosen):
+    def resume(self) -> SimulationState | None:
+        """Restore the run from its checkpoint; ``None`` (and a fresh start with the run's
+        ``config.toml``) when it finished no round. Refuses a changed ``config.toml`` and a
+        run with nothing left to do."""
+        model_size = sum(int(t.numel()) for t in self.prep.model.parameters())
+        saved = self.directory.load_checkpoint(model_size=model_size)
+        if saved is None:
+            self.start_fresh()
+            return None
+        if saved.config_sha256 != choices_hash(self.chosen):
             raise ConfigurationError(
                 f"--resume {self.out}: config.toml changed since the checkpoint was written; "
                 f"restore it or start a new run"
             )
-        if data["round"] + 1 >= self.prep.protocol.rounds:
-            raise ConfigurationError(
-                f"--resume {self.out}: the run already finished all "
-                f"{self.prep.protocol.rounds} rounds; nothing to resume"
-            )
-        weights = np.load(self.ckpt / data["weights_file"], allow_pickle=False)
+        rounds = self.prep.protocol.rounds
+        if saved.round + 1 >= rounds:
+            self.missing = self.directory.missing_outputs(saved, self._final_outputs())
+            if not self.missing:
+                raise ConfigurationError(
+                    f"--resume {self.out}: the run already finished all {rounds} rounds "
+                    f"and wrote every output; nothing to resume"
+                )
+        self.directory.keep_traffic_through(saved.round)
         p = self.progress
-        p.rows = [_row_from_json(r) for r in data["history"]]
-        p.outcomes = data["outcomes"]
-        p.rejections = data["rejections"]
-        p.gone = set(data["gone"])
-        p.wall_before = float(data["wall_seconds"])
-        self.started = data["started"]
-        # keep the traffic of the finished rounds only
-        with open(self.out / "traffic.csv", newline="") as fh:
-            kept = [r for r in csv.reader(fh)][1:]
-        kept = [  # a kill may have cut the last line short
-            r
-            for r in kept
-            if len(r) == len(_TRAFFIC_HEADER)
-            and r[4].isdigit()
-            and r[0].lstrip("-").isdigit()
-            and int(r[0]) <= data["round"]
-        ]
-        with open(self.out / "traffic.csv", "w", newline="") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(_TRAFFIC_HEADER)
-            writer.writerows(kept)
-        state = SimulationState(
-            round=int(data["round"]),
-            weights=weights.astype(np.float32, copy=False),
-            selection_state=data["selection_state"],
-            rounding_states={int(k): v for k, v in data["rounding_states"].items()},
+        p.rows = [_row_from_json(r) for r in saved.history]
+        p.outcomes = saved.outcomes
+        p.rejections = saved.rejections
+        p.gone = set(saved.gone)
+        p.wall_before = saved.wall_seconds
+        self.started = saved.started
+        p.state = SimulationState(
+            round=saved.round,
+            weights=saved.weights,
+            selection_state=saved.selection_state,
+            rounding_states=saved.rounding_states,
         )
-        p.state = state
-        return state
+        return p.state
+
+    def _final_outputs(self) -> list[str]:
+        skip = set() if self.prep.config.compare == "plain" else {"compare-plain.csv"}
+        return [n for n in FINAL_OUTPUTS if n not in skip]
 
     def resumed_vanish(self, after: int) -> tuple[Vanish, ...]:
         """Participants already gone vanish at once; the rest keep their schedule."""
@@ -442,48 +376,26 @@ class _RunDirectory:
                 if spec is not None and outcome.round >= spec.round:
                     p.gone.add(pid)
         p.rejections += [dataclasses.asdict(r) for r in state.rejections]
-        with open(self.out / "traffic.csv", "a", newline="") as fh:
-            csv.writer(fh).writerows(_traffic_rows(state.traffic))
-        self._write_metrics()
-        self._write_checkpoint(state)
+        self.directory.append_traffic(_traffic_rows(state.traffic))
+        self.directory.write_metrics(p.rows)
+        self.directory.save_checkpoint(self._checkpoint(state))
 
-    def _write_metrics(self) -> None:
-        rows = self.progress.rows
-        if not rows:
-            return
-        with open(self.out / "metrics.csv", "w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
-
-    def _write_checkpoint(self, state: SimulationState) -> None:
-        name = f"weights-{state.round}.npy"
-        with open(self.ckpt / f".{name}.tmp", "wb") as fh:
-            np.save(fh, state.weights, allow_pickle=False)
-        os.replace(self.ckpt / f".{name}.tmp", self.ckpt / name)
+    def _checkpoint(self, state: SimulationState) -> Checkpoint:
         p = self.progress
-        data = {
-            "format": CHECKPOINT_FORMAT,
-            "round": state.round,
-            "rounds": self.prep.protocol.rounds,
-            "config_sha256": choices_hash(self.chosen),
-            "weights_file": name,
-            "selection_state": state.selection_state,
-            "rounding_states": {str(k): v for k, v in state.rounding_states.items()},
-            # local training builds a fresh optimizer every round and the server keeps none:
-            # there is no optimizer state to save
-            "optimizer_state": None,
-            "history": json_safe(p.rows),
-            "outcomes": p.outcomes,
-            "rejections": p.rejections,
-            "gone": sorted(p.gone),
-            "started": self.started,
-            "wall_seconds": self.wall_seconds(),
-        }
-        _atomic_write(self.ckpt / "state.json", json.dumps(data, indent=1).encode())
-        for old in self.ckpt.glob("weights-*.npy"):
-            if old.name != name:
-                old.unlink()
+        return Checkpoint(
+            round=state.round,
+            rounds=self.prep.protocol.rounds,
+            config_sha256=choices_hash(self.chosen),
+            weights=state.weights,
+            selection_state=state.selection_state,
+            rounding_states=state.rounding_states,
+            history=p.rows,
+            outcomes=p.outcomes,
+            rejections=p.rejections,
+            gone=sorted(p.gone),
+            started=self.started,
+            wall_seconds=self.wall_seconds(),
+        )
 
     def wall_seconds(self) -> float:
         return self.progress.wall_before + time.perf_counter() - self.clock
@@ -502,10 +414,39 @@ class _RunDirectory:
         prep, p = self.prep, self.progress
         last = p.state.round if p.state is not None else -1
         p.rows = [r for r in p.rows if r["round"] <= last]  # Ctrl-C may cut a round short
+        self.directory.record_outputs = not interrupted
         if p.state is not None:
-            _save_model(p.state.weights, prep.model, self.out)
-        self._write_metrics()
-        traffic = self._read_traffic()
+            self.directory.write_model(_model_state(p.state.weights, prep.model))
+        self.directory.write_metrics(p.rows)
+        traffic = self.directory.read_traffic()
+        summary = self._summary(traffic, interrupted=interrupted)
+        if resumed_from is not None:
+            summary["resumed"] = {"from_round": resumed_from}
+        if reference:
+            plain = reference[-1]["accuracy"] if reference else None
+            mine = summary["final_accuracy"]
+            summary["compare"] = {
+                "plain_final_accuracy": plain,
+                "accuracy_difference": None if mine is None or plain is None else mine - plain,
+            }
+            self.directory.write_rows("compare-plain.csv", reference)
+        summary.update(overrides or {})
+        self.directory.write_summary(summary)
+        if p.rows:
+            self.directory.write_plot(
+                p.rows,
+                title=f"ssddl {summary['mode']}",
+                bytes_by_kind=_bytes_by_kind(traffic),
+                reference=reference,
+                participants=read_participants(self.out),
+            )
+        self.directory.write_report(markdown_report(summary, summary["aborted"]))
+        if not interrupted and p.state is not None:
+            self.directory.mark_finished()
+        return summary
+
+    def _summary(self, traffic: list[TrafficRow], *, interrupted: bool) -> dict[str, Any]:
+        prep, p = self.prep, self.progress
         model_size = sum(int(t.numel()) for t in prep.model.parameters())
         summary = summarize(
             p.rows,
@@ -549,37 +490,7 @@ class _RunDirectory:
         )
         if prep.protocol.dp:
             summary.update(dp_summary(prep.protocol, model_size, len(p.rows)))
-        if resumed_from is not None:
-            summary["resumed"] = {"from_round": resumed_from}
-        if reference:
-            plain = reference[-1]["accuracy"] if reference else None
-            mine = summary["final_accuracy"]
-            summary["compare"] = {
-                "plain_final_accuracy": plain,
-                "accuracy_difference": None if mine is None or plain is None else mine - plain,
-            }
-            _write_rows(self.out / "compare-plain.csv", reference)
-        summary.update(overrides or {})
-        _atomic_write(
-            self.out / "summary.json",
-            (json.dumps(json_safe(summary), indent=2) + "\n").encode(),
-        )
-        if p.rows:
-            plot_run(
-                p.rows,
-                self.out / "plot.png",
-                title=f"ssddl {summary['mode']}",
-                bytes_by_kind=_bytes_by_kind(traffic),
-                reference=reference,
-                participants=read_participants(self.out),
-            )
-        (self.out / "report.md").write_text(markdown_report(summary, summary["aborted"]))
         return summary
-
-    def _read_traffic(self) -> list[tuple[int, str, int, int, int]]:
-        with open(self.out / "traffic.csv", newline="") as fh:
-            rows = list(csv.reader(fh))[1:]
-        return [(int(r[0]), r[1], int(r[2]), int(r[3]), int(r[4])) for r in rows]
 
 
 def _resolved(prep: Prepared) -> dict[str, Any]:
@@ -587,13 +498,6 @@ def _resolved(prep: Prepared) -> dict[str, Any]:
     data["protocol"] = prep.protocol.to_dict()
     data["device"] = str(prep.device)
     return json_safe(data)
-
-
-def _write_rows(path: Path, rows: Sequence[dict[str, Any]]) -> None:
-    with open(path, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
 
 
 def _bytes_by_kind(traffic: Iterable[tuple[int, str, int, int, int]]) -> dict[str, dict[str, int]]:
@@ -626,7 +530,7 @@ def plain_reference(config: ExperimentConfig) -> list[dict[str, Any]]:
 
 def run_in_directory(
     config: ExperimentConfig,
-    out: Path,
+    out: RunDirectory | Path,
     *,
     chosen: dict[str, Any],
     command: str,
@@ -640,7 +544,21 @@ def run_in_directory(
     checkpoint is in ``out``. Ctrl-C (KeyboardInterrupt) ends the run with what finished
     written and ``RunOutcome.interrupted`` set. ``callbacks`` see the start (the resolved
     configuration and the guarantee, as in ``summary.json``), every round, the
-    participants' evaluations and the end (the summary)."""
+    participants' evaluations and the end (the summary). ``out`` is a directory
+    :func:`claim` took, or a path to claim (and release at the end)."""
+    if not isinstance(out, RunDirectory):
+        with claim(str(out), resume=resume) as directory:
+            return run_in_directory(
+                config,
+                directory,
+                chosen=chosen,
+                command=command,
+                resume=resume,
+                on_round=on_round,
+                on_setup=on_setup,
+                on_compare=on_compare,
+                callbacks=callbacks,
+            )
     if config.runner is not None:
         if resume:
             raise ConfigurationError(
@@ -656,62 +574,117 @@ def run_in_directory(
             on_round=on_round,
             callbacks=CallbackList(callbacks),
         )
+    return _run_protocol(
+        config,
+        out,
+        _Hooks(on_round, on_setup, on_compare, callbacks),
+        chosen=chosen,
+        command=command,
+        resume=resume,
+    )
+
+
+@dataclass(frozen=True)
+class _Hooks:
+    """What the caller hears of a run: each round, setup progress, the plain reference."""
+
+    on_round: Callable[[RoundMetrics], None] | None = None
+    on_setup: SetupCallback | None = None
+    on_compare: Callable[[], None] | None = None
+    callbacks: Sequence[RunCallback] = ()
+
+
+def _run_protocol(
+    config: ExperimentConfig,
+    out: RunDirectory,
+    hooks: _Hooks,
+    *,
+    chosen: dict[str, Any],
+    command: str,
+    resume: bool,
+) -> RunOutcome:
+    """A run of the protocol into the claimed ``out``, from a checkpoint with ``resume``."""
     prep = prepare(config)
-    directory = _RunDirectory(out, prep, chosen, command)
+    out.check_space(sum(int(t.numel()) for t in prep.model.parameters()))
+    recorder = _Recorder(out, prep, chosen, command)
     start: SimulationState | None = None
-    if resume:
-        start = directory.load_checkpoint()
-        prep = dataclasses.replace(
-            prep, sim=dataclasses.replace(prep.sim, vanish=directory.resumed_vanish(start.round))
-        )
-    else:
-        directory.start_fresh()
-    def round_done(metrics: RoundMetrics) -> None:
-        directory.on_round(metrics)
-        if on_round is not None:
-            on_round(metrics)
-
     budget = _Budget(config.protocol.max_epsilon, prep)
-    budget.check_first(0 if start is None else start.round + 1)
-    tracker = _tracker(config, out, start, callbacks)
-    tracker.on_start(_resolved(prep), guarantee(prep.protocol))
-
-    def state_done(state: SimulationState) -> None:
-        directory.on_state(state)
-        budget.check_next(state.round + 1)  # after the checkpoint: everything is saved
-
+    if not resume:
+        budget.check_first(0)  # before anything is written
     interrupted = False
     reference: list[dict[str, Any]] = []
+    tracker = CallbackList([])
     try:
-        simulate(
-            prep.model,
-            prep.datasets,
-            dataclasses.replace(prep.sim, keep_round_arrays=False),  # results go to files
-            test=prep.split.test,
-            on_round=round_done,
-            on_setup=on_setup,
-            on_state=state_done,
-            resume=start,
-            device=prep.device,
-            callbacks=[Relay([tracker])],  # start and end are reported here
-            holdout=prep.holdout,
-        )
+        if resume:
+            start = recorder.resume()
+        else:
+            recorder.start_fresh()
+        tracker = _tracker(config, out.path, start, hooks.callbacks)
+        tracker.on_start(_resolved(prep), guarantee(prep.protocol))
+        if start is None or start.round + 1 < prep.protocol.rounds:
+            budget.check_first(0 if start is None else start.round + 1)
+            _train(prep, recorder, start, budget, tracker, hooks)
         if config.compare == "plain":
-            if on_compare is not None:
-                on_compare()
+            if hooks.on_compare is not None:
+                hooks.on_compare()
             reference = plain_reference(config)
     except KeyboardInterrupt:
         interrupted = True
     except _BudgetSpent as spent:
         budget.stopped = spent.args[0]
-    summary = directory.finish(
-        interrupted=interrupted,
-        resumed_from=None if start is None else start.round,
-        reference=reference,
-        overrides=budget.report(),
-    )
+    except OutputError as exc:
+        raise RunNotWritten(exc, out.path, out.rounds_kept()) from exc
+    try:
+        summary = recorder.finish(
+            interrupted=interrupted,
+            resumed_from=None if start is None else start.round,
+            reference=reference,
+            overrides=budget.report(),
+        )
+    except KeyboardInterrupt:
+        raise OutputsInterrupted(out.path, out.rounds_kept()) from None
+    except OutputError as exc:
+        raise RunNotWritten(exc, out.path, out.rounds_kept()) from exc
     tracker.on_end(summary)
-    return RunOutcome(out, summary, interrupted)
+    return RunOutcome(out.path, summary, interrupted, completed=tuple(recorder.missing))
+
+
+def _train(
+    prep: Prepared,
+    recorder: _Recorder,
+    start: SimulationState | None,
+    budget: _Budget,
+    tracker: CallbackList,
+    hooks: _Hooks,
+) -> None:
+    """Simulate the rounds after ``start`` (all of them without), recording each; stop
+    before a round that would spend more than the privacy ``budget``."""
+    if start is not None:  # who had vanished stays gone
+        vanish = recorder.resumed_vanish(start.round)
+        prep = dataclasses.replace(prep, sim=dataclasses.replace(prep.sim, vanish=vanish))
+
+    def round_done(metrics: RoundMetrics) -> None:
+        recorder.on_round(metrics)
+        if hooks.on_round is not None:
+            hooks.on_round(metrics)
+
+    def state_done(state: SimulationState) -> None:
+        recorder.on_state(state)
+        budget.check_next(state.round + 1)  # after the checkpoint: everything is saved
+
+    simulate(
+        prep.model,
+        prep.datasets,
+        dataclasses.replace(prep.sim, keep_round_arrays=False),  # results go to files
+        test=prep.split.test,
+        on_round=round_done,
+        on_setup=hooks.on_setup,
+        on_state=state_done,
+        resume=start,
+        device=prep.device,
+        callbacks=[Relay([tracker])],  # start and end are reported here
+        holdout=prep.holdout,
+    )
 
 
 def _tracker(
@@ -831,7 +804,7 @@ def run_baseline_experiment(
 def _run_baseline_in_directory(
     config: ExperimentConfig,
     mode: str,
-    out: Path,
+    out: RunDirectory,
     *,
     chosen: dict[str, Any],
     command: str,
@@ -842,12 +815,12 @@ def _run_baseline_in_directory(
     from ssddl.baselines.runners import run_baseline
 
     prep = prepare(config)
-    directory = _RunDirectory(out, prep, chosen, command)
-    directory.start_fresh()
-    shutil.rmtree(directory.ckpt, ignore_errors=True)
+    out.check_space(sum(int(t.numel()) for t in prep.model.parameters()))
+    recorder = _Recorder(out, prep, chosen, command)
+    recorder.start_fresh(checkpoint=False)
 
     def round_done(row: dict[str, Any]) -> None:
-        directory.progress.rows.append(row)
+        recorder.progress.rows.append(row)
         if on_round is not None:
             on_round(metrics_of(row))
         callbacks.on_round(metrics_of(row))
@@ -873,14 +846,13 @@ def _run_baseline_in_directory(
     except KeyboardInterrupt:
         interrupted = True
     else:
-        with open(out / "traffic.csv", "a", newline="") as fh:
-            csv.writer(fh).writerows(run.traffic)
-        directory.progress.state = SimulationState(
+        recorder.directory.append_traffic(run.traffic)
+        recorder.progress.state = SimulationState(
             round=len(run.rows) - 1, weights=run.weights, selection_state={}, rounding_states={}
         )
         overrides["baseline"] = json_safe(run.extra)
     overrides["decoding_error_bound"] = 0.0
     overrides["resolved_config"] = json_safe(config.to_dict())
-    summary = directory.finish(interrupted=interrupted, resumed_from=None, overrides=overrides)
+    summary = recorder.finish(interrupted=interrupted, resumed_from=None, overrides=overrides)
     callbacks.on_end(summary)
-    return RunOutcome(out, summary, interrupted)
+    return RunOutcome(out.path, summary, interrupted)
