@@ -101,7 +101,8 @@ class RunnerConfig:
     """How a runner trains: ``rounds`` rounds of ``train`` local training, seeds from
     ``seed``. Phong: the fixed-point code (``ring_bits``, ``frac_bits``, ``clip``; the same
     rules as SSDDL's), the back end's parameters and ``he_real_rounds`` (rounds on real
-    ciphertexts; None: all). ``dssgd`` configures ``dssgd-rr``."""
+    ciphertexts; None: all; 0: none — the fixed-point arithmetic in the clear only, bytes and
+    encryption seconds then unmeasured, NaN). ``dssgd`` configures ``dssgd-rr``."""
 
     rounds: int
     train: LocalTrainConfig = field(default_factory=LocalTrainConfig)
@@ -124,8 +125,8 @@ class RunnerConfig:
         if not isinstance(self.train, LocalTrainConfig):
             raise ConfigurationError("train must be a LocalTrainConfig")
         if self.he_real_rounds is not None:
-            # at least one real round: it measures the ciphertext sizes and seconds
-            check_int(self.he_real_rounds, "he_real_rounds", low=1)
+            # 0: no real round (nothing measured: bytes NaN); the CLI asks for at least 1
+            check_int(self.he_real_rounds, "he_real_rounds", low=0)
         if self.he_real_participants is not None:
             check_int(self.he_real_participants, "he_real_participants", low=1)
         if not isinstance(self.dssgd, DSSGDConfig):
@@ -401,7 +402,7 @@ def _phong(
     real_rounds = config.rounds if config.he_real_rounds is None else config.he_real_rounds
     sampled = n if config.he_real_participants is None else min(n, config.he_real_participants)
     words = encode(initial.astype(np.float64), codec)  # the clear twin of E(w)
-    encrypted_w = encrypt_weights(backend, keys.public, initial)
+    encrypted_w = encrypt_weights(backend, keys.public, initial) if real_rounds > 0 else None
     rows: list[dict[str, Any]] = []
     traffic: list[Traffic] = [(-1, "he_public_key", 1, 0, len(public_wire))]
     measured: dict[str, list[float]] = {"enc": [], "dec": [], "add": []}
@@ -469,10 +470,11 @@ def _phong(
         traffic += [(r, "he_update", p, 0, b) for p, b in enumerate(up_bytes, start=1)]
         vector_to_model(decode(words, codec).astype(np.float32), work)
         acc, test_loss = _evaluate(work, test)
+        unmeasured = float("nan") if not sizes else None  # no real round: no ciphertext sizes
         row = round_row(
             r, n, accuracy=acc, loss=test_loss, train_loss=statistics.fmean(losses),
-            upload_bytes_mean=float(statistics.fmean(up_bytes)),
-            download_bytes_mean=float(down_bytes), upload_bytes_max=max(up_bytes),
+            upload_bytes_mean=unmeasured or float(statistics.fmean(up_bytes)),
+            download_bytes_mean=unmeasured or float(down_bytes), upload_bytes_max=max(up_bytes),
             total_bytes=sum(up_bytes) + n * down_bytes,
             train_seconds_mean=statistics.fmean(train_s),
             share_seconds_mean=statistics.fmean(enc_s),
