@@ -944,16 +944,19 @@ def _paillier_note(out: Path) -> str:
     sampled = sorted({r["real_participants"] for r in paillier if r["encrypted"] == "True"})
     return (
         f"Phong with Paillier (2048-bit keys in E1: the accuracy does not depend on the key "
-        f"size) ran on real ciphertexts in round(s) {real} of every run (members encrypting "
-        f"their own update per real round: {', '.join(sampled)}; the others' sum went in as "
-        "one encryption); the other rounds ran the same fixed-point arithmetic in the clear "
+        f"size) ran on real ciphertexts in round(s) {real or 'none'} of its first run only "
+        f"(members encrypting their own update per real round: {', '.join(sampled) or '—'}; "
+        "the others' updates went in as one encryption); its other runs and rounds ran the same fixed-point arithmetic in the clear "
         "(`encrypted` column of `e1_rounds.csv`), which decrypts to the same words bit for "
-        "bit. BFV ran every round on real ciphertexts. Phong's accuracy differs from "
-        "FedAvg's because its members train with other training seeds (the baseline "
-        "runner derives them otherwise than the simulator), not because of the encryption: "
-        "its decrypted sums are exact, identical for both back ends. (It also averages "
-        "unweighted, which on the iid split, where sample counts differ by at most one, "
-        "changes almost nothing.)"
+        "bit. BFV ran every round on real ciphertexts. Phong runs as in the paper: the "
+        "server holds E(w) and the members take turns (the paper's asynchronous SGD, one "
+        "member at a time), each downloading and decrypting the current E(w), training and "
+        "uploading E(Δw), added at once; so its curve is not FedAvg's. (The synchronous "
+        'variant, FedAvg on ciphertexts, is `RunnerConfig(he_schedule="sync")`.) Phong\'s '
+        "accuracy would differ from FedAvg's even synchronously because its members train "
+        "with other training seeds (the baseline runner derives them otherwise than the "
+        "simulator), not because of the encryption: its decrypted sums are exact, identical "
+        "for both back ends."
     )
 
 
