@@ -3,7 +3,8 @@
 * ``centralized`` and ``standalone`` have no protocol at all (no messages);
 * ``phong-paillier`` and ``phong-bfv`` (Phong et al. 2018): the server holds the *encrypted*
   global model and participants download ciphertexts, not the float32 weights that the
-  protocol's ``RoundStart`` carries;
+  protocol's ``RoundStart`` carries; by default they take turns as in the paper
+  (``he_schedule="async"``), or run synchronous rounds (``"sync"``, FedAvg on ciphertexts);
 * ``dssgd-rr``: DSSGD as in the paper (round robin, each member keeps a local model and
   downloads only a θd fraction), which the protocol's stateless-model participant cannot do.
 
