@@ -363,7 +363,14 @@ def _e2_e3(rows: list[dict[str, Any]], plan: Plan, out: Path, model_size: int) -
             }
         )
         split = _e3_split(mine, mode, codec.get(mode))
-        e3.append({"scheme": label, **{k: round(v, 5) for k, v in split.items()}})
+        privacy = sum(v for k, v in split.items() if k != "local_training")
+        e3.append(
+            {
+                "scheme": label,
+                **{k: round(v, 5) for k, v in split.items()},
+                "privacy_seconds": round(privacy, 5),
+            }
+        )
     _write_csv(out / "e2_bytes.csv", e2)
     _write_csv(out / "e3_seconds.csv", e3)
 
@@ -1113,14 +1120,20 @@ def _seeded(rows: list[dict[str, Any]], plan: Plan) -> list[dict[str, Any]]:
 
 
 def _csv_rows(out: Path, name: str, seeds: list[int], metric: str | None) -> list[dict[str, Any]]:
-    """A CSV's rows for results.json, with the seeds behind each, mean and spread."""
+    """A CSV's rows for results.json, with the seeds behind each, and the mean and spread of
+    ``metric`` (its ``_std`` column; none if the table is of one seed)."""
     found = []
     for r in _read_csv(out / name):
-        entry: dict[str, Any] = dict(r)
-        entry["seeds"] = seeds
+        entry: dict[str, Any] = {**r, "seeds": seeds}
         if metric is not None:
+            std = r.get(f"{metric}_std")
             entry["mean"] = float(r[metric])
-            entry["spread"] = float(r.get(f"{metric}_std", "nan") or "nan")
+            entry["spread"] = None if std is None else float(std)
+            entry["spread_kind"] = (
+                "sample standard deviation"
+                if std is not None
+                else f"one seed ({seeds[0]}); the cost table has repeats with their spread"
+            )
         found.append(entry)
     return found
 
@@ -1154,7 +1167,7 @@ def _results(
         "experiments": {
             "e1": _seeded(rows, plan),
             "e2": _csv_rows(out, "e2_bytes.csv", [plan.seed], "upload_bytes"),
-            "e3": _csv_rows(out, "e3_seconds.csv", [plan.seed], None),
+            "e3": _csv_rows(out, "e3_seconds.csv", [plan.seed], "privacy_seconds"),
             "costs": costs,
             "e6": e6,
             "e7": _csv_rows(out, "e7_properties.csv", [], None),
