@@ -23,7 +23,9 @@ import datetime
 import json
 import os
 import platform
+import shutil
 import statistics
+import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -722,8 +724,8 @@ def _secaggplus(plan: Plan, out: Path, progress: Progress) -> dict[str, Any]:
     n, m = plan.participants, plan.cost_model_size
     shares = min(bench_flower.NUM_SHARES, n)
     threshold = min(bench_flower.THRESHOLD, n // 2 + 1)
-    scratch = out / "secaggplus"
-    scratch.mkdir(exist_ok=True)
+    # Ray's session files (sockets, logs) stay out of the report's directory; kept on error
+    scratch = Path(tempfile.mkdtemp(prefix="ssddl-secaggplus-"))
     result: dict[str, Any] = {
         "status": "measured",
         "source": "benchmarks/bench_flower.py (Flower simulation engine, Ray), this run",
@@ -737,6 +739,8 @@ def _secaggplus(plan: Plan, out: Path, progress: Progress) -> dict[str, Any]:
         keep = ("round_seconds", "upload_bytes_per_client", "download_bytes_per_client", "error")
         result["entries"][entry] = {k: row[k] for k in keep if k in row}
     progress("secagg+ done", 2, 2)
+    if not any("error" in e for e in result["entries"].values()):
+        shutil.rmtree(scratch, ignore_errors=True)
     return result
 
 
@@ -774,6 +778,7 @@ def _e1_figures(plan: Plan, out: Path, plt: Any) -> None:
     rounds = _read_csv(out / "e1_rounds.csv")
     for dataset in plan.datasets:
         fig, ax = plt.subplots(figsize=(7, 4.5))
+        ax.set_prop_cycle(color=plt.get_cmap("tab20").colors)  # a colour for each scheme
         for label, _, _ in e1_modes():
             xs, mean, std = _curves(rounds, dataset, label)
             ax.errorbar(xs, mean, yerr=std, marker="o", markersize=3, capsize=2, label=label)
