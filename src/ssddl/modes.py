@@ -282,16 +282,30 @@ def mode_help() -> str:
     return text
 
 
+#: E1's DSSGD: the paper's algorithm (Shokri & Shmatikov 2015, round robin); a report says it
+DSSGD_E1_VARIANT = "round_robin"
+
 for _mode in (
     _runner("centralized", "centralized", secure=False, compared=(("centralized", {}),)),
     _runner("standalone", "standalone", secure=True, compared=(("standalone", {}),)),
     ModeEntry("fedavg", "fedavg", compared=(("fedavg", {}),)),
     ModeEntry("fedsgd", "fedsgd", local_train=fedsgd_train_config),
+    _runner(
+        "dssgd-rr",
+        "dssgd-rr (the paper's DSSGD: round robin, local models kept)",
+        secure=False,
+        options=_DSSGD_OPTIONS,
+        compared=(
+            ("dssgd-rr θu=0.01", {"theta_u": 0.01}),
+            ("dssgd-rr θu=0.1", {"theta_u": 0.1}),
+        ),
+    ),
     ModeEntry(
-        "dssgd",
-        "dssgd (parallel)",
+        "dssgd-parallel",
+        "dssgd-parallel (a variant, not the paper's: all members at once, sparse uploads "
+        "averaged)",
         _DSSGD_OPTIONS,
-        compared=(("dssgd θu=0.01", {"theta_u": 0.01}), ("dssgd θu=0.1", {"theta_u": 0.1})),
+        compared=(("dssgd-parallel θu=0.1 (variant)", {"theta_u": 0.1}),),
     ),
     _runner(
         "phong-paillier",
@@ -302,11 +316,10 @@ for _mode in (
     ),
     _runner(
         "phong-bfv",
-        "phong-bfv",
+        "phong-bfv (BFV standing in for the paper's LWE scheme)",
         secure=True,
         options=("he_poly_degree", "he_real_rounds"),
-        compared=(("phong-bfv", {}),),
+        compared=(("phong-bfv (BFV for LWE)", {}),),
     ),
-    _runner("dssgd-rr", "dssgd-rr (round robin)", secure=False, options=_DSSGD_OPTIONS),
 ):
     register_baseline(_mode, built_in=True)

@@ -122,7 +122,7 @@ def test_a_sparse_upload_carries_exactly_the_top_entries():
 
 
 def test_dssgd_scheme_refuses_partial_download_and_names_its_modes():
-    assert dssgd_mode() == "dssgd"
-    assert dssgd_mode(DSSGDConfig(theta_u=0.01)) == "dssgd-u0p01-d1p0"
+    assert dssgd_mode() == "dssgd-parallel"
+    assert dssgd_mode(DSSGDConfig(theta_u=0.01)) == "dssgd-parallel-u0p01-d1p0"
     with pytest.raises(ConfigurationError, match="dssgd-rr"):
         dssgd_mode(DSSGDConfig(theta_d=0.5))

@@ -127,7 +127,7 @@ def test_an_option_of_another_mode_is_refused_with_it(weight_mean, capsys):
     code = main(["simulate", "--mode", "weight-mean", "--theta-u", "0.5", "--no-progress"])
     err = capsys.readouterr().err
     assert code == 2
-    assert "--theta-u does not apply: it is only used with --mode dssgd or dssgd-rr" in err
+    assert "--theta-u does not apply: it is only used with --mode dssgd-rr or dssgd-parallel" in err
 
 
 def test_it_is_one_of_the_runs_reproduce_compares(weight_mean):

@@ -24,19 +24,21 @@ from tests.test_layers import imports_of
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "ssddl"
 
-#: what --mode took and reproduce compared before the catalogue: it must not change
+#: what --mode takes (the parallel DSSGD variant under its own name since issue 25)
 CHOICES = (
-    *("prg", "explicit", "shamir", "plain", "fedavg", "fedsgd", "dssgd"),
-    *("centralized", "standalone", "phong-paillier", "phong-bfv", "dssgd-rr"),
+    *("prg", "explicit", "shamir", "plain", "fedavg", "fedsgd", "dssgd-parallel"),
+    *("centralized", "standalone", "dssgd-rr", "phong-paillier", "phong-bfv"),
 )
+#: E1 runs the paper's DSSGD (round robin); the parallel variant only labelled as one
 E1 = (
     ("centralized", "centralized", {}),
     ("standalone", "standalone", {}),
     ("fedavg", "fedavg", {}),
-    ("dssgd θu=0.01", "dssgd", {"theta_u": 0.01}),
-    ("dssgd θu=0.1", "dssgd", {"theta_u": 0.1}),
+    ("dssgd-rr θu=0.01", "dssgd-rr", {"theta_u": 0.01}),
+    ("dssgd-rr θu=0.1", "dssgd-rr", {"theta_u": 0.1}),
+    ("dssgd-parallel θu=0.1 (variant)", "dssgd-parallel", {"theta_u": 0.1}),
     ("phong-paillier", "phong-paillier", {}),
-    ("phong-bfv", "phong-bfv", {}),
+    ("phong-bfv (BFV for LWE)", "phong-bfv", {}),
     ("ssddl prg", "prg", {}),
     ("ssddl explicit", "explicit", {}),
     ("ssddl shamir", "shamir", {}),
@@ -84,8 +86,17 @@ def test_a_registered_secure_scheme_is_a_secure_mode_at_once(new_scheme):
 def test_a_dssgd_variant_is_not_a_mode_of_its_own():
     variant = dssgd_mode(DSSGDConfig(theta_u=0.01))
     assert variant in scheme_names() and variant not in modes.mode_names()
-    assert modes.entry(variant).name == "dssgd"
+    assert modes.entry(variant).name == "dssgd-parallel"
     assert modes.mode_names() == CHOICES
+
+
+def test_dssgd_is_only_a_deprecated_alias_of_the_parallel_variant():
+    # still registered (recorded transcripts name it), never a choice, never in E1
+    assert "dssgd" in scheme_names() and "dssgd" not in modes.mode_names()
+    assert modes.entry("dssgd").name == "dssgd-parallel"
+    assert all(mode != "dssgd" for _, mode, _ in modes.comparison())
+    assert "not the paper's" in modes.entry("dssgd-parallel").summary
+    assert modes.DSSGD_E1_VARIANT == "round_robin"
 
 
 def test_each_entry_states_its_guarantee():

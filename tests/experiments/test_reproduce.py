@@ -1,9 +1,12 @@
-"""``ssddl reproduce --quick`` writes a report whose every table comes from its CSVs."""
+"""``ssddl reproduce --quick`` writes a report whose every table comes from its CSVs, and a
+results.json with every row's seeds, mean and spread."""
 
 from __future__ import annotations
 
 import csv
+import json
 import re
+import statistics
 
 import pytest
 
@@ -14,37 +17,71 @@ pytest.importorskip("tenseal")
 pytest.importorskip("phe")
 
 
+def _csv(path):
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
 @pytest.mark.slow
 def test_quick_reproduce_writes_a_report_built_from_its_csvs(tmp_path, capsys):
     out = tmp_path / "rep"
-    assert main(["reproduce", "--quick", "--out", str(out), "--no-progress"]) == 0
+    argv = ["reproduce", "--quick", "--json", "--no-secaggplus", "--out", str(out)]
+    assert main([*argv, "--no-progress"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     report = (out / "REPORT.md").read_text()
     assert "ssddl reproduce --quick" in report  # the exact command
-    assert "versions:" in report and "seed 0" in report and "CPU(s)" in report
+    assert "versions:" in report and "seeds 0, 1" in report and "CPU(s)" in report
+    assert "MNIST not run" in report  # no --data-dir: the run says so
     for png in re.findall(r"\]\(([\w.-]+\.png)\)", report):
         assert (out / png).stat().st_size > 1000
     tables = re.findall(r"<!-- source: ([\w.]+) -->\n((?:\|.*\n)+)", report)
     assert {name for name, _ in tables} >= {
-        "e1_final.csv", "e2_bytes.csv", "e3_seconds.csv", "e6_scaling.csv",
-        "e7_properties.csv", "headline.csv",
+        "e1_final.csv", "e1_noniid.csv", "e2_bytes.csv", "e3_seconds.csv", "costs.csv",
+        "e6_scaling.csv", "e7_properties.csv", "headline.csv",
     }  # fmt: skip
     for name, body in tables:
         lines = body.strip().splitlines()
         header = [c.strip() for c in lines[0].strip("|").split("|")]
         cells = [[c.strip() for c in line.strip("|").split("|")] for line in lines[2:]]
-        with open(out / name, newline="") as fh:
-            rows = list(csv.DictReader(fh))
+        rows = _csv(out / name)
         assert header == list(rows[0])
         assert cells == [[fmt(r[c]) for c in header] for r in rows], name
-    # the CSVs hold the runs' numbers: E1's final accuracy is the last round's of e1_rounds
-    with open(out / "e1_rounds.csv", newline="") as fh:
-        rounds = list(csv.DictReader(fh))
-    with open(out / "e1_final.csv", newline="") as fh:
-        final = list(csv.DictReader(fh))
+    # E1: the final accuracy is the mean over seeds of each seed's last round, with its spread
+    rounds = _csv(out / "e1_rounds.csv")
+    final = _csv(out / "e1_final.csv")
     for row in final:
-        last = [r for r in rounds if r["scheme"] == row["scheme"] and r["dataset"] == "digits"]
-        assert float(row["digits"]) == round(float(last[-1]["accuracy"]), 4)
+        mine = [r for r in rounds if r["scheme"] == row["scheme"] and r["dataset"] == "digits"]
+        mine = [r for r in mine if r["partition"] == "iid"]
+        last = {r["seed"]: float(r["accuracy"]) for r in mine}  # rows in round order
+        assert sorted(last) == ["0", "1"]
+        assert float(row["digits"]) == round(statistics.fmean(last.values()), 4)
+        assert float(row["digits_std"]) == round(statistics.stdev(last.values()), 4)
+    labels = [r["scheme"] for r in final]
+    assert "dssgd-rr θu=0.01" in labels and "dssgd-parallel θu=0.1 (variant)" in labels
     assert float(final[0]["digits"]) > 0.3  # centralized learns
-    with open(out / "e7_properties.csv", newline="") as fh:
-        props = {r["scheme"]: r for r in csv.DictReader(fh)}
+    assert {r["partition"] for r in rounds} == {"iid", "dirichlet α=0.3", "shards"}
+    props = {r["scheme"]: r for r in _csv(out / "e7_properties.csv")}
     assert props["ssddl prg"]["collusion_tolerated"] == "1"  # n - 2 for 3 participants
+    # costs: every scheme at the same point, repeated, CPU and wall
+    costs = _csv(out / "costs.csv")
+    assert {(r["participants"], r["model_size"], r["repeats"]) for r in costs} == {
+        ("3", "10000", "2")
+    }
+    names = {r["scheme"] for r in costs}
+    assert {"ssddl prg", "ssddl explicit", "ssddl shamir", "phong-paillier-3072"} <= names
+    assert all(float(r["cpu_seconds"]) > 0 and int(r["upload_bytes"]) > 0 for r in costs)
+    # --json and results.json
+    assert summary["e1_dssgd_variant"] == "round_robin"
+    assert len(summary["seeds"]) >= 2
+    assert summary["cost_cpu_ratio_paillier"] > 1 and summary["cost_cpu_ratio_lattice"] > 0
+    assert summary["secaggplus"]["status"] == "not run" and "status" in summary["dp"]
+    results = json.loads((out / "results.json").read_text())
+    assert results["e1_dssgd_variant"] == "round_robin"
+    for name, rows in results["experiments"].items():
+        assert rows, name
+        for row in rows:
+            assert "seeds" in row, name
+            if name != "e7":
+                assert "mean" in row and "spread" in row, name
+    e1 = results["experiments"]["e1"]
+    assert all(len(r["seeds"]) == 2 and len(r["values"]) == 2 for r in e1)

@@ -9,8 +9,10 @@ A participant keeps its own copy of the model. In its turn it
 2. trains locally and computes the change ``Δw`` of its parameters;
 3. **uploads** the ``round(θu·M)`` entries of ``Δw`` with the largest magnitude, with their
    indices (a sparse vector), optionally clipped to ``[-γ, γ]`` and with Laplace noise
-   ``Lap(0, b)`` added to every uploaded value (the paper's differentially private variant;
-   the noise here perturbs the values, the selection is on the true magnitudes);
+   ``Lap(0, b)`` added to every uploaded value. The noise has a fixed scale ``b``, is not
+   calibrated to any ε and the selection is on the true magnitudes, so it gives **no**
+   differential-privacy guarantee (the paper's sparse-vector-technique selection and its
+   ε accounting are not implemented);
 4. the server **adds** the sparse update onto the global parameters (summation).
 
 The paper's study uses θu = 0.01 and 0.1 (and θd = 1). What the server sees: every uploaded
@@ -115,7 +117,7 @@ class DSSGDConfig:
     """``theta_u``: fraction of the parameters uploaded (largest changes); ``theta_d``:
     fraction downloaded (largest changes since the last download); ``gamma``: clip bound for
     uploaded values (None: no clipping); ``laplace_scale``: the scale ``b`` of the Laplace
-    noise added to every uploaded value (None: no noise)."""
+    noise added to every uploaded value (None: no noise) — uncalibrated, no DP guarantee."""
 
     theta_u: float = 0.1
     theta_d: float = 1.0

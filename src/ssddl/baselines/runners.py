@@ -3,7 +3,8 @@
 * ``centralized`` and ``standalone`` have no protocol at all (no messages);
 * ``phong-paillier`` and ``phong-bfv`` (Phong et al. 2018): the server holds the *encrypted*
   global model and participants download ciphertexts, not the float32 weights that the
-  protocol's ``RoundStart`` carries;
+  protocol's ``RoundStart`` carries; by default they take turns as in the paper
+  (``he_schedule="async"``), or run synchronous rounds (``"sync"``, FedAvg on ciphertexts);
 * ``dssgd-rr``: DSSGD as in the paper (round robin, each member keeps a local model and
   downloads only a θd fraction), which the protocol's stateless-model participant cannot do.
 
@@ -72,6 +73,9 @@ __all__ = [
 #: the modes run here (not protocol schemes)
 RUNNERS = RUNNER_MODES
 
+#: Phong's schedules: the paper's asynchronous turns, or synchronous rounds (FedAvg)
+HE_SCHEDULES = ("async", "sync")
+
 #: the columns of ``metrics.csv`` (the simulator's RoundMetrics fields, in order)
 ROW_FIELDS = (
     "round",
@@ -101,7 +105,8 @@ class RunnerConfig:
     """How a runner trains: ``rounds`` rounds of ``train`` local training, seeds from
     ``seed``. Phong: the fixed-point code (``ring_bits``, ``frac_bits``, ``clip``; the same
     rules as SSDDL's), the back end's parameters and ``he_real_rounds`` (rounds on real
-    ciphertexts; None: all). ``dssgd`` configures ``dssgd-rr``."""
+    ciphertexts; None: all; 0: none — the fixed-point arithmetic in the clear only, bytes and
+    encryption seconds then unmeasured, NaN). ``dssgd`` configures ``dssgd-rr``."""
 
     rounds: int
     train: LocalTrainConfig = field(default_factory=LocalTrainConfig)
@@ -117,6 +122,10 @@ class RunnerConfig:
     he_real_participants: int | None = None
     dssgd: DSSGDConfig = field(default_factory=DSSGDConfig)
     insecure_test_key: bool = False  #: Paillier keys below 2048 bits (tests only)
+    #: Phong's schedule: "async" — the paper's (members take turns on the encrypted model,
+    #: each update added at once); "sync" — FedAvg on ciphertexts (every member from the same
+    #: E(w), uploads E(Δw/n))
+    he_schedule: str = "async"
 
     def __post_init__(self) -> None:
         check_int(self.rounds, "rounds", low=1)
@@ -124,12 +133,16 @@ class RunnerConfig:
         if not isinstance(self.train, LocalTrainConfig):
             raise ConfigurationError("train must be a LocalTrainConfig")
         if self.he_real_rounds is not None:
-            # at least one real round: it measures the ciphertext sizes and seconds
-            check_int(self.he_real_rounds, "he_real_rounds", low=1)
+            # 0: no real round (nothing measured: bytes NaN); the CLI asks for at least 1
+            check_int(self.he_real_rounds, "he_real_rounds", low=0)
         if self.he_real_participants is not None:
             check_int(self.he_real_participants, "he_real_participants", low=1)
         if not isinstance(self.dssgd, DSSGDConfig):
             raise ConfigurationError("dssgd must be a DSSGDConfig")
+        if self.he_schedule not in HE_SCHEDULES:
+            raise ConfigurationError(
+                f"he_schedule={self.he_schedule!r} is not one of {', '.join(HE_SCHEDULES)}"
+            )
         self.codec()  # checks ring_bits, frac_bits, clip
 
     def codec(self) -> FixedPoint:
@@ -275,6 +288,8 @@ def _dispatch(
         return _standalone(model, items, config, test, on_round)
     if mode == "dssgd-rr":
         return _dssgd_rr(model, items, config, test, on_round)
+    if config.he_schedule == "async":
+        return _phong_async(mode, model, items, config, test, on_round)
     return _phong(mode, model, items, config, test, on_round)
 
 
@@ -386,8 +401,9 @@ def _phong(
     test: ArrayDataset | None,
     on_round: RowCallback | None,
 ) -> BaselineRun:
-    """Phong et al.: E(w) on the server; every round each member downloads it, decrypts,
-    trains and uploads E(Δw / n); the server adds the uploads onto E(w)."""
+    """Phong et al. run synchronously (``he_schedule="sync"``, not the paper's schedule):
+    E(w) on the server; every round each member downloads it, decrypts, trains and uploads
+    E(Δw / n); the server adds the uploads onto E(w) — FedAvg on ciphertexts."""
     n = len(items)
     backend = make_he_backend(mode, config, n)
     codec = backend.codec
@@ -401,7 +417,7 @@ def _phong(
     real_rounds = config.rounds if config.he_real_rounds is None else config.he_real_rounds
     sampled = n if config.he_real_participants is None else min(n, config.he_real_participants)
     words = encode(initial.astype(np.float64), codec)  # the clear twin of E(w)
-    encrypted_w = encrypt_weights(backend, keys.public, initial)
+    encrypted_w = encrypt_weights(backend, keys.public, initial) if real_rounds > 0 else None
     rows: list[dict[str, Any]] = []
     traffic: list[Traffic] = [(-1, "he_public_key", 1, 0, len(public_wire))]
     measured: dict[str, list[float]] = {"enc": [], "dec": [], "add": []}
@@ -469,10 +485,11 @@ def _phong(
         traffic += [(r, "he_update", p, 0, b) for p, b in enumerate(up_bytes, start=1)]
         vector_to_model(decode(words, codec).astype(np.float32), work)
         acc, test_loss = _evaluate(work, test)
+        unmeasured = float("nan") if not sizes else None  # no real round: no ciphertext sizes
         row = round_row(
             r, n, accuracy=acc, loss=test_loss, train_loss=statistics.fmean(losses),
-            upload_bytes_mean=float(statistics.fmean(up_bytes)),
-            download_bytes_mean=float(down_bytes), upload_bytes_max=max(up_bytes),
+            upload_bytes_mean=unmeasured or float(statistics.fmean(up_bytes)),
+            download_bytes_mean=unmeasured or float(down_bytes), upload_bytes_max=max(up_bytes),
             total_bytes=sum(up_bytes) + n * down_bytes,
             train_seconds_mean=statistics.fmean(train_s),
             share_seconds_mean=statistics.fmean(enc_s),
@@ -483,6 +500,172 @@ def _phong(
     weights = decode(words, codec).astype(np.float32)
     extra = {
         "backend": repr(backend),
+        "real_rounds": min(real_rounds, config.rounds),
+        "real_participants": sampled,
+        "keygen_seconds": keygen_seconds,
+        "public_key_bytes": len(public_wire),
+        "max_summands": backend.max_summands,
+        "slots_per_ciphertext": backend.slots,
+    }
+    return BaselineRun(mode, rows, traffic, weights, int(weights.size), n, extra)
+
+
+# -- Phong as in the paper: members take turns on the encrypted model -------------------------
+
+
+@dataclass
+class _Encrypted:
+    """The server's E(w) and its clear twin (the same fixed-point words, in the clear), the
+    updates not yet in E(w), and what one Phong run shares between its turns."""
+
+    backend: HEBackend
+    keys: Any
+    server_public: Any
+    words: np.ndarray
+    encrypted: Any
+    pending: list[np.ndarray] = field(default_factory=list)
+    sizes: dict[str, int] = field(default_factory=dict)
+
+    def flush(self) -> None:
+        """Add the updates made in the clear onto E(w) as one encryption (E(w) stays exact)."""
+        if self.pending and self.encrypted is not None:
+            rest = self.backend.encrypt(self.keys.public, ring_sum(self.pending))
+            blob = self.backend.ciphertext_to_bytes(rest)
+            self.encrypted = server_add(self.backend, self.server_public, self.encrypted, blob)
+        self.pending = []
+
+
+@dataclass(frozen=True)
+class _Turn:
+    real: bool
+    loss: float
+    train: float
+    encrypt: float
+    decrypt: float
+    server: float
+    up: int
+    down: int
+
+
+def _async_turn(
+    state: _Encrypted, work: nn.Module, data: ArrayDataset, config: RunnerConfig,
+    r: int, who: int, real: bool,
+) -> _Turn:  # fmt: skip
+    """One member's turn: download the current E(w) and decrypt it (or read the clear twin),
+    train, upload E(Δw), which the server adds at once (or keep Δw for the flush)."""
+    backend, codec = state.backend, state.backend.codec
+    mark = time.perf_counter()
+    if real:
+        blob = backend.ciphertext_to_bytes(state.encrypted)
+        current = decrypt_weights(
+            backend, state.keys.secret, backend.ciphertext_from_bytes(state.keys.public, blob)
+        )
+        state.sizes["down"] = len(blob)
+    else:
+        current = decode(state.words, codec).astype(np.float32)
+    decrypt = time.perf_counter() - mark
+    mark = time.perf_counter()
+    vector_to_model(current, work)
+    loss = _train(work, data, config, r, who)
+    delta = model_to_vector(work).astype(np.float64) - current.astype(np.float64)
+    train = time.perf_counter() - mark
+    words = encode(delta, codec)  # as encrypt_update encodes it
+    state.words = ring_sum([state.words, words])
+    if not real:
+        state.pending.append(words)
+        up, down = state.sizes.get("up", 0), state.sizes.get("down", 0)
+        return _Turn(False, loss, train, 0.0, 0.0, 0.0, up, down)
+    mark = time.perf_counter()
+    upload = backend.ciphertext_to_bytes(encrypt_update(backend, state.keys.public, delta))
+    encrypt = time.perf_counter() - mark
+    mark = time.perf_counter()
+    state.encrypted = server_add(backend, state.server_public, state.encrypted, upload)
+    state.sizes["up"] = len(upload)
+    server = time.perf_counter() - mark
+    return _Turn(True, loss, train, encrypt, decrypt, server, len(upload), state.sizes["down"])
+
+
+def _async_row(
+    r: int, turns: list[_Turn], real: bool, seconds: float, scores: tuple[float, float],
+    measured: dict[str, list[float]],
+) -> dict[str, Any]:  # fmt: skip
+    """The row of one Phong round: seconds measured in real turns (the clear ones are
+    charged the mean of the real ones), bytes of the real ciphertexts (NaN if none ran)."""
+    n = len(turns)
+    real_turns = [t for t in turns if t.real]
+    if real:
+        measured["enc"] += [t.encrypt for t in real_turns]
+        measured["dec"] += [t.decrypt for t in real_turns]
+        measured["add"] += [t.server for t in real_turns]
+
+    def mean(key: str) -> float:
+        return statistics.fmean(measured[key]) if measured[key] else 0.0
+
+    up = [t.up for t in turns]
+    unmeasured = not any(up)
+    return round_row(
+        r, n, accuracy=scores[0], loss=scores[1],
+        train_loss=statistics.fmean(t.loss for t in turns),
+        upload_bytes_mean=float("nan") if unmeasured else float(statistics.fmean(up)),
+        download_bytes_mean=float("nan") if unmeasured else float(turns[-1].down),
+        upload_bytes_max=max(up), total_bytes=sum(up) + sum(t.down for t in turns),
+        train_seconds_mean=statistics.fmean(t.train for t in turns),
+        share_seconds_mean=mean("enc"), decrypt_seconds_mean=mean("dec"),
+        server_seconds=mean("add") * n, round_seconds=seconds, encrypted=real,
+    )  # fmt: skip
+
+
+def _phong_async(
+    mode: str,
+    model: nn.Module,
+    items: list[ArrayDataset],
+    config: RunnerConfig,
+    test: ArrayDataset | None,
+    on_round: RowCallback | None,
+) -> BaselineRun:
+    """Phong et al. as in the paper: the server holds E(w); the members take turns (the
+    paper's asynchronous SGD, one member at a time): each downloads the current E(w),
+    decrypts it with the shared secret key, trains, and uploads E(Δw), which the server adds
+    at once, so the next member starts from it. In a real round the first
+    ``he_real_participants`` members work on real ciphertexts; the others' updates go in
+    as one encryption at the end of the round."""
+    n = len(items)
+    backend = make_he_backend(mode, config, n)
+    keygen_started = time.perf_counter()
+    keys = backend.keygen()
+    keygen_seconds = time.perf_counter() - keygen_started
+    public_wire = backend.public_to_bytes(keys.public)
+    work = fresh_copy(model)
+    initial = model_to_vector(work)
+    real_rounds = config.rounds if config.he_real_rounds is None else config.he_real_rounds
+    sampled = n if config.he_real_participants is None else min(n, config.he_real_participants)
+    state = _Encrypted(
+        backend, keys, backend.public_from_bytes(public_wire),
+        encode(initial.astype(np.float64), backend.codec),
+        encrypt_weights(backend, keys.public, initial) if real_rounds > 0 else None,
+    )  # fmt: skip
+    rows: list[dict[str, Any]] = []
+    traffic: list[Traffic] = [(-1, "he_public_key", 1, 0, len(public_wire))]
+    measured: dict[str, list[float]] = {"enc": [], "dec": [], "add": []}
+    for r in range(config.rounds):
+        real = r < real_rounds
+        started = time.perf_counter()
+        turns = [
+            _async_turn(state, work, data, config, r, i + 1, real and i < sampled)
+            for i, data in enumerate(items)
+        ]
+        if real:
+            state.flush()
+        seconds = time.perf_counter() - started
+        traffic += [(r, "he_weights", 0, p, t.down) for p, t in enumerate(turns, start=1)]
+        traffic += [(r, "he_update", p, 0, t.up) for p, t in enumerate(turns, start=1)]
+        vector_to_model(decode(state.words, backend.codec).astype(np.float32), work)
+        row = _async_row(r, turns, real, seconds, _evaluate(work, test), measured)
+        _emit(rows, row, on_round)
+    weights = decode(state.words, backend.codec).astype(np.float32)
+    extra = {
+        "backend": repr(backend),
+        "schedule": "async",
         "real_rounds": min(real_rounds, config.rounds),
         "real_participants": sampled,
         "keygen_seconds": keygen_seconds,

@@ -8,15 +8,17 @@ accounting are reused, and only ParaShare/ParaUpdate change.
   takes the (sample-weighted) mean. The same messages as mode ``plain``, under its own name.
 * ``fedsgd`` — FedSGD: the same messages, and local training is one full-batch gradient step
   (:func:`fedsgd_train_config` makes that training config; the experiment layer applies it).
-* ``dssgd`` — DSSGD (Shokri & Shmatikov 2015) with parallel members: each uploads the
+* ``dssgd-parallel`` — a *parallel variant* of DSSGD (Shokri & Shmatikov 2015), not the
+  paper's algorithm: all members train at once from the same global model, each uploads the
   ``round(θu·M)`` largest-magnitude entries of its change with their indices
   (:class:`~ssddl.protocol.messages.SparseUpload`, 8 bytes per entry), optionally clipped to
   ``[-γ, γ]`` and noised with ``Lap(0, b)``; the server adds the sparse changes and applies
-  the session's update rule. Other θ values are registered on demand by
-  :func:`dssgd_mode`, under a name that spells them out (``dssgd-u0p01-d1``), so the
-  published session config names them. θd < 1 needs members that keep a local model between
-  rounds, which the protocol's participant does not: that is ``dssgd-rr`` in
-  :mod:`ssddl.baselines.runners` (round robin, as in the paper).
+  the session's update rule (by default the sample-weighted mean, so each member's selected
+  entries count about 1/n). Other θ values are registered on demand by :func:`dssgd_mode`,
+  under a name that spells them out (``dssgd-parallel-u0p01-d1p0``), so the published
+  session config names them. The paper's algorithm (round robin, local models kept between
+  turns, θd < 1 possible) is ``dssgd-rr`` in :mod:`ssddl.baselines.runners`. ``dssgd`` is the
+  variant's former name, kept registered as a deprecated alias (recorded transcripts name it).
 
 This module imports neither torch nor the runtime: the option table lists these modes
 without loading torch.
@@ -58,6 +60,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BASELINE_SCHEMES",
+    "DSSGD_ALIAS",
+    "DSSGD_PARALLEL",
     "RUNNER_MODES",
     "DSSGDScheme",
     "FedAvgScheme",
@@ -73,7 +77,10 @@ P = ParticipantStage
 S = ServerStage
 
 #: the names of the baseline schemes registered at import (parameterized DSSGD modes aside)
-BASELINE_SCHEMES = ("fedavg", "fedsgd", "dssgd")
+BASELINE_SCHEMES = ("fedavg", "fedsgd", "dssgd-parallel", "dssgd")
+#: the parallel variant's former mode name, a deprecated alias of ``dssgd-parallel``
+DSSGD_ALIAS = "dssgd"
+DSSGD_PARALLEL = "dssgd-parallel"
 #: the baselines that run outside the protocol (:mod:`ssddl.baselines.runners`)
 RUNNER_MODES = ("centralized", "standalone", "phong-paillier", "phong-bfv", "dssgd-rr")
 
@@ -146,8 +153,8 @@ def _dssgd_name(config: DSSGDConfig) -> str:
     from ssddl.baselines.dssgd import DSSGDConfig
 
     if config == DSSGDConfig():
-        return "dssgd"
-    name = f"dssgd-u{_mode_word(config.theta_u)}-d{_mode_word(config.theta_d)}"
+        return DSSGD_PARALLEL
+    name = f"{DSSGD_PARALLEL}-u{_mode_word(config.theta_u)}-d{_mode_word(config.theta_d)}"
     if config.gamma is not None:
         name += f"-g{_mode_word(config.gamma)}"
     if config.laplace_scale is not None:
@@ -156,22 +163,23 @@ def _dssgd_name(config: DSSGDConfig) -> str:
 
 
 class DSSGDScheme(Scheme):
-    """DSSGD's selective sparse upload in the scheme slot (download θd = 1)."""
+    """The parallel variant of DSSGD's selective sparse upload in the scheme slot (every
+    member at once, download θd = 1); the paper's round robin is the ``dssgd-rr`` runner."""
 
     secure = False
     needs_keys = False
 
-    def __init__(self, config: DSSGDConfig | None = None, name: str = "dssgd") -> None:
+    def __init__(self, config: DSSGDConfig | None = None, name: str = DSSGD_PARALLEL) -> None:
         # config None: the defaults, built on first use (the registry loads without torch)
         self._config = config
         self.name = name  # type: ignore[misc]
         #: the mode this scheme is a variant of: a θ registered on demand is not a mode of its own
-        self.variant_of = None if name == "dssgd" else "dssgd"
+        self.variant_of = None if name == DSSGD_PARALLEL else DSSGD_PARALLEL
         if config is not None and config.theta_d != 1.0:
             raise ConfigurationError(
                 f"theta_d={config.theta_d}: in the protocol every member downloads the whole "
-                f"model, so mode dssgd needs theta_d = 1; use mode dssgd-rr (the paper's round "
-                f"robin with local models) for theta_d < 1"
+                f"model, so mode dssgd-parallel needs theta_d = 1; use mode dssgd-rr (the "
+                f"paper's round robin with local models) for theta_d < 1"
             )
 
     @property
@@ -188,7 +196,7 @@ class DSSGDScheme(Scheme):
             params.group_size - params.min_group_size,
             1,
             f"none: the server sees the {self.config.theta_u:g} fraction of each member's "
-            f"change it selected, in the clear, with the indices (DSSGD)",
+            f"change it selected, in the clear, with the indices (DSSGD, parallel variant)",
         )
 
     def participant_table(self, variant: Variant) -> ParticipantTable:
@@ -279,12 +287,14 @@ _REGISTERED: list[Any] = []
 
 
 def register_baseline_schemes() -> None:
-    """Register ``fedavg``, ``fedsgd`` and ``dssgd`` (idempotent; done on import)."""
+    """Register ``fedavg``, ``fedsgd``, ``dssgd-parallel`` and its deprecated alias ``dssgd``
+    (idempotent; done on import)."""
     if _REGISTERED:
         return
     _REGISTERED.append(register_scheme(FedAvgScheme()))
     _REGISTERED.append(register_scheme(FedSGDScheme()))
     _REGISTERED.append(register_scheme(DSSGDScheme()))
+    _REGISTERED.append(register_scheme(DSSGDScheme(name=DSSGD_ALIAS)))
 
 
 register_baseline_schemes()

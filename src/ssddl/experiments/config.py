@@ -102,7 +102,7 @@ class ExperimentConfig:
 
     def __post_init__(self) -> None:
         self._check_names()
-        if self.protocol.mode == "dssgd" or self.runner == "dssgd-rr":
+        if self.protocol.mode in ("dssgd-parallel", "dssgd") or self.runner == "dssgd-rr":
             dssgd = self.dssgd_config()  # checks the DSSGD options
             if self.runner is None:
                 from ssddl.baselines.schemes import dssgd_mode

@@ -330,7 +330,7 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "theta_d",
-        "DSSGD: fraction of the parameters downloaded (1 in mode dssgd; below 1 use dssgd-rr)",
+        "DSSGD: fraction of the parameters downloaded (1 in dssgd-parallel; below 1: dssgd-rr)",
         float,
         1.0,
         metavar="F",
@@ -346,7 +346,8 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "laplace_scale",
-        "DSSGD: scale b of the Laplace noise added to every uploaded value (unset: none)",
+        "DSSGD: scale b of Laplace noise added to every uploaded value; not calibrated to "
+        "any epsilon, so no differential-privacy guarantee (unset: none)",
         float,
         None,
         metavar="B",
