@@ -19,7 +19,8 @@ from ssddl.attacks.canary import (
     epsilon_lower_bound,
     estimate,
 )
-from ssddl.attacks.dp_aggregate import DpAggregateRecovery, dp_session
+from ssddl.attacks.dp_aggregate import DpAggregateRecovery, dp_session, imprint_model
+from ssddl.attacks.target import batch_trainer
 from ssddl.exceptions import ConfigurationError
 
 SEED = hashlib.sha256(b"tests/attacks/dp-audit").digest()
@@ -132,7 +133,58 @@ def test_the_aggregate_attacks_read_the_plain_sum_and_nothing_from_the_noised_on
     rows = [o.measured for o in outcomes]
     plain = [r for r in rows if r["epsilon"] is None]
     noised = [r for r in rows if r["epsilon"] is not None]
-    assert len(plain) == 3 and len(noised) == 3 * len(EPSILONS)
+    assert len(plain) == 4 and len(noised) == 4 * len(EPSILONS)  # 3 attacks and the imprint
     assert any(r["exact_recovered"] == r["inputs"] for r in plain)  # iDLG / DLG today
     assert all(r["recovered"] == 0 for r in noised)
     assert all(r["relative_error"] > 1.0 for r in noised)  # the noise dwarfs the mean
+    assert all(o.holds for o in outcomes)
+
+
+def test_the_same_model_imprint_reads_the_plain_aggregate_and_not_the_noised_one(victims):
+    """A server that sends every member the same malicious model breaks no protocol rule; the
+    first-layer ratio of the aggregate reads the inputs back, until the noise is on."""
+    from ssddl.attacks.aggregate import aggregate_view, attack_aggregate, record_aggregate
+    from ssddl.learning import load_digits, model_to_vector
+
+    model = imprint_model(victims.model, load_digits(seed=0).test.x)
+    xs, ys = victims.pool_x[:4], victims.pool_y[:4]
+    recovered = {}
+    for eps in (None, 16.0):
+        changes = [
+            np.asarray(t(model_to_vector(model), 0).delta)
+            for t in (
+                batch_trainer(model, xs[p : p + 1], ys[p : p + 1], 10, lr=0.1) for p in range(4)
+            )
+        ]
+        clip = max(float(np.linalg.norm(c)) for c in changes) * 1.001
+        protocol, _ = dp_session(eps, members=4, dim=changes[0].size, l2_clip=clip)
+        run = record_aggregate(model, xs, ys, 10, members=4, lr=0.1, protocol=protocol)
+        row, _ = attack_aggregate(
+            aggregate_view(run),
+            "first-layer",
+            model=model,
+            layer=victims.layer,
+            lr=0.1,
+            batch=1,
+            num_classes=10,
+            truths=xs,
+            labels=[int(y) for y in ys],
+            iterations=1,
+        )
+        recovered[eps] = row.recovered
+    assert recovered[None] >= 3 and recovered[16.0] == 0
+    # the honest model's first-layer ratio reads at most one of the four
+    honest = record_aggregate(victims.model, xs, ys, 10, members=4, lr=0.1)
+    plain, _ = attack_aggregate(
+        aggregate_view(honest),
+        "first-layer",
+        model=victims.model,
+        layer=victims.layer,
+        lr=0.1,
+        batch=1,
+        num_classes=10,
+        truths=xs,
+        labels=[int(y) for y in ys],
+        iterations=1,
+    )
+    assert plain.recovered < recovered[None]

@@ -531,14 +531,16 @@ def _dp_markdown(report: AuditReport) -> list[str]:
             "The same attacks on the aggregate of a real prg session with the distributed "
             "discrete Gaussian calibrated to each ε for that round (clip = the largest "
             f"member's change, so only the noise differs). Recovered: PSNR >= {SUCCESS_PSNR:g} "
-            "dB; exactly: >= 60 dB. Relative error: of the decoded mean against the true one.",
+            "dB; exactly: >= 60 dB. Relative error: of the decoded mean against the true one. "
+            "Model `imprint`: the same malicious model sent to every member (first-layer bins "
+            "on the mean brightness), read by the first-layer ratio; without DP it must work.",
             "",
-            "| ε | noise multiplier | n | attack | recovered | exactly | best PSNR | median PSNR "
-            "| relative error |",
-            "|---|---|---|---|---|---|---|---|---|",
+            "| model | ε | noise multiplier | n | attack | recovered | exactly | best PSNR "
+            "| median PSNR | relative error |",
+            "|---|---|---|---|---|---|---|---|---|---|",
         ]
         lines += [
-            f"| {'off' if r['epsilon'] is None else _fmt(r['epsilon'])} | "
+            f"| {r['model']} | {'off' if r['epsilon'] is None else _fmt(r['epsilon'])} | "
             f"{'—' if r['noise_multiplier'] is None else _fmt(r['noise_multiplier'])} | "
             f"{r['n']} | {r['attack']} | {r['recovered']}/{r['inputs']} | "
             f"{r['exact_recovered']}/{r['inputs']} | {_fmt(_num(r['best_psnr']))} | "

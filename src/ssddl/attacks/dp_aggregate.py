@@ -8,15 +8,28 @@ each ε of ``AuditConfig.dp_epsilons`` for that one round, beside the same sessi
 
 The clip norm is set to the largest member's change, so clipping alone changes nothing and
 the noise is all that stands between the attacks and the inputs (the attacker's best case).
+
+**The same-model imprint attack** (Fowl et al., "Robbing the Fed", ICLR 2022; Boenisch et al.,
+EuroS&P 2023): a server that sends *every* member the same malicious model breaks no protocol
+rule (the model binding only stops a model sent to some members). :func:`imprint_model`
+writes first-layer "bins" into the victims' network: every hidden neuron k reads the mean
+brightness ``s(x)`` with a steep gain and threshold ``c_k`` at the (k + ½)/K quantile of the
+brightness of public digits (the test split: the server knows the data's distribution, not the
+members' samples), so a neuron's gradient comes almost only from the samples whose brightness
+lies near its threshold — usually one — and the first-layer ratio ``ΔW_k / Δb_k`` of the
+*aggregate* reads that sample back. It runs with and without the noise.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 from typing import Any
 
 import numpy as np
+import torch
+from torch import nn
 
 from ssddl.attacks.aggregate import (
     AGGREGATE_ATTACKS,
@@ -27,20 +40,48 @@ from ssddl.attacks.aggregate import (
     record_aggregate,
 )
 from ssddl.attacks.attack import AttackContext, AttackOutcome
-from ssddl.attacks.target import Victims, batch_trainer
-from ssddl.learning import model_to_vector
+from ssddl.attacks.target import batch_trainer
+from ssddl.exceptions import ConfigurationError
+from ssddl.learning import load_digits, model_to_vector
 from ssddl.protocol import ProtocolConfig
 
-__all__ = ["EXACT_PSNR", "DpAggregateRecovery", "DpAggregateRow", "dp_session"]
+__all__ = [
+    "EXACT_PSNR",
+    "IMPRINT",
+    "DpAggregateRecovery",
+    "DpAggregateRow",
+    "dp_session",
+    "imprint_model",
+]
 
 EXACT_PSNR = 60.0  #: an input counts as recovered *exactly* at this PSNR (RMS error 1e-3)
 MECHANISM = "ddg"
+IMPRINT = "imprint"  #: the attack name of the same-model imprint rows
+IMPRINT_GAIN = 300.0  #: the imprint neurons' gain on the mean brightness
+
+
+def imprint_model(model: nn.Module, prior: np.ndarray, *, gain: float = IMPRINT_GAIN) -> nn.Module:
+    """A copy of ``model`` whose first linear layer holds imprint bins (module docstring):
+    neuron k computes ``gain · (mean(x) − c_k)``, ``c_k`` the (k + ½)/K quantile of the mean
+    brightness of the ``prior`` inputs (rows)."""
+    rows = np.asarray(prior, dtype=np.float64).reshape(len(prior), -1)
+    crafted = copy.deepcopy(model)
+    first = next(m for m in crafted.modules() if isinstance(m, nn.Linear))
+    neurons, width = first.weight.shape
+    if rows.shape[1] != width:
+        raise ConfigurationError(f"prior inputs have {rows.shape[1]} features; the model {width}")
+    cuts = np.quantile(rows.mean(axis=1), (np.arange(neurons) + 0.5) / neurons)
+    with torch.no_grad():
+        first.weight.fill_(gain / width)
+        first.bias.copy_(torch.as_tensor(-gain * cuts, dtype=first.bias.dtype))
+    return crafted
 
 
 @dataclasses.dataclass(frozen=True)
 class DpAggregateRow:
     """One attack on one (noised or plain) aggregate of ``n`` members with one sample each."""
 
+    model: str  #: "victim" (the model every member trains) or "imprint" (a malicious one)
     epsilon: float | None  #: the accountant's ε of the round (None: DP off)
     noise_multiplier: float | None
     l2_clip: float
@@ -50,6 +91,7 @@ class DpAggregateRow:
 
     def as_dict(self) -> dict[str, Any]:
         return {
+            "model": self.model,
             "epsilon": self.epsilon,
             "mechanism": MECHANISM if self.epsilon is not None else None,
             "noise_multiplier": self.noise_multiplier,
@@ -76,17 +118,15 @@ def dp_session(
     return noised, epsilon_after(noised.resolve(members), dim, 1)
 
 
-def _changes(victims: Victims, members: int, lr: float) -> list[np.ndarray]:
+def _changes(model: nn.Module, xs: np.ndarray, ys: np.ndarray, lr: float) -> list[np.ndarray]:
     """Each member's true change (one SGD step on its own sample), as its trainer makes it."""
-    initial = model_to_vector(victims.model)
+    initial = model_to_vector(model)
     return [
         np.asarray(
-            batch_trainer(
-                victims.model, victims.pool_x[p : p + 1], victims.pool_y[p : p + 1], 10, lr=lr
-            )(initial, 0).delta,
+            batch_trainer(model, xs[p : p + 1], ys[p : p + 1], 10, lr=lr)(initial, 0).delta,
             dtype=np.float64,
         )
-        for p in range(members)
+        for p in range(len(ys))
     ]
 
 
@@ -106,43 +146,60 @@ class DpAggregateRecovery:
     def run(self, context: AttackContext) -> list[AttackOutcome]:
         config, v = context.config, context.victims
         n = config.dp_group
-        changes = _changes(v, n, config.lr)
-        true_mean = np.mean(changes, axis=0)
-        clip = max(float(np.linalg.norm(c)) for c in changes) * (1 + 1e-6)
+        imprint = imprint_model(v.model, load_digits(seed=config.seed).test.x)
         outcomes: list[AttackOutcome] = []
-        for epsilon in (None, *config.dp_epsilons):
-            protocol, spent = dp_session(epsilon, members=n, dim=true_mean.size, l2_clip=clip)
-            what = "without DP" if epsilon is None else f"with ddg at eps={epsilon:g}"
-            context.say(f"the noised aggregate: a real prg session of {n} members {what}")
-            run = record_aggregate(
-                v.model,
-                v.pool_x[:n],
-                v.pool_y[:n],
-                10,
-                members=n,
-                lr=config.lr,
-                crypto_seed=config.crypto_seed,
-                protocol=protocol,
-            )
-            view = aggregate_view(run)
-            error = float(np.linalg.norm(view.mean - true_mean) / np.linalg.norm(true_mean))
-            for attack in AGGREGATE_ATTACKS:
-                row = self._attack(context, view, attack, epsilon)
-                found = DpAggregateRow(
-                    spent,
-                    protocol.noise_multiplier if epsilon is not None else None,
-                    clip,
-                    error,
-                    row[1],
-                    row[0],
-                )
-                outcomes.append(
-                    _outcome(found, row[2], epsilon is None or epsilon == max(config.dp_epsilons))
-                )
+        for label, model, attacks in (
+            ("victim", v.model, AGGREGATE_ATTACKS),
+            (IMPRINT, imprint, ("first-layer",)),
+        ):
+            changes = _changes(model, v.pool_x[:n], v.pool_y[:n], config.lr)
+            clip = max(float(np.linalg.norm(c)) for c in changes) * (1 + 1e-6)
+            for epsilon in (None, *config.dp_epsilons):
+                view, spent, z = self._session(context, model, label, epsilon, clip)
+                mean = np.mean(changes, axis=0)
+                error = float(np.linalg.norm(view.mean - mean) / np.linalg.norm(mean))
+                for attack in attacks:
+                    row, exact, matched = self._attack(context, view, model, attack, epsilon)
+                    found = DpAggregateRow(label, spent, z, clip, error, exact, row)
+                    draw = epsilon is None or epsilon == max(config.dp_epsilons)
+                    outcomes.append(_outcome(found, matched, draw))
         return outcomes
 
+    def _session(
+        self,
+        context: AttackContext,
+        model: nn.Module,
+        label: str,
+        epsilon: float | None,
+        clip: float,
+    ) -> tuple[AggregateView, float | None, float | None]:
+        """The aggregate of a real session of ``dp_group`` members training ``model``."""
+        config, v = context.config, context.victims
+        n = config.dp_group
+        dim = model_to_vector(model).size
+        protocol, spent = dp_session(epsilon, members=n, dim=dim, l2_clip=clip)
+        what = "without DP" if epsilon is None else f"with ddg at eps={epsilon:g}"
+        context.say(f"the noised aggregate: {n} members, the {label} model, {what}")
+        run = record_aggregate(
+            model,
+            v.pool_x[:n],
+            v.pool_y[:n],
+            10,
+            members=n,
+            lr=config.lr,
+            crypto_seed=config.crypto_seed,
+            protocol=protocol,
+        )
+        z = protocol.noise_multiplier if epsilon is not None else None
+        return aggregate_view(run), spent, z
+
     def _attack(
-        self, context: AttackContext, view: AggregateView, attack: str, epsilon: float | None
+        self,
+        context: AttackContext,
+        view: AggregateView,
+        model: nn.Module,
+        attack: str,
+        epsilon: float | None,
     ) -> tuple[AggregateRow, int, np.ndarray]:
         config, v = context.config, context.victims
         n = view.contributors
@@ -150,7 +207,7 @@ class DpAggregateRecovery:
         row, matched = attack_aggregate(
             view,
             attack,
-            model=v.model,
+            model=model,
             layer=v.layer,
             lr=config.lr,
             batch=1,
@@ -168,16 +225,20 @@ class DpAggregateRecovery:
 
 
 def _outcome(found: DpAggregateRow, matched: np.ndarray, draw: bool) -> AttackOutcome:
+    """Measured only, except the imprint without DP: the trap must work (the control that
+    shows the noised rows of the same attack mean something)."""
     row = found.row
+    imprint = found.model == IMPRINT
+    name = IMPRINT if imprint else row.attack
     images = {}
-    if draw and row.attack == "iDLG":
-        images = {f"iDLG {row.view}": {p: matched[p - 1] for p in range(1, row.n + 1)}}
+    if draw and row.attack == ("first-layer" if imprint else "iDLG"):
+        images = {f"{name} {row.view}": {p: matched[p - 1] for p in range(1, row.n + 1)}}
     eps = "off" if found.epsilon is None else f"{found.epsilon:.3g}"
     return AttackOutcome(
-        row.attack,
-        f"{row.view} n={row.n} B=1",
+        name,
+        f"{row.view} n={row.n} B=1" + (" (imprint model)" if imprint else ""),
         row.recovered > 0,
-        None,
+        True if imprint and found.epsilon is None else None,
         target="the aggregate",
         detail=(
             f"eps {eps}: {row.recovered} of {row.inputs} inputs at PSNR >= 30 dB "
