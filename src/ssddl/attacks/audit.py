@@ -22,6 +22,10 @@ hold. The built-ins:
    and the first-layer attack on the sum the server decodes in real ``prg`` sessions of n
    members with B samples each (:mod:`ssddl.attacks.aggregate`), with uniform words as the
    control.
+   *Distributed DP* (``dp-aggregate``, ``empirical-epsilon``) — the same attacks, and a
+   same-model imprint attack, on the aggregate of real DP sessions at several ε
+   (:mod:`ssddl.attacks.dp_aggregate`), and a canary test that gives an empirical lower bound
+   on ε (:mod:`ssddl.attacks.canary`), which must sit at or below the accountant's.
 3. *Coalitions* (``coalition``) — :func:`ssddl.attacks.coalition.coalition_experiment` per
    secure mode.
 4. *Server misbehaviour* (``stated-bounds``, ``policy``, ``model-inconsistency``) —
