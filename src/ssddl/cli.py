@@ -597,7 +597,7 @@ def _add_audit_parser(sub: Any) -> None:
     audit.add_argument(
         "--quick",
         action="store_true",
-        help="a smaller audit (about 40 s on 2 busy cores; the default several minutes)",
+        help="a smaller audit (about a minute on 2 busy cores; the default several minutes)",
     )
     audit.add_argument(
         "--out",
