@@ -224,9 +224,10 @@ def _source(crypto_seed: bytes | None, label: str) -> RandomSource:
         return InsecureSeededRandom(hashlib.sha256(crypto_seed + label.encode()).digest())
 
 
-def _statistic(summed: np.ndarray, l2_clip: float) -> float:
-    """The adversary's score: the decoded sum's projection on the canary's direction."""
-    return float(summed[0]) if l2_clip > 0 else 0.0
+def _statistic(summed: np.ndarray) -> float:
+    """The adversary's score: the decoded sum's projection on the canary's direction
+    (``e_0``: its first coordinate)."""
+    return float(summed[0])
 
 
 # -- the trials ---------------------------------------------------------------------------------
@@ -273,7 +274,7 @@ def aggregate_trials(
     for trial, holds in enumerate(included):
         deltas = [spike if holds else zero] + [zero] * (honest - 1)
         seen = ring_sum(_encodings(params, session_id, trial, deltas, source))
-        scores[trial] = _statistic(_decoded(params, session_id, trial, seen), config.l2_clip)
+        scores[trial] = _statistic(_decoded(params, session_id, trial, seen))
     return scores
 
 
@@ -315,7 +316,7 @@ def protocol_trials(
             raise ConfigurationError(f"round {r} of the canary session was not applied")
         own = ring_sum([_member_update(view.member(q, r).update) for q in colluders])
         seen = ring_sub(aggregate, own)[:-1]  # the count word is public
-        scores[r] = _statistic(_decoded(params, session_id, r, seen), config.l2_clip)
+        scores[r] = _statistic(_decoded(params, session_id, r, seen))
     return scores
 
 
