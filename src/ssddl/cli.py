@@ -751,14 +751,16 @@ def _add_audit_parser(sub: Any) -> None:
         help="run the published attacks against what the server and its colluders see",
         description="Run first-layer input recovery, DLG/iDLG (on each member's upload and on "
         "the aggregate the server decodes), coalitions of the server with c participants, "
-        "lying-server strategies and Phong's shared-key attack on real runs; "
+        "lying-server strategies and Phong's shared-key attack on real runs; the same attacks "
+        "and a same-model imprint on distributed DP's noised aggregate at several epsilon, and "
+        "a canary test's empirical lower bound on epsilon against the accountant's; "
         "write report.md, audit.json and reconstructions.png. Exit status: 0 every claim "
         "held, 1 a claim failed (listed on stderr), 2 bad input.",
     )
     audit.add_argument(
         "--quick",
         action="store_true",
-        help="a smaller audit (about 15 s on 2 cores; the default about 90 s)",
+        help="a smaller audit (about a minute on 2 busy cores; the default several minutes)",
     )
     audit.add_argument(
         "--out",

@@ -25,6 +25,8 @@ BUILT_IN = (
     "first-layer",
     "gradient-inversion",
     "aggregate",
+    "dp-aggregate",
+    "empirical-epsilon",
     "coalition",
     "stated-bounds",
     "policy",

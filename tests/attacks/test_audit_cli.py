@@ -71,6 +71,18 @@ def test_the_quick_audit_writes_its_report_and_prints_the_summary_last(
     assert sum(o["expected"] is True for o in outcomes) > 0
     assert "## The attacks" in (out / "report.md").read_text()
     assert "## What secure aggregation does not hide" in (out / "report.md").read_text()
+    # distributed DP: the attacks on the noised aggregate per ε, and the canary's ε bound
+    noised = summary["dp_aggregate_recovery"]
+    assert {r["epsilon"] is None for r in noised} == {True, False}
+    assert {round(r["epsilon"]) for r in noised if r["epsilon"] is not None} == {1, 4, 16}
+    assert all(r["recovered"] == 0 for r in noised if r["epsilon"] is not None)
+    assert any(r["recovered"] == r["inputs"] for r in noised if r["epsilon"] is None)
+    found = summary["empirical_epsilon"]
+    assert found and all(f["holds"] for f in found)
+    for f in found:
+        assert {"accountant_epsilon", "empirical_epsilon", "confidence", "trials"} <= set(f)
+    assert written["empirical_epsilon"] == found
+    assert "an empirical lower bound on ε" in (out / "report.md").read_text()
 
 
 def test_an_out_path_that_is_a_file_is_refused(tmp_path, capsys):

@@ -14,6 +14,10 @@ claims, run on the real transcript, not on a model of it.
 * :mod:`ssddl.attacks.uploads` — both, and Phong's shared key, on each member's upload.
 * :mod:`ssddl.attacks.aggregate` — the same attacks on the aggregate the server decodes by
   design: secure aggregation hides each member's upload, not what the sum says.
+* :mod:`ssddl.attacks.dp_aggregate` — those attacks, and a same-model imprint attack, on the
+  aggregate of distributed-DP sessions at several ε.
+* :mod:`ssddl.attacks.canary` — a canary test on the noised aggregate: an empirical lower
+  bound on ε, with a confidence level, against the accountant's.
 * :mod:`ssddl.attacks.coalition` — the server plus c colluders against one honest member.
 * :mod:`ssddl.attacks.baseline_views` — what the baselines show the server: DSSGD's sparse
   uploads, and Phong et al.'s shared key (one colluder decrypts everyone).

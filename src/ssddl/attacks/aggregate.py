@@ -133,9 +133,12 @@ def record_aggregate(
     lr: float,
     mode: str = "prg",
     crypto_seed: bytes | None = None,
+    protocol: ProtocolConfig | None = None,
 ) -> RecordedRun:
     """A real one-round session of ``members`` participants; member p takes one SGD step on
-    rows ``(p−1)·B … p·B−1`` of ``(xs, ys)`` as one batch (B = len(xs) / members)."""
+    rows ``(p−1)·B … p·B−1`` of ``(xs, ys)`` as one batch (B = len(xs) / members).
+    ``protocol`` (one round, unweighted) replaces the session's configuration, e.g. to turn
+    distributed DP on; ``mode`` is then ignored."""
     if isinstance(members, bool) or not isinstance(members, int) or members < 2:
         raise ConfigurationError(f"members must be an int >= 2, got {members!r}")
     labels = np.asarray(ys).reshape(-1)
@@ -158,7 +161,7 @@ def record_aggregate(
         )
         for p in range(1, members + 1)
     }
-    config = ProtocolConfig(mode=mode, rounds=1, weighted=False)
+    config = protocol or ProtocolConfig(mode=mode, rounds=1, weighted=False)
     return record_run(config, trainers, model_to_vector(model), crypto_seed=crypto_seed)
 
 

@@ -13,6 +13,7 @@ Adding an attack is a class and one :func:`register_attack` call (docs/writing-a
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -64,6 +65,11 @@ class AuditConfig:
     aggregate_groups: tuple[int, ...] = (2, 4, 8, 16)  #: n of the aggregate attacks
     aggregate_batches: tuple[int, ...] = (1, 2)  #: B, samples per member
     aggregate_iterations: int = 2000  #: L-BFGS iterations of batch DLG / iDLG
+    #: distributed DP: the ε (one round) of the noised aggregates attacked and audited
+    dp_epsilons: tuple[float, ...] = (1.0, 4.0, 16.0)
+    dp_group: int = 4  #: n of the noised aggregates the inversion attacks run on (B = 1)
+    canary_trials: int = 4000  #: trials of each canary setting at the aggregate level
+    canary_rounds: int = 400  #: rounds of the canary setting run through the real protocol
     seed: int = 0
     crypto_seed: bytes | None = field(default=None, repr=False)
 
@@ -74,6 +80,8 @@ class AuditConfig:
             "coalition_size",
             "simulations",
             "aggregate_iterations",
+            "canary_trials",
+            "canary_rounds",
         ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -91,6 +99,7 @@ class AuditConfig:
                 f"AuditConfig: n·B up to {MAX_AGGREGATE_INPUTS} samples in one aggregate; "
                 "lower aggregate_groups or aggregate_batches"
             )
+        _check_dp_fields(self)
         if self.participants < 2:
             raise ConfigurationError("AuditConfig.participants must be >= 2 (a group)")
         if self.coalition_n < 3:
@@ -108,8 +117,31 @@ class AuditConfig:
             "simulations": 20_000,
             "aggregate_groups": (2, 4, 8),
             "aggregate_iterations": 300,
+            "canary_trials": 600,
+            "canary_rounds": 60,
         }
         return cls(**(base | overrides))
+
+
+def _check_dp_fields(config: AuditConfig) -> None:
+    epsilons = config.dp_epsilons
+    if (
+        not isinstance(epsilons, tuple)
+        or not epsilons
+        or any(
+            isinstance(e, bool) or not isinstance(e, (int, float)) or not 0 < e < math.inf
+            for e in epsilons
+        )
+    ):
+        raise ConfigurationError(
+            f"AuditConfig.dp_epsilons must be a non-empty tuple of positive numbers, got "
+            f"{epsilons!r}"
+        )
+    group = config.dp_group
+    if isinstance(group, bool) or not isinstance(group, int) or group < 2:
+        raise ConfigurationError(f"AuditConfig.dp_group must be an int >= 2, got {group!r}")
+    if config.canary_trials < 2 or config.canary_rounds < 2:
+        raise ConfigurationError("AuditConfig.canary_trials and canary_rounds must be >= 2")
 
 
 #: the fields every :meth:`AttackOutcome.as_row` starts with, in this order

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from ssddl.attacks.aggregate import AggregateAttacks
 from ssddl.attacks.attack import Attack, register_attack
+from ssddl.attacks.canary import EmpiricalEpsilon
 from ssddl.attacks.coalition import CoalitionAttack
+from ssddl.attacks.dp_aggregate import DpAggregateRecovery
 from ssddl.attacks.server import ModelInconsistency, PolicyAnnouncements, StatedBounds
 from ssddl.attacks.uploads import FirstLayerOnUploads, InversionOnUploads, PhongSharedKey
 
@@ -19,6 +21,8 @@ BUILT_IN: tuple[Attack, ...] = (
     FirstLayerOnUploads(),
     InversionOnUploads(),
     AggregateAttacks(),
+    DpAggregateRecovery(),
+    EmpiricalEpsilon(),
     CoalitionAttack(),
     StatedBounds(),
     PolicyAnnouncements(),
