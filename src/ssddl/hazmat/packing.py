@@ -65,7 +65,9 @@ def pack_words(words: Any, bits: int) -> bytes:
     return lanes.astype("<u8", copy=False).tobytes()[: packed_size(count, bits)]
 
 
-def unpack_words(data: bytes, count: int, bits: int, dtype: Any = np.uint32) -> np.ndarray:
+def unpack_words(
+    data: bytes | memoryview, count: int, bits: int, dtype: Any = np.uint32
+) -> np.ndarray:
     """The inverse of :func:`pack_words`: ``count`` words in ``[0, 2**bits)`` of ``dtype``.
 
     Raises :class:`~ssddl.exceptions.MalformedMessage` unless ``data`` has exactly
