@@ -48,6 +48,17 @@ def test_known_layout() -> None:
     assert pack_words(np.array([1, 2, 3], dtype=np.uint32), 8) == b"\x01\x02\x03"
     assert pack_words(np.array([2**32 - 1], dtype=np.uint32), 32) == b"\xff" * 4
     assert pack_words(np.zeros(0, dtype=np.uint32), 20) == b""
+    # 13 bits (no whole-byte group): word 1 starts at bit 13
+    assert pack_words(np.array([1, 2], dtype=np.uint32), 13) == bytes([0x01, 0x40, 0, 0])
+    assert pack_words(np.array([2**13 - 1] * 5, dtype=np.uint32), 13) == b"\xff" * 8 + b"\x01"
+
+
+@given(words=WORDS32)
+def test_every_width_agrees_with_a_bit_by_bit_packing(words: np.ndarray) -> None:
+    for bits in range(8, 33):
+        bit_list = [(int(v) >> i) & 1 for v in words for i in range(bits)]
+        expected = np.packbits(np.array(bit_list, dtype=np.uint8), bitorder="little")
+        assert pack_words(words, bits) == expected.tobytes()
 
 
 def test_refusals() -> None:

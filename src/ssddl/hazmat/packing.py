@@ -7,11 +7,13 @@ computed in the larger ring stay masks, shares and sums in Z_(2**b) after packin
 Layout: word ``i``'s low ``b`` bits are bits ``[i*b, (i+1)*b)`` of a little-endian bit string
 (bit ``k`` is bit ``k % 8`` of byte ``k // 8``), in ``ceil(n*b/8)`` bytes; the unused high bits
 of the last byte are zero, and :func:`unpack_words` refuses them set (one encoding per vector).
-Vectorised over 64-bit lanes: a handful of numpy passes, no per-word Python.
+Vectorised by periods: ``64 / gcd(b, 64)`` words fill ``b / gcd(b, 64)`` 64-bit lanes exactly,
+so each word position of a period is one numpy column pass (at most 64), no per-word Python.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -34,14 +36,54 @@ def packed_size(count: int, bits: int) -> int:
     return -(-as_int(count, "count") * _check_bits(bits) // 8)
 
 
-def _layout(count: int, bits: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(lane, offset, spills) of each word: its 64-bit lane, its bit offset in that lane and
-    whether it runs into the next lane."""
-    pos = np.arange(count, dtype=np.uint64) * np.uint64(bits)
-    lane = (pos >> np.uint64(6)).astype(np.intp)
-    offset = pos & np.uint64(63)
-    spills = offset > np.uint64(64 - bits)
-    return lane, offset, spills
+def _period(bits: int) -> tuple[int, int, list[tuple[int, int, int]]]:
+    """(words, lanes, placement) of one period of the layout: ``words`` words of ``bits``
+    bits fill exactly ``lanes`` 64-bit lanes; word ``k`` of a period starts in lane
+    ``placement[k][0]`` at bit ``placement[k][1]`` and runs ``placement[k][2]`` bits into the
+    next lane (0: none)."""
+    g = math.gcd(bits, 64)
+    words, lanes = 64 // g, bits // g
+    placement = []
+    for k in range(words):
+        lane, offset = divmod(k * bits, 64)
+        placement.append((lane, offset, max(0, offset + bits - 64)))
+    return words, lanes, placement
+
+
+def _byte_group(bits: int) -> int:
+    """The fewest words whose bits fill whole bytes, if they fit one 64-bit word (every
+    multiple of 4 from 8 to 32): 0 otherwise."""
+    group = 8 // math.gcd(bits, 8)
+    return group if group * bits <= 64 else 0
+
+
+def _pack_bytes(w: np.ndarray, bits: int, group: int) -> bytes:
+    """The fast path: ``group`` words side by side in one uint64, its low bytes kept."""
+    count, width = w.size, group * bits // 8
+    rows = -(-count // group)
+    block = np.zeros(rows * group, dtype=np.uint64)
+    block[:count] = w
+    block &= np.uint64((1 << bits) - 1)
+    block = block.reshape(rows, group)
+    joined = block[:, 0].copy()
+    for k in range(1, group):
+        joined |= block[:, k] << np.uint64(k * bits)
+    raw = joined.astype("<u8", copy=False).view(np.uint8).reshape(rows, 8)[:, :width]
+    return raw.tobytes()[: packed_size(count, bits)]
+
+
+def _unpack_bytes(data: bytes | memoryview, count: int, bits: int, group: int) -> np.ndarray:
+    width = group * bits // 8
+    rows = -(-count // group)
+    raw = np.zeros((rows, 8), dtype=np.uint8)
+    flat = np.frombuffer(bytes(data) + bytes(rows * width - len(data)), dtype=np.uint8)
+    raw[:, :width] = flat.reshape(rows, width)
+    joined = raw.view("<u8").reshape(rows).astype(np.uint64)
+    out = np.empty((rows, group), dtype=np.uint64)
+    mask = np.uint64((1 << bits) - 1)
+    for k in range(group):
+        out[:, k] = (joined >> np.uint64(k * bits)) & mask
+    return out.reshape(-1)[:count]
 
 
 def pack_words(words: Any, bits: int) -> bytes:
@@ -51,18 +93,21 @@ def pack_words(words: Any, bits: int) -> bytes:
     if w.ndim != 1 or w.dtype.kind != "u":
         raise ConfigurationError("words must be a 1-D unsigned integer array (ring words)")
     count = w.size
-    if count == 0:
-        return b""
-    low = w.astype(np.uint64) & np.uint64((1 << bits) - 1)
-    lane, offset, spills = _layout(count, bits)
-    lanes = np.zeros(-(-count * bits // 64), dtype=np.uint64)
-    starts = np.flatnonzero(np.diff(lane)) + 1
-    # bits <= 64: every lane up to the last word's holds the start of a word, and the words
-    # of one lane occupy disjoint bits, so their sum is their bitwise or
-    lanes[: lane[-1] + 1] = np.add.reduceat(low << offset, np.concatenate(([0], starts)))
-    spill = spills.nonzero()[0]
-    lanes[lane[spill] + 1] |= low[spill] >> (np.uint64(64) - offset[spill])
-    return lanes.astype("<u8", copy=False).tobytes()[: packed_size(count, bits)]
+    group = _byte_group(bits)
+    if group:
+        return _pack_bytes(w, bits, group)
+    per, lanes, placement = _period(bits)
+    rows = -(-count // per)
+    block = np.zeros(rows * per, dtype=np.uint64)
+    block[:count] = w
+    block &= np.uint64((1 << bits) - 1)
+    block = block.reshape(rows, per)
+    out = np.zeros((rows, lanes), dtype=np.uint64)
+    for k, (lane, offset, spill) in enumerate(placement):  # at most 64 column passes
+        out[:, lane] |= block[:, k] << np.uint64(offset)
+        if spill:
+            out[:, lane + 1] |= block[:, k] >> np.uint64(64 - offset)
+    return out.astype("<u8", copy=False).tobytes()[: packed_size(count, bits)]
 
 
 def unpack_words(
@@ -82,13 +127,17 @@ def unpack_words(
     used = count * bits % 8
     if used and data[-1] >> used:
         raise MalformedMessage("the packed words set bits past the last word")
-    if count == 0:
-        return np.zeros(0, dtype=dtype)
-    padded = bytes(data) + bytes(-len(data) % 8 + 8)  # one spare lane: no index past the end
-    lanes = np.frombuffer(padded, dtype="<u8").astype(np.uint64)
-    lane, offset, spills = _layout(count, bits)
-    w = lanes[lane] >> offset
-    spill = spills.nonzero()[0]
-    w[spill] |= lanes[lane[spill] + 1] << (np.uint64(64) - offset[spill])
-    w &= np.uint64((1 << bits) - 1)
-    return w.astype(dtype)
+    group = _byte_group(bits)
+    if group:
+        return _unpack_bytes(data, count, bits, group).astype(dtype)
+    per, lanes, placement = _period(bits)
+    rows = -(-count // per)
+    padded = bytes(data) + bytes(rows * lanes * 8 - len(data))
+    block = np.frombuffer(padded, dtype="<u8").astype(np.uint64).reshape(rows, lanes)
+    out = np.empty((rows, per), dtype=np.uint64)
+    for k, (lane, offset, spill) in enumerate(placement):
+        out[:, k] = block[:, lane] >> np.uint64(offset)
+        if spill:
+            out[:, k] |= block[:, lane + 1] << np.uint64(64 - offset)
+    out &= np.uint64((1 << bits) - 1)
+    return out.reshape(-1)[:count].astype(dtype)
