@@ -57,14 +57,20 @@ def _byte_group(bits: int) -> int:
     return group if group * bits <= 64 else 0
 
 
+def _blocks(w: np.ndarray, bits: int, per: int) -> np.ndarray:
+    """``w``'s low ``bits`` bits as uint64, zero-padded to rows of ``per`` words."""
+    rows = -(-w.size // per)
+    flat = np.zeros(rows * per, dtype=np.uint64)
+    flat[: w.size] = w
+    flat &= np.uint64((1 << bits) - 1)
+    return flat.reshape(rows, per)
+
+
 def _pack_bytes(w: np.ndarray, bits: int, group: int) -> bytes:
     """The fast path: ``group`` words side by side in one uint64, its low bytes kept."""
     count, width = w.size, group * bits // 8
-    rows = -(-count // group)
-    block = np.zeros(rows * group, dtype=np.uint64)
-    block[:count] = w
-    block &= np.uint64((1 << bits) - 1)
-    block = block.reshape(rows, group)
+    block = _blocks(w, bits, group)
+    rows = block.shape[0]
     joined = block[:, 0].copy()
     for k in range(1, group):
         joined |= block[:, k] << np.uint64(k * bits)
@@ -97,12 +103,8 @@ def pack_words(words: Any, bits: int) -> bytes:
     if group:
         return _pack_bytes(w, bits, group)
     per, lanes, placement = _period(bits)
-    rows = -(-count // per)
-    block = np.zeros(rows * per, dtype=np.uint64)
-    block[:count] = w
-    block &= np.uint64((1 << bits) - 1)
-    block = block.reshape(rows, per)
-    out = np.zeros((rows, lanes), dtype=np.uint64)
+    block = _blocks(w, bits, per)
+    out = np.zeros((block.shape[0], lanes), dtype=np.uint64)
     for k, (lane, offset, spill) in enumerate(placement):  # at most 64 column passes
         out[:, lane] |= block[:, k] << np.uint64(offset)
         if spill:
