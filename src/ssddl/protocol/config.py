@@ -353,8 +353,8 @@ def _check_bits(config: ProtocolConfig) -> None:
     check_int(config.bits, "bits", low=8, high=min(config.ring_bits, 32))
     if not get_scheme(config.mode).secure:
         raise ConfigurationError(
-            f"bits packs the secure sum's ring words; mode {config.mode!r} sends float32 "
-            "changes: drop bits or use a secure mode"
+            f"bits={config.bits} packs the secure sum's ring words; mode {config.mode!r} sends "
+            "float32 changes: drop bits or use a secure mode"
         )
 
 
