@@ -115,7 +115,8 @@ def test_bits_runs_beside_its_plain_reference(tmp_path, capsys):
     summary = json.loads(captured.out)
     assert summary["resolved_config"]["protocol"]["bits"] == 20
     assert "plain_final_accuracy" in summary["compare"]
-    ratio = summary["upload_bytes_per_participant_round"] / summary[
-        "plain_upload_bytes_per_participant_round"
-    ]
+    ratio = (
+        summary["upload_bytes_per_participant_round"]
+        / summary["plain_upload_bytes_per_participant_round"]
+    )
     assert 0.625 < ratio < 0.65
