@@ -52,6 +52,26 @@ def test_the_secure_sum_is_the_plaintext_ring_sum_in_z_2_bits(mode, bits):
         assert np.abs(outcome.update - clipped).max() <= 2.0**-session.server.config.frac_bits
 
 
+@pytest.mark.parametrize("bits", [8, 20])
+@pytest.mark.parametrize("late", [False, True], ids=["no-upload", "vanished-after-upload"])
+def test_double_mask_recovery_works_in_z_2_bits(bits, late):
+    """prg with double masking: a member that never uploads (its pair masks are rebuilt), or
+    one that vanishes after uploading (its self-mask is rebuilt from the seed shares); the
+    server's sum is still the contributors' plaintext ring sum modulo 2**bits."""
+    from ssddl.runtime import Vanish, VanishPhase
+
+    config = ProtocolConfig(mode="prg", rounds=1, bits=bits, weighted=False)
+    gone = Vanish(5, 0, VanishPhase.AFTER_SHARE) if late else Vanish(5, 0)
+    session = make_session(config, n=5, size=SIZE, vanish=(gone,))
+    session.driver.init()
+    outcome = session.driver.round()
+    assert outcome.status is RoundStatus.APPLIED
+    assert outcome.contributors == ((1, 2, 3, 4, 5) if late else (1, 2, 3, 4))
+    xs = session.plaintexts[0]
+    expected = ring_sum([xs[p] for p in outcome.contributors]) & np.uint32((1 << bits) - 1)
+    assert np.array_equal(outcome.aggregate, expected)
+
+
 def _frames(session, kinds):
     frames = []
     session.transport.interceptor = lambda f: (
