@@ -273,34 +273,7 @@ class ProtocolConfig:
         modulus = scheme.capacity_modulus(self.ring_bits)
         if bits:
             modulus = min(modulus, 1 << bits)
-        if self.weighted and self.max_samples is None:
-            raise ConfigurationError(
-                "max_samples is unset: with weighted=true give a public upper bound on a "
-                "participant's sample count (or weighted=false)"
-            )
-        max_samples_resolved = self.max_samples if self.max_samples is not None else 1
-        try:
-            frac_bits = self.frac_bits
-            if frac_bits is None:
-                frac_bits = (
-                    _auto_frac_bits(n, self.clip, modulus, self.ring_bits)
-                    if scheme.secure
-                    else MAX_AUTO_FRAC_BITS  # unused for transport, kept for symmetric reports
-                )
-            if self.weighted and n * max_samples_resolved >= modulus // 2:
-                raise ConfigurationError(
-                    f"the total sample count of {n} participants with max_samples="
-                    f"{self.max_samples} can overflow ring_bits={self.ring_bits}; "
-                    f"lower max_samples or use ring_bits=64"
-                )
-            if scheme.secure:
-                FixedPoint(
-                    ring_bits=self.ring_bits, frac_bits=frac_bits, clip=self.clip
-                ).check_capacity(n, modulus=modulus)
-        except ConfigurationError:
-            if not bits:
-                raise
-            raise _bits_overflow(bits, n, self) from None
+        frac_bits, max_samples_resolved = _fit_ring(self, scheme.secure, n, modulus, bits)
         params = SessionParams(
             mode=self.mode,
             rounds=self.rounds,
@@ -356,6 +329,47 @@ def _check_bits(config: ProtocolConfig) -> None:
             f"bits={config.bits} packs the secure sum's ring words; mode {config.mode!r} sends "
             "float32 changes: drop bits or use a secure mode"
         )
+
+
+def _fit_ring(
+    config: ProtocolConfig, secure: bool, n: int, modulus: int, bits: int
+) -> tuple[int, int]:
+    """(frac_bits, max_samples) for ``n`` members whose sum must stay inside ``modulus``;
+    ConfigurationError naming the fix (``bits`` first, when it is what the sum outgrows)."""
+
+    def fits(check: Any) -> Any:
+        try:
+            return check()
+        except ConfigurationError:
+            if not bits:
+                raise
+            raise _bits_overflow(bits, n, config) from None
+
+    frac_bits = config.frac_bits
+    if frac_bits is None:
+        frac_bits = (
+            fits(lambda: _auto_frac_bits(n, config.clip, modulus, config.ring_bits))
+            if secure
+            else MAX_AUTO_FRAC_BITS  # unused for transport, kept for symmetric reports
+        )
+    if config.weighted and config.max_samples is None:
+        raise ConfigurationError(
+            "max_samples is unset: with weighted=true give a public upper bound on a "
+            "participant's sample count (or weighted=false)"
+        )
+    max_samples = config.max_samples if config.max_samples is not None else 1
+    if config.weighted and n * max_samples >= modulus // 2:
+        if bits:
+            raise _bits_overflow(bits, n, config)
+        raise ConfigurationError(
+            f"the total sample count of {n} participants with max_samples="
+            f"{config.max_samples} can overflow ring_bits={config.ring_bits}; "
+            f"lower max_samples or use ring_bits=64"
+        )
+    if secure:
+        codec = FixedPoint(ring_bits=config.ring_bits, frac_bits=frac_bits, clip=config.clip)
+        fits(lambda: codec.check_capacity(n, modulus=modulus))
+    return frac_bits, max_samples
 
 
 def _bits_overflow(bits: int, n: int, config: ProtocolConfig) -> Exception:
