@@ -7,6 +7,12 @@ project's PRG (``keystream_into``, AES-256-CTR) and a member's whole mask of ``n
 streams (``combine_keystreams``), measured in the same run, interleaved, best of ``repeat``.
 
 Run: ``python -m benchmarks.bench_noise [--words M] [--repeat R]``; prints JSON.
+
+:func:`dp_section` is what ``ssddl bench`` (``benchmarks.bench_perf``) reports for
+distributed DP: ``dp_upload_over_plain`` (a member's upload bytes per round with ``--dp ddg``
+at ``bits = 20``, over plain float32 FedAvg's, on the default model) and
+``dp_noise_over_mask`` (a member's noise draw plus packing of M = 10**6 words, over the
+member's mask of ``n = 10`` streams, interleaved, best of several).
 """
 
 from __future__ import annotations
@@ -34,6 +40,73 @@ def best_of(repeat: int, jobs: dict[str, Callable[[], object]]) -> dict[str, flo
             job()
             best[name] = min(best[name], time.perf_counter() - start)
     return best
+
+
+def _dp_upload_over_plain() -> dict[str, float]:
+    """One simulated round of the bench's default model (MLP 256-256 on digits, 10 members,
+    one SGD step) with ``--dp ddg --no-weighted`` (so ``bits = 20``): the member's upload
+    bytes over plain FedAvg's float32 upload. Bytes are deterministic: one round suffices."""
+    from benchmarks.rounds import CASES, _prepare
+    from ssddl.learning.train import LocalTrainConfig
+    from ssddl.protocol.config import ProtocolConfig
+    from ssddl.runtime.simulator import SimulationConfig, simulate
+
+    model, datasets = _prepare(CASES["step"])
+    protocol = ProtocolConfig(rounds=1, dp="ddg", weighted=False)
+    config = SimulationConfig(protocol=protocol, train=LocalTrainConfig(steps=1))
+    summary = simulate(model, datasets, config).summary()
+    up = float(summary["upload_bytes_per_participant_round"])
+    plain = float(summary["plain_upload_bytes_per_participant_round"])
+    return {"dp_upload_bytes": up, "plain_upload_bytes": plain, "dp_upload_over_plain": up / plain}
+
+
+def _dp_member_times(m: int, repeat: int) -> dict[str, float]:
+    """Seconds, best of ``repeat``, interleaved: the member's mask of 10 streams, its noise
+    (the discrete Gaussian a 10-member DP session at M words asks of each member), packing
+    its M words into 20 bits, and the rest of its DP encoding (clip, rotate, round)."""
+    from ssddl.hazmat.dp import clip_l2, rotate_fixed
+    from ssddl.hazmat.packing import pack_words
+    from ssddl.protocol.config import ProtocolConfig
+    from ssddl.protocol.dp import noise_plan
+
+    params = ProtocolConfig(dp="ddg", weighted=False).resolve(10)
+    plan = noise_plan(params, m)
+    out = np.empty(m, dtype=np.uint32)
+    streams = [(os.urandom(32), os.urandom(12), 1 if i % 2 else -1) for i in range(10)]
+    noise = NoiseStream(OsRandom())
+    discrete_gaussian(noise, 1, plan.local_variance)  # the table, outside the timing
+    words = np.random.default_rng(0).integers(0, 1 << 32, m, dtype=np.uint64).astype(np.uint32)
+    x = np.random.default_rng(1).normal(0, 1e-3, m)
+    key = rotation_key(b"bench", 1)
+
+    def encode() -> None:
+        y = rotate_fixed(clip_l2(x, params.l2_clip), key) * plan.scale
+        conditional_round(y, plan.l2_sensitivity, noise)
+
+    times = best_of(
+        repeat,
+        {
+            "mask": lambda: combine_keystreams(out, streams),
+            "noise": lambda: discrete_gaussian(noise, m, plan.local_variance),
+            "pack": lambda: pack_words(words, params.bits),
+            "clip_rotate_round": encode,
+        },
+    )
+    times["local_variance"] = plan.local_variance
+    return times
+
+
+def dp_section(quick: bool, log: Callable[[str], None] = print) -> dict[str, float]:
+    """The distributed-DP keys of ``ssddl bench --json`` and the numbers behind them."""
+    log("distributed DP: upload bytes at bits = 20 against plain")
+    report = _dp_upload_over_plain()
+    log("distributed DP: noise and packing against the member's mask, M = 10^6")
+    t = _dp_member_times(10**6, 3 if quick else 10)
+    report |= {f"{name}_ms": round(t[name] * 1e3, 3) for name in t if name != "local_variance"}
+    report["noise_local_variance"] = t["local_variance"]
+    report["dp_noise_over_mask"] = (t["noise"] + t["pack"]) / t["mask"]
+    report["dp_encode_over_mask"] = (t["noise"] + t["pack"] + t["clip_rotate_round"]) / t["mask"]
+    return report
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:

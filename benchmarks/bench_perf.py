@@ -16,7 +16,8 @@
 
 ``--json`` prints one JSON object as the last line of stdout with at least
 ``prg_over_plain_round`` (default run), ``prg_over_plain_step`` (one SGD step per round),
-``prg_over_plain_n100`` and ``mask_over_ceiling`` (n = 10, M = 10**6). Numbers depend on the
+``prg_over_plain_n100``, ``mask_over_ceiling`` (n = 10, M = 10**6), ``dp_upload_over_plain``
+and ``dp_noise_over_mask`` (``benchmarks.bench_noise.dp_section``). Numbers depend on the
 machine's load: the report records the load average before and after the run.
 """
 
@@ -34,6 +35,7 @@ import numpy as np
 
 from benchmarks import base_parser, environment, markdown_table
 from benchmarks.bench_flower import perf_section, target_headline
+from benchmarks.bench_noise import dp_section
 from benchmarks.rounds import CASES, ratio
 from benchmarks.scale import scale_points
 from ssddl.hazmat.prg import keystream_engine
@@ -516,6 +518,7 @@ def run(quick: bool, log: Callable[[str], None]) -> dict[str, Any]:
     he = he_baselines(plan["he"], log)
     log("Flower: FedAvg, SecAgg+ and SSDDL")
     flower = perf_section(quick, log)  # Flower's SecAgg+ and FedAvg against SSDDL
+    dp = dp_section(quick, log)  # distributed DP: bytes at bits = 20, noise + packing time
     by_key = {r["key"]: r for r in rounds}
     mask_10 = next(r for r in masks if r["n"] == 10 and r["M"] == 10**6)
     headline = {
@@ -525,6 +528,8 @@ def run(quick: bool, log: Callable[[str], None]) -> dict[str, Any]:
         "mask_over_ceiling": mask_10["ratio"],
         "mask_over_ceiling_min": min(r["ratio"] for r in masks),
         **target_headline(flower["rows"]),
+        "dp_upload_over_plain": dp["dp_upload_over_plain"],
+        "dp_noise_over_mask": dp["dp_noise_over_mask"],
     }
     return {
         "quick": quick,
@@ -538,6 +543,7 @@ def run(quick: bool, log: Callable[[str], None]) -> dict[str, Any]:
         "scaling": scale,
         "he": he,
         "flower": flower,
+        "dp": dp,
         "headline": headline,
     }
 

@@ -10,7 +10,14 @@ import pytest
 
 from ssddl.cli import main
 
-KEYS = {"prg_over_plain_round", "prg_over_plain_step", "prg_over_plain_n100", "mask_over_ceiling"}
+KEYS = {
+    "prg_over_plain_round",
+    "prg_over_plain_step",
+    "prg_over_plain_n100",
+    "mask_over_ceiling",
+    "dp_upload_over_plain",
+    "dp_noise_over_mask",
+}
 
 
 @pytest.mark.slow

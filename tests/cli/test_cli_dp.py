@@ -16,7 +16,11 @@ CASES = [
     (["--noise-multiplier", "2"], r"--noise-multiplier does not apply.*--dp ddg"),
     (["--dp", "ddg", "--no-weighted", "--noise-multiplier", "0"], r"--noise-multiplier"),
     (["--dp", "ddg", "--no-weighted", "--l2-clip", "-1"], r"--l2-clip"),
-    (["--dp", "ddg", "--no-weighted", "--dp-bits", "40"], r"--dp-bits=40 is out of range"),
+    (["--dp", "ddg", "--no-weighted", "--bits", "40"], r"--bits=40 is out of range"),
+    (["--bits", "20", "--mode", "plain"], r"--bits does not apply: mode plain"),
+    (["--bits", "8", "--clip", "4", "--frac-bits", "10"], r"bits=8 cannot hold the sum"),
+    (["--mode", "centralized", "--bits", "20"], r"--bits=20 packs .*mode 'centralized'"),
+    (["--mode", "centralized", "--dp", "ddg", "--no-weighted"], r"not 'centralized'$"),
     (["--dp", "ddg", "--no-weighted", "--dp-delta", "2"], r"--dp-delta=2.0 must be below 1"),
     (["--dp", "skellam", "--no-weighted", "--mode", "plain"], r"--dp|secure mode"),
     (["--target-epsilon", "8"], r"--target-epsilon does not apply"),
@@ -98,3 +102,21 @@ def test_a_budget_the_first_round_exceeds_is_refused(tmp_path, capsys):
     assert main(["simulate", *args, *dp, "--out", str(tmp_path / "run")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "round 0 would already take epsilon" in err, err
+
+
+def test_bits_runs_beside_its_plain_reference(tmp_path, capsys):
+    """--compare plain with --bits: the reference is float32 FedAvg (bits dropped), and the
+    summary carries the packed upload against plain's."""
+    args = ["--participants", "3", "--rounds", "1", "--steps", "1", "--no-progress"]
+    code = main(["simulate", *args, "--bits", "20", "--compare", "plain", "--json",
+                 "--out", str(tmp_path / "run")])  # fmt: skip
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    summary = json.loads(captured.out)
+    assert summary["resolved_config"]["protocol"]["bits"] == 20
+    assert "plain_final_accuracy" in summary["compare"]
+    ratio = (
+        summary["upload_bytes_per_participant_round"]
+        / summary["plain_upload_bytes_per_participant_round"]
+    )
+    assert 0.625 < ratio < 0.65

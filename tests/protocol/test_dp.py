@@ -39,7 +39,9 @@ def test_the_secure_sum_is_the_plaintext_sum_of_the_noised_encodings(mechanism, 
     for outcome in session.outcomes:
         assert outcome.status is RoundStatus.APPLIED
         xs = session.plaintexts[outcome.round]
-        assert np.array_equal(outcome.aggregate, ring_sum([xs[p] for p in outcome.contributors]))
+        ring = ring_sum([xs[p] for p in outcome.contributors])
+        assert session.server.config.bits == 20  # DP's ring unless bits says otherwise
+        assert np.array_equal(outcome.aggregate, ring & np.uint32((1 << 20) - 1))
         assert int(outcome.aggregate[-1]) == len(outcome.contributors)  # one count each
         # every x_i is noised: no member's words are its rounded change alone
         params = session.server.config
@@ -73,9 +75,10 @@ def test_the_noise_is_calibrated_to_the_honest_contributor_floor():
 def test_dp_off_publishes_nothing_new():
     params = ProtocolConfig(mode="prg", weighted=False).resolve(4)
     published = params.to_dict()
-    assert not {"dp", "noise_multiplier", "l2_clip", "dp_bits", "dp_delta"} & set(published)
+    assert not {"dp", "noise_multiplier", "l2_clip", "bits", "dp_delta"} & set(published)
     on = dp_config().resolve(4).to_dict()
-    assert on["dp"] == "ddg" and on["noise_multiplier"] == 0.5
+    assert on["dp"] == "ddg" and on["noise_multiplier"] == 0.5 and on["bits"] == 20
+    assert dp_config(bits=16).resolve(4).to_dict()["bits"] == 16
 
 
 @pytest.mark.parametrize(
@@ -86,8 +89,8 @@ def test_dp_off_publishes_nothing_new():
         (dict(weighted=True), "weighted=false"),
         (dict(noise_multiplier=0.0), "noise_multiplier"),
         (dict(l2_clip=-1.0), "l2_clip"),
-        (dict(dp_bits=33, ring_bits=64), "dp_bits"),
-        (dict(dp_bits=7), "dp_bits"),
+        (dict(bits=33, ring_bits=64), "bits"),
+        (dict(bits=7), "bits"),
         (dict(dp_delta=1.5), "dp_delta"),
     ],
 )

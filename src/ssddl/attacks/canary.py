@@ -190,7 +190,7 @@ def canary_config(setting: CanarySetting, *, rounds: int = 1) -> tuple[ProtocolC
         max_colluders=CANARY_COLLUDERS,
         min_group_size=CANARY_MEMBERS,
         threshold=CANARY_MEMBERS,
-        dp_bits=CANARY_BITS,
+        bits=CANARY_BITS,
     )
     if setting.mechanism is None:
         return base, math.inf

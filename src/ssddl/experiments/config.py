@@ -212,10 +212,11 @@ class ExperimentConfig:
         check_known_options(train, LocalTrainConfig, "train")
         protocol.setdefault("rounds", DEFAULT_ROUNDS)
         train.setdefault("epochs", DEFAULT_EPOCHS)
+        runner = None
         if protocol.get("mode") in modes.runner_names():
             # the protocol section still gives rounds, clip and fixed point; the mode that
             # checks them is a stand-in without keys or threshold
-            data["runner"] = protocol.pop("mode")
+            runner = data["runner"] = protocol.pop("mode")
             protocol["mode"] = "fedavg"
         try:
             return cls(
@@ -225,6 +226,11 @@ class ExperimentConfig:
             )
         except TypeError as exc:
             raise ConfigurationError(f"bad configuration: {exc}") from None
+        except ConfigurationError as exc:
+            if runner is None or "'fedavg'" not in str(exc):
+                raise
+            # name the mode the user chose, not the stand-in
+            raise ConfigurationError(str(exc).replace("'fedavg'", repr(runner))) from None
 
     @classmethod
     def from_choices(cls, chosen: dict[str, Any]) -> ExperimentConfig:

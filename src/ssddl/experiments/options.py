@@ -500,13 +500,6 @@ OPTIONS: tuple[Option, ...] = (
         applies=_dp_on,
     ),
     Option(
-        "protocol.dp_bits",
-        "dp: the noised sum is read modulo 2^dp_bits (8 to 32, at most ring_bits)",
-        int,
-        20,
-        applies=_dp_on,
-    ),
-    Option(
         "protocol.dp_delta",
         "dp: the delta of the (epsilon, delta) guarantee",
         float,
@@ -534,6 +527,15 @@ OPTIONS: tuple[Option, ...] = (
         int,
         32,
         ("32", "64"),
+        applies=_not_plain,
+    ),
+    Option(
+        "protocol.bits",
+        "compression: the secure sum lives in Z_(2^bits) and each ring word travels in this "
+        "many bits (8 to 32, at most ring_bits; unset: whole words, with --dp 20)",
+        int,
+        None,
+        metavar="B",
         applies=_not_plain,
     ),
     Option(
@@ -674,6 +676,8 @@ _PHRASES = (
     ("use fewer parts or fewer shards_per_part", "use fewer --participants or shards"),
     ("shards_per_part", "shards_per_participant"),
     ("dp needs weighted=false", "--dp needs --no-weighted"),
+    ("raise bits (at most 32)", "raise --bits (at most 32)"),
+    ("or set weighted=false", "or use --no-weighted"),
 )
 
 

@@ -521,7 +521,7 @@ def plain_reference(config: ExperimentConfig) -> list[dict[str, Any]]:
     for name in ("threshold", "ring_bits", "frac_bits", "rounding", "cipher", "aead"):
         keep.pop(name)
     keep["mode"] = Mode.PLAIN
-    keep.update(dp=None, target_epsilon=None, max_epsilon=None)  # the non-private reference
+    keep.update(dp=None, target_epsilon=None, max_epsilon=None, bits=None)  # float32, no noise
     plain = dataclasses.replace(
         config, protocol=ProtocolConfig(**keep), validate=False, compare=None
     )

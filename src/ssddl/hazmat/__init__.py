@@ -10,8 +10,9 @@ Modules: ``rand`` (randomness sources, uniform sampling), ``codec`` (fixed-point
 encoding), ``prg`` (AES-CTR / ChaCha20 mask expansion), ``fsprng`` (forward-secure PRNG),
 ``keys`` (X25519, HKDF, Ed25519), ``aead`` (ChaCha20-Poly1305 / AES-GCM for shares in
 transit), ``sharing`` (additive and Shamir sharing), ``noise`` (exact discrete Gaussian,
-Poisson and Skellam samplers for distributed DP) and ``dp`` (L2 clipping, the randomized
-Hadamard rotation, conditional randomized rounding, modular wrap-around).
+Poisson and Skellam samplers for distributed DP), ``packing`` (ring words in ``b`` bits on
+the wire) and ``dp`` (L2 clipping, the randomized Hadamard rotation, conditional randomized
+rounding, modular wrap-around).
 """
 
 from ssddl.hazmat.aead import AeadAlgorithm, open_sealed, seal, share_associated_data

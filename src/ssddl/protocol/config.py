@@ -52,6 +52,8 @@ __all__ = [
 MAX_AUTO_FRAC_BITS = 24
 #: the distributed-DP mechanisms (``ProtocolConfig.dp``)
 DP_MECHANISMS = ("ddg", "skellam")
+#: the ring Z_(2**bits) of a DP session that sets no ``bits`` (TensorFlow Federated's default)
+DP_DEFAULT_BITS = 20
 #: fields published (and written) only when they differ from their default
 _OPTIONAL = {"optional": True}
 
@@ -167,14 +169,17 @@ class ProtocolConfig:
     )
     #: when pair keys are agreed (see :class:`PairKeys`)
     pair_keys: PairKeys = dataclasses.field(default=PairKeys.EAGER, metadata=_OPTIONAL)
+    #: compression (docs/privacy.md): the secure sum lives in Z_(2**bits) (8 to 32, at most
+    #: ring_bits) and every ring word travels in ``bits`` bits; None: whole ring words (with
+    #: ``dp``: 20). The capacity check holds the sum to ``2**bits``.
+    bits: int | None = dataclasses.field(default=None, metadata=_OPTIONAL)
     #: distributed DP (docs/privacy.md): None (off), "ddg" or "skellam"; then every member
     #: clips its change to ``l2_clip``, rotates, scales, rounds, adds its noise share and the
-    #: server reads the sum modulo ``2**dp_bits``; ``noise_multiplier``: the honest
+    #: server reads the sum modulo ``2**bits``; ``noise_multiplier``: the honest
     #: contributors' total noise is ``noise_multiplier * l2_clip`` (standard deviation)
     dp: str | None = dataclasses.field(default=None, metadata=_OPTIONAL)
     noise_multiplier: float = dataclasses.field(default=1.0, metadata=_OPTIONAL)
     l2_clip: float = dataclasses.field(default=1.0, metadata=_OPTIONAL)
-    dp_bits: int = dataclasses.field(default=20, metadata=_OPTIONAL)
     dp_delta: float = dataclasses.field(default=1e-5, metadata=_OPTIONAL)
     #: dp: pick ``noise_multiplier`` so that ε(dp_delta) after ``rounds`` rounds is at most
     #: this (the runner calibrates it once the model's size is known; None: as given)
@@ -233,6 +238,7 @@ class ProtocolConfig:
         if self.max_colluders is not None:
             check_int(self.max_colluders, "max_colluders", low=0)
         _check_pairing(self)
+        _check_bits(self)
         _check_dp(self)
 
     @property
@@ -263,26 +269,11 @@ class ProtocolConfig:
         recovery = scheme.resolve_recovery(self.recovery)
         degree, threshold = _sparse_pairing(self, recovery, n)
         max_colluders = resolve_colluders(self, scheme, n, threshold, recovery, sparse=bool(degree))
+        bits = self.bits if self.bits is not None else (DP_DEFAULT_BITS if self.dp else 0)
         modulus = scheme.capacity_modulus(self.ring_bits)
-        frac_bits = self.frac_bits
-        if frac_bits is None:
-            frac_bits = (
-                _auto_frac_bits(n, self.clip, modulus, self.ring_bits)
-                if scheme.secure
-                else MAX_AUTO_FRAC_BITS  # unused for transport, kept for symmetric reports
-            )
-        if self.weighted and self.max_samples is None:
-            raise ConfigurationError(
-                "max_samples is unset: with weighted=true give a public upper bound on a "
-                "participant's sample count (or weighted=false)"
-            )
-        max_samples_resolved = self.max_samples if self.max_samples is not None else 1
-        if self.weighted and n * max_samples_resolved >= modulus // 2:
-            raise ConfigurationError(
-                f"the total sample count of {n} participants with max_samples="
-                f"{self.max_samples} can overflow ring_bits={self.ring_bits}; "
-                f"lower max_samples or use ring_bits=64"
-            )
+        if bits:
+            modulus = min(modulus, 1 << bits)
+        frac_bits, max_samples_resolved = _fit_ring(self, scheme.secure, n, modulus, bits)
         params = SessionParams(
             mode=self.mode,
             rounds=self.rounds,
@@ -309,13 +300,11 @@ class ProtocolConfig:
             dp=self.dp or "",
             noise_multiplier=self.noise_multiplier,
             l2_clip=self.l2_clip,
-            dp_bits=self.dp_bits,
             dp_delta=self.dp_delta,
+            bits=bits,
             degree=degree,
             max_samples_given=self.max_samples is not None,
         )
-        if scheme.secure:
-            params.codec().check_capacity(n, modulus=modulus)
         scheme.check_params(params)
         return params
 
@@ -328,6 +317,71 @@ class ProtocolConfig:
     def from_dict(cls, data: dict[str, Any]) -> ProtocolConfig:
         check_known_options(data, cls, "protocol")
         return cls(**data)
+
+
+def _check_bits(config: ProtocolConfig) -> None:
+    """Compression: ``bits`` in [8, 32] (at most ring_bits), in a secure mode."""
+    if config.bits is None:
+        return
+    check_int(config.bits, "bits", low=8, high=min(config.ring_bits, 32))
+    if not get_scheme(config.mode).secure:
+        raise ConfigurationError(
+            f"bits={config.bits} packs the secure sum's ring words; mode {config.mode!r} sends "
+            "float32 changes: drop bits or use a secure mode"
+        )
+
+
+def _fit_ring(
+    config: ProtocolConfig, secure: bool, n: int, modulus: int, bits: int
+) -> tuple[int, int]:
+    """(frac_bits, max_samples) for ``n`` members whose sum must stay inside ``modulus``;
+    ConfigurationError naming the fix (``bits`` first, when it is what the sum outgrows)."""
+
+    def fits(check: Any) -> Any:
+        try:
+            return check()
+        except ConfigurationError:
+            if not bits:
+                raise
+            raise _bits_overflow(bits, n, config) from None
+
+    frac_bits = config.frac_bits
+    if frac_bits is None:
+        frac_bits = (
+            fits(lambda: _auto_frac_bits(n, config.clip, modulus, config.ring_bits))
+            if secure
+            else MAX_AUTO_FRAC_BITS  # unused for transport, kept for symmetric reports
+        )
+    if config.weighted and config.max_samples is None:
+        raise ConfigurationError(
+            "max_samples is unset: with weighted=true give a public upper bound on a "
+            "participant's sample count (or weighted=false)"
+        )
+    max_samples = config.max_samples if config.max_samples is not None else 1
+    if config.weighted and n * max_samples >= modulus // 2:
+        if bits:
+            raise _bits_overflow(bits, n, config)
+        raise ConfigurationError(
+            f"the total sample count of {n} participants with max_samples="
+            f"{config.max_samples} can overflow ring_bits={config.ring_bits}; "
+            f"lower max_samples or use ring_bits=64"
+        )
+    if secure:
+        codec = FixedPoint(ring_bits=config.ring_bits, frac_bits=frac_bits, clip=config.clip)
+        fits(lambda: codec.check_capacity(n, modulus=modulus))
+    return frac_bits, max_samples
+
+
+def _bits_overflow(bits: int, n: int, config: ProtocolConfig) -> Exception:
+    """The one-line refusal of a configuration whose sum can leave Z_(2**bits)."""
+    given = config.weighted and config.max_samples is not None
+    weights = f"max_samples={config.max_samples}, " if given else ""
+    frac_bits = config.frac_bits if config.frac_bits is not None else "auto"
+    return ConfigurationError(
+        f"bits={bits} cannot hold the sum of {n} members' words ({weights}clip={config.clip}, "
+        f"frac_bits={frac_bits}): raise bits (at most 32), lower frac_bits or clip"
+        f"{', or set weighted=false' if config.weighted else ''}"
+    )
 
 
 def _check_dp(config: ProtocolConfig) -> None:
@@ -353,7 +407,6 @@ def _check_dp(config: ProtocolConfig) -> None:
         raise ConfigurationError("dp needs weighted=false (each member counts once)")
     for name in ("noise_multiplier", "l2_clip"):
         object.__setattr__(config, name, check_float(getattr(config, name), name, positive=True))
-    check_int(config.dp_bits, "dp_bits", low=8, high=min(config.ring_bits, 32))
     delta = check_float(config.dp_delta, "dp_delta", positive=True)
     if delta >= 1:
         raise ConfigurationError(f"dp_delta={delta} must be below 1, e.g. 1e-5")
@@ -549,8 +602,9 @@ class SessionParams:
     dp: str = dataclasses.field(default="", metadata=_OPTIONAL)
     noise_multiplier: float = dataclasses.field(default=1.0, metadata=_OPTIONAL)
     l2_clip: float = dataclasses.field(default=1.0, metadata=_OPTIONAL)
-    dp_bits: int = dataclasses.field(default=20, metadata=_OPTIONAL)
     dp_delta: float = dataclasses.field(default=1e-5, metadata=_OPTIONAL)
+    #: the ring Z_(2**bits) of the sum and the words' width on the wire; 0: whole ring words
+    bits: int = dataclasses.field(default=0, metadata=_OPTIONAL)
     #: the pairing graph's degree k; 0 = the complete graph (derived, never published)
     degree: int = dataclasses.field(default=0, metadata={"published": False})
     max_samples_given: bool = dataclasses.field(default=True, metadata={"published": False})
@@ -572,8 +626,10 @@ class SessionParams:
 
     @property
     def capacity_modulus(self) -> int:
-        """The modulus the signed sum must stay inside: Q, or also the scheme's field."""
-        return int(self.scheme.capacity_modulus(self.ring_bits))
+        """The modulus the signed sum must stay inside: Q, or also the scheme's field, or
+        also ``2**bits``."""
+        modulus = int(self.scheme.capacity_modulus(self.ring_bits))
+        return min(modulus, 1 << self.bits) if self.bits else modulus
 
     @property
     def min_contributors(self) -> int:

@@ -6,7 +6,7 @@ A member's x_i, instead of its fixed-point change, is (docs/privacy.md)::
 
 written into the ring Z_(2**ring_bits) (two's complement); its count word is 1. The masks are
 added as in every mode, so the server unmasks Σ z_i mod 2**ring_bits, reads it modulo
-``2**dp_bits`` as signed integers, undoes the rotation and divides by γ. The rotation key
+``2**bits`` as signed integers, undoes the rotation and divides by γ. The rotation key
 ``key_r`` comes from the public session id and round number; γ, Δ₂ and the noise variance
 from :func:`noise_plan`: calibrated for the honest contributor floor
 ``min_contributors - max_colluders``, over the model's ``M`` coordinates and the round's group.
@@ -60,7 +60,7 @@ def session_dp(params: SessionParams) -> DistributedDp:
         mechanism=Mechanism(params.dp),
         noise_multiplier=params.noise_multiplier,
         l2_clip=params.l2_clip,
-        bits=params.dp_bits,
+        bits=params.bits,
         delta=params.dp_delta,
     )
 
@@ -110,7 +110,7 @@ def decode_noised(
 ) -> np.ndarray:
     """The float64 sum of the members' changes (plus the noise) from Σ z_i in the ring."""
     plan = noise_plan(params, words.size)
-    integers = unwrap(words, params.dp_bits)
+    integers = unwrap(words, params.bits)
     summed = unrotate_fixed(integers, rotation_key(session_id, round_number))
     summed /= plan.scale
     return summed
@@ -143,7 +143,7 @@ def calibrated_noise(params: SessionParams, dim: int, target_epsilon: float) -> 
         dim=dim,
         group_size=params.group_size,
         noise_members=noise_members(params),
-        bits=params.dp_bits,
+        bits=params.bits,
         delta=params.dp_delta,
         pad=False,
     ).noise_multiplier
@@ -155,7 +155,7 @@ def dp_summary(params: SessionParams, dim: int, rounds: int) -> dict[str, object
 
     plan = noise_plan(params, dim)
     wrap = wrap_probability_bound(
-        bits=params.dp_bits,
+        bits=params.bits,
         dim=dim,
         signal_norm=plan.scale * params.l2_clip * params.group_size,
         members=params.group_size,
@@ -169,7 +169,7 @@ def dp_summary(params: SessionParams, dim: int, rounds: int) -> dict[str, object
         "delta": params.dp_delta,
         "noise_multiplier": params.noise_multiplier,
         "l2_clip": params.l2_clip,
-        "bits": params.dp_bits,
+        "bits": params.bits,
         "noise_members": noise_members(params),
         "wrap_probability_bound_per_round": wrap,
     }

@@ -17,7 +17,7 @@ says which kind holds it; codes 128 and up are state records (:mod:`ssddl.protoc
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntEnum
 from types import MappingProxyType
 from typing import Any, ClassVar, TypeVar
@@ -33,7 +33,7 @@ from ssddl.protocol.wire import (
     STR,
     U64,
     FieldType,
-    decode_fields,
+    decode_frame,
     encode_fields,
     read_header,
 )
@@ -157,10 +157,15 @@ class Message:
     SCHEMA: ClassVar[tuple[tuple[str, FieldType], ...]]
 
     session_id: bytes
+    #: compression (``ProtocolConfig.bits``): the frame carries its unsigned arrays packed
+    #: in this many bits a word (0: whole words); a property of the frame, not a field
+    wire_bits: int = field(default=0, kw_only=True)
 
     def __post_init__(self) -> None:
         if not isinstance(self.session_id, bytes) or len(self.session_id) != SESSION_ID_SIZE:
             raise MalformedMessage(f"session_id must be {SESSION_ID_SIZE} bytes")
+        if self.wire_bits and (type(self.wire_bits) is not int or not 8 <= self.wire_bits <= 32):
+            raise MalformedMessage("wire_bits must be 0 or an int in [8, 32]")
         for name, kind in self.SCHEMA:
             value = getattr(self, name)
             if kind is U64:
@@ -181,7 +186,7 @@ class Message:
         """Checks beyond the field types (overridden where needed)."""
 
     def encode(self) -> bytes:
-        return encode_fields(int(self.KIND), self.SCHEMA, self)
+        return encode_fields(int(self.KIND), self.SCHEMA, self, bits=self.wire_bits)
 
     def __eq__(self, other: object) -> bool:
         return (
@@ -704,4 +709,5 @@ def decode_message(data: bytes) -> Message:
     cls = _MESSAGES.get(kind)
     if cls is None:
         raise MalformedMessage(f"unknown message kind {kind}")
-    return cls(**decode_fields(data, cls.SCHEMA))
+    values, bits = decode_frame(data, cls.SCHEMA)
+    return cls(**values, wire_bits=bits) if bits else cls(**values)

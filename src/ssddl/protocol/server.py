@@ -38,6 +38,7 @@ from ssddl.exceptions import (
     UnknownSender,
 )
 from ssddl.hazmat.codec import all_finite, decode
+from ssddl.hazmat.dp import unwrap
 from ssddl.hazmat.keys import verify_exchange_key
 from ssddl.hazmat.rand import OsRandom, RandomSource
 from ssddl.protocol.binding import model_digest
@@ -336,17 +337,23 @@ class Server:
     def apply_secure(
         self, aggregate: np.ndarray | None, contributors: tuple[int, ...]
     ) -> list[Envelope]:
-        """Decode Σ x_i (ring words, count word last) and update the model."""
+        """Decode Σ x_i (ring words, count word last) and update the model; with ``bits``
+        the sum is taken modulo ``2**bits`` (and recorded so)."""
         if aggregate is None:
             return self.abort("no uploads arrived")
         codec = self.config.codec()
-        total = int(aggregate[-1])
-        if total < 1 or total >= codec.modulus // 2:
+        words, modulus = aggregate, codec.modulus
+        if self.config.bits:  # the sum lives in Z_(2**bits): kept so, decoded signed
+            modulus = 1 << self.config.bits
+            aggregate = aggregate & np.asarray(modulus - 1, dtype=aggregate.dtype)
+            words = unwrap(aggregate, self.config.bits).view(np.uint64).astype(codec.dtype)
+        total = int(words[-1])
+        if total < 1 or total >= modulus // 2:
             return self.abort("the aggregated sample count is out of range")
-        if self.config.dp:  # distributed DP: Σ z_i mod 2**dp_bits, unrotated
-            summed = decode_noised(self.config, self.session_id, self.round, aggregate[:-1])
+        if self.config.dp:  # distributed DP: Σ z_i mod 2**bits, unrotated
+            summed = decode_noised(self.config, self.session_id, self.round, words[:-1])
         else:
-            summed = decode(aggregate[:-1], codec)
+            summed = decode(words[:-1], codec)
         return self._apply(summed, total, contributors, aggregate)
 
     def apply_plain(self, uploads: Mapping[int, PlainUpload]) -> list[Envelope]:

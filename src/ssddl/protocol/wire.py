@@ -15,6 +15,11 @@ and each field is encoded by its declared type, in declaration order, little-end
 ``ARRAY``  u8 dtype code (1 uint32, 2 uint64, 3 float32), u64 count, raw words
 ========== =====================================================================
 
+A frame encoded with ``bits`` (compression, ``ProtocolConfig.bits``: 8 to 32) writes each of
+its unsigned ``ARRAY`` fields as u8 code 4 (packed), u8 dtype code (1 or 2), u8 bits, u64
+count, then ``ceil(count * bits / 8)`` bytes: each word's low ``bits`` bits
+(:mod:`ssddl.hazmat.packing`). A frame without ``bits`` is byte for byte what it was.
+
 Decoding never trusts a length: every count is checked against the bytes that remain, unknown
 versions, kinds and dtype codes are refused, and trailing bytes are an error. Arrays are read
 with ``np.frombuffer`` (never an object dtype) and copied so they own their memory.
@@ -29,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from ssddl.exceptions import MalformedMessage
+from ssddl.hazmat.packing import pack_words, packed_size, unpack_words
 
 __all__ = [
     "ARRAY",
@@ -41,6 +47,7 @@ __all__ = [
     "VERSION",
     "FieldType",
     "decode_fields",
+    "decode_frame",
     "encode_fields",
 ]
 
@@ -52,6 +59,8 @@ _U32 = struct.Struct("<I")
 _U64 = struct.Struct("<Q")
 _CODE_DTYPES: dict[int, np.dtype] = {1: np.dtype("<u4"), 2: np.dtype("<u8"), 3: np.dtype("<f4")}
 _DTYPE_CODES = {dtype: code for code, dtype in _CODE_DTYPES.items()}
+_PACKED = 4  #: the array code of packed words (``bits`` set)
+_PACKED_DTYPES = (1, 2)  #: the word dtypes that pack: uint32, uint64
 
 
 class FieldType(Enum):
@@ -96,11 +105,26 @@ def _encode_value(kind: FieldType, value: Any, out: list[bytes | memoryview]) ->
         out.append(array.astype(dtype, copy=False).data)
 
 
-def encode_fields(kind_code: int, schema: tuple[tuple[str, FieldType], ...], values: Any) -> bytes:
-    """Encode the fields of ``values`` (an object with the schema's attributes) as a frame."""
+def _encode_packed(value: Any, bits: int, out: list[bytes | memoryview]) -> bool:
+    """Append ``value`` as packed words if it is an unsigned array; False if it is not."""
+    array = np.ascontiguousarray(value)
+    code = _DTYPE_CODES.get(array.dtype.newbyteorder("<"))
+    if code not in _PACKED_DTYPES:
+        return False
+    out += [bytes([_PACKED, code, bits]), _U64.pack(array.size), pack_words(array, bits)]
+    return True
+
+
+def encode_fields(
+    kind_code: int, schema: tuple[tuple[str, FieldType], ...], values: Any, *, bits: int = 0
+) -> bytes:
+    """Encode the fields of ``values`` (an object with the schema's attributes) as a frame;
+    with ``bits``, its unsigned arrays packed (module docstring)."""
     out: list[bytes | memoryview] = [HEADER.pack(MAGIC, VERSION, kind_code)]
     for name, kind in schema:
-        _encode_value(kind, getattr(values, name), out)
+        value = getattr(values, name)
+        if not (bits and kind is FieldType.ARRAY and _encode_packed(value, bits, out)):
+            _encode_value(kind, value, out)
     return b"".join(out)
 
 
@@ -108,6 +132,7 @@ class _Reader:
     def __init__(self, data: bytes) -> None:
         self.view = memoryview(data)
         self.pos = 0
+        self.bits = 0  #: the width of the frame's packed arrays (0: none)
 
     def take(self, n: int, what: str) -> memoryview:
         if n < 0 or self.pos + n > len(self.view):
@@ -162,6 +187,8 @@ class _Reader:
                 raise MalformedMessage(f"field {name!r} claims {count} entries; too few bytes")
             return self._blobs(count, name)
         code = self.take(1, name)[0]
+        if code == _PACKED:
+            return self._packed(name)
         dtype = _CODE_DTYPES.get(code)
         if dtype is None:
             raise MalformedMessage(f"field {name!r} has unknown array dtype code {code}")
@@ -170,6 +197,17 @@ class _Reader:
             raise MalformedMessage(f"field {name!r} claims {count} words; too few bytes")
         raw = self.take(count * dtype.itemsize, name)
         return np.frombuffer(raw, dtype=dtype).astype(dtype.newbyteorder("="), copy=True)
+
+    def _packed(self, name: str) -> np.ndarray:
+        code, bits = self.take(2, name)
+        if code not in _PACKED_DTYPES or not 8 <= bits <= 32 or self.bits not in (0, bits):
+            raise MalformedMessage(f"field {name!r} has a bad packed-array header")
+        self.bits = bits
+        count = self.u64(name)
+        if count > 8 * (len(self.view) - self.pos) // bits:
+            raise MalformedMessage(f"field {name!r} claims {count} words; too few bytes")
+        raw = self.take(packed_size(count, bits), name)
+        return unpack_words(raw, count, bits, _CODE_DTYPES[code].newbyteorder("="))
 
 
 def read_header(data: bytes) -> int:
@@ -192,9 +230,16 @@ def read_header(data: bytes) -> int:
 
 def decode_fields(data: bytes, schema: tuple[tuple[str, FieldType], ...]) -> dict[str, Any]:
     """Decode the body of a frame whose header was checked by :func:`read_header`."""
+    return decode_frame(data, schema)[0]
+
+
+def decode_frame(
+    data: bytes, schema: tuple[tuple[str, FieldType], ...]
+) -> tuple[dict[str, Any], int]:
+    """:func:`decode_fields` and the width of the frame's packed arrays (0: none)."""
     reader = _Reader(bytes(data))
     reader.take(HEADER.size, "header")
     values = {name: reader.value(kind, name) for name, kind in schema}
     if reader.pos != len(reader.view):
         raise MalformedMessage(f"{len(reader.view) - reader.pos} trailing bytes after the message")
-    return values
+    return values, reader.bits

@@ -412,7 +412,9 @@ def _simulate(
             outcomes.append(outcome)
             elapsed = perf_counter() - started
             validated = (
-                _validate(outcome, plaintexts.pop(outcome.round, {})) if config.validate else None
+                _validate(outcome, plaintexts.pop(outcome.round, {}), server.config.bits)
+                if config.validate
+                else None
             )
             vector_to_model(server.weights, global_model)
             metrics = _metrics(outcome, driver, exchange, participants, global_model, test, elapsed)
@@ -644,11 +646,16 @@ def _initial_weights(model: nn.Module, resume: SimulationState | None) -> np.nda
     return resume.weights.copy()
 
 
-def _validate(outcome: RoundOutcome, plaintexts: dict[int, np.ndarray]) -> bool | None:
-    """CrypTen-style validation: the secure aggregate must equal Σ x_i bit for bit."""
+def _validate(
+    outcome: RoundOutcome, plaintexts: dict[int, np.ndarray], bits: int = 0
+) -> bool | None:
+    """CrypTen-style validation: the secure aggregate must equal Σ x_i bit for bit (modulo
+    ``2**bits`` when the session compresses)."""
     if outcome.status is not RoundStatus.APPLIED or outcome.aggregate is None:
         return None
     expected = ring_sum([plaintexts[p] for p in outcome.contributors])
+    if bits:
+        expected &= np.asarray((1 << bits) - 1, dtype=expected.dtype)
     if not np.array_equal(expected, outcome.aggregate):
         raise ValidationError(
             f"round {outcome.round}: the secure aggregate differs from the plaintext sum"

@@ -94,6 +94,12 @@ def check_upload(server: ServerRole, msg: Any, *, field: bool) -> None:
         )
     if field and (msg.payload >= SHAMIR_PRIME).any():
         raise MalformedMessage(f"upload from participant {msg.sender} is not in the field")
+    bits = 0 if field else server.config.bits
+    if msg.wire_bits != bits:
+        raise MalformedMessage(
+            f"upload from participant {msg.sender} packs its words in {msg.wire_bits or 'all'} "
+            f"bits; the session's are {bits or 'whole ring words'}"
+        )
 
 
 # -- sealing between two members of a round --------------------------------------------------

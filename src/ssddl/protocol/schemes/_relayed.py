@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ssddl.exceptions import MalformedMessage, UnexpectedMessage
+from ssddl.hazmat.packing import pack_words, packed_size, unpack_words
 from ssddl.protocol.config import SessionParams
 from ssddl.protocol.consistency import answer_request, check_partition, check_signed
 from ssddl.protocol.messages import (
@@ -144,8 +145,9 @@ class RelayedScheme(Scheme):
         by_member = dict(zip(group, self.split(participant, x), strict=True))
         participant.scheme_state = by_member[participant.id]
         others = tuple(p for p in group if p != participant.id)
+        bits = self._wire_bits(participant.params)
         ciphertexts = tuple(
-            seal_for(participant, peer, _little_endian(by_member[peer])) for peer in others
+            seal_for(participant, peer, _share_bytes(by_member[peer], bits)) for peer in others
         )
         bundle = ShareBundle(
             participant.session_id, participant.round, participant.id, others, ciphertexts
@@ -190,19 +192,20 @@ class RelayedScheme(Scheme):
         if own is None:
             raise UnexpectedMessage(f"round {msg.round}: no own share to add the delivery to")
         total = own.copy()
+        bits = self._wire_bits(participant.params)
         for sender, blob in zip(msg.senders, msg.ciphertexts, strict=True):
-            plain = open_from(participant, sender, blob)
-            if len(plain) != total.nbytes:
-                raise MalformedMessage(
-                    f"the share from participant {sender} has {len(plain)} bytes; "
-                    f"expected {total.nbytes}"
-                )
-            share = np.frombuffer(plain, dtype=total.dtype.newbyteorder("<")).astype(total.dtype)
+            share = _share_words(open_from(participant, sender, blob), total, bits, sender)
             total = self.add(total, share, sender)
         participant.scheme_state = None
         timings = participant.timings
         timings["share"] = timings.get("share", 0.0) + perf_counter() - started
-        return [Upload(participant.session_id, msg.round, participant.id, total)]
+        return [Upload(participant.session_id, msg.round, participant.id, total, wire_bits=bits)]
+
+    def _wire_bits(self, params: SessionParams) -> int:
+        """The width of the member's words on the wire: ``bits`` where the scheme sums in
+        the ring (its shares and sums are then shares and sums in Z_(2**bits)); field
+        elements travel whole."""
+        return 0 if self.field_upload else params.bits
 
     def encode_participant_state(self, state: Any) -> bytes:
         return b"" if state is None else _OwnShare(state).to_bytes()
@@ -283,8 +286,23 @@ class RelayedScheme(Scheme):
         return _Contributors.from_bytes(data) if data else None
 
 
-def _little_endian(share: np.ndarray) -> bytes:
+def _share_bytes(share: np.ndarray, bits: int) -> bytes:
+    """A share's words as sealed: little-endian, or packed in ``bits`` bits a word."""
+    if bits:
+        return pack_words(share, bits)
     return share.astype(share.dtype.newbyteorder("<")).tobytes()
+
+
+def _share_words(plain: bytes, like: np.ndarray, bits: int, sender: int) -> np.ndarray:
+    """The inverse of :func:`_share_bytes`: as many words as ``like``, of its dtype."""
+    size = packed_size(like.size, bits) if bits else like.nbytes
+    if len(plain) != size:
+        raise MalformedMessage(
+            f"the share from participant {sender} has {len(plain)} bytes; expected {size}"
+        )
+    if bits:
+        return unpack_words(plain, like.size, bits, like.dtype)
+    return np.frombuffer(plain, dtype=like.dtype.newbyteorder("<")).astype(like.dtype)
 
 
 def contributors_of(server: ServerRole) -> tuple[int, ...]:

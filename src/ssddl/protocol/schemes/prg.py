@@ -409,7 +409,7 @@ class PrgScheme(Scheme):
             participant.give_back_draws(pending)
             raise
         if params.recovery is not Recovery.DOUBLE_MASK or pending.seed is None:
-            return [Upload(session, round_number, me, x)]
+            return [Upload(session, round_number, me, x, wire_bits=params.bits)]
         seed, pending.seed = pending.seed, None
         others = tuple(p for p in participant.group if p != me and p in participant.round_keys)
         early, pending.shares = pending.shares, None
@@ -422,7 +422,9 @@ class PrgScheme(Scheme):
         for peer, key in zip(others, sealed.aead_keys, strict=True):
             participant.aead_keys[peer] = (participant.share_keys[peer], key)
         participant.scheme_state = sealed.own
-        return [MaskedUpload(session, round_number, me, x, others, sealed.sealed)]
+        return [
+            MaskedUpload(session, round_number, me, x, others, sealed.sealed, wire_bits=params.bits)
+        ]
 
     def participant_handlers(self) -> Mapping[Kind, ParticipantHandler]:
         return {

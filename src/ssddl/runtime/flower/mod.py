@@ -132,12 +132,25 @@ def _int(config: Mapping[str, Any], key: str, default: int) -> int:
     return value
 
 
+def _epsilon(config: Mapping[str, Any]) -> float | None:
+    value = config.get("ssddl-max-epsilon")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ConfigurationError(
+            f"node config ssddl-max-epsilon must be a positive number (e.g. 8.0), got {value!r}"
+        )
+    return float(value)
+
+
 def policy_from_config(config: Mapping[str, Any]) -> ParticipantPolicy:
     """A :class:`ParticipantPolicy` from node-config keys (each optional):
     ``ssddl-modes`` ("prg,shamir"), ``ssddl-max-colluders`` (the coalition the node must
     survive; 0 unless set), ``ssddl-min-threshold``, ``ssddl-min-group-size``,
-    ``ssddl-max-round``, ``ssddl-recoveries`` ("double-mask,none") and
-    ``ssddl-require-consistency`` (true/false)."""
+    ``ssddl-max-round``, ``ssddl-recoveries`` ("double-mask,none"),
+    ``ssddl-require-consistency`` (true/false) and ``ssddl-max-epsilon`` (distributed DP: the
+    node refuses a session whose announced noise gives it a larger ε, or that has no DP;
+    unset: no requirement)."""
     defaults = ParticipantPolicy()
     modes = _names(config.get("ssddl-modes", ",".join(secure_modes())), "ssddl-modes")
     recoveries = _names(
@@ -162,6 +175,7 @@ def policy_from_config(config: Mapping[str, Any]) -> ParticipantPolicy:
         max_round=_int(config, "ssddl-max-round", DEFAULT_MAX_ROUND),
         recoveries=parsed,
         require_consistency=consistency,
+        max_epsilon=_epsilon(config),
     )
 
 
