@@ -210,6 +210,15 @@ def pids_with_marker(marker: str) -> set[int]:
     return found
 
 
+def left_after(marker: str, limit: float = 120.0) -> set[int]:
+    """The processes with ``marker`` still there once every started one was stopped: waits
+    (up to ``limit`` s) for SIGKILLed processes to finish exiting on a loaded machine, so a
+    process that is only slow to go is not counted; one that outlives the wait is."""
+    with contextlib.suppress(TimeoutError):
+        wait_until(lambda: not pids_with_marker(marker), limit, "stopped processes to exit", 0.5)
+    return pids_with_marker(marker)
+
+
 def non_loopback(sockets: Iterable[tuple[str, set[int]]], pids: set[int]) -> list[str]:
     """Listening addresses of ``pids`` that are not on 127.0.0.1 (or ::1)."""
     bad = []

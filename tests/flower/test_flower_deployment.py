@@ -12,7 +12,9 @@ batch 3  the next batch proceeds;                         1 and 2 reply, 3 missi
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
 import signal
 from collections.abc import Iterator
@@ -25,6 +27,7 @@ import pytest
 from tests.flower.harness import (
     Deployment,
     group_alive,
+    left_after,
     listening_sockets,
     non_loopback,
     pids_with_marker,
@@ -125,10 +128,13 @@ def outcome(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Outcome]:
             listening_seen=seen,
             nodes_listed=listed,
             killed_group_alive=killed_group_alive,
-            left_after_stop=pids_with_marker(str(root)),
+            left_after_stop=left_after(str(root)),
         )
     finally:
         procs.stop_all()
+        for pid in pids_with_marker(str(root)):  # whatever outlived its group: by its id
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
     yield outcome
 
 
