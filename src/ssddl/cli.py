@@ -625,8 +625,10 @@ def _no_round_applied(summary: dict[str, Any]) -> str:
 
 
 def _trackers(args: argparse.Namespace, out: Path) -> list[Any]:
-    """The trackers the flags ask for (``--tensorboard [DIR]``), checked before training."""
-    if args.tensorboard is None:
+    """The trackers the flags ask for (``--tensorboard [DIR]``), checked before training. A
+    resumed run whose ``tensorboard/`` holds event files continues them, flag or not."""
+    continued = args.resume is not None and any((out / "tensorboard").glob("events.*"))
+    if args.tensorboard is None and not continued:
         return []
     from ssddl.experiments.tracking import TensorBoardCallback
 

@@ -186,3 +186,19 @@ def test_init_refuses_a_missing_or_damaged_file(runs, tmp_path, capsys):
     other.write_bytes(b"x")
     err = _refusal(capsys, ["simulate", *ARGS, "--init", str(other), "--out", str(tmp_path / "b")])
     assert "model.pt or model.safetensors" in err
+
+
+def test_an_extended_run_continues_its_tensorboard_files(tmp_path, capsys):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out = tmp_path / "run"
+    assert main(["simulate", *ARGS, "--rounds", "1", "--out", str(out), "--tensorboard"]) == 0
+    assert main(["simulate", "--resume", str(out), "--rounds", "3", "--no-progress"]) == 0
+    acc = EventAccumulator(str(out / "tensorboard"))
+    acc.Reload()
+    steps = [e.step for e in acc.Scalars("metrics/accuracy")]
+    assert steps == [0, 1, 2]
+    accuracy = [float(r["accuracy"]) for r in _rows(out / "metrics.csv")]
+    assert [e.value for e in acc.Scalars("metrics/accuracy")] == pytest.approx(accuracy)
+    assert [e.step for e in acc.Scalars("participants/accuracy_median")] == [0, 1, 2]
