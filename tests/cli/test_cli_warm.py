@@ -202,3 +202,28 @@ def test_an_extended_run_continues_its_tensorboard_files(tmp_path, capsys):
     accuracy = [float(r["accuracy"]) for r in _rows(out / "metrics.csv")]
     assert [e.value for e in acc.Scalars("metrics/accuracy")] == pytest.approx(accuracy)
     assert [e.step for e in acc.Scalars("participants/accuracy_median")] == [0, 1, 2]
+
+
+def test_an_interrupted_extension_is_finished_by_a_plain_resume(runs, tmp_path, monkeypatch):
+    """Ctrl-C after the first extra round: ``--resume DIR`` (config.toml now says 4 rounds)
+    finishes it as the uninterrupted 4-round run."""
+    from ssddl.experiments.rundir import RunDirectory
+
+    whole, _, _ = runs
+    out = tmp_path / "run"
+    assert main(["simulate", *ARGS, "--rounds", "2", "--out", str(out)]) == 0
+    real = RunDirectory.save_checkpoint
+
+    def interrupted(self, checkpoint):
+        real(self, checkpoint)
+        if checkpoint.round == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(RunDirectory, "save_checkpoint", interrupted)
+    assert main(["simulate", "--resume", str(out), "--rounds", "4", "--no-progress"]) == 130
+    monkeypatch.setattr(RunDirectory, "save_checkpoint", real)
+    assert [r["round"] for r in _rows(out / "metrics.csv")] == ["0", "1", "2"]
+    assert main(["simulate", "--resume", str(out), "--no-progress"]) == 0
+    assert _model(out) == _model(whole)
+    assert _rows(out / "metrics.csv") == _rows(whole / "metrics.csv")
+    assert _rows(out / "participants.csv") == _rows(whole / "participants.csv")
