@@ -69,7 +69,9 @@ RUN_FLAGS: tuple[tuple[str, dict[str, Any]], ...] = (
         {
             "metavar": "DIR",
             "help": "continue the interrupted run in DIR from its last checkpoint, with the "
-            "options in DIR/config.toml; ends with the same model as an uninterrupted run",
+            "options in DIR/config.toml; ends with the same model as an uninterrupted run. "
+            "With --rounds N (the only option it takes), extend a run to N rounds: its files "
+            "continue and it ends as an N-round run would",
         },
     ),
     (
@@ -452,7 +454,11 @@ def _chosen(args: argparse.Namespace) -> dict[str, Any]:
 def _resume_choices(args: argparse.Namespace) -> dict[str, Any]:
     from ssddl.experiments.config import flatten, load_toml
 
-    given = [spec.flag for spec in OPTIONS if getattr(args, spec.dest) is not None]
+    given = [
+        spec.flag
+        for spec in OPTIONS
+        if getattr(args, spec.dest) is not None and spec.key != "protocol.rounds"
+    ]
     if args.config is not None:
         given.append("--config")
     if args.out is not None:
@@ -461,8 +467,9 @@ def _resume_choices(args: argparse.Namespace) -> dict[str, Any]:
         given.append("--force")
     if given:
         raise SSDDLError(
-            f"--resume continues a run with its own options; drop {', '.join(given)} "
-            f"(or start a new run with --config DIR/config.toml)"
+            f"--resume continues a run with its own options (only --rounds may change, to "
+            f"extend it); drop {', '.join(given)} (or start a new run with --config "
+            f"DIR/config.toml)"
         )
     directory = Path(args.resume)
     if not directory.is_dir():
@@ -618,8 +625,10 @@ def _no_round_applied(summary: dict[str, Any]) -> str:
 
 
 def _trackers(args: argparse.Namespace, out: Path) -> list[Any]:
-    """The trackers the flags ask for (``--tensorboard [DIR]``), checked before training."""
-    if args.tensorboard is None:
+    """The trackers the flags ask for (``--tensorboard [DIR]``), checked before training. A
+    resumed run whose ``tensorboard/`` holds event files continues them, flag or not."""
+    continued = args.resume is not None and any((out / "tensorboard").glob("events.*"))
+    if args.tensorboard is None and not continued:
         return []
     from ssddl.experiments.tracking import TensorBoardCallback
 
@@ -672,7 +681,7 @@ def _simulate_in(
     with _Reporter(
         err,
         enabled=not args.no_progress,
-        rounds=config.protocol.rounds,
+        rounds=config.protocol.rounds if args.rounds is None else args.rounds,
         label=config.protocol.mode,
     ) as reporter:
         reporter.before_setup = _setup_warning(config)
@@ -685,6 +694,7 @@ def _simulate_in(
             chosen=chosen,
             command=command,
             resume=resume,
+            rounds=args.rounds if resume else None,
             on_round=reporter.round,
             on_setup=reporter.setup,
             on_compare=compare,

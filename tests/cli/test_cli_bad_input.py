@@ -108,7 +108,7 @@ def _cases() -> list[tuple[str, list[str] | tuple[object, str], str]]:
         # -- resume --------------------------------------------------------------------
         ("resume-missing", ["--resume", "{dir}/none"], r"--resume .* not a run directory"),
         ("resume-no-config", ["--resume", "{dir}"], r"holds no config\.toml"),
-        ("resume-with-options", ["--resume", "{dir}", "--rounds", "3"], r"drop --rounds"),
+        ("resume-with-options", ["--resume", "{dir}", "--lr", "0.1"], r"drop --lr"),
     ]
 
 

@@ -89,6 +89,8 @@ class ExperimentConfig:
     train_step: str | None = None
     #: every this many rounds each participant evaluates on its own held-out split
     eval_participants: int | None = None
+    #: a model.pt or model.safetensors to start from (:mod:`ssddl.learning.init`)
+    init: str | None = None
 
     @property
     def mode(self) -> str:

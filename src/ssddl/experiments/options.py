@@ -233,6 +233,15 @@ OPTIONS: tuple[Option, ...] = (
         import_path=True,
     ),
     Option(
+        "init",
+        "start from saved weights instead of the model's random ones: a model.pt or "
+        "model.safetensors of a run (or your own), checked against the model's tensors and "
+        "shapes (unset: the model's seeded initialisation)",
+        str,
+        None,
+        metavar="FILE",
+    ),
+    Option(
         "train_step",
         "a custom loss for local training: package.module:function, "
         "function(model, x, y) -> the minibatch's scalar loss tensor (unset: cross-entropy)",

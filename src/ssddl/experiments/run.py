@@ -63,6 +63,7 @@ from ssddl.learning.imports import (
     load_model_factory,
     load_train_step,
 )
+from ssddl.learning.init import load_init
 from ssddl.learning.models import build_model
 from ssddl.learning.partition import partition
 from ssddl.learning.vector import vector_to_model
@@ -150,8 +151,12 @@ def _build_model(config: ExperimentConfig, split: DatasetSplit) -> nn.Module:
     """The built-in model ``config.model`` names, or the one its factory builds."""
     shape, classes = split.train.input_shape, split.train.num_classes
     if is_import_path(config.model):
-        return load_model_factory(config.model, shape, classes, seed=config.seed)
-    return build_model(config.model, shape, classes, seed=config.seed)
+        model = load_model_factory(config.model, shape, classes, seed=config.seed)
+    else:
+        model = build_model(config.model, shape, classes, seed=config.seed)
+    if config.init is not None:  # a warm start: checked against the model's tensors
+        load_init(config.init, model)
+    return model
 
 
 def prepare(config: ExperimentConfig, *, vanish: tuple[Vanish, ...] | None = None) -> Prepared:
@@ -276,12 +281,20 @@ class _Recorder:
     """Follows a run round by round and writes its run directory and checkpoint."""
 
     def __init__(
-        self, directory: RunDirectory, prep: Prepared, chosen: dict[str, Any], command: str
+        self,
+        directory: RunDirectory,
+        prep: Prepared,
+        chosen: dict[str, Any],
+        command: str,
+        *,
+        extended_from: dict[str, Any] | None = None,
     ) -> None:
         self.directory = directory
         self.out = directory.path
         self.prep = prep
         self.chosen = chosen
+        #: the run's choices before ``--resume DIR --rounds N`` changed its rounds
+        self.extended_from = extended_from
         self.command = command
         self.started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
         self.clock = time.perf_counter()
@@ -304,18 +317,15 @@ class _Recorder:
         if saved is None:
             self.start_fresh()
             return None
-        if saved.config_sha256 != choices_hash(self.chosen):
-            raise ConfigurationError(
-                f"--resume {self.out}: config.toml changed since the checkpoint was written; "
-                f"restore it or start a new run"
-            )
+        self._check_same_run(saved)
         rounds = self.prep.protocol.rounds
         if saved.round + 1 >= rounds:
             self.missing = self.directory.missing_outputs(saved, self._final_outputs())
             if not self.missing:
                 raise ConfigurationError(
                     f"--resume {self.out}: the run already finished all {rounds} rounds "
-                    f"and wrote every output; nothing to resume"
+                    f"and wrote every output; nothing to resume (extend it with --resume "
+                    f"{self.out} --rounds N)"
                 )
         self.directory.keep_traffic_through(saved.round)
         p = self.progress
@@ -332,6 +342,28 @@ class _Recorder:
             rounding_states=saved.rounding_states,
         )
         return p.state
+
+    def _check_same_run(self, saved: Checkpoint) -> None:
+        """Refuse a ``config.toml`` edited since the checkpoint; with new rounds
+        (``extended_from``), record them in the checkpoint, then in ``config.toml``."""
+        if saved.config_sha256 == choices_hash(self.chosen):
+            return
+        before = self.extended_from
+        if before is None or saved.config_sha256 != choices_hash(before):
+            raise ConfigurationError(
+                f"--resume {self.out}: config.toml changed since the checkpoint was written; "
+                f"restore it or start a new run"
+            )
+        rounds = self.prep.protocol.rounds
+        if rounds < saved.round + 1:
+            raise ConfigurationError(
+                f"--resume {self.out} --rounds {rounds}: the run already finished "
+                f"{saved.round + 1} rounds; give --rounds {saved.round + 1} or more"
+            )
+        # the checkpoint first: a kill between the two leaves a run that the same command
+        # (--resume DIR --rounds N) continues
+        self.directory.extend_checkpoint(rounds, choices_hash(self.chosen))
+        self.directory.rewrite_config(dump_toml(nest(self.chosen)))
 
     def _final_outputs(self) -> list[str]:
         skip = set() if self.prep.config.compare == "plain" else {"compare-plain.csv"}
@@ -535,6 +567,7 @@ def run_in_directory(
     chosen: dict[str, Any],
     command: str,
     resume: bool = False,
+    rounds: int | None = None,
     on_round: Callable[[RoundMetrics], None] | None = None,
     on_setup: SetupCallback | None = None,
     on_compare: Callable[[], None] | None = None,
@@ -545,7 +578,9 @@ def run_in_directory(
     written and ``RunOutcome.interrupted`` set. ``callbacks`` see the start (the resolved
     configuration and the guarantee, as in ``summary.json``), every round, the
     participants' evaluations and the end (the summary). ``out`` is a directory
-    :func:`claim` took, or a path to claim (and release at the end)."""
+    :func:`claim` took, or a path to claim (and release at the end). ``rounds`` (with
+    ``resume``) extends the run to that many rounds: it ends as a run of ``rounds`` rounds
+    from the start would, and its files continue."""
     if not isinstance(out, RunDirectory):
         with claim(str(out), resume=resume) as directory:
             return run_in_directory(
@@ -554,11 +589,16 @@ def run_in_directory(
                 chosen=chosen,
                 command=command,
                 resume=resume,
+                rounds=rounds,
                 on_round=on_round,
                 on_setup=on_setup,
                 on_compare=on_compare,
                 callbacks=callbacks,
             )
+    extended_from = None
+    if rounds is not None:
+        extended_from = chosen
+        config, chosen = _extended(config, chosen, rounds, resume=resume)
     if config.runner is not None:
         if resume:
             raise ConfigurationError(
@@ -581,7 +621,28 @@ def run_in_directory(
         chosen=chosen,
         command=command,
         resume=resume,
+        extended_from=extended_from,
     )
+
+
+def _extended(
+    config: ExperimentConfig, chosen: dict[str, Any], rounds: int, *, resume: bool
+) -> tuple[ExperimentConfig, dict[str, Any]]:
+    """The configuration and choices of a run extended to ``rounds`` rounds; refused where
+    the first rounds would have run differently in a run planned that long."""
+    why = None
+    if not resume:
+        why = "give --rounds without --resume to start a run of that many rounds"
+    elif config.runner is not None:
+        why = f"mode {config.runner} keeps no checkpoint; start a new run"
+    elif config.dropout > 0:
+        why = "--dropout draws each vanishing round over the planned rounds; start a new run"
+    elif config.protocol.target_epsilon is not None:
+        why = "--target-epsilon calibrates the noise to the planned rounds; start a new run"
+    if why is not None:
+        raise ConfigurationError(f"--resume --rounds {rounds}: cannot extend this run: {why}")
+    protocol = dataclasses.replace(config.protocol, rounds=rounds)
+    return dataclasses.replace(config, protocol=protocol), {**chosen, "protocol.rounds": rounds}
 
 
 @dataclass(frozen=True)
@@ -602,11 +663,12 @@ def _run_protocol(
     chosen: dict[str, Any],
     command: str,
     resume: bool,
+    extended_from: dict[str, Any] | None = None,
 ) -> RunOutcome:
     """A run of the protocol into the claimed ``out``, from a checkpoint with ``resume``."""
     prep = prepare(config)
     out.check_space(sum(int(t.numel()) for t in prep.model.parameters()))
-    recorder = _Recorder(out, prep, chosen, command)
+    recorder = _Recorder(out, prep, chosen, command, extended_from=extended_from)
     start: SimulationState | None = None
     budget = _Budget(config.protocol.max_epsilon, prep)
     if not resume:

@@ -538,6 +538,19 @@ class RunDirectory:
             f"--force"
         )
 
+    def extend_checkpoint(self, rounds: int, config_sha256: str) -> None:
+        """The loaded checkpoint, now of a run of ``rounds`` rounds whose choices hash to
+        ``config_sha256`` (``--resume DIR --rounds N``): not finished any more."""
+        if self._saved is not None:
+            checkpoint = self._saved[0]
+            checkpoint.rounds, checkpoint.config_sha256 = rounds, config_sha256
+            checkpoint.finished = checkpoint.finished and rounds == checkpoint.round + 1
+            self._write_state()
+
+    def rewrite_config(self, config_toml: str) -> None:
+        """Replace ``config.toml`` (its rounds, after :meth:`extend_checkpoint`)."""
+        _atomic_write(self.path / "config.toml", config_toml.encode())
+
     def keep_traffic_through(self, last_round: int) -> None:
         """Keep the traffic of rounds up to ``last_round`` only (and drop a line a kill cut
         short)."""
