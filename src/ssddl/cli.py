@@ -49,9 +49,7 @@ EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143  # 128 + SIGTERM, what a shell reports for a process SIGTERM ended
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: the reader of stdout went away (``| head``)
 
-#: Setup seconds per pair of participants (X25519 + HKDF + signature checks), measured on a
-#: 2-core machine; used only to warn before a long setup.
-_SETUP_SECONDS_PER_PAIR = 1.9e-4
+#: A setup expected to take longer (measured: ssddl.runtime.setupcost) is announced.
 _WARN_SETUP_SECONDS = 10.0
 
 #: run options that are not part of the configuration: (flags, keywords for add_argument)
@@ -601,16 +599,22 @@ def _print_table(summary: dict[str, Any], stream: TextIO) -> None:
     Console(file=stream, highlight=False).print(table)
 
 
-def _setup_warning(config: Any) -> str | None:
+def _setup_warning(config: Any, costs: Any = None) -> str | None:
+    """A note before a long key setup: its work counted from the configuration, its cost per
+    step measured on this machine now (``costs``: given by tests)."""
     if not config.protocol.secure:
         return None
-    n = config.participants
-    seconds = _SETUP_SECONDS_PER_PAIR * n * (n - 1)
-    if seconds < _WARN_SETUP_SECONDS:
+    from ssddl.runtime.setupcost import estimate_init
+
+    estimate = estimate_init(config.protocol, config.participants, costs)
+    if estimate is None or estimate.seconds < _WARN_SETUP_SECONDS:
         return None
+    work, per = estimate.work, estimate.costs.agreement
     return (
-        f"note: key setup for {n} participants takes roughly {seconds:,.0f} s before the first "
-        f"round (it grows with the square of --participants); progress is shown as it goes"
+        f"note: key setup for {config.participants} participants will take about "
+        f"{estimate.seconds:,.0f} s before the first round ({work.agreements:,} pair key "
+        f"agreements at {per * 1e6:,.0f} µs each, as measured on this machine now; longer while "
+        f"other work shares it); progress is shown as it goes"
     )
 
 

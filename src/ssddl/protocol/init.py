@@ -92,7 +92,8 @@ def _own_entries(
         raise MalformedMessage(
             f"the key directory does not carry participant {participant_id}'s own key"
         )
-    stray = [p for p in entries if p not in participants]
+    announced = participants if isinstance(participants, (set, frozenset)) else set(participants)
+    stray = [p for p in entries if p not in announced]  # O(N) a member, not O(N²)
     if stray:
         raise UnknownSender(f"the key directory lists unknown participants {stray}")
     return entries
@@ -189,4 +190,15 @@ def graph_seed(directory: KeyDirectory) -> bytes:
     (session id, registered ids, their signed exchange keys). The server chooses the session
     id, but not the members' keys: it cannot grind session ids for a graph that suits a
     coalition, only drop whole members from the directory — which every member sees."""
-    return hashlib.sha256(b"ssddl/graph-seed/v1" + directory.encode()).digest()
+    cached = _last_graph_seed[0]  # one read: a (directory, seed) pair, never half of one
+    if cached is not None and cached[0] is directory:  # the very same (immutable) object
+        return cached[1]
+    seed = hashlib.sha256(b"ssddl/graph-seed/v1" + directory.encode()).digest()
+    _last_graph_seed[0] = (directory, seed)
+    return seed
+
+
+#: the last directory hashed and its seed: one process that simulates N members hands them
+#: one decoded directory (:mod:`ssddl.runtime.hosts`), whose O(N) encoding is then hashed
+#: once, not N times. Public values only; any other object is hashed afresh.
+_last_graph_seed: list[tuple[KeyDirectory, bytes] | None] = [None]

@@ -13,10 +13,32 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from ssddl.protocol.messages import decode_message
+from ssddl.protocol.messages import Message, MessageKind, decode_message
 from ssddl.protocol.participant import Participant
 
-__all__ = ["LiveHost", "ParticipantHost", "PersistedHost"]
+__all__ = ["LiveHost", "ParticipantHost", "PersistedHost", "decode_broadcast"]
+
+#: Init's broadcasts: every field immutable (bytes, ints and tuples of them), so one decoded
+#: object can serve every member of this process
+_SHARED_KINDS = frozenset({int(MessageKind.SESSION_ANNOUNCE), int(MessageKind.KEY_DIRECTORY)})
+_last_broadcast: list[tuple[bytes, Message] | None] = [None]
+
+
+def decode_broadcast(data: bytes) -> Message:
+    """``decode_message(data)``, decoded once for the many members of one process that
+    receive the very same frame object (Init's announcement and key directory: about 100 kB
+    for 1000 members, which each of them decoded and checked again, O(N²) in all). Only
+    frames whose messages hold nothing mutable are shared; every other frame, or another
+    bytes object with equal contents, is decoded afresh, and a frame that fails to decode is
+    never kept."""
+    if len(data) < 6 or data[5] not in _SHARED_KINDS:
+        return decode_message(data)
+    cached = _last_broadcast[0]  # one read: a (frame, message) pair, never half of one
+    if cached is not None and cached[0] is data:
+        return cached[1]
+    message = decode_message(data)
+    _last_broadcast[0] = (data, message)  # one write: readers see the old pair or this
+    return message
 
 
 class ParticipantHost(Protocol):
@@ -32,7 +54,7 @@ class LiveHost:
         self.participant = participant
 
     def handle(self, data: bytes) -> list[bytes]:
-        return [m.encode() for m in self.participant.handle(decode_message(data))]
+        return [m.encode() for m in self.participant.handle(decode_broadcast(data))]
 
 
 class PersistedHost:
@@ -47,7 +69,7 @@ class PersistedHost:
 
     def handle(self, data: bytes) -> list[bytes]:
         participant = self._rebuild(self.state)
-        replies = participant.handle(decode_message(data))
+        replies = participant.handle(decode_broadcast(data))
         self.state = participant.to_bytes()
         self.participant = participant
         return [m.encode() for m in replies]
