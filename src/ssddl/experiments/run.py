@@ -43,6 +43,7 @@ from ssddl.experiments.report import (
     stated,
     summarize,
 )
+from ssddl.experiments.resources import check_participants
 from ssddl.experiments.rundir import (
     CHECKPOINT_FORMAT,
     FINAL_OUTPUTS,
@@ -158,6 +159,12 @@ def prepare(config: ExperimentConfig, *, vanish: tuple[Vanish, ...] | None = Non
     """Everything before training; every error a user can cause is raised here."""
     device = resolve_device(config.device)
     split = load_split(config)
+    model = _build_model(config, split)
+    check_participants(  # before the data is split among them
+        config.participants,
+        parameters=sum(int(t.numel()) for t in model.parameters()),
+        sample_bytes=int(split.train.x.nbytes),
+    )
     parts = partition(
         split.train.y,
         config.participants,
@@ -170,7 +177,6 @@ def prepare(config: ExperimentConfig, *, vanish: tuple[Vanish, ...] | None = Non
     holdout = None
     if config.eval_participants is not None:
         datasets, holdout = hold_out(datasets, config.seed)
-    model = _build_model(config, split)
     protocol, resolved = _calibrated(
         config.protocol, resolve_protocol(config.protocol, datasets).resolve(len(datasets)), model
     )
