@@ -587,11 +587,23 @@ def _print_table(summary: dict[str, Any], stream: TextIO) -> None:
         ("median round s", fmt(summary["round_seconds_median"], ".3f")),
         ("wall time s", f"{summary['wall_seconds']:.1f}"),
         ("rejected messages", str(summary["rejections"])),
+        ("sums validated (--validate)", _validation_cell(summary)),
         ("run directory", summary["out"]),
     ]
     for name, value in rows:
         table.add_row(name, value)
+    if "text" in g:
+        table.caption = f"Guarantee: {g['text']}."
+        table.caption_justify = "left"
     Console(file=stream, highlight=False).print(table)
+
+
+def _validation_cell(summary: dict[str, Any]) -> str:
+    """What ``--validate`` found: every applied round's sum against the plaintext sum."""
+    validation = summary.get("validation") or {}
+    if not validation.get("ran"):
+        return "not run"
+    return "passed, every round" if validation.get("passed") else "FAILED"
 
 
 def _setup_warning(config: Any) -> str | None:

@@ -37,6 +37,7 @@ from ssddl.exceptions import ConfigurationError
 from ssddl.experiments.config import ExperimentConfig, choices_hash, dump_toml, nest
 from ssddl.experiments.participants import ParticipantsCsv, hold_out, read_participants
 from ssddl.experiments.report import (
+    caption,
     decoding_error_bound,
     guarantee,
     markdown_report,
@@ -445,6 +446,8 @@ class _Recorder:
                 bytes_by_kind=_bytes_by_kind(traffic),
                 reference=reference,
                 participants=read_participants(self.out),
+                plain_upload_bytes=summary["plain_upload_bytes_per_participant_round"],
+                caption=caption(summary),
             )
         self.directory.write_report(markdown_report(summary, summary["aborted"]))
         if not interrupted and p.state is not None:
