@@ -538,6 +538,11 @@ class _Reporter:
         done = metrics.round + 1
         self._update(f"{self.label} rounds", done, self.rounds, f"acc {metrics.accuracy:.3f}")
 
+    def plain_round(self, metrics: Any) -> None:
+        """A round of the ``--compare plain`` reference run."""
+        done = metrics.round + 1
+        self._update("plain reference rounds", done, self.rounds, f"acc {metrics.accuracy:.3f}")
+
     def note(self, text: str) -> None:
         if self._bar is not None:
             self._bar.console.print(text, highlight=False, markup=False)
@@ -701,6 +706,7 @@ def _simulate_in(
             on_setup=reporter.setup,
             on_compare=compare,
             callbacks=callbacks,
+            on_compare_round=reporter.plain_round,
         )
     summary = outcome.summary
     _print_table(summary, table_stream)

@@ -50,3 +50,12 @@ def test_model_and_checkpoint_are_owner_only_the_rest_world_readable(run):
         assert _mode(path) == want == file_mode(path), (path, oct(_mode(path)))
     assert _mode(run / "checkpoint") == PRIVATE_DIR_MODE
     assert _mode(run / "model.pt") == 0o600 and _mode(run / "report.md") == 0o644
+
+
+def test_the_plain_reference_run_shows_its_progress(tmp_path, capsys):
+    args = [a for a in TINY if a != "--no-progress"]
+    assert main(["simulate", *args, "--compare", "plain", "--out", str(tmp_path / "r")]) == 0
+    err = capsys.readouterr().err.splitlines()
+    start = err.index("running the plain reference with the same seeds (--compare plain)")
+    plain = [line for line in err[start:] if line.startswith("plain reference rounds:")]
+    assert [line.split()[3] for line in plain] == ["1/2", "2/2"], err

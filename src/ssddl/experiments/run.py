@@ -228,8 +228,11 @@ def run_experiment(
     on_round: Callable[[RoundMetrics], None] | None = None,
     on_setup: SetupCallback | None = None,
     callbacks: Sequence[RunCallback] = (),
+    progress: bool | None = False,
 ) -> SimulationResult:
-    """Run one simulation as ``config`` says, in memory (no run directory)."""
+    """Run one simulation as ``config`` says, in memory (no run directory); ``progress``
+    as :func:`~ssddl.runtime.simulator.simulate` has it (off by default: callers here
+    report through ``on_round`` and ``on_setup``)."""
     prep = prepare(config, vanish=vanish)
     return simulate(
         prep.model,
@@ -241,6 +244,7 @@ def run_experiment(
         device=prep.device,
         callbacks=callbacks,
         holdout=prep.holdout,
+        progress=progress,
     )
 
 
@@ -524,8 +528,11 @@ def _version() -> str:
     return __version__
 
 
-def plain_reference(config: ExperimentConfig) -> list[dict[str, Any]]:
-    """The rows of the same run in mode plain, with the same seeds and dropouts."""
+def plain_reference(
+    config: ExperimentConfig, *, on_round: Callable[[RoundMetrics], None] | None = None
+) -> list[dict[str, Any]]:
+    """The rows of the same run in mode plain, with the same seeds and dropouts; its rounds
+    are reported to ``on_round``."""
     keep = {f.name: getattr(config.protocol, f.name) for f in dataclasses.fields(ProtocolConfig)}
     for name in ("threshold", "ring_bits", "frac_bits", "rounding", "cipher", "aead"):
         keep.pop(name)
@@ -534,7 +541,8 @@ def plain_reference(config: ExperimentConfig) -> list[dict[str, Any]]:
     plain = dataclasses.replace(
         config, protocol=ProtocolConfig(**keep), validate=False, compare=None
     )
-    return [m.as_row() for m in run_experiment(plain, vanish=dropout_schedule(config)).history]
+    result = run_experiment(plain, vanish=dropout_schedule(config), on_round=on_round)
+    return [m.as_row() for m in result.history]
 
 
 def run_in_directory(
@@ -548,13 +556,15 @@ def run_in_directory(
     on_setup: SetupCallback | None = None,
     on_compare: Callable[[], None] | None = None,
     callbacks: Sequence[RunCallback] = (),
+    on_compare_round: Callable[[RoundMetrics], None] | None = None,
 ) -> RunOutcome:
     """Run ``config`` writing ``out`` round by round; with ``resume`` continue the run whose
     checkpoint is in ``out``. Ctrl-C (KeyboardInterrupt) ends the run with what finished
     written and ``RunOutcome.interrupted`` set. ``callbacks`` see the start (the resolved
     configuration and the guarantee, as in ``summary.json``), every round, the
-    participants' evaluations and the end (the summary). ``out`` is a directory
-    :func:`claim` took, or a path to claim (and release at the end)."""
+    participants' evaluations and the end (the summary); ``on_compare`` the start of the
+    ``--compare plain`` reference run and ``on_compare_round`` each of its rounds. ``out``
+    is a directory :func:`claim` took, or a path to claim (and release at the end)."""
     if not isinstance(out, RunDirectory):
         with claim(str(out), resume=resume) as directory:
             return run_in_directory(
@@ -567,6 +577,7 @@ def run_in_directory(
                 on_setup=on_setup,
                 on_compare=on_compare,
                 callbacks=callbacks,
+                on_compare_round=on_compare_round,
             )
     if config.runner is not None:
         if resume:
@@ -586,7 +597,7 @@ def run_in_directory(
     return _run_protocol(
         config,
         out,
-        _Hooks(on_round, on_setup, on_compare, callbacks),
+        _Hooks(on_round, on_setup, on_compare, callbacks, on_compare_round),
         chosen=chosen,
         command=command,
         resume=resume,
@@ -601,6 +612,7 @@ class _Hooks:
     on_setup: SetupCallback | None = None
     on_compare: Callable[[], None] | None = None
     callbacks: Sequence[RunCallback] = ()
+    on_compare_round: Callable[[RoundMetrics], None] | None = None
 
 
 def _run_protocol(
@@ -636,7 +648,7 @@ def _run_protocol(
         if config.compare == "plain":
             if hooks.on_compare is not None:
                 hooks.on_compare()
-            reference = plain_reference(config)
+            reference = plain_reference(config, on_round=hooks.on_compare_round)
     except KeyboardInterrupt:
         interrupted = True
     except _BudgetSpent as spent:
@@ -693,6 +705,7 @@ def _train(
         device=prep.device,
         callbacks=[Relay([tracker])],  # start and end are reported here
         holdout=prep.holdout,
+        progress=False,  # the caller's hooks show it
     )
 
 
