@@ -678,13 +678,46 @@ def _simulate_in(
     chosen: dict[str, Any],
     directory: RunDirectory,
 ) -> int:
+    command = "ssddl " + shlex.join(argv)
+    try:
+        return _simulate_run(args, command, config, chosen, directory)
+    except KeyboardInterrupt:
+        line = _late_interrupt_line(directory)
+        if line is None:
+            raise  # before anything of the run was kept: main says so
+        print(f"ssddl: {line}", file=sys.stderr)
+        return _interrupted_status()
+
+
+def _late_interrupt_line(directory: RunDirectory) -> str | None:
+    """What a Ctrl-C or SIGTERM that escaped the run (while its end was reported or the
+    table printed) leaves: the finished run, or the checkpoint to resume; None if nothing."""
+    kept = directory.rounds_kept()
+    if kept == 0:
+        return None
+    how = "terminated (SIGTERM)" if _terminated else "interrupted"
+    state = directory.saved_state()
+    if state is not None and state.finished:
+        return f"{how} after the run finished; its files are complete in {directory.path}"
+    return (
+        f"{how}; the checkpoint after {kept} rounds is kept in {directory.path}. Continue "
+        f"with: ssddl simulate --resume {shlex.quote(str(directory.path))}"
+    )
+
+
+def _simulate_run(
+    args: argparse.Namespace,
+    command: str,
+    config: ExperimentConfig,
+    chosen: dict[str, Any],
+    directory: RunDirectory,
+) -> int:
     from ssddl.experiments.run import json_safe, run_in_directory
 
     resume = args.resume is not None
     out = directory.path
     err = sys.stderr
     table_stream = err if args.json else sys.stdout
-    command = "ssddl " + shlex.join(argv)
     callbacks = _trackers(args, out)
     with _Reporter(
         err,

@@ -59,3 +59,49 @@ def test_the_plain_reference_run_shows_its_progress(tmp_path, capsys):
     start = err.index("running the plain reference with the same seeds (--compare plain)")
     plain = [line for line in err[start:] if line.startswith("plain reference rounds:")]
     assert [line.split()[3] for line in plain] == ["1/2", "2/2"], err
+
+
+def test_a_ctrl_c_after_the_run_finished_says_the_files_are_complete(tmp_path, capsys,
+                                                                      monkeypatch):  # fmt: skip
+    import ssddl.cli
+
+    def interrupted(*_a, **_k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ssddl.cli, "_print_table", interrupted)
+    out = tmp_path / "run"
+    assert main(["simulate", *TINY, "--out", str(out)]) == 130
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines == [f"ssddl: interrupted after the run finished; its files are complete in {out}"]
+    monkeypatch.undo()
+    assert main(["simulate", "--resume", str(out), "--no-progress"]) == 2
+    assert "nothing to resume" in capsys.readouterr().err
+
+
+def test_a_second_ctrl_c_after_an_interrupted_run_gives_a_resume_that_works(
+    tmp_path, capsys, monkeypatch
+):
+    import ssddl.cli
+    from ssddl.experiments.rundir import RunDirectory
+
+    save = RunDirectory.save_checkpoint
+
+    def first_ctrl_c(self, ckpt, *a, **k):
+        save(self, ckpt, *a, **k)
+        if ckpt.round == 0:
+            raise KeyboardInterrupt
+
+    def second_ctrl_c(*_a, **_k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(RunDirectory, "save_checkpoint", first_ctrl_c)
+    monkeypatch.setattr(ssddl.cli, "_print_table", second_ctrl_c)
+    out = tmp_path / "run"
+    assert main(["simulate", *TINY, "--out", str(out)]) == 130
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines == [
+        f"ssddl: interrupted; the checkpoint after 1 rounds is kept in {out}. Continue with: "
+        f"ssddl simulate --resume {out}"
+    ]
+    monkeypatch.undo()
+    assert main(["simulate", "--resume", str(out), "--no-progress"]) == 0

@@ -488,6 +488,10 @@ class RunDirectory:
         """The rounds the checkpoint on disk holds (0 if there is none)."""
         return 0 if self._saved is None else self._saved[0].round + 1
 
+    def saved_state(self) -> Checkpoint | None:
+        """The checkpoint this run last wrote (None before its first round)."""
+        return None if self._saved is None else self._saved[0]
+
     def _wrote(self, *names: str) -> None:
         """Record in the checkpoint that final outputs were written from it."""
         new = [n for n in names if n in FINAL_OUTPUTS]
