@@ -106,7 +106,7 @@ def _cases() -> list[tuple[str, list[str] | tuple[object, str], str]]:
         (
             "participants-absurd",
             ["--participants", "99999999999999999999"],
-            r"--participants=9+ needs about .* of memory .* use at most",
+            r"--participants=9+ needs at least .* of memory .* use at most",
         ),
         ("mnist-without-dir", ["--dataset", "mnist"], r"--data-dir"),
         ("mnist-missing-files", ["--dataset", "mnist", "--data-dir", "{dir}"], r"pass --download"),

@@ -66,9 +66,13 @@ def check_participants(participants: int, *, parameters: int = 0, sample_bytes: 
     need = participants * each + sample_bytes
     if need > memory:
         fits = max(1, (memory - sample_bytes) // each)
-        model = f" with a {parameters:,}-parameter model" if parameters else ""
+        per = (
+            f"{each / 2**20:,.2f} MiB per participant with a {parameters:,}-parameter model"
+            if parameters
+            else f"at least {each / 2**20:,.2f} MiB per participant, whatever the model"
+        )
         raise ConfigurationError(
-            f"participants={participants} needs about {_size(need)} of memory "
-            f"({each / 2**20:,.2f} MiB per participant{model}) but this machine has "
-            f"{_size(memory)}; use at most {fits:,}"
+            f"participants={participants} needs {'about' if parameters else 'at least'} "
+            f"{_size(need)} of memory ({per}) but this machine has {_size(memory)}; use at "
+            f"most {fits:,}{'' if parameters else ' (fewer with a larger model)'}"
         )
