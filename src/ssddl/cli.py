@@ -543,6 +543,11 @@ class _Reporter:
         done = metrics.round + 1
         self._update(f"{self.label} rounds", done, self.rounds, f"acc {metrics.accuracy:.3f}")
 
+    def plain_round(self, metrics: Any) -> None:
+        """A round of the ``--compare plain`` reference run."""
+        done = metrics.round + 1
+        self._update("plain reference rounds", done, self.rounds, f"acc {metrics.accuracy:.3f}")
+
     def note(self, text: str) -> None:
         if self._bar is not None:
             self._bar.console.print(text, highlight=False, markup=False)
@@ -592,11 +597,23 @@ def _print_table(summary: dict[str, Any], stream: TextIO) -> None:
         ("median round s", fmt(summary["round_seconds_median"], ".3f")),
         ("wall time s", f"{summary['wall_seconds']:.1f}"),
         ("rejected messages", str(summary["rejections"])),
+        ("sums validated (--validate)", _validation_cell(summary)),
         ("run directory", summary["out"]),
     ]
     for name, value in rows:
         table.add_row(name, value)
+    if "text" in g:
+        table.caption = f"Guarantee: {g['text']}."
+        table.caption_justify = "left"
     Console(file=stream, highlight=False).print(table)
+
+
+def _validation_cell(summary: dict[str, Any]) -> str:
+    """What ``--validate`` found: every applied round's sum against the plaintext sum."""
+    validation = summary.get("validation") or {}
+    if not validation.get("ran"):
+        return "not run"
+    return "passed, every round" if validation.get("passed") else "FAILED"
 
 
 def _setup_warning(config: Any, costs: Any = None) -> str | None:
@@ -674,13 +691,46 @@ def _simulate_in(
     chosen: dict[str, Any],
     directory: RunDirectory,
 ) -> int:
+    command = "ssddl " + shlex.join(argv)
+    try:
+        return _simulate_run(args, command, config, chosen, directory)
+    except KeyboardInterrupt:
+        line = _late_interrupt_line(directory)
+        if line is None:
+            raise  # before anything of the run was kept: main says so
+        print(f"ssddl: {line}", file=sys.stderr)
+        return _interrupted_status()
+
+
+def _late_interrupt_line(directory: RunDirectory) -> str | None:
+    """What a Ctrl-C or SIGTERM that escaped the run (while its end was reported or the
+    table printed) leaves: the finished run, or the checkpoint to resume; None if nothing."""
+    kept = directory.rounds_kept()
+    if kept == 0:
+        return None
+    how = "terminated (SIGTERM)" if _terminated else "interrupted"
+    state = directory.saved_state()
+    if state is not None and state.finished:
+        return f"{how} after the run finished; its files are complete in {directory.path}"
+    return (
+        f"{how}; the checkpoint after {kept} rounds is kept in {directory.path}. Continue "
+        f"with: ssddl simulate --resume {shlex.quote(str(directory.path))}"
+    )
+
+
+def _simulate_run(
+    args: argparse.Namespace,
+    command: str,
+    config: ExperimentConfig,
+    chosen: dict[str, Any],
+    directory: RunDirectory,
+) -> int:
     from ssddl.experiments.run import json_safe, run_in_directory
 
     resume = args.resume is not None
     out = directory.path
     err = sys.stderr
     table_stream = err if args.json else sys.stdout
-    command = "ssddl " + shlex.join(argv)
     callbacks = _trackers(args, out)
     with _Reporter(
         err,
@@ -703,6 +753,7 @@ def _simulate_in(
             on_setup=reporter.setup,
             on_compare=compare,
             callbacks=callbacks,
+            on_compare_round=reporter.plain_round,
         )
     summary = outcome.summary
     _print_table(summary, table_stream)

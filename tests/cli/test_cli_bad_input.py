@@ -102,6 +102,12 @@ def _cases() -> list[tuple[str, list[str] | tuple[object, str], str]]:
         ("min-group-one", ["--min-group-size", "1"], r"--min-group-size=1"),
         ("dropout-one", ["--dropout", "1"], r"--dropout=1"),
         ("threads-zero", ["--threads", "0"], r"--threads=0"),
+        ("threads-absurd", ["--threads", "100000"], r"--threads=100000 is more than 4x the"),
+        (
+            "participants-absurd",
+            ["--participants", "99999999999999999999"],
+            r"--participants=9+ needs at least .* of memory .* use at most",
+        ),
         ("mnist-without-dir", ["--dataset", "mnist"], r"--data-dir"),
         ("mnist-missing-files", ["--dataset", "mnist", "--data-dir", "{dir}"], r"pass --download"),
         ("too-many-participants", ["--participants", "2000"], r"use fewer --participants"),

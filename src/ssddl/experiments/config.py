@@ -27,6 +27,7 @@ from ssddl.experiments.options import (
     check_applicable,
     option,
 )
+from ssddl.experiments.resources import check_participants, check_threads
 from ssddl.learning.data import DATASETS
 from ssddl.learning.imports import is_import_path
 from ssddl.learning.models import MODELS
@@ -164,6 +165,8 @@ class ExperimentConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigurationError(f"{name}={value!r} must be an integer >= 1")
+        check_threads(self.threads)
+        check_participants(self.participants)  # the floor; prepare() checks with the model
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ConfigurationError(f"seed={self.seed!r} must be an integer >= 0")
 

@@ -316,7 +316,7 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "threads",
-        "CPU threads for local training (1 is fastest for small models)",
+        "CPU threads for local training (1 is fastest for small models; at most 4 per CPU)",
         int,
         1,
         metavar="N",

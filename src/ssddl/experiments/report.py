@@ -200,12 +200,51 @@ def markdown_report(summary: dict[str, Any], aborted: Sequence[dict[str, Any]]) 
     return "\n".join(lines) + "\n"
 
 
+#: What a person calls the messages of each kind: the bytes panel of ``plot.png`` groups
+#: the traffic by these phases (a kind a scheme of its own adds shows under its own name).
+PHASES: dict[str, tuple[str, ...]] = {
+    "key setup": ("session_announce", "key_advert", "key_directory"),
+    "model updates": (
+        "upload",
+        "plain_upload",
+        "masked_upload",
+        "sparse_upload",
+        "share_bundle",
+        "share_delivery",
+    ),
+    "unmasking": ("reveal_request", "reveal_response", "unmask_request", "unmask_response"),
+    "new model and round control": ("round_start", "round_end", "session_end"),
+    "consistency check": ("consistency_request", "consistency_signature"),
+}
+
+
+def phase_of(kind: str) -> str:
+    """The phase (a key of :data:`PHASES`) of message ``kind``; else the kind's own words."""
+    for phase, kinds in PHASES.items():
+        if kind in kinds:
+            return phase
+    return kind.replace("_", " ")
+
+
+def caption(summary: dict[str, Any]) -> str:
+    """The guarantee and the validation result in one line, for the plot and the terminal."""
+    text = summary["guarantee"]["text"]
+    validation = summary.get("validation") or {}
+    if not validation.get("ran"):
+        checked = "sums not validated (pass --validate)"
+    elif validation.get("passed"):
+        checked = "validated: every applied round's sum equals the plaintext sum"
+    else:
+        checked = "VALIDATION FAILED: a round's sum differs from the plaintext sum"
+    return f"Guarantee: {text}. {checked}."
+
+
 def _plot_spread(ax: Any, participants: Sequence[dict[str, Any]], key: str) -> None:
     """The participants' held-out ``key`` per evaluated round: min-max band and median."""
     from ssddl.experiments.participants import spread
 
     points = spread(participants, key)
-    rounds = [p[0] for p in points]
+    rounds = [p[0] + 1 for p in points]
     ax.fill_between(
         rounds,
         [p[1] for p in points],
@@ -217,6 +256,93 @@ def _plot_spread(ax: Any, participants: Sequence[dict[str, Any]], key: str) -> N
             label="participants (median)")  # fmt: skip
 
 
+def _numbered(rows: Sequence[dict[str, Any]]) -> list[int]:
+    """Rounds as the progress numbers them: 1 to N (the files count from 0)."""
+    return [int(r["round"]) + 1 for r in rows]
+
+
+def _against_plain(
+    ax: Any,
+    rows: Sequence[dict[str, Any]],
+    reference: Sequence[dict[str, Any]],
+    key: str,
+    *,
+    title: str,
+    scale: float = 1.0,
+) -> None:
+    """``key`` of each round of this run (labelled ``title``) and of the plain reference."""
+    ax.plot(_numbered(rows), [r[key] * scale for r in rows], marker="o", markersize=3,
+            label=title)  # fmt: skip
+    if reference:
+        ax.plot(_numbered(reference), [r[key] * scale for r in reference], linestyle="--",
+                label="plain (reference run)")  # fmt: skip
+
+
+def _plot_learning(axes: dict[str, Any], rows: Sequence[dict[str, Any]], title: str,
+                   reference: Sequence[dict[str, Any]],
+                   participants: Sequence[dict[str, Any]]) -> None:  # fmt: skip
+    for name, key, label in (("accuracy", "accuracy", "test accuracy"),
+                             ("loss", "loss", "test loss")):  # fmt: skip
+        ax = axes[name]
+        _against_plain(ax, rows, reference, key, title=title)
+        if participants:
+            _plot_spread(ax, participants, key)
+        ax.set_ylabel(label)
+        ax.set_title(f"{label} per round")
+    axes["accuracy"].set_ylim(0, 1)
+    _against_plain(axes["time"], rows, reference, "round_seconds", title=title)
+    axes["time"].set_ylabel("seconds")
+    axes["time"].set_title("time per round")
+
+
+def _plot_bytes(
+    ax: Any,
+    rows: Sequence[dict[str, Any]],
+    title: str,
+    reference: Sequence[dict[str, Any]],
+    plain_upload_bytes: int | None,
+) -> None:
+    """Bytes of each round against plain: the reference run's, or without one plain's
+    estimate (each member uploads the model and downloads the new one)."""
+    _against_plain(ax, rows, reference, "total_bytes", title=title, scale=1e-3)
+    if not reference and plain_upload_bytes:
+        ax.plot(_numbered(rows), [2e-3 * plain_upload_bytes * r["group_size"] for r in rows],
+                linestyle="--", label="plain (estimate: model up and down)")  # fmt: skip
+    ax.set_ylim(0, ax.get_ylim()[1] * 1.15)  # from zero: the cost of privacy at its size
+    ax.set_ylabel("kB per round, all participants")
+    ax.set_title("bytes per round")
+
+
+def _plot_phases(ax: Any, bytes_by_kind: dict[str, dict[str, int]],
+                 reference: Sequence[dict[str, Any]]) -> None:  # fmt: skip
+    """Bytes over the run by phase (user-facing names), each direction, and plain's total."""
+    phases: dict[str, dict[str, int]] = {}
+    for kind, by_direction in bytes_by_kind.items():
+        bucket = phases.setdefault(phase_of(kind), {})
+        for direction, n in by_direction.items():
+            bucket[direction] = bucket.get(direction, 0) + n
+    names = sorted(phases)
+    positions = np.arange(len(names))
+    # side by side on a log scale: a 300 kB upload and a 100-byte key advert both show
+    ax.bar(positions - 0.2, [phases[k].get("up", 0) / 1e3 for k in names], width=0.4,
+           label="to the server")  # fmt: skip
+    ax.bar(positions + 0.2, [phases[k].get("down", 0) / 1e3 for k in names], width=0.4,
+           label="from the server")  # fmt: skip
+    labels = [*names, "this run: all"]
+    ax.bar([len(names)], [sum(sum(d.values()) for d in phases.values()) / 1e3], width=0.6,
+           color="tab:green", label="this run, all messages")  # fmt: skip
+    if reference:
+        ax.bar([len(labels)], [sum(r["total_bytes"] for r in reference) / 1e3], width=0.6,
+               color="grey", label="plain (reference run), all messages")  # fmt: skip
+        labels.append("plain: all")
+    ax.set_yscale("log")
+    ax.set_ylim(top=ax.get_ylim()[1] * 30)  # room for the legend above the bars
+    ax.set_xticks(list(range(len(labels))), labels, rotation=20, ha="right")
+    ax.set_ylabel("kB over the run (log scale)")
+    ax.set_title("bytes by phase")
+    ax.legend(fontsize="small", loc="upper left")
+
+
 def plot_run(
     rows: Sequence[dict[str, Any]],
     path: Path,
@@ -225,54 +351,41 @@ def plot_run(
     bytes_by_kind: dict[str, dict[str, int]],
     reference: Sequence[dict[str, Any]] = (),
     participants: Sequence[dict[str, Any]] = (),
-) -> None:
-    """Accuracy and loss against rounds (with the plain reference, if given; with the
-    participants' own evaluations, their spread: min to max and the median) and a bar of
-    the bytes of each message kind, split by direction."""
+    plain_upload_bytes: int | None = None,
+    caption: str = "",
+) -> Any:
+    """Draw ``plot.png`` and return its matplotlib figure: test accuracy, test loss, time
+    per round and bytes per round against rounds 1..N (each against the plain reference,
+    if given; with the participants' own evaluations, their spread: min to max and the
+    median), the bytes over the run by phase (with plain's total), and ``caption`` (the
+    guarantee and the validation result) under it."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    fig, (acc_ax, loss_ax, bytes_ax) = plt.subplots(1, 3, figsize=(14, 4))
-    for ax, key, label in ((acc_ax, "accuracy", "test accuracy"), (loss_ax, "loss", "test loss")):
-        ax.plot(
-            [r["round"] for r in rows],
-            [r[key] for r in rows],
-            marker="o",
-            markersize=3,
-            label=title,
-        )
-        if reference:
-            ax.plot(
-                [r["round"] for r in reference],
-                [r[key] for r in reference],
-                linestyle="--",
-                label="plain reference",
-            )
-        if participants:
-            _plot_spread(ax, participants, key)
-        if reference or participants:
-            ax.legend()
+    fig, axes = plt.subplot_mosaic(
+        [["accuracy", "loss", "time"], ["bytes", "phases", "phases"]], figsize=(15, 8.5)
+    )
+    _plot_learning(axes, rows, title, reference, participants)
+    _plot_bytes(axes["bytes"], rows, title, reference, plain_upload_bytes)
+    for name in ("accuracy", "loss", "time", "bytes"):
+        ax = axes[name]
         ax.set_xlabel("round")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_ylabel(label)
         ax.grid(alpha=0.3)
-    acc_ax.set_ylim(0, 1)
-    kinds = sorted(bytes_by_kind)
-    up = [bytes_by_kind[k].get("up", 0) / 1e3 for k in kinds]
-    down = [bytes_by_kind[k].get("down", 0) / 1e3 for k in kinds]
-    positions = np.arange(len(kinds))
-    # side by side on a log scale: a 300 kB upload and a 100-byte key advert both show
-    bytes_ax.bar(positions - 0.2, up, width=0.4, label="to the server")
-    bytes_ax.bar(positions + 0.2, down, width=0.4, label="from the server")
-    bytes_ax.set_yscale("log")
-    bytes_ax.set_xticks(list(positions), kinds, rotation=30, ha="right")
-    bytes_ax.set_ylabel("kB over the run (log scale)")
-    bytes_ax.set_title("bytes by message kind")
-    bytes_ax.legend()
+        ax.legend(fontsize="small")
+    _plot_phases(axes["phases"], bytes_by_kind, reference)
     fig.suptitle(title)
-    fig.tight_layout()
+    if caption:
+        import textwrap
+
+        fig.text(0.5, 0.01, textwrap.fill(caption, 180), ha="center", va="bottom",
+                 fontsize=9)  # fmt: skip
+        fig.tight_layout(rect=(0, 0.06, 1, 1))
+    else:
+        fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+    return fig

@@ -37,12 +37,14 @@ from ssddl.exceptions import ConfigurationError
 from ssddl.experiments.config import ExperimentConfig, choices_hash, dump_toml, nest
 from ssddl.experiments.participants import ParticipantsCsv, hold_out, read_participants
 from ssddl.experiments.report import (
+    caption,
     decoding_error_bound,
     guarantee,
     markdown_report,
     stated,
     summarize,
 )
+from ssddl.experiments.resources import check_participants
 from ssddl.experiments.rundir import (
     CHECKPOINT_FORMAT,
     FINAL_OUTPUTS,
@@ -163,6 +165,12 @@ def prepare(config: ExperimentConfig, *, vanish: tuple[Vanish, ...] | None = Non
     """Everything before training; every error a user can cause is raised here."""
     device = resolve_device(config.device)
     split = load_split(config)
+    model = _build_model(config, split)
+    check_participants(  # before the data is split among them
+        config.participants,
+        parameters=sum(int(t.numel()) for t in model.parameters()),
+        sample_bytes=int(split.train.x.nbytes),
+    )
     parts = partition(
         split.train.y,
         config.participants,
@@ -175,7 +183,6 @@ def prepare(config: ExperimentConfig, *, vanish: tuple[Vanish, ...] | None = Non
     holdout = None
     if config.eval_participants is not None:
         datasets, holdout = hold_out(datasets, config.seed)
-    model = _build_model(config, split)
     protocol, resolved = _calibrated(
         config.protocol, resolve_protocol(config.protocol, datasets).resolve(len(datasets)), model
     )
@@ -226,8 +233,11 @@ def run_experiment(
     on_round: Callable[[RoundMetrics], None] | None = None,
     on_setup: SetupCallback | None = None,
     callbacks: Sequence[RunCallback] = (),
+    progress: bool | None = False,
 ) -> SimulationResult:
-    """Run one simulation as ``config`` says, in memory (no run directory)."""
+    """Run one simulation as ``config`` says, in memory (no run directory); ``progress``
+    as :func:`~ssddl.runtime.simulator.simulate` has it (off by default: callers here
+    report through ``on_round`` and ``on_setup``)."""
     prep = prepare(config, vanish=vanish)
     return simulate(
         prep.model,
@@ -239,6 +249,7 @@ def run_experiment(
         device=prep.device,
         callbacks=callbacks,
         holdout=prep.holdout,
+        progress=progress,
     )
 
 
@@ -471,6 +482,8 @@ class _Recorder:
                 bytes_by_kind=_bytes_by_kind(traffic),
                 reference=reference,
                 participants=read_participants(self.out),
+                plain_upload_bytes=summary["plain_upload_bytes_per_participant_round"],
+                caption=caption(summary),
             )
         self.directory.write_report(markdown_report(summary, summary["aborted"]))
         if not interrupted and p.state is not None:
@@ -547,8 +560,11 @@ def _version() -> str:
     return __version__
 
 
-def plain_reference(config: ExperimentConfig) -> list[dict[str, Any]]:
-    """The rows of the same run in mode plain, with the same seeds and dropouts."""
+def plain_reference(
+    config: ExperimentConfig, *, on_round: Callable[[RoundMetrics], None] | None = None
+) -> list[dict[str, Any]]:
+    """The rows of the same run in mode plain, with the same seeds and dropouts; its rounds
+    are reported to ``on_round``."""
     keep = {f.name: getattr(config.protocol, f.name) for f in dataclasses.fields(ProtocolConfig)}
     for name in ("threshold", "ring_bits", "frac_bits", "rounding", "cipher", "aead"):
         keep.pop(name)
@@ -557,7 +573,8 @@ def plain_reference(config: ExperimentConfig) -> list[dict[str, Any]]:
     plain = dataclasses.replace(
         config, protocol=ProtocolConfig(**keep), validate=False, compare=None
     )
-    return [m.as_row() for m in run_experiment(plain, vanish=dropout_schedule(config)).history]
+    result = run_experiment(plain, vanish=dropout_schedule(config), on_round=on_round)
+    return [m.as_row() for m in result.history]
 
 
 def run_in_directory(
@@ -572,15 +589,17 @@ def run_in_directory(
     on_setup: SetupCallback | None = None,
     on_compare: Callable[[], None] | None = None,
     callbacks: Sequence[RunCallback] = (),
+    on_compare_round: Callable[[RoundMetrics], None] | None = None,
 ) -> RunOutcome:
     """Run ``config`` writing ``out`` round by round; with ``resume`` continue the run whose
     checkpoint is in ``out``. Ctrl-C (KeyboardInterrupt) ends the run with what finished
     written and ``RunOutcome.interrupted`` set. ``callbacks`` see the start (the resolved
     configuration and the guarantee, as in ``summary.json``), every round, the
-    participants' evaluations and the end (the summary). ``out`` is a directory
-    :func:`claim` took, or a path to claim (and release at the end). ``rounds`` (with
-    ``resume``) extends the run to that many rounds: it ends as a run of ``rounds`` rounds
-    from the start would, and its files continue."""
+    participants' evaluations and the end (the summary); ``on_compare`` the start of the
+    ``--compare plain`` reference run and ``on_compare_round`` each of its rounds. ``out``
+    is a directory :func:`claim` took, or a path to claim (and release at the end).
+    ``rounds`` (with ``resume``) extends the run to that many rounds: it ends as a run of
+    ``rounds`` rounds from the start would, and its files continue."""
     if not isinstance(out, RunDirectory):
         with claim(str(out), resume=resume) as directory:
             return run_in_directory(
@@ -594,6 +613,7 @@ def run_in_directory(
                 on_setup=on_setup,
                 on_compare=on_compare,
                 callbacks=callbacks,
+                on_compare_round=on_compare_round,
             )
     extended_from = None
     if rounds is not None:
@@ -617,7 +637,7 @@ def run_in_directory(
     return _run_protocol(
         config,
         out,
-        _Hooks(on_round, on_setup, on_compare, callbacks),
+        _Hooks(on_round, on_setup, on_compare, callbacks, on_compare_round),
         chosen=chosen,
         command=command,
         resume=resume,
@@ -653,6 +673,7 @@ class _Hooks:
     on_setup: SetupCallback | None = None
     on_compare: Callable[[], None] | None = None
     callbacks: Sequence[RunCallback] = ()
+    on_compare_round: Callable[[RoundMetrics], None] | None = None
 
 
 def _run_protocol(
@@ -689,7 +710,7 @@ def _run_protocol(
         if config.compare == "plain":
             if hooks.on_compare is not None:
                 hooks.on_compare()
-            reference = plain_reference(config)
+            reference = plain_reference(config, on_round=hooks.on_compare_round)
     except KeyboardInterrupt:
         interrupted = True
     except _BudgetSpent as spent:
@@ -746,6 +767,7 @@ def _train(
         device=prep.device,
         callbacks=[Relay([tracker])],  # start and end are reported here
         holdout=prep.holdout,
+        progress=False,  # the caller's hooks show it
     )
 
 

@@ -251,14 +251,30 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
+#: The permission policy of a run directory's files: the trained model and the checkpoint
+#: (the model's weights every round) are owner-only, since a model can leak its training
+#: data; everything else (metrics, traffic, summary, report, plot, config) is world-readable.
+PRIVATE_MODE = 0o600
+PUBLIC_MODE = 0o644
+PRIVATE_DIR_MODE = 0o700  #: ``checkpoint/``
+
+
+def file_mode(path: Path) -> int:
+    """The mode :data:`PRIVATE_MODE` or :data:`PUBLIC_MODE` a run's file ``path`` gets."""
+    if path.name.startswith("model.") or path.parent.name == "checkpoint":
+        return PRIVATE_MODE
+    return PUBLIC_MODE
+
+
 @contextlib.contextmanager
 def _replacing(path: Path) -> Iterator[Path]:
-    """Yield a temporary path next to ``path`` to write; then fsync it and rename it over
-    ``path`` (and fsync the directory). On any error the temporary file is removed and
-    ``path`` is left as it was."""
+    """Yield a temporary path next to ``path`` to write; then give it its :func:`file_mode`,
+    fsync it and rename it over ``path`` (and fsync the directory). On any error the
+    temporary file is removed and ``path`` is left as it was."""
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")  # the suffix tells the format
     try:
         yield tmp
+        os.chmod(tmp, file_mode(path))
         _fsync(tmp)
         os.replace(tmp, path)
     except BaseException as exc:
@@ -417,7 +433,8 @@ class RunDirectory:
         self._write_traffic([])
         if checkpoint:
             try:
-                self.checkpoint_dir.mkdir(exist_ok=True)
+                self.checkpoint_dir.mkdir(mode=PRIVATE_DIR_MODE, exist_ok=True)
+                self.checkpoint_dir.chmod(PRIVATE_DIR_MODE)  # whatever the umask
             except OSError as exc:
                 raise OutputError(self.checkpoint_dir, exc) from exc
 
@@ -470,6 +487,10 @@ class RunDirectory:
     def rounds_kept(self) -> int:
         """The rounds the checkpoint on disk holds (0 if there is none)."""
         return 0 if self._saved is None else self._saved[0].round + 1
+
+    def saved_state(self) -> Checkpoint | None:
+        """The checkpoint this run last wrote (None before its first round)."""
+        return None if self._saved is None else self._saved[0]
 
     def _wrote(self, *names: str) -> None:
         """Record in the checkpoint that final outputs were written from it."""

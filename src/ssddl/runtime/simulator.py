@@ -14,6 +14,7 @@ import dataclasses
 import gc
 import hashlib
 import statistics
+import sys
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -50,6 +51,7 @@ from ssddl.runtime.inmemory import (
     metered,
 )
 from ssddl.runtime.masking import MaskEngine, MaskWorker, check_worker
+from ssddl.runtime.progress import ProgressBar
 from ssddl.runtime.seeds import rounding_rng, selection_rng
 from ssddl.runtime.session import ExchangeFactory, Session, in_memory
 from ssddl.runtime.training import model_evaluator, model_trainer
@@ -279,6 +281,7 @@ def simulate(
     exchange: ExchangeFactory | None = None,
     callbacks: Sequence[RunCallback] = (),
     holdout: Sequence[ArrayDataset] | None = None,
+    progress: bool | None = None,
 ) -> SimulationResult:
     """Train ``model`` with one participant per dataset under the SSDDL protocol.
 
@@ -308,6 +311,11 @@ def simulate(
     end (:meth:`SimulationResult.summary`). ``holdout`` gives participant ``i`` a held-out
     split ``holdout[i-1]``: with ``config.eval_participants`` = K, after every K-th round
     each participant still present evaluates the global model on it (accuracy and loss only).
+
+    ``progress`` draws key setup and the rounds as a progress bar on stderr
+    (:class:`~ssddl.runtime.progress.ProgressBar`, fed by the same reports as ``on_setup``
+    and ``on_round``); ``None`` (the default) draws it when stderr is a terminal, ``False``
+    never.
     """
     config = config if config is not None else SimulationConfig()
     if not datasets:
@@ -328,6 +336,9 @@ def simulate(
         with contextlib.ExitStack() as stack:
             if masks is None:
                 masks = stack.enter_context(MaskEngine(config.mask_worker))
+            if sys.stderr.isatty() if progress is None else progress:
+                bar = stack.enter_context(ProgressBar(config.protocol.rounds))
+                on_setup, on_round = bar.chain(on_setup, on_round)
             hooks = _Hooks(
                 on_setup,
                 on_state,
