@@ -34,6 +34,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ssddl.baselines.central_dp import CentralDp, dp_fedavg_runner
 from ssddl.baselines.schemes import fedsgd_train_config, runner_guarantee
 from ssddl.exceptions import ConfigurationError
 from ssddl.protocol.config import SessionParams
@@ -306,6 +307,19 @@ for _mode in (
         "averaged)",
         _DSSGD_OPTIONS,
         compared=(("dssgd-parallel θu=0.1 (variant)", {"theta_u": 0.1}),),
+    ),
+    ModeEntry(
+        "dp-fedavg",
+        "dp-fedavg (central DP: a trusted server adds Gaussian noise to the clipped mean)",
+        runner=dp_fedavg_runner(CentralDp()),
+        states=lambda n: Guarantee(
+            0,
+            n - 1,
+            1,
+            "none from the aggregation: the server sees each member's clipped change in the "
+            "clear; only the model it publishes is differentially private (its noise)",
+        ),
+        secure=False,
     ),
     _runner(
         "phong-paillier",
