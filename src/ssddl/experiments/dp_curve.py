@@ -43,8 +43,8 @@ class DpPlan:
     @classmethod
     def make(cls, *, quick: bool, seeds: tuple[int, ...]) -> DpPlan:
         if quick:
-            return cls(("digits", "mnist1d"), seeds, 10, 3, 1, (4.0, 16.0))
-        return cls(("digits", "mnist1d"), seeds, 50, 10, 5, (1.0, 4.0, 16.0, 64.0))
+            return cls(("digits", "mnist1d"), seeds, 6, 2, 1, (8.0,))
+        return cls(("digits", "mnist1d"), seeds, 50, 10, 5, (2.0, 8.0, 32.0))
 
 
 def _config(
@@ -157,6 +157,7 @@ def _summarize(plan: DpPlan, rows: list[dict[str, Any]]) -> dict[str, Any]:
                 "dataset": dataset, "epsilon": eps,
                 "ssddl_ddg": round(d[0], 4), "ssddl_ddg_std": round(d[1], 4),
                 "ssddl_noise_multiplier": round(ddg[0]["noise_multiplier"], 4),
+                "noise_members": ddg[0]["noise_members"],
                 "central_dp": round(c[0], 4), "central_dp_std": round(c[1], 4),
                 "central_noise_multiplier": round(cen[0]["noise_multiplier"], 4),
                 "fedavg": round(base[0], 4), "fedavg_std": round(base[1], 4),
@@ -212,8 +213,10 @@ def dp_figure(plan: DpPlan, table: list[dict[str, Any]], out: Path) -> None:
     plt.close(fig)
 
 
-def dp_section(dp: dict[str, Any]) -> list[str]:
-    """REPORT.md's lines for the DP experiment."""
+def dp_section(dp: dict[str, Any], out: Path) -> list[str]:
+    """REPORT.md's lines for the DP experiment (its table read from ``dp_epsilon.csv``)."""
+    from ssddl.experiments.reproduce import _table
+
     if dp.get("status") != "measured":
         return [f"Distributed DP and DP-FedAvg: {dp['status']} — {dp['reason']}.", ""]
     lines = [
@@ -227,15 +230,11 @@ def dp_section(dp: dict[str, Any]) -> list[str]:
         "server adds Gaussian noise to the clipped mean (RDP of the Gaussian mechanism over "
         "the rounds). FedAvg: no clipping, no noise.",
         "",
-        "| dataset | ε | SSDDL ddg | ± | z (SSDDL) | central DP | ± | z (central) | FedAvg |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "Columns: final accuracy mean and standard deviation over the seeds of SSDDL-DDG, "
+        "DP-FedAvg (central) and FedAvg; each one's noise multiplier z.",
+        "",
+        *_table(out / "dp_epsilon.csv"),
     ]
-    for r in dp["table"]:
-        lines.append(
-            f"| {r['dataset']} | {r['epsilon']:g} | {r['ssddl_ddg']:.4f} | {r['ssddl_ddg_std']:.4f}"
-            f" | {r['ssddl_noise_multiplier']:.3g} | {r['central_dp']:.4f} | "
-            f"{r['central_dp_std']:.4f} | {r['central_noise_multiplier']:.3g} | {r['fedavg']:.4f} |"
-        )
     lines.append("")
     for dataset, entry in dp["datasets"].items():
         eps = entry["smallest_epsilon_within_5_points"]

@@ -1224,7 +1224,7 @@ def reproduce(
     }  # fmt: skip
     path = out / "REPORT.md"
     text = report_from_csvs(plan, out, command, time.perf_counter() - started)
-    path.write_text(text + _reference_section(reference))
+    path.write_text(text + _reference_section(reference, out))
     summary = {
         "report": str(path),
         "results": str(out / "results.json"),
@@ -1250,7 +1250,7 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def _reference_section(reference: dict[str, Any]) -> str:
+def _reference_section(reference: dict[str, Any], out: Path) -> str:
     from ssddl.experiments.dp_curve import dp_section
 
     lines = ["## Reference rows: Flower SecAgg+ and distributed DP", ""]
@@ -1278,7 +1278,7 @@ def _reference_section(reference: dict[str, Any]) -> str:
             )
     else:
         lines.append(f"Flower SecAgg+: {sec['status']} — {sec['reason']}.")
-    lines += ["", *dp_section(reference["dp"])]
+    lines += ["", *dp_section(reference["dp"], out)]
     return "\n".join(lines)
 
 
