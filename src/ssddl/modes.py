@@ -282,6 +282,14 @@ def mode_help() -> str:
     return text
 
 
+def _dp_fedavg(*args: Any, **kwargs: Any) -> Any:
+    """DP-FedAvg at noise multiplier 1 and clip 1 (``ssddl.baselines.central_dp``, imported
+    when it runs: the catalogue loads no torch)."""
+    from ssddl.baselines.central_dp import CentralDp, dp_fedavg_runner
+
+    return dp_fedavg_runner(CentralDp())(*args, **kwargs)
+
+
 #: E1's DSSGD: the paper's algorithm (Shokri & Shmatikov 2015, round robin); a report says it
 DSSGD_E1_VARIANT = "round_robin"
 
@@ -320,6 +328,19 @@ for _mode in (
         secure=True,
         options=("he_poly_degree", "he_real_rounds"),
         compared=(("phong-bfv (BFV for LWE)", {}),),
+    ),
+    ModeEntry(
+        "dp-fedavg",
+        "dp-fedavg (central DP: a trusted server adds Gaussian noise to the clipped mean)",
+        runner=_dp_fedavg,
+        states=lambda n: Guarantee(
+            0,
+            n - 1,
+            1,
+            "none from the aggregation: the server sees each member's clipped change in the "
+            "clear; only the model it publishes is differentially private (its noise)",
+        ),
+        secure=False,
     ),
 ):
     register_baseline(_mode, built_in=True)

@@ -27,7 +27,7 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "ssddl"
 #: what --mode takes (the parallel DSSGD variant under its own name since issue 25)
 CHOICES = (
     *("prg", "explicit", "shamir", "plain", "fedavg", "fedsgd", "dssgd-parallel"),
-    *("centralized", "standalone", "dssgd-rr", "phong-paillier", "phong-bfv"),
+    *("centralized", "standalone", "dssgd-rr", "phong-paillier", "phong-bfv", "dp-fedavg"),
 )
 #: E1 runs the paper's DSSGD (round robin); the parallel variant only labelled as one
 E1 = (

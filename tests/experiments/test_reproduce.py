@@ -37,7 +37,7 @@ def test_quick_reproduce_writes_a_report_built_from_its_csvs(tmp_path, capsys):
     tables = re.findall(r"<!-- source: ([\w.]+) -->\n((?:\|.*\n)+)", report)
     assert {name for name, _ in tables} >= {
         "e1_final.csv", "e1_noniid.csv", "e2_bytes.csv", "e3_seconds.csv", "costs.csv",
-        "e6_scaling.csv", "e7_properties.csv", "headline.csv",
+        "e6_scaling.csv", "e7_properties.csv", "headline.csv", "dp_epsilon.csv",
     }  # fmt: skip
     for name, body in tables:
         lines = body.strip().splitlines()
@@ -74,7 +74,25 @@ def test_quick_reproduce_writes_a_report_built_from_its_csvs(tmp_path, capsys):
     assert summary["e1_dssgd_variant"] == "round_robin"
     assert len(summary["seeds"]) >= 2
     assert summary["cost_cpu_ratio_paillier"] > 1 and summary["cost_cpu_ratio_lattice"] > 0
-    assert summary["secaggplus"]["status"] == "not run" and "status" in summary["dp"]
+    assert summary["secaggplus"]["status"] == "not run"
+    # DP: per dataset and epsilon, SSDDL-DDG and central DP over the seeds, FedAvg beside
+    dp = summary["dp"]
+    assert dp["status"] == "measured" and dp["seeds"] == [0, 1] and dp["delta"] == 1e-5
+    assert dp["rounds"] >= 1 and dp["participants"] >= 3
+    runs = _csv(out / "dp_accuracy.csv")
+    for dataset in ("digits", "mnist1d"):
+        for eps, point in dp["datasets"][dataset]["epsilons"].items():
+            for scheme, key in (("ssddl-ddg", "ssddl_ddg"), ("dp-fedavg", "central_dp")):
+                mine = [
+                    float(r["accuracy"])
+                    for r in runs
+                    if (r["dataset"], r["scheme"]) == (dataset, scheme)
+                    and float(r["epsilon"]) == float(eps)
+                ]
+                assert len(mine) == 2
+                assert point[key]["mean"] == pytest.approx(statistics.fmean(mine))
+                assert point[key]["spread"] == pytest.approx(statistics.stdev(mine))
+                assert point[key]["noise_multiplier"] > 0
     results = json.loads((out / "results.json").read_text())
     assert results["e1_dssgd_variant"] == "round_robin"
     for name, rows in results["experiments"].items():

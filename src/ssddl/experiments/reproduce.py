@@ -755,17 +755,12 @@ def _secaggplus(plan: Plan, out: Path, progress: Progress) -> dict[str, Any]:
     return result
 
 
-def _dp() -> dict[str, Any]:
-    """The distributed-DP runs' entry: measured by :mod:`ssddl.privacy` when it exists."""
-    import importlib.util
+def _dp(plan: Plan, out: Path, progress: Progress) -> dict[str, Any]:
+    """The DP experiment (:mod:`ssddl.experiments.dp_curve`): accuracy against ε for SSDDL
+    with distributed DP and DP-FedAvg with central noise, FedAvg as the reference."""
+    from ssddl.experiments.dp_curve import DpPlan, run_dp
 
-    if importlib.util.find_spec("ssddl.privacy") is None:
-        return {
-            "status": "not run",
-            "reason": "ssddl.privacy (distributed DP) is not in this build; its runs and "
-            "DP-FedAvg at the same epsilon join this table when it is",
-        }
-    return {"status": "not run", "reason": "ssddl.privacy is present but not wired in yet"}
+    return run_dp(DpPlan.make(quick=plan.quick, seeds=plan.seeds), out, progress)
 
 
 # -- figures -----------------------------------------------------------------------------------
@@ -1225,11 +1220,11 @@ def reproduce(
     reference = {
         "secaggplus": _secaggplus(plan, out, report) if secaggplus else
         {"status": "not run", "reason": "skipped on request"},
-        "dp": _dp(),
+        "dp": _dp(plan, out, report),
     }  # fmt: skip
     path = out / "REPORT.md"
     text = report_from_csvs(plan, out, command, time.perf_counter() - started)
-    path.write_text(text + _reference_section(reference))
+    path.write_text(text + _reference_section(reference, out))
     summary = {
         "report": str(path),
         "results": str(out / "results.json"),
@@ -1255,7 +1250,9 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def _reference_section(reference: dict[str, Any]) -> str:
+def _reference_section(reference: dict[str, Any], out: Path) -> str:
+    from ssddl.experiments.dp_curve import dp_section
+
     lines = ["## Reference rows: Flower SecAgg+ and distributed DP", ""]
     sec = reference["secaggplus"]
     if sec.get("status") == "measured":
@@ -1281,8 +1278,7 @@ def _reference_section(reference: dict[str, Any]) -> str:
             )
     else:
         lines.append(f"Flower SecAgg+: {sec['status']} — {sec['reason']}.")
-    dp = reference["dp"]
-    lines += ["", f"Distributed DP and DP-FedAvg: {dp['status']} — {dp['reason']}.", ""]
+    lines += ["", *dp_section(reference["dp"], out)]
     return "\n".join(lines)
 
 
