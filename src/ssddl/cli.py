@@ -397,7 +397,15 @@ def _add_bench_parser(sub: Any) -> None:
     )
     bench.add_argument("--quick", action="store_true", help="small sizes (under 3 minutes)")
     bench.add_argument("--json", action="store_true", help="print one JSON object last")
-    bench.add_argument("--out", type=Path, default=Path("."), help="where BENCHMARKS.md goes")
+    where = bench.add_mutually_exclusive_group()
+    where.add_argument(
+        "--out", type=Path, default=Path("runs/bench"),
+        help="where BENCHMARKS.md, bench_perf.json and the plots go (default: runs/bench)",
+    )  # fmt: skip
+    where.add_argument(
+        "--publish", action="store_true",
+        help="write them over the published copy at the root of the source checkout instead",
+    )  # fmt: skip
 
 
 def reference_markdown() -> str:
@@ -862,6 +870,8 @@ def _bench(args: argparse.Namespace) -> int:
     """``ssddl bench``: a thin layer over ``benchmarks.bench_perf.main``."""
     from ssddl.experiments.rundir import prepare_out_dir
 
+    if args.publish:  # only on request: a quick check never replaces the published figures
+        args.out = Path(__file__).resolve().parents[2]
     prepare_out_dir(str(args.out))  # before the work: a bad --out is refused at once
     try:
         from benchmarks import bench_perf

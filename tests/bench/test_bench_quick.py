@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from pathlib import Path
 
 import pytest
 
@@ -60,3 +61,20 @@ def test_bench_refuses_unknown_options(capsys):
         main(["bench", "--fast"])
     assert exc.value.code == 2
     assert "--fast" in capsys.readouterr().err
+
+
+def test_bench_writes_under_runs_unless_asked_to_publish(monkeypatch, tmp_path):
+    """A quick check never rewrites the published BENCHMARKS.md: the default is runs/bench,
+    and only --publish points at the checkout's root."""
+    from benchmarks import bench_perf
+
+    seen: list[list[str]] = []
+    monkeypatch.setattr(bench_perf, "main", lambda argv: seen.append(argv) or 0)
+    monkeypatch.chdir(tmp_path)
+    assert main(["bench", "--quick"]) == 0
+    assert main(["bench", "--quick", "--publish"]) == 0
+    assert seen[0][:2] == ["--out", "runs/bench"]
+    root = Path(__file__).resolve().parents[2]
+    assert Path(seen[1][1]) == root and (root / "BENCHMARKS.md").is_file()
+    with pytest.raises(SystemExit):  # one or the other
+        main(["bench", "--out", "x", "--publish"])
