@@ -227,3 +227,29 @@ def test_an_interrupted_extension_is_finished_by_a_plain_resume(runs, tmp_path, 
     assert _model(out) == _model(whole)
     assert _rows(out / "metrics.csv") == _rows(whole / "metrics.csv")
     assert _rows(out / "participants.csv") == _rows(whole / "participants.csv")
+
+
+@pytest.mark.parametrize("rounds", [None, "3"], ids=["resume", "extend"])
+def test_ctrl_c_while_a_finished_run_is_read_back_changes_nothing(
+    tmp_path, capsys, monkeypatch, rounds
+):
+    """Ctrl-C in the first moments of a --resume (its checkpoint still being read) leaves the
+    run exactly as it was: no output is rewritten from rows not loaded yet."""
+    from ssddl.experiments import run as run_module
+
+    out = tmp_path / "run"
+    assert main(["simulate", *ARGS, "--rounds", "2", "--out", str(out)]) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+
+    def interrupted(self):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run_module._Recorder, "resume", interrupted)
+    extra = ["--rounds", rounds] if rounds else []
+    capsys.readouterr()
+    assert main(["simulate", "--resume", str(out), *extra, "--no-progress"]) == 130
+    after = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    assert {k: v for k, v in after.items() if k != "config.toml"} == {
+        k: v for k, v in before.items() if k != "config.toml"
+    }
+    assert "Traceback" not in capsys.readouterr().err

@@ -697,9 +697,11 @@ def _run_protocol(
     interrupted = False
     reference: list[dict[str, Any]] = []
     tracker = CallbackList([])
+    loaded = not resume  # a resume holds the run's rows only once its checkpoint is read
     try:
         if resume:
             start = recorder.resume()
+            loaded = True
         else:
             recorder.start_fresh()
         tracker = _tracker(config, out.path, start, hooks.callbacks)
@@ -712,6 +714,8 @@ def _run_protocol(
                 hooks.on_compare()
             reference = plain_reference(config, on_round=hooks.on_compare_round)
     except KeyboardInterrupt:
+        if not loaded:  # Ctrl-C while the checkpoint was read: the run is as it was; finishing
+            raise  # now would write its outputs from rows not loaded yet (empty)
         interrupted = True
     except _BudgetSpent as spent:
         budget.stopped = spent.args[0]
