@@ -54,7 +54,7 @@ class Outcome:
     left: set[int]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # once per worker, however xdist orders the group
 def outcome(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Outcome]:
     from tests.flower.harness import flower_env, pids_with_marker, watch_until_exit
 

@@ -77,7 +77,7 @@ def _node_id(log: str) -> int | None:
     return int(found.group(1)) if found else None
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # once per worker, however xdist orders the group
 def outcome(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Outcome]:
     root = tmp_path_factory.mktemp("flwr-deploy")
     deployment = Deployment.create(root)

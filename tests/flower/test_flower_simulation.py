@@ -38,7 +38,7 @@ class SimOutcome:
     log: str
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # once per worker, however xdist orders the group
 def sim() -> Iterator[SimOutcome]:
     # a short path: Ray puts Unix sockets under its temp dir
     root = Path(tempfile.mkdtemp(prefix="ssddl-sim-", dir="/tmp"))

@@ -42,7 +42,7 @@ class SimOutcome:
     log: str
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # once per worker, however xdist orders the group
 def sim() -> Iterator[SimOutcome]:
     root = Path(tempfile.mkdtemp(prefix="ssddl-sim2-", dir="/tmp"))  # short: Ray's sockets
     (root / "home").mkdir()
