@@ -1,7 +1,7 @@
 """Session-wide: no mask worker process outlives the tests (every engine that started one
 closed it: ``ssddl.runtime.masking`` keeps no process-global worker to stop here); tests that
 start Flower or Ray processes run one after another in one pytest-xdist worker (their group),
-everything else on the other workers; Hypothesis profiles ``ci`` (the default: every test's own
+everything else on the other; Hypothesis profiles ``ci`` (the default: every test's own
 example count) and ``dev`` (``make check``: fewer examples where a test sets none)."""
 
 from __future__ import annotations
