@@ -502,23 +502,9 @@ class _Reporter:
 
     def __enter__(self) -> _Reporter:
         if self.live:
-            from rich.console import Console
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-            )
+            from ssddl.runtime.progress import rich_bar
 
-            self._bar = Progress(
-                TextColumn("[bold]{task.fields[stage]}[/bold]"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.description}"),
-                TimeElapsedColumn(),
-                console=Console(file=self.stream),
-            )
+            self._bar = rich_bar(self.stream)
             self._bar.__enter__()
         return self
 

@@ -27,23 +27,7 @@ class ProgressBar:
         self._tasks: dict[str, Any] = {}
 
     def __enter__(self) -> ProgressBar:
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-        )
-
-        self._bar = Progress(
-            TextColumn("[bold]{task.fields[stage]}[/bold]"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.description}"),
-            TimeElapsedColumn(),
-            console=Console(file=self.stream),
-        )
+        self._bar = rich_bar(self.stream)
         self._bar.__enter__()
         return self
 
@@ -89,3 +73,19 @@ class ProgressBar:
                 on_round(metrics)
 
         return setup, round_done
+
+
+def rich_bar(stream: TextIO) -> Any:
+    """The project's one progress bar (stage, bar, done/total, text, elapsed) on ``stream``;
+    the caller enters and exits it."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn("[bold]{task.fields[stage]}[/bold]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=Console(file=stream),
+    )
