@@ -15,8 +15,14 @@ A participant keeps its own copy of the model. In its turn it
    ε accounting are not implemented);
 4. the server **adds** the sparse update onto the global parameters (summation).
 
-The paper's study uses θu = 0.01 and 0.1 (and θd = 1). What the server sees: every uploaded
-change in the clear (indices and values) — the leakage SSDDL removes.
+E1 uses θu = 0.01 and 0.1 (the paper's selected gradients are 1–10 % of the gradient, as
+Phong et al. summarize it) and θd = 1 (our choice: the paper's θd is not verified). The
+paper's upload criteria are "largest values" (this one) or "random with threshold" τ, and it
+always truncates uploads to ``[-γ, γ]`` (``gamma=None``, E1's setting, does not); its download
+criterion is the frequency or recency of updates, not the change since the last download.
+Sources and the checked/unchecked status of each parameter: docs/baselines.md, "Paper
+parameters". What the server sees: every uploaded change in the clear (indices and values)
+— the leakage SSDDL removes.
 
 Wire format of a sparse vector (little-endian, explicit fields), 16-byte header, then entries::
 
@@ -344,7 +350,8 @@ def train_dssgd(
     seed: int,
     test: ArrayDataset | None = None,
 ) -> DSSGDResult:
-    """Run DSSGD round robin (participants take turns, as in the paper's experiments): each
+    """Run DSSGD round robin (participants take turns; round robin is one of the paper's
+    three exchange orders, and which one its experiments used is not verified): each
     round every participant downloads, trains once with ``train_config``, uploads. All start
     from ``model``'s weights; every message goes through its byte encoding, and the bytes
     are counted. Laplace noise comes from ``numpy.random.default_rng`` seeded from ``seed``."""

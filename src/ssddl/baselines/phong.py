@@ -7,8 +7,11 @@ a secure channel); the server holds only the public key. The server keeps the gl
 ``E(s · Δw)`` (its scaled parameter change, fixed-point encoded exactly as SSDDL encodes:
 :func:`ssddl.hazmat.codec.encode`); the server adds the ciphertexts onto ``E(w)``. With
 ``s = 1/n`` and all ``n`` participants uploading before the next download, a round is FedAvg
-on ciphertexts (the paper's participants may also take turns, each upload applied at once;
-the cost per upload is the same).
+on ciphertexts — not the paper's schedule, which is asynchronous SGD with the server adding
+``E(−α·G)`` per gradient step; the runner ``phong-paillier``/``phong-bfv`` runs members in
+turns on ``E(w)`` (:mod:`ssddl.baselines.runners`), one upload per turn. The paper's LWE
+parameters and Paillier key size, and which are verified: docs/baselines.md, "Paper
+parameters".
 
 Fixed point and capacity. The weights and every update are words of one
 :class:`~ssddl.hazmat.codec.FixedPoint`; the encrypted weights are a running sum of
