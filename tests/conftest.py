@@ -20,7 +20,9 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Process tests (marker ``flower``) share one xdist group: they start SuperLinks,
-    SuperNodes and Ray, and wait on them, so they never run beside each other."""
+    SuperNodes and Ray, and wait on them, so they never run beside each other (and each
+    session fixture that runs a deployment runs once). tests/test_suite_groups.py checks that
+    pytest-xdist honours the group."""
     for item in items:
         if item.get_closest_marker("flower") is not None:
             item.add_marker(pytest.mark.xdist_group("processes"))
