@@ -3,11 +3,12 @@
 #   1. keys: participant identities + roster, TLS certificates + SuperNode keys,
 #      an app-signing key and the trusted-entities file, the app's signature;
 #   2. a TLS SuperLink with SuperNode authentication, three registered SuperNodes on
-#      distinct ports, each running only apps signed by the trusted key;
+#      distinct ports, each running only apps signed by the trusted key; a fourth SuperNode
+#      whose key was never registered is refused (exit code 305);
 #   3. a changed copy of the app, signed by another key, pushed with `flwr run`:
 #      every SuperNode refuses it and none of its code runs;
-#   4. `flwr run` of the signed app (prg with double masking, 3 rounds); SuperNode 3 is
-#      killed (SIGKILL) in round 1, after its upload and before the unmask step;
+#   4. `flwr run` of the signed app (prg with double masking, 2 rounds); SuperNode 3 is
+#      killed (SIGKILL) in round 0, after its upload and before the unmask step;
 #   5. teardown: every process stopped by its pid's process group, even on failure.
 #
 # Usage: examples/deploy-loopback.sh [WORKDIR]
@@ -87,9 +88,9 @@ ended() { ! running "$1"; }
 
 cd "$WORK"
 mkdir -p keys tls signing signatures flwr-home records logs
-read -r LINK_PORT NODE_PORT_1 NODE_PORT_2 NODE_PORT_3 < <(python -c '
+read -r LINK_PORT NODE_PORT_1 NODE_PORT_2 NODE_PORT_3 INTRUDER_PORT < <(python -c '
 import socket
-socks = [socket.socket() for _ in range(4)]
+socks = [socket.socket() for _ in range(5)]
 for s in socks:
     s.bind(("127.0.0.1", 0))
 print(*(s.getsockname()[1] for s in socks))')
@@ -98,13 +99,13 @@ export FLWR_HOME=$WORK/flwr-home FLWR_TELEMETRY_ENABLED=0 FLWR_DISABLE_UPDATE_CH
 
 say "1. keys, certificates and the app's signature in $WORK"
 ssddl keys gen --participants 3 --out keys              # participant-<id>.key (0600), roster.json
-ssddl keys certs --out tls --supernodes 3               # ca.crt, server.pem/.key, supernode-<i>(.pub)
+ssddl keys certs --out tls --supernodes 4               # ca.crt, server.pem/.key, supernode-<i>(.pub)
 ssddl keys app-key --out signing                        # app-signing.key (0600), .pub, trusted-entities.yaml
 ssddl keys sign-app --app "$APP" --key signing/app-signing.key --out signatures
 printf '[superlink]\ndefault = "tls"\n\n[superlink.tls]\naddress = "127.0.0.1:%s"\nroot-certificates = "%s"\n' \
     "$LINK_PORT" "$WORK/tls/ca.crt" > "$FLWR_HOME/config.toml"
 
-say "2. SuperLink on 127.0.0.1:$LINK_PORT and three SuperNodes that run only signed apps"
+say "2. SuperLink on 127.0.0.1:$LINK_PORT, three SuperNodes that run only signed apps, one intruder"
 start superlink flower-superlink --ssl-ca-certfile tls/ca.crt --ssl-certfile tls/server.pem \
     --ssl-keyfile tls/server.key --enable-supernode-auth \
     --host 127.0.0.1 --port "$LINK_PORT" --disable-runtime-dependency-installation
@@ -121,6 +122,13 @@ for i in 1 2 3; do
 done
 online() { [ "$(flwr supernode list tls 2>/dev/null | grep -c online)" -ge 3 ]; }
 wait_for "three SuperNodes online (flwr supernode list tls)" online
+# SuperNode key 4 was never registered: the SuperLink refuses it, and it exits
+start intruder flower-supernode --root-certificates tls/ca.crt --superlink "127.0.0.1:$LINK_PORT" \
+    --auth-supernode-private-key tls/supernode-4 --host 127.0.0.1 --port "$INTRUDER_PORT"
+INTRUDER=$LAST
+wait_for "the unregistered SuperNode to be refused" ended "$INTRUDER"
+grep -q "Exit Code: 305" logs/intruder.log || fail "the unregistered SuperNode was not refused (logs/intruder.log)"
+say "   the unregistered SuperNode was refused: Exit Code 305 (logs/intruder.log)"
 
 say "3. a changed copy of the app, signed by a key the SuperNodes do not trust"
 cp -r "$APP" tampered-app
@@ -143,11 +151,11 @@ stop_group "$TAMPERED"
 [ ! -e tampered-app-ran ] || fail "the changed app's code ran on a SuperNode"
 say "   refused by every SuperNode: FAB verification failed (logs/supernode-<i>.log)"
 
-say "4. flwr run of the signed app; SuperNode 3 is killed in round 1"
+say "4. flwr run of the signed app; SuperNode 3 is killed in round 0"
 cat >run.toml <<EOF
 roster = "$WORK/keys/roster.json"
 mode = "prg"
-num-server-rounds = 3
+num-server-rounds = 2
 consistency = true
 threshold = 2
 max-colluders = 0
@@ -156,14 +164,14 @@ discovery-timeout = 300.0
 poll-interval = 0.25
 record-dir = "$WORK/records"
 pause-kind = "unmask_request"
-pause-round = 1
+pause-round = 0
 pause-file = "$WORK/go"
 EOF
 start flwr-run flwr run "$APP" tls --stream --run-config run.toml
 RUN=$LAST
 paused_or_ended() { [ -e go.paused ] || ended "$RUN"; }
-wait_for "round 1's unmask request (the ServerApp pauses there)" paused_or_ended
-[ -e go.paused ] || fail "the run ended before round 1's unmask request (logs/flwr-run.log)"
+wait_for "round 0's unmask request (the ServerApp pauses there)" paused_or_ended
+[ -e go.paused ] || fail "the run ended before round 0's unmask request (logs/flwr-run.log)"
 stop_group "$NODE_PID_3" KILL
 touch go
 wait_for "the run to end" ended "$RUN"
@@ -177,7 +185,7 @@ for r in rounds:
     print(f"   round {r['round']}: contributors {r['members']}, applied {r['applied']}")
 last = max(result["central"], key=int)
 print(f"   accuracy after the last round: {result['central'][last]['accuracy']:.3f}")
-if [r["members"] for r in rounds] != [[1, 2, 3], [1, 2, 3], [1, 2]]:
+if [r["members"] for r in rounds] != [[1, 2, 3], [1, 2]]:
     raise SystemExit("deploy-loopback: unexpected contributors")
 EOF
 

@@ -109,15 +109,6 @@ class Processes:
             self.stop(proc)
 
 
-def group_alive(pgid: int) -> bool:
-    """Whether any process is left in process group ``pgid``."""
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
 def run_cli(argv: Sequence[str], env: Mapping[str, str], timeout: float = 60.0) -> str:
     """Run a short ``flwr`` command; raise with its output if it fails."""
     done = subprocess.run(
@@ -208,26 +199,6 @@ def pids_with_marker(marker: str) -> set[int]:
             except OSError:
                 continue
     return found
-
-
-def left_after(marker: str, limit: float = 120.0) -> set[int]:
-    """The processes with ``marker`` still there once every started one was stopped: waits
-    (up to ``limit`` s) for SIGKILLed processes to finish exiting on a loaded machine, so a
-    process that is only slow to go is not counted; one that outlives the wait is."""
-    with contextlib.suppress(TimeoutError):
-        wait_until(lambda: not pids_with_marker(marker), limit, "stopped processes to exit", 0.5)
-    return pids_with_marker(marker)
-
-
-def non_loopback(sockets: Iterable[tuple[str, set[int]]], pids: set[int]) -> list[str]:
-    """Listening addresses of ``pids`` that are not on 127.0.0.1 (or ::1)."""
-    bad = []
-    for address, owners in sockets:
-        if owners & pids:
-            host = address.rsplit(":", 1)[0].strip("[]")
-            if host not in ("127.0.0.1", "::1", "::ffff:127.0.0.1"):
-                bad.append(f"{address} (pids {sorted(owners & pids)})")
-    return bad
 
 
 # -- a TLS deployment --------------------------------------------------------------------

@@ -3,18 +3,22 @@
 
 The script makes the keys, certificates and the app's signature; starts a TLS SuperLink with
 SuperNode authentication and three SuperNodes that run only apps signed by the trusted key
-(``ssddl supernode ... --trusted-entities``); pushes a changed copy of the example app signed
-by another key, which every SuperNode must refuse without running any of its code; then runs
-the signed app (``prg`` with double masking and the signed survivor set, 3 rounds), kills
-SuperNode 3 (SIGKILL to its process group) while the ServerApp holds round 1's unmask
-request, and tears everything down by process group.
+(``ssddl supernode ... --trusted-entities``) and a fourth whose key was never registered;
+pushes a changed copy of the example app signed by another key, which every SuperNode must
+refuse without running any of its code; then runs the signed app (``prg`` with double masking
+and the signed survivor set, 2 rounds), kills SuperNode 3 (SIGKILL to its process group) while
+the ServerApp holds round 0's unmask request, and tears everything down by process group.
 
-Checked here: the script exits 0; each SuperNode logged the refusal and the changed app left
-no trace; round 1 keeps node 3's upload (its self-mask rebuilt from the others' shares) and
-round 2 runs without it; every round's global model equals ``ssddl.simulate`` bit for bit with
-the same seed and configuration (with ``Vanish(3, 1, after_share)``); everything listened on
-127.0.0.1 only; no process is left. The docs show the script's commands
-(``test_the_docs_show_the_scripts_commands``, no processes).
+Checked here: the script exits 0; the unregistered SuperNode exited with Flower's code 305;
+each SuperNode logged the refusal and the changed app left no trace; round 0 keeps node 3's
+upload (its self-mask rebuilt from the others' shares) and round 1 runs without
+it; every round's global model equals ``ssddl.simulate`` bit for bit with the same seed and
+configuration (with ``Vanish(3, 0, after_share)``), which also shows that every node's
+protocol state survived Flower's fresh ClientApp process per message and that every reply
+came from the node it was sent to; everything listened on 127.0.0.1 only; no process is left.
+This is the suite's one run of Flower's deployment engine (the exchange's semantics are
+checked in process over Flower's message types in ``test_flower_exchange.py``). The docs
+show the script's commands (``test_the_docs_show_the_scripts_commands``, no processes).
 """
 
 from __future__ import annotations
@@ -95,6 +99,13 @@ def test_the_script_exits_0(outcome: Outcome) -> None:
 
 
 @pytest.mark.flower
+def test_the_unregistered_supernode_was_refused(outcome: Outcome) -> None:
+    log = (outcome.work / "logs" / "intruder.log").read_text(errors="replace")
+    assert "Exit Code: 305" in log, log[-2000:]
+    assert "the unregistered SuperNode was refused" in outcome.output
+
+
+@pytest.mark.flower
 def test_every_supernode_refused_the_differently_signed_app(outcome: Outcome) -> None:
     for i in (1, 2, 3):
         log = (outcome.work / "logs" / f"supernode-{i}.log").read_text(errors="replace")
@@ -112,14 +123,14 @@ def test_a_supernode_killed_mid_round_and_every_round_bit_identical(outcome: Out
 
     records = outcome.work / "records"
     rounds = [json.loads(x) for x in (records / "rounds.jsonl").read_text().splitlines()]
-    # round 1: node 3 uploaded, then died; round 2: only the survivors
-    assert [r["members"] for r in rounds] == [[1, 2, 3], [1, 2, 3], [1, 2]]
-    assert [r["applied"] for r in rounds] == [1, 1, 1]
+    # round 0: node 3 uploaded, then died; round 1: only the survivors
+    assert [r["members"] for r in rounds] == [[1, 2, 3], [1, 2]]
+    assert [r["applied"] for r in rounds] == [1, 1]
     settings = tomllib.loads((outcome.work / "run.toml").read_text())
     run = run_config(**settings)
-    expected = simulated(run, 3, (Vanish(3, 1, VanishPhase.AFTER_SHARE),))
+    expected = simulated(run, 3, (Vanish(3, 0, VanishPhase.AFTER_SHARE),))
     weights = [np.load(records / f"round-{r}.npy") for r in range(len(rounds))]
-    assert len(weights) == len(expected) == 3
+    assert len(weights) == len(expected) == 2
     for got, want in zip(weights, expected, strict=True):
         assert np.array_equal(got, want)
     assert not np.array_equal(weights[0], weights[-1])
