@@ -272,9 +272,7 @@ def test_a_ddg_round_matches_the_reference_pipeline(
     ("z", "clip", "bits", "dim", "group", "members", "rounds"),
     [(1.0, 0.1, 20, 5000, 10, 8, 50), (0.5, 2.0, 14, 2**10, 30, 30, 300)],
 )
-def test_a_skellam_round_matches_the_reference_pipeline(
-    z, clip, bits, dim, group, members, rounds
-):
+def test_a_skellam_round_matches_the_reference_pipeline(z, clip, bits, dim, group, members, rounds):
     dp = DistributedDp(Mechanism.SKELLAM, z, clip, bits=bits)
     p = plan(dp, dim=dim, group_size=group, noise_members=members)
     central_stddev = math.sqrt(p.local_variance * members) / p.scale  # update units
