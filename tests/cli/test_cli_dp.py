@@ -118,6 +118,21 @@ def test_a_dp_run_reports_epsilon_per_round_and_in_the_summary(tmp_path, capsys)
     assert summary["noise_multiplier"] > 0
     assert summary["resolved_config"]["protocol"]["noise_multiplier"] == summary["noise_multiplier"]
     assert summary["wrap_probability_bound_per_round"] < 1e-9
+    # the fixed-point bound does not describe a DP round; dp_decoding_error does
+    assert summary["decoding_error_bound"] is None
+    error = summary["dp_decoding_error"]
+    assert error["contributors"] == 4
+    assert error["wrap_probability_bound_per_round"] == summary["wrap_probability_bound_per_round"]
+    # mean of 4: the noise z·c of the honest floor, spread over the whole group's 4 shares
+    floor = summary["noise_members"]
+    expected_noise = summary["noise_multiplier"] * summary["l2_clip"] * (4 / floor) ** 0.5 / 4
+    assert error["noise_std"] == pytest.approx(expected_noise, rel=1e-9)
+    assert error["rounding_rms_bound"] == pytest.approx(1 / error["scale"], rel=1e-12)
+    assert error["rounding_std"] == pytest.approx(0.25 / error["scale"], rel=1e-12)
+    assert 0 < error["rounding_std"] < error["rounding_rms_bound"] < 1e-3 < error["noise_std"]
+    report = (out / "report.md").read_text()
+    assert "| DP noise std per coordinate (whole group) |" in report
+    assert "decoding error bound per coordinate" not in report
     assert summary["compare"]["plain_final_accuracy"] is not None  # non-private FedAvg
     with open(out / "metrics.csv") as fh:
         eps = [float(row["epsilon"]) for row in csv.DictReader(fh)]
