@@ -192,3 +192,30 @@ def test_bits_runs_beside_its_plain_reference(tmp_path, capsys):
         / summary["plain_upload_bytes_per_participant_round"]
     )
     assert 0.625 < ratio < 0.65
+
+
+def test_dp_fedavg_puts_plain_fedavgs_bytes_on_the_record(tmp_path, capsys):
+    """The central-DP reference records the traffic plain FedAvg's run puts on its wire:
+    the model down and the float32 change up, per member and round, in traffic.csv, the
+    metrics and the summary (so reproduce's byte tables carry it)."""
+    args = ["--participants", "3", "--rounds", "2", "--steps", "1", "--no-progress"]
+
+    def traffic(mode):
+        out = tmp_path / mode
+        assert main(["simulate", *args, "--mode", mode, "--out", str(out)]) == 0
+        with open(out / "traffic.csv") as fh:
+            rows = [r for r in csv.DictReader(fh) if r["kind"] in ("round_start", "plain_upload")]
+        summary = json.loads((out / "summary.json").read_text())
+        return sorted(tuple(r.values()) for r in rows), summary
+
+    plain, plain_summary = traffic("plain")
+    central, summary = traffic("dp-fedavg")
+    capsys.readouterr()
+    assert central == plain and len(central) == 2 * 3 * 2
+    upload = summary["upload_bytes_per_participant_round"]
+    assert upload == plain_summary["upload_bytes_per_participant_round"] > 0
+    assert upload == summary["plain_upload_bytes_per_participant_round"]
+    with open(tmp_path / "dp-fedavg" / "metrics.csv") as fh:
+        for row in csv.DictReader(fh):
+            assert float(row["upload_bytes_mean"]) == upload
+            assert float(row["download_bytes_mean"]) > upload
