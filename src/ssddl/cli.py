@@ -133,7 +133,7 @@ def _add_option(group: argparse._ArgumentGroup, spec: Option) -> None:
         elif choices is not None:
             kwargs["choices"] = [spec.type(c) for c in choices]
             kwargs["metavar"] = "{" + ",".join(choices) + "}"
-    group.add_argument(spec.flag, **kwargs)
+    group.add_argument(spec.flag, *spec.alias_flags, **kwargs)
 
 
 def _name_or_import_path(choices: Sequence[str]) -> Callable[[str], str]:
@@ -453,6 +453,8 @@ def _chosen(args: argparse.Namespace) -> dict[str, Any]:
     for spec in OPTIONS:
         value = getattr(args, spec.dest)
         if value is not None:
+            for alias in spec.alias_keys:  # the command line wins over the file's old name
+                chosen.pop(alias, None)
             chosen[spec.key] = value
     return chosen
 

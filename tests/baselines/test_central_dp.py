@@ -101,3 +101,32 @@ def test_it_is_a_mode_of_the_catalogue() -> None:
     assert "clear" in entry.guarantee(5).text
     with pytest.raises(ConfigurationError, match="l2_clip"):
         CentralDp(l2_clip=0.0)
+
+
+def test_the_runner_records_plain_fedavgs_traffic(
+    participants: list[ArrayDataset], digits: DatasetSplit
+) -> None:
+    """Every round, the model down to each member and each member's float32 change up, in
+    plain FedAvg's frames: the sizes the simulator's plain mode puts on its wire."""
+    from ssddl.runtime.simulator import plain_upload_size
+
+    datasets = participants[:3]
+    config = RunnerConfig(rounds=2, train=TRAIN, seed=1)
+    run = run_baseline(
+        dp_fedavg_runner(CentralDp(), _Fixed(b"traffic")), small_mlp(), datasets, config,
+        test=digits.test,
+    )  # fmt: skip
+    size = run.model_size
+    up = plain_upload_size(size)
+    assert 4 * size < up < 4 * size + 100  # the float32 change and the frame's header
+    down = next(b for (_, kind, _, _, b) in run.traffic if kind == "round_start")
+    assert 4 * size < down < 4 * size + 100  # the float32 model, the group, the header
+    by_round = sorted(run.traffic)
+    assert by_round == sorted(
+        [(r, "round_start", 0, p, down) for r in range(2) for p in (1, 2, 3)]
+        + [(r, "plain_upload", p, 0, up) for r in range(2) for p in (1, 2, 3)]
+    )
+    for row in run.rows:
+        assert row["upload_bytes_mean"] == up and row["upload_bytes_max"] == up
+        assert row["download_bytes_mean"] == down
+        assert row["total_bytes"] == 3 * (up + down)

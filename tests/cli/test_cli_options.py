@@ -44,10 +44,15 @@ def test_every_config_field_has_exactly_one_option_with_its_default():
     fields.pop("protocol")
     fields.pop("train")
     fields.pop("runner")  # set by --mode (a baseline that runs outside the protocol)
-    assert {o.key for o in opt.OPTIONS} == set(fields)
+
+    # an option's key names its field, unless it says which (--delta: ProtocolConfig.dp_delta)
+    def field_key(spec):
+        return f"{spec.section}.{spec.field_name}" if spec.section else spec.field_name
+
+    assert {field_key(o) for o in opt.OPTIONS} == set(fields)
     default = ExperimentConfig()
     for spec in opt.OPTIONS:
-        section, _, name = spec.key.rpartition(".")
+        section, _, name = field_key(spec).rpartition(".")
         holder = getattr(default, section) if section else default
         value = getattr(holder, name)
         value = getattr(value, "value", value)  # enums
@@ -89,6 +94,7 @@ def test_every_key_in_docs_and_flags_in_readme():
         ("frac_bits=29 is out of range", "--frac-bits=29 is out of range"),
         ("lower group_size or add participants", "lower --group-size or add participants"),
         ("load with download=True to fetch them", "pass --download to fetch them"),
+        ("dp_delta=2.0 must be below 1, e.g. 1e-5", "--delta=2.0 must be below 1, e.g. 1e-5"),
         ("config file x.toml: unknown 'max_samples'", "config file x.toml: unknown 'max_samples'"),
     ],
 )

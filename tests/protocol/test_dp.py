@@ -62,6 +62,44 @@ def test_a_dp_session_reads_the_clipped_mean_back_when_the_noise_is_small():
         assert error < 0.01 * float(np.linalg.norm(mean)) + 1e-3
 
 
+@pytest.mark.parametrize("aggregation", ["mean", "sum"])
+def test_the_reported_decoding_error_describes_the_applied_update(aggregation):
+    """dp_decoding_error (the run summary's) against what a round applies: the error of the
+    update from the plain mean (or sum) of the clipped changes has the stated noise std, and
+    with little noise its RMS stays under the rounding bound."""
+    from ssddl.protocol.dp import decoding_error
+
+    def errors(config):
+        session = run(config, size=1024)
+        out = []
+        for outcome in session.outcomes:
+            assert len(outcome.contributors) == 4
+            clipped = [
+                clip_l2(synthetic_delta(p, outcome.round, 1024), 1.0) for p in outcome.contributors
+            ]
+            plain = np.sum(clipped, axis=0) if aggregation == "sum" else np.mean(clipped, axis=0)
+            # the outcome's update is the change before the server's step: the model moves
+            # by server_lr times it
+            out.append((outcome.update - plain) * config.server_lr)
+        return session.server.config, np.concatenate(out)
+
+    params, error = errors(dp_config(aggregation=aggregation, server_lr=0.5))
+    stated = decoding_error(params, 1024)
+    measured = float(np.std(error))
+    total = (stated["noise_std"] ** 2 + stated["rounding_std"] ** 2) ** 0.5
+    assert measured == pytest.approx(total, rel=0.08)  # 2048 values: 1.6 % standard error
+    # 8 bits and little noise: a coarse scale γ, where the rounding is a third of the noise
+    coarse = dp_config(aggregation=aggregation, server_lr=0.5, noise_multiplier=0.01, bits=8)
+    params, error = errors(coarse)
+    stated = decoding_error(params, 1024)
+    assert stated["rounding_std"] > 0.25 * stated["noise_std"]
+    rms = float(np.sqrt(np.mean(error**2)))
+    assert rms == pytest.approx(
+        (stated["noise_std"] ** 2 + stated["rounding_std"] ** 2) ** 0.5, rel=0.08
+    )
+    assert rms <= stated["rounding_rms_bound"] + 4 * stated["noise_std"]
+
+
 def test_the_noise_is_calibrated_to_the_honest_contributor_floor():
     session = run(dp_config(max_colluders=1, min_group_size=3), n=5)
     params = session.server.config

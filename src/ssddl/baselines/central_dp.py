@@ -12,6 +12,12 @@ under a key drawn from the operating system (never numpy's generators): two 53-b
 per pair of normals, Box–Muller. Floating-point Gaussian samples have the known
 least-significant-bit weakness (Mironov, CCS 2012); this is a reference row, as DP-FedAvg is
 usually run, not the exact integer mechanism SSDDL's members use.
+
+Traffic. A round moves what plain FedAvg's does, in the same frames (so byte tables compare
+them): the global model down to each member (``round_start``, a
+:class:`~ssddl.protocol.messages.RoundStart` with the float32 weights) and each member's
+float32 change up (``plain_upload``, a :class:`~ssddl.protocol.messages.PlainUpload`). The
+sizes are those frames' encoded lengths; the runner sends nothing, it records them.
 """
 
 from __future__ import annotations
@@ -34,12 +40,14 @@ from ssddl.hazmat.noise import NoiseStream
 from ssddl.hazmat.rand import OsRandom, RandomSource
 from ssddl.learning import ArrayDataset, evaluate, model_to_vector, train_local, vector_to_model
 from ssddl.privacy.accounting import ORDERS
+from ssddl.protocol.messages import PlainUpload, RoundStart
 
 __all__ = [
     "CentralDp",
     "calibrate_central",
     "central_epsilon",
     "dp_fedavg_runner",
+    "frame_sizes",
     "gaussian",
 ]
 
@@ -55,6 +63,24 @@ def gaussian(stream: NoiseStream, count: int) -> np.ndarray:
     radius = np.sqrt(-2.0 * np.log(u1))
     angle = 2.0 * math.pi * u2
     return np.concatenate([radius * np.cos(angle), radius * np.sin(angle)])[:count]
+
+
+def frame_sizes(model_size: int, members: int) -> tuple[int, int]:
+    """(up, down): the bytes of plain FedAvg's frames for a ``model_size`` model and a group
+    of ``members``: one member's float32 change (``PlainUpload``) and the float32 global model
+    with the group (``RoundStart``). Every field but the arrays has a fixed width."""
+    zeros = np.zeros(model_size, dtype=np.float32)
+    session = b"\0" * 16
+    up = PlainUpload(session, 0, 1, 1, zeros).encode()
+    down = RoundStart(session, 0, tuple(range(1, members + 1)), zeros).encode()
+    return len(up), len(down)
+
+
+def _round_traffic(r: int, members: int, up: int, down: int) -> list[Traffic]:
+    out: list[Traffic] = []
+    for p in range(1, members + 1):
+        out += [(r, "round_start", 0, p, down), (r, "plain_upload", p, 0, up)]
+    return out
 
 
 def central_epsilon(noise_multiplier: float, rounds: int, delta: float) -> float:
@@ -120,7 +146,9 @@ def dp_fedavg_runner(dp: CentralDp, source: RandomSource | None = None) -> Any:
         work = fresh_copy(model)
         weights = model_to_vector(model).astype(np.float64)
         n = len(datasets)
+        up, down = frame_sizes(int(weights.size), n)
         rows: list[dict[str, Any]] = []
+        traffic: list[Traffic] = []
         for r in range(config.rounds):
             started = time.perf_counter()
             total = np.zeros_like(weights)
@@ -139,12 +167,16 @@ def dp_fedavg_runner(dp: CentralDp, source: RandomSource | None = None) -> Any:
                 accuracy=float("nan") if scores is None else scores.accuracy,
                 loss=float("nan") if scores is None else scores.loss,
                 round_seconds=time.perf_counter() - started,
+                upload_bytes_mean=float(up),
+                download_bytes_mean=float(down),
+                upload_bytes_max=up,
+                total_bytes=n * (up + down),
             )
             row["epsilon"] = central_epsilon(dp.noise_multiplier, r + 1, dp.delta)
             rows.append(row)
+            traffic += _round_traffic(r, n, up, down)
             if on_round is not None:
                 on_round(row)
-        traffic: list[Traffic] = []
         final = weights.astype(np.float32)
         return BaselineRun("dp-fedavg", rows, traffic, final, int(final.size), n)
 

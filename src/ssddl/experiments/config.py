@@ -24,7 +24,10 @@ from ssddl.experiments.options import (
     DEVICE_CHOICES,
     DROPOUT_PHASES,
     OPTIONS,
+    canonical,
     check_applicable,
+    config_fields,
+    known_keys,
     option,
 )
 from ssddl.experiments.resources import check_participants, check_threads
@@ -211,8 +214,8 @@ class ExperimentConfig:
         defaults (40 rounds, 5 epochs), not the library's."""
         check_known_options(data, cls, "experiment")
         data = dict(data)
-        protocol = dict(data.pop("protocol", {}))
-        train = dict(data.pop("train", {}))
+        protocol = _fields(data.pop("protocol", {}), "protocol")
+        train = _fields(data.pop("train", {}), "train")
         check_known_options(protocol, ProtocolConfig, "protocol")
         check_known_options(train, LocalTrainConfig, "train")
         protocol.setdefault("rounds", DEFAULT_ROUNDS)
@@ -245,10 +248,18 @@ class ExperimentConfig:
         return cls.from_dict(nest(chosen))
 
 
+def _fields(section: Any, name: str) -> dict[str, Any]:
+    """A config section with option names (and deprecated ones: ``dp_delta``) as the
+    dataclass's field names (``delta`` -> ``ProtocolConfig.dp_delta``)."""
+    if not isinstance(section, dict):
+        raise ConfigurationError(f"[{name}] must be a table of options")
+    return config_fields(section, name)
+
+
 def flatten(data: Any, source: str) -> dict[str, Any]:
     """A nested TOML dict -> flat ``section.name`` keys, refusing unknown keys and
     non-table sections with a message naming ``source`` (the file) and the key."""
-    known = {o.key for o in OPTIONS}
+    known = {o.key for o in OPTIONS}  # what messages suggest: no deprecated names
     if not isinstance(data, dict):
         raise ConfigurationError(f"config file {source}: must be a TOML table of options")
     flat: dict[str, Any] = {}
@@ -268,7 +279,7 @@ def flatten(data: Any, source: str) -> dict[str, Any]:
             )
         else:
             flat[key] = value
-    unknown = sorted(set(flat) - known)
+    unknown = sorted(set(flat) - known_keys())
     if unknown:
         names = ", ".join(_where(k) + _closest(k, known) for k in unknown)
         raise ConfigurationError(
@@ -277,6 +288,10 @@ def flatten(data: Any, source: str) -> dict[str, Any]:
         )
     for key, value in flat.items():
         _check_type(key, value, source)
+    try:
+        canonical(flat)  # an option under its name and a deprecated one
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"config file {source}: {exc}") from None
     return flat
 
 

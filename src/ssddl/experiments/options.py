@@ -36,8 +36,11 @@ __all__ = [
     "OPTIONS",
     "PARTITION_CHOICES",
     "Option",
+    "canonical",
     "check_applicable",
     "cli_words",
+    "config_fields",
+    "known_keys",
     "option",
 ]
 
@@ -141,6 +144,10 @@ class Option:
     applies: Rule | None = None
     #: besides ``choices``, a value with ``:`` names ``package.module:name`` (your own)
     import_path: bool = False
+    #: the config dataclass's field, when its name differs from the option's (None: the same)
+    field: str | None = None
+    #: deprecated names of the option, still accepted as a flag and a TOML key
+    aliases: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -157,6 +164,20 @@ class Option:
     @property
     def dest(self) -> str:
         return self.name
+
+    @property
+    def field_name(self) -> str:
+        """The name of the option in its config dataclass (``ProtocolConfig`` ...)."""
+        return self.field or self.name
+
+    @property
+    def alias_flags(self) -> tuple[str, ...]:
+        return tuple("--" + a.replace("_", "-") for a in self.aliases)
+
+    @property
+    def alias_keys(self) -> tuple[str, ...]:
+        prefix = f"{self.section}." if self.section else ""
+        return tuple(prefix + a for a in self.aliases)
 
     def help_text(self) -> str:
         return self.help() if callable(self.help) else self.help
@@ -509,15 +530,18 @@ OPTIONS: tuple[Option, ...] = (
         applies=_dp_on,
     ),
     Option(
-        "protocol.dp_delta",
-        "dp: the delta of the (epsilon, delta) guarantee",
+        "protocol.delta",
+        "dp: the delta of the (epsilon, delta) guarantee; --dp-delta (TOML key dp_delta) is a "
+        "deprecated alias",
         float,
         1e-5,
         applies=_dp_on,
+        field="dp_delta",  # ProtocolConfig's (published) name
+        aliases=("dp_delta",),
     ),
     Option(
         "protocol.target_epsilon",
-        "dp: choose --noise-multiplier so that epsilon(dp_delta) after --rounds rounds is at "
+        "dp: choose --noise-multiplier so that epsilon(delta) after --rounds rounds is at "
         "most this, for the model's size and the honest contributor floor",
         float,
         None,
@@ -640,10 +664,49 @@ OPTIONS: tuple[Option, ...] = (
 )
 
 _BY_KEY = {o.key: o for o in OPTIONS}
+#: every option under its key and its deprecated keys
+_BY_ANY_KEY = _BY_KEY | {alias: o for o in OPTIONS for alias in o.alias_keys}
 
 
 def option(key: str) -> Option:
-    return _BY_KEY[key]
+    """The option of a key, or of one of its deprecated keys."""
+    return _BY_ANY_KEY[key]
+
+
+def known_keys() -> frozenset[str]:
+    """Every key a config file may hold: the options' and their deprecated aliases."""
+    return frozenset(_BY_ANY_KEY)
+
+
+def canonical(chosen: Mapping[str, Any]) -> dict[str, Any]:
+    """``chosen`` (flat keys) with deprecated keys under the option's key; an option given
+    under two of its names is refused."""
+    out: dict[str, Any] = {}
+    for key, value in chosen.items():
+        spec = _BY_ANY_KEY.get(key)
+        target = spec.key if spec is not None else key
+        if target in out:
+            names = " and ".join(
+                f"`{k.rpartition('.')[2]}`" for k in chosen if _BY_ANY_KEY.get(k) is spec
+            )
+            raise ConfigurationError(
+                f"{names} are the same option ({spec.flag if spec else key}); give only "
+                f"`{target.rpartition('.')[2]}`"
+            )
+        out[target] = value
+    return out
+
+
+def config_fields(section: Mapping[str, Any], name: str | None) -> dict[str, Any]:
+    """One nested section of a config (``name`` None: the top level) with each option's
+    name (or deprecated name) replaced by its config dataclass's field name."""
+    prefix = f"{name}." if name else ""
+    flat = canonical({prefix + k: v for k, v in section.items()})
+    out: dict[str, Any] = {}
+    for key, value in flat.items():
+        spec = _BY_KEY.get(key)
+        out[spec.field_name if spec is not None else key.rpartition(".")[2]] = value
+    return out
 
 
 def _flag(key: str) -> str:
@@ -659,6 +722,7 @@ def effective(chosen: Mapping[str, Any]) -> dict[str, Any]:
 
 def check_applicable(chosen: Mapping[str, Any]) -> None:
     """Refuse a chosen option that does nothing with the other values (flat keys)."""
+    chosen = canonical(chosen)
     values = effective(chosen)
     for key in chosen:
         spec = _BY_KEY.get(key)
@@ -686,6 +750,7 @@ _PHRASES = (
     ("shards_per_part", "shards_per_participant"),
     ("dp needs weighted=false", "--dp needs --no-weighted"),
     ("raise bits (at most 32)", "raise --bits (at most 32)"),
+    ("dp_delta=", "delta="),  # ProtocolConfig's field is the option --delta
     ("or set weighted=false", "or use --no-weighted"),
 )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -67,11 +67,15 @@ def stated(
     }
 
 
-def decoding_error_bound(protocol: SessionParams, sizes: Sequence[int]) -> float:
+def decoding_error_bound(protocol: SessionParams, sizes: Sequence[int]) -> float | None:
     """Largest per-coordinate difference between the update a secure mode applies and the
     plain one, from fixed-point rounding: ``n·2^-(f+1)·max_samples/Σn_i`` for the weighted
     mean of a group of ``n`` (the smallest ``n`` local datasets give the worst ``Σn_i``);
-    stochastic rounding doubles it; 0 in mode plain."""
+    stochastic rounding doubles it; 0 in mode plain. None with distributed DP: its encoding
+    is not fixed point, and its noise has no largest value (the summary's
+    ``dp_decoding_error``, :func:`ssddl.protocol.dp.decoding_error`, describes it)."""
+    if protocol.dp:
+        return None
     if not get_scheme(protocol.mode).secure or protocol.frac_bits is None:
         return 0.0
     n = protocol.group_size or len(sizes)
@@ -86,6 +90,20 @@ def decoding_error_bound(protocol: SessionParams, sizes: Sequence[int]) -> float
     if protocol.aggregation is Aggregation.SUM:
         bound *= n
     return bound * protocol.server_lr
+
+
+def _decoding_lines(s: Mapping[str, Any]) -> list[str]:
+    """The report's rows on how far the applied update is from the plain one."""
+    error = s.get("dp_decoding_error")
+    if error is None:
+        return [f"| decoding error bound per coordinate | {s['decoding_error_bound']:.3g} |"]
+    return [
+        f"| DP noise std per coordinate (whole group) | {error['noise_std']:.3g} |",
+        f"| DP rounding error: RMS bound / std per coordinate | "
+        f"{error['rounding_rms_bound']:.3g} / {error['rounding_std']:.3g} |",
+        f"| DP wrap-around probability bound per round | "
+        f"{error['wrap_probability_bound_per_round']:.3g} |",
+    ]
 
 
 def _finite(value: Any) -> Any:
@@ -163,8 +181,8 @@ def markdown_report(summary: dict[str, Any], aborted: Sequence[dict[str, Any]]) 
             f"{_fmt(cmp['plain_final_accuracy'], '.4f')} |",
             f"| accuracy difference (this − plain) | {_fmt(cmp['accuracy_difference'], '+.4f')} |",
         ]
+    lines += _decoding_lines(s)
     lines += [
-        f"| decoding error bound per coordinate | {s['decoding_error_bound']:.3g} |",
         f"| validation against the plaintext sum | {checked} |",
         f"| upload bytes / participant / round | {s['upload_bytes_per_participant_round']:,.0f} |",
         "| plain float32 upload of the same model | "

@@ -25,7 +25,10 @@ and the conversion to (ε, δ) are the package's :class:`~dp_accounting.rdp.RdpA
       ε(α) = α Δ₂²/(2μ) + min( ((2α - 1) Δ₂² + 6 Δ₁)/(4μ²), 3 Δ₁/(2μ) ).
 
 Both are as in the authors' reference code (google-research ``distributed_dp``,
-``accounting_utils.py``), which the tests transcribe independently. Orders are the integers 2
+``accounting_utils.py``), which the tests transcribe independently, bound by bound and for a
+whole planned round (scale, rounding inflation, τ) in the update's units. Neither paper prints
+ε for a stated setting (their results are accuracy against a target ε, in figures), so there
+is no published ε to test against; the tests say where they looked. Orders are the integers 2
 to 128 and 256, 512, 1024 (both bounds are stated for integer orders).
 
 The pipeline's sensitivities. A member clips its change to L2 norm ``c``, the rotation keeps

@@ -33,7 +33,7 @@ from ssddl.hazmat.dp import (
 )
 from ssddl.hazmat.noise import NoiseStream, discrete_gaussian, skellam
 from ssddl.hazmat.rand import RandomSource
-from ssddl.protocol.config import SessionParams
+from ssddl.protocol.config import Aggregation, SessionParams
 from ssddl.protocol.policy import ParticipantPolicy
 
 if TYPE_CHECKING:
@@ -43,6 +43,7 @@ __all__ = [
     "calibrated_noise",
     "check_noise",
     "decode_noised",
+    "decoding_error",
     "dp_summary",
     "encode_noised",
     "epsilon_after",
@@ -149,6 +150,39 @@ def calibrated_noise(params: SessionParams, dim: int, target_epsilon: float) -> 
     ).noise_multiplier
 
 
+def decoding_error(params: SessionParams, dim: int) -> dict[str, float]:
+    """How far the update a DP round applies is from the plain one of the members' clipped
+    changes, per coordinate, with the whole group contributing (``n = group_size``), in the
+    units of the applied update (after the mean or sum and ``server_lr``):
+
+    * ``rounding_rms_bound``: a hard bound on the root mean square over the coordinates of
+      the rounding error: each member moves each rotated, scaled coordinate by less than 1,
+      so the sum's error has L2 norm below ``n·sqrt(dim)``; the unrotation keeps L2 norms,
+      and the read-back divides by γ: ``n/γ`` on the sum;
+    * ``rounding_std``: the error's per-coordinate standard deviation for independent
+      randomized rounding (variance at most 1/4 per value): ``sqrt(n)/(2γ)`` on the sum;
+    * ``noise_std``: the noise's per-coordinate standard deviation, exact: ``n`` shares of
+      variance ``v`` per rotated coordinate, independent, stay ``n·v`` per coordinate under
+      the orthogonal unrotation: ``sqrt(n·v)/γ`` on the sum;
+    * ``scale``: γ, integer units per unit of the update.
+
+    Clipping to ``l2_clip`` is not counted (it changes the input, by the user's choice); a
+    wrap-around mod ``2**bits`` is (``wrap_probability_bound_per_round``, in :func:`dp_summary`).
+    With fewer contributors ``k`` the sum's noise is ``sqrt(k/n)`` of this and the mean's
+    ``sqrt(n/k)``.
+    """
+    plan = noise_plan(params, dim)
+    n = params.group_size
+    per_sum = params.server_lr / plan.scale  # integer units of the sum -> the applied update
+    factor = per_sum if params.aggregation is Aggregation.SUM else per_sum / n
+    return {
+        "scale": plan.scale,
+        "rounding_rms_bound": n * factor,
+        "rounding_std": n**0.5 / 2 * factor,
+        "noise_std": (n * plan.local_variance) ** 0.5 * factor,
+    }
+
+
 def dp_summary(params: SessionParams, dim: int, rounds: int) -> dict[str, object]:
     """What a run reports about its distributed DP after ``rounds`` rounds."""
     from ssddl.hazmat.dp import wrap_probability_bound
@@ -172,6 +206,9 @@ def dp_summary(params: SessionParams, dim: int, rounds: int) -> dict[str, object
         "bits": params.bits,
         "noise_members": noise_members(params),
         "wrap_probability_bound_per_round": wrap,
+        # the fixed-point decoding_error_bound does not describe a DP round; this does
+        "dp_decoding_error": decoding_error(params, dim)
+        | {"contributors": params.group_size, "wrap_probability_bound_per_round": wrap},
     }
 
 
