@@ -18,6 +18,7 @@ settings.register_profile("dev", max_examples=20)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's worker turns group marks into ids
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Process tests (marker ``flower``) share one xdist group: they start SuperLinks,
     SuperNodes and Ray, and wait on them, so they never run beside each other (and each
