@@ -16,6 +16,14 @@ WORDS32 = hnp.arrays(np.uint32, st.integers(0, 300), elements=st.integers(0, 2**
 WORDS64 = hnp.arrays(np.uint64, st.integers(0, 300), elements=st.integers(0, 2**64 - 1))
 
 
+@pytest.fixture(autouse=True, scope="module")
+def compiled_kernels() -> None:
+    """Load (or compile, on a first run) the packing kernels outside Hypothesis's deadline."""
+    for dtype in (np.uint32, np.uint64):
+        words = np.arange(3, dtype=dtype)
+        assert np.array_equal(unpack_words(pack_words(words, 20), 3, 20, dtype), words)
+
+
 @given(words=WORDS32, bits=BITS)
 def test_round_trip_is_the_ring_map(words: np.ndarray, bits: int) -> None:
     data = pack_words(words, bits)
