@@ -69,8 +69,9 @@ def _dp_upload_over_plain() -> dict[str, float]:
 
 
 def _dp_member_times(m: int, repeat: int) -> dict[str, float]:
-    """Seconds, best of ``repeat``, interleaved: the member's mask of 10 streams, its noise
-    (the discrete Gaussian a 10-member DP session at M words asks of each member), the
+    """Seconds, best of ``repeat``, interleaved: the member's mask of 10 streams (written into
+    an existing vector), its noise (the discrete Gaussian a 10-member DP session at M words
+    asks of each member, added into its rounded vector as ``encode_noised`` does), the
     AES-256-CTR keystream alone that the noise reads (M uint32 words: the part of the noise
     no table lookup can save), packing its M words into 20 bits, and the rest of its DP
     encoding (clip, rotate, round)."""
@@ -86,6 +87,7 @@ def _dp_member_times(m: int, repeat: int) -> dict[str, float]:
     discrete_gaussian(noise, 1, plan.local_variance)  # the table, outside the timing
     words = np.random.default_rng(0).integers(0, 1 << 32, m, dtype=np.uint64).astype(np.uint32)
     x = np.random.default_rng(1).normal(0, 1e-3, m)
+    z = np.zeros(m, dtype=np.int64)  # the member's rounded vector, which its noise is added to
     key = rotation_key(b"bench", 1)
 
     def encode() -> None:
@@ -96,7 +98,7 @@ def _dp_member_times(m: int, repeat: int) -> dict[str, float]:
         repeat,
         {
             "mask": lambda: combine_keystreams(out, streams),
-            "noise": lambda: discrete_gaussian(noise, m, plan.local_variance),
+            "noise": lambda: discrete_gaussian(noise, m, plan.local_variance, add_to=z),
             "noise_keystream": lambda: noise.words32(m),
             "pack": lambda: pack_words(words, params.bits),
             "clip_rotate_round": encode,

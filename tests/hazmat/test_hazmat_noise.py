@@ -235,6 +235,36 @@ def test_a_draw_is_the_reference_inversion_of_its_keystream(parallel, monkeypatc
     assert np.array_equal(drawn, expected)
 
 
+@pytest.mark.parametrize(
+    ("draw", "parameter"), [(discrete_gaussian, 2.0**28), (poisson, 250.0), (skellam, 40.0)]
+)
+def test_adding_in_place_adds_the_same_draws(draw, parameter):
+    """``add_to`` adds exactly the draws a new array would get, undecided words included
+    (this seed's discrete Gaussian draw has 21 of them over its three segments)."""
+    count = 2 * SEGMENT_WORDS + 4321
+    fresh = draw(seeded("ssddl/test/add-to"), count, parameter)
+    base = np.arange(count, dtype=np.int64) * 3 - 7
+    target = base.copy()
+    returned = draw(seeded("ssddl/test/add-to"), count, parameter, add_to=target)
+    assert returned is target
+    assert np.array_equal(target, base + fresh)
+
+
+@pytest.mark.parametrize(
+    ("add_to", "message"),
+    [
+        (np.zeros(5, dtype=np.int32), "int64"),
+        (np.zeros((5, 1), dtype=np.int64), "1-D"),
+        (np.zeros(10, dtype=np.int64)[::2], "contiguous"),
+        (np.zeros(4, dtype=np.int64), "add_to has 4 entries; count is 5"),
+        ([0, 0, 0, 0, 0], "add_to must be"),
+    ],
+)
+def test_a_bad_add_to_is_refused(add_to, message):
+    with pytest.raises(ConfigurationError, match=message):
+        discrete_gaussian(OsRandom(), 5, 4.0, add_to=add_to)
+
+
 @pytest.mark.parametrize("mean", [0.5, 3.0, 250.0])
 def test_poisson_chi_square(mean):
     samples = poisson(seeded(f"ssddl/test/poisson/{mean}"), 200_000, mean)

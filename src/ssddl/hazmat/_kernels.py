@@ -24,9 +24,10 @@ _WINDOW = 2
 
 
 @_jit
-def invert32(words, table, guide, shift, low, out, slow):  # type: ignore[no-untyped-def]
-    """``out[i] = low + k`` with ``k`` the number of entries of ``table`` that are at most
-    ``words[i]`` (``numpy.searchsorted(table, w, side="right")``).
+def invert32(words, table, guide, shift, low, sign, out, slow):  # type: ignore[no-untyped-def]
+    """``v = low + k`` with ``k`` the number of entries of ``table`` that are at most
+    ``words[i]`` (``numpy.searchsorted(table, w, side="right")``), written to ``out[i]``
+    (``sign`` 0), added to it (1) or subtracted from it (-1).
 
     The bucket ``b = w >> shift`` gives ``e = guide[b]``. If ``e < 2**63`` it is
     ``base << 32 | count``: ``k`` lies in ``[lo, lo + 2]`` for ``lo = base + (r * count >>
@@ -34,7 +35,8 @@ def invert32(words, table, guide, shift, low, out, slow):  # type: ignore[no-unt
     was built), so ``k = lo + [table[lo] <= w] + [table[lo + 1] <= w]``. Otherwise ``~e`` is
     ``first << 32 | count`` and ``k`` is found by a binary search of ``[first, first +
     count]``. The positions ``i`` with ``table[k - 1] == w`` (the 32 bits do not decide) are
-    written to ``slow``; their count is returned."""
+    written to ``slow`` and their ``out[i]`` is left to the caller (written as ``v`` with
+    ``sign`` 0, untouched otherwise); their count is returned."""
     count = 0
     sh = _U(shift)
     low_bits = _U((1 << shift) - 1)
@@ -58,10 +60,18 @@ def invert32(words, table, guide, shift, low, out, slow):  # type: ignore[no-unt
                 else:
                     lo = mid + _U(1)
             k = lo
+        value = np.int64(k) + low
         if table[k - _U(1)] == w:
             slow[count] = i
             count += 1
-        out[i] = np.int64(k) + low
+            if sign != 0:
+                continue
+        if sign == 0:
+            out[i] = value
+        elif sign > 0:
+            out[i] += value
+        else:
+            out[i] -= value
     return count
 
 

@@ -74,6 +74,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import wait
 from dataclasses import dataclass
@@ -353,24 +354,29 @@ class _Sampler:
     first: _Guide32
     masses_of: MassesOf
 
-    def draw(self, stream: NoiseStream, count: int) -> np.ndarray:
-        """``count`` draws: segment ``i`` of :data:`SEGMENT_WORDS` words is the keystream of
-        the ``i``-th nonce reserved, run through the kernel while it is in the cache; the
-        segments are shared among threads (the result does not depend on how)."""
-        out = np.empty(count, dtype=np.int64)
+    def draw(
+        self, stream: NoiseStream, count: int, out: np.ndarray | None = None, sign: int = 0
+    ) -> np.ndarray:
+        """``count`` draws, written to a new array (or to ``out``: ``sign`` 0), added to
+        ``out`` (1) or subtracted from it (-1). Segment ``i`` of :data:`SEGMENT_WORDS` words is
+        the keystream of the ``i``-th nonce reserved, run through the kernel while it is in
+        the cache; the segments are shared among threads (the result does not depend on
+        how)."""
+        if out is None:
+            out = np.empty(count, dtype=np.int64)
+        target = out
         segments = -(-count // SEGMENT_WORDS)
         first = stream.reserve(segments)
 
         def job(indices: Sequence[int]) -> tuple[list[np.ndarray], list[np.ndarray]]:
-            buffer = np.empty(min(SEGMENT_WORDS, count), dtype=np.uint32)
-            scratch = np.empty(buffer.size, dtype=np.int64)
+            buffer, scratch = _scratch.get(min(SEGMENT_WORDS, count))
             positions, words = [], []
             for index in indices:
                 start = index * SEGMENT_WORDS
                 size = min(SEGMENT_WORDS, count - start)
                 chunk = buffer[:size]
                 stream.fill32(chunk, first + index)
-                slow = self.first_pass(chunk, out[start : start + size], scratch)
+                slow = self.first_pass(chunk, target[start : start + size], scratch, sign)
                 if slow.size:
                     positions.append(slow + start)
                     words.append(chunk[slow])
@@ -378,21 +384,25 @@ class _Sampler:
 
         positions, words = _run_jobs(job, segments, count)
         if positions:
-            self.finish(np.concatenate(words), np.concatenate(positions), out, stream)
+            self.finish(np.concatenate(words), np.concatenate(positions), out, stream, sign)
         return out
 
     def first_pass(
-        self, words: np.ndarray, out: np.ndarray, scratch: np.ndarray | None = None
+        self,
+        words: np.ndarray,
+        out: np.ndarray,
+        scratch: np.ndarray | None = None,
+        sign: int = 0,
     ) -> np.ndarray:
-        """Write to ``out`` the outputs that the 32-bit ``words`` decide, by the compiled
-        kernel; return the positions of the words they do not decide (placeholders in
-        ``out``). ``scratch``: int64, at least ``words.size`` (else one is made)."""
+        """Write to ``out`` (or add to it, or subtract: ``sign``) the outputs that the 32-bit
+        ``words`` decide, by the compiled kernel; return the positions of the words they do
+        not decide (left to :meth:`finish`). ``scratch``: int64, at least ``words.size``."""
         from ssddl.hazmat import _kernels
 
         g = self.first
         if scratch is None or scratch.size < words.size:
             scratch = np.empty(words.size, dtype=np.int64)
-        count = _kernels.invert32(words, g.table, g.guide, g.shift, g.low, out, scratch)
+        count = _kernels.invert32(words, g.table, g.guide, g.shift, g.low, sign, out, scratch)
         return scratch[:count].copy()
 
     def first_pass_reference(self, words: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -403,14 +413,25 @@ class _Sampler:
         return index.astype(np.int64) + g.low, slow
 
     def finish(
-        self, words: np.ndarray, positions: np.ndarray, out: np.ndarray, stream: NoiseStream
+        self,
+        words: np.ndarray,
+        positions: np.ndarray,
+        out: np.ndarray,
+        stream: NoiseStream,
+        sign: int = 0,
     ) -> None:
-        """Overwrite ``out[positions]``, whose first 32 bits of ``U`` were the undecided
-        ``words``: 32 more bits of ``U`` each, then the 64-bit table and, past that,
-        :func:`_invert_exactly`."""
+        """The draws at ``positions`` (distinct), whose first 32 bits of ``U`` were the
+        undecided ``words``: 32 more bits of ``U`` each, then the 64-bit table and, past that,
+        :func:`_invert_exactly`; written to ``out`` there, added or subtracted (``sign``)."""
         extra = stream.words32(words.size).astype(np.uint64)
         prefix = (words.astype(np.uint64) << np.uint64(32)) | extra
-        out[positions] = self._slow(prefix, stream) + self.low
+        values = self._slow(prefix, stream) + self.low
+        if sign == 0:
+            out[positions] = values
+        elif sign > 0:
+            out[positions] += values
+        else:
+            out[positions] -= values
 
     def _slow(self, words: np.ndarray, stream: NoiseStream) -> np.ndarray:
         """The indices of the 64-bit prefixes ``words`` by binary search, finished with more
@@ -437,6 +458,25 @@ PARALLEL_WORDS = 1 << 19
 _MAX_WORKERS = 4
 
 Outcome = tuple[list[np.ndarray], list[np.ndarray]]
+
+
+class _Scratch(threading.local):
+    """Per thread: a segment's keystream buffer and the kernel's list of undecided words,
+    kept between draws (made afresh they cost page faults: about 1 ms a draw of 10**6)."""
+
+    def __init__(self) -> None:
+        self.buffers: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def get(self, size: int) -> tuple[np.ndarray, np.ndarray]:
+        found = self.buffers.get(size)
+        if found is None:
+            found = (np.empty(size, dtype=np.uint32), np.empty(size, dtype=np.int64))
+            if size == SEGMENT_WORDS:  # the one size worth keeping
+                self.buffers[size] = found
+        return found
+
+
+_scratch = _Scratch()
 
 
 def _workers(count: int) -> int:
@@ -597,32 +637,80 @@ def _count(count: Any) -> int:
     return as_int(count, "count", high=1 << 36)
 
 
+def _target(add_to: Any, count: int) -> np.ndarray | None:
+    """``add_to`` checked: None, or a writeable contiguous 1-D int64 array of ``count``."""
+    if add_to is None:
+        return None
+    if not (
+        isinstance(add_to, np.ndarray)
+        and add_to.dtype == np.int64
+        and add_to.ndim == 1
+        and add_to.flags.c_contiguous
+        and add_to.flags.writeable
+    ):
+        raise ConfigurationError(
+            "add_to must be a writeable contiguous 1-D int64 array (or None for a new one)"
+        )
+    if add_to.size != count:
+        raise ConfigurationError(f"add_to has {add_to.size} entries; count is {count}")
+    return add_to
+
+
+def _draw_into(sampler: _Sampler, source: Any, count: Any, add_to: Any) -> np.ndarray:
+    count = _count(count)
+    target = _target(add_to, count)
+    stream = _as_stream(source)
+    if target is None:
+        return sampler.draw(stream, count)
+    return sampler.draw(stream, count, target, 1)
+
+
 def discrete_gaussian(
-    source: RandomSource | NoiseStream, count: int, variance: float | Fraction
+    source: RandomSource | NoiseStream,
+    count: int,
+    variance: float | Fraction,
+    *,
+    add_to: np.ndarray | None = None,
 ) -> np.ndarray:
     """``count`` independent draws of the discrete Gaussian ``N_Z(0, σ²)`` with
-    ``σ² = variance`` (exactly: a float is read as the rational it is), as int64.
+    ``σ² = variance`` (exactly: a float is read as the rational it is), as int64: a new
+    array, or added in place to ``add_to`` (int64, ``count`` entries; no new array), which is
+    returned.
 
     ``P[X = x] = exp(-x²/(2σ²)) / Σ_y exp(-y²/(2σ²))``; ``variance`` is the parameter σ²,
     which is at most the variance of the discrete distribution (Canonne et al., Cor. 9).
     """
     sampler = _gaussian_sampler(_as_fraction(variance, "variance", MIN_GAUSSIAN_VARIANCE))
-    return sampler.draw(_as_stream(source), _count(count))
+    return _draw_into(sampler, source, count, add_to)
 
 
-def poisson(source: RandomSource | NoiseStream, count: int, mean: float | Fraction) -> np.ndarray:
-    """``count`` independent draws of Poisson(``mean``), exactly, as int64."""
+def poisson(
+    source: RandomSource | NoiseStream,
+    count: int,
+    mean: float | Fraction,
+    *,
+    add_to: np.ndarray | None = None,
+) -> np.ndarray:
+    """``count`` independent draws of Poisson(``mean``), exactly, as int64 (``add_to`` as in
+    :func:`discrete_gaussian`)."""
     sampler = _poisson_sampler(_as_fraction(mean, "mean", Fraction(0), low_open=True))
-    return sampler.draw(_as_stream(source), _count(count))
+    return _draw_into(sampler, source, count, add_to)
 
 
-def skellam(source: RandomSource | NoiseStream, count: int, mean: float | Fraction) -> np.ndarray:
+def skellam(
+    source: RandomSource | NoiseStream,
+    count: int,
+    mean: float | Fraction,
+    *,
+    add_to: np.ndarray | None = None,
+) -> np.ndarray:
     """``count`` draws of the symmetric Skellam: Poisson(``mean``) - Poisson(``mean``),
-    variance ``2 * mean``, as int64. A sum of independent Skellams is a Skellam."""
+    variance ``2 * mean``, as int64 (``add_to`` as in :func:`discrete_gaussian`). A sum of
+    independent Skellams is a Skellam."""
     stream = _as_stream(source)
     sampler = _poisson_sampler(_as_fraction(mean, "mean", Fraction(0), low_open=True))
-    count = _count(count)
-    return sampler.draw(stream, count) - sampler.draw(stream, count)
+    out = _draw_into(sampler, stream, count, add_to)
+    return sampler.draw(stream, out.size, out, -1)
 
 
 def discrete_gaussian_cdf_table(variance: float | Fraction) -> tuple[int, np.ndarray]:
