@@ -69,6 +69,16 @@ def test_every_width_agrees_with_a_bit_by_bit_packing(words: np.ndarray) -> None
         assert pack_words(words, bits) == expected.tobytes()
 
 
+def test_any_unsigned_layout_packs_the_same() -> None:
+    """Big-endian, strided and narrow unsigned arrays pack as their values do."""
+    values = np.arange(0, 3000, 7, dtype=np.uint32) * np.uint32(65537)
+    expected = pack_words(values, 20)
+    assert pack_words(values.astype(">u4"), 20) == expected
+    assert pack_words(np.repeat(values, 2)[::2], 20) == expected
+    small = np.arange(200, dtype=np.uint16)
+    assert pack_words(small, 12) == pack_words(small.astype(np.uint32), 12)
+
+
 def test_refusals() -> None:
     with pytest.raises(MalformedMessage, match="take 5 bytes"):
         unpack_words(b"\x00" * 4, 2, 20)

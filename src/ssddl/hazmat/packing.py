@@ -52,8 +52,9 @@ def pack_words(words: Any, bits: int) -> bytes:
         raise ConfigurationError("words must be a 1-D unsigned integer array (ring words)")
     from ssddl.hazmat import _kernels
 
+    native = np.ascontiguousarray(w, dtype=w.dtype.newbyteorder("="))  # what the kernel reads
     lanes = np.empty(_lanes(w.size, bits), dtype=np.uint64)
-    _kernels.pack_lanes(np.ascontiguousarray(w), bits, lanes)
+    _kernels.pack_lanes(native, bits, lanes)
     if sys.byteorder != "little":
         lanes = lanes.byteswap()
     return lanes.view(np.uint8)[: packed_size(w.size, bits)].tobytes()
