@@ -17,7 +17,6 @@ unpack in about 1 ms on the project machine (``benchmarks/bench_noise.py``), aga
 from __future__ import annotations
 
 import sys
-import threading
 from typing import Any
 
 import numpy as np
@@ -45,22 +44,6 @@ def _lanes(count: int, bits: int) -> int:
     return -(-count * bits // 64)
 
 
-class _LaneBuffer(threading.local):
-    """Per thread: the packing kernel's lanes, kept between calls and grown on need (a fresh
-    2.5 MB buffer for 10**6 words at 20 bits cost about 0.3 ms of page faults a call)."""
-
-    def __init__(self) -> None:
-        self.lanes = np.empty(0, dtype=np.uint64)
-
-    def get(self, size: int) -> np.ndarray:
-        if self.lanes.size < size:
-            self.lanes = np.empty(size, dtype=np.uint64)
-        return self.lanes[:size]
-
-
-_lane_buffer = _LaneBuffer()
-
-
 def pack_words(words: Any, bits: int) -> bytes:
     """The low ``bits`` bits of each unsigned word of ``words`` (uint32 or uint64), packed."""
     bits = _check_bits(bits)
@@ -70,7 +53,7 @@ def pack_words(words: Any, bits: int) -> bytes:
     from ssddl.hazmat import _kernels
 
     native = np.ascontiguousarray(w, dtype=w.dtype.newbyteorder("="))  # what the kernel reads
-    lanes = _lane_buffer.get(_lanes(w.size, bits))
+    lanes = np.empty(_lanes(w.size, bits), dtype=np.uint64)
     _kernels.pack_lanes(native, bits, lanes)
     if sys.byteorder != "little":
         lanes = lanes.byteswap()
