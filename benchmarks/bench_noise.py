@@ -1,10 +1,12 @@
 """Noise sampling for distributed DP against the mask it hides under.
 
 For M words (default 10**6): the time to draw M discrete Gaussian words (exact inversion,
-:mod:`ssddl.hazmat.noise`) at several σ², M Skellam words, and the conditional rounding and
-rotation of an M-vector, each against the time to build one M-word uint32 pair mask with the
-project's PRG (``keystream_into``, AES-256-CTR) and a member's whole mask of ``n - 1 = 9``
-streams (``combine_keystreams``), measured in the same run, interleaved, best of ``repeat``.
+:mod:`ssddl.hazmat.noise`: 32-bit keystream words through a compiled table lookup) at several
+σ², M Skellam words, packing and unpacking M words at 20 bits (:mod:`ssddl.hazmat.packing`),
+and the conditional rounding and rotation of an M-vector, each against the time to build one
+M-word uint32 pair mask with the project's PRG (``keystream_into``, AES-256-CTR) and a
+member's whole mask of ``n - 1 = 9`` streams (``combine_keystreams``), measured in the same
+run, interleaved, best of ``repeat``.
 
 Run: ``python -m benchmarks.bench_noise [--words M] [--repeat R]``; prints JSON.
 
@@ -12,7 +14,12 @@ Run: ``python -m benchmarks.bench_noise [--words M] [--repeat R]``; prints JSON.
 distributed DP: ``dp_upload_over_plain`` (a member's upload bytes per round with ``--dp ddg``
 at ``bits = 20``, over plain float32 FedAvg's, on the default model) and
 ``dp_noise_over_mask`` (a member's noise draw plus packing of M = 10**6 words, over the
-member's mask of ``n = 10`` streams, interleaved, best of several).
+member's mask of ``n = 10`` streams, interleaved, best of several; both sides time the whole
+call on the wall clock, and each may use the machine's cores: the mask's segments go to helper
+threads from 8 MiB of keystream on, the noise's 2**18-word segments from 2**19 words on).
+``noise_keystream_ms``
+is the AES keystream alone that the draw reads, so ``noise_ms - noise_keystream_ms`` is the
+table lookup.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import numpy as np
 
 from ssddl.hazmat.dp import conditional_round, rotate, rotation_key, rounded_norm_bound
 from ssddl.hazmat.noise import NoiseStream, discrete_gaussian, skellam
+from ssddl.hazmat.packing import pack_words, unpack_words
 from ssddl.hazmat.prg import combine_keystreams, keystream_into
 from ssddl.hazmat.rand import OsRandom
 
@@ -61,11 +69,13 @@ def _dp_upload_over_plain() -> dict[str, float]:
 
 
 def _dp_member_times(m: int, repeat: int) -> dict[str, float]:
-    """Seconds, best of ``repeat``, interleaved: the member's mask of 10 streams, its noise
-    (the discrete Gaussian a 10-member DP session at M words asks of each member), packing
-    its M words into 20 bits, and the rest of its DP encoding (clip, rotate, round)."""
+    """Seconds, best of ``repeat``, interleaved: the member's mask of 10 streams (written into
+    an existing vector), its noise (the discrete Gaussian a 10-member DP session at M words
+    asks of each member, added into its rounded vector as ``encode_noised`` does), the
+    AES-256-CTR keystream alone that the noise reads (M uint32 words: the part of the noise
+    no table lookup can save), packing its M words into 20 bits, and the rest of its DP
+    encoding (clip, rotate, round)."""
     from ssddl.hazmat.dp import clip_l2, rotate_fixed
-    from ssddl.hazmat.packing import pack_words
     from ssddl.protocol.config import ProtocolConfig
     from ssddl.protocol.dp import noise_plan
 
@@ -77,6 +87,8 @@ def _dp_member_times(m: int, repeat: int) -> dict[str, float]:
     discrete_gaussian(noise, 1, plan.local_variance)  # the table, outside the timing
     words = np.random.default_rng(0).integers(0, 1 << 32, m, dtype=np.uint64).astype(np.uint32)
     x = np.random.default_rng(1).normal(0, 1e-3, m)
+    z = np.zeros(m, dtype=np.int64)  # the member's rounded vector, which its noise is added to
+    keystream = np.empty(m, dtype=np.uint32)  # the AES work of the noise alone, no allocation
     key = rotation_key(b"bench", 1)
 
     def encode() -> None:
@@ -87,7 +99,8 @@ def _dp_member_times(m: int, repeat: int) -> dict[str, float]:
         repeat,
         {
             "mask": lambda: combine_keystreams(out, streams),
-            "noise": lambda: discrete_gaussian(noise, m, plan.local_variance),
+            "noise": lambda: discrete_gaussian(noise, m, plan.local_variance, add_to=z),
+            "noise_keystream": lambda: noise.fill32(keystream, noise.reserve(1)),
             "pack": lambda: pack_words(words, params.bits),
             "clip_rotate_round": encode,
         },
@@ -124,6 +137,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     x = np.linspace(-1, 1, m) * 50
     bound = rounded_norm_bound(float(np.linalg.norm(x)) + 1, m, float(np.exp(-0.5)))
     key = rotation_key(b"bench", 1)
+    words = np.random.default_rng(0).integers(0, 1 << 32, m, dtype=np.uint64).astype(np.uint32)
+    packed = pack_words(words, 20)
     times = best_of(
         args.repeat,
         {
@@ -133,6 +148,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             "ddg_var_1e4": lambda: discrete_gaussian(noise, m, 1e4),
             "ddg_var_1e6": lambda: discrete_gaussian(noise, m, 1e6),
             "skellam_mu_5e3": lambda: skellam(noise, m, 5e3),
+            "pack_20": lambda: pack_words(words, 20),
+            "unpack_20": lambda: unpack_words(packed, m, 20),
             "conditional_round": lambda: conditional_round(x, bound, noise),
             "rotate": lambda: rotate(x, key),
         },

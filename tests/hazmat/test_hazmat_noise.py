@@ -4,8 +4,9 @@ Known answers: the sampler's table is compared entry by entry with ``floor(C(k) 
 computed independently with mpmath at 60 digits; seeded samples are compared with the exact
 pmf by a chi-square statistic that is one fixed number (a fixed seed: it cannot flake) and
 must be both the recorded value and far below the critical value; the rare words that the
-first 64 bits of ``U`` do not decide are fed in on purpose and must come out as exact
-inversion of ``U`` says.
+first 32 and 64 bits of ``U`` do not decide are fed in on purpose and must come out as exact
+inversion of ``U`` says; the compiled first pass is compared word for word with numpy's
+binary search, boundary words included.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ import pytest
 from scipy import stats
 
 from ssddl.exceptions import ConfigurationError
+from ssddl.hazmat import noise
 from ssddl.hazmat.noise import (
+    SEGMENT_WORDS,
     NoiseStream,
     _gaussian_sampler,
     _poisson_sampler,
@@ -101,9 +104,12 @@ def test_discrete_gaussian_known_answer_and_chi_square():
 
 
 #: recorded from this sampler (AES-256-CTR key from the seeded source's first 32 bytes,
-#: nonce 0): any change of the stream layout or of the inversion changes them
-KNOWN_FIRST_DRAWS = [-1, 0, 2, -2, 0, 1, -1, 1, -1, -3, 0, 0]
-KNOWN_STATISTIC = 14.466877  # p = 0.153 for 10 degrees of freedom
+#: segment i of 2**18 words the uint32 keystream of nonce i, the undecided words finished
+#: with the next nonce's): any change of the stream layout or of the inversion changes them.
+#: Re-recorded when the first pass went from 64-bit to 32-bit words, after the chi-square,
+#: boundary-word and exact-inversion tests passed on the new draws.
+KNOWN_FIRST_DRAWS = [0, -1, 1, 0, 1, 2, 2, -2, 0, 0, -1, 1]
+KNOWN_STATISTIC = 6.270181  # p = 0.792 for 10 degrees of freedom
 
 
 def test_discrete_gaussian_large_sigma_moments():
@@ -117,14 +123,25 @@ def test_discrete_gaussian_large_sigma_moments():
 
 
 class ScriptedStream:
-    """A NoiseStream stand-in: given words first, then a fixed 64-bit integer forever."""
+    """A NoiseStream stand-in: the first 32 bits of ``U`` of each draw are the high halves of
+    the given 64-bit words, the next 32 bits (asked for the undecided ones) their low halves,
+    then a fixed 64-bit integer forever."""
 
     def __init__(self, words: list[int], then: int) -> None:
-        self._words = np.array(words, dtype=np.uint64)
+        words64 = np.array(words, dtype=np.uint64)
+        self._high = (words64 >> np.uint64(32)).astype(np.uint32)
+        self._low = (words64 & np.uint64(2**32 - 1)).astype(np.uint32)
         self._then = then
 
-    def words(self, count: int) -> np.ndarray:
-        out, self._words = self._words[:count], self._words[count:]
+    def reserve(self, count: int) -> int:
+        return 0
+
+    def fill32(self, out: np.ndarray, nonce: int) -> None:
+        start = nonce * SEGMENT_WORDS
+        out[:] = self._high[start : start + out.size]
+
+    def words32(self, count: int) -> np.ndarray:
+        out, self._low = self._low[:count], self._low[count:]
         return out
 
     def integer(self) -> int:
@@ -141,12 +158,16 @@ def test_undecided_words_finish_as_exact_inversion(then):
     sampler = _gaussian_sampler(variance)
     low, table = discrete_gaussian_cdf_table(variance)
     centre = int(np.searchsorted(table, np.uint64(2**63)))
-    words = [int(table[centre]), int(table[centre - 3]), 0, 2**64 - 1]
+    # 64-bit prefixes on a boundary (a 32-bit first word on its high half is undecided too),
+    # a boundary's high half with other low bits, and the extremes
+    words = [int(table[centre]), int(table[centre - 3]), int(table[centre]) ^ 1, 0, 2**64 - 1]
     # U = 0 and U = 1 exactly have probability 0: they would never be decided
     if then == 0:
         words.remove(0)
     if then == 2**64 - 1:
         words.remove(2**64 - 1)
+    high = (np.array(words, dtype=np.uint64) >> np.uint64(32)).astype(np.uint32)
+    assert sampler.first_pass_reference(high)[1].size == len(words)  # none decided at 32 bits
     cdf = gaussian_cdf(variance, low - 10, low + table.size + 10, extra=60)
     fraction = mpmath.mpf(then) / 2**64 / (1 - mpmath.mpf(2) ** -64)  # 0.then then then...
     expected = [exact_inverse(cdf, (w + fraction) / mpmath.mpf(2) ** 64) for w in words]
@@ -154,18 +175,94 @@ def test_undecided_words_finish_as_exact_inversion(then):
     assert drawn.tolist() == expected
 
 
-@pytest.mark.parametrize("variance", [Fraction(3), Fraction(5000), Fraction(2**30)])
-def test_the_guide_path_equals_a_binary_search(variance):
-    """Every word the fast path decides gets the value the table's binary search gives."""
+def words_on_every_boundary(sampler, label: str, count: int) -> np.ndarray:
+    """Random 32-bit words plus the high half of every table entry, one above and one below,
+    and the extremes."""
+    table = sampler.first.table.astype(np.int64)
+    edges = np.concatenate([table - 1, table, table + 1, [0, 1, 2**32 - 2, 2**32 - 1]])
+    edges = edges[(edges >= 0) & (edges < 2**32)].astype(np.uint32)
+    return np.concatenate([NoiseStream(seeded(label)).words32(count), edges])
+
+
+SAMPLERS = [
+    *(("gaussian", v) for v in (Fraction(1, 4), Fraction(3), Fraction(5000), Fraction(2**30))),
+    *(("poisson", m) for m in (Fraction(1, 2), Fraction(250))),
+]
+
+
+@pytest.mark.parametrize(("kind", "parameter"), SAMPLERS)
+def test_the_compiled_first_pass_equals_the_reference_and_the_64_bit_inversion(kind, parameter):
+    """The kernel (guide, interpolation, binary search in crowded buckets) gives numpy's
+    binary search for every word, and flags the same undecided words; a word it decides
+    has the same inversion for every continuation of ``U`` (its lowest and highest)."""
+    sampler = (_gaussian_sampler if kind == "gaussian" else _poisson_sampler)(parameter)
+    words = words_on_every_boundary(sampler, f"ssddl/test/first/{kind}/{parameter}", 300_000)
+    out = np.empty(words.size, dtype=np.int64)
+    slow = sampler.first_pass(words, out)
+    expected, expected_slow = sampler.first_pass_reference(words)
+    assert np.array_equal(slow, expected_slow)
+    assert slow.size > 0  # the boundary words are in
+    decided = np.ones(words.size, dtype=bool)
+    decided[slow] = False
+    assert np.array_equal(out[decided], expected[decided])
+    entries = sampler.table[:-1]
+    for tail in (0, 2**32 - 1):
+        prefix = (words[decided].astype(np.uint64) << np.uint64(32)) | np.uint64(tail)
+        inverse = np.searchsorted(entries, prefix, side="right") + sampler.low
+        assert np.array_equal(out[decided], inverse)
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+def test_a_draw_is_the_reference_inversion_of_its_keystream(parallel, monkeypatch):
+    """Segments of SEGMENT_WORDS words, one nonce each, through the reference first pass,
+    then the undecided words finished with 32 more bits in order: the same draws, in one
+    thread or several."""
+    if parallel:
+        monkeypatch.setattr(noise, "PARALLEL_WORDS", 1)
+        monkeypatch.setattr(noise, "_workers", lambda count: 3)
+    variance = Fraction(2**30)
     sampler = _gaussian_sampler(variance)
-    words = NoiseStream(seeded(f"ssddl/test/guide/{variance}")).words(300_000)
-    low, table = discrete_gaussian_cdf_table(variance)
-    # plus words on and next to every boundary, and the extremes
-    words = np.concatenate([words, table, table + np.uint64(1), table - np.uint64(1)])
-    words = words[(words != 0) & ~np.isin(words, table)]
-    expected = np.searchsorted(table, words, side="right") + low
-    drawn = sampler.draw(ScriptedStream(words.tolist(), 0), words.size)  # type: ignore[arg-type]
+    count = 2 * SEGMENT_WORDS + 12345
+    drawn = discrete_gaussian(seeded("ssddl/test/segments"), count, variance)
+    stream = NoiseStream(seeded("ssddl/test/segments"))
+    first = stream.reserve(3)
+    words = np.empty(count, dtype=np.uint32)
+    for index in range(3):
+        stream.fill32(words[index * SEGMENT_WORDS : (index + 1) * SEGMENT_WORDS], first + index)
+    expected, slow = sampler.first_pass_reference(words)
+    assert slow.size > 0  # about 10**-4 of the words at this variance
+    sampler.finish(words[slow], slow, expected, stream)
     assert np.array_equal(drawn, expected)
+
+
+@pytest.mark.parametrize(
+    ("draw", "parameter"), [(discrete_gaussian, 2.0**28), (poisson, 250.0), (skellam, 40.0)]
+)
+def test_adding_in_place_adds_the_same_draws(draw, parameter):
+    """``add_to`` adds exactly the draws a new array would get, undecided words included
+    (this seed's discrete Gaussian draw has 21 of them over its three segments)."""
+    count = 2 * SEGMENT_WORDS + 4321
+    fresh = draw(seeded("ssddl/test/add-to"), count, parameter)
+    base = np.arange(count, dtype=np.int64) * 3 - 7
+    target = base.copy()
+    returned = draw(seeded("ssddl/test/add-to"), count, parameter, add_to=target)
+    assert returned is target
+    assert np.array_equal(target, base + fresh)
+
+
+@pytest.mark.parametrize(
+    ("add_to", "message"),
+    [
+        (np.zeros(5, dtype=np.int32), "int64"),
+        (np.zeros((5, 1), dtype=np.int64), "1-D"),
+        (np.zeros(10, dtype=np.int64)[::2], "contiguous"),
+        (np.zeros(4, dtype=np.int64), "add_to has 4 entries; count is 5"),
+        ([0, 0, 0, 0, 0], "add_to must be"),
+    ],
+)
+def test_a_bad_add_to_is_refused(add_to, message):
+    with pytest.raises(ConfigurationError, match=message):
+        discrete_gaussian(OsRandom(), 5, 4.0, add_to=add_to)
 
 
 @pytest.mark.parametrize("mean", [0.5, 3.0, 250.0])

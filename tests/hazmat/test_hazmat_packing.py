@@ -16,6 +16,14 @@ WORDS32 = hnp.arrays(np.uint32, st.integers(0, 300), elements=st.integers(0, 2**
 WORDS64 = hnp.arrays(np.uint64, st.integers(0, 300), elements=st.integers(0, 2**64 - 1))
 
 
+@pytest.fixture(autouse=True, scope="module")
+def compiled_kernels() -> None:
+    """Load (or compile, on a first run) the packing kernels outside Hypothesis's deadline."""
+    for dtype in (np.uint32, np.uint64):
+        words = np.arange(3, dtype=dtype)
+        assert np.array_equal(unpack_words(pack_words(words, 20), 3, 20, dtype), words)
+
+
 @given(words=WORDS32, bits=BITS)
 def test_round_trip_is_the_ring_map(words: np.ndarray, bits: int) -> None:
     data = pack_words(words, bits)
@@ -59,6 +67,16 @@ def test_every_width_agrees_with_a_bit_by_bit_packing(words: np.ndarray) -> None
         bit_list = [(int(v) >> i) & 1 for v in words for i in range(bits)]
         expected = np.packbits(np.array(bit_list, dtype=np.uint8), bitorder="little")
         assert pack_words(words, bits) == expected.tobytes()
+
+
+def test_any_unsigned_layout_packs_the_same() -> None:
+    """Big-endian, strided and narrow unsigned arrays pack as their values do."""
+    values = np.arange(0, 3000, 7, dtype=np.uint32) * np.uint32(65537)
+    expected = pack_words(values, 20)
+    assert pack_words(values.astype(">u4"), 20) == expected
+    assert pack_words(np.repeat(values, 2)[::2], 20) == expected
+    small = np.arange(200, dtype=np.uint16)
+    assert pack_words(small, 12) == pack_words(small.astype(np.uint32), 12)
 
 
 def test_refusals() -> None:

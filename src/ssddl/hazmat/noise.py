@@ -12,25 +12,46 @@ difference of two independent Poisson draws (Agarwal, Kairouz and Liu, NeurIPS 2
 How inversion stays exact and fast.
 
 * The bits of ``U``. A 32-byte key is drawn from the source and expanded with the project's
-  AES-256-CTR keystream (:mod:`ssddl.hazmat.prg`); the first 64 bits of ``U`` are one
-  keystream word ``W``, so ``U`` lies in ``[W, W + 1) / 2**64``. Further bits are drawn only
-  when these do not decide (below).
+  AES-256-CTR keystream (:mod:`ssddl.hazmat.prg`). A draw of ``M`` samples reads ``M``
+  uint32 keystream words, in segments of :data:`SEGMENT_WORDS` words, segment ``i`` the
+  keystream of the ``i``-th nonce the draw reserves: the first 32 bits of sample ``j``'s ``U``
+  are word ``j``, ``W``, so ``U`` lies in ``[W, W + 1) / 2**32``. Further bits are drawn only
+  when these do not decide (below): 32 more per undecided sample from one further nonce,
+  in the samples' order, then 64 at a time.
 * The table. ``T_k = floor(C(k) * 2**64)`` for every ``k`` of a window outside which the
   distribution has mass below ``2**-104``. The masses are computed once per parameter in
   integer fixed point with ``P >= 192`` bits and a proved bound on the error of every term
   (the recurrences below), the normalising constant is enclosed between two integers that
   include a proved bound on the mass outside the window, and a table entry is kept only when
   the lower and upper bounds of ``C(k) * 2**64`` have the same floor (else the precision is
-  raised). So every ``T_k`` is exact.
-* The lookup. If ``T_{k-1} < W < T_k`` then ``C(k-1) < U < C(k)`` for every ``U`` with
-  those first 64 bits, and the output is ``k``: numpy decides that with one lookup in a guide
-  table indexed by the top 16 bits of ``W`` and one comparison. The few words for which this
-  does not decide — ``W`` equal to some ``T_k`` (``C(k)`` may lie on either side of ``U``),
-  ``W = 0``, or a bucket of the guide table with two boundaries in it — are finished exactly:
-  the bucket case by a binary search, the others by drawing 64 more bits of ``U`` at a time and
-  comparing ``U`` with enclosures of ``C(k)`` at a precision 64 bits beyond ``U``'s, until the
-  comparison is certain (:func:`_invert_exactly`). That happens with probability below
-  ``2**-40`` per sample (at most 2**22 table entries, each one word of 2**64).
+  raised). So every ``T_k`` is exact, and so is ``t_k = floor(C(k) * 2**32) = T_k >> 32``.
+* The first 32 bits. If ``t_{k-1} < W < t_k`` then ``C(k-1) < U < C(k)`` for every ``U``
+  with those first 32 bits (``W >= t_{k-1} + 1 > C(k-1) * 2**32`` and
+  ``W + 1 <= t_k <= C(k) * 2**32``), and the output is ``k``; equivalently ``k`` is the number
+  of ``t`` at most ``W`` and ``t_{k-1} != W``. A compiled kernel (:mod:`ssddl.hazmat._kernels`,
+  numba) finds that ``k`` per word: a guide indexed by the top 10 to 14 bits of ``W`` gives the
+  bucket's first index and its number of entries, the index is interpolated linearly inside
+  the bucket, and two entries next to it settle it — the guide's builder checks, for every
+  point where the exact or the interpolated index steps, that the exact one is within reach
+  (:func:`_interpolation_reach`); the buckets where it is not (the far tails, about 0.2 % of
+  the words at the bench's ``σ² = 2**28``) are settled by a binary search. The table the
+  kernel reads holds only the ``t_k`` between the last 0 and the first ``2**32 - 1``
+  (about ``13 σ`` entries of 4 bytes).
+* The undecided words — ``W`` equal to some ``t_k`` (``C(k)`` may lie on either side of
+  ``U``), including ``W = 0`` and ``W = 2**32 - 1`` — have probability at most the number of
+  distinct ``t_k`` over ``2**32`` (about ``5·10**-5`` at ``σ² = 2**28``). Each gets 32 more bits
+  of ``U`` and goes through the same inversion on the 64-bit ``T_k`` (numpy's binary search);
+  where that does not decide either (``W`` on a ``T_k``, probability below ``2**-40``), 64
+  more bits of ``U`` at a time are compared with enclosures of ``C(k)`` at a precision 64 bits
+  beyond ``U``'s until the comparison is certain (:func:`_invert_exactly`). The tests compare
+  the kernel with numpy's binary search on every table entry and its neighbours.
+
+Speed (``benchmarks/bench_noise.py``, the project machine, 2 shared cores): 10**6 draws at
+``σ² = 2**28`` take about 4 ms in one thread — 0.4 ms of AES keystream (4 bytes a sample,
+half of the 64-bit words used before) and about 3 ns a word in the kernel, which is bound by
+its dependent loads (guide, then table) and its integer work, not by memory bandwidth; draws
+of at least :data:`PARALLEL_WORDS` share their segments among up to 4 threads (the result
+does not depend on how many). The numpy guide-table version before it took about 21 ms.
 
 Error bounds of the fixed-point terms (units of ``2**-P``, all terms at most 1, ``floor``
 adds at most one unit per operation; :func:`_exp_neg` is within 2 units):
@@ -44,14 +65,18 @@ adds at most one unit per operation; :func:`_exp_neg` is within 2 units):
   ``k`` the mass is at most ``r_k ρ / (1 - ρ)`` with ``ρ = μ/(k+1)`` (upward) or ``k/μ``
   (downward).
 
-Ranges. ``σ²`` in ``[1/4, 2**32]`` and ``μ`` in ``(0, 2**32]``; the table has about
-``20 σ`` (``24 √μ``) entries of 8 bytes and is built once per value in a process (cached).
+Ranges. ``σ²`` in ``[1/4, 2**32]`` and ``μ`` in ``(0, 2**32]``; the 64-bit table has about
+``20 σ`` (``24 √μ``) entries of 8 bytes; it and the 32-bit lookup are built once per value in
+a process (cached: about 0.6 s at ``σ² = 2**28``, 0.06 s of it the lookup).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+import os
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import wait
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
@@ -61,12 +86,13 @@ import numpy as np
 
 from ssddl.exceptions import ConfigurationError
 from ssddl.hazmat._checks import as_int
-from ssddl.hazmat.prg import keystream_words
+from ssddl.hazmat.prg import _helpers, keystream_into, keystream_words
 from ssddl.hazmat.rand import RandomSource
 
 __all__ = [
     "MAX_VARIANCE",
     "MIN_GAUSSIAN_VARIANCE",
+    "SEGMENT_WORDS",
     "NoiseStream",
     "discrete_gaussian",
     "discrete_gaussian_cdf_table",
@@ -77,8 +103,6 @@ __all__ = [
 MIN_GAUSSIAN_VARIANCE = Fraction(1, 4)
 MAX_VARIANCE = Fraction(1 << 32)
 _WORD = 64
-_GUIDE_BITS = 16
-_MAX_GUIDE_BITS = 22
 _TABLE_TAIL_BITS = _WORD + 40  # mass outside the table's window: below 2**-104
 _TABLE_PRECISION = 192
 _U64_MAX = (1 << 64) - 1
@@ -109,9 +133,24 @@ class NoiseStream:
 
     def words(self, count: int) -> np.ndarray:
         """``count`` independent uniform uint64 words."""
-        nonce = self._counter.to_bytes(12, "big")
-        self._counter += 1
-        return keystream_words(self._key, nonce, count, 64)
+        return keystream_words(self._key, self._nonce(), count, 64)
+
+    def words32(self, count: int) -> np.ndarray:
+        """``count`` independent uniform uint32 words (half the keystream of :meth:`words`)."""
+        return keystream_words(self._key, self._nonce(), count, 32)
+
+    def reserve(self, count: int) -> int:
+        """Reserve ``count`` nonces for :meth:`fill32`; returns the first."""
+        first = self._counter
+        self._counter += count
+        return first
+
+    def fill32(self, out: np.ndarray, nonce: int) -> None:
+        """Overwrite the uint32 array ``out`` with the keystream of a reserved nonce."""
+        keystream_into(out, self._key, nonce.to_bytes(12, "big"), workers=1)
+
+    def _nonce(self) -> bytes:
+        return self.reserve(1).to_bytes(12, "big")
 
     def integer(self) -> int:
         """One uniform 64-bit Python int."""
@@ -289,30 +328,114 @@ def _table_of(masses: _Masses) -> list[int] | None:
 
 
 @dataclass(frozen=True)
+class _Guide32:
+    """The 32-bit lookup of one distribution (module docstring, "The first 32 bits").
+
+    ``table`` is ``floor(C(k) * 2**32)`` for the k from the last one with value 0 to the first
+    one with value ``2**32 - 1``, with :data:`_WINDOW` zeros before and :data:`_WINDOW`
+    entries ``2**32 - 1`` after (so every read of the kernel is in bounds); ``low`` is the
+    output of index 0 of ``table``. ``guide`` has one uint64 per bucket of the top ``bits``
+    bits: ``base << 32 | count`` with ``count`` the table entries in the bucket and ``base``
+    the first of :data:`_WINDOW` entries that the interpolated index points into; the
+    bitwise complement of ``first << 32 | count`` where they may not (a binary search)."""
+
+    table: np.ndarray  # uint32
+    guide: np.ndarray  # uint64
+    shift: int  # 32 minus the guide's bits
+    low: int
+
+
+@dataclass(frozen=True)
 class _Sampler:
-    """The exact table of one distribution and its guide (see the module docstring)."""
+    """The exact tables of one distribution (see the module docstring)."""
 
     low: int
     table: np.ndarray  # uint64, T_k for k = low, low + 1, ...; padded with one 2**64 - 1
-    guide: np.ndarray  # int32 per bucket of the top bits: first k with T_k >= start, or -1
-    shift: np.uint64  # 64 minus the guide's bits
+    first: _Guide32
     masses_of: MassesOf
 
-    def draw(self, stream: NoiseStream, count: int) -> np.ndarray:
-        words = stream.words(count)
-        index = np.take(self.guide, (words >> self.shift).view(np.int64))  # int32
-        boundary = np.take(self.table, index)
-        slow = words == boundary
-        slow |= index < 0
-        np.add(index, words >= boundary, out=index, casting="unsafe")
-        if slow.any():
-            where = np.flatnonzero(slow)
-            index[where] = self._slow(words[where], stream)
-        return np.add(index, self.low, dtype=np.int64)
+    def draw(
+        self, stream: NoiseStream, count: int, out: np.ndarray | None = None, sign: int = 0
+    ) -> np.ndarray:
+        """``count`` draws, written to a new array (or to ``out``: ``sign`` 0), added to
+        ``out`` (1) or subtracted from it (-1). Segment ``i`` of :data:`SEGMENT_WORDS` words is
+        the keystream of the ``i``-th nonce reserved, run through the kernel while it is in
+        the cache; the segments are shared among threads (the result does not depend on
+        how)."""
+        if out is None:
+            out = np.empty(count, dtype=np.int64)
+        target = out
+        segments = -(-count // SEGMENT_WORDS)
+        first = stream.reserve(segments)
+
+        def job(indices: Sequence[int]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+            buffer, scratch = _scratch.get(min(SEGMENT_WORDS, count))
+            positions, words = [], []
+            for index in indices:
+                start = index * SEGMENT_WORDS
+                size = min(SEGMENT_WORDS, count - start)
+                chunk = buffer[:size]
+                stream.fill32(chunk, first + index)
+                slow = self.first_pass(chunk, target[start : start + size], scratch, sign)
+                if slow.size:
+                    positions.append(slow + start)
+                    words.append(chunk[slow])
+            return positions, words
+
+        positions, words = _run_jobs(job, segments, count)
+        if positions:
+            self.finish(np.concatenate(words), np.concatenate(positions), out, stream, sign)
+        return out
+
+    def first_pass(
+        self,
+        words: np.ndarray,
+        out: np.ndarray,
+        scratch: np.ndarray | None = None,
+        sign: int = 0,
+    ) -> np.ndarray:
+        """Write to ``out`` (or add to it, or subtract: ``sign``) the outputs that the 32-bit
+        ``words`` decide, by the compiled kernel; return the positions of the words they do
+        not decide (left to :meth:`finish`). ``scratch``: int64, at least ``words.size``."""
+        from ssddl.hazmat import _kernels
+
+        g = self.first
+        if scratch is None or scratch.size < words.size:
+            scratch = np.empty(words.size, dtype=np.int64)
+        count = _kernels.invert32(words, g.table, g.guide, g.shift, g.low, sign, out, scratch)
+        return scratch[:count].copy()
+
+    def first_pass_reference(self, words: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`first_pass` by numpy's binary search, for the tests."""
+        g = self.first
+        index = np.searchsorted(g.table, words, side="right")
+        slow = np.flatnonzero(g.table[index - 1] == words)
+        return index.astype(np.int64) + g.low, slow
+
+    def finish(
+        self,
+        words: np.ndarray,
+        positions: np.ndarray,
+        out: np.ndarray,
+        stream: NoiseStream,
+        sign: int = 0,
+    ) -> None:
+        """The draws at ``positions`` (distinct), whose first 32 bits of ``U`` were the
+        undecided ``words``: 32 more bits of ``U`` each, then the 64-bit table and, past that,
+        :func:`_invert_exactly`; written to ``out`` there, added or subtracted (``sign``)."""
+        extra = stream.words32(words.size).astype(np.uint64)
+        prefix = (words.astype(np.uint64) << np.uint64(32)) | extra
+        values = self._slow(prefix, stream) + self.low
+        if sign == 0:
+            out[positions] = values
+        elif sign > 0:
+            out[positions] += values
+        else:
+            out[positions] -= values
 
     def _slow(self, words: np.ndarray, stream: NoiseStream) -> np.ndarray:
-        """The indices of ``words`` by binary search, finished with more bits of ``U`` for
-        the words equal to a table entry, to 0, or past the last entry."""
+        """The indices of the 64-bit prefixes ``words`` by binary search, finished with more
+        bits of ``U`` for the words equal to a table entry, to 0, or past the last entry."""
         entries = self.table[:-1]
         index = np.searchsorted(entries, words, side="right").astype(np.int64)
         previous = entries[np.maximum(index - 1, 0)]
@@ -323,16 +446,134 @@ class _Sampler:
         return index
 
 
-def _guide_of(table: np.ndarray, bits: int) -> np.ndarray:
-    """Per bucket of the top ``bits`` bits: the first k with ``T_k >= start`` when the bucket
-    holds at most one boundary, is not bucket 0 (``W = 0`` needs the slow path) and is not past
-    the last boundary; -1 (the slow path) otherwise."""
-    starts = np.arange(1 << bits, dtype=np.uint64) << np.uint64(_WORD - bits)
-    first = np.searchsorted(table, starts, side="left")
-    ends = np.append(first[1:], table.size)
-    single = (ends - first <= 1) & (first < table.size)
-    single[0] = False
-    return np.where(single, first, -1).astype(np.int32)
+#: Table entries the kernel reads per word in a bucket whose interpolation is within reach.
+_WINDOW = 2
+_U32_MAX = (1 << 32) - 1
+#: Words per keystream nonce in a draw (1 MiB of uint32, which stays in the 2 MiB L2 cache from
+#: the cipher to the kernel; smaller segments measured slower: each costs about 25 µs of
+#: cipher set-up and calls, 4.0 ms at 2**16 words against 3.6 ms here for 10**6 draws).
+SEGMENT_WORDS = 1 << 18
+#: Draws of fewer words run in the calling thread only (at least two segments to share).
+PARALLEL_WORDS = 1 << 19
+_MAX_WORKERS = 4
+
+Outcome = tuple[list[np.ndarray], list[np.ndarray]]
+
+
+class _Scratch(threading.local):
+    """Per thread: a segment's keystream buffer and the kernel's list of undecided words,
+    kept between draws (made afresh they cost page faults: about 1 ms a draw of 10**6)."""
+
+    def __init__(self) -> None:
+        self.buffers: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def get(self, size: int) -> tuple[np.ndarray, np.ndarray]:
+        found = self.buffers.get(size)
+        if found is None:
+            found = (np.empty(size, dtype=np.uint32), np.empty(size, dtype=np.int64))
+            if size == SEGMENT_WORDS:  # the one size worth keeping
+                self.buffers[size] = found
+        return found
+
+
+_scratch = _Scratch()
+
+
+def _workers(count: int) -> int:
+    if count < PARALLEL_WORDS:
+        return 1
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not available on this platform
+        cpus = os.cpu_count() or 1
+    return max(1, min(_MAX_WORKERS, cpus))
+
+
+def _run_jobs(job: Callable[[Sequence[int]], Outcome], segments: int, count: int) -> Outcome:
+    """``job`` over contiguous runs of the segments, the first in this thread, the others on
+    the keystream's helper threads (the kernels release the GIL); outcomes in order."""
+    workers = min(_workers(count), segments)
+    if workers <= 1:
+        return job(range(segments))
+    per = -(-segments // workers)
+    runs = [range(start, min(start + per, segments)) for start in range(0, segments, per)]
+    pool = _helpers.get(len(runs) - 1)
+    futures = [pool.submit(job, run) for run in runs[1:]]
+    try:
+        head = job(runs[0])
+    finally:
+        wait(futures)  # every helper is done with the output before this returns or raises
+    outcomes = [head, *(future.result() for future in futures)]
+    positions = [p for outcome in outcomes for p in outcome[0]]
+    words = [w for outcome in outcomes for w in outcome[1]]
+    return positions, words
+
+
+def _guide_bits(entries: int) -> int:
+    """Buckets of the 32-bit guide: 2 to 4 per table entry, 2**10 to 2**14 (8 to 128 KiB of
+    guide, which stays in the cache with the table's busy middle). Fewer buckets sent more
+    words to the binary search (1.5 % at σ² = 10**4 with 2**8) and measured slower."""
+    return min(max(entries.bit_length() + 1, 10), 14)
+
+
+def _interpolation_reach(
+    table: np.ndarray, first: np.ndarray, count: np.ndarray, shift: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per bucket, the least and greatest ``k(w) - e(w)`` over its words ``w``: ``k(w)`` the
+    number of entries ``<= w`` (the exact index), ``e(w) = first + floor(r * count / 2**shift)``
+    the interpolated one (``r`` the word's low bits). Both are step functions of ``w``, so
+    their difference is constant between the points where either steps: the bucket's start
+    (difference 0), the entries inside it, and the ``r`` where ``e`` steps,
+    ``ceil(m * 2**shift / count)`` for ``m = 1 .. count - 1``; it is evaluated at each."""
+    buckets = first.size
+    size = 1 << shift
+    inner = np.unique(table[(table & np.uint32(size - 1)) != 0])
+    steps = np.maximum(count - 1, 0)
+    owner = np.repeat(np.arange(buckets), steps)
+    m = np.arange(owner.size) - np.repeat(np.cumsum(steps) - steps, steps) + 1
+    step_r = (m * size + count[owner] - 1) // count[owner]
+    points_b = np.concatenate([(inner >> np.uint32(shift)).astype(np.int64), owner])
+    points_r = np.concatenate([inner.astype(np.int64) & (size - 1), step_r])
+    words = ((points_b << shift) + points_r).astype(np.uint32)
+    exact = np.searchsorted(table, words, side="right")
+    differences = exact - (first[points_b] + ((points_r * count[points_b]) >> shift))
+    least = np.zeros(buckets, dtype=np.int64)
+    most = np.zeros(buckets, dtype=np.int64)
+    np.minimum.at(least, points_b, differences)
+    np.maximum.at(most, points_b, differences)
+    return least, most
+
+
+def _guide32_of(table64: np.ndarray, low: int) -> _Guide32:
+    """The 32-bit lookup of the distribution whose 64-bit table is ``table64`` (unpadded)."""
+    # floor(C(k) * 2**32) from k = low - 1 on: C(low - 1) < 2**-104 (0 for a Poisson at 0)
+    top = np.append(np.uint32(0), (table64 >> np.uint64(32)).astype(np.uint32))
+    start = int(np.searchsorted(top, 0, side="right")) - 1
+    stop = int(np.searchsorted(top, _U32_MAX, side="left")) + 1
+    table = top[start:stop]  # C(k) for the k that some 32-bit word can fall between
+    if stop > top.size:  # C(high) > 1 - 2**-104: never
+        raise AssertionError("a CDF table must end above 1 - 2**-32")
+    bits = _guide_bits(table.size)
+    shift = 32 - bits
+    starts = (np.arange(1 << bits, dtype=np.uint64) << np.uint64(shift)).astype(np.uint32)
+    first = np.searchsorted(table, starts, side="right").astype(np.int64)
+    count = np.append(first[1:], table.size) - first
+    least, most = _interpolation_reach(table, first, count, shift)
+    near = most - least <= _WINDOW
+    base = first + _WINDOW + np.where(near, least, 0)
+    entries = ((base << 32) | count).astype(np.uint64)
+    return _Guide32(
+        table=np.concatenate(
+            [
+                np.zeros(_WINDOW, dtype=np.uint32),
+                table,
+                np.full(_WINDOW, _U32_MAX, dtype=np.uint32),
+            ]
+        ),
+        guide=np.where(near, entries, ~entries),
+        shift=shift,
+        low=low - 1 + start - _WINDOW,
+    )
 
 
 def _build(masses_of: MassesOf) -> _Sampler:
@@ -344,12 +585,10 @@ def _build(masses_of: MassesOf) -> _Sampler:
             break
         bits += 64
     array = np.array(table, dtype=np.uint64)
-    guide_bits = min(max(len(table).bit_length() + 3, _GUIDE_BITS), _MAX_GUIDE_BITS)
     return _Sampler(
         low=masses.low,
         table=np.append(array, np.uint64(_U64_MAX)),
-        guide=_guide_of(array, guide_bits),
-        shift=np.uint64(_WORD - guide_bits),
+        first=_guide32_of(array, masses.low),
         masses_of=masses_of,
     )
 
@@ -398,32 +637,80 @@ def _count(count: Any) -> int:
     return as_int(count, "count", high=1 << 36)
 
 
+def _target(add_to: Any, count: int) -> np.ndarray | None:
+    """``add_to`` checked: None, or a writeable contiguous 1-D int64 array of ``count``."""
+    if add_to is None:
+        return None
+    if not (
+        isinstance(add_to, np.ndarray)
+        and add_to.dtype == np.int64
+        and add_to.ndim == 1
+        and add_to.flags.c_contiguous
+        and add_to.flags.writeable
+    ):
+        raise ConfigurationError(
+            "add_to must be a writeable contiguous 1-D int64 array (or None for a new one)"
+        )
+    if add_to.size != count:
+        raise ConfigurationError(f"add_to has {add_to.size} entries; count is {count}")
+    return add_to
+
+
+def _draw_into(sampler: _Sampler, source: Any, count: Any, add_to: Any) -> np.ndarray:
+    count = _count(count)
+    target = _target(add_to, count)
+    stream = _as_stream(source)
+    if target is None:
+        return sampler.draw(stream, count)
+    return sampler.draw(stream, count, target, 1)
+
+
 def discrete_gaussian(
-    source: RandomSource | NoiseStream, count: int, variance: float | Fraction
+    source: RandomSource | NoiseStream,
+    count: int,
+    variance: float | Fraction,
+    *,
+    add_to: np.ndarray | None = None,
 ) -> np.ndarray:
     """``count`` independent draws of the discrete Gaussian ``N_Z(0, σ²)`` with
-    ``σ² = variance`` (exactly: a float is read as the rational it is), as int64.
+    ``σ² = variance`` (exactly: a float is read as the rational it is), as int64: a new
+    array, or added in place to ``add_to`` (int64, ``count`` entries; no new array), which is
+    returned.
 
     ``P[X = x] = exp(-x²/(2σ²)) / Σ_y exp(-y²/(2σ²))``; ``variance`` is the parameter σ²,
     which is at most the variance of the discrete distribution (Canonne et al., Cor. 9).
     """
     sampler = _gaussian_sampler(_as_fraction(variance, "variance", MIN_GAUSSIAN_VARIANCE))
-    return sampler.draw(_as_stream(source), _count(count))
+    return _draw_into(sampler, source, count, add_to)
 
 
-def poisson(source: RandomSource | NoiseStream, count: int, mean: float | Fraction) -> np.ndarray:
-    """``count`` independent draws of Poisson(``mean``), exactly, as int64."""
+def poisson(
+    source: RandomSource | NoiseStream,
+    count: int,
+    mean: float | Fraction,
+    *,
+    add_to: np.ndarray | None = None,
+) -> np.ndarray:
+    """``count`` independent draws of Poisson(``mean``), exactly, as int64 (``add_to`` as in
+    :func:`discrete_gaussian`)."""
     sampler = _poisson_sampler(_as_fraction(mean, "mean", Fraction(0), low_open=True))
-    return sampler.draw(_as_stream(source), _count(count))
+    return _draw_into(sampler, source, count, add_to)
 
 
-def skellam(source: RandomSource | NoiseStream, count: int, mean: float | Fraction) -> np.ndarray:
+def skellam(
+    source: RandomSource | NoiseStream,
+    count: int,
+    mean: float | Fraction,
+    *,
+    add_to: np.ndarray | None = None,
+) -> np.ndarray:
     """``count`` draws of the symmetric Skellam: Poisson(``mean``) - Poisson(``mean``),
-    variance ``2 * mean``, as int64. A sum of independent Skellams is a Skellam."""
+    variance ``2 * mean``, as int64 (``add_to`` as in :func:`discrete_gaussian`). A sum of
+    independent Skellams is a Skellam."""
     stream = _as_stream(source)
     sampler = _poisson_sampler(_as_fraction(mean, "mean", Fraction(0), low_open=True))
-    count = _count(count)
-    return sampler.draw(stream, count) - sampler.draw(stream, count)
+    out = _draw_into(sampler, stream, count, add_to)
+    return sampler.draw(stream, out.size, out, -1)
 
 
 def discrete_gaussian_cdf_table(variance: float | Fraction) -> tuple[int, np.ndarray]:

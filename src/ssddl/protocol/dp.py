@@ -100,9 +100,9 @@ def encode_noised(
     rotated *= plan.scale
     z = conditional_round(rotated, plan.l2_sensitivity, stream)
     if params.dp == "ddg":
-        z += discrete_gaussian(stream, z.size, plan.local_variance)
+        discrete_gaussian(stream, z.size, plan.local_variance, add_to=z)
     else:
-        z += skellam(stream, z.size, plan.local_variance / 2)
+        skellam(stream, z.size, plan.local_variance / 2, add_to=z)
     return z
 
 
