@@ -44,7 +44,7 @@ class DpPlan:
     def make(cls, *, quick: bool, seeds: tuple[int, ...]) -> DpPlan:
         if quick:
             return cls(("digits", "mnist1d"), seeds, 6, 2, 1, (8.0,))
-        return cls(("digits", "mnist1d"), seeds, 50, 10, 5, (2.0, 8.0, 32.0))
+        return cls(("digits", "mnist1d"), seeds, 50, 10, 5, (1.0, 2.0, 4.0, 8.0, 16.0, 32.0))
 
 
 def _config(
