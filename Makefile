@@ -19,9 +19,10 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy
 
-# the full suite (what CI runs): two workers; Flower and Ray process tests in one of them
+# the full suite (what CI runs): three workers on two cores (the process tests mostly wait on
+# Flower and Ray), the Flower and Ray process tests one after another in one of them
 test: $(STAMP) lint
-	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -q -n 3 --dist loadgroup
 
 # the quick tier for the edit loop: no slow end-to-end runs, no Flower or Ray processes
 check: $(STAMP) lint
