@@ -22,7 +22,7 @@ lint: $(STAMP)
 # the full suite (what CI runs): three workers on two cores (the process tests mostly wait on
 # Flower and Ray), the Flower and Ray process tests one after another in one of them
 test: $(STAMP) lint
-	$(BIN)/python -m pytest -q -n 3 --dist loadgroup
+	$(BIN)/python -m pytest -q -n 3 --dist loadgroup --durations=15
 
 # the quick tier for the edit loop: no slow end-to-end runs, no Flower or Ray processes
 check: $(STAMP) lint

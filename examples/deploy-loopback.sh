@@ -112,7 +112,7 @@ start superlink flower-superlink --ssl-ca-certfile tls/ca.crt --ssl-certfile tls
 wait_for "the SuperLink to listen on port $LINK_PORT" listening "$LINK_PORT"
 for i in 1 2 3; do flwr supernode register "tls/supernode-$i.pub" tls; done
 for i in 1 2 3; do
-    start "supernode-$i" ssddl supernode --app-signatures signatures -- \
+    start "supernode-$i" ssddl supernode --app-signatures signatures --heartbeat-interval 10 -- \
         --trusted-entities signing/trusted-entities.yaml \
         --root-certificates tls/ca.crt --superlink "127.0.0.1:$LINK_PORT" \
         --auth-supernode-private-key "tls/supernode-$i" \

@@ -319,6 +319,12 @@ def _add_supernode_parser(sub: Any) -> None:
         "--app-signatures", type=Path, required=True, metavar="DIR",
         help="directory of <sha256>.sig files written by 'ssddl keys sign-app'",
     )  # fmt: skip
+    node.add_argument(
+        "--heartbeat-interval", type=float, default=None, metavar="S",
+        help="seconds between this node's heartbeats, 10 to 1800 (Flower's default 30): the "
+        "SuperLink declares a silent node dead after two intervals, so a round goes on sooner "
+        "after a node vanishes",
+    )  # fmt: skip
     node.add_argument("flower_args", nargs=argparse.REMAINDER, metavar="-- FLOWER_ARGS")
 
 
@@ -383,7 +389,7 @@ def _supernode(args: argparse.Namespace) -> int:
     flower_args = list(args.flower_args)
     if flower_args[:1] == ["--"]:
         flower_args = flower_args[1:]
-    run_supernode(args.app_signatures, flower_args)
+    run_supernode(args.app_signatures, flower_args, args.heartbeat_interval)
     return EXIT_OK
 
 

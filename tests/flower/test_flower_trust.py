@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
@@ -325,9 +326,14 @@ def message_api_app() -> ClientApp:
         vector_to_model(arrays_to_vector(msg.content["arrays"]), net)
         round_number = int(msg.content["config"]["server-round"]) - 1
         data = task.local_data(seed, pid - 1, int(context.node_config["num-partitions"]))
-        result = train_local(
-            net, data, task.train_config(run), seed=train_seed(seed, pid, round_number)
-        )
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # as ssddl.simulate trains: the same float32 sums, bit for bit
+        try:
+            result = train_local(
+                net, data, task.train_config(run), seed=train_seed(seed, pid, round_number)
+            )
+        finally:  # a ClientApp process would simply exit; this test shares its worker
+            torch.set_num_threads(threads)
         arrays = ArrayRecord(numpy_ndarrays=[p.detach().numpy() for p in net.parameters()])
         metrics = MetricRecord({"num-examples": result.num_samples})
         return Message(RecordDict({"arrays": arrays, "metrics": metrics}), reply_to=msg)

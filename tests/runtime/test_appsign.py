@@ -6,8 +6,10 @@ deployment is ``tests/flower/test_flower_deploy_script.py``."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import stat
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -136,3 +138,41 @@ def test_cli_app_key_sign_app_and_supernode_errors(
     assert "--app-signatures" in capsys.readouterr().err
     assert main(["keys", "app-key", "--out", str(tmp_path / "k")]) == 2
     assert "never overwritten" in capsys.readouterr().err
+
+
+def test_the_heartbeat_interval_reaches_flowers_supernode(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``ssddl supernode --heartbeat-interval S`` sets what Flower's SuperNode announces and
+    its heartbeat timer (both read the module constant at call time); Flower's own default is
+    kept without the flag; a value the SuperLink would refuse is refused here, exit 2."""
+    from flwr.supercore import heartbeat
+    from flwr.supernode import fleet_http_connection
+    from flwr.supernode import start_client_internal as internal
+
+    cli = importlib.import_module("flwr.supernode.cli.flower_supernode")
+
+    (tmp_path / "s").mkdir()
+    seen: list[tuple[float, float, list[str]]] = []
+
+    def fake() -> None:
+        seen.append((fleet_http_connection.HEARTBEAT_DEFAULT_INTERVAL,
+                     heartbeat.HEARTBEAT_DEFAULT_INTERVAL, list(sys.argv)))  # fmt: skip
+
+    monkeypatch.setattr(cli, "flower_supernode", fake)
+    monkeypatch.setattr(internal, "_pull_and_store_message", internal._pull_and_store_message)
+    for module in (fleet_http_connection, heartbeat):  # restored after the test
+        monkeypatch.setattr(module, "HEARTBEAT_DEFAULT_INTERVAL", 30)
+    monkeypatch.setattr(sys, "argv", list(sys.argv))
+    base = ["supernode", "--app-signatures", str(tmp_path / "s")]
+    flower = ["--", "--trusted-entities", "t.yaml", "--insecure"]
+    assert main([*base, *flower]) == 0
+    assert main([*base, "--heartbeat-interval", "10", *flower]) == 0
+    assert [s[:2] for s in seen] == [(30, 30), (10.0, 10.0)]
+    assert seen[1][2] == ["flower-supernode", "--trusted-entities", "t.yaml", "--insecure"]
+    for bad in ("5", "1801", "nan"):
+        assert main([*base, "--heartbeat-interval", bad, *flower]) == 2
+        err = capsys.readouterr().err
+        assert "--heartbeat-interval" in err and "10 to 1800" in err, err
+        assert len(err.strip().splitlines()) == 1
+    assert len(seen) == 2

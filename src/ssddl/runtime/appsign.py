@@ -225,9 +225,28 @@ def _with_signatures(pull: Any, directory: Path) -> Any:
     return pull_and_store
 
 
-def run_supernode(signatures: Path, flower_args: list[str]) -> None:
+#: the heartbeat intervals Flower's SuperLink accepts from a SuperNode, in seconds
+HEARTBEAT_RANGE = (10.0, 1800.0)
+
+
+def run_supernode(
+    signatures: Path, flower_args: list[str], heartbeat_interval: float | None = None
+) -> None:
     """Run Flower's ``flower-supernode`` with ``flower_args`` (which must include
-    ``--trusted-entities``), taking app signatures from ``signatures``."""
+    ``--trusted-entities``), taking app signatures from ``signatures``.
+
+    ``heartbeat_interval`` (seconds, within :data:`HEARTBEAT_RANGE`; Flower's own default is
+    30): the interval this SuperNode announces to the SuperLink and heartbeats at. The
+    SuperLink declares a node dead after two intervals without a heartbeat and then answers
+    the ServerApp's messages to it with an error, so a shorter interval lets a round go on
+    sooner after a node vanishes, for one small request every 0.7-0.9 intervals. Flower 1.42
+    has no flag for it; this sets the constant its SuperNode reads."""
+    low, high = HEARTBEAT_RANGE
+    if heartbeat_interval is not None and not low <= heartbeat_interval <= high:
+        raise ConfigurationError(
+            f"--heartbeat-interval {heartbeat_interval:g} is outside the {low:g} to {high:g} "
+            "seconds Flower's SuperLink accepts; give a value in that range"
+        )
     signatures = Path(signatures)
     if not signatures.is_dir():
         raise ConfigurationError(
@@ -251,5 +270,22 @@ def run_supernode(signatures: Path, flower_args: list[str]) -> None:
     internal._pull_and_store_message = _with_signatures(
         internal._pull_and_store_message, signatures.resolve()
     )
+    if heartbeat_interval is not None:
+        _set_heartbeat_interval(heartbeat_interval)
     sys.argv = ["flower-supernode", *flower_args]
     flower_supernode()
+
+
+def _set_heartbeat_interval(seconds: float) -> None:
+    """The two places Flower 1.42's SuperNode reads its heartbeat interval: the value it
+    announces (activation and every heartbeat) and the sender's own timer."""
+    from flwr.supercore import heartbeat
+    from flwr.supernode import fleet_http_connection
+
+    for module in (fleet_http_connection, heartbeat):
+        if not hasattr(module, "HEARTBEAT_DEFAULT_INTERVAL"):  # pinned: flwr 1.42.0
+            raise ConfigurationError(
+                "--heartbeat-interval needs flwr 1.42.0; install it with: "
+                "pip install 'ssddl[flower]'"
+            )
+        module.HEARTBEAT_DEFAULT_INTERVAL = seconds  # type: ignore[attr-defined]
