@@ -64,6 +64,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         started = time.perf_counter()
         try:
             status = run(list(forwarded))
+        except SystemExit as stop:  # e.g. argparse refusing the common options: a failure
+            status = stop.code if isinstance(stop.code, int) else 1
         except Exception:
             traceback.print_exc()
             status = 1

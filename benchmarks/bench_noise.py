@@ -8,7 +8,8 @@ M-word uint32 pair mask with the project's PRG (``keystream_into``, AES-256-CTR)
 member's whole mask of ``n - 1 = 9`` streams (``combine_keystreams``), measured in the same
 run, interleaved, best of ``repeat``.
 
-Run: ``python -m benchmarks.bench_noise [--words M] [--repeat R]``; prints JSON.
+Run: ``python -m benchmarks.bench_noise [--quick] [--out DIR] [--words M] [--repeat R]``;
+prints JSON (and writes ``bench_noise.json``/``.md`` under ``--out``).
 
 :func:`dp_section` is what ``ssddl bench`` (``benchmarks.bench_perf``) reports for
 distributed DP: ``dp_upload_over_plain`` (a member's upload bytes per round with ``--dp ddg``
@@ -24,14 +25,15 @@ table lookup.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
+import sys
 import time
 from collections.abc import Callable
 
 import numpy as np
 
+from benchmarks import base_parser, environment, write_report
 from ssddl.hazmat.dp import conditional_round, rotate, rotation_key, rounded_norm_bound
 from ssddl.hazmat.noise import NoiseStream, discrete_gaussian, skellam
 from ssddl.hazmat.packing import pack_words, unpack_words
@@ -122,12 +124,36 @@ def dp_section(quick: bool, log: Callable[[str], None] = print) -> dict[str, flo
     return report
 
 
-def main(argv: list[str] | None = None) -> dict[str, float]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--words", type=int, default=10**6)
-    parser.add_argument("--repeat", type=int, default=15)
+NAME = "bench_noise"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m benchmarks.bench_noise [--quick] [--out DIR] [--words M] [--repeat R]``:
+    prints the JSON; with ``--out``, also writes ``bench_noise.json`` and ``.md`` there.
+    ``--quick`` (what ``python -m benchmarks --quick`` passes) takes 5 repeats unless
+    ``--repeat`` says otherwise."""
+    parser = base_parser(__doc__.splitlines()[0])
+    parser.add_argument("--words", type=int, default=10**6, help="M, the words per draw")
+    parser.add_argument("--repeat", type=int, default=None, help="best of R (15; quick 5)")
     args = parser.parse_args(argv)
-    m = args.words
+    if args.words < 1 or (args.repeat is not None and args.repeat < 1):
+        parser.error("--words and --repeat must be at least 1")
+    report = measure(args.words, args.repeat or (5 if args.quick else 15))
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.out is not None:
+        payload = {"benchmark": NAME, "quick": args.quick, "environment": environment(),
+                   "summary": report}  # fmt: skip
+        title = f"# {NAME}: noise sampling against the mask, M = {args.words}"
+        markdown = f"{title}\n\n```json\n{text}\n```"
+        for path in write_report(args.out, NAME, payload, markdown):
+            print(f"wrote {path}")
+    return 0
+
+
+def measure(m: int, repeat: int) -> dict[str, float]:
+    """Milliseconds per job at M = ``m`` words, best of ``repeat``, and their ratios to one
+    pair mask and to a member's mask of 9 streams."""
     out = np.empty(m, dtype=np.uint32)
     streams = [(os.urandom(32), os.urandom(12), 1 if i % 2 else -1) for i in range(9)]
     noise = NoiseStream(OsRandom())
@@ -140,7 +166,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     words = np.random.default_rng(0).integers(0, 1 << 32, m, dtype=np.uint64).astype(np.uint32)
     packed = pack_words(words, 20)
     times = best_of(
-        args.repeat,
+        repeat,
         {
             "pair_mask": lambda: keystream_into(out, *streams[1][:2]),
             "member_mask_9_streams": lambda: combine_keystreams(out, streams),
@@ -159,9 +185,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         report[f"{name}_over_pair_mask"] = round(times[name] / times["pair_mask"], 2)
         report[f"{name}_over_member_mask"] = round(times[name] / times["member_mask_9_streams"], 2)
     report["words"] = m
-    print(json.dumps(report, indent=2))
     return report
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
