@@ -1,6 +1,10 @@
 """FlowerExchange and the ClientApp plumbing in one process, over a fake Grid that behaves
 like Flower's (message ids assigned on push, replies pulled by reply_to id, SuperLink-made
-error replies from node id 1). No Flower processes: these run in well under a second."""
+error replies from node id 1). No Flower processes: these run in well under a second.
+
+The grid answers synchronously, at push time, so the short ``timeout`` values below never
+race a reply, however busy the machine: a timeout only bounds the wait for a node that is
+silent by construction (``grid.silent``), which is the behaviour under test."""
 
 from __future__ import annotations
 

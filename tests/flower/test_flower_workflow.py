@@ -4,6 +4,11 @@ the example app's ClientApp with a per-node Context (state kept, as a SuperNode 
 The global model after every round must be bit-identical to ``ssddl.simulate`` with the same
 seed and configuration — with Flower's FedAvg sampling and evaluating, with SSDDL's own
 selection, with an even group size, and with a node that stops answering mid-round.
+
+``NodeGrid`` runs each ClientApp call at push time, so the short stage and discovery timeouts
+(1 s, 0.5 s) never race a reply on a busy machine; they only bound the wait for a node that
+is muted by construction. Tests here share this grid with test_flower_trust.py and
+test_flower_dp.py.
 """
 
 from __future__ import annotations
