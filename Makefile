@@ -20,9 +20,15 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 # the full suite (what CI runs): three workers on two cores (the process tests mostly wait on
-# Flower and Ray), the Flower and Ray process tests one after another in one of them
-test: $(STAMP) lint
-	$(BIN)/python -m pytest -q -n 3 --dist loadgroup --durations=15
+# Flower and Ray), the Flower and Ray process tests one after another in one of them; mypy
+# (half a minute of one core on a fresh clone) runs beside the tests, its output printed after
+# theirs, and either one failing fails the target
+test: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/mypy > $(VENV)/mypy.log 2>&1 & mypy=$$!; \
+	$(BIN)/python -m pytest -q -n 3 --dist loadgroup --durations=15; tests=$$?; \
+	wait $$mypy; types=$$?; cat $(VENV)/mypy.log; \
+	test $$tests -eq 0 -a $$types -eq 0
 
 # the quick tier for the edit loop: no slow end-to-end runs, no Flower or Ray processes
 check: $(STAMP) lint

@@ -27,6 +27,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.get_closest_marker("flower") is not None:
             item.add_marker(pytest.mark.xdist_group("processes"))
+    items.sort(key=_start_order)
+
+
+def _start_order(item: pytest.Item) -> tuple[int, float]:
+    """Slow tests first, the longest first (``slow(seconds=...)``, measured under ``make
+    test``), the rest in collection order (``sort`` is stable). pytest-xdist hands tests out in
+    this order, so the long end-to-end runs start while the short tests fill the other
+    workers, instead of one starting last and running alone at the end."""
+    slow = item.get_closest_marker("slow")
+    if slow is None:
+        return (1, 0.0)
+    return (0, -float(slow.kwargs.get("seconds", 0)))
 
 
 CHILD = b"ssddl.runtime.masking.child"

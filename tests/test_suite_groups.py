@@ -22,3 +22,16 @@ def test_process_tests_carry_their_xdist_group(request: pytest.FixtureRequest) -
 def test_the_group_is_given_by_the_flower_marker(request: pytest.FixtureRequest) -> None:
     marks = [m.args for m in request.node.iter_markers("xdist_group")]
     assert marks == [], "only process tests join the group"
+
+
+def test_slow_tests_start_first_longest_first(request: pytest.FixtureRequest) -> None:
+    """pytest-xdist hands tests out in collection order: the conftest puts the slow ones first,
+    by their ``slow(seconds=...)`` (longest first), so none of them starts last and runs alone."""
+    items = request.session.items
+    slow = [item.get_closest_marker("slow") for item in items]
+    flags = [mark is not None for mark in slow]
+    if not any(flags):
+        pytest.skip("checked when the session collects slow tests (make test)")
+    assert flags == sorted(flags, reverse=True), "a slow test comes after a quick one"
+    seconds = [float(mark.kwargs.get("seconds", 0)) for mark in slow if mark is not None]
+    assert seconds == sorted(seconds, reverse=True), seconds

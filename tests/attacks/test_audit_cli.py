@@ -11,7 +11,7 @@ from ssddl.attacks import audit
 from ssddl.cli import main
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=52)
 def test_the_quick_audit_writes_its_report_and_prints_the_summary_last(
     tmp_path, capsys, monkeypatch
 ):

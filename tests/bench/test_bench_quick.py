@@ -21,7 +21,7 @@ KEYS = {
 }
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=66)
 def test_quick_bench_writes_the_report_and_a_json_last_line(tmp_path, capsys, monkeypatch):
     import benchmarks.bench_perf
 

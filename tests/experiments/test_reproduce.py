@@ -22,7 +22,7 @@ def _csv(path):
         return list(csv.DictReader(fh))
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=120)
 def test_quick_reproduce_writes_a_report_built_from_its_csvs(tmp_path, capsys):
     out = tmp_path / "rep"
     argv = ["reproduce", "--quick", "--json", "--no-secaggplus", "--out", str(out)]
