@@ -76,6 +76,98 @@ def test_the_server_unrotates_the_integer_sum_to_the_sum_of_the_inputs():
     assert np.linalg.norm(back - sum(inputs)) <= 5 * 0.5 * math.sqrt(128) / 1000
 
 
+def reference_hadamard(values: np.ndarray) -> np.ndarray:
+    """The numpy fast transform the compiled kernel replaced: level by level over the whole
+    array, ``(a, b) -> (a + b, a - b)``. The kernel must give the same bits."""
+    out = np.array(values, copy=True)
+    half = 1
+    with np.errstate(over="ignore", invalid="ignore"):  # huge inputs: inf and NaN, as the kernel
+        while half < out.size:
+            pairs = out.reshape(-1, 2, half)
+            left = pairs[:, 0, :].copy()
+            pairs[:, 0, :] += pairs[:, 1, :]
+            np.subtract(left, pairs[:, 1, :], out=pairs[:, 1, :])
+            half *= 2
+    return out
+
+
+def reference_rotate_fixed(x: np.ndarray, key: bytes, *, inverse: bool = False) -> np.ndarray:
+    """rotate_fixed / unrotate_fixed as numpy passes over the reference transform."""
+    y = np.array(x, dtype=np.float64)
+    size = 1 << max(y.size.bit_length() - 1, 0)
+    if y.size <= 1:
+        return y  # nothing to rotate
+    blocks = [(0, 0)] if size == y.size else [(0, 0), (y.size - size, 1)]
+    for start, part in reversed(blocks) if inverse else blocks:
+        signs = rotation_signs(key, size, part=part)
+        span = y[start : start + size]
+        if inverse:
+            y[start : start + size] = reference_hadamard(span) / math.sqrt(size) * signs
+        else:
+            y[start : start + size] = reference_hadamard(span * signs) / math.sqrt(size)
+    return y
+
+
+def same_bits(a: np.ndarray, b: np.ndarray) -> bool:
+    return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
+
+
+#: Any finite float64 (sums may overflow to inf, and inf - inf to NaN: the same bits either way),
+#: with zeros of both signs and subnormals among them.
+any_float = st.floats(allow_nan=False, allow_infinity=False, allow_subnormal=True)
+powers_of_two = st.integers(0, 13).map(lambda k: 1 << k)
+
+
+@settings(deadline=None)
+@given(
+    st.one_of(
+        powers_of_two.flatmap(lambda n: hnp.arrays(np.float64, n, elements=any_float)),
+        powers_of_two.flatmap(lambda n: hnp.arrays(np.float64, n, elements=floats)),
+        powers_of_two.flatmap(
+            lambda n: hnp.arrays(np.int64, n, elements=st.integers(-(2**40), 2**40))
+        ),
+    )
+)
+def test_the_compiled_hadamard_gives_the_bits_of_the_numpy_transform(v):
+    assert same_bits(hadamard(v), reference_hadamard(v))
+
+
+@pytest.mark.parametrize("size", [1 << 16, 1 << 17, 1 << 19])
+def test_the_compiled_hadamard_matches_the_numpy_transform_beyond_the_cache_spans(size):
+    rng = np.random.default_rng(size)  # test data only
+    floats_in = rng.normal(size=size) * rng.choice([1e-300, 1e-3, 1.0, 1e300], size)
+    floats_in[rng.random(size) < 0.01] = -0.0
+    ints_in = rng.integers(-(2**40), 2**40, size)
+    assert same_bits(hadamard(floats_in), reference_hadamard(floats_in))
+    assert same_bits(hadamard(ints_in), reference_hadamard(ints_in))
+    # other dtypes take the numpy passes
+    small = rng.integers(-100, 100, size, dtype=np.int32)
+    assert same_bits(hadamard(small), reference_hadamard(small))
+
+
+@settings(deadline=None)
+@given(hnp.arrays(np.float64, st.integers(0, 3000), elements=floats), st.integers(0, 2**64 - 1))
+def test_the_compiled_rotations_give_the_bits_of_the_numpy_passes(x, round_number):
+    key = rotation_key(b"bits", round_number)
+    assert same_bits(rotate_fixed(x, key), reference_rotate_fixed(x, key))
+    assert same_bits(unrotate_fixed(x, key), reference_rotate_fixed(x, key, inverse=True))
+    d = padded_dimension(x.size)
+    padded = np.zeros(d)
+    padded[: x.size] = x
+    signs = rotation_signs(key, d)
+    assert same_bits(rotate(x, key), reference_hadamard(padded * signs) / math.sqrt(d))
+    back = reference_hadamard(padded) * signs / math.sqrt(d)
+    assert same_bits(unrotate(padded, key, x.size), back[: x.size])
+
+
+def test_the_compiled_rotations_match_the_numpy_passes_at_a_million_coordinates():
+    rng = np.random.default_rng(6)  # test data only
+    x = rng.normal(0, 1e-3, 10**6)
+    assert same_bits(rotate_fixed(x, KEY), reference_rotate_fixed(x, KEY))
+    y = rng.integers(-(2**20), 2**20, 10**6).astype(np.float64)  # a server's integer sum
+    assert same_bits(unrotate_fixed(y, KEY), reference_rotate_fixed(y, KEY, inverse=True))
+
+
 def test_rotation_signs_are_balanced_public_and_differ_per_round():
     signs = rotation_signs(KEY, 1 << 16)
     assert set(np.unique(signs)) == {-1.0, 1.0}
