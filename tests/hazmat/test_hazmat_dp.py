@@ -37,6 +37,14 @@ pytestmark = pytest.mark.filterwarnings("ignore::ssddl.hazmat.InsecureRandomWarn
 KEY = rotation_key(b"session-1", 3)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def compiled_kernels() -> None:
+    """Load (or compile, on a first run) the transform's kernels outside Hypothesis's deadline."""
+    assert hadamard(np.array([1, 2])).tolist() == [3, -1]
+    assert hadamard(np.array([1.0, 2.0])).tolist() == [3.0, -1.0]
+    assert np.allclose(unrotate(rotate(np.array([1.0, 2.0]), KEY), KEY, 2), [1.0, 2.0])
+
+
 def stream(label: str) -> NoiseStream:
     return NoiseStream(InsecureSeededRandom(hashlib.sha256(label.encode()).digest()))
 
