@@ -43,6 +43,7 @@ def compiled_kernels() -> None:
     assert hadamard(np.array([1, 2])).tolist() == [3, -1]
     assert hadamard(np.array([1.0, 2.0])).tolist() == [3.0, -1.0]
     assert np.allclose(unrotate(rotate(np.array([1.0, 2.0]), KEY), KEY, 2), [1.0, 2.0])
+    assert conditional_round(np.array([3.0, 4.0]), 5.0, stream("compile")).tolist() == [3, 4]
 
 
 def stream(label: str) -> NoiseStream:
@@ -221,6 +222,103 @@ def test_conditional_rounding_meets_the_bound_and_rounds_to_neighbours(beta):
         total += z
     # (nearly) unbiased: the mean of 200 roundings is close to x in every coordinate
     assert np.abs(total / 200 - x).max() < 0.15
+
+
+def reference_conditional_round(values, bound, noise, attempts):
+    """The numpy conditional rounding the compiled pass replaced (None: no draw met the bound)."""
+    y = np.asarray(values, dtype=np.float64)
+    low = np.floor(y)
+    fraction = y - low
+    base = low.astype(np.int64)
+    for _ in range(attempts):
+        coins = (noise.words(y.size) >> np.uint64(11)).astype(np.float64) * 2.0**-53
+        z = base + (coins < fraction)
+        if sum(int(v) * int(v) for v in z.tolist()) <= math.floor(bound * bound):
+            return z
+    return None
+
+
+def rounds_like_the_reference(x, bound, label, attempts):
+    """conditional_round and the reference, from the same stream: the same integers (or both
+    fail), and the same keystream used (the next word of each stream is the same)."""
+    ours, theirs = stream(label), stream(label)
+    expected = reference_conditional_round(x, bound, theirs, attempts)
+    if expected is None:
+        with pytest.raises(RoundingFailed):
+            conditional_round(x, bound, ours, attempts=attempts)
+    else:
+        assert same_bits(conditional_round(x, bound, ours, attempts=attempts), expected)
+    assert ours.integer() == theirs.integer()
+
+
+@settings(deadline=None)
+@given(
+    hnp.arrays(
+        np.float64,
+        st.integers(0, 2000),
+        elements=st.one_of(floats, st.floats(-3.0, 3.0), st.integers(-5, 5).map(float)),
+    ),
+    st.floats(0.5, 1.5),
+    st.integers(1, 4),
+)
+def test_the_compiled_rounding_gives_the_integers_of_the_numpy_rounding(x, tightness, attempts):
+    norm = float(np.linalg.norm(x))
+    # tightness below 1 makes some draws (or all) miss the bound: the retries must match too
+    bound = max(tightness * rounded_norm_bound(max(norm, 1e-9), max(x.size, 1), 0.5), 1e-9)
+    rounds_like_the_reference(x, bound, f"hyp/{x.size}/{tightness}", attempts)
+
+
+@pytest.mark.parametrize(
+    "x",
+    [
+        np.random.default_rng(2).normal(0, 40, 10**6),  # test data only
+        np.array([2.0**61 + 2.0**9, -(2.0**61), -0.25, 0.75]),  # int64 sums overflow: Python ints
+        np.full(4, 3.2e9 + 0.5),  # one square alone is past 2**63
+    ],
+    ids=["million", "near-2**62", "squares-past-int64"],
+)
+def test_the_compiled_rounding_matches_the_numpy_rounding_on_large_inputs(x):
+    norm = float(np.linalg.norm(x))
+    rounds_like_the_reference(x, rounded_norm_bound(norm, x.size, 0.5), f"large/{x.size}", 3)
+
+
+class ScriptedWords(NoiseStream):
+    """A stream whose draws are given words (to pin the coin's edge cases)."""
+
+    __slots__ = ("_script",)
+
+    def __init__(self, *script: list[int]) -> None:
+        super().__init__(InsecureSeededRandom(bytes(32)))
+        self._script = [np.array(words, dtype=np.uint64) for words in script]
+
+    def words(self, count: int) -> np.ndarray:
+        words = self._script.pop(0)
+        assert words.size == count
+        return words
+
+
+def test_the_coin_is_the_top_53_bits_and_rounds_up_only_strictly_below_the_fraction():
+    x = np.array([2.5, 2.5, 3.0, -1.25, -1.25])
+    half, low_bits = 1 << 63, (1 << 11) - 1
+    three_quarters = 3 << 62
+    words = [half | low_bits, half - (1 << 11), low_bits, three_quarters, three_quarters - 1]
+    # coin 0.5 = fraction: down; 0.5 - 2**-53: up; coin 0 = fraction 0: down; 0.75 = 0.75:
+    # down (-2); one below 0.75 in the 53 bits (the low 11 bits do not count): up (-1)
+    z = conditional_round(x, 10.0, ScriptedWords(words))
+    assert z.tolist() == [2, 3, 3, -2, -1]
+    # a draw over the bound is drawn again with the next words
+    retry = ScriptedWords([0, 0], [half, 0])
+    assert conditional_round(np.array([2.5, 0.5]), 3.0, retry).tolist() == [2, 1]
+
+
+def test_the_norm_check_stays_exact_where_an_int64_sum_would_wrap():
+    """Four squares of about 1.02e19 sum to 4.1e19; wrapped in int64 they would be 4.1e18,
+    below the bound's square 1e19: the rounding must still refuse every draw."""
+    x = np.full(4, 3.2e9 + 0.5)
+    with pytest.raises(RoundingFailed):
+        conditional_round(x, 1e19**0.5, stream("wrap"), attempts=2)
+    z = conditional_round(x, 1e10, stream("wrap"))
+    assert set(z.tolist()) <= {3_200_000_000, 3_200_000_001}
 
 
 def test_conditional_rounding_refuses_an_input_beyond_the_bound():

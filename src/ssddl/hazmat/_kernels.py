@@ -237,3 +237,24 @@ def rotate_span(x, sign_bytes, divisor, forward):  # type: ignore[no-untyped-def
         _transform(x, True, _DIVIDE, divisor, sign_bytes)
     else:
         _transform(x, False, _DIVIDE_SIGN, divisor, sign_bytes)
+
+
+# --- conditional randomized rounding ------------------------------------------------------
+
+
+@_jit
+def round_with_coins(values, words, out):  # type: ignore[no-untyped-def]
+    """``out[i] = floor(v) + [c < v - floor(v)]`` for ``v = values[i]`` (float64, ``|v| <
+    2**62``) and the 53-bit coin ``c = (words[i] >> 11) * 2**-53`` (exact in float64): the
+    operations of numpy's ``base + (coins < fraction)`` in ``conditional_round``. Returns
+    ``sum(out**2)`` in int64, which is exact only when no term or partial sum overflows
+    (the caller checks ``(floor(max|v|) + 1)**2 * size < 2**63`` first)."""
+    total = np.int64(0)
+    for i in range(_U(values.size)):
+        v = values[i]
+        low = np.floor(v)
+        coin = np.float64(_U(words[i]) >> _U(11)) * 1.1102230246251565e-16  # 2**-53
+        z = np.int64(low) + np.int64(coin < v - low)
+        out[i] = z
+        total += z * z
+    return total

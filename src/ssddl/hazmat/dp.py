@@ -269,20 +269,27 @@ def conditional_round(
 
     Raises :class:`RoundingFailed` after ``attempts`` draws without success: then the input's
     norm is far above the one ``bound`` was computed for.
+
+    One compiled pass per draw (:func:`ssddl.hazmat._kernels.round_with_coins`) rounds and
+    sums the squares in int64 where that cannot overflow (else the sum is taken in Python
+    ints): the same keystream words, coins and comparisons as numpy's
+    ``floor(y) + (coins < y - floor(y))``, so the same integers.
     """
-    y = _as_vector(values, "values")
+    y = np.ascontiguousarray(_as_vector(values, "values"))
     bound = _positive(bound, "bound")
     attempts = as_int(attempts, "attempts", low=1)
-    if float(np.abs(y).max(initial=0.0)) >= 2.0**62:
+    largest = float(np.abs(y).max(initial=0.0))
+    if largest >= 2.0**62:
         raise ConfigurationError("values are too large to round into int64; scale them down")
-    low = np.floor(y)
-    fraction = y - low
-    base = low.astype(np.int64)
     limit = math.floor(bound * bound)
+    # |z_i| <= floor(|y_i|) + 1: below this, the kernel's int64 sum of squares cannot overflow
+    exact_in_int64 = (math.floor(largest) + 1) ** 2 * y.size < 1 << 63
+    from ssddl.hazmat import _kernels
+
+    z = np.empty(y.size, dtype=np.int64)
     for _ in range(attempts):
-        coins = (stream.words(y.size) >> np.uint64(11)).astype(np.float64) * 2.0**-53
-        z = base + (coins < fraction)
-        if _squared_norm(z) <= limit:
+        squares = _kernels.round_with_coins(y, stream.words(y.size), z)
+        if (squares if exact_in_int64 else _squared_norm(z)) <= limit:
             return z
     raise RoundingFailed(
         f"no randomized rounding met the norm bound {bound:.6g} in {attempts} attempts; "
