@@ -93,8 +93,9 @@ def _dp_member_times(m: int, repeat: int) -> dict[str, float]:
     keystream = np.empty(m, dtype=np.uint32)  # the AES work of the noise alone, no allocation
     key = rotation_key(b"bench", 1)
 
-    def encode() -> None:
-        y = rotate_fixed(clip_l2(x, params.l2_clip), key) * plan.scale
+    def encode() -> None:  # as encode_noised does it (the scale in place)
+        y = rotate_fixed(clip_l2(x, params.l2_clip), key)
+        y *= plan.scale
         conditional_round(y, plan.l2_sensitivity, noise)
 
     times = best_of(

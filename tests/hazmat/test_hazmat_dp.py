@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -291,10 +292,10 @@ class ScriptedWords(NoiseStream):
         super().__init__(InsecureSeededRandom(bytes(32)))
         self._script = [np.array(words, dtype=np.uint64) for words in script]
 
-    def words(self, count: int) -> np.ndarray:
+    def word_chunks(self, count: int, chunk: int = 2) -> Iterator[np.ndarray]:
         words = self._script.pop(0)
         assert words.size == count
-        return words
+        return iter(np.array_split(words, range(chunk, count, chunk)))  # chunks of 2
 
 
 def test_the_coin_is_the_top_53_bits_and_rounds_up_only_strictly_below_the_fraction():

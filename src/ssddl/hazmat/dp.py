@@ -270,15 +270,15 @@ def conditional_round(
     Raises :class:`RoundingFailed` after ``attempts`` draws without success: then the input's
     norm is far above the one ``bound`` was computed for.
 
-    One compiled pass per draw (:func:`ssddl.hazmat._kernels.round_with_coins`) rounds and
-    sums the squares in int64 where that cannot overflow (else the sum is taken in Python
-    ints): the same keystream words, coins and comparisons as numpy's
-    ``floor(y) + (coins < y - floor(y))``, so the same integers.
+    One compiled pass per draw (:func:`ssddl.hazmat._kernels.round_with_coins`, over the
+    keystream in cache-sized chunks) rounds and sums the squares in int64 where that cannot
+    overflow (else the sum is taken in Python ints): the same keystream words, coins and
+    comparisons as numpy's ``floor(y) + (coins < y - floor(y))``, so the same integers.
     """
     y = np.ascontiguousarray(_as_vector(values, "values"))
     bound = _positive(bound, "bound")
     attempts = as_int(attempts, "attempts", low=1)
-    largest = float(np.abs(y).max(initial=0.0))
+    largest = max(-float(y.min(initial=0.0)), float(y.max(initial=0.0)))  # max |y|, no temporary
     if largest >= 2.0**62:
         raise ConfigurationError("values are too large to round into int64; scale them down")
     limit = math.floor(bound * bound)
@@ -288,7 +288,11 @@ def conditional_round(
 
     z = np.empty(y.size, dtype=np.int64)
     for _ in range(attempts):
-        squares = _kernels.round_with_coins(y, stream.words(y.size), z)
+        squares, start = 0, 0
+        for words in stream.word_chunks(y.size):  # the words of stream.words(y.size)
+            stop = start + words.size
+            squares += _kernels.round_with_coins(y[start:stop], words, z[start:stop])
+            start = stop
         if (squares if exact_in_int64 else _squared_norm(z)) <= limit:
             return z
     raise RoundingFailed(
