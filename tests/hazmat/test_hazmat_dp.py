@@ -403,6 +403,25 @@ def test_the_wrap_bound_holds_where_wraps_happen_and_is_tiny_with_enough_bits():
     )
 
 
+@pytest.mark.parametrize("bad", [math.inf, -math.inf, math.nan, -math.nan])
+@pytest.mark.parametrize("where", [0, 777, 4095])
+def test_every_step_refuses_a_non_finite_coordinate_anywhere(bad, where):
+    x = np.linspace(-1.0, 1.0, 4096)
+    x[where] = bad
+    for call in (
+        lambda v: clip_l2(v, 1.0),
+        lambda v: rotate_fixed(v, KEY),
+        lambda v: rotate(v, KEY),
+        lambda v: conditional_round(v, 1e9, stream("finite")),
+    ):
+        for view in (x, x[::-1], x.astype(np.float32)):  # strided and converted inputs too
+            with pytest.raises(NonFiniteError, match="NaN or inf"):
+                call(view)
+    x[where] = 1.7e308  # the largest finite values and subnormals pass
+    x[where - 1] = 5e-324
+    assert rotate_fixed(x, KEY).size == 4096
+
+
 @pytest.mark.parametrize(
     ("call", "error", "message"),
     [

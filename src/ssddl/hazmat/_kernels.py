@@ -20,7 +20,15 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["hadamard_inplace", "invert32", "pack_lanes", "rotate_span", "unpack_lanes"]
+__all__ = [
+    "all_finite",
+    "hadamard_inplace",
+    "invert32",
+    "pack_lanes",
+    "rotate_span",
+    "round_with_coins",
+    "unpack_lanes",
+]
 
 _jit = numba.njit(cache=True, nogil=True, boundscheck=False)
 _U = np.uint64
@@ -258,3 +266,14 @@ def round_with_coins(values, words, out):  # type: ignore[no-untyped-def]
         out[i] = z
         total += z * z
     return total
+
+
+@_jit
+def all_finite(bits):  # type: ignore[no-untyped-def]
+    """Whether every float64 whose bits are the uint64 array ``bits`` is finite (its exponent
+    field is not all ones): one integer pass, no temporary."""
+    exponent = _U(0x7FF0000000000000)
+    found = _U(0)
+    for i in range(_U(bits.size)):
+        found |= _U((bits[i] & exponent) == exponent)
+    return found == _U(0)
