@@ -135,25 +135,25 @@ _PLAIN, _DIVIDE, _DIVIDE_SIGN = 0, 1, 2
 
 
 @_jit
-def _sign(sign_bytes, i):  # type: ignore[no-untyped-def]
-    """+1.0 or -1.0 from bit ``i`` of ``sign_bytes`` (least significant bit first)."""
-    bit = (sign_bytes[i >> _U(3)] >> (i & _U(7))) & 1
-    return 1.0 - 2.0 * np.float64(bit)
+def _sign(sign_bits, i):  # type: ignore[no-untyped-def]
+    """+1.0 or -1.0 from ``sign_bits[i]`` (0 or 1; uint8, one a coordinate: read in order,
+    which vectorizes, unlike picking bit ``i % 8`` of byte ``i // 8``)."""
+    return 1.0 - 2.0 * np.float64(sign_bits[i])
 
 
 @_jit
-def _finish(v, i, post, divisor, sign_bytes):  # type: ignore[no-untyped-def]
+def _finish(v, i, post, divisor, sign_bits):  # type: ignore[no-untyped-def]
     """Output ``v`` of coordinate ``i`` as stored: as it is, ``v / divisor``, or
     ``(v / divisor) * s_i`` (``post``)."""
     if post == _PLAIN:
         return v
     if post == _DIVIDE:
         return v / divisor
-    return (v / divisor) * _sign(sign_bytes, i)
+    return (v / divisor) * _sign(sign_bits, i)
 
 
 @_jit
-def _sweep4(x, first, end, h, post, divisor, sign_bytes):  # type: ignore[no-untyped-def]
+def _sweep4(x, first, end, h, post, divisor, sign_bits):  # type: ignore[no-untyped-def]
     """Levels ``h`` and ``2h`` on ``x[first:end]`` in one sweep (a radix-4 step: the same
     additions and subtractions of the same operands as two radix-2 sweeps)."""
     for base in range(first, end, _U(4) * h):
@@ -166,25 +166,25 @@ def _sweep4(x, first, end, h, post, divisor, sign_bytes):  # type: ignore[no-unt
             d0 = a0 - a1
             s1 = a2 + a3
             d1 = a2 - a3
-            x[j] = _finish(s0 + s1, j, post, divisor, sign_bytes)
-            x[j + h] = _finish(d0 + d1, j + h, post, divisor, sign_bytes)
-            x[j + _U(2) * h] = _finish(s0 - s1, j + _U(2) * h, post, divisor, sign_bytes)
-            x[j + _U(3) * h] = _finish(d0 - d1, j + _U(3) * h, post, divisor, sign_bytes)
+            x[j] = _finish(s0 + s1, j, post, divisor, sign_bits)
+            x[j + h] = _finish(d0 + d1, j + h, post, divisor, sign_bits)
+            x[j + _U(2) * h] = _finish(s0 - s1, j + _U(2) * h, post, divisor, sign_bits)
+            x[j + _U(3) * h] = _finish(d0 - d1, j + _U(3) * h, post, divisor, sign_bits)
 
 
 @_jit
-def _sweep2(x, first, end, h, post, divisor, sign_bytes):  # type: ignore[no-untyped-def]
+def _sweep2(x, first, end, h, post, divisor, sign_bits):  # type: ignore[no-untyped-def]
     """Level ``h`` on ``x[first:end]``: ``(x_j, x_(j+h)) -> (x_j + x_(j+h), x_j - x_(j+h))``."""
     for base in range(first, end, _U(2) * h):
         for j in range(base, base + h):
             a = x[j]
             b = x[j + h]
-            x[j] = _finish(a + b, j, post, divisor, sign_bytes)
-            x[j + h] = _finish(a - b, j + h, post, divisor, sign_bytes)
+            x[j] = _finish(a + b, j, post, divisor, sign_bits)
+            x[j + h] = _finish(a - b, j + h, post, divisor, sign_bits)
 
 
 @_jit
-def _levels(x, start, stop, low, high, post, divisor, sign_bytes):  # type: ignore[no-untyped-def]
+def _levels(x, start, stop, low, high, post, divisor, sign_bits):  # type: ignore[no-untyped-def]
     """The butterflies ``(a, b) -> (a + b, a - b)`` of the levels ``h = low, 2 low, ...,
     < high`` on ``x[start:stop]`` (a multiple of ``high`` long), two levels per sweep where
     two are left; the last sweep stores its outputs through :func:`_finish` (``post``)."""
@@ -195,15 +195,15 @@ def _levels(x, start, stop, low, high, post, divisor, sign_bytes):  # type: igno
     while h < top:
         if _U(2) * h < top:
             last = _U(4) * h >= top
-            _sweep4(x, first, end, h, post if last else _PLAIN, divisor, sign_bytes)
+            _sweep4(x, first, end, h, post if last else _PLAIN, divisor, sign_bits)
             h *= _U(4)
         else:
-            _sweep2(x, first, end, h, post, divisor, sign_bytes)
+            _sweep2(x, first, end, h, post, divisor, sign_bits)
             h *= _U(2)
 
 
 @_jit
-def _transform(x, pre_sign, post, divisor, sign_bytes):  # type: ignore[no-untyped-def]
+def _transform(x, pre_sign, post, divisor, sign_bits):  # type: ignore[no-untyped-def]
     """``H x`` in place (length a power of two), each coordinate first multiplied by its sign
     (``pre_sign``) and last stored through :func:`_finish` (``post``). The levels run as
     numpy's reference runs them, but the low ones are finished on one cache-sized span of
@@ -216,16 +216,16 @@ def _transform(x, pre_sign, post, divisor, sign_bytes):  # type: ignore[no-untyp
         for start1 in range(start2, start2 + span2, span1):
             if pre_sign:
                 for i in range(start1, start1 + span1):
-                    x[i] = x[i] * _sign(sign_bytes, i)
+                    x[i] = x[i] * _sign(sign_bits, i)
             _levels(x, start1, start1 + span1, 1, span1, post if n == span1 else _PLAIN,
-                    divisor, sign_bytes)  # fmt: skip
+                    divisor, sign_bits)  # fmt: skip
         if span2 > span1:
             _levels(x, start2, start2 + span2, span1, span2, post if n == span2 else _PLAIN,
-                    divisor, sign_bytes)  # fmt: skip
+                    divisor, sign_bits)  # fmt: skip
     if n > span2:
-        _levels(x, 0, n, span2, n, post, divisor, sign_bytes)
+        _levels(x, 0, n, span2, n, post, divisor, sign_bits)
     if n == 1 and post != _PLAIN:  # no level: the one coordinate still needs its finish
-        x[0] = _finish(x[0], _U(0), post, divisor, sign_bytes)
+        x[0] = _finish(x[0], _U(0), post, divisor, sign_bits)
 
 
 @_jit
@@ -236,15 +236,15 @@ def hadamard_inplace(x):  # type: ignore[no-untyped-def]
 
 
 @_jit
-def rotate_span(x, sign_bytes, divisor, forward):  # type: ignore[no-untyped-def]
+def rotate_span(x, sign_bits, divisor, forward):  # type: ignore[no-untyped-def]
     """``x`` (float64, length a power of two) replaced by ``H (x * s) / divisor`` (``forward``)
-    or by ``(H x / divisor) * s``, with ``s_i = 1 - 2 * bit i of sign_bytes`` (least
-    significant bit of each byte first): the same operations in the same order as numpy's
+    or by ``(H x / divisor) * s``, with ``s_i = 1 - 2 * sign_bits[i]``: the same operations
+    in the same order as numpy's
     ``hadamard(x * s) / divisor`` and ``hadamard(x) / divisor * s`` (so the same bits)."""
     if forward:
-        _transform(x, True, _DIVIDE, divisor, sign_bytes)
+        _transform(x, True, _DIVIDE, divisor, sign_bits)
     else:
-        _transform(x, False, _DIVIDE_SIGN, divisor, sign_bytes)
+        _transform(x, False, _DIVIDE_SIGN, divisor, sign_bits)
 
 
 # --- conditional randomized rounding ------------------------------------------------------

@@ -117,19 +117,19 @@ def rotation_key(session_id: bytes, round_number: int) -> bytes:
     return hashlib.sha256(data).digest()
 
 
-def _sign_bytes(key: bytes, dim: int, part: int) -> np.ndarray:
-    """The keystream bytes whose bits (least significant first) are :func:`rotation_signs`."""
+def _sign_bits(key: bytes, dim: int, part: int) -> np.ndarray:
+    """The bits (uint8 0 / 1) whose signs are :func:`rotation_signs` (1 is -1.0)."""
     dim = as_int(dim, "dim")
     nonce = as_int(part, "part", high=1 << 32).to_bytes(12, "big")
-    return keystream_words(key, nonce, -(-dim // 64), 64).view(np.uint8)
+    words = keystream_words(key, nonce, -(-dim // 64), 64)
+    return np.unpackbits(words.view(np.uint8), bitorder="little")[:dim]
 
 
 def rotation_signs(key: bytes, dim: int, *, part: int = 0) -> np.ndarray:
     """``dim`` signs (+1.0 / -1.0, float64): the bits of the AES-256-CTR keystream under
     ``key`` (nonce: ``part`` as 12 bytes big-endian), least significant bit of each byte
     first."""
-    bits = np.unpackbits(_sign_bytes(key, dim, part), bitorder="little")[:dim]
-    return 1.0 - 2.0 * bits.astype(np.float64)
+    return 1.0 - 2.0 * _sign_bits(key, dim, part).astype(np.float64)
 
 
 def _is_power_of_two(values: np.ndarray) -> bool:
@@ -147,7 +147,7 @@ def hadamard(values: np.ndarray) -> np.ndarray:
     out = np.array(values, copy=True)
     if not _is_power_of_two(out):
         raise ConfigurationError("hadamard needs a 1-D array whose length is a power of two")
-    if out.dtype in _KERNEL_DTYPES:
+    if out.dtype in _KERNEL_DTYPES and out.size:
         from ssddl.hazmat import _kernels
 
         _kernels.hadamard_inplace(out)
@@ -173,8 +173,8 @@ def _rotate_in_place(span: np.ndarray, key: bytes, part: int, *, forward: bool) 
     signs`` (multiplying by ±1 is exact and commutes with the correctly rounded division)."""
     from ssddl.hazmat import _kernels
 
-    signs = _sign_bytes(key, span.size, part)
-    _kernels.rotate_span(span, signs, math.sqrt(span.size), forward)
+    bits = _sign_bits(key, span.size, part)
+    _kernels.rotate_span(span, bits, math.sqrt(span.size), forward)
 
 
 def rotate(values: Any, key: bytes) -> np.ndarray:
