@@ -24,6 +24,13 @@ Randomness: the rounding's coins and the noise come from a
 :class:`~ssddl.hazmat.noise.NoiseStream` (a key from the caller's ``RandomSource``, expanded
 with AES-256-CTR), never from numpy's or Python's generators. The rotation's signs are public
 by design: they must be the same for every member of a round and known to the server.
+
+Speed: the transform and the rounding are compiled (:mod:`ssddl.hazmat._kernels`, numba) and
+give the bits of the numpy passes they replaced, which the tests keep as references. At
+M = 10**6 on the project machine (2 shared cores, load average about 4), :func:`rotate_fixed`
+takes about 4.2 ms (the numpy passes: about 34) and :func:`conditional_round` about 1.9 ms
+(about 14), on memory the allocator has kept; a fresh 8 MB result adds page faults, about
+1.4 ms more at a load average of 2 (``benchmarks/bench_noise.py``, ``docs/privacy.md``).
 """
 
 from __future__ import annotations
