@@ -24,9 +24,9 @@ table lookup. ``dp_encode_over_mask`` adds the rest of the member's encoding as
 ``encode_noised`` runs it (``clip_rotate_round_ms``: clip, ``rotate_fixed``, the scale in
 place, ``conditional_round``); ``clip_ms``, ``rotate_fixed_ms`` and ``conditional_round_ms``
 time the steps alone on kept inputs, in a loop of their own (their sum is below
-``clip_rotate_round_ms`` by what the page faults of fresh 8 MB arrays cost). Measured at a
-load average of 3.9 to 4.4: ``clip_rotate_round_ms`` 10 to 23 (67 to 69 with the numpy
-rotation and rounding), the steps 1 to 5, 4.2 and 1.9 ms.
+``clip_rotate_round_ms`` by what the page faults of fresh 8 MB arrays cost). Measured at
+load averages of 1.8 to 4.1: ``clip_rotate_round_ms`` 13 to 28 (61 to 109 with the numpy
+rotation and rounding), the steps 1 to 7, 4.2 to 8.4 and 1.9 to 2.3 ms.
 """
 
 from __future__ import annotations
