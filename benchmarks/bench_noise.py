@@ -20,7 +20,13 @@ call on the wall clock, and each may use the machine's cores: the mask's segment
 threads from 8 MiB of keystream on, the noise's 2**18-word segments from 2**19 words on).
 ``noise_keystream_ms``
 is the AES keystream alone that the draw reads, so ``noise_ms - noise_keystream_ms`` is the
-table lookup.
+table lookup. ``dp_encode_over_mask`` adds the rest of the member's encoding as
+``encode_noised`` runs it (``clip_rotate_round_ms``: clip, ``rotate_fixed``, the scale in
+place, ``conditional_round``); ``clip_ms``, ``rotate_fixed_ms`` and ``conditional_round_ms``
+time the steps alone on kept inputs, in a loop of their own (their sum is below
+``clip_rotate_round_ms`` by what the page faults of fresh 8 MB arrays cost). Measured at
+load averages of 1.8 to 4.1: ``clip_rotate_round_ms`` 13 to 28 (61 to 109 with the numpy
+rotation and rounding), the steps 1 to 7, 4.2 to 8.4 and 1.9 to 2.3 ms.
 """
 
 from __future__ import annotations
@@ -76,7 +82,9 @@ def _dp_member_times(m: int, repeat: int) -> dict[str, float]:
     asks of each member, added into its rounded vector as ``encode_noised`` does), the
     AES-256-CTR keystream alone that the noise reads (M uint32 words: the part of the noise
     no table lookup can save), packing its M words into 20 bits, and the rest of its DP
-    encoding (clip, rotate, round)."""
+    encoding (clip, rotate, round: together as ``encode_noised`` runs them, and each step
+    alone on a kept input, in a second loop; together they take longer than the sum of the
+    steps, the more so when the allocator hands back fresh pages for their 8 MB arrays)."""
     from ssddl.hazmat.dp import clip_l2, rotate_fixed
     from ssddl.protocol.config import ProtocolConfig
     from ssddl.protocol.dp import noise_plan
@@ -93,8 +101,9 @@ def _dp_member_times(m: int, repeat: int) -> dict[str, float]:
     keystream = np.empty(m, dtype=np.uint32)  # the AES work of the noise alone, no allocation
     key = rotation_key(b"bench", 1)
 
-    def encode() -> None:
-        y = rotate_fixed(clip_l2(x, params.l2_clip), key) * plan.scale
+    def encode() -> None:  # as encode_noised does it (the scale in place)
+        y = rotate_fixed(clip_l2(x, params.l2_clip), key)
+        y *= plan.scale
         conditional_round(y, plan.l2_sensitivity, noise)
 
     times = best_of(
@@ -105,6 +114,19 @@ def _dp_member_times(m: int, repeat: int) -> dict[str, float]:
             "noise_keystream": lambda: noise.fill32(keystream, noise.reserve(1)),
             "pack": lambda: pack_words(words, params.bits),
             "clip_rotate_round": encode,
+        },
+    )
+    # the steps alone, on kept inputs, in a loop of their own: among the jobs above they
+    # changed what the allocator handed the others (packing's fresh buffers then stopped
+    # meeting page faults: 0.7 ms, not 3)
+    clipped = clip_l2(x, params.l2_clip)
+    scaled = rotate_fixed(clipped, key) * plan.scale
+    times |= best_of(
+        repeat,
+        {
+            "clip": lambda: clip_l2(x, params.l2_clip),
+            "rotate_fixed": lambda: rotate_fixed(clipped, key),
+            "conditional_round": lambda: conditional_round(scaled, plan.l2_sensitivity, noise),
         },
     )
     times["local_variance"] = plan.local_variance

@@ -21,8 +21,14 @@ def test_dp_section_measures_bytes_and_times():
         report["dp_upload_over_plain"] == report["dp_upload_bytes"] / report["plain_upload_bytes"]
     )
     assert 0.625 < report["dp_upload_over_plain"] <= 0.65
-    for key in ("dp_noise_over_mask", "mask_ms", "noise_ms", "pack_ms"):
+    steps = ("clip_ms", "rotate_fixed_ms", "conditional_round_ms", "clip_rotate_round_ms")
+    for key in ("dp_noise_over_mask", "mask_ms", "noise_ms", "pack_ms", *steps):
         assert math.isfinite(report[key]) and report[key] > 0
+    assert report["dp_encode_over_mask"] == pytest.approx(
+        (report["noise_ms"] + report["pack_ms"] + report["clip_rotate_round_ms"])
+        / report["mask_ms"],
+        rel=1e-3,
+    )
     assert report["dp_noise_over_mask"] == pytest.approx(
         (report["noise_ms"] + report["pack_ms"]) / report["mask_ms"], rel=1e-3
     )

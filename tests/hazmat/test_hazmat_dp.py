@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -35,6 +36,15 @@ from ssddl.hazmat.rand import InsecureSeededRandom
 pytestmark = pytest.mark.filterwarnings("ignore::ssddl.hazmat.InsecureRandomWarning")
 
 KEY = rotation_key(b"session-1", 3)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def compiled_kernels() -> None:
+    """Load (or compile, on a first run) the transform's kernels outside Hypothesis's deadline."""
+    assert hadamard(np.array([1, 2])).tolist() == [3, -1]
+    assert hadamard(np.array([1.0, 2.0])).tolist() == [3.0, -1.0]
+    assert np.allclose(unrotate(rotate(np.array([1.0, 2.0]), KEY), KEY, 2), [1.0, 2.0])
+    assert conditional_round(np.array([3.0, 4.0]), 5.0, stream("compile")).tolist() == [3, 4]
 
 
 def stream(label: str) -> NoiseStream:
@@ -74,6 +84,98 @@ def test_the_server_unrotates_the_integer_sum_to_the_sum_of_the_inputs():
     back = unrotate(rotated, KEY, 100) / 1000
     # each member's rounding moves the rotated vector by at most 1/2 per coordinate
     assert np.linalg.norm(back - sum(inputs)) <= 5 * 0.5 * math.sqrt(128) / 1000
+
+
+def reference_hadamard(values: np.ndarray) -> np.ndarray:
+    """The numpy fast transform the compiled kernel replaced: level by level over the whole
+    array, ``(a, b) -> (a + b, a - b)``. The kernel must give the same bits."""
+    out = np.array(values, copy=True)
+    half = 1
+    with np.errstate(over="ignore", invalid="ignore"):  # huge inputs: inf and NaN, as the kernel
+        while half < out.size:
+            pairs = out.reshape(-1, 2, half)
+            left = pairs[:, 0, :].copy()
+            pairs[:, 0, :] += pairs[:, 1, :]
+            np.subtract(left, pairs[:, 1, :], out=pairs[:, 1, :])
+            half *= 2
+    return out
+
+
+def reference_rotate_fixed(x: np.ndarray, key: bytes, *, inverse: bool = False) -> np.ndarray:
+    """rotate_fixed / unrotate_fixed as numpy passes over the reference transform."""
+    y = np.array(x, dtype=np.float64)
+    size = 1 << max(y.size.bit_length() - 1, 0)
+    if y.size <= 1:
+        return y  # nothing to rotate
+    blocks = [(0, 0)] if size == y.size else [(0, 0), (y.size - size, 1)]
+    for start, part in reversed(blocks) if inverse else blocks:
+        signs = rotation_signs(key, size, part=part)
+        span = y[start : start + size]
+        if inverse:
+            y[start : start + size] = reference_hadamard(span) / math.sqrt(size) * signs
+        else:
+            y[start : start + size] = reference_hadamard(span * signs) / math.sqrt(size)
+    return y
+
+
+def same_bits(a: np.ndarray, b: np.ndarray) -> bool:
+    return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
+
+
+#: Any finite float64 (sums may overflow to inf, and inf - inf to NaN: the same bits either way),
+#: with zeros of both signs and subnormals among them.
+any_float = st.floats(allow_nan=False, allow_infinity=False, allow_subnormal=True)
+powers_of_two = st.one_of(st.just(0), st.integers(0, 13).map(lambda k: 1 << k))
+
+
+@settings(deadline=None)
+@given(
+    st.one_of(
+        powers_of_two.flatmap(lambda n: hnp.arrays(np.float64, n, elements=any_float)),
+        powers_of_two.flatmap(lambda n: hnp.arrays(np.float64, n, elements=floats)),
+        powers_of_two.flatmap(
+            lambda n: hnp.arrays(np.int64, n, elements=st.integers(-(2**40), 2**40))
+        ),
+    )
+)
+def test_the_compiled_hadamard_gives_the_bits_of_the_numpy_transform(v):
+    assert same_bits(hadamard(v), reference_hadamard(v))
+
+
+@pytest.mark.parametrize("size", [1 << 16, 1 << 17, 1 << 19])
+def test_the_compiled_hadamard_matches_the_numpy_transform_beyond_the_cache_spans(size):
+    rng = np.random.default_rng(size)  # test data only
+    floats_in = rng.normal(size=size) * rng.choice([1e-300, 1e-3, 1.0, 1e300], size)
+    floats_in[rng.random(size) < 0.01] = -0.0
+    ints_in = rng.integers(-(2**40), 2**40, size)
+    assert same_bits(hadamard(floats_in), reference_hadamard(floats_in))
+    assert same_bits(hadamard(ints_in), reference_hadamard(ints_in))
+    # other dtypes take the numpy passes
+    small = rng.integers(-100, 100, size, dtype=np.int32)
+    assert same_bits(hadamard(small), reference_hadamard(small))
+
+
+@settings(deadline=None)
+@given(hnp.arrays(np.float64, st.integers(0, 3000), elements=floats), st.integers(0, 2**64 - 1))
+def test_the_compiled_rotations_give_the_bits_of_the_numpy_passes(x, round_number):
+    key = rotation_key(b"bits", round_number)
+    assert same_bits(rotate_fixed(x, key), reference_rotate_fixed(x, key))
+    assert same_bits(unrotate_fixed(x, key), reference_rotate_fixed(x, key, inverse=True))
+    d = padded_dimension(x.size)
+    padded = np.zeros(d)
+    padded[: x.size] = x
+    signs = rotation_signs(key, d)
+    assert same_bits(rotate(x, key), reference_hadamard(padded * signs) / math.sqrt(d))
+    back = reference_hadamard(padded) * signs / math.sqrt(d)
+    assert same_bits(unrotate(padded, key, x.size), back[: x.size])
+
+
+def test_the_compiled_rotations_match_the_numpy_passes_at_a_million_coordinates():
+    rng = np.random.default_rng(6)  # test data only
+    x = rng.normal(0, 1e-3, 10**6)
+    assert same_bits(rotate_fixed(x, KEY), reference_rotate_fixed(x, KEY))
+    y = rng.integers(-(2**20), 2**20, 10**6).astype(np.float64)  # a server's integer sum
+    assert same_bits(unrotate_fixed(y, KEY), reference_rotate_fixed(y, KEY, inverse=True))
 
 
 def test_rotation_signs_are_balanced_public_and_differ_per_round():
@@ -121,6 +223,103 @@ def test_conditional_rounding_meets_the_bound_and_rounds_to_neighbours(beta):
         total += z
     # (nearly) unbiased: the mean of 200 roundings is close to x in every coordinate
     assert np.abs(total / 200 - x).max() < 0.15
+
+
+def reference_conditional_round(values, bound, noise, attempts):
+    """The numpy conditional rounding the compiled pass replaced (None: no draw met the bound)."""
+    y = np.asarray(values, dtype=np.float64)
+    low = np.floor(y)
+    fraction = y - low
+    base = low.astype(np.int64)
+    for _ in range(attempts):
+        coins = (noise.words(y.size) >> np.uint64(11)).astype(np.float64) * 2.0**-53
+        z = base + (coins < fraction)
+        if sum(int(v) * int(v) for v in z.tolist()) <= math.floor(bound * bound):
+            return z
+    return None
+
+
+def rounds_like_the_reference(x, bound, label, attempts):
+    """conditional_round and the reference, from the same stream: the same integers (or both
+    fail), and the same keystream used (the next word of each stream is the same)."""
+    ours, theirs = stream(label), stream(label)
+    expected = reference_conditional_round(x, bound, theirs, attempts)
+    if expected is None:
+        with pytest.raises(RoundingFailed):
+            conditional_round(x, bound, ours, attempts=attempts)
+    else:
+        assert same_bits(conditional_round(x, bound, ours, attempts=attempts), expected)
+    assert ours.integer() == theirs.integer()
+
+
+@settings(deadline=None)
+@given(
+    hnp.arrays(
+        np.float64,
+        st.integers(0, 2000),
+        elements=st.one_of(floats, st.floats(-3.0, 3.0), st.integers(-5, 5).map(float)),
+    ),
+    st.floats(0.5, 1.5),
+    st.integers(1, 4),
+)
+def test_the_compiled_rounding_gives_the_integers_of_the_numpy_rounding(x, tightness, attempts):
+    norm = float(np.linalg.norm(x))
+    # tightness below 1 makes some draws (or all) miss the bound: the retries must match too
+    bound = max(tightness * rounded_norm_bound(max(norm, 1e-9), max(x.size, 1), 0.5), 1e-9)
+    rounds_like_the_reference(x, bound, f"hyp/{x.size}/{tightness}", attempts)
+
+
+@pytest.mark.parametrize(
+    "x",
+    [
+        np.random.default_rng(2).normal(0, 40, 10**6),  # test data only
+        np.array([2.0**61 + 2.0**9, -(2.0**61), -0.25, 0.75]),  # int64 sums overflow: Python ints
+        np.full(4, 3.2e9 + 0.5),  # one square alone is past 2**63
+    ],
+    ids=["million", "near-2**62", "squares-past-int64"],
+)
+def test_the_compiled_rounding_matches_the_numpy_rounding_on_large_inputs(x):
+    norm = float(np.linalg.norm(x))
+    rounds_like_the_reference(x, rounded_norm_bound(norm, x.size, 0.5), f"large/{x.size}", 3)
+
+
+class ScriptedWords(NoiseStream):
+    """A stream whose draws are given words (to pin the coin's edge cases)."""
+
+    __slots__ = ("_script",)
+
+    def __init__(self, *script: list[int]) -> None:
+        super().__init__(InsecureSeededRandom(bytes(32)))
+        self._script = [np.array(words, dtype=np.uint64) for words in script]
+
+    def word_chunks(self, count: int, chunk: int = 2) -> Iterator[np.ndarray]:
+        words = self._script.pop(0)
+        assert words.size == count
+        return iter(np.array_split(words, range(chunk, count, chunk)))  # chunks of 2
+
+
+def test_the_coin_is_the_top_53_bits_and_rounds_up_only_strictly_below_the_fraction():
+    x = np.array([2.5, 2.5, 3.0, -1.25, -1.25])
+    half, low_bits = 1 << 63, (1 << 11) - 1
+    three_quarters = 3 << 62
+    words = [half | low_bits, half - (1 << 11), low_bits, three_quarters, three_quarters - 1]
+    # coin 0.5 = fraction: down; 0.5 - 2**-53: up; coin 0 = fraction 0: down; 0.75 = 0.75:
+    # down (-2); one below 0.75 in the 53 bits (the low 11 bits do not count): up (-1)
+    z = conditional_round(x, 10.0, ScriptedWords(words))
+    assert z.tolist() == [2, 3, 3, -2, -1]
+    # a draw over the bound is drawn again with the next words
+    retry = ScriptedWords([0, 0], [half, 0])
+    assert conditional_round(np.array([2.5, 0.5]), 3.0, retry).tolist() == [2, 1]
+
+
+def test_the_norm_check_stays_exact_where_an_int64_sum_would_wrap():
+    """Four squares of about 1.02e19 sum to 4.1e19; wrapped in int64 they would be 4.1e18,
+    below the bound's square 1e19: the rounding must still refuse every draw."""
+    x = np.full(4, 3.2e9 + 0.5)
+    with pytest.raises(RoundingFailed):
+        conditional_round(x, 1e19**0.5, stream("wrap"), attempts=2)
+    z = conditional_round(x, 1e10, stream("wrap"))
+    assert set(z.tolist()) <= {3_200_000_000, 3_200_000_001}
 
 
 def test_conditional_rounding_refuses_an_input_beyond_the_bound():
@@ -202,6 +401,25 @@ def test_the_wrap_bound_holds_where_wraps_happen_and_is_tiny_with_enough_bits():
         )
         == 1.0
     )
+
+
+@pytest.mark.parametrize("bad", [math.inf, -math.inf, math.nan, -math.nan])
+@pytest.mark.parametrize("where", [0, 777, 4095])
+def test_every_step_refuses_a_non_finite_coordinate_anywhere(bad, where):
+    x = np.linspace(-1.0, 1.0, 4096)
+    x[where] = bad
+    for call in (
+        lambda v: clip_l2(v, 1.0),
+        lambda v: rotate_fixed(v, KEY),
+        lambda v: rotate(v, KEY),
+        lambda v: conditional_round(v, 1e9, stream("finite")),
+    ):
+        for view in (x, x[::-1], x.astype(np.float32)):  # strided and converted inputs too
+            with pytest.raises(NonFiniteError, match="NaN or inf"):
+                call(view)
+    x[where] = 1.7e308  # the largest finite values and subnormals pass
+    x[where - 1] = 5e-324
+    assert rotate_fixed(x, KEY).size == 4096
 
 
 @pytest.mark.parametrize(

@@ -318,3 +318,14 @@ def test_the_same_seed_gives_the_same_noise_and_os_randomness_works():
 def test_bad_parameters_are_refused_with_the_name(call, message):
     with pytest.raises(ConfigurationError, match=message):
         call()
+
+
+@pytest.mark.parametrize(
+    ("count", "chunk"), [(0, 4), (1, 4), (10, 3), (10, 10), (10, 64), (200_003, 1 << 16)]
+)
+def test_word_chunks_are_the_words_of_one_call_in_pieces(count, chunk):
+    ours, theirs = NoiseStream(seeded("chunks")), NoiseStream(seeded("chunks"))
+    pieces = [piece.copy() for piece in ours.word_chunks(count, chunk)]
+    assert all(piece.dtype == np.uint64 and 0 < piece.size <= chunk for piece in pieces)
+    assert np.array_equal(np.concatenate([np.zeros(0, np.uint64), *pieces]), theirs.words(count))
+    assert ours.integer() == theirs.integer()  # one nonce each, as words() uses

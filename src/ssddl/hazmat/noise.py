@@ -74,8 +74,9 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import wait
 from dataclasses import dataclass
 from fractions import Fraction
@@ -86,7 +87,14 @@ import numpy as np
 
 from ssddl.exceptions import ConfigurationError
 from ssddl.hazmat._checks import as_int
-from ssddl.hazmat.prg import _helpers, keystream_into, keystream_words
+from ssddl.hazmat.prg import (
+    StreamCipher,
+    _check_length,
+    _helpers,
+    _writer,
+    keystream_into,
+    keystream_words,
+)
 from ssddl.hazmat.rand import RandomSource
 
 __all__ = [
@@ -106,6 +114,8 @@ _WORD = 64
 _TABLE_TAIL_BITS = _WORD + 40  # mass outside the table's window: below 2**-104
 _TABLE_PRECISION = 192
 _U64_MAX = (1 << 64) - 1
+#: Words per chunk of :meth:`NoiseStream.word_chunks` (512 KiB: stays in the L2 cache).
+CHUNK_WORDS = 1 << 16
 
 
 class NoiseStream:
@@ -134,6 +144,26 @@ class NoiseStream:
     def words(self, count: int) -> np.ndarray:
         """``count`` independent uniform uint64 words."""
         return keystream_words(self._key, self._nonce(), count, 64)
+
+    def word_chunks(self, count: int, chunk: int = CHUNK_WORDS) -> Iterator[np.ndarray]:
+        """The ``count`` words of one :meth:`words` call (the same nonce, so the same words),
+        ``chunk`` at a time, each written into the same buffer of the iterator: a chunk is
+        overwritten by the next, so copy what must be kept. No ``count``-sized array is made
+        (a fresh 8 MB array costs page faults that take as long as its keystream)."""
+        count, chunk = as_int(count, "count"), as_int(chunk, "chunk", low=1)
+        _check_length(count, 8, StreamCipher.AES_CTR)
+        return self._chunks(self._nonce(), count, chunk)
+
+    def _chunks(self, nonce: bytes, count: int, chunk: int) -> Iterator[np.ndarray]:
+        writer = _writer(self._key, nonce, StreamCipher.AES_CTR, 0, count * 8)
+        buffer = np.empty(min(chunk, count), dtype=np.uint64)
+        raw = buffer.view(np.uint8)
+        zeros = bytes(raw.size)
+        for start in range(0, count, chunk):
+            size = min(chunk, count - start)
+            writer.update_into(zeros[: size * 8], raw[: size * 8])
+            words = buffer[:size]
+            yield words if sys.byteorder == "little" else words.byteswap()
 
     def words32(self, count: int) -> np.ndarray:
         """``count`` independent uniform uint32 words (half the keystream of :meth:`words`)."""
