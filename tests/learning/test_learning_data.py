@@ -222,6 +222,35 @@ def test_mnist1d_offline_reproducible_and_global_rng_untouched() -> None:
     assert not np.array_equal(a.train.x, c.train.x)
 
 
+def test_mnist1d_is_generated_once_per_process_and_each_load_gets_its_own_copy(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import mnist1d.data
+
+    from ssddl.learning import data as data_mod
+
+    calls = []
+    real = mnist1d.data.make_dataset
+    monkeypatch.setattr(mnist1d.data, "make_dataset", lambda args: calls.append(1) or real(args))
+    data_mod._mnist1d_arrays.cache_clear()
+    a = load_mnist1d(seed=7, num_samples=100)
+    kept = a.train.x.copy(), a.test.y.copy()
+    for array in (a.train.x, a.train.y, a.test.x, a.test.y):  # a caller set on changing them
+        array.setflags(write=True)
+        array[:] = 0
+    b = load_mnist1d(seed=7, num_samples=100)
+    assert len(calls) == 1
+    np.testing.assert_array_equal(b.train.x, kept[0])  # the next load gets the generated data
+    np.testing.assert_array_equal(b.test.y, kept[1])
+    assert not b.train.x.flags.writeable  # and, like every dataset's, read-only
+    load_mnist1d(seed=7, num_samples=100, test_fraction=0.5)  # another set: generated
+    assert len(calls) == 2
+    data_mod._mnist1d_arrays.cache_clear()
+    c = load_mnist1d(seed=7, num_samples=100)
+    np.testing.assert_array_equal(b.train.x, c.train.x)  # the cache changes no value
+    np.testing.assert_array_equal(b.test.y, c.test.y)
+
+
 def test_mnist1d_argument_checks() -> None:
     with pytest.raises(ConfigurationError, match="num_samples"):
         load_mnist1d(num_samples=5)

@@ -9,6 +9,7 @@ Every loader returns a :class:`DatasetSplit` of two immutable :class:`ArrayDatas
 from __future__ import annotations
 
 import contextlib
+import functools
 import gzip
 import hashlib
 import http.client
@@ -240,10 +241,13 @@ def load_mnist1d(
     ``(N, 40)``. ``num_samples`` is rounded down to a multiple of 10 (samples per class).
 
     ``make_dataset`` seeds the global ``random`` and ``np.random`` generators; their states are
-    saved before and restored after, so the caller's global state is unchanged.
+    saved before and restored after, so the caller's global state is unchanged. Generating
+    5,000 samples takes about 2.4 s (the package transforms each sample in Python), so a process
+    keeps the last few generated sets (:func:`_mnist1d_arrays`) and each call gets its own
+    copies (about 1 MB), so no caller can change what the next one gets, not even one that
+    makes its dataset's arrays writeable again (``ssddl reproduce --quick`` loads MNIST-1D 30
+    times for 2 seeds).
     """
-    from mnist1d.data import get_dataset_args, make_dataset
-
     seed = _check_seed(seed, bound=2**32)  # np.random.seed accepts 32-bit seeds only
     test_fraction = _check_fraction(test_fraction)
     if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 10:
@@ -255,6 +259,20 @@ def load_mnist1d(
             f"num_samples={num_samples} with test_fraction={test_fraction} leaves an empty "
             "train or test set; use more samples"
         )
+    x, y, x_test, y_test = (a.copy() for a in _mnist1d_arrays(seed, num_samples, test_fraction))
+    return DatasetSplit(
+        train=ArrayDataset(x, y, 10, "mnist1d"), test=ArrayDataset(x_test, y_test, 10, "mnist1d")
+    )
+
+
+@functools.lru_cache(maxsize=8)
+def _mnist1d_arrays(
+    seed: int, num_samples: int, test_fraction: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``make_dataset``'s train and test arrays (float32 ``x``, int64 ``y``), cached, read-only
+    (:func:`load_mnist1d` hands out copies)."""
+    from mnist1d.data import get_dataset_args, make_dataset
+
     args = get_dataset_args()
     args.seed = seed
     args.num_samples = num_samples
@@ -266,17 +284,15 @@ def load_mnist1d(
     finally:
         random.setstate(py_state)
         np.random.set_state(np_state)
-    return DatasetSplit(
-        train=ArrayDataset(
-            np.asarray(raw["x"], dtype=np.float32), np.asarray(raw["y"], np.int64), 10, "mnist1d"
-        ),
-        test=ArrayDataset(
-            np.asarray(raw["x_test"], dtype=np.float32),
-            np.asarray(raw["y_test"], np.int64),
-            10,
-            "mnist1d",
-        ),
+    arrays = (
+        np.asarray(raw["x"], dtype=np.float32),
+        np.asarray(raw["y"], dtype=np.int64),
+        np.asarray(raw["x_test"], dtype=np.float32),
+        np.asarray(raw["y_test"], dtype=np.int64),
     )
+    for array in arrays:
+        array.setflags(write=False)
+    return arrays
 
 
 # --------------------------------------------------------------------------------------------
