@@ -4,6 +4,11 @@ Its identity key, the roster and its policy come from the SuperNode's own ``--no
 (``ssddl-identity-key``, ``ssddl-roster``, ``ssddl-modes``, ...); in the simulation engine,
 where virtual nodes have no config of their own, from the run config's ``ssddl-keys-dir``.
 LocalTrain is the digits MLP trained on the node's own partition.
+
+torch, the model and the data are imported by the two handlers that train or evaluate, not at
+the top: Flower's deployment engine runs every message in a fresh ClientApp process, and the
+messages that agree keys, send shares or unmask need none of them (importing torch and
+scikit-learn is about 2 s of CPU per process on a 2-core machine).
 """
 
 from __future__ import annotations
@@ -11,17 +16,12 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import torch
 from flwr.app import Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
-from ssddl.learning.train import evaluate as evaluate_model
-from ssddl.learning.vector import vector_to_model
 from ssddl.protocol.localtrain import LocalUpdate
 from ssddl.runtime.flower import SSDDLClient, node_settings
 from ssddl.runtime.flower.mod import NodeSettings, arrays_to_vector, simulation_settings
-from ssddl.runtime.training import model_trainer
-from ssddl_flower_app import task
 
 
 def settings(context: Context) -> NodeSettings:
@@ -42,6 +42,11 @@ def train(
     weights: np.ndarray, round_number: int, participant: int, context: Context
 ) -> LocalUpdate:
     """LocalTrain: the simulator's trainer for this node's partition and protocol id."""
+    import torch
+
+    from ssddl.runtime.training import model_trainer
+    from ssddl_flower_app import task
+
     torch.set_num_threads(1)
     run = context.run_config
     seed = int(run["seed"])
@@ -64,6 +69,12 @@ app.query("ssddl")(client.query)
 @app.evaluate()
 def evaluate(message: Message, context: Context) -> Message:
     """Flower's evaluation (the strategy's configure_evaluate): local accuracy of the model."""
+    import torch
+
+    from ssddl.learning.train import evaluate as evaluate_model
+    from ssddl.learning.vector import vector_to_model
+    from ssddl_flower_app import task
+
     torch.set_num_threads(1)
     run = context.run_config
     seed = int(run["seed"])
