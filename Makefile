@@ -26,7 +26,7 @@ lint: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy > $(VENV)/mypy.log 2>&1 & mypy=$$!; \
-	$(BIN)/python -m pytest -q -n 3 --dist loadgroup --durations=15; tests=$$?; \
+	$(BIN)/python -m pytest -q -n 3 --dist loadgroup --no-loadscope-reorder --durations=15; tests=$$?; \
 	wait $$mypy; types=$$?; cat $(VENV)/mypy.log; \
 	test $$tests -eq 0 -a $$types -eq 0
 

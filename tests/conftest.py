@@ -22,23 +22,41 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Process tests (marker ``flower``) share one xdist group: they start SuperLinks,
     SuperNodes and Ray, and wait on them, so they never run beside each other (and each
-    session fixture that runs a deployment runs once). tests/test_suite_groups.py checks that
-    pytest-xdist honours the group."""
+    session fixture that runs a deployment runs once). The other tests that use a
+    module-scoped fixture of their own module share a group per module, so that fixture (often
+    a whole training run) is computed once, not once per worker that gets one of them.
+    tests/test_suite_groups.py checks that pytest-xdist honours the groups."""
     for item in items:
         if item.get_closest_marker("flower") is not None:
             item.add_marker(pytest.mark.xdist_group("processes"))
+        elif (module := _shared_module(item)) is not None:
+            item.add_marker(pytest.mark.xdist_group(module))
     items.sort(key=_start_order)
 
 
+def _shared_module(item: pytest.Item) -> str | None:
+    """The test's module if the test uses a module-scoped fixture defined in that module."""
+    module = item.nodeid.split("::")[0]
+    info = getattr(item, "_fixtureinfo", None)
+    for defs in info.name2fixturedefs.values() if info is not None else ():
+        if defs and defs[-1].scope == "module" and defs[-1].baseid == module:
+            return module
+    return None
+
+
 def _start_order(item: pytest.Item) -> tuple[int, float]:
-    """Slow tests first, the longest first (``slow(seconds=...)``, measured under ``make
-    test``), the rest in collection order (``sort`` is stable). pytest-xdist hands tests out in
-    this order, so the long end-to-end runs start while the short tests fill the other
-    workers, instead of one starting last and running alone at the end."""
+    """The process tests first (one worker runs them, one after another: the longest chain),
+    then the slow tests, the longest first (``slow(seconds=...)``, measured under ``make
+    test``), then the rest in collection order (``sort`` is stable). With
+    ``--no-loadscope-reorder`` pytest-xdist hands tests out in this order, so the long
+    end-to-end runs start while the short tests fill the other workers, instead of one starting
+    last and running alone at the end."""
+    if item.get_closest_marker("flower") is not None:
+        return (0, 0.0)
     slow = item.get_closest_marker("slow")
     if slow is None:
-        return (1, 0.0)
-    return (0, -float(slow.kwargs.get("seconds", 0)))
+        return (2, 0.0)
+    return (1, -float(slow.kwargs.get("seconds", 0)))
 
 
 CHILD = b"ssddl.runtime.masking.child"
