@@ -503,32 +503,26 @@ class _Reporter:
         self.rounds = rounds
         self.label = label
         self.live = enabled and stream.isatty()
-        self._bar: Any = None
-        self._tasks: dict[str, Any] = {}
+        self._bars: Any = None  # a StageBars while live
         self._last: dict[str, int] = {}
         self.before_setup: str | None = None  #: printed once, when setup starts
 
     def __enter__(self) -> _Reporter:
         if self.live:
-            from ssddl.runtime.progress import rich_bar
+            from ssddl.runtime.progress import StageBars
 
-            self._bar = rich_bar(self.stream)
-            self._bar.__enter__()
+            self._bars = StageBars(self.stream).__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._bar is not None:
-            self._bar.__exit__(None, None, None)
+        if self._bars is not None:
+            self._bars.__exit__()
 
     def _update(self, stage: str, done: int, total: int, text: str = "") -> None:
         if not self.enabled:
             return
-        if self._bar is not None:
-            task = self._tasks.get(stage)
-            if task is None:
-                task = self._bar.add_task(text, total=total, stage=stage)
-                self._tasks[stage] = task
-            self._bar.update(task, completed=done, description=text)
+        if self._bars is not None:
+            self._bars.update(stage, done, total, text)
             return
         step = max(1, total // 10)
         if done == total or done - self._last.get(stage, -step) >= step:
@@ -551,8 +545,8 @@ class _Reporter:
         self._update("plain reference rounds", done, self.rounds, f"acc {metrics.accuracy:.3f}")
 
     def note(self, text: str) -> None:
-        if self._bar is not None:
-            self._bar.console.print(text, highlight=False, markup=False)
+        if self._bars is not None:
+            self._bars.print(text)
         else:
             print(text, file=self.stream, flush=True)
 

@@ -94,3 +94,30 @@ def test_the_bar_writes_to_its_stream():
     with ProgressBar(2, stream=stream) as bar:
         bar.setup("key agreement", 6, 6)
     assert "key agreement" in stream.getvalue() and "6/6" in stream.getvalue()
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_the_cli_reporter_draws_the_same_bars_on_a_terminal_and_lines_elsewhere():
+    from types import SimpleNamespace
+
+    from ssddl.cli import _Reporter
+
+    for stream in (_Terminal(), io.StringIO()):
+        with _Reporter(stream, enabled=True, rounds=2, label="prg") as reporter:
+            reporter.before_setup = "setting up"
+            reporter.setup("key agreement", 3, 3)
+            reporter.round(SimpleNamespace(round=1, accuracy=0.5))
+            reporter.note("a note [not markup]")
+        text = stream.getvalue()
+        assert "setting up" in text and "a note [not markup]" in text
+        assert "key agreement" in text and "3/3" in text
+        assert "prg rounds" in text and "2/2" in text and "acc 0.500" in text
+        assert reporter.live is isinstance(stream, _Terminal)
+    quiet = io.StringIO()
+    with _Reporter(quiet, enabled=False, rounds=2, label="prg") as reporter:
+        reporter.setup("key agreement", 3, 3)
+    assert quiet.getvalue() == ""

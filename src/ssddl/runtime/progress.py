@@ -15,18 +15,17 @@ SetupReport = Callable[[str, int, int], None]
 RoundReport = Callable[["RoundMetrics"], None]
 
 
-class ProgressBar:
-    """Setup stages and rounds as bars on ``stream`` (stderr by default); use it as a
-    context manager and pass :meth:`setup` and :meth:`round` as the callbacks."""
+class StageBars:
+    """The project's live bar (:func:`rich_bar`) on ``stream`` with one task per stage: the
+    first :meth:`update` of a stage adds its task. A context manager; outside it, updates do
+    nothing and :meth:`print` writes plain lines."""
 
-    def __init__(self, rounds: int, *, label: str = "rounds", stream: TextIO | None = None):
-        self.rounds = rounds
-        self.label = label
-        self.stream = stream if stream is not None else sys.stderr
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
         self._bar: Any = None
         self._tasks: dict[str, Any] = {}
 
-    def __enter__(self) -> ProgressBar:
+    def __enter__(self) -> StageBars:
         self._bar = rich_bar(self.stream)
         self._bar.__enter__()
         return self
@@ -36,13 +35,48 @@ class ProgressBar:
             self._bar.__exit__(None, None, None)
             self._bar = None
 
-    def _update(self, stage: str, done: int, total: int, text: str = "") -> None:
+    def update(self, stage: str, done: int, total: int, text: str = "") -> None:
         if self._bar is None:
             return
         task = self._tasks.get(stage)
         if task is None:
             task = self._tasks[stage] = self._bar.add_task(text, total=total, stage=stage)
         self._bar.update(task, completed=done, total=total, description=text)
+
+    def print(self, text: str) -> None:
+        """``text`` above the bars (as it is: no markup), or a plain line without them."""
+        if self._bar is None:
+            print(text, file=self.stream, flush=True)
+        else:
+            self._bar.console.print(text, highlight=False, markup=False)
+
+    def completed(self) -> dict[str, tuple[float, float | None]]:
+        """Each stage: (completed, total), what its bar shows (empty outside the context)."""
+        if self._bar is None:
+            return {}
+        tasks = {t.id: t for t in self._bar.tasks}
+        return {s: (tasks[i].completed, tasks[i].total) for s, i in self._tasks.items()}
+
+
+class ProgressBar:
+    """Setup stages and rounds as bars on ``stream`` (stderr by default); use it as a
+    context manager and pass :meth:`setup` and :meth:`round` as the callbacks."""
+
+    def __init__(self, rounds: int, *, label: str = "rounds", stream: TextIO | None = None):
+        self.rounds = rounds
+        self.label = label
+        self.stream = stream if stream is not None else sys.stderr
+        self._bars = StageBars(self.stream)
+
+    def __enter__(self) -> ProgressBar:
+        self._bars.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._bars.__exit__()
+
+    def _update(self, stage: str, done: int, total: int, text: str = "") -> None:
+        self._bars.update(stage, done, total, text)
 
     def setup(self, stage: str, done: int, total: int) -> None:
         self._update(stage, done, total)
@@ -52,10 +86,7 @@ class ProgressBar:
 
     def completed(self) -> dict[str, tuple[float, float | None]]:
         """Each bar's stage: (completed, total) — what the bar shows, for tests."""
-        if self._bar is None:
-            return {}
-        tasks = {t.id: t for t in self._bar.tasks}
-        return {s: (tasks[i].completed, tasks[i].total) for s, i in self._tasks.items()}
+        return self._bars.completed()
 
     def chain(
         self, on_setup: SetupReport | None, on_round: RoundReport | None
