@@ -159,6 +159,13 @@ def hadamard(values: np.ndarray) -> np.ndarray:
 
         _kernels.hadamard_inplace(out)
         return out
+    _hadamard_passes(out)
+    return out
+
+
+def _hadamard_passes(out: np.ndarray) -> None:
+    """The fast transform in numpy, in place: level by level over the whole array,
+    ``(a, b) -> (a + b, a - b)`` (the reference the compiled kernel matches bit for bit)."""
     half = 1
     while half < out.size:
         pairs = out.reshape(-1, 2, half)
@@ -166,7 +173,6 @@ def hadamard(values: np.ndarray) -> np.ndarray:
         pairs[:, 0, :] += pairs[:, 1, :]
         np.subtract(left, pairs[:, 1, :], out=pairs[:, 1, :])
         half *= 2
-    return out
 
 
 _KERNEL_DTYPES = (np.dtype(np.float64), np.dtype(np.int64))
