@@ -150,7 +150,7 @@ _SS_PID = re.compile(r"pid=(\d+)")
 def listening_sockets() -> list[tuple[str, set[int]]]:
     """(local address:port, pids) of every listening TCP socket this user can see (``ss``)."""
     out = subprocess.run(
-        ["ss", "-ltnpH"], capture_output=True, text=True, check=True, timeout=10
+        ["ss", "-ltnpH"], capture_output=True, text=True, check=True, timeout=600
     ).stdout
     rows = []
     for line in out.splitlines():

@@ -2,14 +2,13 @@
 like Flower's (message ids assigned on push, replies pulled by reply_to id, SuperLink-made
 error replies from node id 1). No Flower processes: these run in well under a second.
 
-The grid answers synchronously, at push time, so the short ``timeout`` values below never
-race a reply, however busy the machine: a timeout only bounds the wait for a node that is
-silent by construction (``grid.silent``), which is the behaviour under test."""
+The grid answers synchronously, at push time, and every timeout is a generous 600 s: a reply
+is never raced. A silent node (``grid.silent``) is reported missing without waiting, and the
+pull loop's wait for an unanswered message runs on simulated time (``SimulatedClock``)."""
 
 from __future__ import annotations
 
 import struct
-import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -90,7 +89,7 @@ class FakeGrid:
 
 def make(handler: Any = counter, nodes: dict[int, int] = NODES) -> tuple[FakeGrid, FlowerExchange]:
     grid = FakeGrid(frame_query(handler), set(nodes.values()))
-    return grid, FlowerExchange(grid, nodes, default_timeout=5.0)
+    return grid, FlowerExchange(grid, nodes, default_timeout=600.0)
 
 
 def value(v: int) -> bytes:
@@ -102,7 +101,7 @@ def test_state_persists_and_replies_come_from_the_mapped_node() -> None:
     for batch in range(3):
         frames = [Frame(0, p, value(10 * batch + p)) for p in NODES]
         frames.append(Frame(0, 3, value(1000)))  # two frames for node 3 in one batch
-        replies = ex.send_and_receive(frames, timeout=2.0)
+        replies = ex.send_and_receive(frames, timeout=600.0)
         assert len(replies) == 6
         by_sender: dict[int, list[bytes]] = {}
         for f in replies:
@@ -115,7 +114,7 @@ def test_state_persists_and_replies_come_from_the_mapped_node() -> None:
             extra = 1000 * (batch + 1) if pid == 3 else 0
             assert count == (batch + 1) * (2 if pid == 3 else 1)
             assert total == sum(10 * b + pid for b in range(batch + 1)) + extra
-    assert grid.timeouts == [2.0, 2.0, 2.0]
+    assert grid.timeouts == [600.0, 600.0, 600.0]
     assert ex.last_batch is not None and ex.last_batch.missing == ()
     # one Flower message per node per batch, frame payload bytes counted both ways
     # (a reply is 24 bytes: 16 of summary + 8 of node id; a value frame is 8 bytes)
@@ -127,19 +126,19 @@ def test_state_persists_and_replies_come_from_the_mapped_node() -> None:
 def test_no_timeout_means_the_default_never_forever() -> None:
     grid, ex = make()
     ex.send_and_receive([Frame(0, 1, value(1))], timeout=None)
-    assert grid.timeouts == [5.0]
+    assert grid.timeouts == [600.0]
     assert ex.send_and_receive([], timeout=None) == []
-    assert grid.timeouts == [5.0]  # an empty batch does not touch the grid
+    assert grid.timeouts == [600.0]  # an empty batch does not touch the grid
 
 
 def test_silent_node_is_missing_and_next_batch_proceeds() -> None:
     grid, ex = make()
     grid.silent = {NODES[2]}
-    replies = ex.send_and_receive([Frame(0, p, value(p)) for p in NODES], timeout=1.0)
+    replies = ex.send_and_receive([Frame(0, p, value(p)) for p in NODES], timeout=600.0)
     assert {f.sender for f in replies} == {1, 3}
     assert ex.last_batch is not None and ex.last_batch.missing == (2,)
     grid.silent = set()
-    replies = ex.send_and_receive([Frame(0, p, value(p)) for p in NODES], timeout=1.0)
+    replies = ex.send_and_receive([Frame(0, p, value(p)) for p in NODES], timeout=600.0)
     assert {f.sender for f in replies} == {1, 2, 3}
     counts = {f.sender: STATE.unpack(f.data)[0] for f in replies if len(f.data) == 16}
     assert counts == {1: 2, 2: 1, 3: 2}
@@ -147,8 +146,8 @@ def test_silent_node_is_missing_and_next_batch_proceeds() -> None:
 
 def test_handler_errors_become_error_replies_without_payload_and_keep_state() -> None:
     grid, ex = make()
-    ex.send_and_receive([Frame(0, 1, value(5))], timeout=1.0)
-    replies = ex.send_and_receive([Frame(0, 1, b"reject"), Frame(0, 2, b"crash")], timeout=1.0)
+    ex.send_and_receive([Frame(0, 1, value(5))], timeout=600.0)
+    replies = ex.send_and_receive([Frame(0, 1, b"reject"), Frame(0, 2, b"crash")], timeout=600.0)
     assert replies == []
     assert ex.last_batch is not None and ex.last_batch.rejected == (1, 2)
     (r1, r2) = ex.errors
@@ -190,7 +189,7 @@ def test_bad_replies_are_dropped_and_counted() -> None:
 
     grid.extra.append(forged)
     grid.silent = {NODES[2], NODES[3]}
-    replies = ex.send_and_receive([Frame(0, p, value(p)) for p in NODES], timeout=1.0)
+    replies = ex.send_and_receive([Frame(0, p, value(p)) for p in NODES], timeout=600.0)
     assert [f.sender for f in replies] == [1, 1]  # node 1's genuine answer only
     assert b"x" not in {f.data for f in replies}
     assert ex.dropped == {"duplicate": 1, "unmatched": 1, "unknown_node": 1,
@@ -208,7 +207,7 @@ def test_superlink_error_reply_is_a_rejection_for_the_target() -> None:
         return [err]
 
     grid.extra.append(offline)
-    ex.send_and_receive([Frame(0, p, value(p)) for p in NODES], timeout=1.0)
+    ex.send_and_receive([Frame(0, p, value(p)) for p in NODES], timeout=600.0)
     assert ex.errors[-1].participant == 3 and ex.errors[-1].code == 5
     assert ex.last_batch is not None and ex.last_batch.rejected == (3,)
 
@@ -216,7 +215,7 @@ def test_superlink_error_reply_is_a_rejection_for_the_target() -> None:
 def test_malformed_reply_content_is_a_rejection() -> None:
     grid = FakeGrid(lambda m, c: Message(RecordDict(), reply_to=m), {9001})
     ex = FlowerExchange(grid, {1: 9001})
-    assert ex.send_and_receive([Frame(0, 1, b"a")], timeout=1.0) == []
+    assert ex.send_and_receive([Frame(0, 1, b"a")], timeout=600.0) == []
     assert ex.errors[0].code == ERROR_MALFORMED
 
 
@@ -225,7 +224,7 @@ def test_ssddl_frames_are_counted_by_kind() -> None:
     ex = FlowerExchange(grid, {1: 9001})
     data = SessionEnd(session_id=bytes(16), rounds=3).encode()
     assert frame_kind(data) == "session_end"
-    ex.send_and_receive([Frame(0, 1, data)], timeout=1.0)
+    ex.send_and_receive([Frame(0, 1, data)], timeout=600.0)
     assert ex.bytes_by_kind() == {"session_end": {"up": len(data), "down": len(data)}}
 
 
@@ -305,20 +304,38 @@ def test_invalid_signature_text_reaches_the_server() -> None:
         raise InvalidSignature("key advert of participant 2 does not verify")
 
     _, ex = make(picky)
-    ex.send_and_receive([Frame(0, 2, b"a")], timeout=1.0)
+    ex.send_and_receive([Frame(0, 2, b"a")], timeout=600.0)
     assert ex.errors[0].reason == ("InvalidSignature: key advert of participant 2 does not verify")
+
+
+class SimulatedClock:
+    """The exchange's time, moved only by its own waits: a test that waits out a deadline
+    takes no wall time and cannot be cut short by a busy machine."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.waits: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        self.now += seconds
 
 
 def test_poll_interval_pulls_until_the_timeout_and_labels_the_round() -> None:
     grid = FakeGrid(frame_query(counter), set(NODES.values()))
-    ex = FlowerExchange(grid, NODES, poll_interval=0.05)
-    started = time.monotonic()
+    clock = SimulatedClock()
+    ex = FlowerExchange(grid, NODES, poll_interval=5.0, clock=clock, sleep=clock.sleep)
     replies = ex.send_and_receive(
-        [Frame(0, p, value(p)) for p in NODES], timeout=0.3, round_number=4
+        [Frame(0, p, value(p)) for p in NODES], timeout=600.0, round_number=4
     )
-    assert 0.25 <= time.monotonic() - started < 2.0  # one message id never answers
+    assert clock.now == 600.0  # one message id never answers: the whole timeout is waited
+    assert clock.waits == [5.0] * 120 and grid.pulls == 121  # a pull per interval, and one
+    assert ex.last_batch is not None and ex.last_batch.seconds == 600.0
     assert sorted({f.sender for f in replies}) == [1, 2, 3]
-    assert grid.sent_groups == ["4", "4", "4"] and grid.pulls >= 3
+    assert grid.sent_groups == ["4", "4", "4"]
 
 
 def test_error_replies_reach_the_driver_as_rejections() -> None:
@@ -326,7 +343,7 @@ def test_error_replies_reach_the_driver_as_rejections() -> None:
 
     _, ex = make()
     ex.send_and_receive(
-        [Frame(0, 1, b"reject"), Frame(0, 2, b"crash")], timeout=1.0, round_number=2
+        [Frame(0, 1, b"reject"), Frame(0, 2, b"crash")], timeout=600.0, round_number=2
     )
     assert ex.rejections == [
         Rejection(2, 1, 0, "opaque", "ProtocolError", "refused frame 'reject'"),

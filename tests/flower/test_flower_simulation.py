@@ -56,7 +56,7 @@ def sim() -> Iterator[SimOutcome]:
         for pid in {proc.pid, *pids_with_marker(str(root))}:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-        proc.wait(timeout=120)
+        proc.wait(timeout=600)
     events = [json.loads(x) for x in result.read_text().splitlines()] if result.exists() else []
     outcome = SimOutcome(rc, events, addresses, left, log.read_text(errors="replace"))
     shutil.rmtree(root, ignore_errors=True)

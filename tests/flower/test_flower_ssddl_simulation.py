@@ -70,7 +70,7 @@ def sim() -> Iterator[SimOutcome]:
         for pid in {proc.pid, *pids_with_marker(str(root))}:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-        proc.wait(timeout=120)
+        proc.wait(timeout=600)
     record = root / "record"
     weights = [np.load(p) for p in sorted(record.glob("round-*.npy"))]
     result = (

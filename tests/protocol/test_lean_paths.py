@@ -125,7 +125,7 @@ def test_a_message_to_many_recipients_is_encoded_once(monkeypatch):
     session.driver.init()
     server = session.driver.server
     exchange = CountingExchange()
-    driver = Driver(server, exchange, timeout=0.0)
+    driver = Driver(server, exchange, timeout=600.0)
     encoded = []
     from ssddl.protocol.messages import RoundStart
 

@@ -114,6 +114,7 @@ class FlowerExchange:
         kind_of: Callable[[bytes], str] = frame_kind,
         clock: Callable[[], float] = time.monotonic,
         poll_interval: float | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         try:
             self.message_type = check_message_type(message_type)
@@ -137,6 +138,7 @@ class FlowerExchange:
         self._pid_of = {nid: pid for pid, nid in self._node_of.items()}
         self._kind_of = kind_of
         self._clock = clock
+        self._sleep = sleep  # with ``clock``, the time the pull loop waits on (a test's own)
         self._batches = 0
         #: Every error reply so far, in arrival order (Flower's code and reason).
         self.errors: list[ErrorReply] = []
@@ -240,7 +242,7 @@ class FlowerExchange:
             pending -= {m.metadata.reply_to_message_id for m in pulled}
             if not pending or self._clock() >= deadline:
                 return replies
-            time.sleep(min(interval, max(0.0, deadline - self._clock())))
+            self._sleep(min(interval, max(0.0, deadline - self._clock())))
 
     def _refused(self, pid: int, code: int, reason: str) -> None:
         """Record an error reply, for Flower (code) and for the Driver (error class)."""
